@@ -1,0 +1,55 @@
+"""The ``exoimage`` command line.
+
+Each sub-command lives in its own module of this package with two functions:
+``add_parser(subparsers)`` and ``run(args) -> int``. The commands only find
+inputs, call the library's pipelines and write outputs; they hold no image
+processing of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+
+#: sub-command modules, in the order ``--help`` lists them
+COMMANDS = ["tem", "blot", "calibrate", "run", "simulate"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exoimage",
+        description="Numbers from extracellular-vesicle images: TEM vesicle sizing and "
+                    "Western blot densitometry.",
+    )
+    parser.add_argument("--version", action="version", version=f"exoimage {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__name__}.{name}":
+                continue  # command not built yet
+            raise
+        p = mod.add_parser(sub)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("exoimage: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
