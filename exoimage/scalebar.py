@@ -1,0 +1,744 @@
+"""Calibration from scale bars burned into the pixels.
+
+Many micrographs reach the analyst as JPEG/PNG/TIFF exports whose only
+calibration is a bar drawn into the image with a label such as ``500 nm``,
+``0.2 µm`` or ``1 um``, either directly over the image or inside a black or
+white databar strip along the bottom (or top) edge.
+
+* :func:`find_scale_bar` finds the bar geometrically and measures its length
+  to the pixel, then reads its label with Tesseract OCR.
+* :func:`annotation_mask` marks the bar, its label and any databar strip so
+  that image analyses can ignore them.
+* :func:`calibrate_from_scale_bar` fills an :class:`~exoimage.io.Image`'s pixel
+  size from the bar when nothing better is known.
+
+How the bar is found
+--------------------
+The image is normalised to 0..1 by its own minimum and maximum. For each
+polarity, the pixels within 0.12 of the extreme (black bars near 0, white bars
+near 1) are kept, a horizontal opening removes everything with runs shorter
+than ~1.5 % of the image width (text strokes, noise), and each remaining
+connected component is examined row by row: the *bar rows* are those whose
+longest run is at least 85 % of the component's longest run; their median left
+and right ends give the bar. A candidate must be thin (length >= 5 x
+thickness), rectangular (ends agree between rows), uniform, in contrast with
+the rows just above and below it, not touching the left/right image border
+and shorter than 97 % of the width. End caps/ticks do not change the result:
+they are removed by the opening, and the length is measured along the bar
+rows, i.e. **from the outer edge of one end to the outer edge of the other**.
+The length is refined to sub-pixel precision from the partial coverage of the
+end pixels (anti-aliased or JPEG-softened ends).
+
+Boxes are ``(row0, col0, row1, col1)`` with exclusive ``row1``/``col1``, like
+Python slices; a solid bar covering columns 192..992 has ``length_px = 801``.
+
+Only horizontal bars are detected; bars must be close to the darkest or the
+brightest value in the image (burned-in bars are practically always pure black
+or pure white).
+
+How the label is read
+---------------------
+Text components of the bar's colour near the bar are grouped into lines; the
+candidate lines above, below, right and left of the bar are tried nearest
+first. Each line is cut out with the bar and everything else blanked, turned
+into dark text on white, rescaled to ~48 px text height and read by Tesseract
+(``--psm 7``) restricted to ``0123456789.,`` and the unit letters
+``n m u µ μ p A Å``. Accepted units: nm, µm (written ``µm``, ``μm`` or
+``um``), Å (``A`` is read as Å), mm. Decimal points and commas are both
+decimal separators (``0,2 µm`` = 0.2 µm).
+
+OCR confusions of µ: Tesseract's English model has no reliable µ, it reads it
+as ``u``, ``p``, ``y`` or ``j``; all of ``um``, ``pm``, ``ym``, ``jm`` are
+therefore taken as **micrometres**. Picometre scale bars do not occur on
+TEM/SEM micrographs (a 1 pm bar is 1/100 of an atom), so ``pm`` is never read
+as picometres.
+
+OCR is optional: without ``pytesseract`` (``pip install 'exoimage[ocr]'``)
+and the ``tesseract`` program (``apt-get install tesseract-ocr``) this module
+still imports, ``find_scale_bar(..., ocr=False)`` and :func:`annotation_mask`
+work, and ``find_scale_bar(..., ocr=True)`` raises :class:`OCRUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+
+import numpy as np
+
+try:  # optional extra
+    import pytesseract as _pytesseract
+except ImportError:  # pragma: no cover - exercised via monkeypatch in tests
+    _pytesseract = None
+
+__all__ = [
+    "ScaleBar",
+    "OCRUnavailableError",
+    "find_scale_bar",
+    "annotation_mask",
+    "calibrate_from_scale_bar",
+    "parse_label",
+    "ocr_available",
+    "LOW_CONFIDENCE",
+    "DISAGREEMENT_TOLERANCE",
+]
+
+#: below this confidence a scale-bar calibration gets a warning
+LOW_CONFIDENCE = 0.5
+#: relative difference between bar and metadata pixel size that gets a warning
+DISAGREEMENT_TOLERANCE = 0.02
+
+OCR_INSTALL_HINT = ("reading scale-bar labels needs OCR: pip install 'exoimage[ocr]' "
+                    "and apt-get install tesseract-ocr")
+
+_WHITELIST = "0123456789.,nmuµμpAÅ"
+_UNIT_NM = {"nm": 1.0, "µm": 1e3, "mm": 1e6, "Å": 0.1}
+
+
+class OCRUnavailableError(RuntimeError):
+    """pytesseract or the tesseract program is missing."""
+
+
+@dataclass
+class ScaleBar:
+    """A scale bar found in an image.
+
+    Boxes are ``(row0, col0, row1, col1)``, end-exclusive.
+    ``value``/``unit``/``nm_per_px`` are None when the label was not read
+    (``ocr=False``, or OCR failed; then ``label_text`` holds what OCR saw).
+    ``unit`` is one of ``'nm'``, ``'µm'``, ``'Å'``, ``'mm'``.
+    """
+
+    length_px: float
+    bar_box: tuple
+    label_text: str | None = None
+    label_box: tuple | None = None
+    value: float | None = None
+    unit: str | None = None
+    nm_per_px: float | None = None
+    confidence: float = 0.0
+    strip_box: tuple | None = None
+    polarity: str = "dark"
+    thickness_px: int = 0
+    geometry_score: float = 0.0
+    ocr_confidence: float | None = None
+    extra_boxes: list = field(default_factory=list)
+
+    @property
+    def length_nm(self) -> float | None:
+        if self.value is None or self.unit is None:
+            return None
+        return self.value * _UNIT_NM[self.unit]
+
+
+# --------------------------------------------------------------------------
+# OCR availability
+
+
+def ocr_available() -> bool:
+    """True when both pytesseract and the tesseract program can be used."""
+    if _pytesseract is None:
+        return False
+    cmd = getattr(getattr(_pytesseract, "pytesseract", None), "tesseract_cmd", "tesseract")
+    return shutil.which(cmd) is not None
+
+
+def _require_ocr():
+    if _pytesseract is None:
+        raise OCRUnavailableError(f"pytesseract is not installed; {OCR_INSTALL_HINT}")
+    if not ocr_available():
+        raise OCRUnavailableError(f"the tesseract program is not installed; {OCR_INSTALL_HINT}")
+
+
+# --------------------------------------------------------------------------
+# Label parsing
+
+_MICRO_ALIASES = ("µm", "μm", "um", "pm", "ym", "jm", "µ", "μ")
+_LABEL_RE = re.compile(r"(\d*[.,]?\d+)(nm|µm|mm|Å)$")
+
+
+def parse_label(text: str):
+    """Parse an OCR'd label into ``(value, unit)`` or ``None``.
+
+    >>> parse_label("0,2 um")
+    (0.2, 'µm')
+    >>> parse_label("500nm")
+    (500.0, 'nm')
+    """
+    if not text:
+        return None
+    t = "".join(str(text).split())  # drop all white space
+    t = t.replace("\u212b", "Å").replace("\u00c5", "Å")
+    t = t.strip(".,")
+    # µ confusions (see module docstring): everything micro-like -> µm
+    for alias in _MICRO_ALIASES:
+        if t.endswith(alias):
+            t = t[: -len(alias)] + "µm"
+            break
+    else:
+        if t.endswith("A"):
+            t = t[:-1] + "Å"
+        elif t.endswith("nnm") or t.endswith("rnn"):  # doubled stroke of 'm'
+            t = t[:-3] + "nm"
+    m = _LABEL_RE.search(t)
+    if not m:
+        return None
+    num = m.group(1).replace(",", ".")
+    # the number must be the whole of what precedes the unit (no stray digits)
+    if m.start() != 0:
+        prefix = t[: m.start()]
+        if any(ch.isdigit() for ch in prefix):
+            return None
+    try:
+        value = float(num)
+    except ValueError:
+        return None
+    if not np.isfinite(value) or value <= 0:
+        return None
+    return value, m.group(2)
+
+
+# --------------------------------------------------------------------------
+# Geometry helpers
+
+
+def _normalise(data: np.ndarray) -> np.ndarray:
+    d = np.asarray(data)
+    if d.ndim == 3 and d.shape[-1] in (3, 4):
+        d = d[..., :3].astype(np.float32).mean(axis=-1)
+    if d.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {d.shape}")
+    d = d.astype(np.float32)
+    finite = np.isfinite(d)
+    if not finite.all():
+        d = np.where(finite, d, np.nanmin(np.where(finite, d, np.inf)))
+    lo, hi = float(d.min()), float(d.max())
+    if hi <= lo:
+        return np.zeros(d.shape, np.float32)
+    return (d - lo) / (hi - lo)
+
+
+_TOL = 0.12
+
+
+def _row_runs(mask_rows: np.ndarray):
+    """For each row of a boolean 2-D array: (start, end_exclusive, length) of its longest run."""
+    h, w = mask_rows.shape
+    pad = np.zeros((h, w + 2), np.int8)
+    pad[:, 1:-1] = mask_rows
+    diff = np.diff(pad, axis=1)
+    starts_out = np.full(h, -1)
+    ends_out = np.full(h, -1)
+    lens = np.zeros(h, int)
+    rs, cs = np.nonzero(diff == 1)
+    re_, ce = np.nonzero(diff == -1)
+    # starts and ends come in matching order row by row
+    if len(rs):
+        ln = ce - cs
+        order = np.lexsort((-ln, rs))
+        rs_o = rs[order]
+        first = np.ones(len(rs_o), bool)
+        first[1:] = rs_o[1:] != rs_o[:-1]
+        idx = order[first]
+        starts_out[rs[idx]] = cs[idx]
+        ends_out[rs[idx]] = ce[idx]
+        lens[rs[idx]] = ln[idx]
+    return starts_out, ends_out, lens
+
+
+@dataclass
+class _Cand:
+    polarity: str
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    length: float
+    thickness: int
+    score: float
+    comp_box: tuple  # bounding box of the (unopened) component incl. caps
+    colour: float
+    bg: float
+
+
+def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
+    import cv2
+
+    H, W = n.shape
+    kmin = int(max(11, round(0.015 * W))) | 1  # odd: an even opening kernel shifts by 1 px
+    out = []
+    for polarity in ("dark", "bright"):
+        colour = 0.0 if polarity == "dark" else 1.0
+        raw = (n <= _TOL) if polarity == "dark" else (n >= 1 - _TOL)
+        raw8 = raw.astype(np.uint8)
+        opened = cv2.morphologyEx(raw8, cv2.MORPH_OPEN, np.ones((1, kmin), np.uint8))
+        if not opened.any():
+            continue
+        nlab, lab, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+        rawlab = None
+        for i in range(1, nlab):
+            x, y, w, h, area = stats[i]
+            if w < kmin or w >= 0.97 * W:
+                continue
+            if area < kmin:
+                continue
+            sub = lab[y:y + h, x:x + w] == i
+            st, en, ln = _row_runs(sub)
+            lmax = ln.max()
+            if lmax < kmin:
+                continue
+            rows = np.nonzero(ln >= 0.85 * lmax)[0]
+            # largest contiguous block of bar rows
+            if len(rows) > 1:
+                breaks = np.nonzero(np.diff(rows) > 1)[0]
+                blocks = np.split(rows, breaks + 1)
+                rows = max(blocks, key=lambda b: (len(b), ln[b].sum()))
+            t = len(rows)
+            c0 = int(np.median(st[rows])) + x
+            c1 = int(np.median(en[rows])) + x
+            L = c1 - c0
+            if L < kmin or t * 5 > L:
+                continue
+            if c0 <= 0 or c1 >= W:
+                continue
+            r0, r1 = int(rows[0]) + y, int(rows[-1]) + y + 1
+            if r0 <= 0 or r1 >= H:
+                continue
+            # rectangularity: ends agree between rows
+            end_dev = float(np.mean(np.abs(st[rows] + x - c0)) + np.mean(np.abs(en[rows] + x - c1))) / 2
+            s_rect = float(np.clip(1.0 - (end_dev - 0.5) / 2.0, 0, 1))
+            # uniformity inside the bar
+            inner = n[r0:r1, c0:c1]
+            if t >= 3:
+                inner = n[r0 + 1:r1 - 1, c0 + 1:c1 - 1]
+            s_uni = float(np.clip(1.0 - (float(inner.std()) - 0.04) / 0.1, 0, 1))
+            bar_val = float(np.median(inner))
+            # contrast with the rows just above and below (2 px away)
+            above = n[max(0, r0 - 3):r0, c0:c1]
+            below = n[r1:min(H, r1 + 3), c0:c1]
+            ca = abs(float(np.median(above[0 if above.shape[0] < 3 else 1])) - bar_val) if above.size else 0
+            cb = abs(float(np.median(below[-1 if below.shape[0] < 3 else 1])) - bar_val) if below.size else 0
+            s_con = float(np.clip((min(ca, cb) - 0.15) / 0.3, 0, 1))
+            score = min(s_rect, s_uni, s_con)
+            if score <= 0.05:
+                continue
+            # component of the unopened mask touching the bar (end caps)
+            if rawlab is None:
+                _, rawlab = cv2.connectedComponents(raw8, connectivity=8)
+            rid = rawlab[(r0 + r1) // 2, (c0 + c1) // 2]
+            cb_box = (r0, c0, r1, c1)
+            if rid:
+                win = rawlab[max(0, r0 - L // 4):min(H, r1 + L // 4), c0:c1]
+                rr, cc = np.nonzero(win == rid)
+                if len(rr):
+                    oy = max(0, r0 - L // 4)
+                    cb_box = (int(min(rr.min() + oy, r0)), c0, int(max(rr.max() + oy + 1, r1)), c1)
+            # background next to the ends (outline or image)
+            bg_left = n[r0:r1, max(0, c0 - 4):max(0, c0 - 2)]
+            bg_right = n[r0:r1, min(W, c1 + 2):min(W, c1 + 4)]
+            bgs = [float(np.median(b)) for b in (bg_left, bg_right) if b.size]
+            bg = float(np.mean(bgs)) if bgs else 1 - colour
+            length = _subpixel_length(n, r0, r1, c0, c1, bar_val)
+            out.append(_Cand(polarity, r0, r1, c0, c1, length, t, score, cb_box, bar_val, bg))
+    out.sort(key=lambda c: (c.score > 0.5, c.length * c.score), reverse=True)
+    return out[:max_candidates]
+
+
+def _subpixel_length(n, r0, r1, c0, c1, bar_val) -> float:
+    """Bar length from the coverage of the pixels around each end."""
+    H, W = n.shape
+    rows = slice(r0 + 1, r1 - 1) if (r1 - r0) >= 3 else slice(r0, r1)
+    prof = n[rows, max(0, c0 - 4):min(W, c1 + 4)].mean(axis=0)
+    off = max(0, c0 - 4)
+    total = float(c1 - c0)
+
+    def cov(v, bg):
+        den = bg - bar_val
+        if abs(den) < 0.2:
+            return None
+        return float(np.clip((bg - v) / den, 0, 1))
+
+    # left end: columns c0-1 (outside) and c0 (inside); background 3..4 px out
+    for side in ("left", "right"):
+        if side == "left":
+            if c0 - 4 < 0:
+                continue
+            bg = float(np.median(prof[0:2]))
+            out_px, in_px = c0 - 1 - off, c0 - off
+        else:
+            if c1 + 4 > W:
+                continue
+            bg = float(np.median(prof[-2:]))
+            out_px, in_px = c1 - off, c1 - 1 - off
+        a = cov(prof[out_px], bg)
+        b = cov(prof[in_px], bg)
+        if a is None or b is None:
+            continue
+        total += a - (1.0 - b)
+    return total
+
+
+# --------------------------------------------------------------------------
+# Databar strips
+
+
+def _find_strip(n: np.ndarray):
+    """Return ``(row0, 0, row1, W)`` of a black or white databar strip along the bottom/top, or None."""
+    H, W = n.shape
+    best = None
+    for colour in (0.0, 1.0):
+        near = (np.abs(n - colour) <= _TOL).mean(axis=1)
+        for edge in ("bottom", "top"):
+            prof = near[::-1] if edge == "bottom" else near
+            if prof[0] < 0.5:
+                continue
+            # walk inward while rows are mostly strip-coloured, allowing text rows
+            limit = int(0.4 * H)
+            last_clean = -1
+            for i in range(limit):
+                if prof[i] >= 0.97:
+                    last_clean = i
+                if prof[i] < 0.35:
+                    break
+            else:
+                continue
+            hgt = last_clean + 1
+            if hgt < 8 or hgt >= limit:
+                continue
+            # sharp edge: the rows just beyond are image, not strip
+            beyond = prof[hgt:hgt + 3]
+            if len(beyond) == 0 or beyond.max() > 0.6:
+                continue
+            body = prof[:hgt]
+            if body.mean() < 0.6:
+                continue
+            box = (H - hgt, 0, H, W) if edge == "bottom" else (0, 0, hgt, W)
+            if best is None or hgt > best[2] - best[0]:
+                best = box
+    return best
+
+
+# --------------------------------------------------------------------------
+# Label lines
+
+
+@dataclass
+class _Line:
+    box: tuple  # r0, c0, r1, c1
+    comps: list  # component boxes
+    where: str
+    distance: float
+
+
+def _label_lines(n: np.ndarray, bar: _Cand) -> list:
+    """Candidate text lines next to the bar, nearest first."""
+    import cv2
+
+    H, W = n.shape
+    L = bar.c1 - bar.c0
+    reach = int(max(40, 0.6 * L))
+    wr0, wr1 = max(0, bar.r0 - reach), min(H, bar.r1 + reach)
+    wc0, wc1 = max(0, bar.c0 - reach), min(W, bar.c1 + int(1.5 * reach))
+    win = n[wr0:wr1, wc0:wc1]
+    bg = bar.bg if abs(bar.bg - bar.colour) > 0.2 else 1.0 - bar.colour
+    thr = 0.5 * abs(bg - bar.colour)
+    text = (np.abs(win - bar.colour) < thr).astype(np.uint8)
+    # blank the bar and its caps (with a 1 px margin)
+    cr0, cc0, cr1, cc1 = bar.comp_box
+    text[max(0, cr0 - 1 - wr0):cr1 + 1 - wr0, max(0, cc0 - 1 - wc0):cc1 + 1 - wc0] = 0
+    nlab, lab, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
+    comps = []
+    for i in range(1, nlab):
+        x, y, w, h, area = stats[i]
+        if h < 5 or area < 12 or h > reach or w > 1.2 * L + 20:
+            continue
+        if area > 0.9 * w * h and w > 3 * h:  # solid bars/strip edges are not glyphs
+            continue
+        comps.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0))
+    if not comps:
+        return []
+    lines = []
+    for where in ("above", "below", "right", "left"):
+        if where == "above":
+            cand = [c for c in comps if c[2] <= bar.r0 and c[3] > bar.c0 - 0.3 * L and c[1] < bar.c1 + 0.3 * L]
+            key = lambda c: bar.r0 - c[2]  # noqa: E731
+        elif where == "below":
+            cand = [c for c in comps if c[0] >= bar.r1 and c[3] > bar.c0 - 0.3 * L and c[1] < bar.c1 + 0.3 * L]
+            key = lambda c: c[0] - bar.r1  # noqa: E731
+        elif where == "right":
+            mid = (bar.r0 + bar.r1) / 2
+            cand = [c for c in comps if c[1] >= bar.c1 and c[0] <= mid + 2 * bar.thickness and c[2] >= mid - 2 * bar.thickness]
+            key = lambda c: c[1] - bar.c1  # noqa: E731
+        else:
+            mid = (bar.r0 + bar.r1) / 2
+            cand = [c for c in comps if c[3] <= bar.c0 and c[0] <= mid + 2 * bar.thickness and c[2] >= mid - 2 * bar.thickness]
+            key = lambda c: bar.c0 - c[3]  # noqa: E731
+        if not cand:
+            continue
+        # seed: the nearest reasonably tall component
+        hs = np.array([c[2] - c[0] for c in cand])
+        hmax = hs.max()
+        cand_tall = [c for c in cand if (c[2] - c[0]) >= 0.5 * hmax]
+        seed = min(cand_tall, key=key)
+        line = _grow_line(seed, comps)
+        r0 = min(c[0] for c in line)
+        r1 = max(c[2] for c in line)
+        c0 = min(c[1] for c in line)
+        c1 = max(c[3] for c in line)
+        h = r1 - r0
+        dist = key((r0, c0, r1, c1)) / max(h, 1)
+        if dist > 3.0:
+            continue
+        lines.append(_Line((r0, c0, r1, c1), line, where, dist))
+    lines.sort(key=lambda ln: ln.distance)
+    return lines
+
+
+def _grow_line(seed, comps):
+    """Components on the same text line as ``seed``, chained by small horizontal gaps."""
+    line = [seed]
+    changed = True
+    while changed:
+        changed = False
+        r0 = min(c[0] for c in line)
+        r1 = max(c[2] for c in line)
+        h = r1 - r0
+        c0 = min(c[1] for c in line)
+        c1 = max(c[3] for c in line)
+        for c in comps:
+            if c in line:
+                continue
+            ov = min(r1, c[2]) - max(r0, c[0])
+            ch = c[2] - c[0]
+            if ov < 0.5 * min(h, ch) or ch > 1.6 * h:
+                continue
+            gap = max(c[1] - c1, c0 - c[3], 0)
+            if gap <= 1.6 * h:
+                line.append(c)
+                changed = True
+    return line
+
+
+# --------------------------------------------------------------------------
+# OCR
+
+
+def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
+    """OCR one label line; returns (text, confidence 0..1)."""
+    import cv2
+
+    H, W = n.shape
+    r0, c0, r1, c1 = line.box
+    h = r1 - r0
+    m = max(2, int(0.25 * h))
+    R0, C0, R1, C1 = max(0, r0 - m), max(0, c0 - m), min(H, r1 + m), min(W, c1 + m)
+    crop = n[R0:R1, C0:C1].astype(np.float32)
+    keep = np.zeros(crop.shape, bool)
+    for (a, b, c, d) in line.comps:
+        keep[max(0, a - 2 - R0):c + 2 - R0, max(0, b - 2 - C0):d + 2 - C0] = True
+    # text dark on white
+    if bar.colour > 0.5:
+        crop = 1.0 - crop
+    bgv = 1.0
+    crop = np.where(keep, crop, bgv)
+    # blank the bar itself should it reach into the crop
+    br0, bc0, br1, bc1 = bar.comp_box
+    crop[max(0, br0 - 1 - R0):max(0, br1 + 1 - R0), max(0, bc0 - 1 - C0):max(0, bc1 + 1 - C0)] = bgv
+    # stretch: text core -> 0, background -> 1
+    lo, hi = float(np.percentile(crop, 1)), float(np.percentile(crop, 99.5))
+    if hi - lo > 0.05:
+        crop = np.clip((crop - lo) / (hi - lo), 0, 1)
+    img8 = (crop * 255).astype(np.uint8)
+    scale = 48.0 / max(h, 1)
+    if abs(scale - 1) > 0.1:
+        interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
+        img8 = cv2.resize(img8, None, fx=scale, fy=scale, interpolation=interp)
+    img8 = cv2.copyMakeBorder(img8, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
+    # Primary read restricted to the label alphabet; a second, unrestricted
+    # read is the cross-check behind the confidence (Tesseract's own word
+    # confidence is unreliable with a whitelist: often 0 for a perfect read).
+    text = _tesseract(img8, f"--psm 7 -c tessedit_char_whitelist={_WHITELIST}")
+    check = _tesseract(img8, "--psm 7")
+    p1, p2 = parse_label(text), parse_label(check)
+    if p1 and p2:
+        conf = 0.95 if _same(p1, p2) else 0.35
+    elif p1:
+        conf = 0.7
+    elif p2:
+        text, conf = check, 0.6
+    else:
+        conf = 0.0
+    return text, conf
+
+
+def _same(a, b) -> bool:
+    return a[1] == b[1] and abs(a[0] - b[0]) <= 1e-9 * max(a[0], b[0])
+
+
+def _tesseract(img8, cfg) -> str:
+    d = _pytesseract.image_to_data(img8, config=cfg, output_type=_pytesseract.Output.DICT)
+    return " ".join(str(w).strip() for w in d.get("text", []) if str(w).strip())
+
+
+# --------------------------------------------------------------------------
+# Public API
+
+
+def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
+    """Find a burned-in scale bar and (with ``ocr=True``) read its label.
+
+    Returns None when no bar-like object is found. When a bar is found but
+    its label cannot be read, ``value``/``unit``/``nm_per_px`` are None and
+    ``label_text`` holds what OCR saw (or None).
+
+    Raises
+    ------
+    OCRUnavailableError
+        ``ocr=True`` but pytesseract or tesseract is missing.
+    """
+    if ocr:
+        _require_ocr()
+    n = _normalise(data)
+    strip = _find_strip(n)
+    cands = _bar_candidates(n)
+    if not cands:
+        return None
+    best = None
+    for cand in cands[:4]:
+        lines = _label_lines(n, cand)
+        result = _make_result(cand, lines, strip)
+        if ocr and lines:
+            for line in lines[:3]:
+                text, conf = _ocr_line(n, line, cand)
+                parsed = parse_label(text)
+                if parsed:
+                    result.label_text = text
+                    result.label_box = tuple(int(v) for v in line.box)
+                    result.value, result.unit = parsed
+                    result.nm_per_px = parsed[0] * _UNIT_NM[parsed[1]] / cand.length
+                    result.ocr_confidence = conf
+                    result.confidence = float(np.clip(cand.score * conf, 0, 1))
+                    break
+                if result.label_text is None and text:
+                    result.label_text = text
+                    result.ocr_confidence = conf
+        if best is None:
+            best = result
+        if (not ocr and lines) or result.nm_per_px is not None:
+            best = result
+            break
+    return best
+
+
+def _make_result(cand: _Cand, lines, strip) -> ScaleBar:
+    label_box = lines[0].box if lines else None
+    geom = cand.score * (1.0 if lines else 0.6)
+    in_strip = strip if (strip and strip[0] <= cand.r0 and cand.r1 <= strip[2]) else strip
+    return ScaleBar(
+        length_px=float(cand.length),
+        bar_box=tuple(int(v) for v in (cand.r0, cand.c0, cand.r1, cand.c1)),
+        label_box=tuple(int(v) for v in label_box) if label_box else None,
+        confidence=float(geom * 0.3),  # raised once the label is read
+        strip_box=in_strip,
+        polarity=cand.polarity,
+        thickness_px=int(cand.thickness),
+        geometry_score=float(geom),
+        extra_boxes=[tuple(int(v) for v in cand.comp_box)],
+    )
+
+
+def annotation_mask(data: np.ndarray, bar: ScaleBar | None = None) -> np.ndarray:
+    """Boolean mask, True over the scale bar (with end caps/outline), its label and any databar strip.
+
+    Works without OCR. Pass an already found ``bar`` to avoid searching again.
+    """
+    n = _normalise(data)
+    H, W = n.shape
+    mask = np.zeros((H, W), bool)
+    strip = _find_strip(n)
+    if bar is None:
+        cands = _bar_candidates(n)
+        if cands:
+            cand = cands[0]
+            for c in cands[:4]:
+                lines = _label_lines(n, c)
+                if lines:
+                    cand = c
+                    break
+            else:
+                lines = _label_lines(n, cand)
+            bar = _make_result(cand, lines, strip)
+    if strip is not None:
+        r0, c0, r1, c1 = strip
+        mask[r0:r1, c0:c1] = True
+    if bar is not None:
+        if bar.strip_box is not None:
+            r0, c0, r1, c1 = bar.strip_box
+            mask[r0:r1, c0:c1] = True
+        pad = max(3, int(bar.thickness_px) // 2 + 3)
+        for box in [bar.bar_box] + list(bar.extra_boxes):
+            r0, c0, r1, c1 = box
+            mask[max(0, r0 - pad):min(H, r1 + pad), max(0, c0 - pad):min(W, c1 + pad)] = True
+        if bar.label_box is not None:
+            r0, c0, r1, c1 = bar.label_box
+            p = max(3, int(0.25 * (r1 - r0)))
+            mask[max(0, r0 - p):min(H, r1 + p), max(0, c0 - p):min(W, c1 + p)] = True
+    return mask
+
+
+def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
+    """Use a burned-in scale bar to calibrate ``image`` (an :class:`exoimage.io.Image`), in place.
+
+    * No pixel size yet: the bar's nm/px is used, ``pixel_size_source='scale_bar'``.
+    * Pixel size already known (explicit or from metadata): it always wins;
+      if the bar disagrees by more than 2 % a warning is added.
+    * A bar with confidence below 0.5, a bar whose label cannot be read, or no
+      bar at all when no pixel size is known: a warning.
+
+    ``image.metadata`` gets ``scale_bar_text``, ``scale_bar_length_px``,
+    ``scale_bar_confidence``, ``scale_bar_box`` (and ``scale_bar_nm_per_px``)
+    whenever a readable bar is found. Returns ``image``.
+
+    Raises
+    ------
+    OCRUnavailableError
+        pytesseract or tesseract is missing.
+    """
+    if bar is None:
+        bar = find_scale_bar(image.data, ocr=True)
+    name = image.path or "image"
+    if bar is None:
+        if image.pixel_size_nm is None:
+            image.warnings.append("no scale bar found and no pixel size in the file")
+        return image
+    if bar.nm_per_px is None:
+        seen = f" (OCR read {bar.label_text!r})" if bar.label_text else ""
+        image.warnings.append(f"scale bar found ({bar.length_px:.1f} px) but its label could not be read{seen}")
+        return image
+    image.metadata["scale_bar_text"] = bar.label_text
+    image.metadata["scale_bar_length_px"] = round(float(bar.length_px), 2)
+    image.metadata["scale_bar_confidence"] = round(float(bar.confidence), 3)
+    image.metadata["scale_bar_box"] = tuple(int(v) for v in bar.bar_box)
+    image.metadata["scale_bar_nm_per_px"] = float(bar.nm_per_px)
+    label = f"{_fmt(bar.value)} {bar.unit}"
+    if image.pixel_size_nm is None:
+        image.pixel_size_nm = float(bar.nm_per_px)
+        image.pixel_size_source = "scale_bar"
+        if bar.confidence < LOW_CONFIDENCE:
+            image.warnings.append(
+                f"scale bar calibration has low confidence ({bar.confidence:.2f}): read '{label}' over "
+                f"{bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px; check it or give --pixel-size")
+    else:
+        rel = abs(bar.nm_per_px - image.pixel_size_nm) / image.pixel_size_nm
+        if rel > DISAGREEMENT_TOLERANCE:
+            image.warnings.append(
+                f"scale bar ('{label}' over {bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px) disagrees "
+                f"by {rel * 100:.1f}% with the {image.pixel_size_source} pixel size "
+                f"{image.pixel_size_nm:.4g} nm/px; keeping {image.pixel_size_source}")
+    del name
+    return image
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
