@@ -154,7 +154,7 @@ def _require_ocr():
 # --------------------------------------------------------------------------
 # Label parsing
 
-_MICRO_ALIASES = ("µm", "μm", "um", "pm", "ym", "jm", "µ", "μ")
+_MICRO_ALIASES = ("pum", "uum", "µm", "μm", "um", "pm", "ym", "jm", "µ", "μ")
 _LABEL_RE = re.compile(r"(\d*[.,]?\d+)(nm|µm|mm|Å)$")
 
 
@@ -170,7 +170,7 @@ def parse_label(text: str):
         return None
     t = "".join(str(text).split())  # drop all white space
     t = t.replace("\u212b", "Å").replace("\u00c5", "Å")
-    t = t.strip(".,")
+    t = t.rstrip(".,").lstrip(",")
     # µ confusions (see module docstring): everything micro-like -> µm
     for alias in _MICRO_ALIASES:
         if t.endswith(alias):
@@ -190,6 +190,8 @@ def parse_label(text: str):
         prefix = t[: m.start()]
         if any(ch.isdigit() for ch in prefix):
             return None
+    if re.fullmatch(r"0\d+", num):  # '02 µm': a lost decimal point ('0.2 µm')
+        num = "0." + num[1:]
     try:
         value = float(num)
     except ValueError:
@@ -426,12 +428,15 @@ def _find_strip(n: np.ndarray):
 @dataclass
 class _Line:
     box: tuple  # r0, c0, r1, c1
-    comps: list  # component boxes
+    comps: list  # component boxes (r0, c0, r1, c1, label id)
     where: str
     distance: float
+    labels: np.ndarray = None  # component label image of the search window
+    origin: tuple = (0, 0)  # window offset (row, col)
+    soft: float = 0.5  # colour distance at which a pixel stops being text
 
 
-def _label_lines(n: np.ndarray, bar: _Cand) -> list:
+def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     """Candidate text lines next to the bar, nearest first."""
     import cv2
 
@@ -439,26 +444,36 @@ def _label_lines(n: np.ndarray, bar: _Cand) -> list:
     L = bar.c1 - bar.c0
     reach = int(max(40, 0.6 * L))
     wr0, wr1 = max(0, bar.r0 - reach), min(H, bar.r1 + reach)
+    if strip is not None and strip[0] <= bar.r0 and bar.r1 <= strip[2]:
+        wr0, wr1 = max(wr0, strip[0]), min(wr1, strip[2])
     wc0, wc1 = max(0, bar.c0 - reach), min(W, bar.c1 + int(1.5 * reach))
     win = n[wr0:wr1, wc0:wc1]
     bg = bar.bg if abs(bar.bg - bar.colour) > 0.2 else 1.0 - bar.colour
-    thr = 0.5 * abs(bg - bar.colour)
+    contrast = abs(bg - bar.colour)
+    thr = min(0.5 * contrast, 0.3)
     text = (np.abs(win - bar.colour) < thr).astype(np.uint8)
     # blank the bar and its caps (with a 1 px margin)
     cr0, cc0, cr1, cc1 = bar.comp_box
-    text[max(0, cr0 - 1 - wr0):cr1 + 1 - wr0, max(0, cc0 - 1 - wc0):cc1 + 1 - wc0] = 0
+    text[max(0, cr0 - 1 - wr0):max(0, cr1 + 1 - wr0), max(0, cc0 - 1 - wc0):max(0, cc1 + 1 - wc0)] = 0
     nlab, lab, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
-    comps = []
+    comps, dots = [], []
     for i in range(1, nlab):
         x, y, w, h, area = stats[i]
-        if h < 5 or area < 12 or h > reach or w > 1.2 * L + 20:
+        if h < 5 or area < 12:
+            if area >= 2 and w <= 3 * h + 2 and h <= 3 * w + 2:  # decimal point / comma
+                dots.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0, i))
+            continue
+        if h > reach or w > 1.2 * L + 20:
             continue
         if area > 0.9 * w * h and w > 3 * h:  # solid bars/strip edges are not glyphs
             continue
-        comps.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0))
+        if area > 0.85 * w * h and w > 4 and h > 4:  # solid blocks are not glyphs either
+            continue
+        comps.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0, i))
     if not comps:
         return []
     lines = []
+    mid = (bar.r0 + bar.r1) / 2
     for where in ("above", "below", "right", "left"):
         if where == "above":
             cand = [c for c in comps if c[2] <= bar.r0 and c[3] > bar.c0 - 0.3 * L and c[1] < bar.c1 + 0.3 * L]
@@ -467,30 +482,34 @@ def _label_lines(n: np.ndarray, bar: _Cand) -> list:
             cand = [c for c in comps if c[0] >= bar.r1 and c[3] > bar.c0 - 0.3 * L and c[1] < bar.c1 + 0.3 * L]
             key = lambda c: c[0] - bar.r1  # noqa: E731
         elif where == "right":
-            mid = (bar.r0 + bar.r1) / 2
             cand = [c for c in comps if c[1] >= bar.c1 and c[0] <= mid + 2 * bar.thickness and c[2] >= mid - 2 * bar.thickness]
             key = lambda c: c[1] - bar.c1  # noqa: E731
         else:
-            mid = (bar.r0 + bar.r1) / 2
             cand = [c for c in comps if c[3] <= bar.c0 and c[0] <= mid + 2 * bar.thickness and c[2] >= mid - 2 * bar.thickness]
             key = lambda c: bar.c0 - c[3]  # noqa: E731
         if not cand:
             continue
         # seed: the nearest reasonably tall component
-        hs = np.array([c[2] - c[0] for c in cand])
-        hmax = hs.max()
+        hmax = max(c[2] - c[0] for c in cand)
         cand_tall = [c for c in cand if (c[2] - c[0]) >= 0.5 * hmax]
         seed = min(cand_tall, key=key)
         line = _grow_line(seed, comps)
+        if where in ("above", "below"):  # a label line does not cross the bar's rows
+            line = [c for c in line if (c[2] <= bar.r0 if where == "above" else c[0] >= bar.r1)]
         r0 = min(c[0] for c in line)
         r1 = max(c[2] for c in line)
         c0 = min(c[1] for c in line)
         c1 = max(c[3] for c in line)
         h = r1 - r0
+        # decimal points and commas: small marks in the lower half of the line
+        for d in dots:
+            cy = (d[0] + d[2]) / 2
+            if r0 + 0.5 * h <= cy <= r1 + 0.25 * h and c0 < d[1] and d[3] < c1 and (d[2] - d[0]) < 0.4 * h:
+                line.append(d)
         dist = key((r0, c0, r1, c1)) / max(h, 1)
-        if dist > 3.0:
+        if dist > 3.0 or len(line) > 40:
             continue
-        lines.append(_Line((r0, c0, r1, c1), line, where, dist))
+        lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast))
     lines.sort(key=lambda ln: ln.distance)
     return lines
 
@@ -531,25 +550,24 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
     H, W = n.shape
     r0, c0, r1, c1 = line.box
     h = r1 - r0
-    m = max(2, int(0.25 * h))
+    m = max(2, int(0.3 * h))
     R0, C0, R1, C1 = max(0, r0 - m), max(0, c0 - m), min(H, r1 + m), min(W, c1 + m)
-    crop = n[R0:R1, C0:C1].astype(np.float32)
-    keep = np.zeros(crop.shape, bool)
-    for (a, b, c, d) in line.comps:
-        keep[max(0, a - 2 - R0):c + 2 - R0, max(0, b - 2 - C0):d + 2 - C0] = True
-    # text dark on white
-    if bar.colour > 0.5:
-        crop = 1.0 - crop
-    bgv = 1.0
-    crop = np.where(keep, crop, bgv)
-    # blank the bar itself should it reach into the crop
-    br0, bc0, br1, bc1 = bar.comp_box
-    crop[max(0, br0 - 1 - R0):max(0, br1 + 1 - R0), max(0, bc0 - 1 - C0):max(0, bc1 + 1 - C0)] = bgv
-    # stretch: text core -> 0, background -> 1
-    lo, hi = float(np.percentile(crop, 1)), float(np.percentile(crop, 99.5))
-    if hi - lo > 0.05:
-        crop = np.clip((crop - lo) / (hi - lo), 0, 1)
-    img8 = (crop * 255).astype(np.uint8)
+    # pixels of the line's components (dilated to keep anti-aliased edges);
+    # everything else - the bar, other text, the image - is blanked
+    wr0, wc0 = line.origin
+    ids = np.array([c[4] for c in line.comps])
+    keep = np.zeros((R1 - R0, C1 - C0), np.uint8)
+    lh, lw = line.labels.shape
+    a0, b0 = max(R0, wr0), max(C0, wc0)
+    a1, b1 = min(R1, wr0 + lh), min(C1, wc0 + lw)
+    if a1 > a0 and b1 > b0:
+        sub = line.labels[a0 - wr0:a1 - wr0, b0 - wc0:b1 - wc0]
+        keep[a0 - R0:a1 - R0, b0 - C0:b1 - C0] = np.isin(sub, ids)
+    keep = cv2.dilate(keep, np.ones((3, 3), np.uint8), iterations=2) > 0
+    crop = n[R0:R1, C0:C1]
+    alpha = np.clip(1.0 - np.abs(crop - bar.colour) / max(line.soft, 1e-3), 0, 1) * 1.4
+    alpha = np.clip(alpha, 0, 1) * keep
+    img8 = ((1.0 - alpha) * 255).astype(np.uint8)  # dark text on white
     scale = 48.0 / max(h, 1)
     if abs(scale - 1) > 0.1:
         interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
@@ -606,7 +624,7 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
         return None
     best = None
     for cand in cands[:4]:
-        lines = _label_lines(n, cand)
+        lines = _label_lines(n, cand, strip)
         result = _make_result(cand, lines, strip)
         if ocr and lines:
             for line in lines[:3]:
@@ -662,12 +680,12 @@ def annotation_mask(data: np.ndarray, bar: ScaleBar | None = None) -> np.ndarray
         if cands:
             cand = cands[0]
             for c in cands[:4]:
-                lines = _label_lines(n, c)
+                lines = _label_lines(n, c, strip)
                 if lines:
                     cand = c
                     break
             else:
-                lines = _label_lines(n, cand)
+                lines = _label_lines(n, cand, strip)
             bar = _make_result(cand, lines, strip)
     if strip is not None:
         r0, c0, r1, c1 = strip

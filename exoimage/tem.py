@@ -209,15 +209,20 @@ def _mask_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float
     from skimage.feature import peak_local_max
 
     img = sign * work_n
-    # background: heavy blur at a coarse level (vesicles are small against it)
-    k = max(1, int(r_max // 8))
+    # background: a coarse median (robust to vesicles covering < half its window)
+    # at a scale of a few hundred nm, so uneven stain does not leak into the mask
+    bg_r = min(r_max, 8.0 * r_min * 6.7)  # ~800 nm with the default 30 nm minimum
+    k = max(1, int(bg_r // 4))
     small = cv2.resize(img, (max(1, img.shape[1] // k), max(1, img.shape[0] // k)),
                        interpolation=cv2.INTER_AREA) if k > 1 else img
-    bg_small = cv2.medianBlur(np.clip(small, -50, 50).astype(np.float32), 5)
-    bg_small = cv2.GaussianBlur(bg_small, (0, 0), max(2.0, 2 * r_max / k))
+    bg_small = cv2.medianBlur(np.clip(small, -100, 100).astype(np.float32), 5)
+    if min(bg_small.shape) >= 9:
+        bg_small = ndi.median_filter(bg_small, size=9, mode="nearest")
+    bg_small = cv2.GaussianBlur(bg_small, (0, 0), 2.0)
     bg = cv2.resize(bg_small, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
-    sm = cv2.GaussianBlur(img, (0, 0), 1.0)
-    fg = (sm - bg) > 1.2  # ~4 SD of the smoothed noise
+    diff = cv2.GaussianBlur(img, (0, 0), 1.0) - bg
+    thr = max(1.2, 2.0 * _robust_sd(diff[::2, ::2]))
+    fg = diff > thr
     rad = max(1, int(round(r_min / 3)))
     se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rad + 1, 2 * rad + 1))
     fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, se)
@@ -231,7 +236,7 @@ def _mask_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float
         if exclude is not None and exclude[y, x]:
             continue
         cands.append((float(y), float(x), float(max(dt[y, x], r_min)), float(dt[y, x])))
-    return cands
+    return cands, fg.astype(bool)
 
 
 def _suppress_same_scale(cands, radius_frac=0.5):
@@ -362,20 +367,7 @@ def _shape_stats(poly: np.ndarray) -> dict:
     hull_area = float(cv2.contourArea(hull))
     # Feret diameters from the convex hull: max pairwise distance, min caliper width
     h = hull[:, 0, :].astype(np.float64)
-    dmat = np.hypot(h[:, None, 0] - h[None, :, 0], h[:, None, 1] - h[None, :, 1])
-    feret_max = float(dmat.max()) if h.shape[0] > 1 else 0.0
-    (_, _), (w1, w2), _ = cv2.minAreaRect(pts)
-    feret_min = float(min(w1, w2))
-    if h.shape[0] >= 3:
-        widths = []
-        for i in range(h.shape[0]):
-            p, q = h[i], h[(i + 1) % h.shape[0]]
-            e = q - p
-            n = np.hypot(*e)
-            if n < 1e-9:
-                continue
-            widths.append(np.max(np.abs(np.cross(e, h - p)) / n))
-        feret_min = float(min(widths)) if widths else feret_min
+    feret_max, feret_min = _ferets(h)
     return dict(area=area, perimeter=per, solidity=area / hull_area if hull_area > 0 else 0.0,
                 circularity=4 * np.pi * area / per ** 2 if per > 0 else 0.0,
                 feret_max=feret_max, feret_min=feret_min,
@@ -392,17 +384,18 @@ def _poly_mask(poly, shape, offset=(0, 0)):
 
 
 def _overlap(pa, pb):
-    """(intersection area, area a, area b) of two polygons, by rasterising their common box."""
-    y0 = int(np.floor(min(pa[:, 0].min(), pb[:, 0].min())))
-    x0 = int(np.floor(min(pa[:, 1].min(), pb[:, 1].min())))
-    y1 = int(np.ceil(max(pa[:, 0].max(), pb[:, 0].max()))) + 1
-    x1 = int(np.ceil(max(pa[:, 1].max(), pb[:, 1].max()))) + 1
-    # keep the raster small: scale big boxes down
-    s = max(1.0, max(y1 - y0, x1 - x0) / 200.0)
+    """(intersection, area a, area b) of two polygons in raster pixels of their common box."""
+    y0 = min(pa[:, 0].min(), pb[:, 0].min())
+    x0 = min(pa[:, 1].min(), pb[:, 1].min())
+    y1 = max(pa[:, 0].max(), pb[:, 0].max())
+    x1 = max(pa[:, 1].max(), pb[:, 1].max())
+    s = max(y1 - y0, x1 - x0) / 100.0 + 1e-9  # a ~100 px raster is plenty to decide overlaps
     shape = (int((y1 - y0) / s) + 2, int((x1 - x0) / s) + 2)
-    ma = _poly_mask((pa - [y0, x0]) / s, shape)
-    mb = _poly_mask((pb - [y0, x0]) / s, shape)
-    return float((ma & mb).sum()), float(ma.sum()), float(mb.sum())
+    ma = np.zeros(shape, np.uint8)
+    mb = np.zeros(shape, np.uint8)
+    cv2.fillPoly(ma, [np.round((pa[:, ::-1] - [x0, y0]) / s).astype(np.int32)], 1)
+    cv2.fillPoly(mb, [np.round((pb[:, ::-1] - [x0, y0]) / s).astype(np.int32)], 1)
+    return float(np.count_nonzero(ma & mb)), float(np.count_nonzero(ma)), float(np.count_nonzero(mb))
 
 
 def _resolve(objs):
@@ -496,9 +489,14 @@ def _detect_one_polarity(data, px, params, sign, exclude):
         exclude_w = _downsample(exclude.astype(np.float32), f) > 0.5
     r_min = 0.5 * params.min_diameter_nm / wpx
     r_max = 0.5 * min(params.max_diameter_nm, 0.6 * max(data.shape) * px) / wpx
-    cands = _log_candidates(work_n, r_min * 0.9, r_max, sign, exclude_w)
-    cands = _suppress_same_scale(cands)
-    cands += _mask_candidates(work_n, r_min, r_max, sign, exclude_w)
+    mask_cands, fg = _mask_candidates(work_n, r_min, r_max, sign, exclude_w)
+    # the LoG adds what the foreground mask missed (faint vesicles); inside the
+    # mask it would only add rim fragments of vesicles already proposed
+    log_cands = _log_candidates(work_n, r_min * 0.9, r_max, sign, exclude_w)
+    hf, wf = fg.shape
+    log_cands = [c for c in log_cands
+                 if not fg[min(hf - 1, int(round(c[0]))), min(wf - 1, int(round(c[1])))]]
+    cands = mask_cands + _suppress_same_scale(log_cands)
     if not cands:
         return []
     # smoothed full-resolution image for the outlines
@@ -519,7 +517,12 @@ def _detect_one_polarity(data, px, params, sign, exclude):
         score_all = np.nanmedian(strength_in, axis=1)
         qual_all = np.nanpercentile(strength_in, 20, axis=1)
         coverage_all = np.nanmean(np.where(valid, strength > 0.5 * params.min_contrast, np.nan), axis=1)
-    keep = ((d_nm_all >= params.min_diameter_nm * 0.999) & (d_nm_all <= params.max_diameter_nm)
+    xy = np.stack([radii * np.cos(np.linspace(0, 2 * np.pi, N_ANGLES, endpoint=False)),
+                   radii * np.sin(np.linspace(0, 2 * np.pi, N_ANGLES, endpoint=False))], axis=2)
+    seg = np.roll(xy, -1, axis=1) - xy
+    perim = np.hypot(seg[..., 0], seg[..., 1]).sum(axis=1)
+    circ_all = 4 * np.pi * area / np.maximum(perim, 1e-9) ** 2
+    keep = ((d_nm_all >= params.min_diameter_nm * 0.999) & (circ_all >= params.min_circularity * 0.95) & (d_nm_all <= params.max_diameter_nm)
             & (valid.sum(axis=1) >= N_ANGLES * 0.3) & (np.nan_to_num(score_all) >= params.min_contrast)
             & (np.nan_to_num(qual_all) >= 0.5 * params.min_contrast)
             & (np.nan_to_num(coverage_all) >= 0.8) & (at_limit.mean(axis=1) <= 0.25))
@@ -656,16 +659,24 @@ def measure_labels(labels: np.ndarray, pixel_size_nm: float) -> pd.DataFrame:
 
 def _shape_stats_points(pts: np.ndarray) -> dict:
     hull = cv2.convexHull(pts[:, ::-1].astype(np.float32))
-    h = hull[:, 0, :].astype(np.float64)
+    feret_max, feret_min = _ferets(hull[:, 0, :].astype(np.float64))
+    return dict(feret_max=feret_max, feret_min=feret_min)
+
+
+def _ferets(h: np.ndarray):
+    """(max Feret diameter, min caliper width) of a convex polygon's vertices ``h`` (n, 2)."""
+    if h.shape[0] < 2:
+        return 0.0, 0.0
     dmat = np.hypot(h[:, None, 0] - h[None, :, 0], h[:, None, 1] - h[None, :, 1])
-    widths = []
-    for i in range(h.shape[0]):
-        p, q = h[i], h[(i + 1) % h.shape[0]]
-        e = q - p
-        n = np.hypot(*e)
-        if n > 1e-9:
-            widths.append(np.max(np.abs(np.cross(e, h - p)) / n))
-    return dict(feret_max=float(dmat.max()), feret_min=float(min(widths)) if widths else 0.0)
+    if h.shape[0] < 3:
+        return float(dmat.max()), 0.0
+    e = np.roll(h, -1, axis=0) - h
+    n = np.hypot(e[:, 0], e[:, 1])
+    ok = n > 1e-9
+    rel = h[None, :, :] - h[:, None, :]  # (edge i, point j)
+    cross = np.abs(e[:, None, 0] * rel[:, :, 1] - e[:, None, 1] * rel[:, :, 0])
+    widths = cross.max(axis=1)[ok] / n[ok]
+    return float(dmat.max()), float(widths.min()) if widths.size else 0.0
 
 
 def summarize_diameters(table: pd.DataFrame) -> dict:

@@ -278,8 +278,9 @@ def match_to_truth(found: pd.DataFrame, truth: pd.DataFrame) -> dict:
 
     A detection matches a truth vesicle when its centre lies within half the
     truth diameter of the truth centre (one-to-one, closest first). Only
-    ``kind == 'vesicle'`` truth rows count. Border-cut vesicles count for
-    detection (F1) but not for diameter errors.
+    ``kind == 'vesicle'`` truth rows count. Border-cut vesicles (truth or
+    found) are left out: they are flagged, not sized, and their visible
+    centroid is not their centre.
 
     Returns
     -------
@@ -287,8 +288,8 @@ def match_to_truth(found: pd.DataFrame, truth: pd.DataFrame) -> dict:
     diameter errors of matched, sized vesicles: found/truth - 1) and
     ``pairs`` (list of (found index, truth index)).
     """
-    t = truth[truth["kind"] == "vesicle"].reset_index(drop=True)
-    f = found.reset_index(drop=True)
+    t = truth[(truth["kind"] == "vesicle") & ~truth["touches_border"].astype(bool)].reset_index(drop=True)
+    f = found[~found["touches_border"].astype(bool)].reset_index(drop=True)
     pairs = []
     if len(t) and len(f):
         px = t.get("pixel_size_nm", pd.Series([1.0] * len(t))).to_numpy(float)

@@ -1,0 +1,371 @@
+"""Lane profiles, background, bands (incl. smears and doublets), rows and molecular weight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.optimize import least_squares
+from scipy.signal import find_peaks
+
+from .lanes import Lane
+
+__all__ = ["BACKGROUNDS", "lane_profile", "edge_background", "rolling_ball_background",
+           "valley_background", "BandFit", "find_bands", "group_rows", "ladder_calibration",
+           "mw_from_y"]
+
+#: background methods, see :func:`background_profile`
+BACKGROUNDS = ("rolling-ball", "valley", "edge", "none")
+
+
+def lane_profile(signal: np.ndarray, lane: Lane) -> np.ndarray:
+    """Sum of the lane's pixels in every row (float64; rows ``y_top..y_bottom``).
+
+    For a tilted lane the columns shift by whole pixels from row to row, so
+    every pixel of the lane is counted exactly once.
+    """
+    h, w = signal.shape
+    rows = np.arange(lane.y_top_px, lane.y_bottom_px + 1)
+    shifts = lane.shift_at(rows)
+    if not shifts.any():
+        a, b = max(lane.x_left_px, 0), min(lane.x_right_px + 1, w)
+        return signal[lane.y_top_px:lane.y_bottom_px + 1, a:b].sum(axis=1, dtype=np.float64)
+    out = np.empty(len(rows))
+    for i, (y, s) in enumerate(zip(rows, shifts)):
+        a, b = max(lane.x_left_px + s, 0), min(lane.x_right_px + 1 + s, w)
+        out[i] = signal[y, a:b].sum(dtype=np.float64)
+    return out
+
+
+def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_px: int = 15) -> np.ndarray:
+    """Lane-edge (local border) background: median of the ``border_px`` columns just
+    outside each side of the lane, per row, smoothed along the lane, times the lane width."""
+    h, w = signal.shape
+    rows = np.arange(lane.y_top_px, lane.y_bottom_px + 1)
+    shifts = lane.shift_at(rows)
+    vals = np.empty(len(rows))
+    for i, (y, s) in enumerate(zip(rows, shifts)):
+        left = signal[y, max(0, lane.x_left_px + s - border_px):max(0, lane.x_left_px + s)]
+        right = signal[y, min(w, lane.x_right_px + 1 + s):min(w, lane.x_right_px + 1 + s + border_px)]
+        both = np.concatenate([left, right])
+        vals[i] = np.median(both) if both.size else np.nan
+    if np.isnan(vals).all():
+        return np.zeros(len(rows))
+    vals = np.where(np.isnan(vals), np.nanmedian(vals), vals)
+    vals = ndi.median_filter(vals, size=max(3, smooth_px), mode="nearest")
+    vals = ndi.gaussian_filter1d(vals, smooth_px / 3.0, mode="nearest")
+    return vals * lane.width_px
+
+
+def rolling_ball_background(profile: np.ndarray, radius_px: float) -> np.ndarray:
+    """Rolling-ball-like baseline of a 1-D lane profile.
+
+    The profile is smoothed (Gaussian, 2 px) to keep noise from dragging the
+    baseline down, then opened with a flat element of ``2*radius_px+1`` px (a
+    ball of infinite radius in intensity: everything narrower than the element
+    is treated as signal), and the result smoothed with a window of
+    ``radius_px`` so that the baseline has no corners; it never exceeds the
+    smoothed profile.
+    """
+    n = len(profile)
+    size = int(min(2 * radius_px + 1, 2 * n - 1)) | 1
+    ps = ndi.gaussian_filter1d(profile, 2.0, mode="nearest")
+    base = ndi.grey_opening(ps, size=size, mode="nearest")
+    base = ndi.uniform_filter1d(base, max(1, int(radius_px)), mode="nearest")
+    return np.minimum(base, ps)
+
+
+def valley_background(profile: np.ndarray, regions) -> np.ndarray:
+    """Valley-to-valley baseline: straight lines joining the (smoothed) profile at the
+    borders of the band regions ``[(y0, y1), ...]`` (profile indices, inclusive)."""
+    n = len(profile)
+    ps = ndi.gaussian_filter1d(profile, 2.0, mode="nearest")
+    inside = np.zeros(n, bool)
+    for a, b in regions:
+        inside[max(0, a):min(n, b + 1)] = True
+    xs = np.flatnonzero(~inside)
+    if xs.size < 2:
+        return np.full(n, ps.min())
+    base = np.interp(np.arange(n), xs, ps[xs])
+    return np.minimum(base, ps)
+
+
+@dataclass
+class BandFit:
+    """One band in a lane profile (indices relative to the profile start)."""
+
+    y: float            # centre (fitted), px
+    sigma: float        # Gaussian SD (fitted), px
+    top: int            # first row of the band region
+    bottom: int         # last row of the band region (inclusive)
+    peak: float         # peak of the background-corrected profile
+    fraction: float     # share of its cluster's volume (1 for an isolated band)
+    cluster: int
+    deconvolved: bool
+
+
+def _gauss_sum(p, x):
+    k = len(p) // 3
+    out = np.zeros_like(x, dtype=float)
+    for i in range(k):
+        a, c, s = p[3 * i:3 * i + 3]
+        out += a * np.exp(-0.5 * ((x - c) / s) ** 2)
+    return out
+
+
+def _fit_cluster(x, yv, centres, sigma0):
+    """Least-squares sum of Gaussians; returns [(amp, centre, sigma), ...] sorted by centre."""
+    p0, lo, hi = [], [], []
+    span = x[-1] - x[0] + 1
+    for c in centres:
+        a0 = max(float(np.interp(c, x, yv)), 1e-9)
+        p0 += [a0, c, sigma0]
+        lo += [0.0, x[0], 0.5]
+        hi += [np.inf, x[-1], max(1.0, span)]
+    p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
+    res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, bounds=(lo, hi), max_nfev=200)
+    comps = [tuple(res.x[3 * i:3 * i + 3]) for i in range(len(centres))]
+    return sorted(comps, key=lambda c: c[1])
+
+
+def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_px: float = 1.5,
+               resolve: bool = True, min_height: float = 0.0) -> list[BandFit]:
+    """Bands in a background-corrected lane profile.
+
+    Parameters
+    ----------
+    corr : ndarray
+        Lane profile minus its (rolling-ball) baseline.
+    noise : float
+        Noise SD of one profile value (sum over the lane width).
+    min_snr : float
+        A band's peak must stand ``min_snr`` noise SDs above the baseline and
+        its neighbourhood.
+    smooth_px : float
+        Gaussian smoothing (px) before peak finding.
+    min_height : float
+        Absolute minimum peak height (profile units).
+    resolve : bool
+        Split overlapping bands (close doublets, shoulders) by fitting a sum of
+        Gaussians whose centres start at the curvature minima of the profile.
+
+    Returns
+    -------
+    list of BandFit
+        Band regions run from where the corrected profile falls to 1 % of the
+        peak (or the noise level, or the valley to the next band), padded by
+        half the band's half-width; overlapping bands share a cluster region
+        split at the point where the fitted components are equal.
+    """
+    n = len(corr)
+    cs = ndi.gaussian_filter1d(corr, smooth_px, mode="nearest")
+    thr = min_snr * noise
+    pk, props = find_peaks(cs, height=max(thr, min_height), prominence=thr)
+    if not len(pk):
+        return []
+    # band region per peak
+    regions = []
+    for p in pk:
+        stop = max(0.01 * cs[p], 1.0 * noise)
+        a = p
+        while a > 0 and cs[a - 1] > stop and cs[a - 1] <= cs[a] + noise:
+            a -= 1
+        b = p
+        while b < n - 1 and cs[b + 1] > stop and cs[b + 1] <= cs[b] + noise:
+            b += 1
+        regions.append([a, b])
+    # merge regions that touch into clusters
+    clusters = []
+    for (a, b), p in zip(regions, pk):
+        if clusters and a <= clusters[-1]["b"] + 1:
+            clusters[-1]["b"] = max(clusters[-1]["b"], b)
+            clusters[-1]["peaks"].append(p)
+        else:
+            clusters.append({"a": a, "b": b, "peaks": [p]})
+    out: list[BandFit] = []
+    for ci, cl in enumerate(clusters):
+        a, b = cl["a"], cl["b"]
+        peaks = list(cl["peaks"])
+        # half-width of the highest peak, for padding and the curvature scale
+        hp = max(peaks, key=lambda q: cs[q])
+        half = cs[hp] / 2
+        l = hp
+        while l > a and cs[l] > half:
+            l -= 1
+        r = hp
+        while r < b and cs[r] > half:
+            r += 1
+        hw = max(1.0, (r - l) / 2.0)
+        if resolve:
+            # shoulders: minima of the second derivative not already explained by a peak
+            sig_c = max(1.0, 0.45 * hw)
+            d2 = -ndi.gaussian_filter1d(corr, sig_c, order=2, mode="nearest")
+            seg = d2[a:b + 1]
+            cpk, cpr = find_peaks(seg, prominence=0.1 * max(seg.max(), 1e-12))
+            cpk = [int(c + a) for c in cpk if cs[c + a] > 0.15 * cs[hp] and cs[c + a] > thr]
+            cand = sorted(set(peaks))
+            for c in cpk:
+                if all(abs(c - q) > 1.2 * sig_c for q in cand):
+                    cand.append(c)
+            peaks = sorted(cand)
+        pad = int(np.ceil(0.5 * hw))
+        a2, b2 = max(0, a - pad), min(n - 1, b + pad)
+        # do not pad into the next cluster
+        if ci > 0:
+            a2 = max(a2, clusters[ci - 1]["b"] + 1)
+        if ci + 1 < len(clusters):
+            b2 = min(b2, clusters[ci + 1]["a"] - 1)
+        x = np.arange(a2, b2 + 1, dtype=float)
+        yv = corr[a2:b2 + 1]
+        if len(peaks) == 1:
+            p = peaks[0]
+            tot = float(np.clip(yv, 0, None).sum())
+            c = float(np.sum(x * np.clip(yv, 0, None)) / tot) if tot > 0 else float(p)
+            out.append(BandFit(y=c, sigma=hw / 1.1774, top=a2, bottom=b2, peak=float(cs[p]),
+                               fraction=1.0, cluster=ci, deconvolved=False))
+            continue
+        comps = _fit_cluster(x, yv, peaks, hw / 1.1774 / max(1, len(peaks) - 0.5))
+        # drop components that vanished or merged, refit once
+        keep = []
+        for comp in comps:
+            if comp[0] * comp[2] * 2.5066 < 2 * thr:
+                continue
+            if keep and abs(comp[1] - keep[-1][1]) < 0.8 * min(comp[2], keep[-1][2]):
+                continue
+            keep.append(comp)
+        if not keep:
+            keep = [max(comps, key=lambda c: c[0] * c[2])]
+        if len(keep) != len(comps) and len(keep) > 1:
+            keep = _fit_cluster(x, yv, [c[1] for c in keep], float(np.mean([c[2] for c in keep])))
+        if len(keep) == 1:
+            amp, c, s = keep[0]
+            out.append(BandFit(y=float(c), sigma=float(s), top=a2, bottom=b2, peak=float(amp),
+                               fraction=1.0, cluster=ci, deconvolved=False))
+            continue
+        areas = np.array([k[0] * k[2] for k in keep])
+        fr = areas / areas.sum()
+        # split points between neighbours: where the two fitted components are equal
+        splits = []
+        for k1, k2 in zip(keep[:-1], keep[1:]):
+            xx = np.arange(int(k1[1]), int(np.ceil(k2[1])) + 1, dtype=float)
+            g1 = k1[0] * np.exp(-0.5 * ((xx - k1[1]) / k1[2]) ** 2)
+            g2 = k2[0] * np.exp(-0.5 * ((xx - k2[1]) / k2[2]) ** 2)
+            splits.append(int(xx[np.argmin(np.abs(g1 - g2))]) if len(xx) else int(k1[1]))
+        bounds = [a2] + splits + [b2 + 1]
+        for i, (amp, c, s) in enumerate(keep):
+            top = bounds[i] if i == 0 else bounds[i]
+            bottom = bounds[i + 1] - 1
+            out.append(BandFit(y=float(c), sigma=float(s), top=int(top), bottom=int(max(top, bottom)),
+                               peak=float(amp), fraction=float(fr[i]), cluster=ci, deconvolved=True))
+    return out
+
+
+def lane_offsets(profiles: dict, order: list, max_shift: int) -> dict:
+    """Vertical offset of each lane relative to the first (smile/tilt of rows), px.
+
+    Adjacent lanes' corrected profiles are cross-correlated (shift within
+    ``max_shift``) and the shifts accumulated from left to right.
+    """
+    off = {order[0]: 0.0} if order else {}
+    for l1, l2 in zip(order[:-1], order[1:]):
+        a, b = profiles[l1], profiles[l2]
+        n = min(len(a), len(b))
+        a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
+        lags = np.arange(-max_shift, max_shift + 1)
+        xc = np.array([np.dot(a[max(0, -k):n - max(0, k)], b[max(0, k):n - max(0, -k)]) for k in lags])
+        m = int(np.argmax(xc))
+        k = float(lags[m])
+        if 0 < m < len(lags) - 1:
+            den = xc[m - 1] - 2 * xc[m] + xc[m + 1]
+            if den < 0:
+                k += 0.5 * (xc[m - 1] - xc[m + 1]) / den
+        off[l2] = off[l1] + k
+    return off
+
+
+def group_rows(y: np.ndarray, sigma: np.ndarray, lane: np.ndarray, offset: np.ndarray,
+               min_gap_px: float = 3.0) -> np.ndarray:
+    """Group bands of different lanes into rows (1..R, top to bottom).
+
+    Band heights are corrected by their lane's offset (smile), sorted, and a
+    new row starts where the gap to the previous band exceeds
+    ``max(min_gap_px, 0.6 * smaller sigma)``, or where the previous row
+    already holds a band of the same lane.
+    """
+    n = len(y)
+    if n == 0:
+        return np.zeros(0, int)
+    yc = np.asarray(y, float) - np.asarray(offset, float)
+    order = np.argsort(yc)
+    rows = np.zeros(n, int)
+    r = 1
+    members = set()
+    prev = None
+    for i in order:
+        if prev is not None:
+            gap = yc[i] - yc[prev]
+            tol = max(min_gap_px, 0.6 * min(sigma[i], sigma[prev]))
+            if gap > tol or lane[i] in members:
+                r += 1
+                members = set()
+        rows[i] = r
+        members.add(lane[i])
+        prev = i
+    return rows
+
+
+def ladder_calibration(y_bands, kda, *, max_missing: int = 3):
+    """Match ladder bands (top to bottom) to marker weights (largest first).
+
+    Returns the matched ``(y_px, kda)`` arrays. When fewer bands than markers
+    were found, the assignment (which markers are missing, up to
+    ``max_missing``) with the straightest log(kDa)-vs-y relation is chosen;
+    when more were found, the extra bands that fit worst are dropped.
+    """
+    from itertools import combinations
+
+    yb = np.sort(np.asarray(y_bands, float))
+    kd = np.sort(np.asarray(kda, float))[::-1]
+    if len(yb) < 2 or len(kd) < 2:
+        raise ValueError(f"need at least 2 ladder bands and 2 marker weights, found {len(yb)} bands "
+                         f"for {len(kd)} markers")
+
+    def score(ys, ks):
+        A = np.vstack([ys, np.ones_like(ys)]).T
+        res = np.linalg.lstsq(A, np.log(ks), rcond=None)[1]
+        return float(res[0]) if len(res) else 0.0
+
+    if len(yb) == len(kd):
+        return yb, kd
+    if len(yb) < len(kd):
+        miss = len(kd) - len(yb)
+        if miss > max_missing:
+            raise ValueError(f"ladder lane has {len(yb)} bands but {len(kd)} marker weights were given "
+                             f"(more than {max_missing} missing)")
+        best = min(combinations(range(len(kd)), len(yb)), key=lambda idx: score(yb, kd[list(idx)]))
+        return yb, kd[list(best)]
+    extra = len(yb) - len(kd)
+    if extra > max_missing:
+        # keep it simple: the strongest are chosen by the caller; here take the best-fitting subset of the top ones
+        yb = yb[:len(kd) + max_missing]
+        extra = max_missing
+    best = min(combinations(range(len(yb)), len(kd)), key=lambda idx: score(yb[list(idx)], kd))
+    return yb[list(best)], kd
+
+
+def mw_from_y(y, y_ladder, kda_ladder) -> np.ndarray:
+    """Apparent molecular weight: log-linear interpolation between marker bands,
+    linear extrapolation of log(kDa) beyond the first/last pair."""
+    y = np.asarray(y, float)
+    yl = np.asarray(y_ladder, float)
+    lk = np.log(np.asarray(kda_ladder, float))
+    o = np.argsort(yl)
+    yl, lk = yl[o], lk[o]
+    out = np.interp(y, yl, lk)
+    lo, hi = y < yl[0], y > yl[-1]
+    if lo.any():
+        out[lo] = lk[0] + (y[lo] - yl[0]) * (lk[1] - lk[0]) / (yl[1] - yl[0])
+    if hi.any():
+        out[hi] = lk[-1] + (y[hi] - yl[-1]) * (lk[-1] - lk[-2]) / (yl[-1] - yl[-2])
+    return np.exp(out)

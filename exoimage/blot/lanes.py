@@ -1,0 +1,377 @@
+"""Membrane pieces and lanes.
+
+A blot image may hold several membrane pieces (strips imaged together). Pieces
+are the horizontal slabs whose row median is well above the dark off-membrane
+floor; inside each piece the lanes are found from a column profile of the
+band-like (short along y) signal, weighted towards the rows where bands line
+up across the membrane, so that isolated bubbles and smudges do not make lanes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.signal import find_peaks
+
+__all__ = ["Piece", "Lane", "find_pieces", "find_lanes", "lanes_from_bounds", "lane_columns"]
+
+
+@dataclass
+class Piece:
+    """A membrane piece: rows ``y0:y1`` and columns ``x0:x1`` (px, end exclusive)."""
+
+    index: int
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+
+@dataclass
+class Lane:
+    """One lane: a band of columns, possibly tilted.
+
+    The lane covers columns ``x_left_px .. x_right_px`` (inclusive) at row
+    ``y_ref_px``; at row ``y`` it is shifted by ``slope * (y - y_ref_px)`` px
+    (``slope`` = dx/dy). It spans rows ``y_top_px .. y_bottom_px`` (inclusive).
+    """
+
+    lane: int
+    piece: int
+    x_left_px: int
+    x_right_px: int
+    y_top_px: int
+    y_bottom_px: int
+    y_ref_px: float
+    slope: float = 0.0
+    is_ladder: bool = False
+
+    @property
+    def width_px(self) -> int:
+        return self.x_right_px - self.x_left_px + 1
+
+    @property
+    def x_center_px(self) -> float:
+        return 0.5 * (self.x_left_px + self.x_right_px)
+
+    def shift_at(self, y) -> np.ndarray:
+        """Integer column shift of the lane at row(s) ``y``."""
+        return np.rint(self.slope * (np.asarray(y, float) - self.y_ref_px)).astype(int)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end-exclusive) of each run of True."""
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    d = np.diff(m)
+    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+
+
+def find_pieces(signal: np.ndarray, *, min_height_frac: float = 0.12, contrast: float = 4.0) -> list[Piece]:
+    """Split the image into membrane pieces separated by dark off-membrane gaps.
+
+    Rows are "off" when their median is below 25 % of the way from the image's
+    dark floor (1st percentile) to the typical membrane level (75th percentile
+    of row medians). Splitting only happens when the membrane is at least
+    ``contrast`` times brighter than the floor, above the floor; otherwise (an
+    ordinary blot or gel filling the frame) the whole image is one piece.
+    Columns of each piece are trimmed to the main run of on-membrane columns.
+    """
+    h, w = signal.shape
+    f = max(1, int(np.ceil(max(h, w) / 300)))
+    hh, ww = h // f * f, w // f * f
+    small = signal[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
+    floor = float(np.percentile(small, 1))
+    rowmed = np.median(small, axis=1) - floor
+    level = float(np.percentile(rowmed, 75))
+    whole = [Piece(1, 0, h, 0, w)]
+    if level <= 0 or level < (contrast - 1) * max(abs(floor), 1e-9) and floor > 0:
+        return whole
+    on = rowmed > 0.25 * level
+    runs = [(a, b) for a, b in _runs(on) if (b - a) >= min_height_frac * small.shape[0]]
+    if not runs:
+        return whole
+    pieces = []
+    for a, b in runs:
+        colmed = np.median(small[a:b], axis=0) - floor
+        lev = float(np.percentile(colmed, 75))
+        con = colmed > 0.25 * lev
+        cr = _runs(con)
+        c0, c1 = max(cr, key=lambda r: r[1] - r[0]) if cr else (0, small.shape[1])
+        y0, y1 = a * f, (b * f if b < small.shape[0] else h)
+        x0, x1 = c0 * f, (c1 * f if c1 < small.shape[1] else w)
+        pieces.append(Piece(len(pieces) + 1, int(y0), int(y1), int(x0), int(x1)))
+    if len(pieces) == 1 and (pieces[0].y1 - pieces[0].y0) > 0.9 * h and (pieces[0].x1 - pieces[0].x0) > 0.9 * w:
+        return whole
+    return pieces
+
+
+def _band_image(sub: np.ndarray, length: int) -> np.ndarray:
+    """White top-hat along y: signal of features shorter than ``length`` px vertically."""
+    import cv2
+
+    k = np.ones((int(length) | 1, 1), np.uint8)
+    a = np.ascontiguousarray(sub, dtype=np.float32)
+    opened = cv2.morphologyEx(a, cv2.MORPH_OPEN, k, borderType=cv2.BORDER_REPLICATE)
+    return a - opened
+
+
+def _shear(img: np.ndarray, slope: float, yref: float) -> np.ndarray:
+    """Shift each row by ``-slope*(y-yref)`` px so a lane tilted by ``slope`` becomes vertical."""
+    if slope == 0:
+        return img
+    out = np.empty_like(img)
+    shifts = np.rint(-slope * (np.arange(img.shape[0]) - yref)).astype(int)
+    for y, s in enumerate(shifts):
+        out[y] = np.roll(img[y], s)
+    return out
+
+
+def _pitch(profile: np.ndarray, min_lag: int, max_lag: int) -> float | None:
+    p = profile - profile.mean()
+    ac = np.correlate(p, p, mode="full")[len(p) - 1:]
+    if ac[0] <= 0 or max_lag <= min_lag + 2:
+        return None
+    seg = ac[min_lag:max_lag]
+    pk, _ = find_peaks(seg)
+    if not len(pk):
+        return None
+    best = pk[np.argmax(seg[pk])]
+    if seg[best] < 0.1 * ac[0]:
+        return None
+    return float(best + min_lag)
+
+
+def _band_rows(t: np.ndarray, max_rows: int = 10):
+    """Rows where bands line up across the piece: list of (y0, y1) windows and row weights."""
+    hgt = t.shape[0]
+    rowp = np.median(t, axis=1) + 0.5 * np.mean(t, axis=1)
+    rowp = np.clip(rowp - np.median(rowp), 0, None)
+    rowp = ndi.gaussian_filter1d(rowp, 1.0)
+    if rowp.max() <= 0:
+        return [(0, hgt)], np.full(hgt, 1.0 / hgt)
+    pk, props = find_peaks(rowp, prominence=0.1 * rowp.max(), distance=3)
+    if not len(pk):
+        pk = np.array([int(np.argmax(rowp))])
+        props = {"prominences": np.array([rowp.max()])}
+    pk = pk[np.argsort(props["prominences"])[::-1][:max_rows]]
+    # ignore peaks hugging the piece's top/bottom edge (membrane edge, not bands)
+    edge = max(3, int(0.03 * hgt))
+    inner = pk[(pk >= edge) & (pk < hgt - edge)]
+    pk = inner if len(inner) else pk
+    cand = []
+    for p in sorted(pk):
+        half = rowp[p] / 2
+        a = p
+        while a > 0 and rowp[a] > half:
+            a -= 1
+        b = p
+        while b < hgt - 1 and rowp[b] > half:
+            b += 1
+        cand.append((a, b))
+    # bands are thin along y: drop candidate rows much thicker than the thinnest
+    # (bubble fields, wells, smudges), unless nothing else is left
+    thin = min(b - a for a, b in cand)
+    wins = []
+    for a, b in cand:
+        if (b - a) > 2.5 * max(thin, 4):
+            continue
+        # widen: bands of one row are not at exactly the same height in every lane (smile)
+        pad = max(6, (b - a) // 2)
+        wins.append((max(0, a - pad), min(hgt, b + 1 + pad)))
+    wts = np.zeros(hgt)
+    for a, b in wins:
+        wts[a:b] += 1.0 / (b - a)
+    return wins, wts / wts.sum()
+
+
+def _periodic_rows(t, wins, min_score: float = 0.25):
+    """Keep the band rows whose column profile repeats with the lane pitch.
+
+    Rows of real bands repeat lane after lane; a membrane edge, a bubble or a
+    smudge does not. The pitch is the strongest autocorrelation lag of all
+    candidate rows together; each row is scored by its own normalised
+    autocorrelation at that lag.
+    """
+    if len(wins) < 2:
+        return wins
+    wid = t.shape[1]
+    acs = []
+    for a, b in wins:
+        pr = t[a:b].mean(axis=0)
+        pr = pr - pr.mean()
+        ac = np.correlate(pr, pr, mode="full")[wid - 1:]
+        acs.append(ac / ac[0] if ac[0] > 0 else np.zeros_like(ac))
+    acs = np.array(acs)
+    lo, hi = 6, max(8, wid // 2)
+    tot = acs.mean(axis=0)
+    pk, _ = find_peaks(tot[lo:hi])
+    if not len(pk):
+        return wins
+    lag = int(pk[np.argmax(tot[lo:hi][pk])] + lo)
+    tol = max(1, lag // 10)
+    scores = acs[:, max(1, lag - tol):lag + tol + 1].max(axis=1)
+    keep = [w for w, s in zip(wins, scores) if s >= min_score]
+    if not keep:
+        keep = [wins[int(np.argmax(scores))]]
+    return keep
+
+
+def _row_profiles(t, wins):
+    out = []
+    for a, b in wins:
+        pr = t[a:b].mean(axis=0)
+        s = np.percentile(pr, 98)
+        if s > 0:
+            out.append(np.clip(pr / s, 0, 1.2))
+    return out
+
+
+def _column_profile(t, wins):
+    """Combine the normalised column profiles of the band rows (median of >= 3 rows, so
+    that a bubble or smudge in one row cannot make a lane)."""
+    prs = _row_profiles(t, wins)
+    if not prs:
+        return t.mean(axis=0)
+    prs = np.array(prs)
+    if len(prs) >= 3:
+        return 0.5 * np.median(prs, axis=0) + 0.5 * np.sort(prs, axis=0)[len(prs) // 3]
+    return prs.mean(axis=0)
+
+
+def _tilt(t, wins, max_tilt):
+    """Lane slope dx/dy from the column shift between upper and lower band rows."""
+    if len(wins) < 2:
+        return 0.0
+    ys = np.array([(a + b) / 2 for a, b in wins])
+    prs = _row_profiles(t, wins)
+    if len(prs) != len(wins):
+        return 0.0
+    wid = t.shape[1]
+    est, wt = [], []
+    for i in range(len(wins)):
+        for j in range(i + 1, len(wins)):
+            dy = ys[j] - ys[i]
+            if dy < 0.15 * t.shape[0]:
+                continue
+            maxs = int(max_tilt * dy) + 1
+            a, b = prs[i] - prs[i].mean(), prs[j] - prs[j].mean()
+            lags = np.arange(-maxs, maxs + 1)
+            xc = np.array([np.dot(a[max(0, -k):wid - max(0, k)], b[max(0, k):wid - max(0, -k)]) for k in lags])
+            m = int(np.argmax(xc))
+            if m == 0 or m == len(lags) - 1 or xc[m] <= 0:
+                continue
+            den = xc[m - 1] - 2 * xc[m] + xc[m + 1]
+            k = lags[m] + (0.5 * (xc[m - 1] - xc[m + 1]) / den if den < 0 else 0.0)
+            est.append(k / dy)
+            wt.append(dy)
+    if not est:
+        return 0.0
+    return float(np.median(est))
+
+
+def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
+               min_lane_width_px: int = 8, max_tilt: float = 0.1) -> list[Lane]:
+    """Find lanes (count and boundaries) in every membrane piece.
+
+    Parameters
+    ----------
+    signal : ndarray
+        Linear signal (bands bright), float.
+    pieces : list of Piece, optional
+        Default: :func:`find_pieces`.
+    n_lanes : int, optional
+        Force this many lanes per piece (the most prominent column peaks).
+    min_lane_width_px : int
+        Smallest plausible lane pitch, px.
+    max_tilt : float
+        Largest lane tilt searched, dx/dy.
+
+    Returns
+    -------
+    list of Lane
+        Numbered 1..N piece by piece (top piece first), left to right.
+    """
+    if pieces is None:
+        pieces = find_pieces(signal)
+    lanes: list[Lane] = []
+    for pc in pieces:
+        sub = signal[pc.y0:pc.y1, pc.x0:pc.x1]
+        hgt, wid = sub.shape
+        if hgt < 8 or wid < 2 * min_lane_width_px:
+            continue
+        t = _band_image(sub, max(15, hgt // 4))
+        t = ndi.gaussian_filter1d(t, 1.5, axis=1)
+        band_rows, wts = _band_rows(t)
+        yref = float(np.sum(wts * np.arange(hgt)))
+        # tilt: shift between the column profiles of the upper and lower band rows
+        slope = _tilt(t, band_rows, max_tilt)
+        ts = _shear(t, slope, yref)
+        col = _column_profile(ts, band_rows)
+        pitch = _pitch(col, min_lane_width_px, max(min_lane_width_px + 3, wid // 2))
+        dist = max(min_lane_width_px, int(0.6 * pitch)) if pitch else min_lane_width_px
+        colr = col
+        col = ndi.gaussian_filter1d(col, max(2.0, (pitch or 0) / 5.0))
+        base = float(np.percentile(col, 10))
+        rng = float(col.max() - base)
+        if rng <= 0:
+            continue
+        if n_lanes:
+            pk, props = find_peaks(col, distance=dist, prominence=1e-12 * rng)
+            order = np.argsort(props["prominences"])[::-1][:n_lanes]
+            pk = np.sort(pk[order])
+        else:
+            pk, props = find_peaks(col, distance=dist, prominence=0.08 * rng, height=base + 0.08 * rng)
+            if len(pk) > 1:
+                # drop peaks much weaker than their lane-mates (smudges between lanes)
+                keep = props["prominences"] >= 0.15 * np.median(props["prominences"])
+                pk = pk[keep]
+        if not len(pk):
+            continue
+        if len(pk) > 1:
+            spacing = float(np.median(np.diff(pk)))
+        else:
+            spacing = float(pitch) if pitch else float(wid)
+        # lane width: 1.3 x the median half-maximum width, at most 95 % of the spacing
+        col = colr
+        base = float(np.percentile(col, 10))
+        widths = []
+        for p in pk:
+            hm = base + 0.5 * (col[p] - base)
+            l = p
+            while l > 0 and col[l] > hm:
+                l -= 1
+            r = p
+            while r < wid - 1 and col[r] > hm:
+                r += 1
+            widths.append(r - l)
+        lw = min(1.3 * float(np.median(widths)), 0.95 * spacing)
+        lw = max(lw, 3.0)
+        for p in pk:
+            xl = int(round(p - lw / 2)) + pc.x0
+            xr = int(round(p + lw / 2)) - 1 + pc.x0
+            xl, xr = max(xl, pc.x0), min(xr, pc.x1 - 1)
+            lanes.append(Lane(lane=len(lanes) + 1, piece=pc.index, x_left_px=xl, x_right_px=xr,
+                              y_top_px=pc.y0, y_bottom_px=pc.y1 - 1, y_ref_px=yref + pc.y0, slope=slope))
+    return lanes
+
+
+def lanes_from_bounds(bounds, shape) -> list[Lane]:
+    """Lanes from explicit ``[(x_left, x_right), ...]`` (px, inclusive), full image height."""
+    h, w = shape
+    out = []
+    for i, (a, b) in enumerate(sorted(bounds), start=1):
+        a, b = int(a), int(b)
+        if not (0 <= a < b < w):
+            raise ValueError(f"lane bounds {a}-{b} px are outside the image width (0-{w - 1})")
+        out.append(Lane(lane=i, piece=1, x_left_px=a, x_right_px=b, y_top_px=0, y_bottom_px=h - 1,
+                        y_ref_px=h / 2))
+    return out
+
+
+def lane_columns(lane: Lane, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of the lane: (rows, first column); columns are clipped to the image by the caller."""
+    rows = np.arange(lane.y_top_px, lane.y_bottom_px + 1)
+    x0 = lane.x_left_px + lane.shift_at(rows)
+    return rows, x0

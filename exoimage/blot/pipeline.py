@@ -1,0 +1,407 @@
+"""Quantify one blot: lanes, bands, volumes, QC; file wrapper and overlay drawing."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..io import Image, ImageReadError, read_image, validate_image
+from . import bands as B
+from .lanes import Lane, Piece, find_lanes, find_pieces, lanes_from_bounds
+from .signal import (POLARITIES, clipped_masks, detect_ceiling, detect_polarity, image_warnings,
+                     pixel_noise_sd, to_signal)
+
+__all__ = ["BlotParams", "BlotResult", "BlotFileResult", "quantify_blot", "analyze_blot_file",
+           "draw_blot_overlay", "measure_rectangle", "LANE_COLUMNS", "BAND_COLUMNS", "IMAGE_COLUMNS",
+           "DEFAULT_BACKGROUND"]
+
+#: default background: rolling ball on the lane profile (see docs/blot.md)
+DEFAULT_BACKGROUND = "rolling-ball"
+
+LANE_COLUMNS = ["image", "lane", "piece", "x_left_px", "x_right_px", "x_center_px", "width_px",
+                "y_top_px", "y_bottom_px", "slope_dx_per_dy", "x_center_top_px", "x_center_bottom_px",
+                "is_ladder", "n_bands", "lane_total"]
+BAND_COLUMNS = ["image", "lane", "row", "band_id", "y_px", "y_top_px", "y_bottom_px", "sigma_px",
+                "volume", "background", "saturated", "saturated_px", "hot_px", "snr", "low_snr",
+                "deconvolved", "is_ladder", "mw_kda"]
+IMAGE_COLUMNS = ["image", "status", "error", "polarity", "polarity_source", "dtype", "file_format",
+                 "ceiling", "ceiling_source", "noise_sd", "n_pieces", "n_lanes", "n_rows", "n_bands",
+                 "n_saturated_bands", "background", "warnings"]
+
+
+@dataclass
+class BlotParams:
+    """Parameters of :func:`quantify_blot` (pixel units: px; intensities: raw linear units).
+
+    Attributes
+    ----------
+    polarity : str
+        ``'auto'``, ``'light-bands'`` or ``'dark-bands'``.
+    n_lanes : int or None
+        Force this many lanes per membrane piece.
+    lane_bounds : list of (int, int) or None
+        Explicit lanes ``[(x_left_px, x_right_px), ...]`` (inclusive), full height.
+    background : str
+        ``'rolling-ball'`` (default), ``'valley'``, ``'edge'`` or ``'none'``.
+    ball_radius_px : float or None
+        Rolling-ball radius along the lane, px (default: 10 % of the lane length, at least 25).
+    min_snr : float
+        Detection threshold: band peak / noise SD of the baseline-corrected lane profile.
+    min_snr_px : float
+        Detection threshold: band peak per pixel / pixel noise SD (same scale as ``snr``).
+    low_snr : float
+        Bands with ``snr`` (peak per pixel / pixel noise SD) below this are flagged ``low_snr``.
+    resolve : bool
+        Split overlapping bands by fitting Gaussians.
+    ladder_lane : int or None
+        Lane number (1-based) of the molecular-weight marker.
+    ladder_kda : list of float or None
+        Marker weights in kDa, largest first.
+    edge_border_px : int
+        Width of the strips beside a lane used by the ``'edge'`` background, px.
+    """
+
+    polarity: str = "auto"
+    n_lanes: int | None = None
+    lane_bounds: list | None = None
+    background: str = DEFAULT_BACKGROUND
+    ball_radius_px: float | None = None
+    min_snr: float = 4.0
+    min_snr_px: float = 3.0
+    low_snr: float = 5.0
+    resolve: bool = True
+    ladder_lane: int | None = None
+    ladder_kda: list | None = None
+    edge_border_px: int = 3
+
+    def __post_init__(self):
+        if self.polarity not in ("auto",) + POLARITIES:
+            raise ValueError(f"polarity must be auto, light-bands or dark-bands, got {self.polarity!r}")
+        if self.background not in B.BACKGROUNDS:
+            raise ValueError(f"background must be one of {', '.join(B.BACKGROUNDS)}, got {self.background!r}")
+        if self.n_lanes is not None and int(self.n_lanes) < 1:
+            raise ValueError(f"n_lanes must be >= 1, got {self.n_lanes}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class BlotResult:
+    """Result of :func:`quantify_blot`: tables plus geometry for drawing."""
+
+    lanes: pd.DataFrame
+    bands: pd.DataFrame
+    lane_geometry: list
+    pieces: list
+    polarity: str
+    polarity_source: str
+    ceiling: float | None
+    ceiling_source: str
+    noise_sd: float
+    warnings: list
+    saturated_mask: np.ndarray
+    hot_mask: np.ndarray
+    ladder: dict = field(default_factory=dict)
+    params: BlotParams | None = None
+
+
+def measure_rectangle(data: np.ndarray, x: int, y: int, w: int, h: int) -> float:
+    """Sum of the pixel values in a rectangle: ImageJ's RawIntDen (background ``none``)."""
+    return float(np.asarray(data)[y:y + h, x:x + w].sum(dtype=np.float64))
+
+
+def _as_image(image) -> Image:
+    if isinstance(image, Image):
+        return image
+    arr = np.asarray(image)
+    if arr.ndim != 2:
+        raise ImageReadError(None, f"expected a 2-D array, got shape {arr.shape}")
+    return Image.from_array(arr)
+
+
+def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", lane_totals: bool = False,
+                  **overrides) -> BlotResult:
+    """Find lanes and bands and measure band volumes in one blot image.
+
+    Parameters
+    ----------
+    image : Image or ndarray
+        Raw pixel values (never display-scaled data if raw exists).
+    params : BlotParams, optional
+        Parameters; keyword ``overrides`` replace single fields.
+    name : str
+        Value of the ``image`` column.
+    lane_totals : bool
+        Also compute each lane's whole-lane signal (``lane_total``, for
+        total-protein normalisation) with the lane-edge background.
+
+    Returns
+    -------
+    BlotResult
+        ``lanes`` and ``bands`` tables (see ``LANE_COLUMNS``/``BAND_COLUMNS``),
+        lane geometry, QC masks and the ladder fit.
+    """
+    params = params or BlotParams()
+    if overrides:
+        params = BlotParams(**{**params.as_dict(), **overrides})
+    img = _as_image(image)
+    data = img.data
+    if params.polarity == "auto":
+        polarity = detect_polarity(data, img.white_is_zero)
+        pol_src = "white_is_zero" if img.white_is_zero else "auto"
+    else:
+        polarity, pol_src = params.polarity, "given"
+    signal = to_signal(data, polarity)
+    ceiling, ceil_src = detect_ceiling(data, polarity)
+    solid, hot = clipped_masks(data, ceiling, polarity)
+    warns = list(img.warnings) + image_warnings(data, file_format=img.file_format, was_rgb=img.was_rgb,
+                                                polarity=polarity)
+    noise = pixel_noise_sd(signal)
+    if params.lane_bounds:
+        try:
+            lanes = lanes_from_bounds(params.lane_bounds, data.shape)
+        except ValueError as exc:
+            raise ImageReadError(img.path, str(exc)) from None
+        pieces = [Piece(1, 0, data.shape[0], 0, data.shape[1])]
+    else:
+        pieces = find_pieces(signal)
+        lanes = find_lanes(signal, pieces, n_lanes=params.n_lanes)
+    if params.ladder_lane:
+        if not 1 <= params.ladder_lane <= len(lanes):
+            raise ImageReadError(img.path, f"ladder lane {params.ladder_lane} does not exist "
+                                           f"({len(lanes)} lanes found)")
+        lanes[params.ladder_lane - 1].is_ladder = True
+
+    solid_f = solid.astype(np.float32) if solid.any() else None
+    hot_f = hot.astype(np.float32) if hot.any() else None
+    rows_out = []
+    det_profiles = {}
+    lane_rows = []
+    for ln in lanes:
+        prof = B.lane_profile(signal, ln)
+        n = len(prof)
+        radius = params.ball_radius_px or max(25.0, 0.1 * n)
+        rb = B.rolling_ball_background(prof, radius)
+        corr_det = prof - rb
+        det_profiles[ln.lane] = corr_det
+        # profile noise: pixel noise summed over the lane width, or the spread of the
+        # baseline-corrected profile itself (membrane texture), whichever is larger
+        mad = 1.4826 * float(np.median(np.abs(corr_det - np.median(corr_det))))
+        pnoise = max(noise * np.sqrt(ln.width_px), mad)
+        fits = B.find_bands(corr_det, pnoise, min_snr=params.min_snr, resolve=params.resolve,
+                            min_height=params.min_snr_px * noise * ln.width_px)
+        if params.background == "rolling-ball":
+            bg = rb
+        elif params.background == "valley":
+            bg = B.valley_background(prof, [(f.top, f.bottom) for f in fits])
+        elif params.background == "edge":
+            bg = B.edge_background(signal, ln, params.edge_border_px)
+        else:
+            bg = np.zeros(n)
+        sat_p = B.lane_profile(solid_f, ln) if solid_f is not None else None
+        hot_p = B.lane_profile(hot_f, ln) if hot_f is not None else None
+        net = prof - bg
+        cluster_sum = {}
+        for f in fits:
+            if f.deconvolved:
+                c = cluster_sum.setdefault(f.cluster, [n, -1])
+                c[0], c[1] = min(c[0], f.top), max(c[1], f.bottom)
+        for f in fits:
+            region = slice(f.top, f.bottom + 1)
+            if f.deconvolved:
+                a, b = cluster_sum[f.cluster]
+                vol = float(net[a:b + 1].sum()) * f.fraction
+            else:
+                vol = float(net[region].sum())
+            rows_out.append(dict(
+                image=name, lane=ln.lane, row=0, band_id=0,
+                y_px=ln.y_top_px + f.y, y_top_px=ln.y_top_px + f.top, y_bottom_px=ln.y_top_px + f.bottom,
+                sigma_px=f.sigma, volume=vol, background=float(bg[region].sum()),
+                saturated_px=int(sat_p[region].sum()) if sat_p is not None else 0,
+                hot_px=int(hot_p[region].sum()) if hot_p is not None else 0,
+                snr=float(f.peak / ln.width_px / noise), deconvolved=f.deconvolved,
+                is_ladder=ln.is_ladder, piece=ln.piece))
+        tot = np.nan
+        if lane_totals:
+            eb = B.edge_background(signal, ln, params.edge_border_px)
+            tot = float((prof - eb).sum())
+        yt, yb = ln.y_top_px, ln.y_bottom_px
+        lane_rows.append(dict(
+            image=name, lane=ln.lane, piece=ln.piece, x_left_px=ln.x_left_px, x_right_px=ln.x_right_px,
+            x_center_px=ln.x_center_px, width_px=ln.width_px, y_top_px=yt, y_bottom_px=yb,
+            slope_dx_per_dy=ln.slope,
+            x_center_top_px=ln.x_center_px + ln.slope * (yt - ln.y_ref_px),
+            x_center_bottom_px=ln.x_center_px + ln.slope * (yb - ln.y_ref_px),
+            is_ladder=ln.is_ladder, n_bands=sum(1 for r in rows_out if r["lane"] == ln.lane),
+            lane_total=tot))
+    bands = pd.DataFrame(rows_out, columns=BAND_COLUMNS + ["piece"])
+    lanes_df = pd.DataFrame(lane_rows, columns=LANE_COLUMNS)
+    bands["saturated"] = bands["saturated_px"] > 0
+    bands["low_snr"] = bands["snr"] < params.low_snr
+    bands["mw_kda"] = np.nan
+
+    # rows, per membrane piece, sample lanes only
+    offsets = {}
+    next_row = 0
+    for pc in pieces:
+        sample = [ln for ln in lanes if ln.piece == pc.index and not ln.is_ladder]
+        if not sample:
+            continue
+        order = [ln.lane for ln in sample]
+        max_shift = int(0.03 * (pc.y1 - pc.y0)) + 2
+        off = B.lane_offsets(det_profiles, order, max_shift)
+        offsets.update(off)
+        m = bands["lane"].isin(order).to_numpy()
+        if m.any():
+            sub = bands[m]
+            r = B.group_rows(sub["y_px"].to_numpy(), sub["sigma_px"].to_numpy(), sub["lane"].to_numpy(),
+                             sub["lane"].map(off).to_numpy())
+            bands.loc[m, "row"] = r + next_row
+            next_row += int(r.max())
+    ladder = {}
+    if params.ladder_lane and params.ladder_kda:
+        ladder = _apply_ladder(bands, lanes, offsets, params, img.path)
+    bands = bands.sort_values(["lane", "y_px"], kind="stable").reset_index(drop=True)
+    bands["band_id"] = np.arange(1, len(bands) + 1)
+    bands = bands[BAND_COLUMNS + ["piece"]]
+    return BlotResult(lanes=lanes_df, bands=bands, lane_geometry=lanes, pieces=pieces, polarity=polarity,
+                      polarity_source=pol_src, ceiling=ceiling, ceiling_source=ceil_src, noise_sd=noise,
+                      warnings=warns, saturated_mask=solid, hot_mask=hot, ladder=ladder, params=params)
+
+
+def _apply_ladder(bands, lanes, offsets, params, path) -> dict:
+    lad = lanes[params.ladder_lane - 1]
+    lb = bands[bands["lane"] == lad.lane]
+    if len(lb) < 2:
+        raise ImageReadError(path, f"ladder lane {lad.lane}: found {len(lb)} bands, need at least 2")
+    kda = [float(k) for k in params.ladder_kda]
+    # keep the strongest bands if there are far more than markers
+    if len(lb) > len(kda) + 3:
+        lb = lb.nlargest(len(kda) + 3, "volume")
+    try:
+        y_l, k_l = B.ladder_calibration(lb["y_px"].to_numpy(), kda)
+    except ValueError as exc:
+        raise ImageReadError(path, f"ladder lane {lad.lane}: {exc}") from None
+    # smile: offset of the ladder lane from a fit of the sample lanes' offsets against x
+    same = [ln for ln in lanes if ln.piece == lad.piece and ln.lane in offsets]
+    xs = np.array([ln.x_center_px for ln in same])
+    os_ = np.array([offsets[ln.lane] for ln in same])
+    if len(xs) >= 4:
+        coef = np.polyfit(xs, os_, 2)
+    elif len(xs) >= 2:
+        coef = np.polyfit(xs, os_, 1)
+    else:
+        coef = np.array([0.0])
+    lad_off = float(np.polyval(coef, lad.x_center_px))
+    m = (bands["piece"] == lad.piece).to_numpy()
+    lane_off = bands.loc[m, "lane"].map(lambda L: offsets.get(L, lad_off)).to_numpy(float)
+    y_eq = bands.loc[m, "y_px"].to_numpy() - lane_off + lad_off
+    bands.loc[m, "mw_kda"] = B.mw_from_y(y_eq, y_l, k_l)
+    return {"lane": lad.lane, "y_px": y_l.tolist(), "kda": k_l.tolist()}
+
+
+# --------------------------------------------------------------------------
+# files
+
+
+@dataclass
+class BlotFileResult:
+    """Outcome of :func:`analyze_blot_file` (``ok`` False: see ``image_row['error']``)."""
+
+    ok: bool
+    image_row: dict
+    lanes: pd.DataFrame
+    bands: pd.DataFrame
+    result: BlotResult | None = None
+    image: Image | None = None
+
+
+def _image_row(name, result: BlotResult | None, img: Image | None, params: BlotParams, error: str = ""):
+    row = {c: None for c in IMAGE_COLUMNS}
+    row.update(image=name, status="error" if error else "ok", error=error, background=params.background)
+    if img is not None:
+        row.update(dtype=str(img.data.dtype), file_format=img.file_format)
+    if result is not None:
+        b = result.bands
+        row.update(polarity=result.polarity, polarity_source=result.polarity_source, ceiling=result.ceiling,
+                   ceiling_source=result.ceiling_source, noise_sd=result.noise_sd, n_pieces=len(result.pieces),
+                   n_lanes=len(result.lanes), n_rows=int(b.loc[b["row"] > 0, "row"].nunique()),
+                   n_bands=len(b), n_saturated_bands=int(b["saturated"].sum()),
+                   warnings="; ".join(result.warnings))
+    return row
+
+
+def analyze_blot_file(path, params: BlotParams | None = None, *, name: str | None = None,
+                      lane_totals: bool = False) -> BlotFileResult:
+    """Read and quantify one blot file; every failure becomes an error row naming the file."""
+    params = params or BlotParams()
+    name = name or str(path)
+    empty_l, empty_b = pd.DataFrame(columns=LANE_COLUMNS), pd.DataFrame(columns=BAND_COLUMNS)
+    img = None
+    try:
+        img = read_image(path)
+        validate_image(img)
+        res = quantify_blot(img, params, name=name, lane_totals=lane_totals)
+        if len(res.lanes) == 0:
+            raise ImageReadError(path, "no lanes found (give the count with --lanes or the "
+                                       "boundaries with --lane-bounds)")
+    except ImageReadError as exc:
+        return BlotFileResult(False, _image_row(name, None, img, params, str(exc)), empty_l, empty_b, None, img)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run
+        msg = f"{path}: analysis failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        return BlotFileResult(False, _image_row(name, None, img, params, msg), empty_l, empty_b, None, img)
+    return BlotFileResult(True, _image_row(name, res, img, params), res.lanes,
+                          res.bands[BAND_COLUMNS], res, img)
+
+
+# --------------------------------------------------------------------------
+# overlay
+
+
+def draw_blot_overlay(image, result: BlotResult, *, max_side: int | None = None) -> np.ndarray:
+    """RGB uint8 picture: lanes (green, ladder magenta), band regions (yellow,
+    deconvolved cyan), row numbers, solid saturated pixels red, hot pixels orange."""
+    import cv2
+
+    img = _as_image(image)
+    disp = img.displayed() if img.white_is_zero else img.data.astype(np.float64)
+    if result.polarity == "light-bands" and img.white_is_zero:
+        disp = img.data.astype(np.float64)  # show counts, bands bright
+    lo, hi = np.percentile(disp, [0.5, 99.8])
+    g = np.clip((disp - lo) / max(hi - lo, 1e-12), 0, 1)
+    g = (np.sqrt(g) * 255).astype(np.uint8)
+    rgb = np.dstack([g, g, g])
+    rgb[result.saturated_mask] = (255, 0, 0)
+    rgb[result.hot_mask] = (255, 140, 0)
+    th = max(1, int(round(max(img.data.shape) / 800)))
+    fs = 0.4 * th
+    for ln in result.lane_geometry:
+        col = (255, 0, 255) if ln.is_ladder else (0, 220, 0)
+        yt, yb = ln.y_top_px, ln.y_bottom_px
+        st, sb = int(ln.shift_at(yt)), int(ln.shift_at(yb))
+        pts = np.array([[ln.x_left_px + st, yt], [ln.x_right_px + st, yt], [ln.x_right_px + sb, yb],
+                        [ln.x_left_px + sb, yb]], np.int32)
+        cv2.polylines(rgb, [pts], True, col, th)
+        cv2.putText(rgb, str(ln.lane), (int(ln.x_center_px + st) - 6 * th, yt + 14 * th),
+                    cv2.FONT_HERSHEY_SIMPLEX, fs, col, th)
+    geo = {ln.lane: ln for ln in result.lane_geometry}
+    for b in result.bands.itertuples():
+        ln = geo[b.lane]
+        s = int(ln.shift_at(b.y_px))
+        col = (0, 200, 255) if b.deconvolved else (255, 220, 0)
+        if b.saturated:
+            col = (255, 0, 0)
+        cv2.rectangle(rgb, (ln.x_left_px + s + th, int(b.y_top_px)), (ln.x_right_px + s - th, int(b.y_bottom_px)),
+                      col, max(1, th // 2 + (1 if th == 1 else 0)))
+        cv2.line(rgb, (ln.x_left_px + s + 2 * th, int(round(b.y_px))), (ln.x_right_px + s - 2 * th, int(round(b.y_px))),
+                 col, 1)
+        if b.row and ln.lane == min(L for L in result.bands.loc[result.bands["row"] == b.row, "lane"]):
+            cv2.putText(rgb, f"r{b.row}", (max(0, ln.x_left_px + s - 28 * th), int(b.y_px) + 4 * th),
+                        cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 255, 255), th)
+    if max_side and max(rgb.shape[:2]) > max_side:
+        f = max_side / max(rgb.shape[:2])
+        rgb = cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+    return rgb

@@ -1,0 +1,176 @@
+"""Turn raw blot pixels into a linear "more protein = larger number" signal, with QC.
+
+Functions here work on plain numpy arrays so that they can be tested with
+hand-made fixtures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["POLARITIES", "detect_polarity", "to_signal", "detect_ceiling", "clipped_masks",
+           "image_warnings", "pixel_noise_sd"]
+
+#: ``light-bands``: bands are brighter (larger raw values) than the background
+#: (chemiluminescence, fluorescence, stained gels); ``dark-bands``: bands are
+#: darker (film, colorimetric scans).
+POLARITIES = ("light-bands", "dark-bands")
+
+
+def _small(data: np.ndarray, max_side: int = 400) -> np.ndarray:
+    """Block-mean reduction of a 2-D array to at most ``max_side`` px per side (float64)."""
+    f = max(1, int(np.ceil(max(data.shape) / max_side)))
+    h, w = data.shape[0] // f * f, data.shape[1] // f * f
+    return data[:h, :w].astype(np.float64).reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+
+
+def detect_polarity(data: np.ndarray, white_is_zero: bool = False) -> str:
+    """Decide whether bands are lighter or darker than the background.
+
+    Parameters
+    ----------
+    data : ndarray
+        Raw 2-D pixel values.
+    white_is_zero : bool
+        The TIFF said WhiteIsZero: raw values are detector counts (signal), so
+        bands are the large raw values whatever a viewer shows.
+
+    Returns
+    -------
+    str
+        ``'light-bands'`` or ``'dark-bands'``. The background is taken as the
+        median; bands are on the side of the longer tail (0.5th/99.5th
+        percentiles of a block-averaged copy, so that single hot pixels do not vote).
+    """
+    if white_is_zero:
+        return "light-bands"
+    s = _small(data)
+    lo, med, hi = np.percentile(s, [0.5, 50, 99.5])
+    return "light-bands" if (hi - med) >= (med - lo) else "dark-bands"
+
+
+def _dtype_top(data: np.ndarray) -> float:
+    if data.dtype.kind in "ui":
+        return float(np.iinfo(data.dtype).max)
+    return float(np.nanmax(data))
+
+
+def to_signal(data: np.ndarray, polarity: str) -> np.ndarray:
+    """Linear signal (float64): raw values for light bands, ``dtype max - raw`` for dark bands."""
+    if polarity not in POLARITIES:
+        raise ValueError(f"polarity must be one of {POLARITIES}, got {polarity!r}")
+    if polarity == "light-bands":
+        return data.astype(np.float64)
+    return _dtype_top(data) - data.astype(np.float64)
+
+
+def detect_ceiling(data: np.ndarray, polarity: str = "light-bands", *, min_pileup: int = 4,
+                   pileup_factor: float = 5.0) -> tuple[float | None, str]:
+    """Raw value at which the detector clips, and how it was found.
+
+    For light bands the ceiling is the dtype maximum when any pixel reaches it;
+    otherwise the data maximum when pixels pile up there (a 12- or 14-bit camera
+    stored in 16 bits clips at 4095 or 16383): at least ``min_pileup`` pixels at
+    the maximum and ``pileup_factor`` times more than the mean count of each of
+    the 16 values just below. For dark bands the same is done at the bottom
+    (floor 0 or a pile-up at the minimum).
+
+    Returns
+    -------
+    (value, source)
+        ``value`` in raw units (None if nothing clips) and ``'dtype'``,
+        ``'histogram'`` or ``'none'``.
+    """
+    flat = data.ravel()
+    dark = polarity == "dark-bands"
+    ext = float(flat.min() if dark else flat.max())
+    if data.dtype.kind in "ui":
+        limit = 0.0 if dark else float(np.iinfo(data.dtype).max)
+        if (dark and np.iinfo(data.dtype).min == 0 and ext <= 0) or (not dark and ext >= limit):
+            return limit, "dtype"
+    n_at = int(np.count_nonzero(flat == ext))
+    if n_at < min_pileup:
+        return None, "none"
+    if data.dtype.kind in "ui":
+        if dark:
+            near = flat[(flat > ext) & (flat <= ext + 16)]
+        else:
+            near = flat[(flat < ext) & (flat >= ext - 16)]
+        per_value = near.size / 16.0
+    else:
+        span = float(flat.max() - flat.min()) or 1.0
+        d = span / 4096
+        near = flat[(np.abs(flat - ext) > 0) & (np.abs(flat - ext) <= 16 * d)]
+        per_value = near.size / 16.0
+    if n_at >= pileup_factor * per_value + min_pileup:
+        return ext, "histogram"
+    return None, "none"
+
+
+def clipped_masks(data: np.ndarray, ceiling: float | None, polarity: str) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks of (solid clipped pixels, isolated clipped pixels).
+
+    A pixel at the ceiling is *solid* if it survives a 3x3 morphological
+    opening of the clipped mask (it belongs to a clipped area of at least 3x3
+    px: a saturated band); the rest are hot pixels or dust specks.
+    """
+    if ceiling is None:
+        z = np.zeros(data.shape, bool)
+        return z, z
+    mask = (data <= ceiling) if polarity == "dark-bands" else (data >= ceiling)
+    if not mask.any():
+        return mask, mask.copy()
+    import cv2
+
+    k = np.ones((3, 3), np.uint8)
+    solid = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)
+    return solid, mask & ~solid
+
+
+def pixel_noise_sd(signal: np.ndarray) -> float:
+    """Robust per-pixel noise SD: MAD of horizontal neighbour differences / sqrt(2)."""
+    d = np.diff(signal[:, ::1], axis=1)
+    if d.size > 400_000:
+        d = d[:: max(1, d.shape[0] // 400)]
+    mad = np.median(np.abs(d - np.median(d)))
+    sd = 1.4826 * mad / np.sqrt(2)
+    if sd <= 0:
+        sd = float(np.std(d)) / np.sqrt(2)
+    return float(max(sd, 1e-12))
+
+
+def image_warnings(data: np.ndarray, *, file_format: str = "array", was_rgb: bool = False,
+                   polarity: str = "light-bands") -> list[str]:
+    """Warnings about data that is not raw linear signal (quantities are still reported).
+
+    8-bit data, JPEG, RGB, and signs of contrast adjustment: a histogram with
+    regularly missing values (stretched) or a large fraction of pixels at both
+    the black and white ends (clipped by display scaling).
+    """
+    out = []
+    if data.dtype == np.uint8 or data.dtype == np.int8:
+        out.append("8-bit image: limited dynamic range; quantify the imager's 16-bit raw file if it exists")
+    if file_format == "jpeg":
+        out.append("JPEG: lossy compression changed the pixel values; results are approximate")
+    if was_rgb:
+        out.append("RGB image converted to grey: probably an export, not raw data")
+    if data.dtype.kind in "ui":
+        flat = data.ravel()
+        lo, hi = np.percentile(flat, [0.5, 99.5])
+        lo, hi = int(lo), int(hi)
+        rng = hi - lo + 1
+        if rng >= 32:
+            counts = np.bincount((flat[(flat >= lo) & (flat <= hi)] - lo).astype(np.int64), minlength=rng)
+            # pixel count is high enough that an unadjusted image would fill every value
+            if flat.size >= 50 * rng:
+                empty = np.count_nonzero(counts == 0) / rng
+                if empty > 0.2:
+                    out.append(f"histogram has gaps ({100 * empty:.0f}% of values between the 0.5th and "
+                               f"99.5th percentiles never occur): contrast was probably stretched")
+        top = np.iinfo(data.dtype).max
+        f_top = np.count_nonzero(flat == top) / flat.size
+        f_bot = np.count_nonzero(flat == 0) / flat.size
+        if f_top > 0.005 and f_bot > 0.005:
+            out.append(f"{100 * f_bot:.1f}% of pixels at 0 and {100 * f_top:.1f}% at {top}: "
+                       f"display levels were probably adjusted (clipped both ends)")
+    return out
