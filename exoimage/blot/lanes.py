@@ -222,9 +222,15 @@ def _row_profiles(t, wins):
     out = []
     for a, b in wins:
         pr = t[a:b].mean(axis=0)
-        s = np.percentile(pr, 98)
+        # log compression, in units of the row's noise: a 2-fold dilution series or a
+        # saturated lane then weighs about as much as an ordinary lane
+        d = np.diff(pr)
+        nz = 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2)
+        base = np.percentile(pr, 5)
+        v = np.log1p(np.clip(pr - base, 0, None) / (3 * nz + 1e-12))
+        s = v.max()
         if s > 0:
-            out.append(np.clip(pr / s, 0, 1.2))
+            out.append(v / s)
     return out
 
 
@@ -312,7 +318,7 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         pitch = _pitch(col, min_lane_width_px, max(min_lane_width_px + 3, wid // 2))
         dist = max(min_lane_width_px, int(0.6 * pitch)) if pitch else min_lane_width_px
         colr = col
-        col = ndi.gaussian_filter1d(col, max(2.0, (pitch or 0) / 5.0))
+        col = ndi.gaussian_filter1d(col, max(2.0, (pitch or 0) / 8.0))
         base = float(np.percentile(col, 10))
         rng = float(col.max() - base)
         if rng <= 0:

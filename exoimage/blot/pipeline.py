@@ -263,7 +263,10 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
             next_row += int(r.max())
     ladder = {}
     if params.ladder_lane and params.ladder_kda:
-        ladder = _apply_ladder(bands, lanes, offsets, params, img.path)
+        try:
+            ladder = _apply_ladder(bands, lanes, offsets, params, img.path)
+        except ImageReadError as exc:
+            warns.append(f"no molecular weights: {exc.problem}")
     bands = bands.sort_values(["lane", "y_px"], kind="stable").reset_index(drop=True)
     bands["band_id"] = np.arange(1, len(bands) + 1)
     bands = bands[BAND_COLUMNS + ["piece"]]
