@@ -261,11 +261,20 @@ def write_calibrated_tiff(path, data: np.ndarray, pixel_size_nm: float | None) -
         kwargs["resolution"] = (1.0 / pixel_size_nm, 1.0 / pixel_size_nm)
         kwargs["metadata"] = {"unit": "nm"}
     data = np.asarray(data)
-    if data.dtype == np.int64 or data.dtype == np.uint64:
-        data = data.astype(np.uint32 if data.max(initial=0) > 65535 else np.uint16)
-    if data.dtype == np.int32:
-        data = data.astype(np.uint32)
-    tifffile.imwrite(str(path), data, imagej=True, compression="zlib", **kwargs)
+    if data.dtype.kind in "iub" and data.dtype not in (np.uint8, np.uint16):
+        # ImageJ TIFF holds uint8, uint16 or float32 only
+        if data.min(initial=0) < 0 or data.max(initial=0) > 65535:
+            raise ValueError(f"{path}: values outside 0..65535 cannot be stored as an ImageJ label TIFF")
+        data = data.astype(np.uint16)
+    elif data.dtype.kind == "f" and data.dtype != np.float32:
+        data = data.astype(np.float32)
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tifffile.imwrite(str(tmp), data, imagej=True, compression="zlib", **kwargs)
+    os.replace(tmp, path)  # never a half-written file
 
 
 # --------------------------------------------------------------------------

@@ -223,7 +223,7 @@ def _mask_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float
     diff = cv2.GaussianBlur(img, (0, 0), 1.0) - bg
     thr = max(1.2, 2.0 * _robust_sd(diff[::2, ::2]))
     fg = diff > thr
-    rad = max(1, int(round(r_min / 3)))
+    rad = max(1, int(round(r_min * 0.8)))
     se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rad + 1, 2 * rad + 1))
     fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, se)
     fg = ndi.binary_fill_holes(fg)
@@ -237,6 +237,34 @@ def _mask_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float
             continue
         cands.append((float(y), float(x), float(max(dt[y, x], r_min)), float(dt[y, x])))
     return cands, fg.astype(bool)
+
+
+def _hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float,
+                      exclude: np.ndarray | None, perfectness: float = 0.7):
+    """Circle candidates from OpenCV's gradient Hough transform.
+
+    Catches collapsed cups whose light rim is an open "C": neither a blob at
+    the vesicle's scale nor a closed ring that hole-filling could complete.
+    """
+    # the transform's cost grows with image size and radius range: run it on a
+    # copy no larger than ~512 px (small vesicles are the mask and LoG sources' job)
+    h = max(1.0, max(work_n.shape) / 512.0)
+    img = cv2.resize(work_n, None, fx=1 / h, fy=1 / h, interpolation=cv2.INTER_AREA) if h > 1 else work_n
+    sm = cv2.GaussianBlur(img, (0, 0), 1.5 if h == 1 else 1.0)
+    u8 = np.clip(sign * sm * 8 * np.sqrt(h) + 128, 0, 255).astype(np.uint8)
+    circles = cv2.HoughCircles(u8, cv2.HOUGH_GRADIENT_ALT, dp=1.5, minDist=max(2.0, r_min / h),
+                               param1=60, param2=perfectness, minRadius=max(2, int(r_min * 0.8 / h)),
+                               maxRadius=max(3, int(r_max / h)))
+    cands = []
+    if circles is None:
+        return cands
+    for x, y, r in circles[0] * h:
+        iy, ix = int(round(y)), int(round(x))
+        if exclude is not None and 0 <= iy < exclude.shape[0] and 0 <= ix < exclude.shape[1] \
+                and exclude[iy, ix]:
+            continue
+        cands.append((float(y), float(x), float(r), 0.0))
+    return cands
 
 
 def _suppress_same_scale(cands, radius_frac=0.5):
@@ -497,6 +525,7 @@ def _detect_one_polarity(data, px, params, sign, exclude):
     log_cands = [c for c in log_cands
                  if not fg[min(hf - 1, int(round(c[0]))), min(wf - 1, int(round(c[1])))]]
     cands = mask_cands + _suppress_same_scale(log_cands)
+    cands += _hough_candidates(work_n, r_min, r_max, sign, exclude_w)
     if not cands:
         return []
     # smoothed full-resolution image for the outlines
