@@ -1,0 +1,245 @@
+"""Benchmark of ``exoimage blot`` on simulated blots (truth known) and the real images.
+
+Run:  python benchmarks/bench_blot.py [--quick]
+
+Prints, for exoimage and for a Gel-Analyzer recipe baseline (equal fixed lanes,
+mean lane profile, straight baseline under each peak): lanes found exactly,
+median / 90th-percentile relative band-volume error (after one scale factor per
+row), target/control ratio error, dilution-series R², saturation flags; then
+the two real images (overlays in benchmarks/out/) and the speed on a
+1648x1200 16-bit blot on one core.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+from scipy.signal import find_peaks
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from exoimage.blot import BlotParams, analyze_blot_file, draw_blot_overlay, quantify_blot  # noqa: E402
+from exoimage.outputs import save_png  # noqa: E402
+from exoimage.simulate.blot import scenario  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "out"
+SHARED = ROOT.parent / "shared" / "data" / "real"
+
+
+def match_bands(found: pd.DataFrame, truth: pd.DataFrame, lane_map: dict, tol_px: float = 6.0) -> pd.DataFrame:
+    """Pair truth bands with found bands (same lane, nearest y within tol, one-to-one)."""
+    rows = []
+    for tl, fl in lane_map.items():
+        t = truth[truth["lane"] == tl]
+        f = found[found["lane"] == fl]
+        used = set()
+        for r in t.sort_values("volume", ascending=False).itertuples():
+            tol = tol_px if r.kind == "sharp" else 25.0
+            if len(f) == 0:
+                rows.append(dict(lane=tl, row=r.row, truth=r.volume, found=np.nan, sat_t=r.saturated, sat_f=False))
+                continue
+            d = (f["y_px"] - r.y_px).abs()
+            d = d[~d.index.isin(used)]
+            if len(d) and d.min() <= tol:
+                i = d.idxmin()
+                used.add(i)
+                rows.append(dict(lane=tl, row=r.row, truth=r.volume, found=f.loc[i, "volume"],
+                                 sat_t=r.saturated, sat_f=bool(f.loc[i, "saturated"])))
+            else:
+                rows.append(dict(lane=tl, row=r.row, truth=r.volume, found=np.nan, sat_t=r.saturated, sat_f=False))
+    return pd.DataFrame(rows)
+
+
+def rel_errors(m: pd.DataFrame) -> np.ndarray:
+    """Relative errors after one least-squares scale factor per row (ladder and saturated excluded)."""
+    errs = []
+    m = m[(m["row"] > 0) & ~m["sat_t"] & m["found"].notna()]
+    for _, g in m.groupby("row"):
+        s = np.sum(g["found"] * g["truth"]) / np.sum(g["truth"] ** 2)
+        errs += list(np.abs(g["found"] / (s * g["truth"]) - 1))
+    return np.array(errs)
+
+
+def lane_map_for(found_lanes: pd.DataFrame, truth_lanes: pd.DataFrame, pitch: float):
+    """truth lane -> found lane when every truth lane has exactly one found lane within 0.25 pitch."""
+    mp = {}
+    ok = len(found_lanes) == len(truth_lanes)
+    for t in truth_lanes.itertuples():
+        d = (found_lanes["x_center_px"] - t.x_center_px).abs()
+        if len(d) and d.min() <= 0.25 * pitch:
+            mp[t.lane] = int(found_lanes.loc[d.idxmin(), "lane"])
+        else:
+            ok = False
+    return mp, ok and len(set(mp.values())) == len(mp)
+
+
+# --------------------------------------------------------------------------
+# Gel-Analyzer recipe baseline
+
+
+def gel_analyzer(data: np.ndarray, n_lanes: int, x0: float, x1: float, light: bool) -> pd.DataFrame:
+    """ImageJ Gel Analyzer recipe: equal rectangles, mean profile across the lane,
+    a straight line under each peak between the profile minima around it."""
+    s = data.astype(float) if light else float(np.iinfo(data.dtype).max) - data.astype(float)
+    w = (x1 - x0) / n_lanes
+    rows = []
+    for i in range(n_lanes):
+        a, b = int(round(x0 + i * w)), int(round(x0 + (i + 1) * w))
+        prof = s[:, a:b].mean(axis=1)
+        ps = ndi.gaussian_filter1d(prof, 1.5)
+        noise = 1.4826 * np.median(np.abs(np.diff(ps))) + 1e-9
+        pk, pr = find_peaks(ps, prominence=8 * noise)
+        mins = [0] + [int(np.argmin(ps[p1:p2]) + p1) for p1, p2 in zip(pk[:-1], pk[1:])] + [len(ps) - 1]
+        for j, p in enumerate(pk):
+            lo = int(pr["left_bases"][j]) if j == 0 else mins[j]
+            hi = int(pr["right_bases"][j]) if j == len(pk) - 1 else mins[j + 1]
+            lo = max(lo, p - 60)
+            hi = min(hi, p + 60)
+            xs = np.arange(lo, hi + 1)
+            line = np.interp(xs, [lo, hi], [ps[lo], ps[hi]])
+            area = float(np.clip(prof[lo:hi + 1] - line, 0, None).sum())
+            rows.append(dict(lane=i + 1, y_px=float(p), volume=area, saturated=False))
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------
+
+
+def run_sim(n_seeds: int = 3):
+    scen = ["clean", "realistic", "dilution", "saturated", "film", "12bit"]
+    stats = {k: dict(lanes_ok=0, n=0, errs=[], ratio=[], r2=[], sat_tp=0, sat_fn=0, sat_fp=0)
+             for k in ("exoimage", "gel-analyzer")}
+    per_scen = []
+    for sc in scen:
+        for seed in range(n_seeds):
+            sim = scenario(sc, seed=100 + seed)
+            tl = sim.lanes
+            pitch = float(np.median(np.diff(tl["x_center_px"])))
+            res = quantify_blot(sim.data, ladder_lane=1, ladder_kda=sim.settings["ladder_kda"])
+            x0 = float(tl["x_left_px"].min() - 0.15 * pitch)
+            x1 = float(tl["x_right_px"].max() + 0.15 * pitch)
+            ga = gel_analyzer(sim.data, len(tl), x0, x1, sim.settings["polarity"] == "light-bands")
+            ga_lanes = pd.DataFrame({"lane": np.arange(1, len(tl) + 1),
+                                     "x_center_px": x0 + (np.arange(len(tl)) + 0.5) * (x1 - x0) / len(tl)})
+            for tool, found, flanes in (("exoimage", res.bands, res.lanes), ("gel-analyzer", ga, ga_lanes)):
+                st = stats[tool]
+                mp, ok = lane_map_for(flanes, tl, pitch)
+                st["n"] += 1
+                st["lanes_ok"] += int(ok)
+                m = match_bands(found, sim.bands, mp)
+                e = rel_errors(m)
+                st["errs"] += list(e)
+                if tool == "exoimage":
+                    per_scen.append((sc, seed, ok, np.median(e) if len(e) else np.nan,
+                                     np.percentile(e, 90) if len(e) else np.nan, m["found"].isna().sum()))
+                # ratio: alix (row 1) / control (row 5) per lane, relative to the first sample lane
+                good = m[(m["row"] > 0)]
+                piv_t = good.pivot_table(index="lane", columns="row", values="truth")
+                piv_f = good.pivot_table(index="lane", columns="row", values="found")
+                sat_lanes = set(m.loc[m["sat_t"], "lane"])
+                if 1 in piv_t and 5 in piv_t:
+                    rt = (piv_t[1] / piv_t[5]).drop(index=list(sat_lanes), errors="ignore")
+                    rf = (piv_f.get(1) / piv_f.get(5)).reindex(rt.index)
+                    ref = rt.index[0]
+                    rel_t, rel_f = rt / rt[ref], rf / rf[ref]
+                    st["ratio"] += list(np.abs(rel_f / rel_t - 1).dropna())
+                if sc == "dilution":
+                    loads = [1.0, 0.5, 0.25, 0.125, 1.0, 0.5, 0.25]
+                    for row in (1, 5):
+                        if row in piv_f:
+                            y = piv_f[row].reindex(range(2, 9)).to_numpy()
+                            x = np.array(loads)
+                            k = np.isfinite(y)
+                            if k.sum() >= 3:
+                                st["r2"].append(np.corrcoef(x[k], y[k])[0, 1] ** 2)
+                st["sat_tp"] += int((m["sat_t"] & m["sat_f"]).sum())
+                st["sat_fn"] += int((m["sat_t"] & ~m["sat_f"]).sum())
+                st["sat_fp"] += int((~m["sat_t"] & m["sat_f"]).sum())
+    print("\nper scenario (exoimage): scenario seed lanes_exact median_err p90_err missed_bands")
+    for r in per_scen:
+        print(f"  {r[0]:10s} {r[1]} {str(r[2]):5s} {100 * r[3]:6.2f}% {100 * r[4]:6.2f}% {r[5]}")
+    print(f"\nsimulated blots: {len(scen)} scenarios x {n_seeds} seeds")
+    print(f"{'metric':38s} {'exoimage':>12s} {'gel-analyzer':>14s}   target")
+    def fmt(tool, key):
+        st = stats[tool]
+        if key == "lanes":
+            return f"{st['lanes_ok']}/{st['n']}"
+        if key in ("med", "p90"):
+            e = np.array(st["errs"])
+            if not len(e):
+                return "n/a"
+            return f"{100 * (np.median(e) if key == 'med' else np.percentile(e, 90)):.2f} %"
+        if key == "ratio":
+            e = np.array(st["ratio"])
+            return f"{100 * np.median(e):.2f} %" if len(e) else "n/a"
+        if key == "ratio90":
+            e = np.array(st["ratio"])
+            return f"{100 * np.percentile(e, 90):.2f} %" if len(e) else "n/a"
+        if key == "r2":
+            return f"{min(st['r2']):.4f}" if st["r2"] else "n/a"
+        if key == "sat":
+            return f"{st['sat_tp']}/{st['sat_tp'] + st['sat_fn']} (fp {st['sat_fp']})"
+        if key == "nb":
+            return str(len(st["errs"]))
+    for label, key, target in (("lanes found exactly", "lanes", "all"),
+                               ("bands compared", "nb", ""),
+                               ("median rel. band-volume error", "med", "<= 2 %"),
+                               ("p90 rel. band-volume error", "p90", "<= 6 %"),
+                               ("target/control ratio error (median)", "ratio", "<= 2 %"),
+                               ("target/control ratio error (p90)", "ratio90", ""),
+                               ("dilution R^2 (worst row)", "r2", ">= 0.995"),
+                               ("saturated bands flagged", "sat", "all, fp 0")):
+        print(f"{label:38s} {fmt('exoimage', key):>12s} {fmt('gel-analyzer', key):>14s}   {target}")
+
+
+def run_real():
+    OUT.mkdir(parents=True, exist_ok=True)
+    if not SHARED.exists():
+        print("\nreal images: ../shared absent, skipped")
+        return
+    for fn in ("wb_rhoa_chemi_16bit.tif", "dna_ladder_gel_8bit.tif"):
+        p = SHARED / fn
+        t = time.perf_counter()
+        r = analyze_blot_file(p, BlotParams())
+        dt = time.perf_counter() - t
+        if not r.ok:
+            print(f"{fn}: error {r.image_row['error']}")
+            continue
+        pieces = r.lanes.groupby("piece").size().to_dict()
+        print(f"\n{fn}: {len(r.lanes)} lanes (per piece {pieces}), {len(r.bands)} bands, "
+              f"{r.image_row['n_rows']} rows, {dt:.2f} s; bands per lane "
+              f"{r.bands.groupby('lane').size().to_dict()}")
+        out = OUT / f"{Path(fn).stem}_overlay.png"
+        save_png(out, draw_blot_overlay(r.image, r.result, max_side=1400))
+        print(f"  overlay: {out}")
+
+
+def run_speed():
+    sim = scenario("realistic", seed=5, n_lanes=14, height=1648, width=1200)
+    data = sim.data
+    quantify_blot(data)  # warm-up
+    ts = []
+    for _ in range(5):
+        t = time.perf_counter()
+        quantify_blot(data)
+        ts.append(time.perf_counter() - t)
+    print(f"\nspeed: {data.shape[1]}x{data.shape[0]} {data.dtype} blot, one core: median "
+          f"{np.median(ts):.3f} s (min {min(ts):.3f} s) per image   target <= 0.25 s")
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    run_sim(1 if quick else 3)
+    run_real()
+    run_speed()

@@ -1,0 +1,185 @@
+"""Normalisation: target / loading control or total protein, reference lane, lane sheet,
+replicate statistics and the linear range of a dilution series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["parse_kda_range", "rows_by_kda", "row_volumes", "match_lanes_by_position", "normalize",
+           "read_lane_sheet", "replicate_stats", "linear_range", "NORMALIZED_COLUMNS"]
+
+NORMALIZED_COLUMNS = ["image", "lane", "sample", "group", "loaded", "target_rows", "target_volume",
+                      "target_saturated", "control", "control_volume", "ratio", "reference_lane",
+                      "relative", "in_linear_range"]
+
+
+def parse_kda_range(text) -> tuple[float, float]:
+    """``'30-60'`` -> (30, 60); ``'44'`` -> (44*0.85, 44*1.15) (a single weight +-15 %)."""
+    s = str(text).strip()
+    try:
+        if "-" in s[1:]:
+            a, b = s.split("-", 1) if not s.startswith("-") else (s, "")
+            lo, hi = sorted((float(a), float(b)))
+            return lo, hi
+        v = float(s)
+    except ValueError:
+        raise ValueError(f"kDa must be a number (44) or a range (30-60), got {text!r}") from None
+    return v * 0.85, v * 1.15
+
+
+def rows_by_kda(bands: pd.DataFrame, kda) -> list[int]:
+    """Rows whose median apparent weight lies in ``kda`` (a (lo, hi) tuple or text)."""
+    lo, hi = parse_kda_range(kda) if not isinstance(kda, tuple) else kda
+    b = bands[(bands["row"] > 0) & bands["mw_kda"].notna()]
+    if b.empty:
+        raise ValueError("no molecular weights: give --ladder-lane and --ladder-kda")
+    med = b.groupby("row")["mw_kda"].median()
+    rows = [int(r) for r, m in med.items() if lo <= m <= hi]
+    if not rows:
+        near = ", ".join(f"row {r}: {m:.0f} kDa" for r, m in med.items())
+        raise ValueError(f"no band row between {lo:g} and {hi:g} kDa ({near})")
+    return rows
+
+
+def row_volumes(bands: pd.DataFrame, rows) -> pd.DataFrame:
+    """Per lane: summed volume of the bands in ``rows`` and whether any was saturated."""
+    b = bands[bands["row"].isin(list(rows))]
+    g = b.groupby("lane")
+    return pd.DataFrame({"volume": g["volume"].sum(), "saturated": g["saturated"].any()})
+
+
+def match_lanes_by_position(lanes_a: pd.DataFrame, lanes_b: pd.DataFrame, max_frac: float = 0.5) -> dict:
+    """Lane of ``a`` -> lane of ``b`` with the nearest centre within ``max_frac`` of a lane width."""
+    out = {}
+    for r in lanes_a.itertuples():
+        d = (lanes_b["x_center_px"] - r.x_center_px).abs()
+        if len(d) and d.min() <= max_frac * r.width_px:
+            out[int(r.lane)] = int(lanes_b.loc[d.idxmin(), "lane"])
+    return out
+
+
+def normalize(image: str, lanes: pd.DataFrame, bands: pd.DataFrame, *, target_rows,
+              control_rows=None, control_by_lane: pd.Series | None = None, control_name: str = "",
+              reference_lane: int = 1, sheet: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per sample lane: target volume, control, ratio, relative to the reference lane.
+
+    Parameters
+    ----------
+    target_rows, control_rows : list of int
+        Band rows of this image (summed per lane when several).
+    control_by_lane : Series, optional
+        Control value per lane from elsewhere (separate control image or a
+        total-protein image, already matched to this image's lanes).
+    reference_lane : int
+        ``relative = ratio / ratio(reference lane)``. Without any control,
+        ``ratio`` is the target volume itself.
+    sheet : DataFrame, optional
+        Lane sheet (lane, sample, group, loaded).
+    """
+    sample_lanes = lanes.loc[~lanes["is_ladder"].astype(bool), "lane"].astype(int).tolist()
+    t = row_volumes(bands, target_rows)
+    out = pd.DataFrame({"lane": sample_lanes})
+    out["image"] = image
+    out["target_rows"] = ",".join(str(r) for r in target_rows)
+    out["target_volume"] = out["lane"].map(t["volume"]).astype(float)
+    out["target_saturated"] = out["lane"].map(t["saturated"]).fillna(False).astype(bool)
+    if control_rows:
+        c = row_volumes(bands, control_rows)
+        out["control"] = "rows " + ",".join(str(r) for r in control_rows)
+        out["control_volume"] = out["lane"].map(c["volume"]).astype(float)
+    elif control_by_lane is not None:
+        out["control"] = control_name
+        out["control_volume"] = out["lane"].map(control_by_lane).astype(float)
+    else:
+        out["control"] = "none"
+        out["control_volume"] = np.nan
+    has_control = bool(control_rows) or control_by_lane is not None
+    out["ratio"] = out["target_volume"] / out["control_volume"] if has_control else out["target_volume"]
+    if reference_lane not in set(out["lane"]):
+        raise ValueError(f"reference lane {reference_lane} is not a sample lane "
+                         f"(sample lanes: {', '.join(map(str, sample_lanes))})")
+    ref = float(out.loc[out["lane"] == reference_lane, "ratio"].iloc[0])
+    out["reference_lane"] = reference_lane
+    out["relative"] = out["ratio"] / ref if ref and np.isfinite(ref) else np.nan
+    out["sample"], out["group"], out["loaded"] = "", "", np.nan
+    if sheet is not None:
+        s = sheet.set_index("lane")
+        out["sample"] = out["lane"].map(s["sample"]).fillna("").astype(str)
+        if "group" in s:
+            out["group"] = out["lane"].map(s["group"]).fillna("").astype(str)
+        if "loaded" in s:
+            out["loaded"] = out["lane"].map(s["loaded"]).astype(float)
+    out["in_linear_range"] = pd.NA
+    if out["loaded"].notna().sum() >= 3:
+        lr = linear_range(out["loaded"], out["target_volume"])
+        out.loc[out["loaded"].notna(), "in_linear_range"] = lr["inside"]
+        out.attrs["linear_range"] = {k: v for k, v in lr.items() if k != "inside"}
+    return out[NORMALIZED_COLUMNS]
+
+
+def read_lane_sheet(path) -> pd.DataFrame:
+    """Read a lane sheet CSV (columns lane, sample, optional group, optional loaded)."""
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"{path}: cannot read lane sheet ({exc})") from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    if "lane" not in df or "sample" not in df:
+        raise ValueError(f"{path}: lane sheet needs columns lane and sample (found {', '.join(df.columns)})")
+    try:
+        df["lane"] = df["lane"].astype(int)
+    except ValueError:
+        raise ValueError(f"{path}: column lane must hold lane numbers") from None
+    if "loaded" in df:
+        df["loaded"] = pd.to_numeric(df["loaded"], errors="coerce")
+    if df["lane"].duplicated().any():
+        raise ValueError(f"{path}: lane numbers repeat")
+    return df
+
+
+def replicate_stats(norm: pd.DataFrame, value: str = "relative") -> pd.DataFrame:
+    """Per image and sample: n, mean, SD (n-1), CV % of ``value``."""
+    d = norm[norm["sample"].astype(str) != ""]
+    if d.empty:
+        return pd.DataFrame(columns=["image", "sample", "n", "mean", "sd", "cv_pct"])
+    g = d.groupby(["image", "sample"])[value]
+    out = pd.DataFrame({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1)}).reset_index()
+    out["cv_pct"] = 100 * out["sd"] / out["mean"]
+    return out
+
+
+def linear_range(loaded, volume, r2_min: float = 0.995) -> dict:
+    """Linear range of a dilution series: R² of volume vs load for all points, and
+    after dropping the highest loads one by one until R² >= ``r2_min`` (at least 3 points).
+
+    Returns dict with ``r2_all``, ``r2``, ``slope``, ``intercept``, ``max_load_in_range``,
+    ``inside`` (bool per point, in the input order).
+    """
+    x = np.asarray(loaded, float)
+    y = np.asarray(volume, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    xs, ys = x[ok], y[ok]
+
+    def fit(mask):
+        c = np.polyfit(xs[mask], ys[mask], 1)
+        pred = np.polyval(c, xs[mask])
+        ss = np.sum((ys[mask] - ys[mask].mean()) ** 2)
+        return c, 1 - np.sum((ys[mask] - pred) ** 2) / ss if ss > 0 else 1.0
+
+    mask = np.ones(len(xs), bool)
+    c, r2_all = fit(mask)
+    r2 = r2_all
+    loads = np.unique(xs)[::-1]
+    for top in loads[:-1]:
+        if r2 >= r2_min:
+            break
+        m2 = xs < top
+        if len(np.unique(xs[m2])) < 3 and m2.sum() < 3:
+            break
+        mask = m2
+        c, r2 = fit(mask)
+    inside = np.zeros(len(x), bool)
+    inside[np.flatnonzero(ok)[mask]] = True
+    return dict(r2_all=float(r2_all), r2=float(r2), slope=float(c[0]), intercept=float(c[1]),
+                max_load_in_range=float(xs[mask].max()), inside=inside[ok])
