@@ -93,6 +93,8 @@ OCR_INSTALL_HINT = ("reading scale-bar labels needs OCR: pip install 'exoimage[o
                     "and apt-get install tesseract-ocr")
 
 _WHITELIST = "0123456789.,nmuµμpAÅ"
+#: nm/px a scale-bar reading may give (TEM/SEM/AFM micrographs); outside -> misread
+PLAUSIBLE_PIXEL_NM = (0.001, 1000.0)
 _UNIT_NM = {"nm": 1.0, "µm": 1e3, "mm": 1e6, "Å": 0.1}
 
 
@@ -343,8 +345,18 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
             bg = float(np.mean(bgs)) if bgs else 1 - colour
             length = _subpixel_length(n, r0, r1, c0, c1, bar_val)
             out.append(_Cand(polarity, r0, r1, c0, c1, length, t, score, cb_box, bar_val, bg))
+    out = [a for a in out if not any(_is_backing(a, b) for b in out)]
     out.sort(key=lambda c: (c.score > 0.5, c.length * c.score), reverse=True)
     return out[:max_candidates]
+
+
+def _is_backing(a: _Cand, b: _Cand) -> bool:
+    """``a`` is the outline or backing box of bar ``b`` (opposite colour, touching it, at least as long)."""
+    if a.polarity == b.polarity:
+        return False
+    touching = (0 <= b.r0 - a.r1 <= 2) or (0 <= a.r0 - b.r1 <= 2)
+    inside = a.c0 - 1 <= b.c0 and b.c1 <= a.c1 + 1
+    return touching and inside and b.length >= 0.5 * a.length
 
 
 def _subpixel_length(n, r0, r1, c0, c1, bar_val) -> float:
@@ -489,27 +501,33 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
             key = lambda c: bar.c0 - c[3]  # noqa: E731
         if not cand:
             continue
-        # seed: the nearest reasonably tall component
-        hmax = max(c[2] - c[0] for c in cand)
-        cand_tall = [c for c in cand if (c[2] - c[0]) >= 0.5 * hmax]
-        seed = min(cand_tall, key=key)
-        line = _grow_line(seed, comps)
-        if where in ("above", "below"):  # a label line does not cross the bar's rows
-            line = [c for c in line if (c[2] <= bar.r0 if where == "above" else c[0] >= bar.r1)]
-        r0 = min(c[0] for c in line)
-        r1 = max(c[2] for c in line)
-        c0 = min(c[1] for c in line)
-        c1 = max(c[3] for c in line)
-        h = r1 - r0
-        # decimal points and commas: small marks in the lower half of the line
-        for d in dots:
-            cy = (d[0] + d[2]) / 2
-            if r0 + 0.5 * h <= cy <= r1 + 0.25 * h and c0 < d[1] and d[3] < c1 and (d[2] - d[0]) < 0.4 * h:
-                line.append(d)
-        dist = key((r0, c0, r1, c1)) / max(h, 1)
-        if dist > 3.0 or len(line) > 40:
-            continue
-        lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast))
+        seen = set()
+        for seed in sorted(cand, key=key)[:6]:
+            line = _grow_line(seed, comps)
+            if where in ("above", "below"):  # a label line does not cross the bar's rows
+                line = [c for c in line if (c[2] <= bar.r0 if where == "above" else c[0] >= bar.r1)]
+            ids = frozenset(c[4] for c in line)
+            if not line or ids in seen:
+                continue
+            seen.add(ids)
+            r0 = min(c[0] for c in line)
+            r1 = max(c[2] for c in line)
+            c0 = min(c[1] for c in line)
+            c1 = max(c[3] for c in line)
+            h = r1 - r0
+            if len(line) < 2 and (c1 - c0) < 1.5 * h:  # one lone blob is not a label
+                continue
+            if len(line) > 40:
+                continue
+            # decimal points and commas: small marks in the lower half of the line
+            for d in dots:
+                cy = (d[0] + d[2]) / 2
+                if r0 + 0.5 * h <= cy <= r1 + 0.25 * h and c0 < d[1] and d[3] < c1 and (d[2] - d[0]) < 0.4 * h:
+                    line.append(d)
+            dist = key((r0, c0, r1, c1)) / max(h, 1)
+            if dist > 3.0:
+                continue
+            lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast))
     lines.sort(key=lambda ln: ln.distance)
     return lines
 
@@ -568,26 +586,57 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
     alpha = np.clip(1.0 - np.abs(crop - bar.colour) / max(line.soft, 1e-3), 0, 1) * 1.4
     alpha = np.clip(alpha, 0, 1) * keep
     img8 = ((1.0 - alpha) * 255).astype(np.uint8)  # dark text on white
-    scale = 48.0 / max(h, 1)
+    # Reads restricted to the label alphabet at a few text heights, plus an
+    # unrestricted read; the majority value+unit wins and the agreement is the
+    # OCR confidence. (Tesseract's own word confidence is unreliable with a
+    # whitelist: often 0 for a perfect read.)
+    reads = []  # (text, parsed or None)
+
+    def read(height, whitelist):
+        im = _prepare(img8, h, height)
+        cfg = f"--psm 7 -c tessedit_char_whitelist={_WHITELIST}" if whitelist else "--psm 7"
+        t = _tesseract(im, cfg)
+        reads.append((t, _plausible(parse_label(t), bar.length)))
+
+    read(48, True)
+    read(48, False)
+    if not (reads[0][1] and reads[1][1] and _same(reads[0][1], reads[1][1])):
+        read(32, True)
+        read(72, True)
+        read(32, False)
+    votes = {}
+    for t, p in reads:
+        if p:
+            key = (p[0], p[1])
+            votes.setdefault(key, []).append(t)
+    if not votes:
+        texts = [t for t, _ in reads if t]
+        return (texts[0] if texts else ""), 0.0
+    best = max(votes, key=lambda k: (len(votes[k]), k[1] != "mm"))
+    agree = len(votes[best]) / len(reads)
+    text = votes[best][0]
+    conf = 0.95 * agree if len(reads) == 2 else 0.9 * agree
+    return text, float(conf)
+
+
+def _prepare(img8, h, height):
+    import cv2
+
+    scale = height / max(h, 1)
     if abs(scale - 1) > 0.1:
         interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
         img8 = cv2.resize(img8, None, fx=scale, fy=scale, interpolation=interp)
-    img8 = cv2.copyMakeBorder(img8, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
-    # Primary read restricted to the label alphabet; a second, unrestricted
-    # read is the cross-check behind the confidence (Tesseract's own word
-    # confidence is unreliable with a whitelist: often 0 for a perfect read).
-    text = _tesseract(img8, f"--psm 7 -c tessedit_char_whitelist={_WHITELIST}")
-    check = _tesseract(img8, "--psm 7")
-    p1, p2 = parse_label(text), parse_label(check)
-    if p1 and p2:
-        conf = 0.95 if _same(p1, p2) else 0.35
-    elif p1:
-        conf = 0.7
-    elif p2:
-        text, conf = check, 0.6
-    else:
-        conf = 0.0
-    return text, conf
+    return cv2.copyMakeBorder(img8, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
+
+
+def _plausible(parsed, length_px):
+    """Drop readings giving an impossible pixel size for an electron micrograph."""
+    if not parsed:
+        return None
+    nm_px = parsed[0] * _UNIT_NM[parsed[1]] / max(length_px, 1e-9)
+    if not (PLAUSIBLE_PIXEL_NM[0] <= nm_px <= PLAUSIBLE_PIXEL_NM[1]):
+        return None
+    return parsed
 
 
 def _same(a, b) -> bool:
