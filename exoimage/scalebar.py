@@ -170,7 +170,8 @@ def parse_label(text: str):
     """
     if not text:
         return None
-    t = "".join(str(text).split())  # drop all white space
+    # drop stray punctuation standing alone, then all white space
+    t = "".join(w for w in str(text).split() if w.strip(".,'`-_:;"))
     t = t.replace("\u212b", "Å").replace("\u00c5", "Å")
     t = t.rstrip(".,").lstrip(",")
     # µ confusions (see module docstring): everything micro-like -> µm
@@ -458,7 +459,7 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     wr0, wr1 = max(0, bar.r0 - reach), min(H, bar.r1 + reach)
     if strip is not None and strip[0] <= bar.r0 and bar.r1 <= strip[2]:
         wr0, wr1 = max(wr0, strip[0]), min(wr1, strip[2])
-    wc0, wc1 = max(0, bar.c0 - reach), min(W, bar.c1 + int(1.5 * reach))
+    wc0, wc1 = max(0, bar.c0 - reach), min(W, bar.c1 + int(max(1.5 * reach, 0.3 * W)))
     win = n[wr0:wr1, wc0:wc1]
     bg = bar.bg if abs(bar.bg - bar.colour) > 0.2 else 1.0 - bar.colour
     contrast = abs(bg - bar.colour)
@@ -519,11 +520,13 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
                 continue
             if len(line) > 40:
                 continue
-            # decimal points and commas: small marks in the lower half of the line
+            # decimal points, commas and broken-off stroke pieces inside the line's band
             for d in dots:
-                cy = (d[0] + d[2]) / 2
-                if r0 + 0.5 * h <= cy <= r1 + 0.25 * h and c0 < d[1] and d[3] < c1 and (d[2] - d[0]) < 0.4 * h:
+                if (d[0] >= r0 - 0.1 * h and d[2] <= r1 + 0.3 * h
+                        and d[1] >= c0 - 0.3 * h and d[3] <= c1 + 0.3 * h):
                     line.append(d)
+            c0 = min(c[1] for c in line)
+            c1 = max(c[3] for c in line)
             dist = key((r0, c0, r1, c1)) / max(h, 1)
             if dist > 3.0:
                 continue
@@ -568,7 +571,7 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
     H, W = n.shape
     r0, c0, r1, c1 = line.box
     h = r1 - r0
-    m = max(2, int(0.3 * h))
+    m = max(3, int(0.4 * h))
     R0, C0, R1, C1 = max(0, r0 - m), max(0, c0 - m), min(H, r1 + m), min(W, c1 + m)
     # pixels of the line's components (dilated to keep anti-aliased edges);
     # everything else - the bar, other text, the image - is blanked
@@ -581,8 +584,15 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
     if a1 > a0 and b1 > b0:
         sub = line.labels[a0 - wr0:a1 - wr0, b0 - wc0:b1 - wc0]
         keep[a0 - R0:a1 - R0, b0 - C0:b1 - C0] = np.isin(sub, ids)
-    keep = cv2.dilate(keep, np.ones((3, 3), np.uint8), iterations=2) > 0
     crop = n[R0:R1, C0:C1]
+    # hysteresis: grow the components into fainter (anti-aliased) text pixels
+    weak = (np.abs(crop - bar.colour) < line.soft).astype(np.uint8)
+    br0, bc0, br1, bc1 = bar.comp_box
+    weak[max(0, br0 - 1 - R0):max(0, br1 + 1 - R0), max(0, bc0 - 1 - C0):max(0, bc1 + 1 - C0)] = 0
+    _, wl = cv2.connectedComponents(weak, connectivity=8)
+    hit = np.unique(wl[(keep > 0) & (wl > 0)])
+    keep = (keep > 0) | (np.isin(wl, hit) & (wl > 0))
+    keep = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=1) > 0
     alpha = np.clip(1.0 - np.abs(crop - bar.colour) / max(line.soft, 1e-3), 0, 1) * 1.4
     alpha = np.clip(alpha, 0, 1) * keep
     img8 = ((1.0 - alpha) * 255).astype(np.uint8)  # dark text on white
