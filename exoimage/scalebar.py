@@ -80,6 +80,8 @@ __all__ = [
     "calibrate_from_scale_bar",
     "parse_label",
     "ocr_available",
+    "require_ocr",
+    "preview_rgb",
     "LOW_CONFIDENCE",
     "DISAGREEMENT_TOLERANCE",
 ]
@@ -146,7 +148,7 @@ def ocr_available() -> bool:
     return shutil.which(cmd) is not None
 
 
-def _require_ocr():
+def require_ocr():
     if _pytesseract is None:
         raise OCRUnavailableError(f"pytesseract is not installed; {OCR_INSTALL_HINT}")
     if not ocr_available():
@@ -156,7 +158,8 @@ def _require_ocr():
 # --------------------------------------------------------------------------
 # Label parsing
 
-_MICRO_ALIASES = ("pum", "uum", "µm", "μm", "um", "pm", "ym", "jm", "µ", "μ")
+_DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "S": "5", "s": "5", "l": "1", "I": "1", "B": "8"})
+_MICRO_ALIASES = ("pum", "uum", "yum", "µm", "μm", "um", "pm", "ym", "jm", "µ", "μ")
 _LABEL_RE = re.compile(r"(\d*[.,]?\d+)(nm|µm|mm|Å)$")
 
 
@@ -184,6 +187,9 @@ def parse_label(text: str):
             t = t[:-1] + "Å"
         elif t.endswith("nnm") or t.endswith("rnn"):  # doubled stroke of 'm'
             t = t[:-3] + "nm"
+    u = re.search(r"(nm|µm|mm|Å)$", t)
+    if u:  # letters OCR confuses with digits, in the number part only
+        t = t[:u.start()].translate(_DIGIT_LOOKALIKES) + u.group(1)
     m = _LABEL_RE.search(t)
     if not m:
         return None
@@ -675,7 +681,7 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
         ``ocr=True`` but pytesseract or tesseract is missing.
     """
     if ocr:
-        _require_ocr()
+        require_ocr()
     n = _normalise(data)
     strip = _find_strip(n)
     cands = _bar_candidates(n)
@@ -815,6 +821,49 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
                 f"{image.pixel_size_nm:.4g} nm/px; keeping {image.pixel_size_source}")
     del name
     return image
+
+
+def preview_rgb(data: np.ndarray, bar: ScaleBar | None, max_side: int = 2048) -> np.ndarray:
+    """An RGB uint8 picture of ``data`` with the bar (green), label (blue) and strip (yellow) boxed.
+
+    Images larger than ``max_side`` are shrunk (boxes scaled with them). The
+    reading is written in the top-left corner.
+    """
+    import cv2
+
+    n = _normalise(data)
+    H, W = n.shape
+    f = min(1.0, max_side / max(H, W))
+    grey = (n * 255).astype(np.uint8)
+    if f < 1:
+        grey = cv2.resize(grey, (max(1, int(W * f)), max(1, int(H * f))), interpolation=cv2.INTER_AREA)
+    rgb = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    lw = max(2, int(round(max(rgb.shape[:2]) / 500)))
+
+    def box(b, colour):
+        r0, c0, r1, c1 = b
+        cv2.rectangle(rgb, (int(c0 * f) - lw, int(r0 * f) - lw), (int(c1 * f) + lw - 1, int(r1 * f) + lw - 1),
+                      colour, lw)
+
+    if bar is not None:
+        if bar.strip_box is not None:
+            box(bar.strip_box, (255, 220, 0))
+        if bar.label_box is not None:
+            box(bar.label_box, (40, 120, 255))
+        box(bar.bar_box, (0, 220, 0))
+        if bar.nm_per_px is not None:
+            msg = (f"{_fmt(bar.value)} {bar.unit.replace('µ', 'u').replace('Å', 'A')} / "
+                   f"{bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px  conf {bar.confidence:.2f}")
+        else:
+            msg = f"bar {bar.length_px:.1f} px, label not read"
+    else:
+        msg = "no scale bar found"
+    scale = max(0.5, max(rgb.shape[:2]) / 1400)
+    th = max(1, int(round(scale * 2)))
+    (tw, tht), base = cv2.getTextSize(msg, cv2.FONT_HERSHEY_SIMPLEX, scale, th)
+    cv2.rectangle(rgb, (0, 0), (tw + 20, tht + base + 20), (0, 0, 0), -1)
+    cv2.putText(rgb, msg, (10, tht + 10), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 0), th, cv2.LINE_AA)
+    return rgb
 
 
 def _fmt(v: float) -> str:
