@@ -126,7 +126,8 @@ def run_sim(n_seeds: int = 3):
             sim = scenario(sc, seed=100 + seed)
             tl = sim.lanes
             pitch = float(np.median(np.diff(tl["x_center_px"])))
-            res = quantify_blot(sim.data, ladder_lane=1, ladder_kda=sim.settings["ladder_kda"])
+            res = quantify_blot(sim.data, ladder_lane=1, ladder_kda=sim.settings["ladder_kda"],
+                                background=os.environ.get("BLOT_BACKGROUND", "auto"))
             x0 = float(tl["x_left_px"].min() - 0.15 * pitch)
             x1 = float(tl["x_right_px"].max() + 0.15 * pitch)
             ga = gel_analyzer(sim.data, len(tl), x0, x1, sim.settings["polarity"] == "light-bands")

@@ -38,7 +38,7 @@ def lane_profile(signal: np.ndarray, lane: Lane) -> np.ndarray:
     return out
 
 
-def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_px: int = 15) -> np.ndarray:
+def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_px: int = 41) -> np.ndarray:
     """Lane-edge (local border) background: median of the ``border_px`` columns just
     outside each side of the lane, per row, smoothed along the lane, times the lane width."""
     h, w = signal.shape
@@ -74,6 +74,19 @@ def rolling_ball_background(profile: np.ndarray, radius_px: float) -> np.ndarray
     base = ndi.grey_opening(ps, size=size, mode="nearest")
     base = ndi.uniform_filter1d(base, max(1, int(radius_px)), mode="nearest")
     return np.minimum(base, ps)
+
+
+def bridge_regions(baseline: np.ndarray, regions) -> np.ndarray:
+    """Replace ``baseline`` inside each region ``(y0, y1)`` (inclusive) by the straight
+    line joining its values just outside the region."""
+    n = len(baseline)
+    inside = np.zeros(n, bool)
+    for a, b in regions:
+        inside[max(0, a):min(n, b + 1)] = True
+    xs = np.flatnonzero(~inside)
+    if xs.size < 2:
+        return baseline.copy()
+    return np.interp(np.arange(n), xs, baseline[xs])
 
 
 def valley_background(profile: np.ndarray, regions) -> np.ndarray:

@@ -18,14 +18,14 @@ __all__ = ["BlotParams", "BlotResult", "BlotFileResult", "quantify_blot", "analy
            "DEFAULT_BACKGROUND"]
 
 #: default background: rolling ball on the lane profile (see docs/blot.md)
-DEFAULT_BACKGROUND = "rolling-ball"
+DEFAULT_BACKGROUND = "auto"
 
 LANE_COLUMNS = ["image", "lane", "piece", "x_left_px", "x_right_px", "x_center_px", "width_px",
                 "y_top_px", "y_bottom_px", "slope_dx_per_dy", "x_center_top_px", "x_center_bottom_px",
-                "is_ladder", "n_bands", "lane_total"]
+                "is_ladder", "n_bands", "lane_total", "background"]
 BAND_COLUMNS = ["image", "lane", "row", "band_id", "y_px", "y_top_px", "y_bottom_px", "sigma_px",
                 "volume", "background", "saturated", "saturated_px", "hot_px", "snr", "low_snr",
-                "deconvolved", "is_ladder", "mw_kda"]
+                "deconvolved", "is_ladder", "mw_kda", "background_method"]
 IMAGE_COLUMNS = ["image", "status", "error", "polarity", "polarity_source", "dtype", "file_format",
                  "ceiling", "ceiling_source", "noise_sd", "n_pieces", "n_lanes", "n_rows", "n_bands",
                  "n_saturated_bands", "background", "warnings"]
@@ -44,7 +44,8 @@ class BlotParams:
     lane_bounds : list of (int, int) or None
         Explicit lanes ``[(x_left_px, x_right_px), ...]`` (inclusive), full height.
     background : str
-        ``'rolling-ball'`` (default), ``'valley'``, ``'edge'`` or ``'none'``.
+        ``'auto'`` (default: ``'edge'`` for lanes with free membrane beside them,
+        else ``'rolling-ball'``), ``'rolling-ball'``, ``'valley'``, ``'edge'`` or ``'none'``.
     ball_radius_px : float or None
         Rolling-ball radius along the lane, px (default: 10 % of the lane length, at least 25).
     min_snr : float
@@ -69,8 +70,8 @@ class BlotParams:
     background: str = DEFAULT_BACKGROUND
     ball_radius_px: float | None = None
     min_snr: float = 4.0
-    min_snr_px: float = 3.0
-    low_snr: float = 5.0
+    min_snr_px: float = 2.0
+    low_snr: float = 3.0
     resolve: bool = True
     ladder_lane: int | None = None
     ladder_kda: list | None = None
@@ -79,7 +80,7 @@ class BlotParams:
     def __post_init__(self):
         if self.polarity not in ("auto",) + POLARITIES:
             raise ValueError(f"polarity must be auto, light-bands or dark-bands, got {self.polarity!r}")
-        if self.background not in B.BACKGROUNDS:
+        if self.background not in B.BACKGROUNDS + ("auto",):
             raise ValueError(f"background must be one of {', '.join(B.BACKGROUNDS)}, got {self.background!r}")
         if self.n_lanes is not None and int(self.n_lanes) < 1:
             raise ValueError(f"n_lanes must be >= 1, got {self.n_lanes}")
@@ -178,6 +179,8 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
     solid_f = solid.astype(np.float32) if solid.any() else None
     hot_f = hot.astype(np.float32) if hot.any() else None
     rows_out = []
+    used = {}
+    gaps = _lane_gaps(lanes, data.shape[1])
     det_profiles = {}
     lane_rows = []
     for ln in lanes:
@@ -186,21 +189,41 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
         radius = params.ball_radius_px or max(25.0, 0.1 * n)
         rb = B.rolling_ball_background(prof, radius)
         corr_det = prof - rb
-        det_profiles[ln.lane] = corr_det
         # profile noise: pixel noise summed over the lane width, or the spread of the
         # baseline-corrected profile itself (membrane texture), whichever is larger
         mad = 1.4826 * float(np.median(np.abs(corr_det - np.median(corr_det))))
         pnoise = max(noise * np.sqrt(ln.width_px), mad)
         fits = B.find_bands(corr_det, pnoise, min_snr=params.min_snr, resolve=params.resolve,
                             min_height=params.min_snr_px * noise * ln.width_px)
-        if params.background == "rolling-ball":
+        det_profiles[ln.lane] = corr_det
+        method = params.background
+        bg_edge = None
+        if method == "auto":
+            # rolling ball for every band; under bands broader than the ball (smears,
+            # which the ball partly eats) the measured lane-edge background, when
+            # every lane of the piece has free membrane beside it
+            free = [gaps[o.lane] for o in lanes if o.piece == ln.piece]
+            if min(free) >= 2 and any(f.bottom - f.top + 1 > radius for f in fits):
+                bg_edge = B.edge_background(signal, ln, min(params.edge_border_px, min(free)))
+            method = "rolling-ball"
+        if method == "rolling-ball":
             bg = rb
-        elif params.background == "valley":
+        elif method == "valley":
             bg = B.valley_background(prof, [(f.top, f.bottom) for f in fits])
-        elif params.background == "edge":
+        elif method == "edge":
             bg = B.edge_background(signal, ln, params.edge_border_px)
         else:
             bg = np.zeros(n)
+        band_method = []
+        if bg_edge is not None:
+            bg = bg.copy()
+            for f in fits:
+                if f.bottom - f.top + 1 > radius:
+                    bg[f.top:f.bottom + 1] = bg_edge[f.top:f.bottom + 1]
+        for f in fits:
+            band_method.append("edge" if (bg_edge is not None and f.bottom - f.top + 1 > radius)
+                               else method)
+        used[ln.lane] = "+".join(sorted(set(band_method))) if band_method else method
         sat_p = B.lane_profile(solid_f, ln) if solid_f is not None else None
         hot_p = B.lane_profile(hot_f, ln) if hot_f is not None else None
         net = prof - bg
@@ -209,7 +232,7 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
             if f.deconvolved:
                 c = cluster_sum.setdefault(f.cluster, [n, -1])
                 c[0], c[1] = min(c[0], f.top), max(c[1], f.bottom)
-        for f in fits:
+        for f, bm in zip(fits, band_method):
             region = slice(f.top, f.bottom + 1)
             if f.deconvolved:
                 a, b = cluster_sum[f.cluster]
@@ -219,7 +242,7 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
             rows_out.append(dict(
                 image=name, lane=ln.lane, row=0, band_id=0,
                 y_px=ln.y_top_px + f.y, y_top_px=ln.y_top_px + f.top, y_bottom_px=ln.y_top_px + f.bottom,
-                sigma_px=f.sigma, volume=vol, background=float(bg[region].sum()),
+                sigma_px=f.sigma, volume=vol, background=float(bg[region].sum()), background_method=bm,
                 saturated_px=int(sat_p[region].sum()) if sat_p is not None else 0,
                 hot_px=int(hot_p[region].sum()) if hot_p is not None else 0,
                 snr=float(f.peak / ln.width_px / noise), deconvolved=f.deconvolved,
@@ -236,7 +259,7 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
             x_center_top_px=ln.x_center_px + ln.slope * (yt - ln.y_ref_px),
             x_center_bottom_px=ln.x_center_px + ln.slope * (yb - ln.y_ref_px),
             is_ladder=ln.is_ladder, n_bands=sum(1 for r in rows_out if r["lane"] == ln.lane),
-            lane_total=tot))
+            lane_total=tot, background=used[ln.lane]))
     bands = pd.DataFrame(rows_out, columns=BAND_COLUMNS + ["piece"])
     lanes_df = pd.DataFrame(lane_rows, columns=LANE_COLUMNS)
     bands["saturated"] = bands["saturated_px"] > 0
@@ -273,6 +296,19 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
     return BlotResult(lanes=lanes_df, bands=bands, lane_geometry=lanes, pieces=pieces, polarity=polarity,
                       polarity_source=pol_src, ceiling=ceiling, ceiling_source=ceil_src, noise_sd=noise,
                       warnings=warns, saturated_mask=solid, hot_mask=hot, ladder=ladder, params=params)
+
+
+def _lane_gaps(lanes, width) -> dict:
+    """Smallest free margin (px) beside each lane: to its neighbours in the same piece,
+    or to the image side."""
+    out = {}
+    for ln in lanes:
+        left = min([ln.x_left_px - o.x_right_px - 1 for o in lanes
+                    if o.piece == ln.piece and o.x_right_px < ln.x_left_px] + [ln.x_left_px])
+        right = min([o.x_left_px - ln.x_right_px - 1 for o in lanes
+                     if o.piece == ln.piece and o.x_left_px > ln.x_right_px] + [width - 1 - ln.x_right_px])
+        out[ln.lane] = min(left, right)
+    return out
 
 
 def _apply_ladder(bands, lanes, offsets, params, path) -> dict:

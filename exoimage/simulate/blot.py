@@ -151,8 +151,6 @@ def simulate_blot(*, n_lanes: int = 8, height: int = 600, width: int | None = No
             else:
                 v = vol * rng.uniform(0.5, 1.5)
             v *= gain * sy
-            if not is_ladder and (lane_no in set(saturate_lanes)) and ri == 0:
-                v *= 12.0
             ycen = _y_of_kda(kda, height) - smile
             sub_y = slice(0, height)
             ys = yy[:, x0:x1] - slope * 0 - ycen
@@ -168,6 +166,11 @@ def simulate_blot(*, n_lanes: int = 8, height: int = 600, width: int | None = No
             b = gy * hx[:, x0:x1]
             tot = b.sum()
             b *= v / tot
+            if not is_ladder and (lane_no in set(saturate_lanes)) and ri == 0:
+                # make the band's core clip: peak 1.6x the detector ceiling
+                k = 1.6 * ceiling / max(b.max(), 1e-12) / (200.0 / ceiling if bit_depth == 8 else 1.0)
+                b *= k
+                v *= k
             sig[sub_y, x0:x1] += b
             truth_b.append(dict(lane=lane_no, row=0 if is_ladder else ri + 1, name=nm, kind=kind,
                                 y_px=float(ycen), x_center_px=float(xcen), volume=float(v), kda=kda,
