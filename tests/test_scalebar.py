@@ -1,0 +1,348 @@
+"""Scale-bar calibration: geometry, OCR, masks, calibration precedence, CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exoimage import scalebar
+from exoimage.io import Image, read_image
+from exoimage.scalebar import (OCRUnavailableError, ScaleBar, annotation_mask, calibrate_from_scale_bar,
+                               find_scale_bar, ocr_available, parse_label)
+from exoimage.simulate.scalebar import background_field, draw_scale_bar, find_fonts
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REAL_JPEG = SHARED / "data" / "real" / "ev_tem_negative_stain.jpg"
+REAL_DARK_TIF = SHARED / "data" / "real" / "ev_tem_dark_crop_16bit.tif"
+#: measured by hand on the pixels: the black bar covers columns 192..992 of rows 2860..2879
+REAL_BAR_PX = 801
+REAL_NM_PER_PX = 500.0 / REAL_BAR_PX
+
+FONTS = find_fonts()
+needs_ocr = pytest.mark.skipif(not ocr_available(),
+                               reason="tesseract/pytesseract missing (apt-get install tesseract-ocr; "
+                                      "pip install 'exoimage[ocr]')")
+needs_fonts = pytest.mark.skipif(not FONTS, reason="no TrueType fonts (apt-get install fonts-dejavu-core)")
+needs_real = pytest.mark.skipif(not REAL_JPEG.exists(), reason="../shared data not available")
+
+
+def _font(name):
+    return next((f for f in FONTS if f.endswith(name)), FONTS[0])
+
+
+# --------------------------------------------------------------------------
+# label parsing
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("500 nm", (500.0, "nm")), ("500nm", (500.0, "nm")), ("0.5 um", (0.5, "µm")),
+    ("0,2 µm", (0.2, "µm")), ("0,2 μm", (0.2, "µm")), ("1 pm", (1.0, "µm")), ("2ym", (2.0, "µm")),
+    ("100 Å", (100.0, "Å")), ("100A", (100.0, "Å")), ("0.1 mm", (0.1, "mm")), ("02um", (0.2, "µm")),
+    ("IOO nm", (100.0, "nm")), (". 2um", (2.0, "µm")), ("0.25µm", (0.25, "µm")),
+])
+def test_parse_label(text, expected):
+    assert parse_label(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "nm", "500", "abc", "0 nm", "500 kV", "x30000"])
+def test_parse_label_rejects(text):
+    assert parse_label(text) is None
+
+
+# --------------------------------------------------------------------------
+# geometry on synthetic bars (no OCR: fast, many styles)
+
+GEOMETRY_CASES = [
+    # style, polarity, position, label_pos, length, thickness, font_px, font, jpeg
+    ("plain", "dark", "bottom-left", "above", 231, 6, 24, "DejaVuSans.ttf", None),
+    ("plain", "bright", "bottom-right", "below", 180, 4, 18, "DejaVuSerif.ttf", None),
+    ("plain", "dark", "top-left", "right", 97, 3, 14, "DejaVuSansMono.ttf", None),
+    ("plain", "bright", "top-right", "above", 305, 12, 40, "DejaVuSans-Bold.ttf", 85),
+    ("caps", "dark", "bottom-left", "above", 250, 2, 22, "DejaVuSans.ttf", None),
+    ("caps", "bright", "bottom-right", "below", 143, 1, 16, "DejaVuSerif.ttf", None),
+    ("caps", "dark", "top-right", "right", 199, 3, 30, "DejaVuSans.ttf", 90),
+    ("outlined", "dark", "bottom-left", "above", 277, 8, 32, "DejaVuSans.ttf", None),
+    ("outlined", "bright", "bottom-centre", "below", 120, 5, 20, "DejaVuSans-Bold.ttf", None),
+    ("boxed", "dark", "bottom-right", "above", 160, 5, 20, "DejaVuSans.ttf", None),
+    ("boxed", "bright", "top-left", "below", 211, 7, 26, "DejaVuSerif.ttf", 80),
+    ("strip", "dark", "bottom-left", "above", 190, 6, 22, "DejaVuSans.ttf", None),
+    ("strip", "bright", "bottom-right", "right", 256, 8, 28, "DejaVuSansMono.ttf", None),
+    ("strip", "dark", "bottom-centre", "below", 133, 4, 18, "DejaVuSerif.ttf", 88),
+]
+
+
+def _draw(case, label=("500 nm", 500, "nm"), shape=(768, 768), seed=0):
+    style, pol, pos, lpos, length, t, fpx, font, jpeg = case
+    return draw_scale_bar(shape, length_px=length, thickness=t, label=label, style=style,
+                          polarity=pol, position=pos, label_pos=lpos, font_path=_font(font),
+                          font_px=fpx, jpeg_quality=jpeg, rng=np.random.default_rng(seed))
+
+
+@needs_fonts
+@pytest.mark.parametrize("case", GEOMETRY_CASES, ids=lambda c: "-".join(map(str, c[:4])))
+def test_bar_geometry(case):
+    sb = _draw(case)
+    res = find_scale_bar(sb.data, ocr=False)
+    assert res is not None
+    assert abs(res.length_px - sb.length_px) <= 1.0
+    r0, c0, r1, c1 = res.bar_box
+    assert abs(c0 - sb.bar_box[1]) <= 1 and abs(c1 - sb.bar_box[3]) <= 1
+    assert r0 >= sb.params["cap_box"][0] - 1 and r1 <= sb.params["cap_box"][2] + 1
+    assert res.value is None and res.nm_per_px is None and res.label_text is None
+    # the label is located without OCR and is masked with the bar
+    assert res.label_box is not None
+    m = annotation_mask(sb.data)
+    br0, bc0, br1, bc1 = sb.bar_box
+    assert m[br0:br1, bc0:bc1].all()
+    lr0, lc0, lr1, lc1 = sb.label_box
+    assert m[lr0:lr1, lc0:lc1].mean() > 0.97
+    if case[0] == "strip":
+        assert res.strip_box is not None
+        s0 = sb.strip_box[0]
+        assert abs(res.strip_box[0] - s0) <= 2
+        assert m[s0 + 2:, :].all()
+    else:
+        assert res.strip_box is None
+        assert m.mean() < 0.05
+
+
+@needs_fonts
+def test_uint16_and_float_inputs_measure_the_same():
+    sb = _draw(GEOMETRY_CASES[0])
+    a = find_scale_bar(sb.data, ocr=False)
+    b = find_scale_bar(sb.data.astype(np.uint16) * 257, ocr=False)
+    c = find_scale_bar(sb.data.astype(np.float32) / 255.0, ocr=False)
+    assert a.bar_box == b.bar_box == c.bar_box
+    assert abs(a.length_px - b.length_px) < 1e-3 and abs(a.length_px - c.length_px) < 1e-3
+
+
+# --------------------------------------------------------------------------
+# no bar: nothing is masked, nothing is found
+
+
+def test_no_bar_on_simulated_field():
+    rng = np.random.default_rng(3)
+    for saturate in (False, True):
+        field = np.round(background_field((768, 1024), rng, saturate=saturate)).astype(np.uint8)
+        assert find_scale_bar(field, ocr=False) is None
+        assert annotation_mask(field).mean() < 0.002
+
+
+def test_no_bar_on_vesicle_field():
+    # dark-rimmed round vesicles on a grainy stain, the pattern the TEM detector sees
+    rng = np.random.default_rng(7)
+    H = W = 900
+    img = background_field((H, W), rng).astype(np.float32)
+    yy, xx = np.mgrid[0:H, 0:W]
+    for _ in range(25):
+        cy, cx, r = rng.uniform(0, H), rng.uniform(0, W), rng.uniform(10, 60)
+        d = np.hypot(yy - cy, xx - cx)
+        img[np.abs(d - r) < 2.5] = 5
+        img[d < r - 2.5] = 200
+    data = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    assert annotation_mask(data).mean() < 0.002
+
+
+@needs_real
+def test_no_bar_on_real_crop():
+    img = read_image(REAL_DARK_TIF)
+    assert annotation_mask(img.data).mean() < 0.002
+
+
+# --------------------------------------------------------------------------
+# OCR on synthetic bars
+
+OCR_CASES = [
+    (GEOMETRY_CASES[0], ("500 nm", 500, "nm")),
+    (GEOMETRY_CASES[1], ("0.5 um", 0.5, "µm")),
+    (GEOMETRY_CASES[2], ("100nm", 100, "nm")),
+    (GEOMETRY_CASES[3], ("0,2 µm", 0.2, "µm")),
+    (GEOMETRY_CASES[4], ("1 μm", 1, "µm")),
+    (GEOMETRY_CASES[6], ("200 nm", 200, "nm")),
+    (GEOMETRY_CASES[7], ("2 µm", 2, "µm")),
+    (GEOMETRY_CASES[8], ("100 Å", 100, "Å")),
+    (GEOMETRY_CASES[9], ("0.25 µm", 0.25, "µm")),
+    (GEOMETRY_CASES[10], ("50 nm", 50, "nm")),
+    (GEOMETRY_CASES[11], ("1 um", 1, "µm")),
+    (GEOMETRY_CASES[12], ("20 nm", 20, "nm")),
+    (GEOMETRY_CASES[13], ("0.1 mm", 0.1, "mm")),
+]
+
+
+@needs_ocr
+@needs_fonts
+@pytest.mark.parametrize("case,label", OCR_CASES, ids=lambda c: c[0] if isinstance(c, str) else None)
+def test_bar_label_ocr(case, label):
+    sb = _draw(case, label=label)
+    res = find_scale_bar(sb.data, ocr=True)
+    assert res is not None
+    assert abs(res.length_px - sb.length_px) <= 1.0
+    assert (res.value, res.unit) == (pytest.approx(sb.value), sb.unit), res.label_text
+    assert res.nm_per_px == pytest.approx(sb.nm_per_px, rel=0.01)
+    assert 0.5 <= res.confidence <= 1.0
+
+
+# --------------------------------------------------------------------------
+# the real micrograph
+
+
+@pytest.fixture(scope="module")
+def real():
+    if not REAL_JPEG.exists():
+        pytest.skip("../shared data not available")
+    return read_image(REAL_JPEG)
+
+
+def test_real_bar_geometry(real):
+    res = find_scale_bar(real.data, ocr=False)
+    assert res.bar_box == (2860, 192, 2880, 993)
+    assert abs(res.length_px - REAL_BAR_PX) <= 1.0
+
+
+@needs_ocr
+def test_real_calibration(real):
+    res = find_scale_bar(real.data, ocr=True)
+    assert (res.value, res.unit) == (500.0, "nm")
+    assert res.nm_per_px == pytest.approx(REAL_NM_PER_PX, rel=0.01)
+    assert res.confidence >= 0.5
+    img = read_image(REAL_JPEG)
+    calibrate_from_scale_bar(img, bar=res)
+    assert img.pixel_size_source == "scale_bar"
+    assert img.pixel_size_nm == pytest.approx(REAL_NM_PER_PX, rel=0.01)
+    md = img.metadata
+    assert md["scale_bar_text"] == res.label_text
+    assert md["scale_bar_length_px"] == pytest.approx(REAL_BAR_PX, abs=1)
+    assert md["scale_bar_box"] == (2860, 192, 2880, 993)
+    assert md["scale_bar_confidence"] >= 0.5
+    assert not any("scale bar" in w for w in img.warnings)
+
+
+def test_real_annotation_mask(real):
+    m = annotation_mask(real.data)
+    assert m[2860:2880, 192:993].all()  # the bar
+    assert m[2858:2882, 190:995].all()  # its white outline
+    # the "500 nm" text: rows ~2722..2830, columns ~212..712 (by eye on the pixels)
+    assert m[2725:2828, 215:710].mean() > 0.99
+    assert m.mean() < 0.03
+    assert not m[:2600].any() and not m[:, 1100:].any()
+
+
+# --------------------------------------------------------------------------
+# calibration precedence and warnings
+
+
+def _bar(nm_per_px=0.5, confidence=0.9, length=400.0):
+    return ScaleBar(length_px=length, bar_box=(10, 20, 15, 20 + int(length)), label_text="200nm",
+                    label_box=(0, 0, 5, 5), value=nm_per_px * length, unit="nm", nm_per_px=nm_per_px,
+                    confidence=confidence)
+
+
+def test_calibrate_sets_pixel_size_when_missing():
+    img = Image.from_array(np.zeros((50, 50), np.uint8))
+    calibrate_from_scale_bar(img, bar=_bar())
+    assert img.pixel_size_nm == 0.5 and img.pixel_size_source == "scale_bar"
+    assert img.metadata["scale_bar_length_px"] == 400.0
+    assert img.warnings == []
+
+
+def test_metadata_wins_and_disagreement_warns():
+    img = Image(data=np.zeros((50, 50), np.uint8), pixel_size_nm=0.6, pixel_size_source="imagej")
+    calibrate_from_scale_bar(img, bar=_bar(0.5))
+    assert img.pixel_size_nm == 0.6 and img.pixel_size_source == "imagej"
+    assert len(img.warnings) == 1 and "disagrees" in img.warnings[0]
+    assert img.metadata["scale_bar_nm_per_px"] == 0.5
+
+
+def test_metadata_agreement_no_warning():
+    img = Image(data=np.zeros((50, 50), np.uint8), pixel_size_nm=0.505, pixel_size_source="given")
+    calibrate_from_scale_bar(img, bar=_bar(0.5))
+    assert img.pixel_size_nm == 0.505 and img.pixel_size_source == "given"
+    assert img.warnings == []
+
+
+def test_low_confidence_warns():
+    img = Image.from_array(np.zeros((50, 50), np.uint8))
+    calibrate_from_scale_bar(img, bar=_bar(confidence=0.3))
+    assert img.pixel_size_source == "scale_bar"
+    assert any("low confidence" in w for w in img.warnings)
+
+
+def test_unreadable_label_warns_and_does_not_calibrate():
+    img = Image.from_array(np.zeros((50, 50), np.uint8))
+    bar = ScaleBar(length_px=120.0, bar_box=(1, 2, 3, 122), label_text="8?")
+    calibrate_from_scale_bar(img, bar=bar)
+    assert img.pixel_size_nm is None and img.pixel_size_source == "none"
+    assert any("could not be read" in w for w in img.warnings)
+
+
+# --------------------------------------------------------------------------
+# OCR is optional
+
+
+def _import_without_pytesseract(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pytesseract", None)  # import raises ImportError
+    spec = importlib.util.spec_from_file_location("_scalebar_no_ocr", scalebar.__file__)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "_scalebar_no_ocr", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_imports_without_pytesseract(monkeypatch):
+    mod = _import_without_pytesseract(monkeypatch)
+    assert mod.ocr_available() is False
+    data = np.full((200, 300), 150, np.uint8)
+    data[170:175, 40:160] = 0
+    with pytest.raises(mod.OCRUnavailableError) as err:
+        mod.find_scale_bar(data, ocr=True)
+    msg = str(err.value)
+    assert "pip install 'exoimage[ocr]'" in msg and "apt-get install tesseract-ocr" in msg
+    res = mod.find_scale_bar(data, ocr=False)
+    assert res is not None and abs(res.length_px - 120) <= 1
+    assert mod.annotation_mask(data)[170:175, 40:160].all()
+
+
+def test_cli_without_ocr_is_one_clear_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(scalebar, "_pytesseract", None)
+    from exoimage.cli import main
+    data = np.full((100, 100), 128, np.uint8)
+    import cv2
+    cv2.imwrite(str(tmp_path / "a.png"), data)
+    assert main(["calibrate", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exoimage[ocr]" in err[0] and "tesseract-ocr" in err[0]
+
+
+# --------------------------------------------------------------------------
+# command line
+
+
+@needs_ocr
+@needs_fonts
+def test_cli_calibrate(tmp_path, capsys):
+    import cv2
+
+    from exoimage.cli import main
+    sb = _draw(GEOMETRY_CASES[0], label=("200 nm", 200, "nm"))
+    cv2.imwrite(str(tmp_path / "bar.png"), sb.data)
+    cv2.imwrite(str(tmp_path / "nobar.png"),
+                np.round(background_field((300, 300), np.random.default_rng(1))).astype(np.uint8))
+    out = tmp_path / "out"
+    rc = main(["calibrate", str(tmp_path / "bar.png"), str(tmp_path / "nobar.png"), "--out", str(out)])
+    assert rc == 0
+    cap = capsys.readouterr()
+    import re
+    m = re.search(r"bar\.png: '200 ?nm' = 200 nm, bar ([0-9.]+) px -> ([0-9.]+) nm/px \(confidence", cap.out)
+    assert m, cap.out
+    assert abs(float(m.group(1)) - sb.length_px) <= 1
+    assert float(m.group(2)) == pytest.approx(sb.nm_per_px, rel=0.005)
+    assert cap.err.strip() == f"{tmp_path / 'nobar.png'}: no scale bar found"
+    assert (out / "bar_scalebar.png").stat().st_size > 0
+    assert (out / "nobar_scalebar.png").stat().st_size > 0
+    assert (out / "calibration.csv").exists()
+    # only files without a readable bar: non-zero exit
+    assert main(["calibrate", str(tmp_path / "nobar.png"), "--out", str(out)]) == 1
