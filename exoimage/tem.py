@@ -178,7 +178,12 @@ def _log_candidates(work: np.ndarray, r_min: float, r_max: float, sign: float,
         s = r / np.sqrt(2.0) / scale
         if min(img.shape) < 4 * s:
             break
-        blur = cv2.GaussianBlur(img, (0, 0), s)
+        # a grey closing (opening for dark bodies) fills the darker collapsed centre
+        # of a cup with its rim's level, so the LoG sees the whole vesicle as a blob
+        k = max(1, int(round(0.6 * s)))
+        se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
+        filled = cv2.morphologyEx(img, cv2.MORPH_CLOSE if sign > 0 else cv2.MORPH_OPEN, se)
+        blur = cv2.GaussianBlur(filled, (0, 0), s)
         lap = cv2.Laplacian(blur, cv2.CV_32F, ksize=3)
         resp = (-sign) * lap * (s * s)
         noise = _robust_sd(resp[:: max(1, resp.shape[0] // 256), :: max(1, resp.shape[1] // 256)])
@@ -246,24 +251,29 @@ def _hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: floa
     Catches collapsed cups whose light rim is an open "C": neither a blob at
     the vesicle's scale nor a closed ring that hole-filling could complete.
     """
-    # the transform's cost grows with image size and radius range: run it on a
-    # copy no larger than ~512 px (small vesicles are the mask and LoG sources' job)
-    h = max(1.0, max(work_n.shape) / 512.0)
-    img = cv2.resize(work_n, None, fx=1 / h, fy=1 / h, interpolation=cv2.INTER_AREA) if h > 1 else work_n
-    sm = cv2.GaussianBlur(img, (0, 0), 1.5 if h == 1 else 1.0)
-    u8 = np.clip(sign * sm * 8 * np.sqrt(h) + 128, 0, 255).astype(np.uint8)
-    circles = cv2.HoughCircles(u8, cv2.HOUGH_GRADIENT_ALT, dp=1.5, minDist=max(2.0, r_min / h),
-                               param1=60, param2=perfectness, minRadius=max(2, int(r_min * 0.8 / h)),
-                               maxRadius=max(3, int(r_max / h)))
+    # the transform's cost grows with the radius range and image size: run it per
+    # octave of radii ([ra, 4 ra]) on a copy shrunk so that ra is ~4 px
+    # Small vesicles are the mask's and the LoG's job; open cups matter from
+    # about twice the minimum size up.
     cands = []
-    if circles is None:
-        return cands
-    for x, y, r in circles[0] * h:
-        iy, ix = int(round(y)), int(round(x))
-        if exclude is not None and 0 <= iy < exclude.shape[0] and 0 <= ix < exclude.shape[1] \
-                and exclude[iy, ix]:
-            continue
-        cands.append((float(y), float(x), float(r), 0.0))
+    ra = r_min * 1.6
+    while ra <= r_max:
+        rb = min(r_max, 4 * ra)
+        h = max(1.0, ra / 8.0)
+        img = cv2.resize(work_n, None, fx=1 / h, fy=1 / h, interpolation=cv2.INTER_AREA) if h > 1 else work_n
+        sm = cv2.GaussianBlur(img, (0, 0), 1.5 if h == 1 else 1.0)
+        u8 = np.clip(sign * sm * 8 * np.sqrt(h) + 128, 0, 255).astype(np.uint8)
+        circles = cv2.HoughCircles(u8, cv2.HOUGH_GRADIENT_ALT, dp=1.5, minDist=max(2.0, ra / h),
+                                   param1=60, param2=perfectness, minRadius=max(2, int(ra / h)),
+                                   maxRadius=max(3, int(np.ceil(rb / h))))
+        if circles is not None:
+            for x, y, r in circles[0] * h:
+                iy, ix = int(round(y)), int(round(x))
+                if exclude is not None and 0 <= iy < exclude.shape[0] and 0 <= ix < exclude.shape[1] \
+                        and exclude[iy, ix]:
+                    continue
+                cands.append((float(y), float(x), float(r), 0.0))
+        ra = rb * 1.0001 if rb < r_max else r_max * 2
     return cands
 
 
@@ -529,7 +539,7 @@ def _detect_one_polarity(data, px, params, sign, exclude):
     if not cands:
         return []
     # smoothed full-resolution image for the outlines
-    s_full = max(0.8, 0.5 * f)
+    s_full = max(0.8, 1.2 * f)
     smooth = cv2.GaussianBlur(data.astype(np.float32), (0, 0), s_full)
     gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / 8.0
     grad_noise = _robust_sd(gy[::2, ::2]) or 1.0
@@ -618,7 +628,10 @@ def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams
         x0 = max(0, int(np.floor(poly[:, 1].min())))
         y1 = min(data.shape[0], int(np.ceil(poly[:, 0].max())) + 1)
         x1 = min(data.shape[1], int(np.ceil(poly[:, 1].max())) + 1)
-        m = _poly_mask(poly, (y1 - y0, x1 - x0), offset=(y0, x0))
+        m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        pts = np.round((poly[:, ::-1] - [x0, y0]) * 16).astype(np.int32)
+        cv2.fillPoly(m, [pts], 1, lineType=cv2.LINE_8, shift=4)
+        m = m.astype(bool)
         sub = labels[y0:y1, x0:x1]
         sub[m & (sub == 0)] = vid
         st = o["stats"]

@@ -1,0 +1,146 @@
+"""Vesicle detection and sizing against the simulator's ground truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from exoimage.io import Image, ImageReadError
+from exoimage.simulate.tem import SCENARIOS, TemScene, match_to_truth, simulate_tem
+from exoimage.tem import (VESICLE_COLUMNS, TemParams, analyze_tem_image, detect_vesicles,
+                          measure_labels, measure_vesicles, summarize_diameters)
+
+
+def _run(scenario, px, seed=11, size=512, **kw):
+    img, truth = simulate_tem(TemScene(shape=(size, size), pixel_size_nm=px, **SCENARIOS[scenario]),
+                              seed=seed)
+    truth["pixel_size_nm"] = px
+    res = detect_vesicles(img, px, **kw)
+    return img, truth, res, match_to_truth(res.table, truth)
+
+
+@pytest.mark.parametrize("scenario,px", [("clean", 2.0), ("mixed", 2.0), ("crowded", 3.0),
+                                         ("cups", 1.5), ("low_contrast", 2.5), ("uneven", 4.0)])
+def test_detection_and_diameters_match_truth(scenario, px):
+    _, truth, res, m = _run(scenario, px)
+    assert m["tp"] + m["fn"] >= 3
+    assert m["f1"] >= 0.9, m
+    assert np.median(np.abs(m["errors"])) <= 0.03
+    assert abs(np.median(m["errors"])) <= 0.03
+
+
+def test_simple_disc_exact_size():
+    """A plain light disc on a dark background: diameter within 1 %."""
+    yy, xx = np.mgrid[0:200, 0:200]
+    d_px = 61.0
+    img = 1000.0 + 300.0 * (np.hypot(yy - 99.5, xx - 100.3) <= d_px / 2)
+    img += np.random.default_rng(0).normal(0, 10, img.shape)
+    t = measure_vesicles(img, 2.0, polarity="light")
+    assert len(t) == 1
+    assert t.diameter_nm[0] == pytest.approx(d_px * 2.0, rel=0.01)
+    assert t.x_px[0] == pytest.approx(100.3, abs=0.5) and t.y_px[0] == pytest.approx(99.5, abs=0.5)
+    assert list(t.columns) == VESICLE_COLUMNS
+
+
+def test_same_setting_across_pixel_sizes():
+    """The same physical field at two pixel sizes gives the same diameters (units are nm)."""
+    out = []
+    for px in (1.0, 3.0):
+        n = int(600 / px)
+        yy, xx = np.mgrid[0:n, 0:n] * px  # nm
+        img = 1000.0 + 300.0 * (np.hypot(yy - 300, xx - 300) <= 60)  # 120 nm disc
+        img += 300.0 * (np.hypot(yy - 150, xx - 450) <= 40)  # 80 nm disc
+        img += np.random.default_rng(1).normal(0, 8, img.shape)
+        t = measure_vesicles(img, px, polarity="light").sort_values("diameter_nm")
+        out.append(t.diameter_nm.to_numpy())
+    np.testing.assert_allclose(out[0], [80, 120], rtol=0.025)
+    np.testing.assert_allclose(out[1], [80, 120], rtol=0.025)
+
+
+def test_debris_and_precipitate_rejected():
+    yy, xx = np.mgrid[0:300, 0:300]
+    img = np.full((300, 300), 1000.0)
+    img += 300 * (np.hypot(yy - 150, xx - 150) <= 30)  # 60 nm vesicle at 1 nm/px
+    img += 300 * (np.hypot(yy - 50, xx - 50) <= 8)  # 16 nm light debris
+    img -= 600 * (np.hypot(yy - 240, xx - 60) <= 20)  # dark precipitate
+    img += np.random.default_rng(2).normal(0, 10, img.shape)
+    t = measure_vesicles(img, 1.0, polarity="light")
+    assert len(t) == 1 and t.diameter_nm[0] == pytest.approx(60, rel=0.03)
+
+
+def test_border_vesicle_flagged_not_sized():
+    yy, xx = np.mgrid[0:200, 0:200]
+    img = 1000.0 + 300.0 * (np.hypot(yy - 100, xx - 5) <= 30) + 300.0 * (np.hypot(yy - 100, xx - 120) <= 30)
+    img += np.random.default_rng(3).normal(0, 8, img.shape)
+    t = measure_vesicles(img, 1.0, polarity="light")
+    assert t.touches_border.sum() == 1
+    assert np.isnan(t.loc[t.touches_border, "diameter_nm"]).all()
+    s = summarize_diameters(t)
+    assert s["n_vesicles"] == 1 and s["n_border"] == 1
+
+
+def test_touching_vesicles_split():
+    yy, xx = np.mgrid[0:300, 0:300]
+    inside = (np.hypot(yy - 150, xx - 100) <= 40) | (np.hypot(yy - 150, xx - 181) <= 40)
+    img = 1000.0 + 250.0 * inside
+    # the thin dark line of stain where they touch
+    img -= 200.0 * ((np.abs(xx - 140.5) < 1.0) & (np.abs(yy - 150) < 12))
+    img += np.random.default_rng(4).normal(0, 8, img.shape)
+    t = measure_vesicles(img, 1.0, polarity="light")
+    assert len(t) == 2
+    np.testing.assert_allclose(sorted(t.diameter_nm), [80, 80], rtol=0.04)
+
+
+def test_dark_polarity():
+    yy, xx = np.mgrid[0:200, 0:200]
+    img = 3000.0 - 800.0 * (np.hypot(yy - 100, xx - 100) <= 35)
+    img += np.random.default_rng(5).normal(0, 20, img.shape)
+    for pol in ("dark", "auto"):
+        res = detect_vesicles(img, 1.0, polarity=pol)
+        assert res.polarity == "dark"
+        assert len(res.table) == 1 and res.table.diameter_nm[0] == pytest.approx(70, rel=0.02)
+
+
+def test_deterministic():
+    img, _ = simulate_tem(TemScene(shape=(384, 384), pixel_size_nm=2.0, **SCENARIOS["mixed"]), seed=5)
+    a = detect_vesicles(img, 2.0)
+    b = detect_vesicles(img.copy(), 2.0)
+    pd.testing.assert_frame_equal(a.table, b.table)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_labels_match_table_and_remeasure():
+    img, truth, res, m = _run("clean", 1.0, size=384)
+    ids = set(np.unique(res.labels)) - {0}
+    assert ids == set(res.table.vesicle_id)
+    again = measure_labels(res.labels, 1.0)
+    merged = res.table.merge(again, on="vesicle_id", suffixes=("", "_lab"))
+    sized = ~merged.touches_border
+    np.testing.assert_allclose(merged.diameter_nm[sized], merged.diameter_nm_lab[sized], rtol=0.03)
+    # delete one vesicle: it disappears from the re-measured table
+    vid = int(res.table.vesicle_id.iloc[0])
+    edited = res.labels.copy()
+    edited[edited == vid] = 0
+    assert vid not in set(measure_labels(edited, 1.0).vesicle_id)
+
+
+def test_measure_labels_exact_square():
+    lab = np.zeros((50, 50), np.int32)
+    lab[10:30, 10:30] = 4
+    t = measure_labels(lab, 0.5)
+    assert t.area_nm2[0] == pytest.approx(400 * 0.25)
+    assert t.diameter_nm[0] == pytest.approx(2 * np.sqrt(100 / np.pi), rel=1e-3)
+    assert t.feret_max_nm[0] == pytest.approx(20 * np.sqrt(2) * 0.5, rel=1e-3)
+    assert t.feret_min_nm[0] == pytest.approx(10.0, rel=1e-3)
+
+
+def test_no_pixel_size_is_an_error_row():
+    img = Image.from_array(np.random.default_rng(0).normal(100, 5, (64, 64)))
+    res = analyze_tem_image(img, name="x.png")
+    assert not res.ok and res.image_row["error"] == "no pixel size: pass --pixel-size"
+    with pytest.raises(ImageReadError, match="no pixel size"):
+        measure_vesicles(np.ones((64, 64)) + np.eye(64))
+
+
+def test_params_checked():
+    with pytest.raises(ValueError):
+        TemParams(min_diameter_nm=50, max_diameter_nm=40).check()
