@@ -109,6 +109,8 @@ class ScaleBar:
     """A scale bar found in an image.
 
     Boxes are ``(row0, col0, row1, col1)``, end-exclusive.
+    ``label_text`` is the reading in normal form (``'0.2 µm'``) and
+    ``ocr_text`` what Tesseract returned (``'0,2um'``).
     ``value``/``unit``/``nm_per_px`` are None when the label was not read
     (``ocr=False``, or OCR failed; then ``label_text`` holds what OCR saw).
     ``unit`` is one of ``'nm'``, ``'µm'``, ``'Å'``, ``'mm'``.
@@ -127,6 +129,7 @@ class ScaleBar:
     thickness_px: int = 0
     geometry_score: float = 0.0
     ocr_confidence: float | None = None
+    ocr_text: str | None = None
     extra_boxes: list = field(default_factory=list)
 
     @property
@@ -694,9 +697,10 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
         if ocr and lines:
             for line in lines[:3]:
                 text, conf = _ocr_line(n, line, cand)
-                parsed = parse_label(text)
+                parsed = _plausible(parse_label(text), cand.length) if conf > 0 else None
                 if parsed:
-                    result.label_text = text
+                    result.ocr_text = text
+                    result.label_text = f"{_fmt(parsed[0])} {parsed[1]}"
                     result.label_box = tuple(int(v) for v in line.box)
                     result.value, result.unit = parsed
                     result.nm_per_px = parsed[0] * _UNIT_NM[parsed[1]] / cand.length
@@ -704,7 +708,7 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
                     result.confidence = float(np.clip(cand.score * conf, 0, 1))
                     break
                 if result.label_text is None and text:
-                    result.label_text = text
+                    result.label_text = result.ocr_text = text
                     result.ocr_confidence = conf
         if best is None:
             best = result
@@ -717,13 +721,12 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
 def _make_result(cand: _Cand, lines, strip) -> ScaleBar:
     label_box = lines[0].box if lines else None
     geom = cand.score * (1.0 if lines else 0.6)
-    in_strip = strip if (strip and strip[0] <= cand.r0 and cand.r1 <= strip[2]) else strip
     return ScaleBar(
         length_px=float(cand.length),
         bar_box=tuple(int(v) for v in (cand.r0, cand.c0, cand.r1, cand.c1)),
         label_box=tuple(int(v) for v in label_box) if label_box else None,
         confidence=float(geom * 0.3),  # raised once the label is read
-        strip_box=in_strip,
+        strip_box=tuple(int(v) for v in strip) if strip else None,
         polarity=cand.polarity,
         thickness_px=int(cand.thickness),
         geometry_score=float(geom),
@@ -781,23 +784,35 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
 
     ``image.metadata`` gets ``scale_bar_text``, ``scale_bar_length_px``,
     ``scale_bar_confidence``, ``scale_bar_box`` (and ``scale_bar_nm_per_px``)
-    whenever a readable bar is found. Returns ``image``.
+    whenever a readable bar is found. When the pixel size is already known,
+    a missing OCR, a missing bar or an unreadable label only leave a note in
+    ``image.metadata['scale_bar_check']`` (the known pixel size is used
+    anyway). Returns ``image``.
 
     Raises
     ------
     OCRUnavailableError
-        pytesseract or tesseract is missing.
+        pytesseract or tesseract is missing and the image has no pixel size.
     """
+    known = image.pixel_size_nm is not None
     if bar is None:
+        if known and not ocr_available():
+            image.metadata["scale_bar_check"] = "skipped: OCR not installed"
+            return image
         bar = find_scale_bar(image.data, ocr=True)
-    name = image.path or "image"
     if bar is None:
-        if image.pixel_size_nm is None:
-            image.warnings.append("no scale bar found and no pixel size in the file")
+        if known:
+            image.metadata["scale_bar_check"] = "no scale bar found"
+        else:
+            image.warnings.append("no pixel size in the file and no scale bar found")
         return image
     if bar.nm_per_px is None:
         seen = f" (OCR read {bar.label_text!r})" if bar.label_text else ""
-        image.warnings.append(f"scale bar found ({bar.length_px:.1f} px) but its label could not be read{seen}")
+        msg = f"scale bar found ({bar.length_px:.1f} px) but its label could not be read{seen}"
+        if known:
+            image.metadata["scale_bar_check"] = msg
+        else:
+            image.warnings.append(msg)
         return image
     image.metadata["scale_bar_text"] = bar.label_text
     image.metadata["scale_bar_length_px"] = round(float(bar.length_px), 2)
@@ -805,7 +820,8 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
     image.metadata["scale_bar_box"] = tuple(int(v) for v in bar.bar_box)
     image.metadata["scale_bar_nm_per_px"] = float(bar.nm_per_px)
     label = f"{_fmt(bar.value)} {bar.unit}"
-    if image.pixel_size_nm is None:
+    rel = 0.0
+    if not known:
         image.pixel_size_nm = float(bar.nm_per_px)
         image.pixel_size_source = "scale_bar"
         if bar.confidence < LOW_CONFIDENCE:
@@ -819,7 +835,7 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
                 f"scale bar ('{label}' over {bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px) disagrees "
                 f"by {rel * 100:.1f}% with the {image.pixel_size_source} pixel size "
                 f"{image.pixel_size_nm:.4g} nm/px; keeping {image.pixel_size_source}")
-    del name
+    image.metadata["scale_bar_check"] = "ok" if (not known or rel <= DISAGREEMENT_TOLERANCE) else "disagrees"
     return image
 
 

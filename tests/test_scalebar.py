@@ -206,7 +206,7 @@ def test_real_bar_geometry(real):
 @needs_ocr
 def test_real_calibration(real):
     res = find_scale_bar(real.data, ocr=True)
-    assert (res.value, res.unit) == (500.0, "nm")
+    assert (res.value, res.unit, res.label_text) == (500.0, "nm", "500 nm")
     assert res.nm_per_px == pytest.approx(REAL_NM_PER_PX, rel=0.01)
     assert res.confidence >= 0.5
     img = read_image(REAL_JPEG)
@@ -279,6 +279,17 @@ def test_unreadable_label_warns_and_does_not_calibrate():
     assert any("could not be read" in w for w in img.warnings)
 
 
+def test_known_pixel_size_without_ocr_is_kept_quietly(monkeypatch):
+    monkeypatch.setattr(scalebar, "_pytesseract", None)
+    img = Image(data=np.zeros((50, 50), np.uint8), pixel_size_nm=0.6, pixel_size_source="imagej")
+    calibrate_from_scale_bar(img)
+    assert img.pixel_size_nm == 0.6 and img.warnings == []
+    assert img.metadata["scale_bar_check"] == "skipped: OCR not installed"
+    bare = Image.from_array(np.zeros((50, 50), np.uint8))
+    with pytest.raises(OCRUnavailableError):
+        calibrate_from_scale_bar(bare)
+
+
 # --------------------------------------------------------------------------
 # OCR is optional
 
@@ -336,7 +347,7 @@ def test_cli_calibrate(tmp_path, capsys):
     assert rc == 0
     cap = capsys.readouterr()
     import re
-    m = re.search(r"bar\.png: '200 ?nm' = 200 nm, bar ([0-9.]+) px -> ([0-9.]+) nm/px \(confidence", cap.out)
+    m = re.search(r"bar\.png: '200 nm' over ([0-9.]+) px -> ([0-9.]+) nm/px \(confidence", cap.out)
     assert m, cap.out
     assert abs(float(m.group(1)) - sb.length_px) <= 1
     assert float(m.group(2)) == pytest.approx(sb.nm_per_px, rel=0.005)

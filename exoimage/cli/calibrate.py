@@ -40,7 +40,7 @@ def run(args) -> int:
     rows = []
     n_ok = 0
     for f in inputs:
-        row = {"image": f.rel, "scale_bar_text": None, "value": None, "unit": None,
+        row = {"image": f.rel, "scale_bar_text": None, "ocr_text": None, "value": None, "unit": None,
                "scale_bar_length_px": None, "nm_per_px": None, "scale_bar_confidence": None,
                "scale_bar_box": None, "label_box": None, "strip_box": None,
                "file_pixel_size_nm": None, "file_pixel_size_source": None, "error": None}
@@ -76,9 +76,9 @@ def run(args) -> int:
             row["error"] = msg
         else:
             n_ok += 1
-            row.update(value=bar.value, unit=bar.unit, nm_per_px=bar.nm_per_px,
+            row.update(value=bar.value, unit=bar.unit, nm_per_px=bar.nm_per_px, ocr_text=bar.ocr_text,
                        scale_bar_confidence=round(bar.confidence, 3))
-            line = (f"{f.rel}: '{bar.label_text}' = {bar.value:g} {bar.unit}, bar {bar.length_px:.1f} px "
+            line = (f"{f.rel}: '{bar.label_text}' over {bar.length_px:.1f} px "
                     f"-> {bar.nm_per_px:.4g} nm/px (confidence {bar.confidence:.2f})")
             if bar.confidence < 0.5:
                 line += "  LOW CONFIDENCE: check the preview"
