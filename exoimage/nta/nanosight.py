@@ -245,7 +245,6 @@ def read_nanosight_summary(path, sample: str | None = None, *, with_particle_fil
     dilution[~(dilution > 0)] = np.nan
     conc = np.array([to_float(c) for c in _cells(conc_row, n)])
     table["dilution_factor"] = dilution
-    table["dilution_recorded"] = ~np.isnan(dilution)
     table["dilution_applied_by"] = np.where(np.isnan(dilution), "none", "instrument")
     table["concentration_per_ml"] = conc
     table["concentration_measured_per_ml"] = conc / np.where(np.isnan(dilution), 1.0, dilution)

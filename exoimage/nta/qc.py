@@ -202,14 +202,17 @@ def nta_qc_checks(results, rules: dict | None = None) -> list[dict]:
     checks.append(_check("nta_instrument_warnings", len(warns) == 0, r["instrument_warnings_status"], reason,
                          f"{files}: [Concentration Warnings], [Information] / drift and cell checks"))
 
-    missing = videos[~videos["dilution_recorded"].astype(bool)]
-    reason = (f"dilution not recorded for {len(missing)} of {n} video(s): " + ", ".join(map(str, missing["video"]))
-              + "; concentrations are as measured in the cell" if len(missing)
-              else "dilution recorded: " + ", ".join(f"{d:g}" for d in sorted(videos["dilution_factor"].unique())))
+    missing = videos[videos["dilution_factor"].isna()]
+    if len(missing):
+        reason = (f"dilution not recorded for {len(missing)} of {n} video(s): "
+                  + ", ".join(map(str, missing["video"])) + "; concentrations are as measured in the cell")
+    else:
+        applied = videos.groupby(["dilution_factor", "dilution_applied_by"]).size().index
+        reason = "dilution " + ", ".join(f"1:{d:g} (applied by {who})" for d, who in applied)
     checks.append(_check("nta_dilution_recorded", len(missing) == 0, r["dilution_not_recorded_status"], reason,
                          f"{files}: dilution factor"))
 
-    known = videos[videos["dilution_recorded"].astype(bool)]
+    known = videos[videos["dilution_factor"].notna()]
     by_dil = known.groupby("dilution_factor")["concentration_per_ml"].mean()
     tol = r["dilution_linearity_tolerance_percent"]
     if len(by_dil) < 2:

@@ -169,7 +169,7 @@ def read_zetaview_txt(path, sample: str | None = None) -> NtaResult:
     row["frame_rate_fps"] = _camera_number(lowkeys.get("camera", ""), "FRate", decimal_comma)
     if np.isnan(row["frame_rate_fps"]):
         row["frame_rate_fps"] = _camera_number(lowkeys.get("camera", ""), "FpSec", decimal_comma)
-    row.update({"dilution_factor": dilution, "dilution_recorded": not np.isnan(dilution),
+    row.update({"dilution_factor": dilution,
                 "dilution_applied_by": applied_by, "concentration_per_ml": measured * factor,
                 "concentration_measured_per_ml": measured})
     videos = pd.DataFrame([row])
