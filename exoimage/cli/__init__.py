@@ -49,6 +49,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("exoimage: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `exoimage tem ... | head`: outputs are already written
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
