@@ -1,0 +1,219 @@
+"""Shared helpers: Image <-> napari layer, notifications, tables, matplotlib canvas.
+
+No image processing here: numbers come from ``exoimage``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from exoimage.io import Image, ImageReadError, unit_to_nm
+
+META_KEY = "exoimage"
+
+
+# --------------------------------------------------------------------------
+# Image <-> layer
+
+
+def image_layer_kwargs(img: Image, name: str | None = None, **extra) -> dict:
+    """``add_image`` keyword arguments for an exoimage Image: physical scale in nm with units."""
+    px = img.pixel_size_nm
+    meta = {
+        "pixel_size_nm": px,
+        "pixel_size_source": img.pixel_size_source,
+        "white_is_zero": bool(img.white_is_zero),
+        "file_format": img.file_format,
+        "was_rgb": bool(img.was_rgb),
+        "path": img.path,
+        "warnings": list(img.warnings),
+    }
+    meta.update(extra.pop("meta", {}))
+    kw = dict(
+        name=name or (Path(img.path).stem if img.path else "image"),
+        metadata={META_KEY: meta},
+        colormap="gray_r" if img.white_is_zero else "gray",
+    )
+    if px:
+        kw["scale"] = (px, px)
+        kw["units"] = ("nm", "nm")
+    kw.update(extra)
+    return kw
+
+
+def layer_name_for_tables(layer) -> str:
+    """The ``image`` column value: the file name when the layer came from a file, else the layer name."""
+    meta = layer.metadata.get(META_KEY, {}) if hasattr(layer, "metadata") else {}
+    path = meta.get("path") or getattr(getattr(layer, "source", None), "path", None)
+    return Path(path).name if path else str(layer.name)
+
+
+def layer_pixel_size(layer) -> tuple[float | None, str]:
+    """(pixel size in nm, where it came from) for an Image layer."""
+    meta = layer.metadata.get(META_KEY, {})
+    if meta.get("pixel_size_nm"):
+        return float(meta["pixel_size_nm"]), str(meta.get("pixel_size_source", "file"))
+    try:
+        unit = str(layer.units[-1])
+        sc = float(layer.scale[-1])
+    except Exception:  # noqa: BLE001 - old napari without units
+        return None, "none"
+    f = unit_to_nm(unit)  # None for napari's default unit, 'pixel'
+    if f:
+        return sc * f, "layer scale"
+    return None, "none"
+
+
+def image_from_layer(layer, pixel_size_nm: float | None, *, source: str | None = None) -> Image:
+    """An exoimage Image for a napari Image layer (raises ImageReadError with the CLI's wording)."""
+    name = layer_name_for_tables(layer)
+    meta = layer.metadata.get(META_KEY, {})
+    path = meta.get("path") or getattr(getattr(layer, "source", None), "path", None) or name
+    if getattr(layer, "multiscale", False):
+        raise ImageReadError(path, "multiscale (pyramid) layers are not supported; open a single image")
+    data = np.asarray(layer.data)
+    if getattr(layer, "rgb", False) and data.ndim == 3 and data.shape[-1] in (3, 4):
+        rgb = data[..., :3]
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            data = np.ascontiguousarray(rgb[..., 0])
+        else:
+            raise ImageReadError(path, "colour (RGB) layer: open the file with the exoimage reader, "
+                                       "which converts it to grey")
+    if data.ndim != 2:
+        raise ImageReadError(path, f"expected a 2-D image, got shape {data.shape}")
+    if data.size == 0:
+        raise ImageReadError(path, "image has no pixels")
+    src = source or ("given" if pixel_size_nm else "none")
+    return Image(data=data, pixel_size_nm=float(pixel_size_nm) if pixel_size_nm else None,
+                 pixel_size_source=src, path=str(path), file_format=meta.get("file_format", "array"),
+                 white_is_zero=bool(meta.get("white_is_zero", False)), was_rgb=bool(meta.get("was_rgb", False)),
+                 warnings=list(meta.get("warnings", [])))
+
+
+# --------------------------------------------------------------------------
+# notifications
+
+
+def notify_error(message: str) -> None:
+    """Show ``message`` as a napari error notification (never a traceback)."""
+    from napari.utils.notifications import show_error
+
+    show_error(str(message))
+
+
+def notify_warning(message: str) -> None:
+    from napari.utils.notifications import show_warning
+
+    show_warning(str(message))
+
+
+def notify_info(message: str) -> None:
+    from napari.utils.notifications import show_info
+
+    show_info(str(message))
+
+
+# --------------------------------------------------------------------------
+# Qt helpers
+
+
+def fill_table(table, df: pd.DataFrame, columns: list[str], *, row_colors: list | None = None,
+               formats: dict | None = None) -> None:
+    """Fill a QTableWidget with ``df[columns]``; numbers sort numerically."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtGui import QColor
+    from qtpy.QtWidgets import QTableWidgetItem
+
+    formats = formats or {}
+    table.setSortingEnabled(False)
+    table.clearContents()
+    table.setColumnCount(len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.setRowCount(len(df))
+    for i, row in enumerate(df[columns].itertuples(index=False)):
+        for j, (col, v) in enumerate(zip(columns, row)):
+            item = QTableWidgetItem()
+            if isinstance(v, (bool, np.bool_)):
+                item.setData(Qt.ItemDataRole.DisplayRole, "yes" if v else "")
+            elif isinstance(v, (int, np.integer)):
+                item.setData(Qt.ItemDataRole.DisplayRole, int(v))
+            elif isinstance(v, (float, np.floating)):
+                fv = float(v)
+                if np.isfinite(fv):
+                    fmt = formats.get(col)
+                    item.setData(Qt.ItemDataRole.DisplayRole, float(fmt.format(fv)) if fmt else fv)
+                else:
+                    item.setData(Qt.ItemDataRole.DisplayRole, "")
+            else:
+                item.setData(Qt.ItemDataRole.DisplayRole, "" if v is None else str(v))
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            if row_colors and row_colors[i]:
+                item.setBackground(QColor(row_colors[i]))
+            table.setItem(i, j, item)
+    table.setSortingEnabled(True)
+    table.resizeColumnsToContents()
+
+
+class MplCanvas:
+    """A matplotlib figure embedded as a Qt widget (``.widget``), styled for napari's dark theme."""
+
+    def __init__(self, nrows: int = 1, height: float = 2.4, width: float = 4.0):
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(width, height * nrows), tight_layout=True)
+        self.figure.patch.set_facecolor("#262930")
+        self.axes = [self.figure.add_subplot(nrows, 1, i + 1) for i in range(nrows)]
+        for ax in self.axes:
+            self.style(ax)
+        self.widget = FigureCanvasQTAgg(self.figure)
+        self.widget.setMinimumHeight(int(150 * nrows))
+
+    @staticmethod
+    def style(ax):
+        ax.set_facecolor("#262930")
+        for s in ax.spines.values():
+            s.set_color("#d0d0d0")
+        ax.tick_params(colors="#d0d0d0", labelsize=8)
+        ax.xaxis.label.set_color("#d0d0d0")
+        ax.yaxis.label.set_color("#d0d0d0")
+        ax.title.set_color("#ffffff")
+
+    def clear(self):
+        for ax in self.axes:
+            ax.clear()
+            self.style(ax)
+
+    def draw(self):
+        self.widget.draw_idle()
+
+
+def rows_text_to_list(text: str) -> list[int]:
+    """``'2, 3'`` -> [2, 3]; raises ValueError with a readable message."""
+    out = []
+    for part in str(text).replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise ValueError(f"row numbers must be whole numbers separated by commas, got {text!r}") from None
+    return out
+
+
+def camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
+def show_scale_bar(viewer):
+    """Turn napari's scale bar on (units come from the layers)."""
+    canvas = getattr(viewer, "canvas", None)
+    overlays = getattr(canvas, "overlays", None) if canvas is not None else None
+    bar = getattr(overlays, "scale_bar", None) if overlays is not None else None
+    (bar if bar is not None else viewer.scale_bar).visible = True

@@ -1,0 +1,40 @@
+"""Reader: every format exoimage reads, opened at its physical scale (nm)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exoimage.io import SUPPORTED_SUFFIXES, ImageReadError, read_image
+
+from ._common import image_layer_kwargs, notify_error, notify_warning
+
+
+def get_reader(path):
+    """Return :func:`read_exoimage` for a single file exoimage can read, else None."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if Path(str(path)).suffix.lower() not in SUPPORTED_SUFFIXES:
+        return None
+    return read_exoimage
+
+
+def read_exoimage(path):
+    """Layer data for one image: raw pixel values, scale in nm/px, units nm.
+
+    Unreadable files give a napari error notification with the same one-line
+    message as the command line (``path: problem``) and no layer.
+    """
+    if isinstance(path, list):
+        path = path[0]
+    try:
+        img = read_image(path)
+    except ImageReadError as exc:
+        notify_error(str(exc))
+        return None
+    for w in img.warnings:
+        notify_warning(f"{img.path}: {w}")
+    if img.pixel_size_nm is None:
+        notify_warning(f"{img.path}: no pixel size in the file; enter it in the exoimage widget")
+    return [(img.data, image_layer_kwargs(img), "image")]

@@ -1,0 +1,441 @@
+"""Vesicle widget: detect, inspect, correct and re-measure EVs in a TEM micrograph.
+
+Detection runs :func:`exoimage.tem.analyze_tem_image` in a napari thread worker;
+re-measuring runs :func:`exoimage.tem_edits.remeasure_labels`. The plugin holds
+no image processing of its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+                            QHBoxLayout, QLabel, QProgressBar, QPushButton, QTableWidget, QVBoxLayout, QWidget)
+
+from exoimage.io import ImageReadError, write_calibrated_tiff
+from exoimage.outputs import write_table
+from exoimage.tem import VESICLE_COLUMNS, TemParams, analyze_tem_image, summarize_diameters
+from exoimage.tem_edits import remeasure_labels
+
+from ._common import (MplCanvas, camera, show_scale_bar, fill_table, image_from_layer, layer_name_for_tables, layer_pixel_size,
+                      notify_error, notify_info)
+
+TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "circularity", "aspect_ratio",
+                 "touches_border", "confidence", "x_nm", "y_nm"]
+REPORT_TOOLTIP = ("The QC report needs exoimage's batch command, which is not available yet. "
+                  "Export the table and labels instead.")
+
+
+def _detect(img, params, name):
+    """Worker body (runs in a thread): the library pipeline, nothing else."""
+    return analyze_tem_image(img, params, name=name)
+
+
+class VesicleWidget(QWidget):
+    """Dock widget: vesicle detection and hand correction for one TEM image layer."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.result = None            # TemFileResult of the last detection
+        self.table = None             # current measurement table (after re-measure)
+        self.labels_layer = None
+        self.points_layer = None
+        self.image_layer = None
+        self._prev_labels = None
+        self._worker = None
+        self._run_id = 0
+        self._name = ""
+        self._px = None
+
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip("2-D grey image layer of a negative-stain TEM micrograph")
+        form.addRow("Image", self.layer_combo)
+        px_row = QHBoxLayout()
+        self.px_spin = QDoubleSpinBox()
+        self.px_spin.setDecimals(4)
+        self.px_spin.setRange(0.0, 1000.0)
+        self.px_spin.setSingleStep(0.1)
+        self.px_spin.setSpecialValueText("missing")
+        self.px_spin.setSuffix(" nm/px")
+        self.px_spin.setToolTip("Pixel size in nm: pre-filled from the file's calibration; edit to override")
+        self.px_source = QLabel("")
+        px_row.addWidget(self.px_spin, 1)
+        px_row.addWidget(self.px_source)
+        form.addRow("Pixel size", px_row)
+        d = TemParams()
+        self.min_d = self._spin(d.min_diameter_nm, 1, 10000, " nm", "Smallest vesicle diameter to report; "
+                                "anything smaller is debris")
+        self.max_d = self._spin(d.max_diameter_nm, 1, 100000, " nm", "Largest vesicle diameter to report")
+        self.min_contrast = self._spin(d.min_contrast, 0.1, 100, "", "Minimum edge contrast of an outline, in "
+                                       "noise SDs of the image; raise it to drop faint objects")
+        self.min_contrast.setDecimals(1)
+        self.polarity = QComboBox()
+        self.polarity.addItems(["auto", "light", "dark"])
+        self.polarity.setToolTip("Vesicle body lighter than the stain (classic negative stain), darker, "
+                                 "or decided per image")
+        form.addRow("Min diameter", self.min_d)
+        form.addRow("Max diameter", self.max_d)
+        form.addRow("Min contrast", self.min_contrast)
+        form.addRow("Polarity", self.polarity)
+        lay.addLayout(form)
+
+        run_row = QHBoxLayout()
+        self.run_btn = QPushButton("Detect vesicles")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        run_row.addWidget(self.run_btn, 2)
+        run_row.addWidget(self.cancel_btn, 1)
+        lay.addLayout(run_row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        lay.addWidget(self.progress)
+        self.status = QLabel("Choose an image and press Detect.")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+
+        box = QGroupBox("Vesicles (click a row to go to it)")
+        bl = QVBoxLayout(box)
+        self.table_view = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table_view.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.table_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table_view.setSortingEnabled(True)
+        self.table_view.setMinimumHeight(160)
+        bl.addWidget(self.table_view)
+        self.hist = MplCanvas(1, height=2.2)
+        bl.addWidget(self.hist.widget)
+        lay.addWidget(box, 1)
+
+        edit_row = QHBoxLayout()
+        self.remeasure_btn = QPushButton("Re-measure")
+        self.remeasure_btn.setToolTip("Recompute the table from the edited Labels layer (delete, paint, "
+                                      "merge or split vesicles with napari's label tools first)")
+        self.export_csv_btn = QPushButton("Export CSV…")
+        self.export_csv_btn.setToolTip("The table, with the same columns as the command line's vesicles.csv")
+        self.export_tif_btn = QPushButton("Export labels…")
+        self.export_tif_btn.setToolTip("The label image as a calibrated TIFF (unit nm; Fiji and napari read it)")
+        self.report_btn = QPushButton("Report…")
+        self.report_btn.setEnabled(False)
+        self.report_btn.setToolTip(REPORT_TOOLTIP)
+        for b in (self.remeasure_btn, self.export_csv_btn, self.export_tif_btn, self.report_btn):
+            edit_row.addWidget(b)
+        lay.addLayout(edit_row)
+        self._set_have_result(False)
+
+        self.run_btn.clicked.connect(self.run)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.remeasure_btn.clicked.connect(self.remeasure)
+        self.export_csv_btn.clicked.connect(self._export_csv_dialog)
+        self.export_tif_btn.clicked.connect(self._export_labels_dialog)
+        self.table_view.cellClicked.connect(self._row_clicked)
+        self.layer_combo.currentTextChanged.connect(self._layer_changed)
+        self.px_spin.valueChanged.connect(self._px_edited)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ------------------------------------------------------------------ ui helpers
+
+    def _spin(self, value, lo, hi, suffix, tip):
+        s = QDoubleSpinBox()
+        s.setRange(lo, hi)
+        s.setDecimals(1)
+        s.setValue(value)
+        s.setSuffix(suffix)
+        s.setToolTip(tip)
+        return s
+
+    def _image_layers(self):
+        from napari.layers import Image as ImageLayer
+
+        return [ly for ly in self.viewer.layers if isinstance(ly, ImageLayer)]
+
+    def _refresh_layers(self, event=None):
+        cur = self.layer_combo.currentText()
+        names = [ly.name for ly in self._image_layers()]
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        self.layer_combo.addItems(names)
+        if cur in names:
+            self.layer_combo.setCurrentText(cur)
+        self.layer_combo.blockSignals(False)
+        if self.layer_combo.currentText() != cur:
+            self._layer_changed(self.layer_combo.currentText())
+
+    def _layer(self):
+        name = self.layer_combo.currentText()
+        if name and name in self.viewer.layers:
+            return self.viewer.layers[name]
+        return None
+
+    def _layer_changed(self, name=None):
+        layer = self._layer()
+        if layer is None:
+            self.px_spin.setValue(0.0)
+            self._mark_px(None, "")
+            return
+        px, src = layer_pixel_size(layer)
+        self.px_spin.blockSignals(True)
+        self.px_spin.setValue(px or 0.0)
+        self.px_spin.blockSignals(False)
+        self._mark_px(px, src)
+
+    def _mark_px(self, px, src):
+        if px:
+            self.px_source.setText(f"from {src}")
+            self.px_source.setStyleSheet("")
+            self.px_spin.setStyleSheet("")
+        else:
+            self.px_source.setText("not in file: enter it")
+            self.px_source.setStyleSheet("color: #ff6060; font-weight: bold")
+            self.px_spin.setStyleSheet("background-color: #6a2020")
+
+    def _px_edited(self, value):
+        self._mark_px(value or None, "you" if value else "")
+
+    def params(self) -> TemParams:
+        return TemParams(min_diameter_nm=self.min_d.value(), max_diameter_nm=self.max_d.value(),
+                         min_contrast=self.min_contrast.value(), polarity=self.polarity.currentText())
+
+    def _set_busy(self, busy: bool):
+        self.run_btn.setEnabled(not busy)
+        self.cancel_btn.setEnabled(busy)
+        self.progress.setRange(0, 0 if busy else 1)
+        self.progress.setValue(0)
+
+    def _set_have_result(self, ok: bool):
+        for b in (self.remeasure_btn, self.export_csv_btn, self.export_tif_btn):
+            b.setEnabled(ok)
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def _error(self, message: str):
+        self.status.setText(f"<span style='color:#ff6060'>{message}</span>")
+        notify_error(message)
+
+    # ------------------------------------------------------------------ detection
+
+    def run(self):
+        """Start detection on the chosen layer in a background thread (returns at once)."""
+        if self.busy:
+            return
+        layer = self._layer()
+        if layer is None:
+            self._error("no image layer: open a micrograph (File > Open) or a sample "
+                        "(File > Open Sample > exoimage)")
+            return
+        px = self.px_spin.value() or None
+        try:
+            params = self.params()
+            params.check()
+            src = layer_pixel_size(layer)[1] if px and abs(px - (layer_pixel_size(layer)[0] or -1)) < 1e-9 \
+                else ("given" if px else "none")
+            img = image_from_layer(layer, px, source=src)
+        except (ImageReadError, ValueError) as exc:
+            self._error(str(exc))
+            return
+        from napari.qt.threading import create_worker
+
+        self._run_id += 1
+        run_id = self._run_id
+        self.image_layer = layer
+        self._name = layer_name_for_tables(layer)
+        self._px = px
+        worker = create_worker(_detect, img, params, self._name,
+                               _progress={"desc": f"exoimage: detecting vesicles in {layer.name}"})
+        worker.returned.connect(lambda res: self._on_result(res, run_id))
+        worker.errored.connect(lambda exc: self._on_error(exc, run_id))
+        worker.finished.connect(lambda: self._on_finished(run_id))
+        self._worker = worker
+        self._set_busy(True)
+        self.status.setText(f"Detecting vesicles in {layer.name}…")
+        worker.start()
+
+    def cancel(self):
+        """Stop waiting for the running detection; its result is discarded."""
+        if self._worker is None:
+            return
+        try:
+            self._worker.quit()
+        except Exception:  # noqa: BLE001
+            pass
+        self._run_id += 1  # the running job's callbacks now see a stale id
+        self._worker = None
+        self._set_busy(False)
+        self.status.setText("Cancelled: the detection finishes in the background and its result is dropped.")
+
+    def _on_finished(self, run_id):
+        if run_id == self._run_id:
+            self._worker = None
+            self._set_busy(False)
+
+    def _on_error(self, exc, run_id):
+        if run_id != self._run_id:
+            return
+        msg = str(exc) if isinstance(exc, ImageReadError) else \
+            f"{self._name}: analysis failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        self._error(msg)
+
+    def _on_result(self, res, run_id):
+        if run_id != self._run_id:
+            return
+        if not res.ok:
+            # the same one-line message as `exoimage tem` prints
+            self._error(f"{self._name}: {res.image_row['error']}")
+            return
+        self.result = res
+        self._prev_labels = res.labels.copy()
+        self._show(res.vesicles.copy(), res.labels, new_layers=True)
+        r = res.image_row
+        self.status.setText(
+            f"{r['n_vesicles']} vesicles sized, {r['n_border']} cut by the border "
+            f"(polarity {r['polarity']}, {self._px:g} nm/px). Fix mistakes in the Labels layer, then Re-measure.")
+
+    # ------------------------------------------------------------------ results
+
+    def _layer_geometry(self):
+        lay = self.image_layer
+        return dict(scale=tuple(lay.scale), translate=tuple(lay.translate),
+                    units=tuple(str(u) for u in lay.units) if hasattr(lay, "units") else None)
+
+    def _show(self, table: pd.DataFrame, labels: np.ndarray | None, new_layers: bool = False):
+        self.table = table.reset_index(drop=True)
+        geo = self._layer_geometry()
+        units = {"units": geo["units"]} if geo["units"] else {}
+        base = self.image_layer.name
+        if new_layers or self.labels_layer is None or self.labels_layer not in self.viewer.layers:
+            for ly in (self.labels_layer, self.points_layer):
+                if ly is not None and ly in self.viewer.layers:
+                    self.viewer.layers.remove(ly)
+            self.labels_layer = self.viewer.add_labels(
+                labels.astype(np.int32), name=f"{base} vesicles", scale=geo["scale"],
+                translate=geo["translate"], opacity=0.45, **units)
+            self.points_layer = None
+        pts = self.table[["y_px", "x_px"]].to_numpy(float) if len(self.table) else np.zeros((0, 2))
+        colors = np.where(self.table["touches_border"].astype(bool), "orange", "lime") if len(self.table) \
+            else "lime"
+        feats = self.table.reset_index(drop=True)
+        if self.points_layer is None or self.points_layer not in self.viewer.layers:
+            self.points_layer = self.viewer.add_points(
+                pts, name=f"{base} vesicle table", scale=geo["scale"], translate=geo["translate"],
+                features=feats, size=6, face_color=colors, border_color="black", border_width=0.1,
+                text={"string": "{vesicle_id}", "color": "yellow", "size": 9, "translation": [-8, 0]},
+                **units)
+        else:
+            self.points_layer.data = pts
+            self.points_layer.features = feats
+            self.points_layer.face_color = colors
+            self.points_layer.refresh()
+        self.points_layer.metadata["exoimage_table"] = "vesicles"
+        show_scale_bar(self.viewer)
+        self.viewer.layers.selection.active = self.labels_layer
+        self._fill_table()
+        self._draw_hist()
+        self._set_have_result(True)
+
+    def _fill_table(self):
+        t = self.table
+        colors = ["#6b4a10" if b else None for b in t["touches_border"].astype(bool)] if len(t) else None
+        fill_table(self.table_view, t, TABLE_COLUMNS, row_colors=colors,
+                   formats={"diameter_nm": "{:.1f}", "feret_max_nm": "{:.1f}", "feret_min_nm": "{:.1f}",
+                            "circularity": "{:.3f}", "aspect_ratio": "{:.3f}", "confidence": "{:.2f}",
+                            "x_nm": "{:.0f}", "y_nm": "{:.0f}"})
+
+    def _draw_hist(self):
+        self.hist.clear()
+        ax = self.hist.axes[0]
+        s = summarize_diameters(self.table) if len(self.table) else {"n_vesicles": 0}
+        d = self.table.loc[~self.table["touches_border"].astype(bool), "diameter_nm"].dropna() \
+            if len(self.table) else pd.Series(dtype=float)
+        if len(d):
+            ax.hist(d, bins=min(30, max(5, len(d) // 2)), color="#5fb3ff", edgecolor="#1b1d22")
+            ax.axvline(s["diameter_median_nm"], color="yellow", lw=1)
+            ax.set_title(f"n = {s['n_vesicles']}, median {s['diameter_median_nm']:.1f} nm", fontsize=9)
+        else:
+            ax.set_title("no sized vesicles", fontsize=9)
+        ax.set_xlabel("diameter (nm)", fontsize=8)
+        ax.set_ylabel("count", fontsize=8)
+        self.hist.draw()
+
+    def _row_clicked(self, row, col=0):
+        item = self.table_view.item(row, TABLE_COLUMNS.index("vesicle_id"))
+        if item is None:
+            return
+        self.go_to(int(item.data(Qt.ItemDataRole.DisplayRole)))
+
+    def go_to(self, vesicle_id: int):
+        """Centre the view on a vesicle and select its label."""
+        r = self.table[self.table["vesicle_id"] == vesicle_id]
+        if r.empty:
+            return
+        r = r.iloc[0]
+        world = self.labels_layer.data_to_world((float(r["y_px"]), float(r["x_px"])))
+        camera(self.viewer).center = tuple(float(v) for v in world)
+        d_nm = r["diameter_nm"] if np.isfinite(r["diameter_nm"]) else 200.0
+        # about four diameters across a ~600 px canvas
+        camera(self.viewer).zoom = 600.0 / (4.0 * max(float(d_nm), 1.0))
+        self.labels_layer.selected_label = int(vesicle_id)
+
+    # ------------------------------------------------------------------ edits
+
+    def remeasure(self):
+        """Recompute the table from the (edited) Labels layer with the library."""
+        if self.labels_layer is None or self.result is None:
+            self._error("nothing to re-measure: detect vesicles first")
+            return
+        lab = np.asarray(self.labels_layer.data)
+        try:
+            table = remeasure_labels(lab, self._px, previous_labels=self._prev_labels,
+                                     previous_table=self.table, name=self._name)
+        except (ValueError, ImageReadError) as exc:
+            self._error(f"{self._name}: {exc}")
+            return
+        before = len(self.table)
+        self._prev_labels = lab.copy()
+        self._show(table, None)
+        n_sized = int((~table["touches_border"].astype(bool)).sum())
+        self.status.setText(f"Re-measured: {len(table)} vesicles ({n_sized} sized), was {before}.")
+        notify_info(f"{self._name}: re-measured {len(table)} vesicles")
+
+    # ------------------------------------------------------------------ export
+
+    def export_csv(self, path):
+        """Write the table with the command line's vesicles.csv columns."""
+        if self.table is None:
+            raise ValueError("nothing to export: detect vesicles first")
+        write_table(self.table[VESICLE_COLUMNS], path)
+
+    def export_labels(self, path):
+        """Write the (edited) label image as a calibrated TIFF (unit nm)."""
+        if self.labels_layer is None:
+            raise ValueError("nothing to export: detect vesicles first")
+        write_calibrated_tiff(path, np.asarray(self.labels_layer.data), self._px)
+
+    def _export_csv_dialog(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Export vesicle table", "vesicles.csv", "CSV (*.csv)")
+        if path:
+            self._guarded(self.export_csv, path, "table")
+
+    def _export_labels_dialog(self):
+        stem = self._name.rsplit(".", 1)[0] or "labels"
+        path, _ = QFileDialog.getSaveFileName(self, "Export labels", f"{stem}_labels.tif", "TIFF (*.tif)")
+        if path:
+            self._guarded(self.export_labels, path, "labels")
+
+    def _guarded(self, fn, path, what):
+        try:
+            fn(path)
+        except (OSError, ValueError) as exc:
+            self._error(f"{path}: cannot write {what} ({exc})")
+            return
+        self.status.setText(f"Wrote {path}")
+        notify_info(f"wrote {path}")

@@ -1,0 +1,121 @@
+"""Vesicle widget end to end on simulated data: detect, check against truth, edit, re-measure, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+napari = pytest.importorskip("napari")
+
+from exoimage.io import read_image  # noqa: E402
+from exoimage.simulate.tem import match_to_truth  # noqa: E402
+from exoimage.tem import VESICLE_COLUMNS  # noqa: E402
+from napari_exoimage._common import camera, image_layer_kwargs  # noqa: E402
+from napari_exoimage._sample_data import make_tem  # noqa: E402
+from napari_exoimage._vesicle_widget import VesicleWidget  # noqa: E402
+
+PX = 2.0
+
+
+def _run(qtbot, w):
+    w.run()
+    assert w.busy
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+
+
+@pytest.fixture
+def viewer_with_tem(make_napari_viewer):
+    viewer = make_napari_viewer()
+    img, truth = make_tem(shape=(512, 512), pixel_size_nm=PX, seed=1, scenario_name="clean")
+    viewer.add_image(img.data, **image_layer_kwargs(img, name="tem"))
+    return viewer, truth
+
+
+def test_detect_edit_remeasure_export(viewer_with_tem, qtbot, tmp_path):
+    viewer, truth = viewer_with_tem
+    w = VesicleWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    assert w.layer_combo.currentText() == "tem"
+    assert w.px_spin.value() == pytest.approx(PX)
+    _run(qtbot, w)
+    assert w.result is not None and w.result.ok, w.status.text()
+
+    # layers at physical scale, table in the Points layer's features
+    labels, points = w.labels_layer, w.points_layer
+    assert isinstance(labels, napari.layers.Labels) and isinstance(points, napari.layers.Points)
+    assert tuple(labels.scale) == (PX, PX) and str(labels.units[-1]) in ("nm", "nanometer")
+    t = points.features
+    assert list(t.columns) == VESICLE_COLUMNS and len(t) == len(points.data) == w.table_view.rowCount()
+    m = match_to_truth(t, truth)
+    assert m["fn"] == 0 and m["fp"] == 0 and np.abs(m["errors"]).max() < 0.1
+
+    # click a row: the camera centres on that vesicle (world coordinates in nm)
+    w._row_clicked(2)
+    vid = int(w.table_view.item(2, 0).text())
+    r = w.table.set_index("vesicle_id").loc[vid]
+    assert camera(viewer).center[-2:] == pytest.approx((r.y_px * PX, r.x_px * PX))
+    assert labels.selected_label == vid
+
+    # fix mistakes with the labels: delete one, merge two, split one
+    sized = [int(v) for v in t.loc[~t["touches_border"], "vesicle_id"]]
+    a, b, c, d = sized[:4]
+    lab = np.asarray(labels.data).copy()
+    orig = lab.copy()
+    lab[lab == a] = 0
+    lab[lab == c] = b
+    ys, xs = np.nonzero(orig == d)
+    new_id = int(orig.max()) + 1
+    right = xs > np.median(xs)
+    lab[ys[right], xs[right]] = new_id
+    labels.data = lab
+    n0 = len(w.table)
+    w.remeasure()
+    t2 = w.table.set_index("vesicle_id")
+    assert len(t2) == n0 - 2 + 1 and a not in t2.index and c not in t2.index and new_id in t2.index
+    assert t2.loc[b, "area_nm2"] == pytest.approx(((orig == b) | (orig == c)).sum() * PX * PX)
+    assert t2.loc[d, "area_nm2"] + t2.loc[new_id, "area_nm2"] == pytest.approx((orig == d).sum() * PX * PX)
+    e = sized[4]
+    assert t2.loc[e, "diameter_nm"] == t.set_index("vesicle_id").loc[e, "diameter_nm"]  # untouched: unchanged
+    assert len(w.points_layer.features) == len(t2) == w.table_view.rowCount()
+
+    # export and read back
+    csv, tif = tmp_path / "vesicles.csv", tmp_path / "labels.tif"
+    w.export_csv(csv)
+    w.export_labels(tif)
+    back = pd.read_csv(csv)
+    assert list(back.columns) == VESICLE_COLUMNS and len(back) == len(t2)
+    assert set(back["vesicle_id"]) == set(t2.index) and (back["image"] == "tem").all()
+    li = read_image(tif)
+    assert li.pixel_size_nm == pytest.approx(PX) and np.array_equal(li.data, lab)
+
+
+def test_missing_pixel_size_is_a_notification_not_a_traceback(make_napari_viewer, qtbot, monkeypatch):
+    viewer = make_napari_viewer()
+    img, _ = make_tem(shape=(256, 256), pixel_size_nm=PX, seed=2, scenario_name="clean")
+    viewer.add_image(img.data, name="uncalibrated")
+    messages = []
+    monkeypatch.setattr("napari_exoimage._vesicle_widget.notify_error", messages.append)
+    w = VesicleWidget(viewer)
+    assert w.px_spin.value() == 0 and "enter" in w.px_source.text()
+    _run(qtbot, w)
+    assert messages == ["uncalibrated: no pixel size: pass --pixel-size"]
+    assert w.labels_layer is None
+    # wrong layer kind: an RGB image
+    viewer.add_image(np.dstack([img.data[:64, :64] // 256, np.zeros((64, 64), np.uint8),
+                                np.zeros((64, 64), np.uint8)]).astype(np.uint8), name="rgb", rgb=True)
+    w.layer_combo.setCurrentText("rgb")
+    w.px_spin.setValue(1.0)
+    w.run()
+    assert not w.busy and messages[-1].startswith("rgb: colour (RGB) layer")
+
+
+def test_cancel_drops_the_result(viewer_with_tem, qtbot):
+    viewer, _ = viewer_with_tem
+    w = VesicleWidget(viewer)
+    w.run()
+    w.cancel()
+    assert not w.busy and w.cancel_btn.isEnabled() is False
+    qtbot.wait(3000)
+    assert w.result is None and w.labels_layer is None
+    assert not w.report_btn.isEnabled() and "not available" in w.report_btn.toolTip()
