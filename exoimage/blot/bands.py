@@ -89,6 +89,42 @@ def bridge_regions(baseline: np.ndarray, regions) -> np.ndarray:
     return np.interp(np.arange(n), xs, baseline[xs])
 
 
+def flank_background(profile: np.ndarray, regions, fallback: np.ndarray, flank_px: int | None = None) -> np.ndarray:
+    """Local straight-line baseline under each band region, fitted (least squares) to the
+    profile just outside it.
+
+    For every region ``(y0, y1)`` the profile values within ``flank_px`` (default: the
+    region's length, at least 8 px) above and below it, excluding any band region, are
+    fitted with a line that is used inside the region. Least squares, unlike a minimum
+    or an opening, is not biased by noise, so faint and strong bands lose or gain
+    nothing systematically. Regions with fewer than 3 flank points on a side keep
+    ``fallback`` (the rolling ball).
+    """
+    n = len(profile)
+    base = fallback.astype(float).copy()
+    inside = np.zeros(n, bool)
+    for a, b in regions:
+        inside[max(0, a):min(n, b + 1)] = True
+    x = np.arange(n)
+    merged = []
+    for a, b in sorted(regions):
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    for a, b in merged:
+        w = int(flank_px or max(8, b - a + 1))
+        lo = x[max(0, a - w):a]
+        hi = x[b + 1:min(n, b + 1 + w)]
+        lo, hi = lo[~inside[lo]], hi[~inside[hi]]
+        if len(lo) < 3 or len(hi) < 3:
+            continue
+        xs = np.concatenate([lo, hi])
+        c = np.polyfit(xs, profile[xs], 1)
+        base[a:b + 1] = np.polyval(c, x[a:b + 1])
+    return base
+
+
 def valley_background(profile: np.ndarray, regions) -> np.ndarray:
     """Valley-to-valley baseline: straight lines joining the (smoothed) profile at the
     borders of the band regions ``[(y0, y1), ...]`` (profile indices, inclusive)."""
@@ -180,12 +216,25 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
     # band region per peak
     regions = []
     for p in pk:
-        stop = max(0.01 * cs[p], 1.0 * noise)
+        # half-maximum half-width of this peak
+        half = cs[p] / 2
+        l = p
+        while l > 0 and cs[l] > half:
+            l -= 1
+        r = p
+        while r < n - 1 and cs[r] > half:
+            r += 1
+        hwp = max(1.0, (r - l) / 2.0)
+        # region: down to 0.5 % of the peak or a valley, but at most 3 half-widths
+        # (about 3.5 sigma) from the peak, so that faint and strong copies of the
+        # same band get regions of the same shape (noise does not cut weak tails)
+        stop = 0.005 * cs[p]
+        lim_a, lim_b = max(0, int(np.floor(p - 3 * hwp))), min(n - 1, int(np.ceil(p + 3 * hwp)))
         a = p
-        while a > 0 and cs[a - 1] > stop and cs[a - 1] <= cs[a] + noise:
+        while a > lim_a and cs[a - 1] > stop and cs[a - 1] <= cs[a] + noise:
             a -= 1
         b = p
-        while b < n - 1 and cs[b + 1] > stop and cs[b + 1] <= cs[b] + noise:
+        while b < lim_b and cs[b + 1] > stop and cs[b + 1] <= cs[b] + noise:
             b += 1
         regions.append([a, b])
     # merge regions that touch into clusters
@@ -222,8 +271,7 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
                 if all(abs(c - q) > 1.2 * sig_c for q in cand):
                     cand.append(c)
             peaks = sorted(cand)
-        pad = int(np.ceil(0.5 * hw))
-        a2, b2 = max(0, a - pad), min(n - 1, b + pad)
+        a2, b2 = a, b
         # do not pad into the next cluster
         if ci > 0:
             a2 = max(a2, clusters[ci - 1]["b"] + 1)

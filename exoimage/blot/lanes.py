@@ -339,20 +339,29 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
             spacing = float(np.median(np.diff(pk)))
         else:
             spacing = float(pitch) if pitch else float(wid)
-        # lane width: 1.3 x the median half-maximum width, at most 95 % of the spacing
-        col = colr
-        base = float(np.percentile(col, 10))
+        # lane width: 1.2 x the median full width at half maximum of the linear
+        # (not log-compressed) band-row profile, at most 90 % of the lane spacing
+        lin = np.zeros(wid)
+        for a, b in band_rows:
+            pr = ts[a:b].mean(axis=0)
+            if pr.max() > 0:
+                lin += pr / pr.max()
+        lin = ndi.gaussian_filter1d(lin, 1.0)
         widths = []
+        half_sp = int(max(2, spacing / 2))
         for p in pk:
-            hm = base + 0.5 * (col[p] - base)
+            seg = lin[max(0, p - half_sp):min(wid, p + half_sp + 1)]
+            base = float(seg.min())
+            top = float(lin[max(0, p - 3):p + 4].max())
+            hm = base + 0.5 * (top - base)
             l = p
-            while l > 0 and col[l] > hm:
+            while l > 0 and lin[l] > hm:
                 l -= 1
             r = p
-            while r < wid - 1 and col[r] > hm:
+            while r < wid - 1 and lin[r] > hm:
                 r += 1
             widths.append(r - l)
-        lw = min(1.3 * float(np.median(widths)), 0.95 * spacing)
+        lw = min(1.2 * float(np.median(widths)), 0.9 * spacing)
         lw = max(lw, 3.0)
         for p in pk:
             xl = int(round(p - lw / 2)) + pc.x0

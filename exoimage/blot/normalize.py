@@ -104,6 +104,8 @@ def normalize(image: str, lanes: pd.DataFrame, bands: pd.DataFrame, *, target_ro
     out["relative"] = out["ratio"] / ref if ref and np.isfinite(ref) else np.nan
     out["sample"], out["group"], out["loaded"] = "", "", np.nan
     if sheet is not None:
+        if "image" in sheet:
+            sheet = sheet[sheet["image"].astype(str).isin([image, str(image).rsplit("/", 1)[-1]])]
         s = sheet.set_index("lane")
         out["sample"] = out["lane"].map(s["sample"]).fillna("").astype(str)
         if "group" in s:
@@ -111,15 +113,17 @@ def normalize(image: str, lanes: pd.DataFrame, bands: pd.DataFrame, *, target_ro
         if "loaded" in s:
             out["loaded"] = out["lane"].map(s["loaded"]).astype(float)
     out["in_linear_range"] = pd.NA
-    if out["loaded"].notna().sum() >= 3:
+    ok = out["loaded"].notna() & out["target_volume"].notna()
+    if ok.sum() >= 3:
         lr = linear_range(out["loaded"], out["target_volume"])
-        out.loc[out["loaded"].notna(), "in_linear_range"] = lr["inside"]
+        out.loc[ok, "in_linear_range"] = lr["inside"][ok.to_numpy()]
         out.attrs["linear_range"] = {k: v for k, v in lr.items() if k != "inside"}
     return out[NORMALIZED_COLUMNS]
 
 
 def read_lane_sheet(path) -> pd.DataFrame:
-    """Read a lane sheet CSV (columns lane, sample, optional group, optional loaded)."""
+    """Read a lane sheet CSV (columns lane, sample, optional group, optional loaded, optional
+    image: when present, each row applies only to that image; otherwise to every image)."""
     try:
         df = pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001
@@ -133,7 +137,7 @@ def read_lane_sheet(path) -> pd.DataFrame:
         raise ValueError(f"{path}: column lane must hold lane numbers") from None
     if "loaded" in df:
         df["loaded"] = pd.to_numeric(df["loaded"], errors="coerce")
-    if df["lane"].duplicated().any():
+    if df.duplicated(["image", "lane"] if "image" in df else ["lane"]).any():
         raise ValueError(f"{path}: lane numbers repeat")
     return df
 
@@ -175,11 +179,11 @@ def linear_range(loaded, volume, r2_min: float = 0.995) -> dict:
         if r2 >= r2_min:
             break
         m2 = xs < top
-        if len(np.unique(xs[m2])) < 3 and m2.sum() < 3:
+        if m2.sum() < 3 or len(np.unique(xs[m2])) < 2:
             break
         mask = m2
         c, r2 = fit(mask)
     inside = np.zeros(len(x), bool)
     inside[np.flatnonzero(ok)[mask]] = True
     return dict(r2_all=float(r2_all), r2=float(r2), slope=float(c[0]), intercept=float(c[1]),
-                max_load_in_range=float(xs[mask].max()), inside=inside[ok])
+                max_load_in_range=float(xs[mask].max()), inside=inside)

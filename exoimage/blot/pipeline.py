@@ -188,7 +188,14 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
         n = len(prof)
         radius = params.ball_radius_px or max(25.0, 0.1 * n)
         rb = B.rolling_ball_background(prof, radius)
-        corr_det = prof - rb
+        method = params.background
+        free = min(gaps[o.lane] for o in lanes if o.piece == ln.piece)
+        bg_edge = None
+        if method in ("auto", "edge") and free >= 2:
+            bg_edge = B.edge_background(signal, ln, min(params.edge_border_px, free))
+        # bands are detected above the measured lane-edge background when there is free
+        # membrane beside the lanes (it does not eat broad smears), else above the ball
+        corr_det = prof - (bg_edge if (bg_edge is not None and method == "auto") else rb)
         # profile noise: pixel noise summed over the lane width, or the spread of the
         # baseline-corrected profile itself (membrane texture), whichever is larger
         mad = 1.4826 * float(np.median(np.abs(corr_det - np.median(corr_det))))
@@ -196,22 +203,25 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
         fits = B.find_bands(corr_det, pnoise, min_snr=params.min_snr, resolve=params.resolve,
                             min_height=params.min_snr_px * noise * ln.width_px)
         det_profiles[ln.lane] = corr_det
-        method = params.background
-        bg_edge = None
         if method == "auto":
-            # rolling ball for every band; under bands broader than the ball (smears,
-            # which the ball partly eats) the measured lane-edge background, when
+            # rolling ball under sharp bands (least noise); under bands broader than the
+            # ball (smears, which the ball partly eats) the lane-edge background when
             # every lane of the piece has free membrane beside it
-            free = [gaps[o.lane] for o in lanes if o.piece == ln.piece]
-            if min(free) >= 2 and any(f.bottom - f.top + 1 > radius for f in fits):
-                bg_edge = B.edge_background(signal, ln, min(params.edge_border_px, min(free)))
+            if not any(f.bottom - f.top + 1 > radius for f in fits):
+                bg_edge = None
             method = "rolling-ball"
+        elif method != "edge":
+            bg_edge = None
         if method == "rolling-ball":
             bg = rb
+            if params.background == "auto":
+                # refine under every band: least-squares line through the flanks
+                bg = B.flank_background(prof, [(f.top, f.bottom) for f in fits], rb)
         elif method == "valley":
             bg = B.valley_background(prof, [(f.top, f.bottom) for f in fits])
         elif method == "edge":
-            bg = B.edge_background(signal, ln, params.edge_border_px)
+            bg = bg_edge if bg_edge is not None else B.edge_background(signal, ln, params.edge_border_px)
+            bg_edge = None
         else:
             bg = np.zeros(n)
         band_method = []

@@ -216,7 +216,8 @@ def simulate_blot(*, n_lanes: int = 8, height: int = 600, width: int | None = No
     tl = pd.DataFrame(truth_l)
     settings = dict(n_lanes=n_lanes, height=height, width=width, seed=seed, smile_px=smile_px,
                     tilt_deg=tilt_deg, bit_depth=bit_depth, polarity=polarity, ceiling=ceiling,
-                    ladder=ladder, ladder_kda=list(ladder_kda) if ladder else None)
+                    ladder=ladder, ladder_kda=list(ladder_kda) if ladder else None,
+                    loads=list(loads) if loads is not None else None)
     return SimBlot(data=raw.astype(dtype), bands=tb.drop(columns=["peak"]), lanes=tl, settings=settings)
 
 
@@ -276,6 +277,11 @@ def _lane_sheet(sim: SimBlot) -> pd.DataFrame:
             rows.append(dict(lane=ln.lane, sample="ladder", group="", loaded=np.nan))
             continue
         k += 1
-        rows.append(dict(lane=ln.lane, sample=f"S{(k - 1) % 3 + 1}", group=f"rep{(k - 1) // 3 + 1}",
-                         loaded=np.nan))
+        loads = sim.settings.get("loads")
+        if loads:
+            rows.append(dict(lane=ln.lane, sample=f"load_{loads[k - 1]:g}", group=f"series{1 if k <= 4 else 2}",
+                             loaded=float(loads[k - 1])))
+        else:
+            rows.append(dict(lane=ln.lane, sample=f"S{(k - 1) % 3 + 1}", group=f"rep{(k - 1) // 3 + 1}",
+                             loaded=np.nan))
     return pd.DataFrame(rows)
