@@ -376,3 +376,14 @@ def test_qc_rules_are_plain_and_complete(zv, zv500):
     s = nta_sample_summary([zv, zv500])
     assert s["n_files"] == 2 and s["dilution_factors"] == [500.0, 1000.0]
     assert s["concentration_per_ml"] == pytest.approx(3.1e10, rel=0.05)
+
+
+def test_summary_keeps_files_with_the_same_video_names_apart(syn, tmp_path):
+    copy = tmp_path / "again_ExperimentSummary.csv"
+    copy.write_bytes(NS_SYN.read_bytes())
+    again = read_nta(copy, sample=syn.sample)
+    s = nta_sample_summary([syn, again])
+    assert s["n_files"] == 2 and s["n_videos"] == 6
+    one = nta_sample_summary(syn)
+    for col in STATS:                     # six videos, three distinct: same means, smaller SE
+        assert s[col] == pytest.approx(one[col]) and s[f"{col}_se"] < one[f"{col}_se"]

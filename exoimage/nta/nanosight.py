@@ -213,8 +213,8 @@ def read_nanosight_summary(path, sample: str | None = None, *, with_particle_fil
     details = sec("Experiment Details")[1]
     size_header, size_body = sec("Size Data")
     fn_row = _find(details, "Filename:") or _find(size_body, "Filename")
-    videos = [v for v in (fn_row[1:] if fn_row else []) if v.strip()]
-    videos = [v.strip() for v in videos if v.strip().lower() not in ("average", "standard error")]
+    videos = [v.strip() for v in (fn_row[1:] if fn_row else [])
+              if v.strip() and v.strip().lower() not in ("average", "standard error")]
     if not videos:
         raise NtaReadError(p, "no video file names ('Filename:' row) in [Experiment Details]")
     n = len(videos)

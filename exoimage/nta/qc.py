@@ -23,14 +23,15 @@ DEFAULT_NTA_RULES = {
     "min_videos": 3,
     "min_videos_status": "WARN",
     # Concentration CV across videos, %. Published within-day repeatability
-    # of NTA concentration is CV 1-12 % (e.g. Vestad et al. 2017, J Extracell
-    # Vesicles 6:1346447); above the top of that range -> status.
+    # of NTA concentration is CV 1-12 % (figure quoted in issue 7; variation
+    # studies such as Vestad et al. 2017, J Extracell Vesicles 6:1344087 -
+    # not re-checked here); above the top of that range -> status.
     "max_concentration_cv_percent": 12.0,
     "concentration_cv_status": "WARN",
     # Particles per frame the instrument trusts for concentration. NanoSight:
-    # 20-100 per frame (Malvern NanoSight NTA 3.x user manual / ASTM E2834-12
-    # good practice). ZetaView: no published range was verified for this
-    # code; (50, 200) is a placeholder for the lab to confirm.
+    # 20-100 per frame (Malvern NanoSight NTA 3.x operating guidance; the
+    # manual page was not re-checked here). ZetaView: no published range was
+    # verified for this code; (50, 200) is a placeholder for the lab to confirm.
     "particles_per_frame_range": {"nanosight": (20.0, 100.0), "zetaview": (50.0, 200.0)},
     "particles_per_frame_status": "WARN",
     # Any instrument warning or flag that is not OK/No/Good.
@@ -44,7 +45,7 @@ DEFAULT_NTA_RULES = {
 }
 
 PPF_SOURCE = {
-    "nanosight": "Malvern NanoSight NTA 3.x user manual: 20-100 particles per frame",
+    "nanosight": "Malvern NanoSight NTA 3.x guidance: 20-100 particles per frame",
     "zetaview": "placeholder range, not a published ZetaView figure",
 }
 

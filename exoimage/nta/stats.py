@@ -121,12 +121,16 @@ def size_stats(bins: pd.DataFrame, scale: str = "linear") -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``sample, video, mean_nm, mode_nm, sd_nm, d10_nm, d50_nm, d90_nm``.
+        ``sample, video, mean_nm, mode_nm, sd_nm, d10_nm, d50_nm, d90_nm``,
+        preceded by ``file`` when the bin table has that column (tables
+        combined with :func:`exoimage.nta.combine_tables`, where two files may
+        use the same video names).
     """
+    keys = [k for k in ("file", "sample", "video") if k in bins.columns]
     rows = []
     sub = bins[bins["scale"] == scale]
-    for (sample, video), g in sub.groupby(["sample", "video"], sort=False):
+    for key, g in sub.groupby(keys, sort=False):
         g = g.sort_values("bin_nm")
         stats = size_stats_from_bins(g["bin_nm"], g["concentration_per_ml"], g["bin_width_nm"])
-        rows.append({"sample": sample, "video": video, **stats})
-    return pd.DataFrame(rows, columns=["sample", "video", *STAT_COLUMNS])
+        rows.append({**dict(zip(keys, key)), **stats})
+    return pd.DataFrame(rows, columns=[*keys, *STAT_COLUMNS])
