@@ -1,0 +1,133 @@
+"""What to normalise on a blot and how: one function used by ``exoimage blot``,
+``exoimage run`` and the napari plugin alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+
+from .normalize import match_lanes_by_position, normalize, row_volumes, rows_by_kda
+from .pipeline import BlotParams, analyze_blot_file
+
+__all__ = ["NormalizationSpec", "normalize_blot"]
+
+
+@dataclass
+class NormalizationSpec:
+    """Which rows are target and control, and the reference lane.
+
+    Attributes
+    ----------
+    target_rows, control_rows : list of int, optional
+        Band rows (1 = top) in this image.
+    target_kda, control_kda : str, optional
+        Rows chosen by apparent weight ("30-60" or "44"); needs a ladder.
+    control_image, total_protein_image : path, optional
+        Separate image of the same membrane giving the control per lane
+        (matched by lane position).
+    reference_lane : int, optional
+        Lane that ``relative`` refers to (default: the first sample lane).
+
+    With no target given, every band row is normalised on its own (one table
+    per row); with no control, ``ratio`` is the target volume.
+    """
+
+    target_rows: list | None = None
+    target_kda: str | None = None
+    control_rows: list | None = None
+    control_kda: str | None = None
+    control_image: Path | None = None
+    total_protein_image: Path | None = None
+    reference_lane: int | None = None
+
+    @classmethod
+    def from_mapping(cls, m: dict) -> "NormalizationSpec":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in m.items() if k in names})
+
+    @property
+    def wanted(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+
+def _external_control(path, params: BlotParams, lanes: pd.DataFrame, spec: NormalizationSpec,
+                      total: bool):
+    """Control value per lane of ``lanes`` from a separate image of the same membrane."""
+    r = analyze_blot_file(path, params, name=str(path), lane_totals=total)
+    if not r.ok:
+        raise ValueError(f"control image: {r.image_row['error']}")
+    m = match_lanes_by_position(lanes, r.lanes)
+    if total:
+        vals = r.lanes.set_index("lane")["lane_total"]
+        name = f"total protein ({Path(path).name})"
+    else:
+        b = r.bands
+        if spec.control_rows:
+            rows = list(spec.control_rows)
+        elif spec.control_kda:
+            rows = rows_by_kda(b, spec.control_kda)
+        else:
+            rows = [int(b[b["row"] > 0].groupby("row")["volume"].sum().idxmax())]
+        vals = row_volumes(b, rows)["volume"]
+        name = f"{Path(path).name} rows {','.join(map(str, rows))}"
+    return pd.Series({a: vals.get(bb) for a, bb in m.items()}, dtype=float), name
+
+
+def normalize_blot(res, spec: NormalizationSpec, params: BlotParams | None = None,
+                   sheet: pd.DataFrame | None = None, *, all_rows_as_target: bool = False) -> list:
+    """Normalised tables (see ``NORMALIZED_COLUMNS``) for one analysed blot.
+
+    Parameters
+    ----------
+    res : BlotFileResult
+        From :func:`~exoimage.blot.analyze_blot_file` (must be ok).
+    spec : NormalizationSpec
+    params : BlotParams
+        Used to read a separate control / total-protein image the same way.
+    sheet : DataFrame, optional
+        Lane sheet (lane, sample, group, loaded).
+    all_rows_as_target : bool
+        With no target given, sum every band row into one target (a blot
+        probed for a single marker) instead of one table per row.
+
+    Raises
+    ------
+    ValueError
+        Rows asked by weight without a ladder, a reference lane that is not a
+        sample lane, an unreadable control image.
+    """
+    params = params or BlotParams()
+    b, lanes = res.bands, res.lanes
+    if spec.target_rows:
+        target = list(spec.target_rows)
+    elif spec.target_kda:
+        target = rows_by_kda(b, spec.target_kda)
+    else:
+        target = None
+    ctrl_rows = None
+    if not (spec.control_image or spec.total_protein_image):
+        if spec.control_rows:
+            ctrl_rows = list(spec.control_rows)
+        elif spec.control_kda:
+            ctrl_rows = rows_by_kda(b, spec.control_kda)
+    ctrl_series, ctrl_name = None, ""
+    if spec.control_image:
+        ctrl_series, ctrl_name = _external_control(spec.control_image, params, lanes, spec, total=False)
+    elif spec.total_protein_image:
+        ctrl_series, ctrl_name = _external_control(spec.total_protein_image, params, lanes, spec, total=True)
+    sample = lanes.loc[~lanes["is_ladder"].astype(bool), "lane"]
+    if sample.empty:
+        raise ValueError("no sample lanes")
+    ref = spec.reference_lane if spec.reference_lane is not None else int(sample.min())
+    all_rows = [int(r) for r in sorted(b.loc[b["row"] > 0, "row"].unique()) if not (ctrl_rows and int(r) in ctrl_rows)]
+    if target:
+        targets = [target]
+    elif all_rows_as_target:
+        targets = [all_rows] if all_rows else []
+    else:
+        targets = [[r] for r in all_rows]
+    return [normalize(res.image_row["image"], lanes, b, target_rows=t, control_rows=ctrl_rows,
+                      control_by_lane=ctrl_series, control_name=ctrl_name, reference_lane=ref, sheet=sheet)
+            for t in targets]

@@ -1,0 +1,136 @@
+"""QC checks of an experiment's results, driven by a rules file a lab can edit."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .experiment import marker_category
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["DEFAULT_RULES", "load_rules", "qc_checks", "QC_COLUMNS", "overall_status"]
+
+DEFAULT_RULES = Path(__file__).with_name("qc_rules.toml")
+QC_COLUMNS = ["scope", "item", "check", "status", "reason", "source"]
+_ORDER = {"PASS": 0, "WARN": 1, "FAIL": 2}
+
+
+def load_rules(path=None) -> dict:
+    """The default rules, updated section by section with a lab's own file."""
+    rules = tomllib.loads(DEFAULT_RULES.read_text(encoding="utf-8"))
+    if path:
+        own = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        for sec, vals in own.items():
+            if sec not in rules:
+                raise ValueError(f"{path}: unknown section [{sec}]; known: {', '.join(rules)}")
+            unknown = set(vals) - set(rules[sec])
+            if unknown:
+                raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} in [{sec}]")
+            rules[sec].update(vals)
+    return rules
+
+
+def overall_status(statuses) -> str:
+    s = [x for x in statuses if x in _ORDER]
+    return max(s, key=_ORDER.get) if s else "PASS"
+
+
+def _row(scope, item, check, status, reason, source):
+    return dict(scope=scope, item=item, check=check, status=status, reason=reason, source=source)
+
+
+def qc_checks(tem_images: pd.DataFrame, samples: pd.DataFrame, blot_images: pd.DataFrame,
+              bands: pd.DataFrame, normalized: pd.DataFrame, replicates: pd.DataFrame,
+              markers_by_sample: dict, linear: list, rules: dict) -> pd.DataFrame:
+    """All checks as a table (see ``QC_COLUMNS``)."""
+    rows = []
+    cal, tr, br, mr = rules["calibration"], rules["tem"], rules["blot"], rules["misev"]
+    for r in tem_images.itertuples():
+        if r.status != "ok":
+            rows.append(_row("image", r.image, "analysed", "FAIL", f"not analysed: {r.error}", "exoimage"))
+            continue
+        src = r.pixel_size_source
+        if src in ("given", "imagej", "ome", "fei", "zeiss", "olympus_sis", "tiff_resolution", "gatan", "mrc"):
+            rows.append(_row("image", r.image, "calibration", "PASS",
+                             f"{r.pixel_size_nm:.4g} nm/px from {src}", cal["source"]))
+        elif src == "scale_bar":
+            rows.append(_row("image", r.image, "calibration", cal["scale_bar"],
+                             f"{r.pixel_size_nm:.4g} nm/px read from the burned-in scale bar", cal["source"]))
+        else:
+            rows.append(_row("image", r.image, "calibration", cal["missing"], "no pixel size", cal["source"]))
+    for s in samples.itertuples():
+        if not isinstance(s.tem_n, (int, np.integer)) or s.tem_n == 0:
+            if s.n_tem_images:
+                rows.append(_row("sample", s.sample, "TEM vesicles", "FAIL", "no vesicle sized", tr["source"]))
+            continue
+        n_ok = s.tem_n >= tr["min_vesicles"]
+        rows.append(_row("sample", s.sample, "TEM vesicle count", "PASS" if n_ok else "WARN",
+                         f"{s.tem_n} sized vesicles (rule: >= {tr['min_vesicles']})", tr["source"]))
+        hw = s.tem_d50_ci_halfwidth_pct
+        ok = np.isfinite(hw) and hw <= tr["d50_ci_halfwidth_pct"]
+        rows.append(_row("sample", s.sample, "D50 stability", "PASS" if ok else "WARN",
+                         f"95 % CI half-width {hw:.1f} % of D50 (rule: <= {tr['d50_ci_halfwidth_pct']:g} %)",
+                         tr["source"]))
+        bf = s.tem_border_fraction
+        rows.append(_row("sample", s.sample, "border-cut fraction",
+                         "PASS" if bf <= tr["border_fraction"] else "WARN",
+                         f"{100 * bf:.0f} % of detected vesicles cut by the border, not sized "
+                         f"(rule: <= {100 * tr['border_fraction']:.0f} %)", tr["source"]))
+    for r in blot_images.itertuples():
+        if r.status != "ok":
+            rows.append(_row("blot", r.image, "analysed", "FAIL", f"not analysed: {r.error}", "exoimage"))
+            continue
+        w = str(getattr(r, "warnings", "") or "")
+        lossy = [k for k in ("8-bit", "JPEG", "RGB", "contrast") if k.lower() in w.lower()]
+        rows.append(_row("blot", r.image, "raw linear data", br["lossy_or_8bit"] if lossy else "PASS",
+                         ("; ".join(x for x in w.split("; ") if x) if lossy else "16-bit raw data"), br["source"]))
+        b = bands[bands["image"] == r.image] if len(bands) else bands
+        nsat = int(b["saturated"].astype(bool).sum()) if len(b) else 0
+        rows.append(_row("blot", r.image, "saturation", br["saturated"] if nsat else "PASS",
+                         f"{nsat} saturated band(s)" if nsat else "no saturated band", br["source"]))
+        if "low_snr" in b:
+            nlow = int(b["low_snr"].astype(bool).sum())
+            rows.append(_row("blot", r.image, "signal above noise", br["low_snr"] if nlow else "PASS",
+                             f"{nlow} band(s) below the noise threshold" if nlow else "all bands above noise",
+                             br["source"]))
+    for lr in linear:
+        if not lr:
+            continue
+        ok = lr.get("r2", 0) >= br["linear_r2"]
+        rows.append(_row("blot", lr.get("image", ""), "linear range", "PASS" if ok else "WARN",
+                         f"dilution series R^2 = {lr.get('r2', float('nan')):.4f} (rule: >= {br['linear_r2']})",
+                         br["source"]))
+    if len(replicates):
+        for r in replicates.itertuples():
+            cv = getattr(r, "cv_pct", np.nan)
+            if not np.isfinite(cv):
+                continue
+            ok = cv <= br["replicate_cv_pct"]
+            rows.append(_row("sample", f"{r.sample} ({getattr(r, 'marker', '')})", "replicate CV",
+                             "PASS" if ok else "WARN",
+                             f"CV {cv:.1f} % over {int(r.n)} replicates (rule: <= {br['replicate_cv_pct']:g} %)",
+                             br["source"]))
+    if len(normalized) and "control_marker" in normalized:
+        for cm in sorted(set(normalized["control_marker"].dropna().astype(str)) - {""}):
+            if marker_category(cm) == "promiscuous":
+                rows.append(_row("experiment", cm, "EV loading control", mr["promiscuous_control"],
+                                 f"{cm} is not EV-specific and often not proportional to load; "
+                                 "prefer total protein or loading by particle number", mr["source"]))
+    for sample, markers in markers_by_sample.items():
+        cats = {marker_category(m) for m in markers}
+        for cat, label in (("transmembrane", "transmembrane marker (CD63/CD81/CD9)"),
+                           ("cytosolic", "cytosolic marker (TSG101/ALIX)"),
+                           ("negative_or_purity", "negative or purity marker (calnexin/ApoA1)")):
+            have = bool(cats & {"negative", "purity"}) if cat == "negative_or_purity" else cat in cats
+            names = ", ".join(sorted(m for m in markers if (marker_category(m) in ({"negative", "purity"}
+                                     if cat == "negative_or_purity" else {cat})))) or "none"
+            rows.append(_row("sample", sample, f"MISEV: {label}", "PASS" if have else mr["missing_category"],
+                             f"measured: {names}", mr["source"]))
+    return pd.DataFrame(rows, columns=QC_COLUMNS)

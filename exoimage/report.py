@@ -1,0 +1,416 @@
+"""Experiment tables and the self-contained QC report (``report.html``).
+
+:func:`assemble` turns the per-image results of a run into the experiment's
+tables (per vesicle, per image, per band, per lane, normalised signal, per
+sample, QC checks); :func:`write_report` writes ``report.html`` (plots and
+thumbnails embedded as PNG data; no external scripts, styles or fonts) and
+``report_data/`` with the table behind every figure.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .qc import QC_COLUMNS, overall_status, qc_checks
+from .stats import size_summary
+from .tem import IMAGE_COLUMNS as TEM_IMAGE_COLUMNS
+from .tem import VESICLE_COLUMNS
+
+__all__ = ["assemble", "write_report", "SAMPLE_COLUMNS"]
+
+SAMPLE_COLUMNS = ["sample", "label", "group", "n_tem_images", "tem_n", "tem_mean_nm", "tem_sd_nm",
+                  "tem_median_nm", "tem_mode_nm", "tem_d10_nm", "tem_d50_nm", "tem_d90_nm", "tem_span",
+                  "tem_d50_ci_low_nm", "tem_d50_ci_high_nm", "tem_d50_ci_halfwidth_pct",
+                  "tem_border_fraction"]
+
+
+def _concat(frames, columns=None):
+    frames = [f for f in frames if f is not None and len(f)]
+    if not frames:
+        return pd.DataFrame(columns=columns or [])
+    return pd.concat(frames, ignore_index=True)
+
+
+def marker_summary(normalized: pd.DataFrame) -> pd.DataFrame:
+    """Per marker and sample: replicate n, mean, SD and CV % of the normalised signal."""
+    cols = ["marker", "sample", "n", "mean", "sd", "cv_pct"]
+    if not len(normalized):
+        return pd.DataFrame(columns=cols)
+    d = normalized[normalized["sample"].astype(str) != ""].copy()
+    d["marker"] = d["marker"].replace("", np.nan).fillna(d["image"])
+    if d.empty:
+        return pd.DataFrame(columns=cols)
+    g = d.groupby(["marker", "sample"], sort=True)["relative"]
+    out = pd.DataFrame({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1)}).reset_index()
+    out["cv_pct"] = 100 * out["sd"] / out["mean"]
+    return out[cols]
+
+
+def assemble(exp, results: list, rules: dict) -> dict:
+    """All tables of an experiment from the per-image results of :func:`exoimage.batch.run_tasks`."""
+    tem = [r for r in results if r["kind"] == "tem"]
+    blot = [r for r in results if r["kind"] == "blot"]
+    vesicles = _concat([r.get("vesicles") for r in tem], ["image", "sample"] + VESICLE_COLUMNS[1:])
+    tem_images = pd.DataFrame([{**{c: None for c in TEM_IMAGE_COLUMNS}, **r["image_row"],
+                                "sample": r.get("sample"), "sha256": r.get("sha256")} for r in tem],
+                              columns=["sample"] + TEM_IMAGE_COLUMNS + ["sha256"])
+    blot_images = pd.DataFrame([{**r["image_row"], "sha256": r.get("sha256")} for r in blot])
+    if blot_images.empty:
+        blot_images = pd.DataFrame(columns=["image", "status", "error", "marker", "warnings", "sha256"])
+    lanes = _concat([r.get("lanes") for r in blot])
+    bands = _concat([r.get("bands") for r in blot], ["image", "saturated"])
+    normalized = _concat([r.get("normalized") for r in blot], ["image", "marker", "sample", "relative"])
+    markers = marker_summary(normalized)
+    linear = []
+    for r in blot:
+        for lr in r.get("linear_range") or []:
+            if lr:
+                linear.append({**lr, "image": r["rel"]})
+
+    rows = []
+    for s in exp.sample_names:
+        meta = exp.samples.get(s, {})
+        v = vesicles[vesicles["sample"] == s] if len(vesicles) else vesicles
+        sized = v.loc[~v["touches_border"].astype(bool), "diameter_nm"] if len(v) else pd.Series(dtype=float)
+        n_border = int(v["touches_border"].astype(bool).sum()) if len(v) else 0
+        st = size_summary(sized.to_numpy(float), n_border)
+        row = {"sample": s, "label": meta.get("label", s), "group": meta.get("group", ""),
+               "n_tem_images": int((tem_images["sample"] == s).sum())}
+        row.update({f"tem_{k}" if not k.startswith("tem_") else k: val for k, val in st.items()})
+        for m in markers[markers["sample"] == s].itertuples():
+            row[f"{m.marker}_relative_mean"] = m.mean
+            row[f"{m.marker}_relative_sd"] = m.sd
+            row[f"{m.marker}_cv_pct"] = m.cv_pct
+            row[f"{m.marker}_n"] = m.n
+        rows.append(row)
+    samples = pd.DataFrame(rows)
+    samples = samples.rename(columns={"tem_n": "tem_n"})
+    for c in SAMPLE_COLUMNS:
+        if c not in samples:
+            samples[c] = np.nan
+    extra = [c for c in samples.columns if c not in SAMPLE_COLUMNS]
+    samples = samples[SAMPLE_COLUMNS + extra]
+
+    markers_by_sample = {s: set() for s in exp.sample_names}
+    if len(normalized):
+        for r in normalized.itertuples():
+            if str(r.sample) and str(r.marker):
+                markers_by_sample.setdefault(str(r.sample), set()).add(str(r.marker))
+    repl = markers.rename(columns={})
+    qc = qc_checks(tem_images, samples.assign(tem_n=samples["tem_n"].fillna(0).astype(int)),
+                   blot_images, bands, normalized, repl, markers_by_sample, linear, rules)
+    status = {}
+    for s in exp.sample_names:
+        sel = qc[(qc["scope"] == "sample") & (qc["item"].astype(str).str.split(" ").str[0] == s)]
+        imgs = set(tem_images.loc[tem_images["sample"] == s, "image"])
+        sel_img = qc[(qc["scope"] == "image") & qc["item"].isin(imgs)]
+        status[s] = overall_status(list(sel["status"]) + list(sel_img["status"]))
+    samples["qc_status"] = samples["sample"].map(status)
+    return {"vesicles": vesicles, "tem_images": tem_images, "blot_images": blot_images, "lanes": lanes,
+            "bands": bands, "normalized": normalized, "markers": markers, "samples": samples, "qc": qc,
+            "linear_range": pd.DataFrame(linear)}
+
+
+# ---------------------------------------------------------------------------
+# figures
+
+
+def _fig_png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def size_figures(vesicles: pd.DataFrame, samples: pd.DataFrame) -> tuple[str | None, str | None, pd.DataFrame]:
+    """(per-sample histograms PNG, all-samples overlay PNG, table of the KDE curves)."""
+    if not len(vesicles):
+        return None, None, pd.DataFrame()
+    from scipy.stats import gaussian_kde
+
+    plt = _plt()
+    v = vesicles[~vesicles["touches_border"].astype(bool) & vesicles["diameter_nm"].notna()]
+    names = [s for s in samples["sample"] if (v["sample"] == s).sum() > 0]
+    if not names:
+        return None, None, pd.DataFrame()
+    lo, hi = 0.0, float(np.percentile(v["diameter_nm"], 99.5)) * 1.15
+    grid = np.linspace(lo, hi, 300)
+    curves = []
+    n = len(names)
+    cols = min(3, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, s in zip(axes.ravel(), names):
+        d = v.loc[v["sample"] == s, "diameter_nm"].to_numpy(float)
+        ax.hist(d, bins=np.linspace(lo, hi, 40), density=True, color="#9ecae1", edgecolor="white")
+        if d.size >= 3 and np.ptp(d) > 0:
+            k = gaussian_kde(d)(grid)
+            ax.plot(grid, k, color="#08519c")
+            curves.append(pd.DataFrame({"sample": s, "diameter_nm": grid, "density": k}))
+        srow = samples.set_index("sample").loc[s]
+        for q, ls in (("tem_d10_nm", ":"), ("tem_d50_nm", "-"), ("tem_d90_nm", ":")):
+            if np.isfinite(srow[q]):
+                ax.axvline(srow[q], color="#de2d26", ls=ls, lw=1)
+        ax.set_title(f"{s}  (n={d.size}, D50={srow['tem_d50_nm']:.0f} nm)", fontsize=9)
+        ax.set_xlabel("diameter (nm)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    per_sample = _fig_png(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for c in curves:
+        ax.plot(c["diameter_nm"], c["density"], label=str(c["sample"].iloc[0]))
+    ax.set_xlabel("diameter (nm)")
+    ax.set_ylabel("density (1/nm)")
+    ax.legend(fontsize=8)
+    ax.set_title("TEM size distributions (KDE), all samples", fontsize=10)
+    overlay = _fig_png(fig)
+    return per_sample, overlay, (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())
+
+
+def marker_figure(normalized: pd.DataFrame) -> str | None:
+    """Dot plot of the normalised marker signal per sample (replicates as dots, mean as a bar)."""
+    if not len(normalized):
+        return None
+    d = normalized[normalized["sample"].astype(str) != ""]
+    if d.empty:
+        return None
+    plt = _plt()
+    markers = sorted(set(d["marker"].astype(str)))
+    fig, axes = plt.subplots(1, len(markers), figsize=(3.6 * len(markers), 3.0), squeeze=False)
+    for ax, m in zip(axes[0], markers):
+        dm = d[d["marker"].astype(str) == m]
+        names = list(dict.fromkeys(dm["sample"].astype(str)))
+        for i, s in enumerate(names):
+            vals = dm.loc[dm["sample"].astype(str) == s, "relative"].to_numpy(float)
+            ax.bar(i, np.nanmean(vals), color="#c6dbef", width=0.6)
+            ax.plot(np.full(vals.size, i) + np.linspace(-0.12, 0.12, vals.size), vals, "o", color="#08519c", ms=4)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(m or "(unnamed marker)", fontsize=10)
+        ax.set_ylabel("relative to reference lane", fontsize=8)
+    return _fig_png(fig)
+
+
+def _thumb(path: Path, max_side: int = 420) -> str | None:
+    import cv2
+
+    img = cv2.imread(str(path))
+    if img is None:
+        return None
+    s = max_side / max(img.shape[:2])
+    if s < 1:
+        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".png", img)
+    return base64.b64encode(buf.tobytes()).decode("ascii") if ok else None
+
+
+def _closeup(path: Path, vesicles: pd.DataFrame, image_row, size: int = 260) -> str | None:
+    """A close-up crop of the overlay around the vesicle nearest the sample's median size."""
+    import cv2
+
+    img = cv2.imread(str(path))
+    if img is None or not len(vesicles):
+        return None
+    v = vesicles[~vesicles["touches_border"].astype(bool)]
+    if not len(v):
+        return None
+    med = v["diameter_nm"].median()
+    r = v.iloc[int(np.argmin(np.abs(v["diameter_nm"].to_numpy() - med)))]
+    scale = img.shape[1] / float(image_row["width_px"])
+    cx, cy = int(r["x_px"] * scale), int(r["y_px"] * scale)
+    half = int(max(40, 3 * r["diameter_nm"] / float(image_row["pixel_size_nm"]) * scale / 2))
+    y0, x0 = max(0, cy - half), max(0, cx - half)
+    crop = img[y0:cy + half, x0:cx + half]
+    if crop.size == 0:
+        return None
+    crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
+    ok, buf = cv2.imencode(".png", crop)
+    return base64.b64encode(buf.tobytes()).decode("ascii") if ok else None
+
+
+# ---------------------------------------------------------------------------
+# HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1180px;color:#222;
+line-height:1.4;padding:0 16px}
+h1{font-size:1.6em;margin-bottom:0}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2em}
+table{border-collapse:collapse;font-size:.85em;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 7px;
+text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.PASS{background:#e5f5e0;color:#1b5e20;font-weight:600}.WARN{background:#fff3cd;color:#7a5900;font-weight:600}
+.FAIL{background:#fde0dc;color:#b71c1c;font-weight:600}.muted{color:#666;font-size:.85em}
+.gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{margin:0;border:1px solid #ddd;padding:6px;
+background:#fafafa}.gallery figcaption{font-size:.8em;color:#444;max-width:420px;word-break:break-all}
+img{max-width:100%}
+"""
+
+
+def _e(x) -> str:
+    return html.escape("" if x is None or (isinstance(x, float) and not np.isfinite(x)) else str(x))
+
+
+def _num(x, fmt="{:.1f}") -> str:
+    try:
+        xf = float(x)
+    except (TypeError, ValueError):
+        return _e(x)
+    return fmt.format(xf) if np.isfinite(xf) else "–"
+
+
+def _table(df: pd.DataFrame, columns=None, status_col=None, fmt=None) -> str:
+    fmt = fmt or {}
+    columns = columns or list(df.columns)
+    out = ["<table><thead><tr>", *[f"<th>{_e(c)}</th>" for c in columns], "</tr></thead><tbody>"]
+    for _, r in df.iterrows():
+        out.append("<tr>")
+        for c in columns:
+            val = r.get(c)
+            if c == status_col:
+                out.append(f'<td class="{_e(val)}">{_e(val)}</td>')
+            elif c in fmt:
+                out.append(f'<td class="num">{_num(val, fmt[c])}</td>')
+            else:
+                out.append(f"<td>{_e(val)}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _img(b64: str | None, alt: str) -> str:
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{b64}">' if b64 else ""
+
+
+def write_report(out, exp, tables: dict, results: list, run_stats: dict, params: dict,
+                 rules_source: str) -> Path:
+    """Write ``out/report.html`` and ``out/report_data/*.csv``; returns the report path."""
+    from .outputs import atomic_write_bytes, write_table
+
+    out = Path(out)
+    data_dir = out / "report_data"
+    samples, qc = tables["samples"], tables["qc"]
+    per_sample_png, overlay_png, curves = size_figures(tables["vesicles"], samples)
+    marker_png = marker_figure(tables["normalized"])
+    write_table(samples, data_dir / "summary_samples.csv")
+    write_table(qc if len(qc) else pd.DataFrame(columns=QC_COLUMNS), data_dir / "qc_checks.csv")
+    write_table(tables["vesicles"], data_dir / "tem_size_histograms.csv")
+    if len(curves):
+        write_table(curves, data_dir / "tem_size_kde.csv")
+    write_table(tables["normalized"], data_dir / "blot_marker_signal.csv")
+    write_table(tables["markers"], data_dir / "blot_marker_replicates.csv")
+
+    marker_cols = [c for c in samples.columns if c.endswith("_relative_mean")]
+    summ = samples.copy()
+    summ["TEM D50 [95% CI] (nm)"] = [
+        f"{_num(r.tem_d50_nm, '{:.1f}')} [{_num(r.tem_d50_ci_low_nm, '{:.1f}')}–{_num(r.tem_d50_ci_high_nm, '{:.1f}')}]"
+        for r in samples.itertuples()]
+    for c in marker_cols:
+        m = c[: -len("_relative_mean")]
+        sd = samples.get(f"{m}_relative_sd")
+        summ[f"{m} (rel.)"] = [f"{_num(a, '{:.2f}')} ± {_num(b, '{:.2f}')}" for a, b in
+                               zip(samples[c], sd if sd is not None else [np.nan] * len(samples))]
+    summary_cols = (["sample", "label", "n_tem_images", "tem_n", "TEM D50 [95% CI] (nm)", "tem_span"]
+                    + [f"{c[: -len('_relative_mean')]} (rel.)" for c in marker_cols] + ["qc_status"])
+
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>exoimage QC report: {_e(exp.name)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>EV characterisation QC report</h1><p class='muted'>Experiment <b>{_e(exp.name)}</b> · "
+             f"exoimage {_e(__version__)} · {_e(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
+             "<h2>Summary</h2>",
+             _table(summ, summary_cols, status_col="qc_status", fmt={"tem_span": "{:.2f}"}),
+             "<p class='muted'>D50: median equivalent-circle diameter of the sized vesicles (border-cut "
+             "vesicles are flagged, not sized), with a percentile-bootstrap 95 % CI; span = (D90−D10)/D50. "
+             "Marker signal: band volume (background-subtracted raw counts) per lane, normalised to the "
+             "loading control when one is given, relative to the reference lane; mean ± SD of replicates.</p>",
+             "<h2>QC checks</h2>",
+             f"<p class='muted'>Rules: {_e(rules_source)}</p>",
+             _table(qc, QC_COLUMNS, status_col="status") if len(qc) else "<p>No checks.</p>"]
+
+    parts.append("<h2>TEM: vesicle size</h2>")
+    if per_sample_png:
+        parts += [_img(per_sample_png, "per-sample size histograms"),
+                  "<p class='muted'>Histogram and KDE per sample; red lines: D10, D50 (solid), D90.</p>",
+                  _img(overlay_png, "all samples, size KDE")]
+        st_cols = ["sample", "tem_n", "tem_mean_nm", "tem_sd_nm", "tem_median_nm", "tem_mode_nm", "tem_d10_nm",
+                   "tem_d50_nm", "tem_d90_nm", "tem_span", "tem_border_fraction"]
+        parts.append(_table(samples, st_cols, fmt={c: "{:.1f}" for c in st_cols[2:]} | {"tem_n": "{:.0f}",
+                            "tem_span": "{:.2f}", "tem_border_fraction": "{:.2f}"}))
+    else:
+        parts.append("<p>No vesicles were sized.</p>")
+    tem_res = [r for r in results if r["kind"] == "tem"]
+    if tem_res:
+        parts.append("<h3>Fields (wide field and a close-up of a typical vesicle)</h3><div class='gallery'>")
+        for r in tem_res:
+            row = r["image_row"]
+            if row.get("status") != "ok" or not r.get("overlay"):
+                parts.append(f"<figure><figcaption><b>{_e(r['rel'])}</b>: <span class='FAIL'>not analysed</span>"
+                             f" – {_e(row.get('error'))}</figcaption></figure>")
+                continue
+            p = out / r["overlay"]
+            cap = (f"<b>{_e(r['rel'])}</b> · sample {_e(r.get('sample'))} · {_e(row.get('n_vesicles'))} vesicles · "
+                   f"{_num(row.get('pixel_size_nm'), '{:.3g}')} nm/px ({_e(row.get('pixel_size_source'))})")
+            parts.append(f"<figure>{_img(_thumb(p), r['rel'])}{_img(_closeup(p, r['vesicles'], row), 'close-up')}"
+                         f"<figcaption>{cap}</figcaption></figure>")
+        parts.append("</div>")
+
+    blot_res = [r for r in results if r["kind"] == "blot"]
+    parts.append("<h2>Western blots</h2>")
+    if blot_res:
+        parts.append("<div class='gallery'>")
+        for r in blot_res:
+            row = r["image_row"] or {}
+            if not r.get("overlay"):
+                parts.append(f"<figure><figcaption><b>{_e(r['rel'])}</b>: <span class='FAIL'>not analysed</span>"
+                             f" – {_e(row.get('error'))}</figcaption></figure>")
+                continue
+            cap = (f"<b>{_e(r['rel'])}</b> · marker {_e(r.get('marker') or '?')} · {_e(row.get('n_lanes'))} lanes, "
+                   f"{_e(row.get('n_bands'))} bands, {_e(row.get('n_saturated_bands'))} saturated")
+            parts.append(f"<figure>{_img(_thumb(out / r['overlay'], 520), r['rel'])}<figcaption>{cap}. "
+                         f"Lanes and bands outlined; saturated pixels in red.</figcaption></figure>")
+        parts.append("</div>")
+        if marker_png:
+            parts.append(_img(marker_png, "normalised marker signal per sample"))
+        if len(tables["markers"]):
+            parts.append(_table(tables["markers"], fmt={"mean": "{:.3f}", "sd": "{:.3f}", "cv_pct": "{:.1f}",
+                                                        "n": "{:.0f}"}))
+    else:
+        parts.append("<p>No blots in this experiment.</p>")
+
+    parts.append("<h2>Provenance</h2>")
+    parts.append(f"<p>exoimage {_e(__version__)}; executor: {_e(run_stats.get('executor'))}; "
+                 f"{_e(run_stats.get('n_computed'))} image(s) computed, {_e(run_stats.get('n_cached'))} reused from "
+                 f"an earlier identical run.</p>")
+    parts.append("<p>Parameters:</p><pre>" + _e(_pretty(params)) + "</pre>")
+    files = pd.concat([tables["tem_images"][["image", "sha256"]], tables["blot_images"][["image", "sha256"]]],
+                      ignore_index=True)
+    parts.append(_table(files, ["image", "sha256"]))
+    parts.append("<p class='muted'>Tables behind every figure: report_data/. Full tables: *.csv and *.parquet "
+                 "next to this report.</p></body></html>")
+    path = out / "report.html"
+    atomic_write_bytes(path, "\n".join(parts).encode("utf-8"))
+    return path
+
+
+def _pretty(d) -> str:
+    import json
+
+    return json.dumps(d, indent=2, default=str, sort_keys=True)

@@ -1,0 +1,60 @@
+"""Size-distribution statistics as EV papers report them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["size_summary", "kde_mode", "bootstrap_ci"]
+
+
+def kde_mode(d: np.ndarray, grid_points: int = 512) -> float:
+    """Mode of a Gaussian kernel density estimate (Scott's bandwidth); NaN for < 3 values."""
+    d = np.asarray(d, float)
+    d = d[np.isfinite(d)]
+    if d.size < 3 or np.ptp(d) == 0:
+        return float(d[0]) if d.size and np.ptp(d) == 0 else float("nan")
+    from scipy.stats import gaussian_kde
+
+    kde = gaussian_kde(d)
+    grid = np.linspace(d.min(), d.max(), grid_points)
+    return float(grid[np.argmax(kde(grid))])
+
+
+def bootstrap_ci(d: np.ndarray, stat=np.median, n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``stat`` (deterministic for a given seed)."""
+    d = np.asarray(d, float)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, d.size, size=(n_boot, d.size))
+    boots = stat(d[idx], axis=1)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(boots, [a, 1 - a])
+    return float(lo), float(hi)
+
+
+def size_summary(diameters_nm, n_border: int = 0) -> dict:
+    """n, mean, SD, median, mode (KDE), D10/D50/D90, span and a bootstrap 95 % CI of D50.
+
+    ``span = (D90 - D10) / D50``; ``border_fraction`` is the share of detected
+    vesicles that were cut by the image border and so not sized.
+    """
+    d = np.asarray(diameters_nm, float)
+    d = d[np.isfinite(d)]
+    nan = float("nan")
+    out = dict(n=int(d.size), mean_nm=nan, sd_nm=nan, median_nm=nan, mode_nm=nan, d10_nm=nan,
+               d50_nm=nan, d90_nm=nan, span=nan, d50_ci_low_nm=nan, d50_ci_high_nm=nan,
+               d50_ci_halfwidth_pct=nan,
+               border_fraction=(n_border / (n_border + d.size)) if (n_border + d.size) else nan)
+    if d.size == 0:
+        return out
+    d10, d50, d90 = np.percentile(d, [10, 50, 90])
+    lo, hi = bootstrap_ci(d)
+    out.update(mean_nm=float(d.mean()), sd_nm=float(d.std(ddof=1)) if d.size > 1 else nan,
+               median_nm=float(np.median(d)), mode_nm=kde_mode(d), d10_nm=float(d10), d50_nm=float(d50),
+               d90_nm=float(d90), span=float((d90 - d10) / d50) if d50 > 0 else nan,
+               d50_ci_low_nm=lo, d50_ci_high_nm=hi,
+               d50_ci_halfwidth_pct=float(100 * (hi - lo) / 2 / d50) if np.isfinite(lo) and d50 > 0 else nan)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
