@@ -19,6 +19,14 @@ __all__ = ["BACKGROUNDS", "lane_profile", "edge_background", "rolling_ball_backg
 BACKGROUNDS = ("rolling-ball", "valley", "edge", "none")
 
 
+def _lane_index(lane: Lane, width: int, offsets: np.ndarray):
+    """Rows and (rows x offsets) column indices of a lane, with a validity mask."""
+    rows = np.arange(lane.y_top_px, lane.y_bottom_px + 1)
+    cols = lane.x_left_px + lane.shift_at(rows)[:, None] + offsets[None, :]
+    valid = (cols >= 0) & (cols < width)
+    return rows, np.clip(cols, 0, width - 1), valid
+
+
 def lane_profile(signal: np.ndarray, lane: Lane) -> np.ndarray:
     """Sum of the lane's pixels in every row (float64; rows ``y_top..y_bottom``).
 
@@ -26,33 +34,33 @@ def lane_profile(signal: np.ndarray, lane: Lane) -> np.ndarray:
     every pixel of the lane is counted exactly once.
     """
     h, w = signal.shape
-    rows = np.arange(lane.y_top_px, lane.y_bottom_px + 1)
-    shifts = lane.shift_at(rows)
-    if not shifts.any():
+    if lane.slope == 0:
         a, b = max(lane.x_left_px, 0), min(lane.x_right_px + 1, w)
         return signal[lane.y_top_px:lane.y_bottom_px + 1, a:b].sum(axis=1, dtype=np.float64)
-    out = np.empty(len(rows))
-    for i, (y, s) in enumerate(zip(rows, shifts)):
-        a, b = max(lane.x_left_px + s, 0), min(lane.x_right_px + 1 + s, w)
-        out[i] = signal[y, a:b].sum(dtype=np.float64)
-    return out
+    rows, cols, valid = _lane_index(lane, w, np.arange(lane.width_px))
+    vals = signal[rows[:, None], cols].astype(np.float64)
+    return np.where(valid, vals, 0.0).sum(axis=1)
 
 
 def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_px: int = 41) -> np.ndarray:
     """Lane-edge (local border) background: median of the ``border_px`` columns just
-    outside each side of the lane, per row, smoothed along the lane, times the lane width."""
+    outside each side of the lane, per row, smoothed along the lane, times the lane width.
+    A side that leaves the image is not used."""
     h, w = signal.shape
-    rows = np.arange(lane.y_top_px, lane.y_bottom_px + 1)
-    shifts = lane.shift_at(rows)
-    vals = np.empty(len(rows))
-    for i, (y, s) in enumerate(zip(rows, shifts)):
-        left = signal[y, max(0, lane.x_left_px + s - border_px):max(0, lane.x_left_px + s)]
-        right = signal[y, min(w, lane.x_right_px + 1 + s):min(w, lane.x_right_px + 1 + s + border_px)]
-        both = np.concatenate([left, right])
-        vals[i] = np.median(both) if both.size else np.nan
-    if np.isnan(vals).all():
+    offs = []
+    left = np.arange(-border_px, 0)
+    right = np.arange(lane.width_px, lane.width_px + border_px)
+    rows, cols_l, valid_l = _lane_index(lane, w, left)
+    _, cols_r, valid_r = _lane_index(lane, w, right)
+    parts = []
+    if valid_l.all():
+        parts.append(cols_l)
+    if valid_r.all():
+        parts.append(cols_r)
+    if not parts:
         return np.zeros(len(rows))
-    vals = np.where(np.isnan(vals), np.nanmedian(vals), vals)
+    cols = np.concatenate(parts, axis=1)
+    vals = np.median(signal[rows[:, None], cols], axis=1).astype(np.float64)
     vals = ndi.median_filter(vals, size=max(3, smooth_px), mode="nearest")
     vals = ndi.gaussian_filter1d(vals, smooth_px / 3.0, mode="nearest")
     return vals * lane.width_px
@@ -164,6 +172,18 @@ def _gauss_sum(p, x):
 
 
 def _fit_cluster(x, yv, centres, sigma0):
+    def _gauss_jac(p):
+        k = len(p) // 3
+        J = np.empty((len(x), 3 * k))
+        for i in range(k):
+            a, c, s = p[3 * i:3 * i + 3]
+            u = (x - c) / s
+            g = np.exp(-0.5 * u * u)
+            J[:, 3 * i] = g
+            J[:, 3 * i + 1] = a * g * u / s
+            J[:, 3 * i + 2] = a * g * u * u / s
+        return J
+
     """Least-squares sum of Gaussians; returns [(amp, centre, sigma), ...] sorted by centre."""
     p0, lo, hi = [], [], []
     span = x[-1] - x[0] + 1
@@ -173,7 +193,8 @@ def _fit_cluster(x, yv, centres, sigma0):
         lo += [0.0, x[0], 0.5]
         hi += [np.inf, x[-1], max(1.0, span)]
     p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-    res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, bounds=(lo, hi), max_nfev=200)
+    res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, jac=_gauss_jac, args=(), bounds=(lo, hi),
+                        max_nfev=200)
     comps = [tuple(res.x[3 * i:3 * i + 3]) for i in range(len(centres))]
     return sorted(comps, key=lambda c: c[1])
 

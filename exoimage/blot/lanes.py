@@ -121,11 +121,10 @@ def _shear(img: np.ndarray, slope: float, yref: float) -> np.ndarray:
     """Shift each row by ``-slope*(y-yref)`` px so a lane tilted by ``slope`` becomes vertical."""
     if slope == 0:
         return img
-    out = np.empty_like(img)
-    shifts = np.rint(-slope * (np.arange(img.shape[0]) - yref)).astype(int)
-    for y, s in enumerate(shifts):
-        out[y] = np.roll(img[y], s)
-    return out
+    h, w = img.shape
+    shifts = np.rint(-slope * (np.arange(h) - yref)).astype(int)
+    idx = (np.arange(w)[None, :] - shifts[:, None]) % w
+    return np.take_along_axis(img, idx, axis=1)
 
 
 def _pitch(profile: np.ndarray, min_lag: int, max_lag: int) -> float | None:

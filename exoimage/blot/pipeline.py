@@ -176,8 +176,8 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
                                            f"({len(lanes)} lanes found)")
         lanes[params.ladder_lane - 1].is_ladder = True
 
-    solid_f = solid.astype(np.float32) if solid.any() else None
-    hot_f = hot.astype(np.float32) if hot.any() else None
+    solid_pts = np.nonzero(solid)
+    hot_pts = np.nonzero(hot)
     rows_out = []
     used = {}
     gaps = _lane_gaps(lanes, data.shape[1])
@@ -234,8 +234,8 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
             band_method.append("edge" if (bg_edge is not None and f.bottom - f.top + 1 > radius)
                                else method)
         used[ln.lane] = "+".join(sorted(set(band_method))) if band_method else method
-        sat_p = B.lane_profile(solid_f, ln) if solid_f is not None else None
-        hot_p = B.lane_profile(hot_f, ln) if hot_f is not None else None
+        sat_p = _mask_profile(solid_pts, ln)
+        hot_p = _mask_profile(hot_pts, ln)
         net = prof - bg
         cluster_sum = {}
         for f in fits:
@@ -306,6 +306,19 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
     return BlotResult(lanes=lanes_df, bands=bands, lane_geometry=lanes, pieces=pieces, polarity=polarity,
                       polarity_source=pol_src, ceiling=ceiling, ceiling_source=ceil_src, noise_sd=noise,
                       warnings=warns, saturated_mask=solid, hot_mask=hot, ladder=ladder, params=params)
+
+
+def _mask_profile(points, lane: Lane):
+    """Per row of the lane, how many of the given (ys, xs) pixels fall inside it (None if none)."""
+    ys, xs = points
+    if len(ys) == 0:
+        return None
+    n = lane.y_bottom_px - lane.y_top_px + 1
+    inr = (ys >= lane.y_top_px) & (ys <= lane.y_bottom_px)
+    ys, xs = ys[inr], xs[inr]
+    x0 = lane.x_left_px + lane.shift_at(ys)
+    sel = (xs >= x0) & (xs < x0 + lane.width_px)
+    return np.bincount(ys[sel] - lane.y_top_px, minlength=n).astype(float)
 
 
 def _lane_gaps(lanes, width) -> dict:
