@@ -65,9 +65,13 @@ def assemble(exp, results: list, rules: dict) -> dict:
     blot_images = pd.DataFrame([{**r["image_row"], "sha256": r.get("sha256")} for r in blot])
     if blot_images.empty:
         blot_images = pd.DataFrame(columns=["image", "status", "error", "marker", "warnings", "sha256"])
-    lanes = _concat([r.get("lanes") for r in blot])
-    bands = _concat([r.get("bands") for r in blot], ["image", "saturated"])
-    normalized = _concat([r.get("normalized") for r in blot], ["image", "marker", "sample", "relative"])
+    from .blot import BAND_COLUMNS, LANE_COLUMNS
+    from .blot.normalize import NORMALIZED_COLUMNS
+
+    lanes = _concat([r.get("lanes") for r in blot], LANE_COLUMNS)
+    bands = _concat([r.get("bands") for r in blot], BAND_COLUMNS)
+    normalized = _concat([r.get("normalized") for r in blot],
+                         NORMALIZED_COLUMNS[:1] + ["marker", "control_marker"] + NORMALIZED_COLUMNS[1:])
     markers = marker_summary(normalized)
     linear = []
     for r in blot:
@@ -202,7 +206,9 @@ def marker_figure(normalized: pd.DataFrame) -> str | None:
         names = list(dict.fromkeys(dm["sample"].astype(str)))
         for i, s in enumerate(names):
             vals = dm.loc[dm["sample"].astype(str) == s, "relative"].to_numpy(float)
-            ax.bar(i, np.nanmean(vals), color="#c6dbef", width=0.6)
+            vals = vals[np.isfinite(vals)]
+            if vals.size:
+                ax.bar(i, vals.mean(), color="#c6dbef", width=0.6)
             ax.plot(np.full(vals.size, i) + np.linspace(-0.12, 0.12, vals.size), vals, "o", color="#08519c", ms=4)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
