@@ -1,15 +1,28 @@
-"""napari plugin tests: skipped (not failed) when napari, pytest-qt or an X display is missing.
+"""napari plugin tests: they skip (not fail) when napari, pytest-qt, the plugin or a display is missing.
 
-pytest-xvfb starts a virtual X server before collection when Xvfb is installed; without
-any display Qt would abort the whole pytest process, so these modules are not collected.
+The test modules ``importorskip`` napari, pytest-qt and napari_exoimage. A display is
+checked at collection time (pytest-xvfb starts its virtual X server in ``pytest_configure``,
+after this file is imported): without one Qt would abort the whole pytest process.
 """
 
-import importlib.util
 import os
 import sys
+from pathlib import Path
 
-collect_ignore_glob = []
-_missing = [m for m in ("napari", "pytestqt", "napari_exoimage") if importlib.util.find_spec(m) is None]
-if _missing or (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
-                and os.environ.get("QT_QPA_PLATFORM") != "offscreen"):
-    collect_ignore_glob = ["test_*.py"]
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def _no_display() -> bool:
+    return (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+            and not os.environ.get("WAYLAND_DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not _no_display():
+        return
+    skip = pytest.mark.skip(reason="no X display: install Xvfb and pytest-xvfb (see plugins/napari/README.md)")
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(skip)

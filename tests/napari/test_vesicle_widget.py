@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 napari = pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+pytest.importorskip("napari_exoimage")
 
 from exoimage.io import read_image  # noqa: E402
 from exoimage.simulate.tem import match_to_truth  # noqa: E402

@@ -217,3 +217,11 @@ def show_scale_bar(viewer):
     overlays = getattr(canvas, "overlays", None) if canvas is not None else None
     bar = getattr(overlays, "scale_bar", None) if overlays is not None else None
     (bar if bar is not None else viewer.scale_bar).visible = True
+
+
+class Failed:
+    """A worker's failure passed back as a value (superqt re-raises returned exceptions,
+    which would print a traceback): the widget turns it into one notification."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc

@@ -18,7 +18,7 @@ from exoimage.outputs import write_table
 from exoimage.tem import VESICLE_COLUMNS, TemParams, analyze_tem_image, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
-from ._common import (MplCanvas, camera, show_scale_bar, fill_table, image_from_layer, layer_name_for_tables, layer_pixel_size,
+from ._common import (Failed, MplCanvas, camera, show_scale_bar, fill_table, image_from_layer, layer_name_for_tables, layer_pixel_size,
                       notify_error, notify_info)
 
 TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "circularity", "aspect_ratio",
@@ -28,8 +28,12 @@ REPORT_TOOLTIP = ("The QC report needs exoimage's batch command, which is not av
 
 
 def _detect(img, params, name):
-    """Worker body (runs in a thread): the library pipeline, nothing else."""
-    return analyze_tem_image(img, params, name=name)
+    """Worker body (runs in a thread): the library pipeline, nothing else. Unexpected
+    failures are returned, not raised, so they become one notification, not a traceback."""
+    try:
+        return analyze_tem_image(img, params, name=name)
+    except Exception as exc:  # noqa: BLE001
+        return Failed(exc)
 
 
 class VesicleWidget(QWidget):
@@ -287,6 +291,9 @@ class VesicleWidget(QWidget):
 
     def _on_result(self, res, run_id):
         if run_id != self._run_id:
+            return
+        if isinstance(res, Failed):
+            self._on_error(res.exc, run_id)
             return
         if not res.ok:
             # the same one-line message as `exoimage tem` prints

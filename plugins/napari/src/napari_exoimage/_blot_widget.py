@@ -1,0 +1,474 @@
+"""Blot widget: detect lanes and bands, let the user fix them, quantify, normalise, export.
+
+Detection is :func:`exoimage.blot.quantify_blot`; quantifying the user's
+lanes and band boxes is :func:`exoimage.blot.manual.measure_bands`;
+normalisation is :func:`exoimage.blot.normalize.normalize`. The plugin only
+converts between Shapes layers and those functions' inputs and outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+                            QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget,
+                            QVBoxLayout, QWidget)
+
+from exoimage.blot import BAND_COLUMNS, LANE_COLUMNS, BlotParams, quantify_blot
+from exoimage.blot.bands import BACKGROUNDS
+from exoimage.blot.manual import (band_outline, lane_outline, lane_traces, lanes_from_outlines, measure_bands,
+                                  regions_from_outlines)
+from exoimage.blot.normalize import NORMALIZED_COLUMNS, normalize
+from exoimage.io import ImageReadError, validate_image
+from exoimage.outputs import write_table
+
+from ._common import (Failed, MplCanvas, camera, fill_table, image_from_layer, layer_name_for_tables, notify_error,
+                      notify_info, notify_warning, rows_text_to_list)
+
+BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "background", "snr", "saturated", "saturated_px",
+                      "low_snr", "hot_px", "deconvolved", "mw_kda", "y_px", "background_method"]
+LANE_COLOR, LADDER_COLOR = "lime", "magenta"
+BAND_COLOR, SATURATED_COLOR, LOW_SNR_COLOR = "yellow", "red", "orange"
+REPORT_TOOLTIP = ("The QC report needs exoimage's batch command, which is not available yet. "
+                  "Export the tables instead.")
+
+
+def _detect(img, params, name):
+    """Worker body (thread): the library's detection. Failures are returned, not raised,
+    so that they become one notification rather than a traceback."""
+    try:
+        validate_image(img)
+        res = quantify_blot(img, params, name=name)
+        if len(res.lanes) == 0:
+            raise ImageReadError(img.path, "no lanes found (give the count with --lanes or the "
+                                           "boundaries with --lane-bounds)")
+    except Exception as exc:  # noqa: BLE001
+        return Failed(exc)
+    return res
+
+
+class BlotWidget(QWidget):
+    """Dock widget: Western blot lanes, bands, QC and normalisation for one image layer."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.image_layer = None
+        self.lanes_layer = None
+        self.bands_layer = None
+        self.detected = None        # BlotResult of the last detection
+        self.result = None          # BlotResult of the last Quantify
+        self.normalized = None      # DataFrame (NORMALIZED_COLUMNS) or None
+        self.traces = {}
+        self._img = None
+        self._name = ""
+        self._worker = None
+        self._run_id = 0
+
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+        self.layer_combo = QComboBox()
+        form.addRow("Image", self.layer_combo)
+        self.polarity = QComboBox()
+        self.polarity.addItems(["auto", "light-bands", "dark-bands"])
+        self.polarity.setToolTip("Bands lighter (chemiluminescence) or darker (film) than the background "
+                                 "in the raw values")
+        form.addRow("Polarity", self.polarity)
+        self.background = QComboBox()
+        self.background.addItems(["auto"] + [b for b in BACKGROUNDS if b != "auto"])
+        self.background.setToolTip("Background under the bands: rolling ball on the lane profile, valley to "
+                                   "valley, lane edge (pixels beside the lane) or none")
+        form.addRow("Background", self.background)
+        self.n_lanes = QSpinBox()
+        self.n_lanes.setRange(0, 100)
+        self.n_lanes.setSpecialValueText("auto")
+        self.n_lanes.setToolTip("Number of lanes per membrane piece (auto: found)")
+        form.addRow("Lanes", self.n_lanes)
+        self.min_snr = QDoubleSpinBox()
+        self.min_snr.setRange(0.5, 100)
+        self.min_snr.setValue(BlotParams().min_snr)
+        self.min_snr.setToolTip("Smallest band peak, in noise SDs of the lane profile")
+        form.addRow("Min band SNR", self.min_snr)
+        self.ladder_lane = QSpinBox()
+        self.ladder_lane.setRange(0, 100)
+        self.ladder_lane.setSpecialValueText("none")
+        self.ladder_lane.setToolTip("Lane number (1 = leftmost) of the molecular-weight marker")
+        form.addRow("Ladder lane", self.ladder_lane)
+        self.ladder_kda = QLineEdit()
+        self.ladder_kda.setPlaceholderText("e.g. 250,150,100,75,50,37,25,20,15,10")
+        self.ladder_kda.setToolTip("Marker weights in kDa, largest first (optional)")
+        form.addRow("Ladder kDa", self.ladder_kda)
+        lay.addLayout(form)
+
+        row = QHBoxLayout()
+        self.detect_btn = QPushButton("Detect lanes && bands")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        row.addWidget(self.detect_btn, 2)
+        row.addWidget(self.cancel_btn, 1)
+        lay.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        lay.addWidget(self.progress)
+
+        qbox = QGroupBox("Quantify (after moving, resizing, adding or deleting lanes and bands)")
+        qf = QFormLayout(qbox)
+        self.target_rows = QLineEdit()
+        self.target_rows.setPlaceholderText("e.g. 1")
+        self.target_rows.setToolTip("Band row(s) of the target protein (rows numbered 1.. top to bottom)")
+        self.control_rows = QLineEdit()
+        self.control_rows.setPlaceholderText("e.g. 7 (empty: no loading control)")
+        self.control_rows.setToolTip("Band row(s) of the loading control in the same image")
+        self.reference_lane = QSpinBox()
+        self.reference_lane.setRange(0, 100)
+        self.reference_lane.setSpecialValueText("first sample lane")
+        self.reference_lane.setToolTip("Lane that relative values refer to")
+        qf.addRow("Target rows", self.target_rows)
+        qf.addRow("Control rows", self.control_rows)
+        qf.addRow("Reference lane", self.reference_lane)
+        self.quantify_btn = QPushButton("Quantify")
+        qf.addRow(self.quantify_btn)
+        lay.addWidget(qbox)
+        self.status = QLabel("Choose a blot image and press Detect.")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+
+        rbox = QGroupBox("Results")
+        rl = QVBoxLayout(rbox)
+        prow = QHBoxLayout()
+        prow.addWidget(QLabel("Profile of lane"))
+        self.profile_lane = QComboBox()
+        prow.addWidget(self.profile_lane, 1)
+        rl.addLayout(prow)
+        self.plots = MplCanvas(2, height=1.9)
+        rl.addWidget(self.plots.widget)
+        self.band_table = QTableWidget(0, len(BAND_TABLE_COLUMNS))
+        self.band_table.setHorizontalHeaderLabels(BAND_TABLE_COLUMNS)
+        self.band_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.band_table.setSortingEnabled(True)
+        self.band_table.setMinimumHeight(150)
+        rl.addWidget(self.band_table)
+        lay.addWidget(rbox, 1)
+
+        erow = QHBoxLayout()
+        self.export_btn = QPushButton("Export CSV…")
+        self.export_btn.setToolTip("bands.csv, lanes.csv and (with target rows) normalized.csv, "
+                                   "with the command line's columns")
+        self.report_btn = QPushButton("Report…")
+        self.report_btn.setEnabled(False)
+        self.report_btn.setToolTip(REPORT_TOOLTIP)
+        erow.addWidget(self.export_btn)
+        erow.addWidget(self.report_btn)
+        lay.addLayout(erow)
+        self.quantify_btn.setEnabled(False)
+        self.export_btn.setEnabled(False)
+
+        self.detect_btn.clicked.connect(self.detect)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.quantify_btn.clicked.connect(self.quantify)
+        self.export_btn.clicked.connect(self._export_dialog)
+        self.profile_lane.currentTextChanged.connect(lambda _t: self._draw_plots())
+        self.band_table.cellClicked.connect(self._row_clicked)
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _refresh_layers(self, event=None):
+        from napari.layers import Image as ImageLayer
+
+        cur = self.layer_combo.currentText()
+        names = [ly.name for ly in self.viewer.layers if isinstance(ly, ImageLayer)]
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        self.layer_combo.addItems(names)
+        if cur in names:
+            self.layer_combo.setCurrentText(cur)
+        self.layer_combo.blockSignals(False)
+
+    def _layer(self):
+        name = self.layer_combo.currentText()
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def _error(self, message: str):
+        self.status.setText(f"<span style='color:#ff6060'>{message}</span>")
+        notify_error(message)
+
+    def params(self) -> BlotParams:
+        kda = None
+        if self.ladder_kda.text().strip():
+            try:
+                kda = [float(v) for v in self.ladder_kda.text().replace(";", ",").split(",") if v.strip()]
+            except ValueError:
+                raise ValueError(f"ladder kDa must be numbers separated by commas, got "
+                                 f"{self.ladder_kda.text()!r}") from None
+        return BlotParams(polarity=self.polarity.currentText(), n_lanes=self.n_lanes.value() or None,
+                          background=self.background.currentText(), min_snr=self.min_snr.value(),
+                          ladder_lane=self.ladder_lane.value() or None, ladder_kda=kda)
+
+    def _set_busy(self, busy):
+        self.detect_btn.setEnabled(not busy)
+        self.cancel_btn.setEnabled(busy)
+        self.progress.setRange(0, 0 if busy else 1)
+
+    def _geometry(self):
+        ly = self.image_layer
+        kw = dict(scale=tuple(ly.scale), translate=tuple(ly.translate))
+        if hasattr(ly, "units"):
+            kw["units"] = tuple(str(u) for u in ly.units)
+        return kw
+
+    # ------------------------------------------------------------------ detection
+
+    def detect(self):
+        """Find lanes and bands in a background thread; results become two editable Shapes layers."""
+        if self.busy:
+            return
+        layer = self._layer()
+        if layer is None:
+            self._error("no image layer: open a blot (File > Open) or the sample "
+                        "(File > Open Sample > exoimage)")
+            return
+        try:
+            params = self.params()
+            img = image_from_layer(layer, None)
+        except (ImageReadError, ValueError) as exc:
+            self._error(str(exc))
+            return
+        from napari.qt.threading import create_worker
+
+        self._run_id += 1
+        run_id = self._run_id
+        self.image_layer, self._img, self._name = layer, img, layer_name_for_tables(layer)
+        worker = create_worker(_detect, img, params, self._name,
+                               _progress={"desc": f"exoimage: finding lanes and bands in {layer.name}"})
+        worker.returned.connect(lambda res: self._on_detected(res, run_id))
+        worker.errored.connect(lambda exc: self._on_error(exc, run_id))
+        worker.finished.connect(lambda: self._on_finished(run_id))
+        self._worker = worker
+        self._set_busy(True)
+        self.status.setText(f"Finding lanes and bands in {layer.name}…")
+        worker.start()
+
+    def cancel(self):
+        if self._worker is None:
+            return
+        try:
+            self._worker.quit()
+        except Exception:  # noqa: BLE001
+            pass
+        self._run_id += 1
+        self._worker = None
+        self._set_busy(False)
+        self.status.setText("Cancelled: the result of the running detection will be dropped.")
+
+    def _on_finished(self, run_id):
+        if run_id == self._run_id:
+            self._worker = None
+            self._set_busy(False)
+
+    def _on_error(self, exc, run_id):
+        if run_id != self._run_id:
+            return
+        if isinstance(exc, ImageReadError):
+            self._error(str(exc))
+        else:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            self._error(f"{self._name}: analysis failed ({type(exc).__name__}: {first})")
+
+    def _on_detected(self, res, run_id):
+        if run_id != self._run_id:
+            return
+        if isinstance(res, Failed):
+            self._on_error(res.exc, run_id)
+            return
+        self.detected, self.result, self.normalized, self.traces = res, None, None, {}
+        self.export_btn.setEnabled(False)
+        self._draw_shapes(res.lane_geometry, res.bands)
+        self._show_result(res)
+        self.quantify_btn.setEnabled(True)
+        sat = int(res.bands["saturated"].sum())
+        self.status.setText(
+            f"{len(res.lanes)} lanes, {len(res.bands)} bands in {res.bands.loc[res.bands['row'] > 0, 'row'].nunique()}"
+            f" rows ({res.polarity}), {sat} saturated. Move, resize, add or delete lanes and bands in the "
+            f"Shapes layers, choose the rows, then press Quantify.")
+
+    # ------------------------------------------------------------------ shapes
+
+    def _draw_shapes(self, lanes, bands: pd.DataFrame):
+        """(Re)create the lanes and bands Shapes layers from library geometry."""
+        geo = self._geometry()
+        base = self.image_layer.name
+        for ly in (self.lanes_layer, self.bands_layer):
+            if ly is not None and ly in self.viewer.layers:
+                self.viewer.layers.remove(ly)
+        lane_polys = [lane_outline(ln) for ln in lanes]
+        lane_feats = pd.DataFrame({"lane": [ln.lane for ln in lanes], "is_ladder": [ln.is_ladder for ln in lanes]})
+        self.lanes_layer = self.viewer.add_shapes(
+            lane_polys, shape_type="polygon", name=f"{base} lanes", edge_color=[
+                LADDER_COLOR if ln.is_ladder else LANE_COLOR for ln in lanes],
+            face_color="transparent", edge_width=2, features=lane_feats,
+            text={"string": "{lane}", "color": "lime", "size": 10, "anchor": "upper_left",
+                  "translation": [-12, 0]}, **geo)
+        by_lane = {ln.lane: ln for ln in lanes}
+        boxes = [band_outline(by_lane[int(b.lane)], b.y_top_px, b.y_bottom_px) for b in bands.itertuples()]
+        colors = [SATURATED_COLOR if b.saturated else (LOW_SNR_COLOR if b.low_snr else BAND_COLOR)
+                  for b in bands.itertuples()]
+        feats = bands.drop(columns=[c for c in ("piece",) if c in bands]).reset_index(drop=True)
+        self.bands_layer = self.viewer.add_shapes(
+            boxes if boxes else None, shape_type="rectangle", name=f"{base} bands",
+            edge_color=colors if boxes else BAND_COLOR, face_color=[
+                (1, 0, 0, 0.35) if c == SATURATED_COLOR else (0, 0, 0, 0) for c in colors] if boxes else
+            "transparent", edge_width=1.5, features=feats if boxes else None, **geo)
+        self.viewer.layers.selection.active = self.lanes_layer
+
+    def _shapes_data(self, layer):
+        """Shapes vertices in the image's pixel coordinates."""
+        return [np.asarray(d, float)[:, -2:] for d in layer.data]
+
+    # ------------------------------------------------------------------ quantify
+
+    def quantify(self):
+        """Measure the lanes and bands as drawn now, normalise if rows are given, update everything."""
+        if self._img is None or self.lanes_layer is None:
+            self._error("nothing to quantify: detect lanes and bands first")
+            return
+        if self.lanes_layer not in self.viewer.layers or self.bands_layer not in self.viewer.layers:
+            self._error(f"{self._name}: the lanes or bands layer was deleted; press Detect again")
+            return
+        try:
+            params = self.params()
+            lanes = lanes_from_outlines(self._shapes_data(self.lanes_layer), self._img.data.shape,
+                                        ladder_lane=params.ladder_lane)
+            regions, unassigned = regions_from_outlines(self._shapes_data(self.bands_layer), lanes)
+            res = measure_bands(self._img, lanes, regions, params, name=self._name)
+            target = rows_text_to_list(self.target_rows.text())
+            control = rows_text_to_list(self.control_rows.text())
+            norm = None
+            if target:
+                sample = [ln.lane for ln in lanes if not ln.is_ladder]
+                ref = self.reference_lane.value() or (min(sample) if sample else 1)
+                norm = normalize(self._name, res.lanes, res.bands, target_rows=target,
+                                 control_rows=control or None, reference_lane=ref)
+        except ImageReadError as exc:
+            self._error(str(exc))
+            return
+        except ValueError as exc:
+            self._error(f"{self._name}: {exc}")
+            return
+        if unassigned:
+            notify_warning(f"{self._name}: {len(unassigned)} band box(es) lie in no lane and were ignored")
+        self.result, self.normalized = res, norm
+        self.traces = lane_traces(self._img, lanes, regions, params)
+        self._draw_shapes(lanes, res.bands)
+        self._show_result(res)
+        self.export_btn.setEnabled(True)
+        sat = int(res.bands["saturated"].sum())
+        msg = f"Quantified {len(res.bands)} bands in {len(res.lanes)} lanes; {sat} saturated"
+        if norm is not None:
+            msg += f"; normalised row(s) {','.join(map(str, target))} to lane {int(norm['reference_lane'].iloc[0])}"
+            if norm["target_saturated"].any():
+                msg += " (saturated target bands: values are underestimates)"
+        self.status.setText(msg + ".")
+        notify_info(f"{self._name}: {msg}")
+
+    # ------------------------------------------------------------------ display
+
+    def _show_result(self, res):
+        b = res.bands
+        colors = ["#7a1f1f" if s else ("#6b4a10" if lo else None) for s, lo in zip(b["saturated"], b["low_snr"])]
+        fill_table(self.band_table, b, BAND_TABLE_COLUMNS, row_colors=colors,
+                   formats={"volume": "{:.4g}", "background": "{:.4g}", "snr": "{:.1f}", "mw_kda": "{:.1f}",
+                            "y_px": "{:.1f}"})
+        if not self.traces or res is self.detected:
+            from exoimage.blot.manual import regions_from_bands
+
+            self.traces = lane_traces(self._img, res.lane_geometry, regions_from_bands(b), self.params())
+        cur = self.profile_lane.currentText()
+        self.profile_lane.blockSignals(True)
+        self.profile_lane.clear()
+        self.profile_lane.addItems([str(k) for k in sorted(self.traces)])
+        if cur in [str(k) for k in self.traces]:
+            self.profile_lane.setCurrentText(cur)
+        self.profile_lane.blockSignals(False)
+        self._draw_plots()
+
+    def _draw_plots(self):
+        res = self.result or self.detected
+        self.plots.clear()
+        ax1, ax2 = self.plots.axes
+        lane = self.profile_lane.currentText()
+        if lane and int(lane) in self.traces:
+            tr = self.traces[int(lane)]
+            ax1.plot(tr["y_px"], tr["profile"], color="#d0d0d0", lw=1, label="lane profile")
+            ax1.plot(tr["y_px"], tr["background"], color="#5fb3ff", lw=1, label="background")
+            for b in res.bands[res.bands["lane"] == int(lane)].itertuples():
+                ax1.axvspan(b.y_top_px, b.y_bottom_px, color="red" if b.saturated else "yellow", alpha=0.25)
+            ax1.set_title(f"lane {lane}: profile and {self.background.currentText()} background", fontsize=9)
+            ax1.set_xlabel("row (px)", fontsize=8)
+            ax1.legend(fontsize=7, facecolor="#262930", labelcolor="#d0d0d0", loc="upper right")
+        n = self.normalized
+        if n is not None and len(n):
+            cols = ["#ff5050" if s else "#5fb3ff" for s in n["target_saturated"]]
+            ax2.bar(n["lane"].astype(str), n["relative"], color=cols)
+            ax2.axhline(1.0, color="#d0d0d0", lw=0.8, ls="--")
+            ctrl = n["control"].iloc[0]
+            ax2.set_title(f"row(s) {n['target_rows'].iloc[0]} / {ctrl}, relative to lane "
+                          f"{int(n['reference_lane'].iloc[0])} (red: saturated)", fontsize=9)
+            ax2.set_xlabel("lane", fontsize=8)
+            ax2.set_ylabel("relative", fontsize=8)
+        else:
+            ax2.set_title("normalised values: enter target rows and press Quantify", fontsize=9)
+        self.plots.draw()
+
+    def _row_clicked(self, row, col=0):
+        res = self.result or self.detected
+        item = self.band_table.item(row, 0)
+        if res is None or item is None:
+            return
+        b = res.bands[res.bands["band_id"] == int(item.text())]
+        if b.empty:
+            return
+        b = b.iloc[0]
+        ln = next(x for x in res.lane_geometry if x.lane == int(b["lane"]))
+        y = float(b["y_px"])
+        x = ln.x_center_px + ln.slope * (y - ln.y_ref_px)
+        camera(self.viewer).center = tuple(float(v) for v in self.image_layer.data_to_world((y, x)))
+        self.profile_lane.setCurrentText(str(int(b["lane"])))
+
+    # ------------------------------------------------------------------ export
+
+    def export(self, folder) -> list[Path]:
+        """Write bands.csv, lanes.csv and (if normalised) normalized.csv into ``folder``."""
+        if self.result is None:
+            raise ValueError("nothing to export: press Quantify first")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = [folder / "bands.csv", folder / "lanes.csv"]
+        write_table(self.result.bands[BAND_COLUMNS], out[0])
+        write_table(self.result.lanes[LANE_COLUMNS], out[1])
+        if self.normalized is not None:
+            out.append(folder / "normalized.csv")
+            write_table(self.normalized[NORMALIZED_COLUMNS], out[2])
+        return out
+
+    def _export_dialog(self):
+        folder = QFileDialog.getExistingDirectory(self, "Export blot tables into folder")
+        if not folder:
+            return
+        try:
+            paths = self.export(folder)
+        except (OSError, ValueError) as exc:
+            self._error(f"{folder}: cannot write tables ({exc})")
+            return
+        self.status.setText("Wrote " + ", ".join(p.name for p in paths) + f" to {folder}")
+        notify_info(f"wrote {len(paths)} tables to {folder}")

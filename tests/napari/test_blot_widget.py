@@ -1,0 +1,125 @@
+"""Blot widget end to end on the simulated blot: detect, move a lane, quantify, normalise, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+napari = pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+pytest.importorskip("napari_exoimage")
+
+from exoimage.blot import BAND_COLUMNS, LANE_COLUMNS  # noqa: E402
+from exoimage.blot.normalize import NORMALIZED_COLUMNS  # noqa: E402
+from napari_exoimage._blot_widget import BlotWidget  # noqa: E402
+from napari_exoimage._sample_data import sample_blot  # noqa: E402
+
+
+def _row_of(bands, y, lanes):
+    b = bands[bands["lane"].isin(lanes) & (bands["row"] > 0)]
+    med = b.groupby("row")["y_px"].median()
+    return int((med - y).abs().idxmin())
+
+
+def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    (data, kw, _), = sample_blot()
+    layer = viewer.add_image(data, **kw)
+    truth_b, truth_l = kw["metadata"]["exoimage"]["truth_bands"], kw["metadata"]["exoimage"]["truth_lanes"]
+    w = BlotWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.ladder_lane.setValue(1)
+    w.ladder_kda.setText(",".join(str(k) for k in kw["metadata"]["exoimage"]["ladder_kda"]))
+    w.detect()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    det = w.detected
+    assert det is not None, w.status.text()
+
+    # lanes and bands as editable Shapes layers, at the image's scale, table in features
+    lanes_l, bands_l = w.lanes_layer, w.bands_layer
+    assert isinstance(lanes_l, napari.layers.Shapes) and isinstance(bands_l, napari.layers.Shapes)
+    assert len(lanes_l.data) == len(truth_l) and len(bands_l.data) == len(det.bands)
+    centres = np.array([np.mean(d[:, 1]) for d in lanes_l.data])
+    assert np.abs(np.sort(centres) - truth_l["x_center_px"].to_numpy()).max() < 5
+    assert list(bands_l.features["band_id"]) == list(det.bands["band_id"])
+    # saturated bands found and shown in red
+    sat = det.bands[det.bands["saturated"]]
+    assert set(sat["lane"]) == set(truth_b.loc[truth_b["saturated"], "lane"])
+    edge = np.asarray(bands_l.edge_color)
+    assert np.allclose(edge[det.bands["saturated"].to_numpy()][:, :3], [1, 0, 0])
+    assert w.band_table.rowCount() == len(det.bands)
+
+    # rows of the target (alix) and the loading control from the truth positions
+    sample_lanes = [int(v) for v in det.lanes.loc[~det.lanes["is_ladder"], "lane"]]
+    y_alix = truth_b.loc[truth_b["name"] == "alix", "y_px"].median()
+    y_ctrl = truth_b.loc[truth_b["name"] == "control", "y_px"].median()
+    r_t, r_c = _row_of(det.bands, y_alix, sample_lanes), _row_of(det.bands, y_ctrl, sample_lanes)
+    w.target_rows.setText(str(r_t))
+    w.control_rows.setText(str(r_c))
+    w.reference_lane.setValue(2)
+    w.quantify()
+    first = w.result
+    assert first is not None, w.status.text()
+    n = w.normalized
+    assert list(n.columns) == NORMALIZED_COLUMNS and set(n["lane"]) == set(sample_lanes)
+    # unsaturated lanes: target/control relative to lane 2 as in the truth
+    tv = truth_b[truth_b["name"] == "alix"].set_index("lane")["volume"]
+    cv = truth_b[truth_b["name"] == "control"].set_index("lane")["volume"]
+    true_rel = (tv / cv) / (tv[2] / cv[2])
+    ok = n[~n["target_saturated"]].set_index("lane")
+    assert len(ok) >= 4
+    np.testing.assert_allclose(ok["relative"], true_rel[ok.index], rtol=0.12)
+    assert n.loc[n["lane"].isin(sat["lane"]), "target_saturated"].all()
+
+    # move lane 4 by 8 px to the right (drag), quantify again: only lane 4 changes, its bands follow
+    lanes_l = w.lanes_layer  # Quantify redraws the layers from the measured geometry
+    data_l = [np.asarray(d).copy() for d in lanes_l.data]
+    centres = np.array([np.mean(d[:, 1]) for d in data_l])
+    k = int(np.argsort(centres)[3])
+    data_l[k][:, 1] += 8
+    lanes_l.data = data_l
+    w.quantify()
+    after = w.result
+    l0, l1 = first.lanes.set_index("lane"), after.lanes.set_index("lane")
+    assert l1.loc[4, "x_left_px"] == l0.loc[4, "x_left_px"] + 8
+    assert (l1.drop(index=4)["x_left_px"] == l0.drop(index=4)["x_left_px"]).all()
+    v0 = first.bands.groupby("lane")["volume"].sum()
+    v1 = after.bands.groupby("lane")["volume"].sum()
+    assert abs(v1[4] / v0[4] - 1) > 0.1
+    # other lanes: same regions; only the 'auto' background's lane-gap choice may shift them slightly
+    np.testing.assert_allclose(v1.drop(index=4), v0.drop(index=4), rtol=0.02)
+    b4 = [np.asarray(d) for d, ln in zip(w.bands_layer.data, w.bands_layer.features["lane"]) if ln == 4]
+    assert b4 and all(abs(d[:, 1].min() - (l1.loc[4, "x_left_px"] - 0.5)) < 1.0 for d in b4)
+
+    # delete a band box and add one by hand in lane 5: the table follows the shapes
+    n_before = len(after.bands)
+    bands_l = w.bands_layer
+    bands_l.selected_data = {0}
+    bands_l.remove_selected()
+    w.quantify()
+    assert len(w.result.bands) == n_before - 1
+
+    # export and read back
+    paths = w.export(tmp_path)
+    assert [p.name for p in paths] == ["bands.csv", "lanes.csv", "normalized.csv"]
+    b = pd.read_csv(tmp_path / "bands.csv")
+    assert list(b.columns) == BAND_COLUMNS and len(b) == len(w.result.bands)
+    assert list(pd.read_csv(tmp_path / "lanes.csv").columns) == LANE_COLUMNS
+    assert list(pd.read_csv(tmp_path / "normalized.csv").columns) == NORMALIZED_COLUMNS
+    assert not w.report_btn.isEnabled() and "not available" in w.report_btn.toolTip()
+
+
+def test_blot_errors_are_notifications(make_napari_viewer, qtbot, monkeypatch):
+    viewer = make_napari_viewer()
+    messages = []
+    monkeypatch.setattr("napari_exoimage._blot_widget.notify_error", messages.append)
+    w = BlotWidget(viewer)
+    w.detect()
+    assert messages and messages[-1].startswith("no image layer")
+    viewer.add_image(np.full((50, 60), 7, np.uint16), name="flat")
+    w.detect()
+    qtbot.waitUntil(lambda: not w.busy, timeout=20000)
+    assert messages[-1] == "flat: image is constant (every pixel = 7)"
+    w.quantify()
+    assert messages[-1].startswith("nothing to quantify")
