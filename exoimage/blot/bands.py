@@ -105,8 +105,9 @@ def flank_background(profile: np.ndarray, regions, fallback: np.ndarray, flank_p
     region's length, at least 8 px) above and below it, excluding any band region, are
     fitted with a line that is used inside the region. Least squares, unlike a minimum
     or an opening, is not biased by noise, so faint and strong bands lose or gain
-    nothing systematically. Regions with fewer than 3 flank points on a side keep
-    ``fallback`` (the rolling ball).
+    nothing systematically. A region with fewer than 3 flank points on one side gets
+    ``fallback`` (the rolling ball) shifted to the mean level of its free flank; with
+    neither side free it keeps ``fallback``.
     """
     n = len(profile)
     base = fallback.astype(float).copy()
@@ -126,6 +127,11 @@ def flank_background(profile: np.ndarray, regions, fallback: np.ndarray, flank_p
         hi = x[b + 1:min(n, b + 1 + w)]
         lo, hi = lo[~inside[lo]], hi[~inside[hi]]
         if len(lo) < 3 or len(hi) < 3:
+            # one free side (a neighbour's region on the other): the ball's shape,
+            # shifted to the least-squares level of the free flank
+            side = lo if len(lo) >= 3 else hi if len(hi) >= 3 else None
+            if side is not None:
+                base[a:b + 1] = fallback[a:b + 1] + float(np.mean(profile[side] - fallback[side]))
             continue
         xs = np.concatenate([lo, hi])
         c = np.polyfit(xs, profile[xs], 1)
@@ -172,7 +178,9 @@ def _gauss_sum(p, x):
 
 
 def _fit_cluster(x, yv, centres, sigma0):
-    def _gauss_jac(p):
+    """Least-squares sum of Gaussians; returns [(amp, centre, sigma), ...] sorted by centre."""
+
+    def jac(p):
         k = len(p) // 3
         J = np.empty((len(x), 3 * k))
         for i in range(k):
@@ -184,7 +192,6 @@ def _fit_cluster(x, yv, centres, sigma0):
             J[:, 3 * i + 2] = a * g * u * u / s
         return J
 
-    """Least-squares sum of Gaussians; returns [(amp, centre, sigma), ...] sorted by centre."""
     p0, lo, hi = [], [], []
     span = x[-1] - x[0] + 1
     for c in centres:
@@ -193,8 +200,7 @@ def _fit_cluster(x, yv, centres, sigma0):
         lo += [0.0, x[0], 0.5]
         hi += [np.inf, x[-1], max(1.0, span)]
     p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-    res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, jac=_gauss_jac, args=(), bounds=(lo, hi),
-                        max_nfev=200)
+    res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, jac=jac, bounds=(lo, hi), max_nfev=200)
     comps = [tuple(res.x[3 * i:3 * i + 3]) for i in range(len(centres))]
     return sorted(comps, key=lambda c: c[1])
 
@@ -285,8 +291,9 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
             sig_c = max(1.0, 0.45 * hw)
             d2 = -ndi.gaussian_filter1d(corr, sig_c, order=2, mode="nearest")
             seg = d2[a:b + 1]
-            cpk, cpr = find_peaks(seg, prominence=0.1 * max(seg.max(), 1e-12))
-            cpk = [int(c + a) for c in cpk if cs[c + a] > 0.15 * cs[hp] and cs[c + a] > thr]
+            d2n = 1.4826 * float(np.median(np.abs(d2 - np.median(d2))))
+            cpk, cpr = find_peaks(seg, prominence=max(0.05 * max(seg.max(), 1e-12), 4 * d2n))
+            cpk = [int(c + a) for c in cpk if cs[c + a] > 0.04 * cs[hp] and cs[c + a] > thr]
             cand = sorted(set(peaks))
             for c in cpk:
                 if all(abs(c - q) > 1.2 * sig_c for q in cand):
@@ -373,7 +380,8 @@ def group_rows(y: np.ndarray, sigma: np.ndarray, lane: np.ndarray, offset: np.nd
     Band heights are corrected by their lane's offset (smile), sorted, and a
     new row starts where the gap to the previous band exceeds
     ``max(min_gap_px, 0.6 * smaller sigma)``, or where the previous row
-    already holds a band of the same lane.
+    already holds a band of the same lane. Then neighbouring rows that share
+    no lane and whose mean heights differ by at most 1.2 band SDs are merged.
     """
     n = len(y)
     if n == 0:
@@ -394,7 +402,27 @@ def group_rows(y: np.ndarray, sigma: np.ndarray, lane: np.ndarray, offset: np.nd
         rows[i] = r
         members.add(lane[i])
         prev = i
-    return rows
+    # merge neighbouring rows that share no lane and sit within about one band SD
+    # of each other (a lane whose offset was misjudged by a few px)
+    sig = np.asarray(sigma, float)
+    while True:
+        ids = sorted(set(rows.tolist()), key=lambda k: yc[rows == k].mean())
+        merged = False
+        for r1, r2 in zip(ids[:-1], ids[1:]):
+            m1, m2 = rows == r1, rows == r2
+            if set(lane[m1].tolist()) & set(lane[m2].tolist()):
+                continue
+            tol = max(min_gap_px, 1.2 * float(np.median(np.concatenate([sig[m1], sig[m2]]))))
+            if abs(yc[m2].mean() - yc[m1].mean()) <= tol:
+                rows[m2] = r1
+                merged = True
+                break
+        if not merged:
+            break
+    # renumber 1..R from the top
+    ids = sorted(set(rows.tolist()), key=lambda k: yc[rows == k].mean())
+    remap = {k: i + 1 for i, k in enumerate(ids)}
+    return np.array([remap[k] for k in rows.tolist()], int)
 
 
 def ladder_calibration(y_bands, kda, *, max_missing: int = 3):

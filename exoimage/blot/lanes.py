@@ -346,7 +346,7 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
             if pr.max() > 0:
                 lin += pr / pr.max()
         lin = ndi.gaussian_filter1d(lin, 1.0)
-        widths = []
+        widths, mids = [], []
         half_sp = int(max(2, spacing / 2))
         for p in pk:
             seg = lin[max(0, p - half_sp):min(wid, p + half_sp + 1)]
@@ -360,7 +360,12 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
             while r < wid - 1 and lin[r] > hm:
                 r += 1
             widths.append(r - l)
+            mids.append(0.5 * (l + r))
         lw = min(1.2 * float(np.median(widths)), 0.9 * spacing)
+        # lane centre: middle of the half-maximum crossings (more precise than the
+        # peak of a flat-topped profile) when that width is plausible
+        medw = float(np.median(widths))
+        pk = [m if 0.6 * medw <= wdt <= 1.5 * medw else float(p) for p, m, wdt in zip(pk, mids, widths)]
         lw = max(lw, 3.0)
         for p in pk:
             xl = int(round(p - lw / 2)) + pc.x0

@@ -193,15 +193,28 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
         bg_edge = None
         if method in ("auto", "edge") and free >= 2:
             bg_edge = B.edge_background(signal, ln, min(params.edge_border_px, free))
-        # bands are detected above the measured lane-edge background when there is free
-        # membrane beside the lanes (it does not eat broad smears), else above the ball
-        corr_det = prof - (bg_edge if (bg_edge is not None and method == "auto") else rb)
+        # bands are detected above the rolling ball (least noisy); broad bands (smears) the
+        # ball partly eats get their regions redrawn above the lane-edge background below
+        corr_det = prof - rb
         # profile noise: pixel noise summed over the lane width, or the spread of the
         # baseline-corrected profile itself (membrane texture), whichever is larger
         mad = 1.4826 * float(np.median(np.abs(corr_det - np.median(corr_det))))
         pnoise = max(noise * np.sqrt(ln.width_px), mad)
         fits = B.find_bands(corr_det, pnoise, min_snr=params.min_snr, resolve=params.resolve,
                             min_height=params.min_snr_px * noise * ln.width_px)
+        # second pass: the spread measured outside the bands found (a lane full of
+        # bands, like a ladder, otherwise inflates the noise and hides faint bands)
+        outside = np.ones(n, bool)
+        for f in fits:
+            outside[f.top:f.bottom + 1] = False
+        if 0.2 * n <= outside.sum() <= 0.7 * n:  # only for lanes crowded with bands
+            rest = corr_det[outside]
+            mad2 = 1.4826 * float(np.median(np.abs(rest - np.median(rest))))
+            pnoise2 = max(noise * np.sqrt(ln.width_px), mad2)
+            if pnoise2 < 0.8 * pnoise:
+                pnoise = pnoise2
+                fits = B.find_bands(corr_det, pnoise, min_snr=params.min_snr, resolve=params.resolve,
+                                    min_height=params.min_snr_px * noise * ln.width_px)
         det_profiles[ln.lane] = corr_det
         if method == "auto":
             # rolling ball under sharp bands (least noise); under bands broader than the
@@ -209,6 +222,8 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
             # every lane of the piece has free membrane beside it
             if not any(f.bottom - f.top + 1 > radius for f in fits):
                 bg_edge = None
+            else:
+                _widen_broad_bands(fits, prof - bg_edge, radius, pnoise)
             method = "rolling-ball"
         elif method != "edge":
             bg_edge = None
@@ -306,6 +321,32 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
     return BlotResult(lanes=lanes_df, bands=bands, lane_geometry=lanes, pieces=pieces, polarity=polarity,
                       polarity_source=pol_src, ceiling=ceiling, ceiling_source=ceil_src, noise_sd=noise,
                       warnings=warns, saturated_mask=solid, hot_mask=hot, ladder=ladder, params=params)
+
+
+def _widen_broad_bands(fits, corr_edge: np.ndarray, radius: float, noise: float) -> None:
+    """Regions of broad bands (smears) redrawn on the lane-edge-corrected profile: the
+    ball, narrower than the smear, cut its flanks when it was detected. A region grows
+    down to 1 % of the peak (or a valley), never into a neighbouring band."""
+    from scipy import ndimage as ndi
+
+    ce = ndi.gaussian_filter1d(corr_edge, 2.0, mode="nearest")
+    n = len(ce)
+    order = sorted(range(len(fits)), key=lambda i: fits[i].top)
+    for k, i in enumerate(order):
+        f = fits[i]
+        if f.deconvolved or f.bottom - f.top + 1 <= radius:
+            continue
+        lo = fits[order[k - 1]].bottom + 1 if k > 0 else 0
+        hi = fits[order[k + 1]].top - 1 if k + 1 < len(order) else n - 1
+        p = int(np.clip(round(f.y), lo, hi))
+        stop = max(0.01 * ce[p], 0.0)
+        a = p
+        while a > lo and ce[a - 1] > stop and ce[a - 1] <= ce[a] + noise:
+            a -= 1
+        b = p
+        while b < hi and ce[b + 1] > stop and ce[b + 1] <= ce[b] + noise:
+            b += 1
+        f.top, f.bottom = min(f.top, a), max(f.bottom, b)
 
 
 def _mask_profile(points, lane: Lane):
