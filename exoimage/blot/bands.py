@@ -117,7 +117,7 @@ def flank_background(profile: np.ndarray, regions, fallback: np.ndarray, flank_p
     x = np.arange(n)
     merged = []
     for a, b in sorted(regions):
-        if merged and a <= merged[-1][1] + 1:
+        if merged and a <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])

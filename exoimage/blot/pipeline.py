@@ -62,6 +62,9 @@ class BlotParams:
         Marker weights in kDa, largest first.
     edge_border_px : int
         Width of the strips beside a lane used by the ``'edge'`` background, px.
+    row_regions : bool
+        Give faint bands the region shape of their row's strong bands (same protein,
+        same shape), instead of edges set by noise.
     """
 
     polarity: str = "auto"
@@ -76,6 +79,7 @@ class BlotParams:
     ladder_lane: int | None = None
     ladder_kda: list | None = None
     edge_border_px: int = 3
+    row_regions: bool = True
 
     def __post_init__(self):
         if self.polarity not in ("auto",) + POLARITIES:
@@ -179,6 +183,7 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
     solid_pts = np.nonzero(solid)
     hot_pts = np.nonzero(hot)
     rows_out = []
+    lane_data = {}
     used = {}
     gaps = _lane_gaps(lanes, data.shape[1])
     det_profiles = {}
@@ -231,7 +236,7 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
             bg = rb
             if params.background == "auto":
                 # refine under every band: least-squares line through the flanks
-                bg = B.flank_background(prof, [(f.top, f.bottom) for f in fits], rb)
+                bg = B.flank_background(prof, _cluster_regions(fits), rb)
         elif method == "valley":
             bg = B.valley_background(prof, [(f.top, f.bottom) for f in fits])
         elif method == "edge":
@@ -272,6 +277,7 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
                 hot_px=int(hot_p[region].sum()) if hot_p is not None else 0,
                 snr=float(f.peak / ln.width_px / noise), deconvolved=f.deconvolved,
                 is_ladder=ln.is_ladder, piece=ln.piece))
+        lane_data[ln.lane] = (net, bg, sat_p, hot_p, ln.y_top_px)
         tot = np.nan
         if lane_totals:
             eb = B.edge_background(signal, ln, params.edge_border_px)
@@ -309,6 +315,9 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
                              sub["lane"].map(off).to_numpy())
             bands.loc[m, "row"] = r + next_row
             next_row += int(r.max())
+    if params.row_regions:
+        _harmonise_row_regions(bands, lane_data)
+    bands["saturated"] = bands["saturated_px"] > 0
     ladder = {}
     if params.ladder_lane and params.ladder_kda:
         try:
@@ -321,6 +330,59 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
     return BlotResult(lanes=lanes_df, bands=bands, lane_geometry=lanes, pieces=pieces, polarity=polarity,
                       polarity_source=pol_src, ceiling=ceiling, ceiling_source=ceil_src, noise_sd=noise,
                       warnings=warns, saturated_mask=solid, hot_mask=hot, ladder=ladder, params=params)
+
+
+def _cluster_regions(fits) -> list:
+    """Band regions with the members of each deconvolved cluster joined into one."""
+    out, clusters = [], {}
+    for f in fits:
+        if f.deconvolved:
+            c = clusters.setdefault(f.cluster, [f.top, f.bottom])
+            c[0], c[1] = min(c[0], f.top), max(c[1], f.bottom)
+        else:
+            out.append((f.top, f.bottom))
+    return sorted(out + [tuple(c) for c in clusters.values()])
+
+
+def _harmonise_row_regions(bands: pd.DataFrame, lane_data: dict, min_snr: float = 10.0) -> None:
+    """Give every isolated band of a row the region shape of the row's strong bands.
+
+    A faint copy of a band has its region edges set by noise; the same protein in
+    the other lanes has the same shape, so the faint band's region is taken as its
+    centre minus/plus the median distances from centre to top/bottom of the
+    row's bands with ``snr >= min_snr`` (at least two), never overlapping its
+    lane neighbours. Volumes and counts are recomputed over the new regions.
+    """
+    iso = (bands["row"] > 0) & ~bands["deconvolved"]
+    for r, g in bands[iso].groupby("row"):
+        strong = g[g["snr"] >= min_snr]
+        if len(strong) < 2:
+            continue
+        up = float(np.median(strong["y_px"] - strong["y_top_px"]))
+        down = float(np.median(strong["y_bottom_px"] - strong["y_px"]))
+        for i in g.index:
+            lane = bands.at[i, "lane"]
+            net, bg, sat_p, hot_p, y0 = lane_data[lane]
+            same = bands[(bands["lane"] == lane) & (bands.index != i)]
+            y = bands.at[i, "y_px"]
+            above = same[same["y_px"] < y]["y_bottom_px"]
+            below = same[same["y_px"] > y]["y_top_px"]
+            top = int(round(y - up))
+            bottom = int(round(y + down))
+            if len(above):
+                top = max(top, int(above.max()) + 1)
+            if len(below):
+                bottom = min(bottom, int(below.min()) - 1)
+            top, bottom = max(top, y0), min(bottom, y0 + len(net) - 1)
+            if bottom < top:
+                continue
+            reg = slice(top - y0, bottom - y0 + 1)
+            bands.at[i, "y_top_px"] = top
+            bands.at[i, "y_bottom_px"] = bottom
+            bands.at[i, "volume"] = float(net[reg].sum())
+            bands.at[i, "background"] = float(bg[reg].sum())
+            bands.at[i, "saturated_px"] = int(sat_p[reg].sum()) if sat_p is not None else 0
+            bands.at[i, "hot_px"] = int(hot_p[reg].sum()) if hot_p is not None else 0
 
 
 def _widen_broad_bands(fits, corr_edge: np.ndarray, radius: float, noise: float) -> None:
