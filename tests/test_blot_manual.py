@@ -39,15 +39,25 @@ def test_tilted_outline_gives_slope_and_order():
         lanes_from_outlines([np.array([[0, 0], [1, 0], [1, 1]])], (50, 50))
 
 
-def test_measure_bands_reproduces_quantify_blot(clean):
-    sim, res = clean
-    m = measure_bands(sim.data, res.lane_geometry, regions_from_bands(res.bands))
+@pytest.mark.parametrize("bg", ["rolling-ball", "none"])
+def test_measure_bands_reproduces_quantify_blot(bg):
+    sim = scenario("clean", seed=3)
+    res = quantify_blot(sim.data, background=bg)
+    m = measure_bands(sim.data, res.lane_geometry, regions_from_bands(res.bands), BlotParams(background=bg))
     nd = ~res.bands["deconvolved"].to_numpy()
     np.testing.assert_allclose(m.bands["volume"].to_numpy()[nd], res.bands["volume"].to_numpy()[nd], rtol=1e-9)
     assert list(m.bands.columns) == list(res.bands.columns)
     assert list(m.lanes.columns) == list(res.lanes.columns)
-    # same rows for the bands that were not split by deconvolution
-    assert (m.bands["row"].to_numpy()[nd] == res.bands["row"].to_numpy()[nd]).mean() > 0.9
+    # the detected centres and widths are kept: rows are numbered exactly as by quantify_blot
+    assert (m.bands["row"].to_numpy() == res.bands["row"].to_numpy()).all()
+    assert np.allclose(m.bands["y_px"], res.bands["y_px"])
+
+
+def test_auto_background_close_to_quantify_blot(clean):
+    sim, res = clean
+    m = measure_bands(sim.data, res.lane_geometry, regions_from_bands(res.bands))
+    big = (res.bands["snr"] > 20).to_numpy() & ~res.bands["deconvolved"].to_numpy()
+    np.testing.assert_allclose(m.bands["volume"].to_numpy()[big], res.bands["volume"].to_numpy()[big], rtol=0.05)
 
 
 def test_band_boxes_assigned_to_lanes_and_moved_lane_measured(clean):
@@ -57,7 +67,16 @@ def test_band_boxes_assigned_to_lanes_and_moved_lane_measured(clean):
     boxes.append(np.array([[5, 0], [5, 3], [9, 3], [9, 0]], float))  # in no lane (left margin)
     regions, bad = regions_from_outlines(boxes, lanes)
     assert bad == [len(boxes) - 1]
-    assert (regions.values == regions_from_bands(res.bands).values).all()
+    cols = ["lane", "y_top_px", "y_bottom_px"]
+    assert (regions[cols].values == regions_from_bands(res.bands)[cols].values).all()
+    assert regions["y_px"].isna().all()
+    # with the bands the boxes were drawn from: unchanged boxes keep the fitted centre and width
+    known = res.bands.copy()
+    boxes[0] = boxes[0] + [[-3, 0], [-3, 0], [0, 0], [0, 0]]  # box 1 made 3 px taller
+    kr, _ = regions_from_outlines(boxes, lanes, known=known)
+    assert np.isnan(kr.loc[0, "y_px"]) and kr.loc[0, "y_top_px"] == res.bands.loc[0, "y_top_px"] - 3
+    assert np.allclose(kr["y_px"].iloc[1:], res.bands["y_px"].iloc[1:])
+    assert list(kr["shape"]) == list(range(len(boxes) - 1))
     base = measure_bands(sim.data, lanes, regions)
     # move lane 3 by half a lane pitch into the gap: its bands lose much of their volume
     outl = [lane_outline(ln) for ln in lanes]

@@ -106,17 +106,31 @@ def band_outline(lane: Lane, y_top_px: float, y_bottom_px: float) -> np.ndarray:
     return np.array([[yt, xl], [yt, xr], [yb, xr], [yb, xl]], float)
 
 
-def regions_from_outlines(outlines, lanes: list[Lane]) -> tuple[pd.DataFrame, list[int]]:
+def regions_from_outlines(outlines, lanes: list[Lane], known: pd.DataFrame | None = None
+                          ) -> tuple[pd.DataFrame, list[int]]:
     """Assign drawn band boxes to lanes.
 
     A box belongs to the lane whose centre (at the box's height) is nearest
     to the box's centre, if that distance is at most one lane width; its rows
     ``y_top..y_bottom`` come from the box (clipped to the lane).
 
+    Parameters
+    ----------
+    outlines : list of array-like
+        ``(n, 2)`` vertices (row, col) of each box.
+    lanes : list of Lane
+    known : DataFrame, optional
+        One row per outline (same order) with the band each box showed when it
+        was drawn (``y_top_px, y_bottom_px, y_px, sigma_px``, e.g. the bands
+        table of the last detection). Boxes whose rows are unchanged keep that
+        band's ``y_px`` and ``sigma_px`` (so rows are grouped exactly as
+        before); others get NaN and are measured afresh.
+
     Returns
     -------
     regions : DataFrame
-        ``lane, y_top_px, y_bottom_px`` (one row per assigned box, input order).
+        ``lane, y_top_px, y_bottom_px, y_px, sigma_px, shape`` (``shape`` = index
+        of the outline), one row per assigned box, input order.
     unassigned : list of int
         Indices of boxes that lie in no lane.
     """
@@ -136,13 +150,24 @@ def regions_from_outlines(outlines, lanes: list[Lane]) -> tuple[pd.DataFrame, li
             bad.append(k)
             continue
         yt, yb = max(yt, best.y_top_px), min(max(yb, yt), best.y_bottom_px)
-        rows.append(dict(lane=best.lane, y_top_px=yt, y_bottom_px=yb))
-    return pd.DataFrame(rows, columns=["lane", "y_top_px", "y_bottom_px"]), bad
+        y, sd = np.nan, np.nan
+        if known is not None and k < len(known):
+            kr = known.iloc[k]
+            try:
+                same = int(kr["y_top_px"]) == yt and int(kr["y_bottom_px"]) == yb
+            except (TypeError, ValueError):  # NaN: a box added by hand
+                same = False
+            if same:
+                y, sd = float(kr["y_px"]), float(kr["sigma_px"])
+        rows.append(dict(lane=best.lane, y_top_px=yt, y_bottom_px=yb, y_px=y, sigma_px=sd, shape=k))
+    return pd.DataFrame(rows, columns=["lane", "y_top_px", "y_bottom_px", "y_px", "sigma_px", "shape"]), bad
 
 
 def regions_from_bands(bands: pd.DataFrame) -> pd.DataFrame:
-    """The ``lane, y_top_px, y_bottom_px`` regions of a bands table."""
-    return bands[["lane", "y_top_px", "y_bottom_px"]].astype(int).reset_index(drop=True)
+    """The regions of a bands table (``lane, y_top_px, y_bottom_px, y_px, sigma_px``)."""
+    out = bands[["lane", "y_top_px", "y_bottom_px", "y_px", "sigma_px"]].reset_index(drop=True).copy()
+    out[["lane", "y_top_px", "y_bottom_px"]] = out[["lane", "y_top_px", "y_bottom_px"]].astype(int)
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -165,8 +190,10 @@ def _lane_background(signal, ln, prof, params, regions, free):
     """Baselines of one lane profile, as :func:`~exoimage.blot.quantify_blot` chooses them.
 
     Returns (rolling-ball baseline used for rows, chosen background, method per region).
-    ``'auto'``: rolling ball, but the lane-edge background under regions taller than
-    the ball when every lane has free membrane beside it (``free`` px, the smallest gap).
+    ``'auto'``: rolling ball refined by a line through each region's flanks, but the
+    lane-edge background under regions taller than the ball when every lane has free
+    membrane beside it (``free`` px, the smallest gap). This mirrors the choice made in
+    :func:`~exoimage.blot.quantify_blot`; keep the two in step.
     """
     radius = params.ball_radius_px or max(25.0, 0.1 * len(prof))
     rb = B.rolling_ball_background(prof, radius)
@@ -174,6 +201,9 @@ def _lane_background(signal, ln, prof, params, regions, free):
     methods = [method] * len(regions)
     if method == "auto":
         bg = rb.copy()
+        if hasattr(B, "flank_background") and regions:
+            # as quantify_blot: refine under every band with a line through its flanks
+            bg = B.flank_background(prof, regions, rb)
         methods = ["rolling-ball"] * len(regions)
         tall = [i for i, (a, b) in enumerate(regions) if b - a + 1 > radius]
         if tall and free >= 2:
@@ -193,16 +223,19 @@ def _lane_background(signal, ln, prof, params, regions, free):
     return rb, bg, methods
 
 
-def _lane_regions(regions: pd.DataFrame, ln: Lane) -> list[tuple[int, int]]:
+def _lane_regions(regions: pd.DataFrame, ln: Lane) -> list[tuple]:
+    """(top, bottom, y, sigma) of the lane's regions in profile indices (y, sigma NaN if unknown)."""
     r = regions[regions["lane"] == ln.lane]
+    ys = r["y_px"] if "y_px" in r else pd.Series(np.nan, index=r.index)
+    ss = r["sigma_px"] if "sigma_px" in r else pd.Series(np.nan, index=r.index)
     out = []
-    for a, b in zip(r["y_top_px"], r["y_bottom_px"]):
+    n = ln.y_bottom_px - ln.y_top_px + 1
+    for a, b, y, sd in zip(r["y_top_px"], r["y_bottom_px"], ys, ss):
         a, b = int(a) - ln.y_top_px, int(b) - ln.y_top_px
-        n = ln.y_bottom_px - ln.y_top_px + 1
         a, b = max(0, a), min(n - 1, b)
         if b >= a:
-            out.append((a, b))
-    return out
+            out.append((a, b, float(y) - ln.y_top_px, float(sd)))
+    return sorted(out)
 
 
 def lane_traces(image, lanes: list[Lane], regions: pd.DataFrame | None = None,
@@ -219,7 +252,8 @@ def lane_traces(image, lanes: list[Lane], regions: pd.DataFrame | None = None,
     out = {}
     for ln in lanes:
         prof = B.lane_profile(signal, ln)
-        _, bg, _ = _lane_background(signal, ln, prof, params, _lane_regions(regions, ln), min(gaps.values()))
+        regs = [(a, b) for a, b, _, _ in _lane_regions(regions, ln)]
+        _, bg, _ = _lane_background(signal, ln, prof, params, regs, min(gaps.values()))
         out[ln.lane] = pd.DataFrame({"y_px": np.arange(ln.y_top_px, ln.y_bottom_px + 1),
                                      "profile": prof, "background": bg})
     return out
@@ -237,7 +271,8 @@ def measure_bands(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotP
         E.g. from :func:`lanes_from_outlines` or ``BlotResult.lane_geometry``.
     regions : DataFrame
         ``lane, y_top_px, y_bottom_px`` (rows, inclusive), e.g. from
-        :func:`regions_from_outlines`.
+        :func:`regions_from_outlines`; optional ``y_px, sigma_px`` (a
+        detected band's fitted centre and width) are kept where finite.
     params : BlotParams, optional
         ``polarity``, ``background``, ``ball_radius_px``, ``edge_border_px``,
         ``low_snr``, ``ladder_lane``/``ladder_kda`` are used; lane and band
@@ -249,8 +284,8 @@ def measure_bands(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotP
         Same tables as :func:`~exoimage.blot.quantify_blot`. A band's
         ``volume`` is the background-subtracted lane profile summed over its
         rows (identical to ``quantify_blot`` for the same region and
-        background); ``y_px`` and ``sigma_px`` are the centroid and SD of the
-        net signal in the region; ``snr`` is the net peak per pixel over the
+        background); ``y_px`` and ``sigma_px`` are the given ones or else the
+        centroid and SD of the net signal in the region; ``snr`` is the net peak per pixel over the
         pixel noise; ``deconvolved`` is False.
     """
     params = params or BlotParams()
@@ -271,17 +306,20 @@ def measure_bands(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotP
     gaps = _lane_gaps(lanes, data.shape[1])
     for ln in lanes:
         prof = B.lane_profile(signal, ln)
-        regs = sorted(_lane_regions(regions, ln))
+        full = _lane_regions(regions, ln)
+        regs = [(a, b) for a, b, _, _ in full]
         rb, bg, methods = _lane_background(signal, ln, prof, params, regs, min(gaps.values()))
         det[ln.lane] = prof - rb
         net = prof - bg
         sat_p = B.lane_profile(solid_f, ln) if solid_f is not None else None
         hot_p = B.lane_profile(hot_f, ln) if hot_f is not None else None
-        for (a, b), bm in zip(regs, methods):
+        for (a, b, y0, sd0), bm in zip(full, methods):
             seg = net[a:b + 1]
             pos = np.clip(seg, 0, None)
             yy = np.arange(a, b + 1, dtype=float)
-            if pos.sum() > 0:
+            if np.isfinite(y0) and np.isfinite(sd0) and a <= y0 <= b:
+                yc, sd = y0, sd0  # a detected band, unchanged: keep its fitted centre and width
+            elif pos.sum() > 0:
                 yc = float((pos * yy).sum() / pos.sum())
                 sd = float(np.sqrt((pos * (yy - yc) ** 2).sum() / pos.sum()))
             else:

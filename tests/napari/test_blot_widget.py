@@ -61,6 +61,8 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path):
     w.quantify()
     first = w.result
     assert first is not None, w.status.text()
+    # nothing edited yet: the same bands in the same rows as the detection
+    assert (first.bands["row"].to_numpy() == det.bands["row"].to_numpy()).all()
     n = w.normalized
     assert list(n.columns) == NORMALIZED_COLUMNS and set(n["lane"]) == set(sample_lanes)
     # unsaturated lanes: target/control relative to lane 2 as in the truth

@@ -115,7 +115,7 @@ class BlotWidget(QWidget):
         self.progress.setMaximumHeight(8)
         lay.addWidget(self.progress)
 
-        qbox = QGroupBox("Quantify (after moving, resizing, adding or deleting lanes and bands)")
+        qbox = QGroupBox("Quantify the lanes and bands as drawn")
         qf = QFormLayout(qbox)
         self.target_rows = QLineEdit()
         self.target_rows.setPlaceholderText("e.g. 1")
@@ -131,6 +131,8 @@ class BlotWidget(QWidget):
         qf.addRow("Control rows", self.control_rows)
         qf.addRow("Reference lane", self.reference_lane)
         self.quantify_btn = QPushButton("Quantify")
+        self.quantify_btn.setToolTip("Measure the lanes and band boxes as they are now: move, resize, add or "
+                                     "delete them in the Shapes layers first")
         qf.addRow(self.quantify_btn)
         lay.addWidget(qbox)
         self.status = QLabel("Choose a blot image and press Detect.")
@@ -349,7 +351,9 @@ class BlotWidget(QWidget):
             params = self.params()
             lanes = lanes_from_outlines(self._shapes_data(self.lanes_layer), self._img.data.shape,
                                         ladder_lane=params.ladder_lane)
-            regions, unassigned = regions_from_outlines(self._shapes_data(self.bands_layer), lanes)
+            feats = self.bands_layer.features
+            known = feats if {"y_top_px", "y_bottom_px", "y_px", "sigma_px"} <= set(feats.columns) else None
+            regions, unassigned = regions_from_outlines(self._shapes_data(self.bands_layer), lanes, known=known)
             res = measure_bands(self._img, lanes, regions, params, name=self._name)
             target = rows_text_to_list(self.target_rows.text())
             control = rows_text_to_list(self.control_rows.text())

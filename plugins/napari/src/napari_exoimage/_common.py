@@ -37,11 +37,24 @@ def image_layer_kwargs(img: Image, name: str | None = None, **extra) -> dict:
         metadata={META_KEY: meta},
         colormap="gray_r" if img.white_is_zero else "gray",
     )
+    lo, hi = _display_range(img.data)
+    if hi > lo:
+        kw["contrast_limits"] = (lo, hi)  # display only: the layer holds the raw values
     if px:
         kw["scale"] = (px, px)
         kw["units"] = ("nm", "nm")
     kw.update(extra)
     return kw
+
+
+def _display_range(data):
+    """Contrast limits from the 0.5th and 99.5th percentiles (saturated spots and hot pixels
+    would otherwise wash out the picture)."""
+    d = np.asarray(data)
+    step = max(1, int(np.ceil(np.sqrt(d.size / 250_000))))
+    sub = d[::step, ::step].astype(np.float64)
+    lo, hi = np.percentile(sub, [0.5, 99.5])
+    return float(lo), float(hi)
 
 
 def layer_name_for_tables(layer) -> str:

@@ -49,6 +49,7 @@ class VesicleWidget(QWidget):
         self.image_layer = None
         self._prev_labels = None
         self._worker = None
+        self.abandoned_worker = None
         self._run_id = 0
         self._name = ""
         self._px = None
@@ -273,6 +274,7 @@ class VesicleWidget(QWidget):
         except Exception:  # noqa: BLE001
             pass
         self._run_id += 1  # the running job's callbacks now see a stale id
+        self.abandoned_worker = self._worker
         self._worker = None
         self._set_busy(False)
         self.status.setText("Cancelled: the detection finishes in the background and its result is dropped.")
