@@ -306,13 +306,18 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         hgt, wid = sub.shape
         if hgt < 8 or wid < 2 * min_lane_width_px:
             continue
-        t = _band_image(sub, max(15, hgt // 4))
+        # tall pieces: average row pairs first (lanes need full x resolution, not y)
+        fy = 2 if hgt >= 800 else 1
+        subr = sub[:hgt // fy * fy].reshape(hgt // fy, fy, wid).mean(axis=1) if fy > 1 else sub
+        hr = subr.shape[0]
+        t = _band_image(subr, max(15 // fy, hr // 4))
         t = ndi.gaussian_filter1d(t, 1.5, axis=1)
         band_rows, wts = _band_rows(t)
-        yref = float(np.sum(wts * np.arange(hgt)))
+        yref_r = float(np.sum(wts * np.arange(hr)))
         # tilt: shift between the column profiles of the upper and lower band rows
-        slope = _tilt(t, band_rows, max_tilt)
-        ts = _shear(t, slope, yref)
+        slope_r = _tilt(t, band_rows, max_tilt * fy)
+        ts = _shear(t, slope_r, yref_r)
+        yref, slope = fy * yref_r + (fy - 1) / 2.0, slope_r / fy
         col = _column_profile(ts, band_rows)
         pitch = _pitch(col, min_lane_width_px, max(min_lane_width_px + 3, wid // 2))
         dist = max(min_lane_width_px, int(0.6 * pitch)) if pitch else min_lane_width_px

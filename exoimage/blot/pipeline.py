@@ -353,36 +353,51 @@ def _harmonise_row_regions(bands: pd.DataFrame, lane_data: dict, min_snr: float 
     row's bands with ``snr >= min_snr`` (at least two), never overlapping its
     lane neighbours. Volumes and counts are recomputed over the new regions.
     """
-    iso = (bands["row"] > 0) & ~bands["deconvolved"]
-    for r, g in bands[iso].groupby("row"):
-        strong = g[g["snr"] >= min_snr]
+    row = bands["row"].to_numpy()
+    lane = bands["lane"].to_numpy()
+    y = bands["y_px"].to_numpy(float)
+    top0 = bands["y_top_px"].to_numpy().astype(int)
+    bot0 = bands["y_bottom_px"].to_numpy().astype(int)
+    snr = bands["snr"].to_numpy(float)
+    iso = (row > 0) & ~bands["deconvolved"].to_numpy(bool)
+    top, bot = top0.copy(), bot0.copy()
+    vol = bands["volume"].to_numpy(float).copy()
+    bgs = bands["background"].to_numpy(float).copy()
+    sat = bands["saturated_px"].to_numpy().copy()
+    hot = bands["hot_px"].to_numpy().copy()
+    changed = False
+    for r in np.unique(row[iso]):
+        g = np.flatnonzero(iso & (row == r))
+        strong = g[snr[g] >= min_snr]
         if len(strong) < 2:
             continue
-        up = float(np.median(strong["y_px"] - strong["y_top_px"]))
-        down = float(np.median(strong["y_bottom_px"] - strong["y_px"]))
-        for i in g.index:
-            lane = bands.at[i, "lane"]
-            net, bg, sat_p, hot_p, y0 = lane_data[lane]
-            same = bands[(bands["lane"] == lane) & (bands.index != i)]
-            y = bands.at[i, "y_px"]
-            above = same[same["y_px"] < y]["y_bottom_px"]
-            below = same[same["y_px"] > y]["y_top_px"]
-            top = int(round(y - up))
-            bottom = int(round(y + down))
+        up = float(np.median(y[strong] - top0[strong]))
+        down = float(np.median(bot0[strong] - y[strong]))
+        for i in g:
+            net, bg, sat_p, hot_p, y0 = lane_data[lane[i]]
+            same = np.flatnonzero((lane == lane[i]) & (np.arange(len(y)) != i))
+            t = int(round(y[i] - up))
+            b = int(round(y[i] + down))
+            above = same[y[same] < y[i]]
+            below = same[y[same] > y[i]]
             if len(above):
-                top = max(top, int(above.max()) + 1)
+                t = max(t, int(bot0[above].max()) + 1)
             if len(below):
-                bottom = min(bottom, int(below.min()) - 1)
-            top, bottom = max(top, y0), min(bottom, y0 + len(net) - 1)
-            if bottom < top:
+                b = min(b, int(top0[below].min()) - 1)
+            t, b = max(t, y0), min(b, y0 + len(net) - 1)
+            if b < t:
                 continue
-            reg = slice(top - y0, bottom - y0 + 1)
-            bands.at[i, "y_top_px"] = top
-            bands.at[i, "y_bottom_px"] = bottom
-            bands.at[i, "volume"] = float(net[reg].sum())
-            bands.at[i, "background"] = float(bg[reg].sum())
-            bands.at[i, "saturated_px"] = int(sat_p[reg].sum()) if sat_p is not None else 0
-            bands.at[i, "hot_px"] = int(hot_p[reg].sum()) if hot_p is not None else 0
+            reg = slice(t - y0, b - y0 + 1)
+            top[i], bot[i] = t, b
+            vol[i] = float(net[reg].sum())
+            bgs[i] = float(bg[reg].sum())
+            sat[i] = int(sat_p[reg].sum()) if sat_p is not None else 0
+            hot[i] = int(hot_p[reg].sum()) if hot_p is not None else 0
+            changed = True
+    if changed:
+        bands["y_top_px"], bands["y_bottom_px"] = top, bot
+        bands["volume"], bands["background"] = vol, bgs
+        bands["saturated_px"], bands["hot_px"] = sat, hot
 
 
 def _widen_broad_bands(fits, corr_edge: np.ndarray, radius: float, noise: float) -> None:
