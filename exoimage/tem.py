@@ -241,7 +241,7 @@ def _mask_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float
         if exclude is not None and exclude[y, x]:
             continue
         cands.append((float(y), float(x), float(max(dt[y, x], r_min)), float(dt[y, x])))
-    return cands, fg.astype(bool)
+    return cands, fg.astype(bool), dt
 
 
 def _hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float,
@@ -477,10 +477,17 @@ def _resolve(objs):
         inner = [j for j in contains[i] if alive[j]]
         if not inner:
             continue
-        inner_area = sum(objs[j]["area"] for j in inner)
         good_inner = [j for j in inner if objs[j]["circularity"] > 0.8
                       and objs[j]["quality"] > 0.8 * objs[i]["quality"]]
-        if len(good_inner) >= 2 and inner_area > 0.55 * objs[i]["area"]:
+        # the good inner outlines that do not overlap each other (best first): if
+        # two or more of them fill the big outline, it is a merged blob
+        parts = []
+        for j in sorted(good_inner, key=lambda k: -objs[k]["quality"]):
+            if all(_overlap(objs[j]["poly"], objs[k]["poly"])[0] < 0.15 * min(objs[j]["area"], objs[k]["area"])
+                   for k in parts):
+                parts.append(j)
+        parts_area = sum(objs[j]["area"] for j in parts)
+        if len(parts) >= 2 and parts_area > 0.55 * objs[i]["area"]:
             alive[i] = False
         elif len(inner) == 1 and objs[inner[0]]["quality"] > 1.5 * objs[i]["quality"] and \
                 objs[inner[0]]["area"] > 0.6 * objs[i]["area"]:
@@ -514,6 +521,35 @@ def _prepare(image, pixel_size_nm):
     return data.astype(np.float32), float(px)
 
 
+def _closure(strength, left):
+    """20th percentile of the edge strength around each outline (NaN-safe)."""
+    with np.errstate(all="ignore"):
+        v = np.nanpercentile(np.where(left, np.nan, strength), 20, axis=1)
+    return np.nan_to_num(v, nan=-np.inf)
+
+
+def _outline_levels(data32, cands, sign, s_full, cache):
+    """Polar outlines with smoothing proportional to each candidate's size (octave levels)."""
+    C = len(cands)
+    radii = np.zeros((C, N_ANGLES))
+    strength = np.zeros((C, N_ANGLES))
+    left = np.zeros((C, N_ANGLES), bool)
+    at_limit = np.zeros((C, N_ANGLES), bool)
+    levels = np.array([max(0, int(np.floor(np.log2(max(1.0, 0.08 * c[2] / s_full))))) for c in cands], int)
+    for lev in np.unique(levels):
+        idx = np.flatnonzero(levels == lev)
+        if lev not in cache:
+            sigma = s_full * 2.0 ** lev
+            smooth = cv2.GaussianBlur(data32, (0, 0), sigma)
+            gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+            step = max(1, int(sigma))
+            cache[lev] = (smooth, _robust_sd(gy[::2 * step, ::2 * step]) or 1.0)
+        smooth, grad_noise = cache[lev]
+        r_, s_, l_, a_ = _polar_outlines(smooth, [cands[i] for i in idx], sign, grad_noise)
+        radii[idx], strength[idx], left[idx], at_limit[idx] = r_, s_, l_, a_
+    return radii, strength, left, at_limit
+
+
 def _detect_one_polarity(data, px, params, sign, exclude):
     f = _working_factor(px, params.min_diameter_nm)
     work = _downsample(data, f)
@@ -527,24 +563,45 @@ def _detect_one_polarity(data, px, params, sign, exclude):
         exclude_w = _downsample(exclude.astype(np.float32), f) > 0.5
     r_min = 0.5 * params.min_diameter_nm / wpx
     r_max = 0.5 * min(params.max_diameter_nm, 0.6 * max(data.shape) * px) / wpx
-    mask_cands, fg = _mask_candidates(work_n, r_min, r_max, sign, exclude_w)
-    # the LoG adds what the foreground mask missed (faint vesicles); inside the
-    # mask it would only add rim fragments of vesicles already proposed
+    mask_cands, fg, dt = _mask_candidates(work_n, r_min, r_max, sign, exclude_w)
+    # The LoG adds what the foreground mask missed: faint vesicles outside it,
+    # and inside it blobs much larger than the mask's inscribed circle there
+    # (a large collapsed vesicle whose mask is only its brighter folds); other
+    # LoG responses inside the mask are rim fragments of vesicles already proposed.
     log_cands = _log_candidates(work_n, r_min * 0.9, r_max, sign, exclude_w)
     hf, wf = fg.shape
-    log_cands = [c for c in log_cands
-                 if not fg[min(hf - 1, int(round(c[0]))), min(wf - 1, int(round(c[1])))]]
+
+    def _new(c):
+        iy, ix = min(hf - 1, int(round(c[0]))), min(wf - 1, int(round(c[1])))
+        return not fg[iy, ix]
+
+    log_cands = [c for c in log_cands if _new(c)]
     cands = mask_cands + _suppress_same_scale(log_cands)
     cands += _hough_candidates(work_n, r_min, r_max, sign, exclude_w)
     if not cands:
         return []
-    # smoothed full-resolution image for the outlines
-    s_full = max(0.8, 1.2 * f)
-    smooth = cv2.GaussianBlur(data.astype(np.float32), (0, 0), s_full)
-    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / 8.0
-    grad_noise = _robust_sd(gy[::2, ::2]) or 1.0
+    # Outlines on the full-resolution image, smoothed in proportion to the
+    # candidate's size (large collapsed vesicles have broad, soft edges: a
+    # wider smoothing keeps their edge and removes more noise), in a few
+    # octave-spaced levels; edge strength is in noise units of each level.
     full_cands = [((y + 0.5) * f - 0.5, (x + 0.5) * f - 0.5, r * f) for y, x, r, _ in cands]
-    radii, strength, left, at_limit = _polar_outlines(smooth, full_cands, sign, grad_noise)
+    s_full = max(0.8, 1.2 * f)
+    data32 = data.astype(np.float32)
+    cache = {}
+    radii, strength, left, at_limit = _outline_levels(data32, full_cands, sign, s_full, cache)
+    # one refinement: re-centre each outline on its centroid at its own size
+    # (Hough and LoG centres of irregular vesicles can be well off-centre)
+    theta = np.linspace(0, 2 * np.pi, N_ANGLES, endpoint=False)
+    refined = []
+    for (cy, cx, _), r in zip(full_cands, radii):
+        ry, rx = cy + np.mean(r * np.sin(theta)), cx + np.mean(r * np.cos(theta))
+        area = 0.5 * np.sin(2 * np.pi / N_ANGLES) * np.sum(r * np.roll(r, -1))
+        refined.append((ry, rx, max(np.sqrt(max(area, 1e-9) / np.pi), 0.5 * r_min * f)))
+    r2, s2, l2, a2 = _outline_levels(data32, refined, sign, s_full, cache)
+    # keep whichever outline of the two has the better closed edge
+    better = _closure(s2, l2) > _closure(strength, left)
+    radii[better], strength[better], left[better], at_limit[better] = r2[better], s2[better], l2[better], a2[better]
+    full_cands = [refined[i] if better[i] else full_cands[i] for i in range(len(full_cands))]
     H, W = data.shape
     # cheap, vectorised first cut: size, edge strength, closure
     dtheta = 2 * np.pi / N_ANGLES
