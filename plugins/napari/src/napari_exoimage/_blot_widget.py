@@ -423,7 +423,11 @@ class BlotWidget(QWidget):
         n = self.normalized
         if n is not None and len(n):
             cols = ["#ff5050" if s else "#5fb3ff" for s in n["target_saturated"]]
-            ax2.bar(n["lane"].astype(str), n["relative"], color=cols)
+            ax2.bar(n["lane"].astype(str), n["relative"].fillna(0.0), color=cols)
+            for i, v in enumerate(n["relative"]):
+                if not np.isfinite(v):
+                    ax2.text(i, 0.05, "no band", rotation=90, ha="center", va="bottom", fontsize=7,
+                             color="#ffb060")
             ax2.axhline(1.0, color="#d0d0d0", lw=0.8, ls="--")
             ctrl = n["control"].iloc[0]
             ax2.set_title(f"row(s) {n['target_rows'].iloc[0]} / {ctrl}, relative to lane "
