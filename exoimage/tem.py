@@ -65,8 +65,11 @@ VESICLE_COLUMNS = [
 IMAGE_COLUMNS = [
     "image", "status", "error", "width_px", "height_px", "pixel_size_nm", "pixel_size_source",
     "polarity", "n_vesicles", "n_border", "diameter_mean_nm", "diameter_median_nm",
-    "diameter_sd_nm", "d10_nm", "d50_nm", "d90_nm", "warnings",
+    "diameter_sd_nm", "d10_nm", "d50_nm", "d90_nm", "scale_bar_text", "scale_bar_length_px",
+    "scale_bar_confidence", "scale_bar_box", "warnings",
 ]
+
+_SCALE_BAR_KEYS = ("scale_bar_text", "scale_bar_length_px", "scale_bar_confidence", "scale_bar_box")
 
 
 @dataclass
@@ -818,6 +821,7 @@ def _error_row(name, message, img: Image | None = None) -> dict:
         row.update(width_px=img.data.shape[1] if img.data.ndim >= 2 else None,
                    height_px=img.data.shape[0], pixel_size_nm=img.pixel_size_nm,
                    pixel_size_source=img.pixel_size_source, warnings="; ".join(img.warnings))
+        row.update(_scale_bar_fields(img))
     return row
 
 
@@ -842,9 +846,18 @@ def analyze_tem_image(img: Image, params: TemParams | None = None, name: str | N
                pixel_size_source=img.pixel_size_source, polarity=res.polarity,
                warnings="; ".join(img.warnings))
     row.update(summarize_diameters(table))
+    row.update(_scale_bar_fields(img))
     return TemFileResult(image_row=row, vesicles=table, labels=res.labels,
                          display=img.displayed(), pixel_size_nm=img.pixel_size_nm,
                          outlines=res.outlines)
+
+
+def _scale_bar_fields(img: Image) -> dict:
+    """The scale-bar reading recorded in the image's metadata (empty when none was read)."""
+    out = {k: img.metadata.get(k) for k in _SCALE_BAR_KEYS}
+    if out["scale_bar_box"] is not None:
+        out["scale_bar_box"] = " ".join(str(int(v)) for v in out["scale_bar_box"])
+    return out
 
 
 def _annotation_mask(img: Image):

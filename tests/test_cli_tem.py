@@ -101,3 +101,27 @@ def test_real_micrograph_with_given_pixel_size(real_dir, tmp_path):
     assert len(near) == 1 and 85 < near.diameter_nm.iloc[0] < 130
     # nothing is reported on the scale bar or its label (bottom-left corner)
     assert not ((ves.x_px < 1000) & (ves.y_px > 2600)).any()
+
+
+def test_real_micrograph_calibrated_from_its_scale_bar(real_dir, tmp_path):
+    import shutil
+
+    pytest.importorskip("pytesseract")
+    if not shutil.which("tesseract"):
+        pytest.skip("tesseract not installed (.ci/run installs it)")
+    out = tmp_path / "real_sb"
+    assert main(["tem", str(real_dir / "ev_tem_negative_stain.jpg"), "--out", str(out)]) == 0
+    row = pd.read_csv(out / "images.csv").iloc[0]
+    assert row.pixel_size_source == "scale_bar" and row.scale_bar_text == "500 nm"
+    assert row.pixel_size_nm == pytest.approx(500 / 801, rel=0.01)  # bar measured by hand: ~801 px
+    ves = pd.read_csv(out / "vesicles.csv")
+    # the isolated cups are found whole, at 100-130 nm
+    for x, y in ((2266, 1450), (2270, 740), (2370, 2350)):
+        near = ves[(abs(ves.x_px - x) < 80) & (abs(ves.y_px - y) < 80)]
+        assert len(near) == 1 and 95 < near.diameter_nm.iloc[0] < 140, (x, y, near)
+    # the large collapsed vesicle on the left is one object, not a handful of fold fragments
+    big = ves[(abs(ves.x_px - 560) < 150) & (abs(ves.y_px - 1420) < 150)]
+    assert len(big) == 1 and big.diameter_nm.iloc[0] > 170
+    # the scale bar, its label and the debris speck at (558, 462) are not vesicles
+    assert not ((ves.x_px < 1100) & (ves.y_px > 2600)).any()
+    assert not ((abs(ves.x_px - 558) < 40) & (abs(ves.y_px - 462) < 40)).any()
