@@ -136,9 +136,11 @@ def _pitch(profile: np.ndarray, min_lag: int, max_lag: int) -> float | None:
     pk, _ = find_peaks(seg)
     if not len(pk):
         return None
-    best = pk[np.argmax(seg[pk])]
-    if seg[best] < 0.1 * ac[0]:
+    top = float(seg[pk].max())
+    if top < 0.1 * ac[0]:
         return None
+    # the first strong peak (a multiple of the pitch can correlate as well or better)
+    best = int(pk[np.flatnonzero(seg[pk] >= 0.5 * top)[0]])
     return float(best + min_lag)
 
 
@@ -183,6 +185,36 @@ def _band_rows(t: np.ndarray, max_rows: int = 10):
     for a, b in wins:
         wts[a:b] += 1.0 / (b - a)
     return wins, wts / wts.sum()
+
+
+def _period_score(pr: np.ndarray, min_lag: int = 8) -> float:
+    """How strongly a column profile repeats: the highest autocorrelation peak (lags
+    ``min_lag`` .. 1/3 of the width) after removing trends longer than ~40 px."""
+    d = pr - ndi.gaussian_filter1d(pr, 40.0)
+    if len(d) < 3 * min_lag:
+        return 0.0
+    ac = np.correlate(d, d, mode="full")[len(d) - 1:]
+    if ac[0] <= 0:
+        return 0.0
+    seg = ac[min_lag:len(d) // 3] / ac[0]
+    pk, _ = find_peaks(seg)
+    return float(seg[pk].max()) if len(pk) else 0.0
+
+
+def _keep_lane_like_rows(t, wins, wts):
+    """Drop band rows whose column profile does not repeat lane after lane (a well
+    region, a smudge) when others do: keep rows scoring >= half the best."""
+    if len(wins) < 2:
+        return wins, wts
+    prs = [t[a:b].mean(axis=0) for a, b in wins]
+    sc = np.array([_period_score(p) for p in prs])
+    keep = [w for w, s in zip(wins, sc) if s >= 0.5 * sc.max()]
+    if len(keep) == len(wins):
+        return wins, wts
+    w2 = np.zeros(t.shape[0])
+    for a, b in keep:
+        w2[a:b] += 1.0 / (b - a)
+    return keep, w2 / w2.sum()
 
 
 def _periodic_rows(t, wins, min_score: float = 0.25):
@@ -313,6 +345,7 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         t = _band_image(subr, max(15 // fy, hr // 4))
         t = ndi.gaussian_filter1d(t, 1.5, axis=1)
         band_rows, wts = _band_rows(t)
+        band_rows, wts = _keep_lane_like_rows(t, band_rows, wts)
         yref_r = float(np.sum(wts * np.arange(hr)))
         # tilt: shift between the column profiles of the upper and lower band rows
         slope_r = _tilt(t, band_rows, max_tilt * fy)
