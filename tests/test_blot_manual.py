@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from exoimage.blot import BlotParams, quantify_blot
-from exoimage.blot.manual import (band_outline, lane_outline, lane_traces, lanes_from_outlines, measure_bands,
-                                  regions_from_bands, regions_from_outlines)
+from exoimage.blot.manual import (band_outline, lane_outline, lane_traces, lanes_from_outlines, match_rows,
+                                  measure_bands, regions_from_bands, regions_from_outlines)
 from exoimage.io import ImageReadError
 from exoimage.simulate.blot import scenario
 
@@ -123,3 +124,15 @@ def test_saturated_band_flagged_in_drawn_region():
     assert res.bands["saturated"].any()
     m = measure_bands(sim.data, res.lane_geometry, regions_from_bands(res.bands))
     assert m.bands.loc[res.bands["saturated"].to_numpy(), "saturated"].all()
+
+
+def test_match_rows_follows_renumbering(clean):
+    sim, res = clean
+    regions = regions_from_bands(res.bands)
+    base = measure_bands(sim.data, res.lane_geometry, regions)
+    assert match_rows(res.bands, base.bands) == {r: r for r in sorted(set(res.bands["row"]) - {0})}
+    # add a band box above everything in lane 2: every row number below it moves down by one
+    extra = pd.concat([regions, pd.DataFrame([dict(lane=2, y_top_px=5, y_bottom_px=15)])], ignore_index=True)
+    after = measure_bands(sim.data, res.lane_geometry, extra)
+    m = match_rows(base.bands, after.bands)
+    assert all(m[r] == r + 1 for r in m) and len(m) == base.bands.loc[base.bands["row"] > 0, "row"].nunique()

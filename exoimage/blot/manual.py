@@ -23,7 +23,7 @@ from .pipeline import BAND_COLUMNS, LANE_COLUMNS, BlotParams, BlotResult, _apply
 from .signal import clipped_masks, detect_ceiling, detect_polarity, image_warnings, pixel_noise_sd, to_signal
 
 __all__ = ["lane_outline", "lanes_from_outlines", "band_outline", "regions_from_outlines",
-           "regions_from_bands", "measure_bands", "lane_traces"]
+           "regions_from_bands", "measure_bands", "lane_traces", "match_rows"]
 
 
 # --------------------------------------------------------------------------
@@ -370,3 +370,30 @@ def measure_bands(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotP
                       ceiling=ceiling, ceiling_source=ceil_src, noise_sd=noise, warnings=warns,
                       saturated_mask=solid, hot_mask=hot, ladder=ladder, params=params)
 
+
+
+def match_rows(before: pd.DataFrame, after: pd.DataFrame) -> dict:
+    """Row numbers of ``before`` -> row numbers of ``after`` (two bands tables of one blot).
+
+    Rows are numbered top to bottom, so adding or deleting a band can renumber
+    them; a user who chose "row 3" means the same proteins afterwards. Each
+    row of ``before`` maps to the row of ``after`` whose median band centre is
+    nearest, if it lies within ``max(4, 2 x median sigma)`` px; rows with no
+    counterpart are left out.
+    """
+    def centres(b):
+        b = b[b["row"] > 0]
+        g = b.groupby("row")
+        return g["y_px"].median(), g["sigma_px"].median()
+
+    yb, sb = centres(before)
+    ya, _ = centres(after)
+    out = {}
+    if ya.empty:
+        return out
+    for r, y in yb.items():
+        d = (ya - y).abs()
+        tol = max(4.0, 2.0 * float(sb[r]) if np.isfinite(sb[r]) else 4.0)
+        if d.min() <= tol:
+            out[int(r)] = int(d.idxmin())
+    return out

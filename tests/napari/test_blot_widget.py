@@ -101,6 +101,16 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path):
     bands_l.remove_selected()
     w.quantify()
     assert len(w.result.bands) == n_before - 1
+    n_before = len(w.result.bands)
+
+    # add a band box by hand at the top of lane 2: the rows below renumber, the chosen rows follow
+    t_before, rel_before = int(w.target_rows.text()), w.normalized.set_index("lane")["relative"]
+    l2 = w.result.lanes.set_index("lane").loc[2]
+    xl, xr = l2["x_left_px"] - 0.5, l2["x_right_px"] + 0.5
+    w.bands_layer.add_rectangles([np.array([[4.5, xl], [4.5, xr], [15.5, xr], [15.5, xl]])])
+    w.quantify()
+    assert int(w.target_rows.text()) == t_before + 1
+    np.testing.assert_allclose(w.normalized.set_index("lane")["relative"], rel_before, rtol=1e-6)
 
     # export and read back
     paths = w.export(tmp_path)

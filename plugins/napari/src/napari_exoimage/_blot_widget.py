@@ -18,8 +18,8 @@ from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileD
 
 from exoimage.blot import BAND_COLUMNS, LANE_COLUMNS, BlotParams, quantify_blot
 from exoimage.blot.bands import BACKGROUNDS
-from exoimage.blot.manual import (band_outline, lane_outline, lane_traces, lanes_from_outlines, measure_bands,
-                                  regions_from_outlines)
+from exoimage.blot.manual import (band_outline, lane_outline, lane_traces, lanes_from_outlines, match_rows,
+                                  measure_bands, regions_from_outlines)
 from exoimage.blot.normalize import NORMALIZED_COLUMNS, normalize
 from exoimage.io import ImageReadError, validate_image
 from exoimage.outputs import write_table
@@ -66,6 +66,7 @@ class BlotWidget(QWidget):
         self._name = ""
         self._worker = None
         self._run_id = 0
+        self._rows_basis = None     # the bands table whose row numbers the user sees
 
         lay = QVBoxLayout(self)
         form = QFormLayout()
@@ -294,6 +295,7 @@ class BlotWidget(QWidget):
             self._on_error(res.exc, run_id)
             return
         self.detected, self.result, self.normalized, self.traces = res, None, None, {}
+        self._rows_basis = res
         self.export_btn.setEnabled(False)
         self._draw_shapes(res.lane_geometry, res.bands)
         self._show_result(res)
@@ -357,6 +359,7 @@ class BlotWidget(QWidget):
             res = measure_bands(self._img, lanes, regions, params, name=self._name)
             target = rows_text_to_list(self.target_rows.text())
             control = rows_text_to_list(self.control_rows.text())
+            target, control = self._follow_rows(res, target, control)
             norm = None
             if target:
                 sample = [ln.lane for ln in lanes if not ln.is_ladder]
@@ -372,6 +375,7 @@ class BlotWidget(QWidget):
         if unassigned:
             notify_warning(f"{self._name}: {len(unassigned)} band box(es) lie in no lane and were ignored")
         self.result, self.normalized = res, norm
+        self._rows_basis = res
         self.traces = lane_traces(self._img, lanes, regions, params)
         self._draw_shapes(lanes, res.bands)
         self._show_result(res)
@@ -384,6 +388,26 @@ class BlotWidget(QWidget):
                 msg += " (saturated target bands: values are underestimates)"
         self.status.setText(msg + ".")
         notify_info(f"{self._name}: {msg}")
+
+    def _follow_rows(self, res, target, control):
+        """The chosen rows renumbered like the new result (adding or deleting a band can
+        shift row numbers; the user means the same proteins)."""
+        prev = self._rows_basis
+        if prev is None:
+            return target, control
+        mapping = match_rows(prev.bands, res.bands)
+        lost = [r for r in target + control if r not in mapping]
+        if lost:
+            raise ValueError(f"row(s) {', '.join(map(str, lost))} no longer hold any band")
+        new_t, new_c = [mapping[r] for r in target], [mapping[r] for r in control]
+        if (new_t, new_c) != (target, control):
+            self.target_rows.setText(",".join(map(str, new_t)))
+            self.control_rows.setText(",".join(map(str, new_c)))
+            notify_info(f"{self._name}: rows renumbered after your edits: target {','.join(map(str, target))}"
+                        f" is now {','.join(map(str, new_t))}"
+                        + (f", control {','.join(map(str, control))} is now {','.join(map(str, new_c))}"
+                           if control else ""))
+        return new_t, new_c
 
     # ------------------------------------------------------------------ display
 
