@@ -7,7 +7,9 @@ Layout (no configuration needed for the common case)::
       tem/<sample>/**/*.tif      TEM fields of each sample (any supported image type)
       blots/<name>.tif           Western blot images ...
       blots/<name>.lanes.csv     ... each with a lane sheet: lane,sample[,group][,loaded]
-      nta/<sample>/*             NTA exports of each sample (NanoSight / ZetaView)
+      nta/<sample>/*.csv|*.txt   NTA exports of each sample: NanoSight ExperimentSummary.csv
+                                 (its <video>_ParticleData.csv / _AllTracks.csv are read with it)
+                                 or ZetaView .txt; see docs/nta.md
 
 A blot named after a marker (``CD63.tif``, ``tsg101.tif``, ``calnexin.tif``)
 measures that marker; otherwise name it in ``experiment.toml``. Lanes whose
@@ -30,7 +32,11 @@ sample is ``ladder`` (or the configured ladder lane) are the weight marker.
     [samples.S1]
     label = "S1 - SEC fraction 7"
     group = "SEC"
-    protein_ug = 12.5               # total protein, for particles per ug (with NTA)
+    protein_ug = 12.5               # protein (ug) in volume_ml of the preparation, for particles per ug
+    volume_ml = 1.0                 # volume the NTA concentration and protein_ug refer to (default 1 ml:
+                                    # protein_ug is then ug/ml); particles_per_ug = conc * volume_ml / protein_ug
+    dilution_factor = 1000          # NTA dilution for files that recorded none (never applied twice:
+                                    # a file that recorded a different one becomes an error row)
 
     [blots.CD63]                    # key: the blot image's file stem
     marker = "CD63"
@@ -92,7 +98,8 @@ class ExperimentError(ValueError):
 
 
 _TEM_KEYS = {"min_diameter_nm", "max_diameter_nm", "min_contrast", "polarity", "pixel_size_nm"}
-_SAMPLE_KEYS = {"label", "group", "protein_ug", "particles_loaded"}
+_SAMPLE_KEYS = {"label", "group", "protein_ug", "particles_loaded", "volume_ml", "dilution_factor"}
+_POSITIVE_SAMPLE_KEYS = ("protein_ug", "volume_ml", "dilution_factor")
 _BLOT_KEYS = {"marker", "target_row", "target_kda", "control_row", "control_kda", "control_image",
               "total_protein_image", "control_marker", "reference_lane", "lanes", "lane_bounds",
               "ladder_lane", "ladder_kda", "background", "polarity", "min_snr", "lane_sheet"}
@@ -192,6 +199,11 @@ def load_experiment(root) -> Experiment:
     samples = {}
     for s, sc in cfg.get("samples", {}).items():
         _check_keys(sc, _SAMPLE_KEYS, f"samples.{s}", cfg_path)
+        for key in _POSITIVE_SAMPLE_KEYS:
+            if key in sc:
+                v = sc[key]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):
+                    raise ExperimentError(f"{cfg_path}: [samples.{s}] {key} must be a positive number, got {v!r}")
         samples[str(s)] = dict(sc)
 
     tem_tasks = []

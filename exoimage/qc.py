@@ -23,7 +23,11 @@ _ORDER = {"PASS": 0, "WARN": 1, "FAIL": 2}
 
 
 def load_rules(path=None) -> dict:
-    """The default rules, updated section by section with a lab's own file."""
+    """The default rules, updated section by section with a lab's own file.
+
+    A table inside a section (``[nta.particles_per_frame_range]``) is merged
+    key by key, so a lab can override one instrument's range only.
+    """
     rules = tomllib.loads(DEFAULT_RULES.read_text(encoding="utf-8"))
     if path:
         own = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -33,7 +37,13 @@ def load_rules(path=None) -> dict:
             unknown = set(vals) - set(rules[sec])
             if unknown:
                 raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} in [{sec}]")
-            rules[sec].update(vals)
+            for key, val in vals.items():
+                if isinstance(rules[sec][key], dict):
+                    if not isinstance(val, dict):
+                        raise ValueError(f"{path}: [{sec}] {key} must be a table")
+                    rules[sec][key] = {**rules[sec][key], **val}
+                else:
+                    rules[sec][key] = val
     return rules
 
 
@@ -48,8 +58,15 @@ def _row(scope, item, check, status, reason, source):
 
 def qc_checks(tem_images: pd.DataFrame, samples: pd.DataFrame, blot_images: pd.DataFrame,
               bands: pd.DataFrame, normalized: pd.DataFrame, replicates: pd.DataFrame,
-              markers_by_sample: dict, linear: list, rules: dict) -> pd.DataFrame:
-    """All checks as a table (see ``QC_COLUMNS``)."""
+              markers_by_sample: dict, linear: list, rules: dict, nta_rows: list | None = None,
+              nta_samples=None) -> pd.DataFrame:
+    """All checks as a table (see ``QC_COLUMNS``).
+
+    ``nta_rows`` are the NTA rows (:func:`exoimage.nta_run.nta_qc_rows`),
+    placed before the MISEV checklist; ``nta_samples`` the samples with at
+    least one NTA file read, for the checklist's single-particle counting
+    method (when None, that item is left out).
+    """
     rows = []
     cal, tr, br, mr = rules["calibration"], rules["tem"], rules["blot"], rules["misev"]
     for r in tem_images.itertuples():
@@ -123,6 +140,7 @@ def qc_checks(tem_images: pd.DataFrame, samples: pd.DataFrame, blot_images: pd.D
                 rows.append(_row("experiment", cm, "EV loading control", mr["promiscuous_control"],
                                  f"{cm} is not EV-specific and often not proportional to load; "
                                  "prefer total protein or loading by particle number", mr["source"]))
+    rows += list(nta_rows or [])
     for sample, markers in markers_by_sample.items():
         cats = {marker_category(m) for m in markers}
         for cat, label in (("transmembrane", "transmembrane marker (CD63/CD81/CD9)"),
@@ -133,4 +151,10 @@ def qc_checks(tem_images: pd.DataFrame, samples: pd.DataFrame, blot_images: pd.D
                                      if cat == "negative_or_purity" else {cat})))) or "none"
             rows.append(_row("sample", sample, f"MISEV: {label}", "PASS" if have else mr["missing_category"],
                              f"measured: {names}", mr["source"]))
+        if nta_samples is not None:
+            have = sample in nta_samples
+            rows.append(_row("sample", sample, "MISEV: single-particle counting method",
+                             "PASS" if have else mr["single_particle_missing"],
+                             "NTA read for this sample" if have else "no NTA (or other particle counting) data",
+                             mr["single_particle_source"]))
     return pd.DataFrame(rows, columns=QC_COLUMNS)

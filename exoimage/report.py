@@ -54,8 +54,16 @@ def marker_summary(normalized: pd.DataFrame) -> pd.DataFrame:
     return out[cols]
 
 
-def assemble(exp, results: list, rules: dict) -> dict:
-    """All tables of an experiment from the per-image results of :func:`exoimage.batch.run_tasks`."""
+def assemble(exp, results: list, rules: dict, nta=None) -> dict:
+    """All tables of an experiment from the per-image results of :func:`exoimage.batch.run_tasks`.
+
+    ``nta`` is the experiment's :class:`exoimage.nta_run.NtaRun` (None: no NTA
+    files); it adds the ``nta_*`` tables, the NTA columns of ``samples``
+    and the NTA rows of ``qc``.
+    """
+    from .nta_run import NtaRun, nta_qc_rows, nta_sample_columns, nta_size_density
+
+    nta = nta if nta is not None else NtaRun()
     tem = [r for r in results if r["kind"] == "tem"]
     blot = [r for r in results if r["kind"] == "blot"]
     vesicles = _concat([r.get("vesicles") for r in tem], ["image", "sample"] + VESICLE_COLUMNS[1:])
@@ -89,6 +97,7 @@ def assemble(exp, results: list, rules: dict) -> dict:
         row = {"sample": s, "label": meta.get("label", s), "group": meta.get("group", ""),
                "n_tem_images": int((tem_images["sample"] == s).sum())}
         row.update({f"tem_{k}" if not k.startswith("tem_") else k: val for k, val in st.items()})
+        row.update(nta_sample_columns(nta, s, meta, row.get("tem_d50_nm")))
         for m in markers[markers["sample"] == s].itertuples():
             row[f"{m.marker}_relative_mean"] = m.mean
             row[f"{m.marker}_relative_sd"] = m.sd
@@ -110,17 +119,22 @@ def assemble(exp, results: list, rules: dict) -> dict:
                 markers_by_sample.setdefault(str(r.sample), set()).add(str(r.marker))
     repl = markers.rename(columns={})
     qc = qc_checks(tem_images, samples.assign(tem_n=samples["tem_n"].fillna(0).astype(int)),
-                   blot_images, bands, normalized, repl, markers_by_sample, linear, rules)
+                   blot_images, bands, normalized, repl, markers_by_sample, linear, rules,
+                   nta_rows=nta_qc_rows(nta, rules.get("nta")), nta_samples=nta.samples_with_data)
     status = {}
     for s in exp.sample_names:
-        sel = qc[(qc["scope"] == "sample") & (qc["item"].astype(str).str.split(" ").str[0] == s)]
+        item = qc["item"].astype(str)
+        sel = qc[(qc["scope"] == "sample") & ((item == s) | (item.str.split(" ").str[0] == s))]
         imgs = set(tem_images.loc[tem_images["sample"] == s, "image"])
         sel_img = qc[(qc["scope"] == "image") & qc["item"].isin(imgs)]
-        status[s] = overall_status(list(sel["status"]) + list(sel_img["status"]))
+        files = set(nta.files.loc[nta.files["sample"] == s, "file"])
+        sel_nta = qc[(qc["scope"] == "nta file") & qc["item"].isin(files)]
+        status[s] = overall_status(list(sel["status"]) + list(sel_img["status"]) + list(sel_nta["status"]))
     samples["qc_status"] = samples["sample"].map(status)
     return {"vesicles": vesicles, "tem_images": tem_images, "blot_images": blot_images, "lanes": lanes,
             "bands": bands, "normalized": normalized, "markers": markers, "samples": samples, "qc": qc,
-            "linear_range": pd.DataFrame(linear)}
+            "linear_range": pd.DataFrame(linear), "nta_files": nta.files, "nta_videos": nta.videos,
+            "nta_bins": nta.bins, "nta_warnings": nta.warnings, "nta_density": nta_size_density(nta.bins)}
 
 
 # ---------------------------------------------------------------------------
@@ -215,6 +229,79 @@ def marker_figure(normalized: pd.DataFrame) -> str | None:
         ax.set_title(m or "(unnamed marker)", fontsize=10)
         ax.set_ylabel("relative to reference lane", fontsize=8)
     return _fig_png(fig)
+
+
+def _mpl_text(x) -> str:
+    """User text for a matplotlib label: '$' would start mathtext."""
+    return str(x).replace("$", r"\$")
+
+
+def nta_tem_figure(density: pd.DataFrame, vesicles: pd.DataFrame,
+                   samples: pd.DataFrame) -> tuple[str | None, pd.DataFrame]:
+    """NTA size density (mean ± SE across videos) with the TEM size density of the same sample.
+
+    One panel per sample with NTA data; both curves are probability densities
+    per nm on one axis. The TEM curve is a Gaussian KDE of the sample's sized
+    (not border-cut) vesicles, evaluated on the NTA size grid.
+
+    Returns
+    -------
+    (PNG as base64 or None, DataFrame)
+        The table behind the figure: ``sample, method, size_nm,
+        density_per_nm, density_se_per_nm`` (SE across videos; NaN for TEM).
+    """
+    cols = ["sample", "method", "size_nm", "density_per_nm", "density_se_per_nm"]
+    if not len(density):
+        return None, pd.DataFrame(columns=cols)
+    from scipy.stats import gaussian_kde
+
+    plt = _plt()
+    v = vesicles[~vesicles["touches_border"].astype(bool) & vesicles["diameter_nm"].notna()] if len(vesicles) \
+        else pd.DataFrame(columns=["sample", "diameter_nm"])
+    names = list(dict.fromkeys(density["sample"]))
+    n = len(names)
+    ncols = min(3, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.1 * nrows), squeeze=False)
+    srows = samples.set_index("sample")
+    frames = []
+    for ax, s in zip(axes.ravel(), names):
+        d = density[density["sample"] == s]
+        x = d["size_nm"].to_numpy(float)
+        m = d["density_per_nm"].to_numpy(float)
+        se = np.nan_to_num(d["density_se_per_nm"].to_numpy(float))
+        frames.append(pd.DataFrame({"sample": s, "method": "NTA", "size_nm": x, "density_per_nm": m,
+                                    "density_se_per_nm": d["density_se_per_nm"].to_numpy(float)}))
+        cdf = np.cumsum(m * np.gradient(x)) if len(x) > 1 else np.ones(1)
+        hi = float(x[min(len(x) - 1, int(np.searchsorted(cdf, 0.99 * cdf[-1])))]) if len(x) else 500.0
+        ax.fill_between(x, m - se, m + se, color="#fdae6b", alpha=0.6, lw=0, label="NTA ± SE (videos)")
+        ax.plot(x, m, color="#d94801", lw=1.4, label=f"NTA (n={int(d['n_videos'].iloc[0])} videos)")
+        tem = v.loc[v["sample"] == s, "diameter_nm"].to_numpy(float) if len(v) else np.array([])
+        if tem.size >= 3 and np.ptp(tem) > 0:
+            k = gaussian_kde(tem)(x)
+            ax.plot(x, k, color="#08519c", lw=1.4, label=f"TEM KDE (n={tem.size})")
+            frames.append(pd.DataFrame({"sample": s, "method": "TEM (KDE)", "size_nm": x, "density_per_nm": k,
+                                        "density_se_per_nm": np.nan}))
+            hi = max(hi, float(np.percentile(tem, 99.5)))
+        row = srows.loc[s] if s in srows.index else None
+        title = _mpl_text(s)
+        if row is not None:
+            for col, colour in (("nta_d50_nm", "#d94801"), ("tem_d50_nm", "#08519c")):
+                if np.isfinite(row.get(col, np.nan)):
+                    ax.axvline(row[col], color=colour, ls="--", lw=0.9)
+            title += (f"  D50 NTA {_num(row.get('nta_d50_nm'), '{:.0f}')} / "
+                      f"TEM {_num(row.get('tem_d50_nm'), '{:.0f}')} nm")
+        ax.set_xlim(0, min(1000.0, hi * 1.15))
+        ax.set_ylim(bottom=0)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("diameter (nm): NTA hydrodynamic, TEM projected", fontsize=8)
+        ax.set_ylabel("probability density (1/nm)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, frameon=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _fig_png(fig), pd.concat(frames, ignore_index=True)[cols]
 
 
 def _thumb(path: Path, max_side: int = 420) -> str | None:
@@ -334,7 +421,13 @@ def write_report(out, exp, tables: dict, results: list, run_stats: dict, params:
         sd = samples.get(f"{m}_relative_sd")
         summ[f"{m} (rel.)"] = [f"{_num(a, '{:.2f}')} ± {_num(b, '{:.2f}')}" for a, b in
                                zip(samples[c], sd if sd is not None else [np.nan] * len(samples))]
-    summary_cols = (["sample", "label", "n_tem_images", "tem_n", "TEM D50 [95% CI] (nm)", "tem_span"]
+    nta_cols = []
+    if "nta_n_videos" in samples and (samples["nta_n_videos"].fillna(0) > 0).any():
+        summ["NTA conc. (/ml)"] = [_conc(r.nta_concentration_per_ml, r.nta_concentration_se_per_ml)
+                                   for r in samples.itertuples()]
+        summ["NTA D50 (nm)"] = [_num(x) for x in samples["nta_d50_nm"]]
+        nta_cols = ["NTA conc. (/ml)", "NTA D50 (nm)"]
+    summary_cols = (["sample", "label", "n_tem_images", "tem_n", "TEM D50 [95% CI] (nm)", "tem_span"] + nta_cols
                     + [f"{c[: -len('_relative_mean')]} (rel.)" for c in marker_cols] + ["qc_status"])
 
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -378,6 +471,8 @@ def write_report(out, exp, tables: dict, results: list, run_stats: dict, params:
                          f"<figcaption>{cap}</figcaption></figure>")
         parts.append("</div>")
 
+    parts += _nta_section(tables, samples, data_dir)
+
     blot_res = [r for r in results if r["kind"] == "blot"]
     parts.append("<h2>Western blots</h2>")
     if blot_res:
@@ -406,14 +501,105 @@ def write_report(out, exp, tables: dict, results: list, run_stats: dict, params:
                  f"{_e(run_stats.get('n_computed'))} image(s) computed, {_e(run_stats.get('n_cached'))} reused from "
                  f"an earlier identical run.</p>")
     parts.append("<p>Parameters:</p><pre>" + _e(_pretty(params)) + "</pre>")
-    files = pd.concat([tables["tem_images"][["image", "sha256"]], tables["blot_images"][["image", "sha256"]]],
-                      ignore_index=True)
+    nta_files = tables.get("nta_files")
+    nta_prov = (nta_files[["file", "sha256"]].rename(columns={"file": "image"}) if nta_files is not None
+                and len(nta_files) else None)
+    files = _concat([tables["tem_images"][["image", "sha256"]], tables["blot_images"][["image", "sha256"]],
+                     nta_prov], ["image", "sha256"])
     parts.append(_table(files, ["image", "sha256"]))
     parts.append("<p class='muted'>Tables behind every figure: report_data/. Full tables: *.csv and *.parquet "
                  "next to this report.</p></body></html>")
     path = out / "report.html"
     atomic_write_bytes(path, "\n".join(parts).encode("utf-8"))
     return path
+
+
+def _conc(value, se) -> str:
+    """A concentration ± SE as ``1.23e+11 ± 4.5e+09`` ('–' when missing)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    if not np.isfinite(v):
+        return "–"
+    try:
+        e = float(se)
+    except (TypeError, ValueError):
+        e = float("nan")
+    return f"{v:.3g} ± {e:.2g}" if np.isfinite(e) else f"{v:.3g}"
+
+
+NTA_NOTE = (
+    "NTA sizes are <b>hydrodynamic</b> diameters of hydrated particles in suspension (from their Brownian "
+    "motion, including the hydration layer and any corona); TEM sizes are <b>projected</b> diameters of "
+    "dried, negatively stained vesicles, which shrink and flatten. NTA also barely detects particles below "
+    "about 70 nm in scatter mode. The two methods therefore agree only above ~70 nm, and TEM D50 / NTA D50 "
+    "is normally below 1: the ratio is reported for comparison, never checked (no PASS/FAIL).")
+
+
+def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
+    """HTML of the NTA section (and its tables in ``report_data/``)."""
+    from .outputs import write_table
+
+    files = tables.get("nta_files")
+    parts = ["<h2>NTA: particle concentration and hydrodynamic size</h2>"]
+    if files is None or not len(files):
+        parts.append("<p>No NTA exports in this experiment (expected under <code>nta/&lt;sample&gt;/</code>: "
+                     "NanoSight ExperimentSummary.csv or ZetaView .txt).</p>")
+        return parts
+    has = samples[samples["nta_n_videos"].fillna(0) > 0] if "nta_n_videos" in samples else samples.iloc[:0]
+    nta_png, curves = nta_tem_figure(tables["nta_density"], tables["vesicles"], samples)
+    write_table(curves, data_dir / "nta_tem_size_density.csv")
+    write_table(has[["sample"] + [c for c in samples.columns if c.startswith(("nta_", "tem_nta_"))]
+                    + ["tem_d50_nm", "protein_ug", "volume_ml", "particles_per_ug"]],
+                data_dir / "nta_samples.csv")
+    if len(has):
+        t = has.copy()
+        t["concentration (particles/ml) ± SE"] = [_conc(a, b) for a, b in
+                                                  zip(has["nta_concentration_per_ml"], has["nta_concentration_se_per_ml"])]
+        t["D50 ± SE (nm)"] = [f"{_num(a)} ± {_num(b)}" for a, b in zip(has["nta_d50_nm"], has["nta_d50_nm_se"])]
+        t["particles / µg"] = [f"{x:.3g}" if np.isfinite(x) else "–" for x in has["particles_per_ug"].astype(float)]
+        t = t.rename(columns={"nta_instrument": "instrument", "nta_n_files": "files", "nta_n_videos": "videos",
+                              "nta_dilution_factors": "dilution", "nta_concentration_cv_percent": "CV (%)",
+                              "nta_mode_nm": "mode (nm)", "nta_d10_nm": "D10 (nm)", "nta_d90_nm": "D90 (nm)",
+                              "tem_d50_nm": "TEM D50 (nm)", "tem_nta_d50_ratio": "TEM / NTA D50",
+                              "protein_ug": "protein (µg)"})
+        cols = ["sample", "instrument", "files", "videos", "dilution", "concentration (particles/ml) ± SE",
+                "CV (%)", "mode (nm)", "D10 (nm)", "D50 ± SE (nm)", "D90 (nm)", "TEM D50 (nm)", "TEM / NTA D50",
+                "protein (µg)", "particles / µg"]
+        parts.append(_table(t, cols, fmt={"files": "{:.0f}", "videos": "{:.0f}", "CV (%)": "{:.1f}",
+                                          "mode (nm)": "{:.1f}", "D10 (nm)": "{:.1f}", "D90 (nm)": "{:.1f}",
+                                          "TEM D50 (nm)": "{:.1f}", "TEM / NTA D50": "{:.2f}",
+                                          "protein (µg)": "{:.3g}"}))
+        parts.append(
+            "<p class='muted'>Concentration: particles per ml of the undiluted sample (dilution applied once: by "
+            "the instrument for NanoSight, by exoimage for ZetaView or from <code>dilution_factor</code> in "
+            "experiment.toml), mean ± SE across videos (ZetaView: across measurement files); CV across videos. "
+            "Mode and D10/D50/D90 are recomputed from each video's size bins and averaged over videos. "
+            "Particles per µg = concentration × <code>volume_ml</code> (default 1 ml) / <code>protein_ug</code> "
+            "from experiment.toml: the particle-to-protein purity ratio of MISEV2018 (Webber &amp; Clayton "
+            "2013).</p>")
+        parts.append(f"<p class='muted'>{NTA_NOTE}</p>")
+    else:
+        parts.append("<p>No NTA export could be read (see the file list below).</p>")
+    if nta_png:
+        parts.append(_img(nta_png, "NTA size distribution with the TEM size density, per sample"))
+        parts.append("<p class='muted'>Orange: NTA number distribution as a probability density per nm, mean "
+                     "(line) ± SE (band) across videos; blue: TEM KDE of the sized vesicles of the same sample; "
+                     "dashed: D50 of each. Data: report_data/nta_tem_size_density.csv.</p>")
+    f = files.copy()
+    f["read"] = f["status"].map({"ok": "PASS", "error": "FAIL", "companion": "–"}).fillna("–")
+    f["note"] = [e if st == "error" else ("per-video table, read with its summary" if st == "companion" else "")
+                 for st, e in zip(f["status"], f["error"])]
+    parts.append("<h3>NTA files</h3>")
+    parts.append(_table(f, ["file", "sample", "instrument", "software_version", "n_videos", "dilution_factor",
+                            "dilution_applied_by", "read", "note"], status_col="read",
+                        fmt={"n_videos": "{:.0f}", "dilution_factor": "{:g}"}))
+    w = tables.get("nta_warnings")
+    if w is not None and len(w):
+        parts.append("<h3>Instrument warnings (verbatim)</h3>")
+        parts.append(_table(w, ["sample", "file", "video", "section", "item", "value"]))
+    return parts
 
 
 def _pretty(d) -> str:

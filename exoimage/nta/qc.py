@@ -8,6 +8,8 @@ possibly at different dilutions).
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,34 +17,35 @@ import pandas as pd
 from ._common import NtaResult
 from .stats import STAT_COLUMNS, size_stats
 
-__all__ = ["DEFAULT_NTA_RULES", "combine_tables", "nta_sample_summary", "nta_qc_checks"]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
-#: QC thresholds. Plain values so they can move into a rules file unchanged.
-DEFAULT_NTA_RULES = {
-    # Videos (NanoSight) or measurement files (ZetaView) per sample.
-    "min_videos": 3,
-    "min_videos_status": "WARN",
-    # Concentration CV across videos, %. Published within-day repeatability
-    # of NTA concentration is CV 1-12 % (figure quoted in issue 7; variation
-    # studies such as Vestad et al. 2017, J Extracell Vesicles 6:1344087 -
-    # not re-checked here); above the top of that range -> status.
-    "max_concentration_cv_percent": 12.0,
-    "concentration_cv_status": "WARN",
-    # Particles per frame the instrument trusts for concentration. NanoSight:
-    # 20-100 per frame (Malvern NanoSight NTA 3.x operating guidance; the
-    # manual page was not re-checked here). ZetaView: no published range was
-    # verified for this code; (50, 200) is a placeholder for the lab to confirm.
-    "particles_per_frame_range": {"nanosight": (20.0, 100.0), "zetaview": (50.0, 200.0)},
-    "particles_per_frame_status": "WARN",
-    # Any instrument warning or flag that is not OK/No/Good.
-    "instrument_warnings_status": "WARN",
-    # Dilution factor absent from the file and not supplied.
-    "dilution_not_recorded_status": "WARN",
-    # Dilution-corrected concentrations of the same sample at different
-    # dilutions must agree within this many percent (largest / smallest - 1).
-    "dilution_linearity_tolerance_percent": 20.0,
-    "dilution_linearity_status": "FAIL",
-}
+__all__ = ["DEFAULT_NTA_RULES", "rules_from_toml", "combine_tables", "nta_sample_summary", "nta_qc_checks"]
+
+RULES_FILE = Path(__file__).resolve().parents[1] / "qc_rules.toml"
+
+
+def rules_from_toml(section: dict) -> dict:
+    """NTA rules from the ``[nta]`` section of a QC rules file (its ``source`` text dropped).
+
+    ``particles_per_frame_range`` becomes ``{instrument: (low, high)}``.
+    """
+    rules = {k: v for k, v in section.items() if k != "source"}
+    if "particles_per_frame_range" in rules:
+        rules["particles_per_frame_range"] = {str(k): (float(v[0]), float(v[1]))
+                                              for k, v in rules["particles_per_frame_range"].items()}
+    return rules
+
+
+#: QC thresholds, read from the ``[nta]`` section of ``exoimage/qc_rules.toml``
+#: (the rules file a lab can copy and edit; each value's source is given there):
+#: ``min_videos`` (3), ``max_concentration_cv_percent`` (12, the top of the
+#: published within-day CV 1-12 %), ``particles_per_frame_range``
+#: (NanoSight 20-100; ZetaView 50-200 is a placeholder),
+#: ``dilution_linearity_tolerance_percent`` (20), and a ``*_status`` for each.
+DEFAULT_NTA_RULES = rules_from_toml(tomllib.loads(RULES_FILE.read_text(encoding="utf-8"))["nta"])
 
 PPF_SOURCE = {
     "nanosight": "Malvern NanoSight NTA 3.x guidance: 20-100 particles per frame",
@@ -141,7 +144,9 @@ def nta_qc_checks(results, rules: dict | None = None) -> list[dict]:
     results : NtaResult or list of NtaResult
         All NTA results of one sample.
     rules : dict, optional
-        Overrides of :data:`DEFAULT_NTA_RULES` (missing keys take the defaults).
+        Overrides of :data:`DEFAULT_NTA_RULES` (missing keys take the defaults;
+        ``particles_per_frame_range`` is merged per instrument), e.g. the
+        ``[nta]`` section of a lab's rules file via :func:`rules_from_toml`.
 
     Returns
     -------
@@ -155,7 +160,10 @@ def nta_qc_checks(results, rules: dict | None = None) -> list[dict]:
         ``nta_dilution_linearity``. A check that cannot be evaluated (one
         dilution only, one video for a CV) passes and says so in ``reason``.
     """
-    r = {**DEFAULT_NTA_RULES, **(rules or {})}
+    rules = rules_from_toml(rules or {})
+    r = {**DEFAULT_NTA_RULES, **rules}
+    r["particles_per_frame_range"] = {**DEFAULT_NTA_RULES["particles_per_frame_range"],
+                                      **rules.get("particles_per_frame_range", {})}
     results = _as_list(results)
     if not results:
         raise ValueError("no NTA results given")
