@@ -47,8 +47,9 @@ def add_parser(sub):
     p.add_argument("--background", choices=("auto",) + BACKGROUNDS, default=DEFAULT_BACKGROUND,
                    help="background under the bands: edge (median of the 3 px beside the lane, per "
                         "row), rolling-ball (on the lane profile), valley (valley-to-valley lines), "
-                        "none (raw sums = ImageJ RawIntDen); auto = edge where there is free membrane "
-                        f"beside the lane, else rolling-ball (default {DEFAULT_BACKGROUND})")
+                        "none (raw sums = ImageJ RawIntDen); auto = rolling ball refined by a "
+                        "least-squares line through each band's flanks, and the lane-edge background "
+                        f"under smears where lanes have free membrane beside them (default {DEFAULT_BACKGROUND})")
     p.add_argument("--ball-radius", type=float, default=None, metavar="PX",
                    help="rolling-ball radius along the lane, px (default 10%% of the lane length, >= 25)")
     p.add_argument("--min-snr", type=float, default=4.0, metavar="SD",
