@@ -118,7 +118,7 @@ def gel_analyzer(data: np.ndarray, n_lanes: int, x0: float, x1: float, light: bo
 
 def run_sim(n_seeds: int = 3):
     scen = ["clean", "realistic", "dilution", "saturated", "film", "12bit"]
-    stats = {k: dict(lanes_ok=0, n=0, errs=[], ratio=[], r2=[], sat_tp=0, sat_fn=0, sat_fp=0)
+    stats = {k: dict(lanes_ok=0, n=0, errs=[], ratio=[], r2=[], sat_tp=0, sat_fn=0, sat_fp=0, missed=0, truth=0)
              for k in ("exoimage", "gel-analyzer")}
     per_scen = []
     for sc in scen:
@@ -139,6 +139,8 @@ def run_sim(n_seeds: int = 3):
                 st["n"] += 1
                 st["lanes_ok"] += int(ok)
                 m = match_bands(found, sim.bands, mp)
+                st["missed"] += int(m["found"].isna().sum())
+                st["truth"] += len(m)
                 e = rel_errors(m)
                 st["errs"] += list(e)
                 if tool == "exoimage":
@@ -193,8 +195,11 @@ def run_sim(n_seeds: int = 3):
             return f"{st['sat_tp']}/{st['sat_tp'] + st['sat_fn']} (fp {st['sat_fp']})"
         if key == "nb":
             return str(len(st["errs"]))
+        if key == "missed":
+            return f"{st['missed']}/{st['truth']}"
     for label, key, target in (("lanes found exactly", "lanes", "all"),
-                               ("bands compared", "nb", ""),
+                               ("truth bands not found (incl. ladder)", "missed", ""),
+                               ("bands compared (not ladder/saturated)", "nb", ""),
                                ("median rel. band-volume error", "med", "<= 2 %"),
                                ("p90 rel. band-volume error", "p90", "<= 6 %"),
                                ("target/control ratio error (median)", "ratio", "<= 2 %"),
