@@ -258,7 +258,9 @@ def nta_tem_figure(density: pd.DataFrame, vesicles: pd.DataFrame,
     plt = _plt()
     v = vesicles[~vesicles["touches_border"].astype(bool) & vesicles["diameter_nm"].notna()] if len(vesicles) \
         else pd.DataFrame(columns=["sample", "diameter_nm"])
-    names = list(dict.fromkeys(density["sample"]))
+    have = set(density["sample"])
+    names = [x for x in samples["sample"] if x in have] + [x for x in dict.fromkeys(density["sample"])
+                                                          if x not in set(samples["sample"])]
     n = len(names)
     ncols = min(3, n)
     nrows = int(np.ceil(n / ncols))
@@ -289,8 +291,10 @@ def nta_tem_figure(density: pd.DataFrame, vesicles: pd.DataFrame,
             for col, colour in (("nta_d50_nm", "#d94801"), ("tem_d50_nm", "#08519c")):
                 if np.isfinite(row.get(col, np.nan)):
                     ax.axvline(row[col], color=colour, ls="--", lw=0.9)
-            title += (f"  D50 NTA {_num(row.get('nta_d50_nm'), '{:.0f}')} / "
-                      f"TEM {_num(row.get('tem_d50_nm'), '{:.0f}')} nm")
+            title += f"  D50 NTA {_num(row.get('nta_d50_nm'), '{:.0f}')}"
+            if np.isfinite(row.get("tem_d50_nm", np.nan)):
+                title += f" / TEM {_num(row.get('tem_d50_nm'), '{:.0f}')}"
+            title += " nm"
         ax.set_xlim(0, min(1000.0, hi * 1.15))
         ax.set_ylim(bottom=0)
         ax.set_title(title, fontsize=9)
@@ -526,7 +530,7 @@ def _conc(value, se) -> str:
         e = float(se)
     except (TypeError, ValueError):
         e = float("nan")
-    return f"{v:.3g} ± {e:.2g}" if np.isfinite(e) else f"{v:.3g}"
+    return f"{v:.2e} ± {e:.1e}" if np.isfinite(e) else f"{v:.2e}"
 
 
 NTA_NOTE = (
@@ -557,7 +561,8 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
         t = has.copy()
         t["concentration (particles/ml) ± SE"] = [_conc(a, b) for a, b in
                                                   zip(has["nta_concentration_per_ml"], has["nta_concentration_se_per_ml"])]
-        t["D50 ± SE (nm)"] = [f"{_num(a)} ± {_num(b)}" for a, b in zip(has["nta_d50_nm"], has["nta_d50_nm_se"])]
+        t["D50 ± SE (nm)"] = [f"{_num(a)} ± {_num(b)}" if np.isfinite(b) else _num(a)
+                              for a, b in zip(has["nta_d50_nm"], has["nta_d50_nm_se"].astype(float))]
         t["particles / µg"] = [f"{x:.3g}" if np.isfinite(x) else "–" for x in has["particles_per_ug"].astype(float)]
         t = t.rename(columns={"nta_instrument": "instrument", "nta_n_files": "files", "nta_n_videos": "videos",
                               "nta_dilution_factors": "dilution", "nta_concentration_cv_percent": "CV (%)",

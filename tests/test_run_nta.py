@@ -1,0 +1,278 @@
+"""NTA in ``exoimage run``: tables vs simulator truth, dilution once, particles per ug, QC rows, report.
+
+One experiment is built from :mod:`exoimage.simulate.nta` (NanoSight and
+ZetaView, decimal points and commas) plus one simulated TEM field, and run once
+in-process (``workers=0``); the tests read its outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from exoimage.experiment import ExperimentError, load_experiment
+from exoimage.io import write_calibrated_tiff
+from exoimage.nta import DEFAULT_NTA_RULES, combine_tables, read_nta
+from exoimage.nta.qc import rules_from_toml
+from exoimage.nta_run import nta_qc_rows, nta_size_density, read_experiment_nta
+from exoimage.pipeline_run import run_experiment
+from exoimage.qc import load_rules
+from exoimage.simulate.nta import nanosight_particle_files, nanosight_summary, zetaview_txt
+from exoimage.simulate.tem import SCENARIOS, TemScene, simulate_tem
+
+EVIL = '<i>evil&sample"x'
+NTA_TABLES = ["nta_files", "nta_videos", "nta_bins", "nta_warnings"]
+OK_FLAGS = {"Particles per frame flag": ["OK"]}
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _build(root):
+    """The experiment; returns the simulator truth per sample."""
+    truth = {}
+    img, _ = simulate_tem(TemScene(shape=(256, 256), pixel_size_nm=2.0,
+                                   **{**SCENARIOS["clean"], "coverage": 0.25, "median_diameter_nm": 60.0}), seed=4)
+    (root / "tem" / "A").mkdir(parents=True)
+    write_calibrated_tiff(root / "tem" / "A" / "f0.tif", img, 2.0)
+    # A: NanoSight, 3 videos, dilution 1:1000 recorded (applied by the instrument), particle files alongside
+    videos = ("A_01", "A_02", "A_03")
+    data, truth["A"] = nanosight_summary("A", videos, dilution=1000.0, conc_cell=(2.0e7, 2.1e7, 1.9e7),
+                                         medians=(80.0, 82.0, 84.0), sigma=0.3, conditions=OK_FLAGS)
+    _write(root / "nta" / "A" / "A-ExperimentSummary.csv", data)
+    for name, blob in nanosight_particle_files(videos, (80.0, 82.0, 84.0)).items():
+        _write(root / "nta" / "A" / name, blob)
+    _write(root / "nta" / "A" / "broken-ExperimentSummary.csv", data[: data.index(b"[Size Data]")])  # truncated
+    # B: ZetaView, three measurements, 1:1000 twice (point and comma) and 1:500: scales linearly
+    truth["B"] = []
+    for name, kw in [("B_1000x_1", dict(dilution=1000.0, in_cell_per_ml=2.0e7, seed=11, comma=False)),
+                     ("B_1000x_2", dict(dilution=1000.0, in_cell_per_ml=2.1e7, seed=12, comma=True)),
+                     ("B_500x", dict(dilution=500.0, in_cell_per_ml=4.0e7, seed=13, comma=False))]:
+        data, t = zetaview_txt(name, sample="B", median_nm=120.0, sigma=0.3, n_traces=2000, **kw)
+        _write(root / "nta" / "B" / f"{name}.txt", data)
+        truth["B"].append(t)
+    # C: NanoSight, two videos, no dilution recorded (given in experiment.toml), too many particles per frame
+    data, truth["C"] = nanosight_summary("C", ("C_01", "C_02"), dilution=None, conc_cell=(3.0e7, 3.2e7),
+                                         medians=(100.0, 102.0), conditions=OK_FLAGS)
+    _write(root / "nta" / "C" / "C-ExperimentSummary.csv", data)
+    # D: ZetaView at 1:1000 and 1:500 with the same in-cell concentration: not linear; drift warning
+    truth["D"] = []
+    for name, dil, drift in [("D_1000x", 1000.0, "Good"), ("D_500x", 500.0, "Too high")]:
+        data, t = zetaview_txt(name, sample="D", dilution=dil, in_cell_per_ml=2.0e7, n_traces=1500, seed=21,
+                               comma=False, drift=drift)
+        _write(root / "nta" / "D" / f"{name}.txt", data)
+        truth["D"].append(t)
+    # E: the file recorded 1:1000, experiment.toml says 500 -> error row, never applied twice
+    data, _ = nanosight_summary("E", ("E_01", "E_02", "E_03"), dilution=1000.0, conditions=OK_FLAGS)
+    _write(root / "nta" / "E" / "E-ExperimentSummary.csv", data)
+    # a sample name that needs escaping; no dilution anywhere
+    data, _ = zetaview_txt("evil", sample="whatever", dilution=None, in_cell_per_ml=2.0e7, n_traces=800, seed=5,
+                           comma=True)
+    _write(root / "nta" / EVIL / "evil.txt", data)
+    (root / "experiment.toml").write_text(
+        '[experiment]\nname = "nta exp"\n'
+        '[samples.A]\nprotein_ug = 8.0\nvolume_ml = 0.5\n'
+        '[samples.B]\nprotein_ug = 20\n'
+        '[samples.C]\ndilution_factor = 250\n'
+        '[samples.E]\ndilution_factor = 500\n'
+        '[samples.T]\nlabel = "no NTA"\n', encoding="utf-8")
+    return truth
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ntaexp") / "exp"
+    truth = _build(root)
+    out = root.parent / "out"
+    summary = run_experiment(load_experiment(root), out, workers=0, progress=False)
+    tables = {t: pd.read_csv(out / f"{t}.csv", keep_default_na=False, na_values=[""])
+              for t in ["samples", "qc"] + NTA_TABLES}
+    return {"root": root, "out": out, "truth": truth, "summary": summary, "t": tables,
+            "samples": tables["samples"].set_index("sample")}
+
+
+def _qc(run, item, check):
+    q = run["t"]["qc"]
+    sel = q[(q["item"] == item) & (q["check"] == check)]
+    assert len(sel) == 1, (item, check, sel)
+    return sel.iloc[0]["status"], sel.iloc[0]["reason"]
+
+
+def test_run_writes_nta_tables_and_goes_on_after_a_bad_file(run):
+    s = run["summary"]
+    assert s["n_ok"] == 1 and s["n_nta_files"] == 10 and s["n_nta_failed"] == 2
+    for t in NTA_TABLES:
+        assert (run["out"] / f"{t}.csv").exists()
+        pd.read_parquet(run["out"] / f"{t}.parquet")
+    f = run["t"]["nta_files"].set_index("file")
+    bad = f.loc["nta/A/broken-ExperimentSummary.csv"]
+    assert bad["status"] == "error" and "\n" not in bad["error"] and "missing section" in bad["error"]
+    assert (f.loc[[x for x in f.index if x.endswith("_ParticleData.csv")], "status"] == "companion").all()
+    assert f.loc["nta/A/A-ExperimentSummary.csv", "status"] == "ok"
+    assert f.loc["nta/B/B_1000x_2.txt", "instrument"] == "zetaview"
+    # the broken file does not change A's numbers: A still has its three videos
+    assert run["samples"].loc["A", "nta_n_videos"] == 3
+    assert _qc(run, "nta/A/broken-ExperimentSummary.csv", "read")[0] == "FAIL"
+    assert run["samples"].loc["A", "qc_status"] == "FAIL"
+
+
+def test_nanosight_numbers_match_simulator_truth(run):
+    t, a = run["truth"]["A"], run["samples"].loc["A"]
+    assert a["nta_instrument"] == "nanosight" and a["nta_n_files"] == 1
+    conc = t.concentration_per_ml                    # particles/ml undiluted, per video
+    assert a["nta_concentration_per_ml"] == pytest.approx(conc.mean(), rel=0.005)   # file prints 3 digits
+    assert a["nta_concentration_se_per_ml"] == pytest.approx(conc.std(ddof=1) / np.sqrt(3), rel=0.1)
+    assert a["nta_concentration_cv_percent"] == pytest.approx(100 * conc.std(ddof=1) / conc.mean(), abs=0.5)
+    # exact log-normal bins: recomputed sizes agree with the analytic values
+    assert a["nta_d50_nm"] == pytest.approx(t.median_nm.mean(), abs=0.05)
+    assert a["nta_d50_nm_se"] == pytest.approx(t.median_nm.std(ddof=1) / np.sqrt(3), abs=0.02)
+    assert a["nta_d10_nm"] == pytest.approx(t.d10_nm.mean(), abs=0.05)
+    assert a["nta_d90_nm"] == pytest.approx(t.d90_nm.mean(), abs=0.05)
+    assert a["nta_mode_nm"] == pytest.approx(t.mode_nm.mean(), abs=0.1)
+    assert a["nta_dilution_factors"] == "1000"
+    # per-video table and bins, dilution applied once (by the instrument)
+    v = run["t"]["nta_videos"]
+    va = v[v["sample"] == "A"].set_index("video")
+    assert list(va.index) == t.videos and set(va["dilution_applied_by"]) == {"instrument"}
+    np.testing.assert_allclose(va["concentration_per_ml"], conc, rtol=0.005)
+    np.testing.assert_allclose(va["concentration_measured_per_ml"], t.concentration_measured_per_ml, rtol=0.005)
+    b = run["t"]["nta_bins"]
+    sums = b[b["sample"] == "A"].groupby("video")["concentration_per_ml"].sum()
+    np.testing.assert_allclose(sums[t.videos], conc, rtol=1e-4)
+
+
+def test_zetaview_numbers_both_decimal_separators(run):
+    truths, b = run["truth"]["B"], run["samples"].loc["B"]
+    v = run["t"]["nta_videos"]
+    vb = v[v["sample"] == "B"].set_index("video")
+    for t in truths:                          # the comma file (B_1000x_2) is read like the others
+        row = vb.loc[t.videos[0]]
+        assert row["dilution_factor"] == t.dilution and row["dilution_applied_by"] == "exoimage"
+        assert row["concentration_per_ml"] == pytest.approx(t.concentration_per_ml[0], rel=1e-3)
+        assert row["concentration_measured_per_ml"] == pytest.approx(t.concentration_measured_per_ml[0], rel=1e-3)
+    conc = np.array([t.concentration_per_ml[0] for t in truths])
+    assert b["nta_n_videos"] == 3 and b["nta_n_files"] == 3 and b["nta_dilution_factors"] == "500; 1000"
+    assert b["nta_concentration_per_ml"] == pytest.approx(conc.mean(), rel=1e-3)
+    # sizes: 5-nm histogram of random sizes, D50 within a fraction of a bin of the sizes' median
+    med = np.array([t.median_nm[0] for t in truths])
+    assert b["nta_d50_nm"] == pytest.approx(med.mean(), abs=1.5)
+    assert np.isnan(b["tem_nta_d50_ratio"])        # no TEM for B
+
+
+def test_dilution_applied_exactly_once(run):
+    v = run["t"]["nta_videos"]
+    vc = v[v["sample"] == "C"].set_index("video")
+    t = run["truth"]["C"]
+    assert set(vc["dilution_applied_by"]) == {"exoimage"} and set(vc["dilution_factor"]) == {250.0}
+    np.testing.assert_allclose(vc["concentration_per_ml"], t.concentration_measured_per_ml * 250, rtol=0.005)
+    b = run["t"]["nta_bins"]
+    sums = b[b["sample"] == "C"].groupby("video")["concentration_per_ml"].sum()
+    np.testing.assert_allclose(sums[t.videos], t.concentration_measured_per_ml * 250, rtol=1e-3)
+    assert _qc(run, "C", "nta_dilution_recorded")[0] == "PASS"
+    # a configured factor that differs from the one the file recorded: error row, not applied twice
+    e = run["t"]["nta_files"].set_index("file").loc["nta/E/E-ExperimentSummary.csv"]
+    assert e["status"] == "error" and "twice" in e["error"] and "1000" in e["error"] and "500" in e["error"]
+    assert "E" not in set(v["sample"])
+    # no dilution anywhere: as measured, and a WARN
+    ve = v[v["sample"] == EVIL]
+    assert set(ve["dilution_applied_by"]) == {"none"}
+    assert _qc(run, EVIL, "nta_dilution_recorded")[0] == "WARN"
+
+
+def test_particles_per_ug_and_tem_ratio(run):
+    a, b = run["samples"].loc["A"], run["samples"].loc["B"]
+    assert a["protein_ug"] == 8.0 and a["volume_ml"] == 0.5
+    assert a["particles_per_ug"] == pytest.approx(a["nta_concentration_per_ml"] * 0.5 / 8.0, rel=1e-12)
+    assert b["particles_per_ug"] == pytest.approx(b["nta_concentration_per_ml"] * 1.0 / 20.0, rel=1e-12)
+    assert np.isnan(run["samples"].loc["C", "particles_per_ug"])           # no protein given
+    assert a["tem_nta_d50_ratio"] == pytest.approx(a["tem_d50_nm"] / a["nta_d50_nm"], rel=1e-12)
+    q = run["t"]["qc"]
+    assert not q["check"].str.contains("d50 ratio|d50_ratio|TEM/NTA", case=False).any()  # reported, never checked
+
+
+@pytest.mark.parametrize("item,check,status", [
+    ("A", "nta_videos", "PASS"), ("C", "nta_videos", "WARN"),                       # two videos
+    ("A", "nta_concentration_cv", "PASS"), ("D", "nta_concentration_cv", "WARN"),
+    ("A", "nta_particles_per_frame", "PASS"), ("C", "nta_particles_per_frame", "WARN"),   # 120-128
+    ("A", "nta_instrument_warnings", "PASS"), ("D", "nta_instrument_warnings", "WARN"),
+    ("A", "nta_dilution_recorded", "PASS"), (EVIL, "nta_dilution_recorded", "WARN"),
+    ("B", "nta_dilution_linearity", "PASS"), ("D", "nta_dilution_linearity", "FAIL"),
+    ("A", "MISEV: single-particle counting method", "PASS"),
+    ("T", "MISEV: single-particle counting method", "WARN"),
+    ("E", "MISEV: single-particle counting method", "WARN"),                       # its only file failed
+])
+def test_each_nta_check_in_the_qc_table(run, item, check, status):
+    assert _qc(run, item, check)[0] == status
+
+
+def test_qc_rows_scope_and_sample_status(run):
+    q = run["t"]["qc"]
+    nta = q[q["check"].str.startswith("nta_")]
+    assert set(nta["scope"]) == {"sample"}
+    assert set(q.loc[q["check"] == "read", "scope"]) == {"nta file"}
+    assert run["samples"].loc["D", "qc_status"] == "FAIL" and run["samples"].loc["E", "qc_status"] == "FAIL"
+    assert "Too high" in _qc(run, "D", "nta_instrument_warnings")[1]
+    w = run["t"]["nta_warnings"]
+    assert list(w.loc[w["sample"] == "D", "value"]) == ["Too high"]                 # verbatim
+
+
+def test_report_nta_section(run):
+    html = (run["out"] / "report.html").read_text(encoding="utf-8")
+    assert "NTA: particle concentration and hydrodynamic size" in html
+    assert "NTA size distribution with the TEM size density" in html
+    assert "hydrodynamic" in html and "70 nm" in html and "never checked" in html
+    assert EVIL not in html and "&lt;i&gt;evil&amp;sample&quot;x" in html
+    assert "broken-ExperimentSummary.csv" in html and "missing section" in html
+    assert "<script" not in html.lower() and "http://" not in html and "https://" not in html
+    d = pd.read_csv(run["out"] / "report_data" / "nta_tem_size_density.csv")
+    assert {"NTA", "TEM (KDE)"} <= set(d["method"])
+    assert set(d.loc[d["method"] == "TEM (KDE)", "sample"]) == {"A"}
+    for s, g in d[d["method"] == "NTA"].groupby("sample"):
+        x = g["size_nm"].to_numpy()
+        area = float(np.sum(g["density_per_nm"].to_numpy() * np.gradient(x)))
+        assert area == pytest.approx(1.0, abs=0.01), s
+    assert (run["out"] / "report_data" / "nta_samples.csv").exists()
+
+
+def test_lab_rules_override_nta_thresholds(run, tmp_path):
+    rules_file = tmp_path / "lab.toml"
+    rules_file.write_text("[nta]\nmin_videos = 2\n[nta.particles_per_frame_range]\nnanosight = [20.0, 150.0]\n")
+    rules = load_rules(rules_file)
+    assert rules["nta"]["particles_per_frame_range"]["zetaview"] == [50.0, 200.0]   # merged, not replaced
+    rows = nta_qc_rows(read_experiment_nta(load_experiment(run["root"])), rules["nta"])
+    by = {(r["item"], r["check"]): r["status"] for r in rows}
+    assert by[("C", "nta_videos")] == "PASS" and by[("C", "nta_particles_per_frame")] == "PASS"
+    assert by[("D", "nta_dilution_linearity")] == "FAIL"
+    rules_file.write_text("[nta]\nmin_video = 2\n")
+    with pytest.raises(ValueError, match="unknown key"):
+        load_rules(rules_file)
+
+
+def test_default_nta_rules_come_from_the_rules_file():
+    assert DEFAULT_NTA_RULES == rules_from_toml(load_rules()["nta"])
+    assert DEFAULT_NTA_RULES["min_videos"] == 3 and DEFAULT_NTA_RULES["dilution_linearity_status"] == "FAIL"
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "'x'", "true"])
+def test_dilution_factor_config_must_be_positive(tmp_path, value):
+    root = tmp_path / "exp"
+    data, _ = zetaview_txt("z", dilution=1000.0, in_cell_per_ml=2e7, n_traces=300, seed=1, comma=False)
+    _write(root / "nta" / "S" / "z.txt", data)
+    (root / "experiment.toml").write_text(f"[samples.S]\ndilution_factor = {value}\n")
+    with pytest.raises(ExperimentError, match="positive number"):
+        load_experiment(root)
+
+
+def test_size_density_across_instruments_with_different_bins():
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent / "data" / "nta"
+    res = [read_nta(data / "nanosight_synthetic_ExperimentSummary.csv", sample="S"),
+           read_nta(data / "zetaview_EV-HEK_1000x_dot.txt", sample="S")]
+    d = nta_size_density(combine_tables(res, "bins"))
+    assert d["n_videos"].iloc[0] == 4
+    assert np.diff(d["size_nm"]).max() == pytest.approx(1.0)
+    assert float(np.sum(d["density_per_nm"])) == pytest.approx(1.0, abs=0.02)
