@@ -25,7 +25,7 @@ def _row_of(bands, y, lanes):
 def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     (data, kw, _), = sample_blot()
-    layer = viewer.add_image(data, **kw)
+    viewer.add_image(data, **kw)
     truth_b, truth_l = kw["metadata"]["exoimage"]["truth_bands"], kw["metadata"]["exoimage"]["truth_lanes"]
     w = BlotWidget(viewer)
     viewer.window.add_dock_widget(w)

@@ -372,6 +372,10 @@ class BlotWidget(QWidget):
         except ValueError as exc:
             self._error(f"{self._name}: {exc}")
             return
+        except Exception as exc:  # noqa: BLE001 - a notification like the CLI's error row, not a traceback
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            self._error(f"{self._name}: analysis failed ({type(exc).__name__}: {first})")
+            return
         if unassigned:
             notify_warning(f"{self._name}: {len(unassigned)} band box(es) lie in no lane and were ignored")
         self.result, self.normalized = res, norm

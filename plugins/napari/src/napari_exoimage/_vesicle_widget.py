@@ -242,8 +242,11 @@ class VesicleWidget(QWidget):
         try:
             params = self.params()
             params.check()
-            src = layer_pixel_size(layer)[1] if px and abs(px - (layer_pixel_size(layer)[0] or -1)) < 1e-9 \
-                else ("given" if px else "none")
+            file_px, file_src = layer_pixel_size(layer)
+            if px and file_px and abs(px - file_px) <= 1e-9 * file_px:
+                src = file_src          # the file's calibration, untouched
+            else:
+                src = "given" if px else "none"
             img = image_from_layer(layer, px, source=src)
         except (ImageReadError, ValueError) as exc:
             self._error(str(exc))
@@ -407,6 +410,10 @@ class VesicleWidget(QWidget):
                                      previous_table=self.table, name=self._name)
         except (ValueError, ImageReadError) as exc:
             self._error(f"{self._name}: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - a notification, not a traceback
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            self._error(f"{self._name}: re-measuring failed ({type(exc).__name__}: {first})")
             return
         before = len(self.table)
         self._prev_labels = lab.copy()
