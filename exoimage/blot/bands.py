@@ -206,7 +206,9 @@ def _fit_cluster(x, yv, centres, sigma0):
 
 
 def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_px: float = 1.5,
-               resolve: bool = True, min_height: float = 0.0) -> list[BandFit]:
+               resolve: bool = True, min_height: float = 0.0,
+               min_prominence: float | None = None, support=None,
+               support_tol_px: float = 6.0) -> list[BandFit]:
     """Bands in a background-corrected lane profile.
 
     Parameters
@@ -222,6 +224,12 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
         Gaussian smoothing (px) before peak finding.
     min_height : float
         Absolute minimum peak height (profile units).
+    min_prominence : float, optional
+        Peaks whose prominence is below ``min_snr * noise`` but at least this
+        (and at least a quarter of their height) are kept too when another lane
+        has a band within ``support_tol_px`` of them (``support``: profile
+        indices): a band next to a stronger one on a textured membrane, where
+        ``noise`` is inflated, is real when the same protein shows in other lanes.
     resolve : bool
         Split overlapping bands (close doublets, shoulders) by fitting a sum of
         Gaussians whose centres start at the curvature minima of the profile.
@@ -237,7 +245,19 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
     n = len(corr)
     cs = ndi.gaussian_filter1d(corr, smooth_px, mode="nearest")
     thr = min_snr * noise
-    pk, props = find_peaks(cs, height=max(thr, min_height), prominence=thr)
+    floor = thr if min_prominence is None else min(thr, min_prominence)
+    pk, props = find_peaks(cs, height=max(thr, min_height), prominence=floor)
+    if len(pk):
+        # a peak standing less than ``thr`` above its surroundings is still a band when
+        # its dip is deep relative to its own height (a band beside a stronger one)
+        strict = props["prominences"] >= thr
+        ok = strict | (props["prominences"] >= 0.25 * cs[pk])
+        if support is not None and len(support):
+            sup = np.asarray(support, float)
+            near = np.array([np.abs(sup - p).min() <= support_tol_px for p in pk])
+        else:
+            near = np.zeros(len(pk), bool)
+        pk = pk[strict | (ok & near)]
     if not len(pk):
         return []
     # band region per peak

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage as ndi
+from scipy.signal import find_peaks
 
 from ..io import Image, ImageReadError, read_image, validate_image
 from . import bands as B
@@ -188,11 +190,27 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
     gaps = _lane_gaps(lanes, data.shape[1])
     det_profiles = {}
     lane_rows = []
+    # pre-pass: profiles, baselines and the clearly detected bands of every lane
+    # (support for weaker bands beside strong ones in the other lanes)
+    pre = {}
     for ln in lanes:
         prof = B.lane_profile(signal, ln)
-        n = len(prof)
-        radius = params.ball_radius_px or max(25.0, 0.1 * n)
+        radius = params.ball_radius_px or max(25.0, 0.1 * len(prof))
         rb = B.rolling_ball_background(prof, radius)
+        c = prof - rb
+        mad = 1.4826 * float(np.median(np.abs(c - np.median(c))))
+        pn = max(noise * np.sqrt(ln.width_px), mad)
+        cs = ndi.gaussian_filter1d(c, 1.5, mode="nearest")
+        thr = params.min_snr * pn
+        pk, _ = find_peaks(cs, height=max(thr, params.min_snr_px * noise * ln.width_px), prominence=thr)
+        pre[ln.lane] = (prof, radius, rb, ln.y_top_px + pk)
+    for ln in lanes:
+        prof, radius, rb, _ = pre[ln.lane]
+        n = len(prof)
+        support = np.concatenate([pre[o.lane][3] for o in lanes
+                                  if o.piece == ln.piece and o.lane != ln.lane and not o.is_ladder]
+                                 + [np.zeros(0)]) - ln.y_top_px
+        sup_tol = 6.0 + 0.03 * n  # rows may shift a little from lane to lane (smile)
         method = params.background
         free = min(gaps[o.lane] for o in lanes if o.piece == ln.piece)
         bg_edge = None
@@ -206,7 +224,9 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
         mad = 1.4826 * float(np.median(np.abs(corr_det - np.median(corr_det))))
         pnoise = max(noise * np.sqrt(ln.width_px), mad)
         fits = B.find_bands(corr_det, pnoise, min_snr=params.min_snr, resolve=params.resolve,
-                            min_height=params.min_snr_px * noise * ln.width_px)
+                            min_height=params.min_snr_px * noise * ln.width_px,
+                            min_prominence=params.min_snr * noise * np.sqrt(ln.width_px),
+                            support=support, support_tol_px=sup_tol)
         # second pass: the spread measured outside the bands found (a lane full of
         # bands, like a ladder, otherwise inflates the noise and hides faint bands)
         outside = np.ones(n, bool)
@@ -219,7 +239,9 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
             if pnoise2 < 0.8 * pnoise:
                 pnoise = pnoise2
                 fits = B.find_bands(corr_det, pnoise, min_snr=params.min_snr, resolve=params.resolve,
-                                    min_height=params.min_snr_px * noise * ln.width_px)
+                                    min_height=params.min_snr_px * noise * ln.width_px,
+                                    min_prominence=params.min_snr * noise * np.sqrt(ln.width_px),
+                            support=support, support_tol_px=sup_tol)
         det_profiles[ln.lane] = corr_det
         if method == "auto":
             # rolling ball under sharp bands (least noise); under bands broader than the
