@@ -196,6 +196,10 @@ def load_experiment(root) -> Experiment:
     _check_keys(tem_cfg, _TEM_KEYS, "tem", cfg_path)
     px_over = {str(k): float(v) for k, v in tem_cfg.pop("pixel_size_nm", {}).items()}
 
+    if cfg.get("nta"):
+        raise ExperimentError(f"{cfg_path}: [nta] takes no keys; NTA files are found under nta/<sample>/ and "
+                              "options are per sample ([samples.X] dilution_factor, protein_ug, volume_ml)")
+
     samples = {}
     for s, sc in cfg.get("samples", {}).items():
         _check_keys(sc, _SAMPLE_KEYS, f"samples.{s}", cfg_path)

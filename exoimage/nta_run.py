@@ -30,6 +30,7 @@ import pandas as pd
 
 from .io import sha256_file
 from .nta import NtaReadError, apply_dilution, combine_tables, nta_qc_checks, nta_sample_summary, read_nta
+from .nta._common import BIN_COLUMNS
 from .nta.stats import STAT_COLUMNS
 
 __all__ = ["NtaRun", "read_experiment_nta", "nta_sample_columns", "nta_qc_rows", "nta_size_density",
@@ -146,11 +147,13 @@ def read_experiment_nta(exp) -> NtaRun:
             rows.append(row)
     run.files = pd.DataFrame(rows, columns=NTA_FILE_COLUMNS)
     all_results = [r for rs in run.results.values() for r in rs]
-    run.videos = _arrow_safe(_lead(combine_tables(all_results, "videos").rename(columns={})))
-    run.bins = _arrow_safe(_lead(combine_tables(all_results, "bins")))
-    run.warnings = _arrow_safe(_lead(combine_tables(all_results, "warnings")))
-    if not len(run.warnings):
-        run.warnings = pd.DataFrame(columns=["sample", "file", "instrument", "video", "section", "item", "value"])
+    empty = {"videos": _LEAD + ["dilution_factor", "dilution_applied_by", "concentration_per_ml",
+                                "concentration_measured_per_ml", "particles_per_frame"],
+             "bins": _LEAD + [c for c in BIN_COLUMNS if c not in _LEAD],
+             "warnings": _LEAD + ["section", "item", "value"]}
+    for name, cols in empty.items():
+        df = _arrow_safe(_lead(combine_tables(all_results, name)))
+        setattr(run, name, df if len(df) else pd.DataFrame(columns=cols))
     return run
 
 

@@ -559,8 +559,8 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
                 data_dir / "nta_samples.csv")
     if len(has):
         t = has.copy()
-        t["concentration (particles/ml) ± SE"] = [_conc(a, b) for a, b in
-                                                  zip(has["nta_concentration_per_ml"], has["nta_concentration_se_per_ml"])]
+        t["concentration (particles/ml) ± SE"] = [
+            _conc(a, b) for a, b in zip(has["nta_concentration_per_ml"], has["nta_concentration_se_per_ml"])]
         t["D50 ± SE (nm)"] = [f"{_num(a)} ± {_num(b)}" if np.isfinite(b) else _num(a)
                               for a, b in zip(has["nta_d50_nm"], has["nta_d50_nm_se"].astype(float))]
         t["particles / µg"] = [f"{x:.3g}" if np.isfinite(x) else "–" for x in has["particles_per_ug"].astype(float)]

@@ -276,3 +276,35 @@ def test_size_density_across_instruments_with_different_bins():
     assert d["n_videos"].iloc[0] == 4
     assert np.diff(d["size_nm"]).max() == pytest.approx(1.0)
     assert float(np.sum(d["density_per_nm"])) == pytest.approx(1.0, abs=0.02)
+
+
+def test_nta_only_experiment_via_the_command_line(tmp_path):
+    from exoimage.cli import main
+
+    root = tmp_path / "exp"
+    data, _ = nanosight_summary("S", ("S_01", "S_02", "S_03"), conditions=OK_FLAGS)
+    _write(root / "nta" / "S" / "S-ExperimentSummary.csv", data)
+    assert main(["run", str(root), "--out", str(tmp_path / "out"), "--workers", "0", "--no-progress"]) == 0
+    s = pd.read_csv(tmp_path / "out" / "samples.csv").set_index("sample")
+    assert s.loc["S", "nta_n_videos"] == 3 and np.isnan(s.loc["S", "tem_nta_d50_ratio"])
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "NTA: particle concentration" in html and "No vesicles were sized" in html
+
+
+def test_no_nta_gives_empty_tables_with_headers(tmp_path):
+    from exoimage.experiment import Experiment
+
+    exp = Experiment(root=tmp_path, name="x", tem=[], blots=[], samples={}, tem_params={}, config={})
+    r = read_experiment_nta(exp)
+    for df in (r.files, r.videos, r.bins, r.warnings):
+        assert len(df) == 0 and {"sample", "file"} <= set(df.columns)
+    assert r.samples_with_data == set()
+
+
+def test_nta_section_in_experiment_toml_is_an_error(tmp_path):
+    root = tmp_path / "exp"
+    data, _ = zetaview_txt("z", dilution=1000.0, in_cell_per_ml=2e7, n_traces=300, seed=1, comma=False)
+    _write(root / "nta" / "S" / "z.txt", data)
+    (root / "experiment.toml").write_text("[nta]\ndilution_factor = 10\n")
+    with pytest.raises(ExperimentError, match=r"\[nta\] takes no keys"):
+        load_experiment(root)
