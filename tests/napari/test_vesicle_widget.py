@@ -118,7 +118,7 @@ def test_cancel_drops_the_result(viewer_with_tem, qtbot):
     w.run()
     w.cancel()
     assert not w.busy and w.cancel_btn.isEnabled() is False
-    qtbot.waitUntil(lambda: not w.abandoned_worker.is_running, timeout=60000)
+    qtbot.waitUntil(lambda: w.jobs_running == 0, timeout=60000)
     qtbot.wait(200)
     assert w.result is None and w.labels_layer is None
     assert not w.report_btn.isEnabled() and "not available" in w.report_btn.toolTip()

@@ -66,6 +66,7 @@ class BlotWidget(QWidget):
         self._name = ""
         self._worker = None
         self._run_id = 0
+        self.jobs_running = 0       # workers still computing, including cancelled ones
         self._rows_basis = None     # the bands table whose row numbers the user sees
 
         lay = QVBoxLayout(self)
@@ -257,6 +258,7 @@ class BlotWidget(QWidget):
         worker.returned.connect(lambda res: self._on_detected(res, run_id))
         worker.errored.connect(lambda exc: self._on_error(exc, run_id))
         worker.finished.connect(lambda: self._on_finished(run_id))
+        self.jobs_running += 1
         self._worker = worker
         self._set_busy(True)
         self.status.setText(f"Finding lanes and bands in {layer.name}…")
@@ -275,6 +277,7 @@ class BlotWidget(QWidget):
         self.status.setText("Cancelled: the result of the running detection will be dropped.")
 
     def _on_finished(self, run_id):
+        self.jobs_running -= 1
         if run_id == self._run_id:
             self._worker = None
             self._set_busy(False)

@@ -49,8 +49,8 @@ class VesicleWidget(QWidget):
         self.image_layer = None
         self._prev_labels = None
         self._worker = None
-        self.abandoned_worker = None
         self._run_id = 0
+        self.jobs_running = 0       # workers still computing, including cancelled ones
         self._name = ""
         self._px = None
 
@@ -263,6 +263,7 @@ class VesicleWidget(QWidget):
         worker.returned.connect(lambda res: self._on_result(res, run_id))
         worker.errored.connect(lambda exc: self._on_error(exc, run_id))
         worker.finished.connect(lambda: self._on_finished(run_id))
+        self.jobs_running += 1
         self._worker = worker
         self._set_busy(True)
         self.status.setText(f"Detecting vesicles in {layer.name}…")
@@ -277,12 +278,12 @@ class VesicleWidget(QWidget):
         except Exception:  # noqa: BLE001
             pass
         self._run_id += 1  # the running job's callbacks now see a stale id
-        self.abandoned_worker = self._worker
         self._worker = None
         self._set_busy(False)
         self.status.setText("Cancelled: the detection finishes in the background and its result is dropped.")
 
     def _on_finished(self, run_id):
+        self.jobs_running -= 1
         if run_id == self._run_id:
             self._worker = None
             self._set_busy(False)
