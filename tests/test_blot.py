@@ -474,6 +474,11 @@ def test_real_rhoa_blot_lanes_on_both_pieces():
     # lanes do not overlap and none is in the bubble field off the band columns
     for _, g in r.result.lanes.groupby("piece"):
         assert (g["x_left_px"].to_numpy()[1:] > g["x_right_px"].to_numpy()[:-1]).all()
+    # the doublet of the upper piece (~30 px apart) is resolved in all six lanes, as two rows
+    upper = r.result.lanes[r.result.lanes["piece"] == 1]["lane"]
+    d = r.bands[r.bands["lane"].isin(upper) & (r.bands["y_px"] > 305) & (r.bands["y_px"] < 365)]
+    per_row = d.groupby("row")["lane"].nunique()
+    assert (per_row == 6).sum() == 2
     # the two strong bands of the lower piece are found in its lanes
     lower = r.result.lanes[r.result.lanes["piece"] == 2]["lane"]
     b = r.bands[r.bands["lane"].isin(lower)]
