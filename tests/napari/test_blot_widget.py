@@ -125,7 +125,7 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path):
 def test_blot_errors_are_notifications(make_napari_viewer, qtbot, monkeypatch):
     viewer = make_napari_viewer()
     messages = []
-    monkeypatch.setattr("napari_exoimage._blot_widget.notify_error", messages.append)
+    monkeypatch.setattr("napari_exoimage._common.notify_error", messages.append)
     w = BlotWidget(viewer)
     w.detect()
     assert messages and messages[-1].startswith("no image layer")

@@ -97,7 +97,7 @@ def test_missing_pixel_size_is_a_notification_not_a_traceback(make_napari_viewer
     img, _ = make_tem(shape=(256, 256), pixel_size_nm=PX, seed=2, scenario_name="clean")
     viewer.add_image(img.data, name="uncalibrated")
     messages = []
-    monkeypatch.setattr("napari_exoimage._vesicle_widget.notify_error", messages.append)
+    monkeypatch.setattr("napari_exoimage._common.notify_error", messages.append)
     w = VesicleWidget(viewer)
     assert w.px_spin.value() == 0 and "enter" in w.px_source.text()
     _run(qtbot, w)

@@ -24,7 +24,7 @@ from exoimage.blot.normalize import NORMALIZED_COLUMNS, normalize
 from exoimage.io import ImageReadError, validate_image
 from exoimage.outputs import write_table
 
-from ._common import (Failed, MplCanvas, camera, fill_table, image_from_layer, layer_name_for_tables, notify_error,
+from ._common import (BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer, layer_name_for_tables,
                       notify_info, notify_warning, rows_text_to_list)
 
 BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "background", "snr", "saturated", "saturated_px",
@@ -36,20 +36,16 @@ REPORT_TOOLTIP = ("The QC report needs exoimage's batch command, which is not av
 
 
 def _detect(img, params, name):
-    """Worker body (thread): the library's detection. Failures are returned, not raised,
-    so that they become one notification rather than a traceback."""
-    try:
-        validate_image(img)
-        res = quantify_blot(img, params, name=name)
-        if len(res.lanes) == 0:
-            raise ImageReadError(img.path, "no lanes found (give the count with --lanes or the "
-                                           "boundaries with --lane-bounds)")
-    except Exception as exc:  # noqa: BLE001
-        return Failed(exc)
+    """Worker body (thread): the library's detection, with the command line's checks."""
+    validate_image(img)
+    res = quantify_blot(img, params, name=name)
+    if len(res.lanes) == 0:
+        raise ImageReadError(img.path, "no lanes found (give the count with --lanes or the "
+                                       "boundaries with --lane-bounds)")
     return res
 
 
-class BlotWidget(QWidget):
+class BlotWidget(BackgroundJobs, QWidget):
     """Dock widget: Western blot lanes, bands, QC and normalisation for one image layer."""
 
     def __init__(self, napari_viewer):
@@ -63,10 +59,7 @@ class BlotWidget(QWidget):
         self.normalized = None      # DataFrame (NORMALIZED_COLUMNS) or None
         self.traces = {}
         self._img = None
-        self._name = ""
-        self._worker = None
-        self._run_id = 0
-        self.jobs_running = 0       # workers still computing, including cancelled ones
+        self._init_jobs()
         self._rows_basis = None     # the bands table whose row numbers the user sees
 
         lay = QVBoxLayout(self)
@@ -105,10 +98,10 @@ class BlotWidget(QWidget):
         lay.addLayout(form)
 
         row = QHBoxLayout()
-        self.detect_btn = QPushButton("Detect lanes && bands")
+        self.run_btn = QPushButton("Detect lanes && bands")
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
-        row.addWidget(self.detect_btn, 2)
+        row.addWidget(self.run_btn, 2)
         row.addWidget(self.cancel_btn, 1)
         lay.addLayout(row)
         self.progress = QProgressBar()
@@ -171,7 +164,7 @@ class BlotWidget(QWidget):
         self.quantify_btn.setEnabled(False)
         self.export_btn.setEnabled(False)
 
-        self.detect_btn.clicked.connect(self.detect)
+        self.run_btn.clicked.connect(self.detect)
         self.cancel_btn.clicked.connect(self.cancel)
         self.quantify_btn.clicked.connect(self.quantify)
         self.export_btn.clicked.connect(self._export_dialog)
@@ -199,14 +192,6 @@ class BlotWidget(QWidget):
         name = self.layer_combo.currentText()
         return self.viewer.layers[name] if name and name in self.viewer.layers else None
 
-    @property
-    def busy(self) -> bool:
-        return self._worker is not None
-
-    def _error(self, message: str):
-        self.status.setText(f"<span style='color:#ff6060'>{message}</span>")
-        notify_error(message)
-
     def params(self) -> BlotParams:
         kda = None
         if self.ladder_kda.text().strip():
@@ -218,11 +203,6 @@ class BlotWidget(QWidget):
         return BlotParams(polarity=self.polarity.currentText(), n_lanes=self.n_lanes.value() or None,
                           background=self.background.currentText(), min_snr=self.min_snr.value(),
                           ladder_lane=self.ladder_lane.value() or None, ladder_kda=kda)
-
-    def _set_busy(self, busy):
-        self.detect_btn.setEnabled(not busy)
-        self.cancel_btn.setEnabled(busy)
-        self.progress.setRange(0, 0 if busy else 1)
 
     def _geometry(self):
         ly = self.image_layer
@@ -248,55 +228,12 @@ class BlotWidget(QWidget):
         except (ImageReadError, ValueError) as exc:
             self._error(str(exc))
             return
-        from napari.qt.threading import create_worker
-
-        self._run_id += 1
-        run_id = self._run_id
         self.image_layer, self._img, self._name = layer, img, layer_name_for_tables(layer)
-        worker = create_worker(_detect, img, params, self._name,
-                               _progress={"desc": f"exoimage: finding lanes and bands in {layer.name}"})
-        worker.returned.connect(lambda res: self._on_detected(res, run_id))
-        worker.errored.connect(lambda exc: self._on_error(exc, run_id))
-        worker.finished.connect(lambda: self._on_finished(run_id))
-        self.jobs_running += 1
-        self._worker = worker
-        self._set_busy(True)
-        self.status.setText(f"Finding lanes and bands in {layer.name}…")
-        worker.start()
+        self._start_job(_detect, (img, params, self._name), self._on_detected,
+                        desc=f"exoimage: finding lanes and bands in {layer.name}",
+                        status=f"Finding lanes and bands in {layer.name}…")
 
-    def cancel(self):
-        if self._worker is None:
-            return
-        try:
-            self._worker.quit()
-        except Exception:  # noqa: BLE001
-            pass
-        self._run_id += 1
-        self._worker = None
-        self._set_busy(False)
-        self.status.setText("Cancelled: the result of the running detection will be dropped.")
-
-    def _on_finished(self, run_id):
-        self.jobs_running -= 1
-        if run_id == self._run_id:
-            self._worker = None
-            self._set_busy(False)
-
-    def _on_error(self, exc, run_id):
-        if run_id != self._run_id:
-            return
-        if isinstance(exc, ImageReadError):
-            self._error(str(exc))
-        else:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            self._error(f"{self._name}: analysis failed ({type(exc).__name__}: {first})")
-
-    def _on_detected(self, res, run_id):
-        if run_id != self._run_id:
-            return
-        if isinstance(res, Failed):
-            self._on_error(res.exc, run_id)
-            return
+    def _on_detected(self, res):
         self.detected, self.result, self.normalized, self.traces = res, None, None, {}
         self._rows_basis = res
         self.export_btn.setEnabled(False)

@@ -238,3 +238,88 @@ class Failed:
 
     def __init__(self, exc: BaseException):
         self.exc = exc
+
+
+def _guarded(fn, *args):
+    """Run ``fn`` in the worker thread; a failure comes back as :class:`Failed`."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001
+        return Failed(exc)
+
+
+class BackgroundJobs:
+    """Mixin for the dock widgets: one library call at a time in a napari thread worker.
+
+    The widget provides ``run_btn``, ``cancel_btn``, ``progress`` (QProgressBar), ``status``
+    (QLabel) and ``_name`` (the image's name in messages). Results reach the main thread
+    through napari's ``returned`` signal; failures become one notification worded like
+    the command line's error rows, never a traceback. Cancel drops the running job's
+    result (the library call itself cannot be interrupted; it ends in the background).
+    """
+
+    def _init_jobs(self):
+        self._worker = None
+        self._run_id = 0
+        self.jobs_running = 0       # workers still computing, including cancelled ones
+        self._name = ""
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def _error(self, message: str):
+        self.status.setText(f"<span style='color:#ff6060'>{message}</span>")
+        notify_error(message)
+
+    def _set_busy(self, busy: bool):
+        self.run_btn.setEnabled(not busy)
+        self.cancel_btn.setEnabled(busy)
+        self.progress.setRange(0, 0 if busy else 1)
+        self.progress.setValue(0)
+
+    def _start_job(self, fn, args: tuple, on_result, *, desc: str, status: str):
+        from napari.qt.threading import create_worker
+
+        self._run_id += 1
+        run_id = self._run_id
+        worker = create_worker(_guarded, fn, *args, _progress={"desc": desc})
+        worker.returned.connect(lambda res: self._job_returned(res, run_id, on_result))
+        worker.finished.connect(lambda: self._job_finished(run_id))
+        self.jobs_running += 1
+        self._worker = worker
+        self._set_busy(True)
+        self.status.setText(status)
+        worker.start()
+
+    def cancel(self):
+        """Stop waiting for the running job; its result is dropped."""
+        if self._worker is None:
+            return
+        try:
+            self._worker.quit()
+        except RuntimeError:  # already finished and deleted
+            pass
+        self._run_id += 1  # the running job's callbacks now see a stale id
+        self._worker = None
+        self._set_busy(False)
+        self.status.setText("Cancelled: the running analysis ends in the background and its result is dropped.")
+
+    def _job_finished(self, run_id):
+        self.jobs_running -= 1
+        if run_id == self._run_id:
+            self._worker = None
+            self._set_busy(False)
+
+    def _job_returned(self, res, run_id, on_result):
+        if run_id != self._run_id:
+            return
+        if isinstance(res, Failed):
+            exc = res.exc
+            if isinstance(exc, ImageReadError):
+                self._error(str(exc))
+            else:
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                self._error(f"{self._name}: analysis failed ({type(exc).__name__}: {first})")
+            return
+        on_result(res)

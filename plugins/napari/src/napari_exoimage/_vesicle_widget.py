@@ -18,8 +18,8 @@ from exoimage.outputs import write_table
 from exoimage.tem import VESICLE_COLUMNS, TemParams, analyze_tem_image, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
-from ._common import (Failed, MplCanvas, camera, show_scale_bar, fill_table, image_from_layer, layer_name_for_tables, layer_pixel_size,
-                      notify_error, notify_info)
+from ._common import (BackgroundJobs, MplCanvas, camera, show_scale_bar, fill_table, image_from_layer, layer_name_for_tables, layer_pixel_size,
+                      notify_info)
 
 TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "circularity", "aspect_ratio",
                  "touches_border", "confidence", "x_nm", "y_nm"]
@@ -27,16 +27,7 @@ REPORT_TOOLTIP = ("The QC report needs exoimage's batch command, which is not av
                   "Export the table and labels instead.")
 
 
-def _detect(img, params, name):
-    """Worker body (runs in a thread): the library pipeline, nothing else. Unexpected
-    failures are returned, not raised, so they become one notification, not a traceback."""
-    try:
-        return analyze_tem_image(img, params, name=name)
-    except Exception as exc:  # noqa: BLE001
-        return Failed(exc)
-
-
-class VesicleWidget(QWidget):
+class VesicleWidget(BackgroundJobs, QWidget):
     """Dock widget: vesicle detection and hand correction for one TEM image layer."""
 
     def __init__(self, napari_viewer):
@@ -48,10 +39,7 @@ class VesicleWidget(QWidget):
         self.points_layer = None
         self.image_layer = None
         self._prev_labels = None
-        self._worker = None
-        self._run_id = 0
-        self.jobs_running = 0       # workers still computing, including cancelled ones
-        self._name = ""
+        self._init_jobs()
         self._px = None
 
         lay = QVBoxLayout(self)
@@ -209,23 +197,9 @@ class VesicleWidget(QWidget):
         return TemParams(min_diameter_nm=self.min_d.value(), max_diameter_nm=self.max_d.value(),
                          min_contrast=self.min_contrast.value(), polarity=self.polarity.currentText())
 
-    def _set_busy(self, busy: bool):
-        self.run_btn.setEnabled(not busy)
-        self.cancel_btn.setEnabled(busy)
-        self.progress.setRange(0, 0 if busy else 1)
-        self.progress.setValue(0)
-
     def _set_have_result(self, ok: bool):
         for b in (self.remeasure_btn, self.export_csv_btn, self.export_tif_btn):
             b.setEnabled(ok)
-
-    @property
-    def busy(self) -> bool:
-        return self._worker is not None
-
-    def _error(self, message: str):
-        self.status.setText(f"<span style='color:#ff6060'>{message}</span>")
-        notify_error(message)
 
     # ------------------------------------------------------------------ detection
 
@@ -251,56 +225,14 @@ class VesicleWidget(QWidget):
         except (ImageReadError, ValueError) as exc:
             self._error(str(exc))
             return
-        from napari.qt.threading import create_worker
-
-        self._run_id += 1
-        run_id = self._run_id
         self.image_layer = layer
         self._name = layer_name_for_tables(layer)
         self._px = px
-        worker = create_worker(_detect, img, params, self._name,
-                               _progress={"desc": f"exoimage: detecting vesicles in {layer.name}"})
-        worker.returned.connect(lambda res: self._on_result(res, run_id))
-        worker.errored.connect(lambda exc: self._on_error(exc, run_id))
-        worker.finished.connect(lambda: self._on_finished(run_id))
-        self.jobs_running += 1
-        self._worker = worker
-        self._set_busy(True)
-        self.status.setText(f"Detecting vesicles in {layer.name}…")
-        worker.start()
+        self._start_job(analyze_tem_image, (img, params, self._name), self._on_result,
+                        desc=f"exoimage: detecting vesicles in {layer.name}",
+                        status=f"Detecting vesicles in {layer.name}…")
 
-    def cancel(self):
-        """Stop waiting for the running detection; its result is discarded."""
-        if self._worker is None:
-            return
-        try:
-            self._worker.quit()
-        except Exception:  # noqa: BLE001
-            pass
-        self._run_id += 1  # the running job's callbacks now see a stale id
-        self._worker = None
-        self._set_busy(False)
-        self.status.setText("Cancelled: the detection finishes in the background and its result is dropped.")
-
-    def _on_finished(self, run_id):
-        self.jobs_running -= 1
-        if run_id == self._run_id:
-            self._worker = None
-            self._set_busy(False)
-
-    def _on_error(self, exc, run_id):
-        if run_id != self._run_id:
-            return
-        msg = str(exc) if isinstance(exc, ImageReadError) else \
-            f"{self._name}: analysis failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-        self._error(msg)
-
-    def _on_result(self, res, run_id):
-        if run_id != self._run_id:
-            return
-        if isinstance(res, Failed):
-            self._on_error(res.exc, run_id)
-            return
+    def _on_result(self, res):
         if not res.ok:
             # the same one-line message as `exoimage tem` prints
             self._error(f"{self._name}: {res.image_row['error']}")
