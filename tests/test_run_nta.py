@@ -308,3 +308,11 @@ def test_nta_section_in_experiment_toml_is_an_error(tmp_path):
     (root / "experiment.toml").write_text("[nta]\ndilution_factor = 10\n")
     with pytest.raises(ExperimentError, match=r"\[nta\] takes no keys"):
         load_experiment(root)
+
+
+def test_rerun_reads_nta_again_with_identical_tables(run):
+    s = run_experiment(load_experiment(run["root"]), run["out"], workers=0, progress=False)
+    assert s["stats"]["n_computed"] == 0                     # images from the cache; NTA re-read
+    for t in ["samples", "qc"] + NTA_TABLES:
+        again = pd.read_csv(run["out"] / f"{t}.csv", keep_default_na=False, na_values=[""])
+        pd.testing.assert_frame_equal(again, run["t"][t], obj=t)
