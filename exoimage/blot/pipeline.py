@@ -243,6 +243,11 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
                                     min_prominence=params.min_snr * noise * np.sqrt(ln.width_px),
                             support=support, support_tol_px=sup_tol)
         det_profiles[ln.lane] = corr_det
+        if method == "auto" and bg_edge is not None:
+            # smears the ball ate before they could be detected: broad peaks above the
+            # lane-edge background where no band was found
+            fits = _add_broad_bands(fits, prof - bg_edge, radius, params.min_snr,
+                                    noise * np.sqrt(ln.width_px))
         if method == "auto":
             # rolling ball under sharp bands (least noise); under bands broader than the
             # ball (smears, which the ball partly eats) the lane-edge background when
@@ -420,6 +425,48 @@ def _harmonise_row_regions(bands: pd.DataFrame, lane_data: dict, min_snr: float 
         bands["y_top_px"], bands["y_bottom_px"] = top, bot
         bands["volume"], bands["background"] = vol, bgs
         bands["saturated_px"], bands["hot_px"] = sat, hot
+
+
+def _add_broad_bands(fits, corr_edge: np.ndarray, radius: float, min_snr: float, pix_noise: float) -> list:
+    """Broad bands (smears) found on the lane-edge-corrected profile, smoothed at the
+    scale of the ball, where the rolling-ball detection found nothing. A candidate must
+    stand ``min_snr`` noise SDs (robust spread of the smoothed profile, at least the
+    pixel noise) above its surroundings and be broader than half the ball."""
+    n = len(corr_edge)
+    sig = max(3.0, radius / 6.0)
+    ce = ndi.gaussian_filter1d(corr_edge, sig, mode="nearest")
+    d = ce - ndi.gaussian_filter1d(ce, 4 * radius, mode="nearest")
+    spread = 1.4826 * float(np.median(np.abs(d - np.median(d))))
+    thr = min_snr * max(spread, pix_noise)
+    pk, props = find_peaks(ce, height=thr, prominence=thr)
+    taken = np.zeros(n, bool)
+    for f in fits:
+        taken[max(0, f.top):f.bottom + 1] = True
+    new = []
+    for p in pk:
+        if taken[p]:
+            continue
+        half = ce[p] / 2
+        a = p
+        while a > 0 and ce[a - 1] > half and not taken[a - 1]:
+            a -= 1
+        b = p
+        while b < n - 1 and ce[b + 1] > half and not taken[b + 1]:
+            b += 1
+        hw = (b - a + 1) / 2.0
+        if hw < 0.5 * radius:
+            continue
+        stop = 0.01 * ce[p]
+        while a > 0 and ce[a - 1] > stop and ce[a - 1] <= ce[a] and not taken[a - 1]:
+            a -= 1
+        while b < n - 1 and ce[b + 1] > stop and ce[b + 1] <= ce[b] and not taken[b + 1]:
+            b += 1
+        taken[a:b + 1] = True
+        new.append(B.BandFit(y=float(p), sigma=hw / 1.1774, top=int(a), bottom=int(b), peak=float(ce[p]),
+                             fraction=1.0, cluster=-1 - len(new), deconvolved=False))
+    if not new:
+        return fits
+    return sorted(list(fits) + new, key=lambda f: f.top)
 
 
 def _widen_broad_bands(fits, corr_edge: np.ndarray, radius: float, noise: float) -> None:
