@@ -38,6 +38,10 @@ def test_tilted_outline_gives_slope_and_order():
     assert lanes[1].width_px == 20
     with pytest.raises(ValueError):
         lanes_from_outlines([np.array([[0, 0], [1, 0], [1, 1]])], (50, 50))
+    # two strips of membrane: the lower piece's lanes come after the upper piece's
+    rect = lambda y0, y1, x0, x1: np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], float) - 0.5  # noqa: E731
+    lanes = lanes_from_outlines([rect(60, 100, 10, 30), rect(0, 40, 50, 70), rect(0, 40, 10, 30)], (101, 200))
+    assert [(ln.piece, ln.x_left_px, ln.y_top_px) for ln in lanes] == [(1, 10, 0), (1, 50, 0), (2, 10, 60)]
 
 
 @pytest.mark.parametrize("bg", ["rolling-ball", "none"])
@@ -136,3 +140,17 @@ def test_match_rows_follows_renumbering(clean):
     after = measure_bands(sim.data, res.lane_geometry, extra)
     m = match_rows(base.bands, after.bands)
     assert all(m[r] == r + 1 for r in m) and len(m) == base.bands.loc[base.bands["row"] > 0, "row"].nunique()
+
+
+def test_two_membrane_pieces_keep_their_rows(real_dir):
+    from exoimage.io import read_image
+
+    img = read_image(real_dir / "wb_rhoa_chemi_16bit.tif")
+    res = quantify_blot(img)
+    assert res.lanes["piece"].nunique() == 2
+    lanes = lanes_from_outlines([lane_outline(ln) for ln in res.lane_geometry], img.data.shape)
+    assert [ln.piece for ln in lanes] == list(res.lanes["piece"])
+    assert [ln.lane for ln in lanes] == list(res.lanes["lane"])
+    m = measure_bands(img, lanes, regions_from_bands(res.bands))
+    assert (m.bands["row"].to_numpy() == res.bands["row"].to_numpy()).all()
+    assert len(m.pieces) == 2

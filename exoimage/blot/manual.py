@@ -55,7 +55,10 @@ def lanes_from_outlines(outlines, shape, *, ladder_lane: int | None = None) -> l
     Returns
     -------
     list of Lane
-        Sorted left to right and numbered 1..N. The tilt is the shift of the
+        Grouped into membrane pieces (lanes whose rows overlap by more than half
+        the shorter lane are on one piece; pieces numbered top to bottom), and
+        numbered 1..N piece by piece, left to right, as :func:`~exoimage.blot.lanes.find_lanes`
+        numbers them. The tilt is the shift of the
         outline's centre between its upper and lower vertices.
     """
     h, w = shape
@@ -90,11 +93,32 @@ def lanes_from_outlines(outlines, shape, *, ladder_lane: int | None = None) -> l
             raise ValueError(f"lane outline {k + 1} lies outside the image")
         lanes.append(Lane(lane=0, piece=1, x_left_px=xl, x_right_px=xr, y_top_px=yt, y_bottom_px=yb,
                           y_ref_px=yref, slope=round(slope, 6)))
-    lanes.sort(key=lambda ln: ln.x_center_px)
+    _assign_pieces(lanes)
+    lanes.sort(key=lambda ln: (ln.piece, ln.x_center_px))
     for i, ln in enumerate(lanes, start=1):
         ln.lane = i
         ln.is_ladder = ladder_lane == i
     return lanes
+
+
+def _assign_pieces(lanes: list[Lane]) -> None:
+    """Set ``piece``: lanes sharing more than half of the shorter one's rows are on one piece."""
+    order = sorted(lanes, key=lambda ln: (ln.y_top_px, ln.x_center_px))
+    groups: list[list[Lane]] = []
+    for ln in order:
+        for g in groups:
+            top = max(ln.y_top_px, min(o.y_top_px for o in g))
+            bottom = min(ln.y_bottom_px, max(o.y_bottom_px for o in g))
+            shorter = min(ln.y_bottom_px - ln.y_top_px, max(o.y_bottom_px for o in g) - min(o.y_top_px for o in g))
+            if bottom - top > 0.5 * shorter:
+                g.append(ln)
+                break
+        else:
+            groups.append([ln])
+    groups.sort(key=lambda g: min(o.y_top_px for o in g))
+    for k, g in enumerate(groups, start=1):
+        for ln in g:
+            ln.piece = k
 
 
 def band_outline(lane: Lane, y_top_px: float, y_bottom_px: float) -> np.ndarray:
@@ -238,6 +262,16 @@ def _lane_regions(regions: pd.DataFrame, ln: Lane) -> list[tuple]:
     return sorted(out)
 
 
+def _pieces(lanes: list[Lane]) -> list[Piece]:
+    """The membrane pieces the lanes define (their bounding boxes)."""
+    out = []
+    for pc in sorted({ln.piece for ln in lanes}):
+        g = [ln for ln in lanes if ln.piece == pc]
+        out.append(Piece(pc, min(ln.y_top_px for ln in g), max(ln.y_bottom_px for ln in g) + 1,
+                         min(ln.x_left_px for ln in g), max(ln.x_right_px for ln in g) + 1))
+    return out
+
+
 def lane_traces(image, lanes: list[Lane], regions: pd.DataFrame | None = None,
                 params: BlotParams | None = None) -> dict:
     """Lane profile and chosen background of every lane, for plotting.
@@ -344,16 +378,22 @@ def measure_bands(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotP
     bands["saturated"] = bands["saturated_px"] > 0
     bands["low_snr"] = bands["snr"] < params.low_snr
     bands["mw_kda"] = np.nan
-    sample = [ln.lane for ln in lanes if not ln.is_ladder]
+    # rows per membrane piece, sample lanes only, numbered on from the piece above (as quantify_blot)
     offsets = {}
-    if sample and len(bands):
-        h = max(ln.y_bottom_px - ln.y_top_px + 1 for ln in lanes)
-        offsets = B.lane_offsets(det, sample, int(0.03 * h) + 2)
+    next_row = 0
+    for pc in sorted({ln.piece for ln in lanes}):
+        sample = [ln.lane for ln in lanes if ln.piece == pc and not ln.is_ladder]
         m = bands["lane"].isin(sample).to_numpy()
-        if m.any():
-            sub = bands[m]
-            bands.loc[m, "row"] = B.group_rows(sub["y_px"].to_numpy(), sub["sigma_px"].to_numpy(),
-                                               sub["lane"].to_numpy(), sub["lane"].map(offsets).to_numpy())
+        if not sample or not m.any():
+            continue
+        h = max(ln.y_bottom_px - ln.y_top_px + 1 for ln in lanes if ln.piece == pc)
+        off = B.lane_offsets(det, sample, int(0.03 * h) + 2)
+        offsets.update(off)
+        sub = bands[m]
+        r = B.group_rows(sub["y_px"].to_numpy(), sub["sigma_px"].to_numpy(), sub["lane"].to_numpy(),
+                         sub["lane"].map(off).to_numpy())
+        bands.loc[m, "row"] = r + next_row
+        next_row += int(r.max())
     ladder = {}
     if params.ladder_lane and params.ladder_kda and len(bands):
         try:
@@ -364,9 +404,8 @@ def measure_bands(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotP
     bands["band_id"] = np.arange(1, len(bands) + 1)
     bands = bands[BAND_COLUMNS + ["piece"]]
     lanes_df = pd.DataFrame(lane_rows, columns=LANE_COLUMNS)
-    h, w = data.shape
     return BlotResult(lanes=lanes_df, bands=bands, lane_geometry=list(lanes),
-                      pieces=[Piece(1, 0, h, 0, w)], polarity=polarity, polarity_source=pol_src,
+                      pieces=_pieces(lanes), polarity=polarity, polarity_source=pol_src,
                       ceiling=ceiling, ceiling_source=ceil_src, noise_sd=noise, warnings=warns,
                       saturated_mask=solid, hot_mask=hot, ladder=ladder, params=params)
 
