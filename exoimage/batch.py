@@ -65,7 +65,19 @@ def _blot_params(opts: dict):
 
 
 def process_task(job: dict) -> dict:
-    """Analyse one image (runs inside a worker). ``job`` is a plain dict (picklable)."""
+    """Analyse one image (runs inside a worker). ``job`` is a plain dict (picklable).
+
+    BLAS/OpenMP are limited to one thread, as Dask's worker processes are: the
+    few multi-threaded reductions (least-squares fits) then round the same way
+    whichever executor runs the task, so results are identical to the last digit.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _process_task(job)
+
+
+def _process_task(job: dict) -> dict:
     task: ImageTask = job["task"]
     out = Path(job["out"])
     t0 = time.perf_counter()
