@@ -43,7 +43,9 @@ def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = T
                                       "lane_sheet": str(t.blot.lane_sheet) if t.blot.lane_sheet else None}
                         for t in exp.blots},
               "pixel_size_overrides": {t.rel: t.pixel_size_nm for t in exp.tem if t.pixel_size_nm},
-              "rules": str(exp.rules_path or DEFAULT_RULES)}
+              "rules": str(exp.rules_path or DEFAULT_RULES),
+              "nta": {s: {k: exp.samples.get(s, {})[k] for k in ("dilution_factor", "protein_ug", "volume_ml")
+                          if k in exp.samples.get(s, {})} for s in exp.nta}}
     report = write_report(out, exp, tables, results, stats, params, str(exp.rules_path or "built-in defaults "
                                                                             "(exoimage/qc_rules.toml)"))
     inputs = [InputFile(t.path, t.rel) for t in sorted(exp.tasks, key=lambda t: t.rel)]
