@@ -22,6 +22,9 @@ def test_uncalibrated_real_tem_crop(real_dir, make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert w.result is not None and w.result.ok
     assert len(w.table) >= 1
+    # the pixel size typed in now calibrates the image and the results (scale bar in nm)
+    assert layer.scale[-1] == pytest.approx(1.5646) and str(layer.units[-1]) in ("nm", "nanometer")
+    assert w.labels_layer.scale[-1] == pytest.approx(1.5646)
     assert w.table["image"].iloc[0] == "ev_tem_dark_crop_16bit.tif"
 
 

@@ -18,8 +18,8 @@ from exoimage.outputs import write_table
 from exoimage.tem import VESICLE_COLUMNS, TemParams, analyze_tem_image, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
-from ._common import (BackgroundJobs, MplCanvas, camera, show_scale_bar, fill_table, image_from_layer, layer_name_for_tables, layer_pixel_size,
-                      notify_info)
+from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+                      layer_name_for_tables, layer_pixel_size, notify_info, show_scale_bar)
 
 TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "circularity", "aspect_ratio",
                  "touches_border", "confidence", "x_nm", "y_nm"]
@@ -228,9 +228,23 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self.image_layer = layer
         self._name = layer_name_for_tables(layer)
         self._px = px
+        if px:
+            self._calibrate_layer(layer, px, src)
         self._start_job(analyze_tem_image, (img, params, self._name), self._on_result,
                         desc=f"exoimage: detecting vesicles in {layer.name}",
                         status=f"Detecting vesicles in {layer.name}…")
+
+    def _calibrate_layer(self, layer, px, src):
+        """Put the image layer at the pixel size used, so that results, scale bar and
+        measurements in the viewer are in nm."""
+        if tuple(layer.scale[-2:]) == (px, px) and str(layer.units[-1]) in ("nm", "nanometer"):
+            return
+        layer.scale = tuple(layer.scale[:-2]) + (px, px)
+        layer.units = tuple(layer.units[:-2]) + ("nm", "nm")
+        meta = dict(layer.metadata.get(META_KEY, {}))
+        meta.update(pixel_size_nm=px, pixel_size_source=src)
+        layer.metadata[META_KEY] = meta
+        self.viewer.reset_view()
 
     def _on_result(self, res):
         if not res.ok:
