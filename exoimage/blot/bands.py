@@ -200,8 +200,13 @@ def _fit_cluster(x, yv, centres, sigma0):
         lo += [0.0, x[0], 0.5]
         hi += [np.inf, x[-1], max(1.0, span)]
     p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-    res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, jac=jac, bounds=(lo, hi), max_nfev=100,
+    # Levenberg-Marquardt (MINPACK, fast) first; the bounded trust-region method only
+    # when that leaves the physical range (negative amplitude, centre outside, ...)
+    res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, jac=jac, method="lm", max_nfev=200,
                         x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
+    if not (res.success and np.all(res.x >= np.array(lo)) and np.all(res.x <= np.array(hi))):
+        res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, jac=jac, bounds=(lo, hi), max_nfev=100,
+                            x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
     comps = [tuple(res.x[3 * i:3 * i + 3]) for i in range(len(centres))]
     return sorted(comps, key=lambda c: c[1])
 

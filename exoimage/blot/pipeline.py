@@ -435,7 +435,7 @@ def _add_broad_bands(fits, corr_edge: np.ndarray, radius: float, min_snr: float,
     n = len(corr_edge)
     sig = max(3.0, radius / 6.0)
     ce = ndi.gaussian_filter1d(corr_edge, sig, mode="nearest")
-    d = ce - ndi.gaussian_filter1d(ce, 4 * radius, mode="nearest")
+    d = ce - ndi.uniform_filter1d(ce, max(3, int(8 * radius)), mode="nearest")
     spread = 1.4826 * float(np.median(np.abs(d - np.median(d))))
     thr = min_snr * max(spread, pix_noise)
     pk, props = find_peaks(ce, height=thr, prominence=thr)
