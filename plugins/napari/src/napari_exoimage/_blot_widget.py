@@ -268,11 +268,19 @@ class BlotWidget(BackgroundJobs, QWidget):
         colors = [SATURATED_COLOR if b.saturated else (LOW_SNR_COLOR if b.low_snr else BAND_COLOR)
                   for b in bands.itertuples()]
         feats = bands.drop(columns=[c for c in ("piece",) if c in bands]).reset_index(drop=True)
+        # row numbers (what Target/Control rows refer to) beside each row's rightmost band
+        feats["tag"] = ""
+        rowed = feats[feats["row"] > 0]
+        if len(rowed):
+            feats.loc[rowed.groupby("row")["lane"].idxmax().to_numpy(), "tag"] = \
+                "r" + rowed.loc[rowed.groupby("row")["lane"].idxmax(), "row"].astype(str).to_numpy()
         self.bands_layer = self.viewer.add_shapes(
             boxes if boxes else None, shape_type="rectangle", name=f"{base} bands",
             edge_color=colors if boxes else BAND_COLOR, face_color=[
                 (1, 0, 0, 0.35) if c == SATURATED_COLOR else (0, 0, 0, 0) for c in colors] if boxes else
-            "transparent", edge_width=1.5, features=feats if boxes else None, **geo)
+            "transparent", edge_width=1.5, features=feats if boxes else None,
+            text={"string": "{tag}", "color": "cyan", "size": 10, "anchor": "upper_right",
+                  "translation": [6, 16]} if boxes else None, **geo)
         self.viewer.layers.selection.active = self.lanes_layer
 
     def _shapes_data(self, layer):
