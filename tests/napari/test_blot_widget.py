@@ -22,7 +22,7 @@ def _row_of(bands, y, lanes):
     return int((med - y).abs().idxmin())
 
 
-def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path):
+def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     viewer = make_napari_viewer()
     (data, kw, _), = sample_blot()
     viewer.add_image(data, **kw)
@@ -111,6 +111,19 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path):
     w.quantify()
     assert int(w.target_rows.text()) == t_before + 1
     np.testing.assert_allclose(w.normalized.set_index("lane")["relative"], rel_before, rtol=1e-6)
+
+    # delete the rightmost lane: its bands lie in no lane any more and are dropped with a warning
+    warned = []
+    monkeypatch.setattr("napari_exoimage._blot_widget.notify_warning", warned.append)
+    n_lane8 = int((w.result.bands["lane"] == 8).sum())
+    lanes_l = w.lanes_layer
+    lanes_l.selected_data = {int(np.argmax([np.asarray(d)[:, 1].mean() for d in lanes_l.data]))}
+    lanes_l.remove_selected()
+    n_before = len(w.result.bands)
+    w.quantify()
+    assert len(w.result.lanes) == 7 and len(w.result.bands) == n_before - n_lane8
+    assert warned and f"{n_lane8} band box(es) lie in no lane" in warned[-1]
+    assert 8 not in set(w.normalized["lane"])
 
     # export and read back
     paths = w.export(tmp_path)
