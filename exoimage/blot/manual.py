@@ -225,7 +225,7 @@ def _lane_background(signal, ln, prof, params, regions, free):
     methods = [method] * len(regions)
     if method == "auto":
         bg = rb.copy()
-        if hasattr(B, "flank_background") and regions:
+        if regions:
             # as quantify_blot: refine under every band with a line through its flanks
             bg = B.flank_background(prof, regions, rb)
         methods = ["rolling-ball"] * len(regions)
