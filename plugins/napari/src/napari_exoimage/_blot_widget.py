@@ -31,8 +31,8 @@ BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "background", "snr", "
                       "low_snr", "hot_px", "deconvolved", "mw_kda", "y_px", "background_method"]
 LANE_COLOR, LADDER_COLOR = "lime", "magenta"
 BAND_COLOR, SATURATED_COLOR, LOW_SNR_COLOR = "yellow", "red", "orange"
-REPORT_TOOLTIP = ("The QC report needs exoimage's batch command, which is not available yet. "
-                  "Export the tables instead.")
+REPORT_TOOLTIP = ("The QC report is not available from the plugin yet: it is written by `exoimage run` "
+                  "(report.html) on an experiment folder, from the command line. Export the tables here.")
 
 
 def _detect(img, params, name):

@@ -23,8 +23,8 @@ from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, i
 
 TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "circularity", "aspect_ratio",
                  "touches_border", "confidence", "x_nm", "y_nm"]
-REPORT_TOOLTIP = ("The QC report needs exoimage's batch command, which is not available yet. "
-                  "Export the table and labels instead.")
+REPORT_TOOLTIP = ("The QC report is not available from the plugin yet: it is written by `exoimage run` "
+                  "(report.html) on an experiment folder, from the command line. Export the table and labels here.")
 
 
 class VesicleWidget(BackgroundJobs, QWidget):
