@@ -107,25 +107,23 @@ def blot(out: Path):
     d[k][:, 1] += 2
     w.lanes_layer.data = d
     w.quantify()
-    # the detector missed lane 3's smear (next to a saturated band): draw its box by hand,
-    # copying lane 4's box of the same row, and quantify again
-    res = w.result
+    # lane 3's smear (beside a saturated band) is cut into pieces by the detector: replace its
+    # boxes there by a copy of lane 4's smear box, as a user would, and quantify again
     r_t = int(w.target_rows.text())
-    if not ((res.bands["lane"] == 3) & (res.bands["row"] == r_t)).any():
-        feats = w.bands_layer.features
-        idx = feats.index[(feats["lane"] == 4) & (feats["row"] == r_t)]
-        if len(idx):
-            box = np.asarray(w.bands_layer.data[int(idx[0])]).copy()
-            lanes = res.lanes.set_index("lane")
-            box[:, 1] += lanes.loc[3, "x_center_px"] - lanes.loc[4, "x_center_px"]
-            y0, y1 = box[:, 0].min(), box[:, 0].max()
-            clash = {i for i, d in enumerate(w.bands_layer.data) if feats.loc[i, "lane"] == 3
-                     and np.asarray(d)[:, 0].max() > y0 and np.asarray(d)[:, 0].min() < y1}
-            if clash:  # a small false band inside the smear: delete it
-                w.bands_layer.selected_data = clash
-                w.bands_layer.remove_selected()
-            w.bands_layer.add_rectangles([box])
-            w.quantify()
+    feats = w.bands_layer.features
+    idx = feats.index[(feats["lane"] == 4) & (feats["row"] == r_t)]
+    if len(idx):
+        lanes = w.result.lanes.set_index("lane")
+        box = np.asarray(w.bands_layer.data[int(idx[0])]).copy()
+        box[:, 1] += lanes.loc[3, "x_center_px"] - lanes.loc[4, "x_center_px"]
+        y0, y1 = box[:, 0].min(), box[:, 0].max()
+        clash = {i for i, d in enumerate(w.bands_layer.data) if feats.loc[i, "lane"] == 3
+                 and np.asarray(d)[:, 0].max() > y0 and np.asarray(d)[:, 0].min() < y1}
+        if clash:
+            w.bands_layer.selected_data = clash
+            w.bands_layer.remove_selected()
+        w.bands_layer.add_rectangles([box])
+        w.quantify()
     w.profile_lane.setCurrentText("5")
     from qtpy.QtCore import Qt
 
