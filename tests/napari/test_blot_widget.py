@@ -134,6 +134,14 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path, m
     assert list(pd.read_csv(tmp_path / "normalized.csv").columns) == NORMALIZED_COLUMNS
     assert not w.report_btn.isEnabled() and "not available" in w.report_btn.toolTip()
 
+    # every band box deleted: quantify reports no bands rather than failing with a traceback
+    w.target_rows.setText("")
+    w.control_rows.setText("")
+    w.bands_layer.selected_data = set(range(len(w.bands_layer.data)))
+    w.bands_layer.remove_selected()
+    w.quantify()
+    assert len(w.result.bands) == 0 and w.band_table.rowCount() == 0
+
 
 def test_blot_errors_are_notifications(make_napari_viewer, qtbot, monkeypatch):
     viewer = make_napari_viewer()

@@ -91,6 +91,11 @@ def test_detect_edit_remeasure_export(viewer_with_tem, qtbot, tmp_path):
     li = read_image(tif)
     assert li.pixel_size_nm == pytest.approx(PX) and np.array_equal(li.data, lab)
 
+    # everything erased: an empty table, not an error
+    labels.data = np.zeros_like(lab)
+    w.remeasure()
+    assert len(w.table) == 0 and len(w.points_layer.data) == 0 and w.table_view.rowCount() == 0
+
 
 def test_missing_pixel_size_is_a_notification_not_a_traceback(make_napari_viewer, qtbot, monkeypatch):
     viewer = make_napari_viewer()
