@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                            QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox, QTableWidget,
+                            QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QTableWidget,
                             QVBoxLayout, QWidget)
 
 from exoimage.blot import BAND_COLUMNS, LANE_COLUMNS, BlotParams, quantify_blot
@@ -64,8 +64,7 @@ class BlotWidget(BackgroundJobs, QWidget):
 
         lay = QVBoxLayout(self)
         form = QFormLayout()
-        self.layer_combo = QComboBox()
-        form.addRow("Image", self.layer_combo)
+        self._add_layer_combo(form, "2-D grey image layer of a blot (raw file from the imager if you have it)")
         self.polarity = QComboBox()
         self.polarity.addItems(["auto", "light-bands", "dark-bands"])
         self.polarity.setToolTip("Bands lighter (chemiluminescence) or darker (film) than the background "
@@ -97,18 +96,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         form.addRow("Ladder kDa", self.ladder_kda)
         lay.addLayout(form)
 
-        row = QHBoxLayout()
-        self.run_btn = QPushButton("Detect lanes && bands")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        row.addWidget(self.run_btn, 2)
-        row.addWidget(self.cancel_btn, 1)
-        lay.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setTextVisible(False)
-        self.progress.setMaximumHeight(8)
-        lay.addWidget(self.progress)
+        self._add_run_controls(lay, "Detect lanes && bands")
 
         qbox = QGroupBox("Quantify the lanes and bands as drawn")
         qf = QFormLayout(qbox)
@@ -165,32 +153,13 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.export_btn.setEnabled(False)
 
         self.run_btn.clicked.connect(self.detect)
-        self.cancel_btn.clicked.connect(self.cancel)
         self.quantify_btn.clicked.connect(self.quantify)
         self.export_btn.clicked.connect(self._export_dialog)
         self.profile_lane.currentTextChanged.connect(lambda _t: self._draw_plots())
         self.band_table.cellClicked.connect(self._row_clicked)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
 
     # ------------------------------------------------------------------ helpers
-
-    def _refresh_layers(self, event=None):
-        from napari.layers import Image as ImageLayer
-
-        cur = self.layer_combo.currentText()
-        names = [ly.name for ly in self.viewer.layers if isinstance(ly, ImageLayer)]
-        self.layer_combo.blockSignals(True)
-        self.layer_combo.clear()
-        self.layer_combo.addItems(names)
-        if cur in names:
-            self.layer_combo.setCurrentText(cur)
-        self.layer_combo.blockSignals(False)
-
-    def _layer(self):
-        name = self.layer_combo.currentText()
-        return self.viewer.layers[name] if name and name in self.viewer.layers else None
 
     def params(self) -> BlotParams:
         kda = None

@@ -264,6 +264,59 @@ class BackgroundJobs:
         self.jobs_running = 0       # workers still computing, including cancelled ones
         self._name = ""
 
+    def _add_run_controls(self, layout, label: str):
+        """Run and Cancel buttons and a thin busy bar, added to ``layout``."""
+        from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QPushButton
+
+        row = QHBoxLayout()
+        self.run_btn = QPushButton(label)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        row.addWidget(self.run_btn, 2)
+        row.addWidget(self.cancel_btn, 1)
+        layout.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        layout.addWidget(self.progress)
+        self.cancel_btn.clicked.connect(self.cancel)
+
+    # image-layer chooser -------------------------------------------------
+
+    def _add_layer_combo(self, form, tooltip: str):
+        """A combo box of the viewer's Image layers, kept up to date, added to ``form``."""
+        from qtpy.QtWidgets import QComboBox
+
+        self.layer_combo = QComboBox()
+        self.layer_combo.setToolTip(tooltip)
+        form.addRow("Image", self.layer_combo)
+        self.layer_combo.currentTextChanged.connect(lambda _t: self._on_layer_choice())
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+
+    def _refresh_layers(self, event=None):
+        from napari.layers import Image as ImageLayer
+
+        cur = self.layer_combo.currentText()
+        names = [ly.name for ly in self.viewer.layers if isinstance(ly, ImageLayer)]
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        self.layer_combo.addItems(names)
+        if cur in names:
+            self.layer_combo.setCurrentText(cur)
+        self.layer_combo.blockSignals(False)
+        if self.layer_combo.currentText() != cur:
+            self._on_layer_choice()
+
+    def _layer(self):
+        name = self.layer_combo.currentText()
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+    def _on_layer_choice(self):
+        """Called when another image layer is chosen (override to react)."""
+
     @property
     def busy(self) -> bool:
         return self._worker is not None

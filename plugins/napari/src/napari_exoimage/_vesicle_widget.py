@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                            QHBoxLayout, QLabel, QProgressBar, QPushButton, QTableWidget, QVBoxLayout, QWidget)
+                            QHBoxLayout, QLabel, QPushButton, QTableWidget, QVBoxLayout, QWidget)
 
 from exoimage.io import ImageReadError, write_calibrated_tiff
 from exoimage.outputs import write_table
@@ -44,9 +44,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
         lay = QVBoxLayout(self)
         form = QFormLayout()
-        self.layer_combo = QComboBox()
-        self.layer_combo.setToolTip("2-D grey image layer of a negative-stain TEM micrograph")
-        form.addRow("Image", self.layer_combo)
+        self._add_layer_combo(form, "2-D grey image layer of a negative-stain TEM micrograph")
         px_row = QHBoxLayout()
         self.px_spin = QDoubleSpinBox()
         self.px_spin.setDecimals(4)
@@ -76,19 +74,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         form.addRow("Polarity", self.polarity)
         lay.addLayout(form)
 
-        run_row = QHBoxLayout()
-        self.run_btn = QPushButton("Detect vesicles")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        run_row.addWidget(self.run_btn, 2)
-        run_row.addWidget(self.cancel_btn, 1)
-        lay.addLayout(run_row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setTextVisible(False)
-        self.progress.setMaximumHeight(8)
-        lay.addWidget(self.progress)
+        self._add_run_controls(lay, "Detect vesicles")
         self.status = QLabel("Choose an image and press Detect.")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
@@ -123,15 +109,11 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self._set_have_result(False)
 
         self.run_btn.clicked.connect(self.run)
-        self.cancel_btn.clicked.connect(self.cancel)
         self.remeasure_btn.clicked.connect(self.remeasure)
         self.export_csv_btn.clicked.connect(self._export_csv_dialog)
         self.export_tif_btn.clicked.connect(self._export_labels_dialog)
         self.table_view.cellClicked.connect(self._row_clicked)
-        self.layer_combo.currentTextChanged.connect(self._layer_changed)
         self.px_spin.valueChanged.connect(self._px_edited)
-        self.viewer.layers.events.inserted.connect(self._refresh_layers)
-        self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
 
     # ------------------------------------------------------------------ ui helpers
@@ -145,30 +127,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         s.setToolTip(tip)
         return s
 
-    def _image_layers(self):
-        from napari.layers import Image as ImageLayer
-
-        return [ly for ly in self.viewer.layers if isinstance(ly, ImageLayer)]
-
-    def _refresh_layers(self, event=None):
-        cur = self.layer_combo.currentText()
-        names = [ly.name for ly in self._image_layers()]
-        self.layer_combo.blockSignals(True)
-        self.layer_combo.clear()
-        self.layer_combo.addItems(names)
-        if cur in names:
-            self.layer_combo.setCurrentText(cur)
-        self.layer_combo.blockSignals(False)
-        if self.layer_combo.currentText() != cur:
-            self._layer_changed(self.layer_combo.currentText())
-
-    def _layer(self):
-        name = self.layer_combo.currentText()
-        if name and name in self.viewer.layers:
-            return self.viewer.layers[name]
-        return None
-
-    def _layer_changed(self, name=None):
+    def _on_layer_choice(self):
         layer = self._layer()
         if layer is None:
             self.px_spin.setValue(0.0)
