@@ -83,6 +83,8 @@ def main(argv=None) -> int:
           f"p95 {np.percentile(err, 95):.3f} %, max {np.max(err):.3f} %")
     print(f"time per image: median {np.median(t) * 1000:.0f} ms, mean {t.mean() * 1000:.0f} ms, "
           f"max {t.max() * 1000:.0f} ms")
+    slow = np.argsort(t)[::-1][:3]
+    print("slowest: " + ", ".join(f"#{i} {t[i] * 1000:.0f} ms" for i in slow))
     if failures:
         print(f"failures ({len(failures)}):")
         for f in failures if args.failures else failures[:10]:

@@ -96,7 +96,7 @@ OCR_INSTALL_HINT = ("reading scale-bar labels needs OCR: pip install 'exoimage[o
 
 _WHITELIST = "0123456789.,nmuµμpAÅ"
 #: nm/px a scale-bar reading may give (TEM/SEM/AFM micrographs); outside -> misread
-PLAUSIBLE_PIXEL_NM = (0.001, 1000.0)
+PLAUSIBLE_PIXEL_NM = (0.001, 10000.0)
 _UNIT_NM = {"nm": 1.0, "µm": 1e3, "mm": 1e6, "Å": 0.1}
 
 
@@ -472,16 +472,24 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     win = n[wr0:wr1, wc0:wc1]
     bg = bar.bg if abs(bar.bg - bar.colour) > 0.2 else 1.0 - bar.colour
     contrast = abs(bg - bar.colour)
-    thr = min(0.5 * contrast, 0.3)
-    text = (np.abs(win - bar.colour) < thr).astype(np.uint8)
+    # hysteresis: glyphs are the pixels closer to the text colour than to the
+    # background, in components holding some pixels of (almost) the text colour
+    dist = np.abs(win - bar.colour)
+    text = (dist < 0.5 * contrast).astype(np.uint8)
     # blank the bar and its caps (with a 1 px margin)
     cr0, cc0, cr1, cc1 = bar.comp_box
     text[max(0, cr0 - 1 - wr0):max(0, cr1 + 1 - wr0), max(0, cc0 - 1 - wc0):max(0, cc1 + 1 - wc0)] = 0
     nlab, lab, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
+    strong = np.zeros(nlab, bool)
+    strong[np.unique(lab[(dist < min(0.3 * contrast, 0.25)) & (text > 0)])] = True
+    strong[0] = False
+    lab = np.where(strong[lab], lab, 0)
     comps, dots = [], []
     for i in range(1, nlab):
+        if not strong[i]:
+            continue
         x, y, w, h, area = stats[i]
-        if h < 5 or area < 12:
+        if h < 5 or area < 5:
             if area >= 2 and w <= 3 * h + 2 and h <= 3 * w + 2:  # decimal point / comma
                 dots.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0, i))
             continue
@@ -516,6 +524,12 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
             line = _grow_line(seed, comps)
             if where in ("above", "below"):  # a label line does not cross the bar's rows
                 line = [c for c in line if (c[2] <= bar.r0 if where == "above" else c[0] >= bar.r1)]
+            if len(line) >= 3:  # drop blobs reaching far above/below the glyphs' common band
+                tops = np.median([c[0] for c in line])
+                bots = np.median([c[2] for c in line])
+                hmed = bots - tops
+                lo, hi = tops - 0.6 * hmed, bots + 0.6 * hmed
+                line = [(max(c[0], int(lo)), c[1], min(c[2], int(np.ceil(hi))), c[3], c[4]) for c in line]
             ids = frozenset(c[4] for c in line)
             if not line or ids in seen:
                 continue
@@ -560,7 +574,7 @@ def _grow_line(seed, comps):
                 continue
             ov = min(r1, c[2]) - max(r0, c[0])
             ch = c[2] - c[0]
-            if ov < 0.5 * min(h, ch) or ch > 1.6 * h:
+            if ov < 0.5 * min(h, ch) or ch > 2.2 * h:
                 continue
             gap = max(c[1] - c1, c0 - c[3], 0)
             if gap <= 1.6 * h:
@@ -595,26 +609,30 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
         keep[a0 - R0:a1 - R0, b0 - C0:b1 - C0] = np.isin(sub, ids)
     crop = n[R0:R1, C0:C1]
     # hysteresis: grow the components into fainter (anti-aliased) text pixels
-    weak = (np.abs(crop - bar.colour) < line.soft).astype(np.uint8)
+    weak = (np.abs(crop - bar.colour) < 1.4 * line.soft).astype(np.uint8)
     br0, bc0, br1, bc1 = bar.comp_box
     weak[max(0, br0 - 1 - R0):max(0, br1 + 1 - R0), max(0, bc0 - 1 - C0):max(0, bc1 + 1 - C0)] = 0
     _, wl = cv2.connectedComponents(weak, connectivity=8)
     hit = np.unique(wl[(keep > 0) & (wl > 0)])
     keep = (keep > 0) | (np.isin(wl, hit) & (wl > 0))
     keep = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=1) > 0
-    alpha = np.clip(1.0 - np.abs(crop - bar.colour) / max(line.soft, 1e-3), 0, 1) * 1.4
-    alpha = np.clip(alpha, 0, 1) * keep
-    img8 = ((1.0 - alpha) * 255).astype(np.uint8)  # dark text on white
+    # dark text on white: 0 at the text colour, 1 at the background colour
+    grey = np.clip(np.abs(crop - bar.colour) / max(2 * line.soft, 1e-3), 0, 1)
+    grey = np.where(keep, grey, 1.0)
+    img8 = (grey * 255).astype(np.uint8)
     # Reads restricted to the label alphabet at a few text heights, plus an
     # unrestricted read; the majority value+unit wins and the agreement is the
     # OCR confidence. (Tesseract's own word confidence is unreliable with a
     # whitelist: often 0 for a perfect read.)
     reads = []  # (text, parsed or None)
+    micro = _has_descender(line)
 
     def read(height, whitelist):
         im = _prepare(img8, h, height)
         cfg = f"--psm 7 -c tessedit_char_whitelist={_WHITELIST}" if whitelist else "--psm 7"
         t = _tesseract(im, cfg)
+        if micro:
+            t = _micro_fix(t)
         reads.append((t, _plausible(parse_label(t), bar.length)))
 
     read(48, True)
@@ -635,7 +653,37 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
     agree = len(votes[best]) / len(reads)
     text = votes[best][0]
     conf = 0.95 * agree if len(reads) == 2 else 0.9 * agree
+    if best[1] == "mm":  # mm bars are rare on micrographs and 'µm' can read as 'mm'
+        conf = min(conf, 0.45)
     return text, float(conf)
+
+
+def _has_descender(line: _Line) -> bool:
+    """A glyph reaching well below the baseline: in a scale-bar label only µ (or μ) does that."""
+    big = [c for c in line.comps if (c[2] - c[0]) >= 0.5 * (line.box[2] - line.box[0])]
+    if len(big) < 2:
+        return False
+    bottoms = np.array([c[2] for c in big])
+    heights = np.array([c[2] - c[0] for c in big])
+    base = float(np.median(bottoms))
+    hmed = float(np.median(heights))
+    return bool(np.any(bottoms > base + 0.18 * hmed))
+
+
+def _micro_fix(text: str) -> str:
+    """Repair a µ misread as n/m/a digit, or lost, when the label has a descender glyph."""
+    t = "".join(str(text).split())
+    if not t.endswith("m") or len(t) < 2:
+        return text
+    if t.endswith(("nm", "mm")):
+        return t[:-2] + "µm"
+    prev = t[-2]
+    if prev in "uµμpyj":
+        return t
+    if prev.isdigit():
+        # '0.253m': the µ was read as a digit, unless the number is complete without it
+        return t[:-2] + "µm" if len(t) >= 3 else t[:-1] + "µm"
+    return t[:-2] + "µm"
 
 
 def _prepare(img8, h, height):
