@@ -229,7 +229,9 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
     smooth_px : float
         Gaussian smoothing (px) before peak finding.
     min_height : float
-        Absolute minimum peak height (profile units).
+        Absolute minimum peak height (profile units) of a band on its own; a
+        peak with ``support`` (another lane has a band at that height) needs
+        only the ``min_snr`` criterion.
     min_prominence : float, optional
         Peaks whose prominence is below ``min_snr * noise`` but at least this
         (and at least a quarter of their height) are kept too when another lane
@@ -252,7 +254,7 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
     cs = ndi.gaussian_filter1d(corr, smooth_px, mode="nearest")
     thr = min_snr * noise
     floor = thr if min_prominence is None else min(thr, min_prominence)
-    pk, props = find_peaks(cs, height=max(thr, min_height), prominence=floor)
+    pk, props = find_peaks(cs, height=thr, prominence=floor)
     if len(pk):
         # a peak standing less than ``thr`` above its surroundings is still a band when
         # its dip is deep relative to its own height (a band beside a stronger one)
@@ -263,7 +265,11 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
             near = np.array([np.abs(sup - p).min() <= support_tol_px for p in pk])
         else:
             near = np.zeros(len(pk), bool)
-        pk = pk[strict | (ok & near)]
+        # the absolute height floor (per-pixel signal) applies to bands on their own; a
+        # peak standing ``min_snr`` profile-noise SDs out where another lane has a clear
+        # band (a faint copy of the same protein) is a band too
+        high = cs[pk] >= min_height
+        pk = pk[(strict & (high | near)) | (ok & near & high)]
     if not len(pk):
         return []
     # band region per peak

@@ -151,7 +151,7 @@ def _band_rows(t: np.ndarray, max_rows: int = 10):
     rowp = np.clip(rowp - np.median(rowp), 0, None)
     rowp = ndi.gaussian_filter1d(rowp, 1.0)
     if rowp.max() <= 0:
-        return [(0, hgt)], np.full(hgt, 1.0 / hgt)
+        return [(0, hgt)], []
     pk, props = find_peaks(rowp, prominence=0.1 * rowp.max(), distance=3)
     if not len(pk):
         pk = np.array([int(np.argmax(rowp))])
@@ -171,20 +171,25 @@ def _band_rows(t: np.ndarray, max_rows: int = 10):
         while b < hgt - 1 and rowp[b] > half:
             b += 1
         cand.append((a, b))
-    # bands are thin along y: drop candidate rows much thicker than the thinnest
-    # (bubble fields, wells, smudges), unless nothing else is left
+    # bands are thin along y: candidate rows much thicker than the thinnest are
+    # set apart (bubble fields, wells, smudges, but also broad smears); they are
+    # used only when they repeat lane after lane and no thin row does
+    # (see _keep_lane_like_rows)
     thin = min(b - a for a, b in cand)
-    wins = []
+    wins, thick = [], []
     for a, b in cand:
-        if (b - a) > 2.5 * max(thin, 4):
-            continue
         # widen: bands of one row are not at exactly the same height in every lane (smile)
         pad = max(6, (b - a) // 2)
-        wins.append((max(0, a - pad), min(hgt, b + 1 + pad)))
+        w = (max(0, a - pad), min(hgt, b + 1 + pad))
+        (thick if (b - a) > 2.5 * max(thin, 4) else wins).append(w)
+    return wins, thick
+
+
+def _row_weights(wins, hgt):
     wts = np.zeros(hgt)
     for a, b in wins:
         wts[a:b] += 1.0 / (b - a)
-    return wins, wts / wts.sum()
+    return wts / wts.sum()
 
 
 def _period_score(pr: np.ndarray, min_lag: int = 8) -> float:
@@ -201,20 +206,23 @@ def _period_score(pr: np.ndarray, min_lag: int = 8) -> float:
     return float(seg[pk].max()) if len(pk) else 0.0
 
 
-def _keep_lane_like_rows(t, wins, wts):
+def _keep_lane_like_rows(t, wins, thick=()):
     """Drop band rows whose column profile does not repeat lane after lane (a well
-    region, a smudge) when others do: keep rows scoring >= half the best."""
+    region, a smudge, the bands of a marker lane alone) when others do: keep rows
+    scoring >= half the best. Thick rows (see :func:`_band_rows`) take part only
+    when they repeat clearly better (2x) than every thin row: a blot whose only
+    protein is a broad smear (CD63) has no thin row but the marker's."""
+    if thick:
+        sc_thin = [_period_score(t[a:b].mean(axis=0)) for a, b in wins]
+        best_thin = max(sc_thin) if sc_thin else 0.0
+        extra = [w for w in thick if _period_score(t[w[0]:w[1]].mean(axis=0)) > max(2 * best_thin, 0.2)]
+        wins = sorted(list(wins) + extra)
     if len(wins) < 2:
-        return wins, wts
+        return wins, _row_weights(wins, t.shape[0])
     prs = [t[a:b].mean(axis=0) for a, b in wins]
     sc = np.array([_period_score(p) for p in prs])
     keep = [w for w, s in zip(wins, sc) if s >= 0.5 * sc.max()]
-    if len(keep) == len(wins):
-        return wins, wts
-    w2 = np.zeros(t.shape[0])
-    for a, b in keep:
-        w2[a:b] += 1.0 / (b - a)
-    return keep, w2 / w2.sum()
+    return keep, _row_weights(keep, t.shape[0])
 
 
 def _periodic_rows(t, wins, min_score: float = 0.25):
@@ -308,6 +316,80 @@ def _tilt(t, wins, max_tilt):
     return float(np.median(est))
 
 
+def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float) -> list[float]:
+    """Lanes on the lane grid whose bands line up with no other lane's.
+
+    The band rows only see lanes that share a protein row; a marker lane (its
+    bands at heights of their own) or a lane holding a different protein is not
+    in them. Every free position on the lane grid (beyond the outer lanes and in
+    gaps of about a whole spacing) becomes a lane when the band-like signal of
+    the whole lane height there (column mean of the top-hat image) rises above
+    the membrane between lanes by at least half as much as it does at the median
+    lane found, and far above its noise, over a lane-like width (a speck or a
+    spot is much narrower). Returns the centres (px) of the extra lanes.
+    """
+    wid = ts.shape[1]
+    if len(centres) < 2 or spacing < 6:
+        return []
+    braw = ts.mean(axis=0)
+    b2 = ndi.gaussian_filter1d(braw, 2.0)
+    sm = max(2.0, spacing / 8.0)
+    bs = ndi.gaussian_filter1d(braw, sm)
+    c = np.asarray(centres, float)
+    mids = 0.5 * (c[1:] + c[:-1])
+    base = float(np.median(bs[np.clip(np.rint(mids).astype(int), 0, wid - 1)]))
+    at = bs[np.clip(np.rint(c).astype(int), 0, wid - 1)] - base
+    ref = float(np.median(at))
+    d = np.diff(braw)
+    nz = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2)
+    nz_s = nz / np.sqrt(2 * np.sqrt(np.pi) * sm)
+    need = max(0.5 * ref, 6 * nz_s)
+    if ref <= 0:
+        return []
+
+    def probe(q):
+        lo, hi = int(round(q - 0.3 * spacing)), int(round(q + 0.3 * spacing))
+        if lo < 0 or hi > wid - 1 or hi - lo < 3:
+            return None
+        x = lo + int(np.argmax(bs[lo:hi + 1]))
+        if x in (lo, hi) or bs[x] - base < need:
+            return None
+        # half-maximum width of the (lightly smoothed) profile around the peak
+        top = float(b2[max(0, x - 2):x + 3].max())
+        hm = base + 0.5 * (top - base)
+        l = x
+        while l > 0 and b2[l] > hm and x - l < spacing:
+            l -= 1
+        r = x
+        while r < wid - 1 and b2[r] > hm and r - x < spacing:
+            r += 1
+        if r - l < 0.5 * lw or r - l > 1.5 * spacing:
+            return None
+        return 0.5 * (l + r)
+
+    extra = []
+    for direction, start in ((-1, c.min()), (1, c.max())):
+        k = 1
+        while True:
+            x = probe(start + direction * k * spacing)
+            if x is None:
+                break
+            extra.append(x)
+            k += 1
+    for a, b in zip(c[:-1], c[1:]):
+        m = int(round((b - a) / spacing)) - 1
+        for j in range(1, m + 1):
+            x = probe(a + j * (b - a) / (m + 1))
+            if x is not None:
+                extra.append(x)
+    # never closer than 0.6 spacing to another lane
+    out = []
+    for x in extra:
+        if all(abs(x - y) >= 0.6 * spacing for y in list(c) + out):
+            out.append(float(x))
+    return out
+
+
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
                min_lane_width_px: int = 8, max_tilt: float = 0.1) -> list[Lane]:
     """Find lanes (count and boundaries) in every membrane piece.
@@ -344,8 +426,12 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         hr = subr.shape[0]
         t = _band_image(subr, max(15 // fy, hr // 4))
         t = ndi.gaussian_filter1d(t, 1.5, axis=1)
-        band_rows, wts = _band_rows(t)
-        band_rows, wts = _keep_lane_like_rows(t, band_rows, wts)
+        # the top-hat of pure noise is positive, in proportion to the local noise
+        # (shot noise grows with the background): remove each column's typical
+        # level so that brighter (noisier) membrane does not look like lanes
+        t -= np.median(t, axis=0)
+        band_rows, thick = _band_rows(t)
+        band_rows, wts = _keep_lane_like_rows(t, band_rows, thick)
         yref_r = float(np.sum(wts * np.arange(hr)))
         # tilt: shift between the column profiles of the upper and lower band rows
         slope_r = _tilt(t, band_rows, max_tilt * fy)
@@ -405,6 +491,8 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         medw = float(np.median(widths))
         pk = [m if 0.6 * medw <= wdt <= 1.5 * medw else float(p) for p, m, wdt in zip(pk, mids, widths)]
         lw = max(lw, 3.0)
+        if not n_lanes:
+            pk = sorted(pk + _grid_lanes(ts, pk, spacing, lw))
         for p in pk:
             xl = int(round(p - lw / 2)) + pc.x0
             xr = int(round(p + lw / 2)) - 1 + pc.x0
