@@ -57,3 +57,77 @@ def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = T
     return {"n_images": len(results), "n_ok": n_ok, "n_failed": len(results) - n_ok,
             "n_nta_files": n_nta, "n_nta_failed": n_nta_failed,
             "n_cached": stats["n_cached"], "report": str(report), "tables": tables, "stats": stats}
+
+
+def write_session_report(out, *, name: str = "interactive session", tem_items=(), blot_items=(),
+                         rules_path=None) -> Path:
+    """The QC report for results that are already in memory (e.g. the napari plugin's open layers).
+
+    Parameters
+    ----------
+    out : path
+        Output folder (report.html, report_data/, overlays/ and the tables).
+    tem_items : iterable of dict
+        ``name``, ``sample``, ``image_row`` (as :func:`exoimage.tem.analyze_tem_image`
+        gives it), ``vesicles`` (table, possibly re-measured after edits),
+        ``display`` (image as shown) and ``labels`` (possibly edited).
+    blot_items : iterable of dict
+        ``name``, ``marker``, ``image`` (:class:`~exoimage.io.Image`), ``result``
+        (:class:`~exoimage.blot.BlotResult`, e.g. of hand-edited lanes and
+        bands), ``normalized`` (table or None) and optionally ``params``.
+
+    The same tables, rules and report as :func:`run_experiment`, so a report
+    written from the plugin reads like one from ``exoimage run``.
+    """
+    from .experiment import BlotSpec, Experiment, ImageTask
+    from .nta_run import read_experiment_nta
+    from .outputs import safe_stem, save_png
+    from .tem import draw_overlay, summarize_diameters
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, tem_tasks, blot_tasks = [], [], []
+    for it in tem_items:
+        v = it["vesicles"].copy()
+        v["image"] = it["name"]
+        if "sample" not in v:
+            v.insert(1, "sample", it["sample"])
+        row = {**it["image_row"], **summarize_diameters(v), "image": it["name"]}
+        stem = safe_stem(it["name"])
+        save_png(out / "overlays" / f"{stem}.png", draw_overlay(it["display"], it["labels"], v))
+        results.append({"kind": "tem", "rel": it["name"], "sample": it["sample"], "sha256": None,
+                        "image_row": row, "vesicles": v, "overlay": f"overlays/{stem}.png"})
+        tem_tasks.append(ImageTask("tem", Path(it["name"]), it["name"], it["sample"]))
+    from .blot import BlotParams, draw_blot_overlay
+    from .blot.pipeline import _image_row as blot_image_row
+
+    for it in blot_items:
+        stem = safe_stem(it["name"])
+        res = it["result"]
+        save_png(out / "overlays" / f"{stem}.png", draw_blot_overlay(it["image"], res))
+        it = {**it, "lanes": res.lanes.assign(image=it["name"]), "bands": res.bands.assign(image=it["name"]),
+              "image_row": blot_image_row(it["name"], res, it["image"], it.get("params") or BlotParams())}
+        n = it.get("normalized")
+        if n is not None and len(n):
+            n = n.copy()
+            if "marker" not in n:
+                n.insert(1, "marker", it.get("marker") or "")
+            if "control_marker" not in n:
+                n.insert(2, "control_marker", "")
+        results.append({"kind": "blot", "rel": it["name"], "sample": None, "sha256": None,
+                        "image_row": {**it["image_row"], "marker": it.get("marker")}, "lanes": it["lanes"],
+                        "bands": it["bands"], "normalized": n, "marker": it.get("marker"),
+                        "overlay": f"overlays/{stem}.png"})
+        blot_tasks.append(ImageTask("blot", Path(it["name"]), it["name"], None, None,
+                                    BlotSpec(stem, it.get("marker"), None, {})))
+    exp = Experiment(root=out, name=name, tem=tem_tasks, blots=blot_tasks, samples={}, tem_params={},
+                     config={}, nta={}, rules_path=Path(rules_path) if rules_path else None)
+    rules = load_rules(exp.rules_path)
+    nta = read_experiment_nta(exp)
+    tables = assemble(exp, results, rules, nta=nta)
+    for key, fname in (("vesicles", "vesicles"), ("tem_images", "images"), ("bands", "bands"),
+                       ("lanes", "lanes"), ("normalized", "normalized"), ("samples", "samples"), ("qc", "qc")):
+        write_table(tables[key], out / f"{fname}.csv")
+    stats = {"executor": "interactive (napari)", "n_computed": len(results), "n_cached": 0}
+    return write_report(out, exp, tables, results, stats, {"source": "results open in an interactive session"},
+                        str(rules_path or "built-in defaults (exoimage/qc_rules.toml)"))

@@ -199,7 +199,8 @@ def size_figures(vesicles: pd.DataFrame, samples: pd.DataFrame) -> tuple[str | N
         ax.plot(c["diameter_nm"], c["density"], label=str(c["sample"].iloc[0]))
     ax.set_xlabel("diameter (nm)")
     ax.set_ylabel("density (1/nm)")
-    ax.legend(fontsize=8)
+    if curves:
+        ax.legend(fontsize=8)
     ax.set_title("TEM size distributions (KDE), all samples", fontsize=10)
     overlay = _fig_png(fig)
     return per_sample, overlay, (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())

@@ -132,7 +132,14 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path, m
     assert list(b.columns) == BAND_COLUMNS and len(b) == len(w.result.bands)
     assert list(pd.read_csv(tmp_path / "lanes.csv").columns) == LANE_COLUMNS
     assert list(pd.read_csv(tmp_path / "normalized.csv").columns) == NORMALIZED_COLUMNS
-    assert not w.report_btn.isEnabled() and "not available" in w.report_btn.toolTip()
+    # the QC report for what is open: the same report as `exoimage run`, from the library
+    assert w.report_btn.isEnabled()
+    rep = w.write_report(tmp_path / "report")
+    html = rep.read_text()
+    assert rep.name == "report.html" and "Western blots" in html and "saturation" in html
+    rb = pd.read_csv(tmp_path / "report" / "bands.csv")
+    assert len(rb) == len(w.result.bands)
+    np.testing.assert_allclose(rb["volume"].to_numpy(), w.result.bands["volume"].to_numpy())
 
     # every band box deleted: quantify reports no bands rather than failing with a traceback
     w.target_rows.setText("")

@@ -91,6 +91,15 @@ def test_detect_edit_remeasure_export(viewer_with_tem, qtbot, tmp_path):
     li = read_image(tif)
     assert li.pixel_size_nm == pytest.approx(PX) and np.array_equal(li.data, lab)
 
+    # the QC report for the vesicles as they are now (edits included), from the library
+    assert w.report_btn.isEnabled()
+    rep = w.write_report(tmp_path / "report")
+    assert rep.exists() and "TEM: vesicle size" in rep.read_text()
+    ri = pd.read_csv(tmp_path / "report" / "images.csv").iloc[0]
+    assert ri["n_vesicles"] == int((~t2["touches_border"].astype(bool)).sum())
+    rs = pd.read_csv(tmp_path / "report" / "samples.csv").iloc[0]
+    assert rs["tem_d50_nm"] == pytest.approx(t2.loc[~t2["touches_border"].astype(bool), "diameter_nm"].median())
+
     # everything erased: an empty table, not an error
     labels.data = np.zeros_like(lab)
     w.remeasure()
@@ -126,4 +135,4 @@ def test_cancel_drops_the_result(viewer_with_tem, qtbot):
     qtbot.waitUntil(lambda: w.jobs_running == 0, timeout=60000)
     qtbot.wait(200)
     assert w.result is None and w.labels_layer is None
-    assert not w.report_btn.isEnabled() and "not available" in w.report_btn.toolTip()
+    assert not w.report_btn.isEnabled()  # nothing to report yet

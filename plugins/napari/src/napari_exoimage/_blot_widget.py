@@ -31,8 +31,8 @@ BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "background", "snr", "
                       "low_snr", "hot_px", "deconvolved", "mw_kda", "y_px", "background_method"]
 LANE_COLOR, LADDER_COLOR = "lime", "magenta"
 BAND_COLOR, SATURATED_COLOR, LOW_SNR_COLOR = "yellow", "red", "orange"
-REPORT_TOOLTIP = ("The QC report is not available from the plugin yet: it is written by `exoimage run` "
-                  "(report.html) on an experiment folder, from the command line. Export the tables here.")
+REPORT_TOOLTIP = ("Write the QC report (report.html, the same report as `exoimage run`) for the lanes and "
+                  "bands as last quantified, into a folder")
 
 
 def _detect(img, params, name):
@@ -146,11 +146,13 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.report_btn = QPushButton("Report…")
         self.report_btn.setEnabled(False)
         self.report_btn.setToolTip(REPORT_TOOLTIP)
+        self.report_btn.clicked.connect(self._report_dialog)
         erow.addWidget(self.export_btn)
         erow.addWidget(self.report_btn)
         lay.addLayout(erow)
         self.quantify_btn.setEnabled(False)
         self.export_btn.setEnabled(False)
+        self.report_btn.setEnabled(False)
 
         self.run_btn.clicked.connect(self.detect)
         self.quantify_btn.clicked.connect(self.quantify)
@@ -206,6 +208,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.detected, self.result, self.normalized, self.traces = res, None, None, {}
         self._rows_basis = res
         self.export_btn.setEnabled(False)
+        self.report_btn.setEnabled(False)
         self._draw_shapes(res.lane_geometry, res.bands)
         self._show_result(res)
         self.quantify_btn.setEnabled(True)
@@ -301,6 +304,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self._draw_shapes(lanes, res.bands)
         self._show_result(res)
         self.export_btn.setEnabled(True)
+        self.report_btn.setEnabled(True)
         sat = int(res.bands["saturated"].sum())
         msg = f"Quantified {len(res.bands)} bands in {len(res.lanes)} lanes; {sat} saturated"
         if norm is not None:
@@ -413,6 +417,28 @@ class BlotWidget(BackgroundJobs, QWidget):
             out.append(folder / "normalized.csv")
             write_table(self.normalized[NORMALIZED_COLUMNS], out[2])
         return out
+
+    def write_report(self, folder) -> Path:
+        """The QC report for the blot as last quantified, by the library."""
+        from exoimage.pipeline_run import write_session_report
+
+        if self.result is None:
+            raise ValueError("nothing to report: press Quantify first")
+        item = dict(name=self._name, marker=None, image=self._img, result=self.result,
+                    normalized=self.normalized)
+        return write_session_report(folder, name=f"napari: {self._name}", blot_items=[item])
+
+    def _report_dialog(self):
+        folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")
+        if not folder:
+            return
+        try:
+            path = self.write_report(folder)
+        except (OSError, ValueError) as exc:
+            self._error(f"{folder}: cannot write the report ({exc})")
+            return
+        self.status.setText(f"Wrote {path}")
+        notify_info(f"wrote {path}")
 
     def _export_dialog(self):
         folder = QFileDialog.getExistingDirectory(self, "Export blot tables into folder")

@@ -7,6 +7,8 @@ no image processing of its own.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from qtpy.QtCore import Qt
@@ -23,8 +25,8 @@ from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, i
 
 TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "circularity", "aspect_ratio",
                  "touches_border", "confidence", "x_nm", "y_nm"]
-REPORT_TOOLTIP = ("The QC report is not available from the plugin yet: it is written by `exoimage run` "
-                  "(report.html) on an experiment folder, from the command line. Export the table and labels here.")
+REPORT_TOOLTIP = ("Write the QC report (report.html, the same report as `exoimage run`) for the vesicles as "
+                  "they are now, edits included, into a folder")
 
 
 class VesicleWidget(BackgroundJobs, QWidget):
@@ -101,7 +103,6 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self.export_tif_btn = QPushButton("Export labels…")
         self.export_tif_btn.setToolTip("The label image as a calibrated TIFF (unit nm; Fiji and napari read it)")
         self.report_btn = QPushButton("Report…")
-        self.report_btn.setEnabled(False)
         self.report_btn.setToolTip(REPORT_TOOLTIP)
         for b in (self.remeasure_btn, self.export_csv_btn, self.export_tif_btn, self.report_btn):
             edit_row.addWidget(b)
@@ -112,6 +113,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self.remeasure_btn.clicked.connect(self.remeasure)
         self.export_csv_btn.clicked.connect(self._export_csv_dialog)
         self.export_tif_btn.clicked.connect(self._export_labels_dialog)
+        self.report_btn.clicked.connect(self._report_dialog)
         self.table_view.cellClicked.connect(self._row_clicked)
         self.px_spin.valueChanged.connect(self._px_edited)
         self._refresh_layers()
@@ -157,7 +159,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
                          min_contrast=self.min_contrast.value(), polarity=self.polarity.currentText())
 
     def _set_have_result(self, ok: bool):
-        for b in (self.remeasure_btn, self.export_csv_btn, self.export_tif_btn):
+        for b in (self.remeasure_btn, self.export_csv_btn, self.export_tif_btn, self.report_btn):
             b.setEnabled(ok)
 
     # ------------------------------------------------------------------ detection
@@ -341,6 +343,22 @@ class VesicleWidget(BackgroundJobs, QWidget):
         if self.labels_layer is None:
             raise ValueError("nothing to export: detect vesicles first")
         write_calibrated_tiff(path, np.asarray(self.labels_layer.data), self._px)
+
+    def write_report(self, folder) -> Path:
+        """The QC report for the vesicles as they are now (edits included), by the library."""
+        from exoimage.pipeline_run import write_session_report
+
+        if self.table is None or self.result is None or self.labels_layer is None:
+            raise ValueError("nothing to report: detect vesicles first")
+        item = dict(name=self._name, sample=self.image_layer.name, image_row=self.result.image_row,
+                    vesicles=self.table[VESICLE_COLUMNS], display=self.result.display,
+                    labels=np.asarray(self.labels_layer.data))
+        return write_session_report(folder, name=f"napari: {self._name}", tem_items=[item])
+
+    def _report_dialog(self):
+        folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")
+        if folder:
+            self._guarded(self.write_report, folder, "report")
 
     def _export_csv_dialog(self):
         path, _ = QFileDialog.getSaveFileName(self, "Export vesicle table", "vesicles.csv", "CSV (*.csv)")
