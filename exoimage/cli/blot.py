@@ -10,8 +10,8 @@ import pandas as pd
 from ..blot import BAND_COLUMNS, DEFAULT_BACKGROUND, IMAGE_COLUMNS, LANE_COLUMNS, BlotParams, analyze_blot_file
 from ..blot import draw_blot_overlay
 from ..blot.bands import BACKGROUNDS
-from ..blot.normalize import (NORMALIZED_COLUMNS, match_lanes_by_position, normalize, read_lane_sheet,
-                              replicate_stats, row_volumes, rows_by_kda)
+from ..blot.normalize import NORMALIZED_COLUMNS, read_lane_sheet, replicate_stats
+from ..blot.plan import NormalizationSpec, normalize_blot
 from ..outputs import find_inputs, safe_stem, save_png, write_run_json, write_table
 
 
@@ -88,65 +88,18 @@ def params_from_args(args) -> BlotParams:
                       ladder_lane=args.ladder_lane, ladder_kda=kda)
 
 
-def _wants_normalisation(args) -> bool:
-    return any(v is not None for v in (args.target_row, args.target_kda, args.control_row, args.control_kda,
-                                       args.control_image, args.total_protein_image, args.reference_lane,
-                                       args.lane_sheet))
-
-
-def _external_control(path, params, lanes, args, total: bool):
-    """Control value per lane of ``lanes`` from a separate image."""
-    r = analyze_blot_file(path, params, name=str(path), lane_totals=total)
-    if not r.ok:
-        raise ValueError(f"control image: {r.image_row['error']}")
-    m = match_lanes_by_position(lanes, r.lanes)
-    if total:
-        vals = r.lanes.set_index("lane")["lane_total"]
-        name = f"total protein ({Path(path).name})"
-    else:
-        b = r.bands
-        if args.control_row:
-            rows = args.control_row
-        elif args.control_kda:
-            rows = rows_by_kda(b, args.control_kda)
-        else:
-            rows = [int(b[b["row"] > 0].groupby("row")["volume"].sum().idxmax())]
-        vals = row_volumes(b, rows)["volume"]
-        name = f"{Path(path).name} rows {','.join(map(str, rows))}"
-    return pd.Series({a: vals.get(bb) for a, bb in m.items()}, dtype=float), name
-
-
-def _normalise_one(res, args, params, sheet):
-    b, lanes = res.bands, res.lanes
-    if args.target_row:
-        target = args.target_row
-    elif args.target_kda:
-        target = rows_by_kda(b, args.target_kda)
-    else:
-        target = None
-    ctrl_rows = args.control_row if (args.control_row and not args.control_image) else None
-    if ctrl_rows is None and args.control_kda and not args.control_image:
-        ctrl_rows = rows_by_kda(b, args.control_kda)
-    ctrl_series, ctrl_name = None, ""
-    if args.control_image:
-        ctrl_series, ctrl_name = _external_control(args.control_image, params, lanes, args, total=False)
-    elif args.total_protein_image:
-        ctrl_series, ctrl_name = _external_control(args.total_protein_image, params, lanes, args, total=True)
-    sample = lanes.loc[~lanes["is_ladder"].astype(bool), "lane"]
-    ref = args.reference_lane if args.reference_lane is not None else int(sample.min())
-    targets = [target] if target else [[int(r)] for r in sorted(b.loc[b["row"] > 0, "row"].unique())
-                                       if not (ctrl_rows and int(r) in ctrl_rows)]
-    out = []
-    for t in targets:
-        out.append(normalize(res.image_row["image"], lanes, b, target_rows=t, control_rows=ctrl_rows,
-                             control_by_lane=ctrl_series, control_name=ctrl_name, reference_lane=ref,
-                             sheet=sheet))
-    return out
+def spec_from_args(args) -> NormalizationSpec:
+    """What to normalise, from the command-line options (the lane sheet is separate)."""
+    return NormalizationSpec(target_rows=args.target_row, target_kda=args.target_kda,
+                             control_rows=args.control_row, control_kda=args.control_kda,
+                             control_image=args.control_image, total_protein_image=args.total_protein_image,
+                             reference_lane=args.reference_lane)
 
 
 def run(args) -> int:
     try:
         params = params_from_args(args)
+        spec = spec_from_args(args)
         sheet = read_lane_sheet(args.lane_sheet) if args.lane_sheet else None
     except ValueError as exc:
         print(f"exoimage blot: {exc}", file=sys.stderr)
@@ -158,12 +111,12 @@ def run(args) -> int:
         print("exoimage blot: no image files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
         return 1
     image_rows, lane_tabs, band_tabs, norm_tabs, linear = [], [], [], [], {}
-    want_norm = _wants_normalisation(args)
+    want_norm = spec.wanted or args.lane_sheet is not None
     for f in inputs:
         res = analyze_blot_file(f.path, params, name=f.rel)
         if res.ok and want_norm:
             try:
-                norms = _normalise_one(res, args, params, sheet)
+                norms = normalize_blot(res, spec, params, sheet)
                 norm_tabs += norms
                 for nt in norms:
                     if "linear_range" in nt.attrs:
