@@ -6,7 +6,8 @@ Prints, for exoimage and for a Gel-Analyzer recipe baseline (equal fixed lanes,
 mean lane profile, straight baseline under each peak): lanes found exactly,
 median / 90th-percentile relative band-volume error (after one scale factor per
 row), target/control ratio error, dilution-series R², saturation flags; then
-the two real images (overlays in benchmarks/out/) and the speed on a
+blots with a single protein row (sharp, faint, or a smear only) beside a ladder
+(the sample experiment's geometry); then the two real images (overlays in benchmarks/out/) and the speed on a
 1648x1200 16-bit blot on one core.
 """
 
@@ -209,6 +210,66 @@ def run_sim(n_seeds: int = 3):
         print(f"{label:38s} {fmt('exoimage', key):>12s} {fmt('gel-analyzer', key):>14s}   {target}")
 
 
+# few band rows: the geometry of the sample experiment's marker blots (7 lanes with the
+# ladder in lane 1, 420 px tall, one protein row; sample_images/make_samples.py)
+FEW_ROWS = {
+    # a CD63 smear only (no sharp sample band at all), on the default blotchy background
+    "smear-only": dict(rows=[("cd63", 42.0, "smear", 1.0e6, 0.0)], loads=[1.0, 1.0, 1.8, 1.8, 0.6, 0.6]),
+    # the same smear on a smooth (gradient only) background
+    "smear-smooth": dict(rows=[("cd63", 42.0, "smear", 1.0e6, 0.0)], loads=[1.0, 1.0, 1.8, 1.8, 0.6, 0.6],
+                         blotchy=0.0),
+    # one sharp row, the ladder brighter than any sample band (TSG101)
+    "one-sharp": dict(rows=[("tsg101", 44.0, "sharp", 4.0e5, 3.0)], loads=[1.0, 1.0, 1.3, 1.3, 0.7, 0.7]),
+    # one row, faint in four lanes (calnexin: 0.05 vs 0.6)
+    "one-faint": dict(rows=[("calnexin", 90.0, "sharp", 4.0e5, 3.0)],
+                      loads=[0.05, 0.05, 0.05, 0.05, 0.6, 0.6]),
+}
+
+
+def run_few_rows(n_seeds: int = 3):
+    """Blots with a single protein row (sharp, faint or a smear only) and a ladder."""
+    from exoimage.simulate.blot import simulate_blot
+
+    print("\nfew band rows (7 lanes incl. ladder, 420 px, one row): scenario seed lanes_exact "
+          "ladder_is_lane1 median_err max_err missed mw_err(median)")
+    summary = {}
+    for sc, kw in FEW_ROWS.items():
+        for seed in range(n_seeds):
+            kw2 = dict(kw)
+            rng = np.random.default_rng(seed)
+            kw2["loads"] = [v * rng.uniform(0.92, 1.08) for v in kw["loads"]]
+            sim = simulate_blot(n_lanes=7, height=420, seed=300 + seed, smile_px=3.0, noise=1.0, dust=2, **kw2)
+            tl = sim.lanes
+            pitch = float(np.median(np.diff(tl["x_center_px"])))
+            res = quantify_blot(sim.data, ladder_lane=1, ladder_kda=sim.settings["ladder_kda"])
+            mp, ok = lane_map_for(res.lanes, tl, pitch)
+            lad = ok and mp.get(1) == 1
+            m = match_bands(res.bands, sim.bands, mp)
+            e = rel_errors(m)
+            t = sim.bands[~sim.bands["is_ladder"]]
+            mw = []
+            for r in t.itertuples():
+                f = res.bands[(res.bands["lane"] == mp.get(r.lane, -1))]
+                if len(f):
+                    i = (f["y_px"] - r.y_px).abs().idxmin()
+                    mw.append(abs(f.loc[i, "mw_kda"] / r.kda - 1))
+            mw_med = float(np.nanmedian(mw)) if mw else np.nan
+            miss = int(m.loc[m["row"] > 0, "found"].isna().sum())
+            st = summary.setdefault(sc, dict(ok=0, n=0, errs=[], mw=[], missed=0))
+            st["ok"] += int(ok and lad)
+            st["n"] += 1
+            st["errs"] += list(e)
+            st["mw"].append(mw_med)
+            st["missed"] += miss
+            print(f"  {sc:12s} {seed} {str(ok):5s} {str(lad):5s} {100 * np.median(e) if len(e) else np.nan:6.2f}% "
+                  f"{100 * e.max() if len(e) else np.nan:6.2f}% {miss} {100 * mw_med:5.1f}%")
+    print(f"{'scenario':14s} {'lanes+ladder':>12s} {'median err':>11s} {'p90 err':>8s} {'missed':>7s} {'mw err':>7s}")
+    for sc, st in summary.items():
+        e = np.array(st["errs"])
+        print(f"{sc:14s} {st['ok']:>9d}/{st['n']:<2d} {100 * np.median(e):10.2f}% {100 * np.percentile(e, 90):7.2f}% "
+              f"{st['missed']:>7d} {100 * np.nanmax(st['mw']):6.1f}%")
+
+
 def run_real():
     OUT.mkdir(parents=True, exist_ok=True)
     if not SHARED.exists():
@@ -249,5 +310,6 @@ def run_speed():
 if __name__ == "__main__":
     quick = "--quick" in sys.argv
     run_sim(1 if quick else 3)
+    run_few_rows(1 if quick else 3)
     run_real()
     run_speed()

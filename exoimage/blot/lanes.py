@@ -390,6 +390,29 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float) -> list[floa
     return out
 
 
+def _matched_centre(lin: np.ndarray, p: int, w: float, spacing: float) -> float:
+    """Centre near ``p`` where the mean of ``lin`` over a lane of width ``w`` stands
+    highest above the mean of the gaps (0.15 spacing) on both sides (searched within
+    0.25 spacing)."""
+    n = len(lin)
+    cs = np.concatenate([[0.0], np.cumsum(lin)])
+    hw = max(1, int(round(w / 2)))
+    g = max(2, int(round(0.15 * spacing)))
+
+    def mean(a, b):
+        a, b = max(0, a), min(n, b)
+        return (cs[b] - cs[a]) / (b - a) if b > a else np.nan
+
+    best, bx = -np.inf, float(p)
+    for x in range(int(p - 0.25 * spacing), int(p + 0.25 * spacing) + 1):
+        if x - hw < 0 or x + hw > n:
+            continue
+        v = mean(x - hw, x + hw) - 0.5 * (mean(x - hw - g, x - hw) + mean(x + hw, x + hw + g))
+        if np.isfinite(v) and v > best:
+            best, bx = v, float(x)
+    return bx
+
+
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
                min_lane_width_px: int = 8, max_tilt: float = 0.1) -> list[Lane]:
     """Find lanes (count and boundaries) in every membrane piece.
@@ -470,7 +493,7 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
             if pr.max() > 0:
                 lin += pr / pr.max()
         lin = ndi.gaussian_filter1d(lin, 1.0)
-        widths, mids = [], []
+        widths, mids, amps = [], [], []
         half_sp = int(max(2, spacing / 2))
         for p in pk:
             seg = lin[max(0, p - half_sp):min(wid, p + half_sp + 1)]
@@ -485,11 +508,20 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
                 r += 1
             widths.append(r - l)
             mids.append(0.5 * (l + r))
-        lw = min(1.2 * float(np.median(widths)), 0.9 * spacing)
+            amps.append(top - base)
+        # faint lanes (a tenth of the strongest, say) have noisy half-maximum
+        # crossings: the width comes from the clear lanes, and their centres from a
+        # matched filter (lane mean minus the mean of the gaps beside it, blind to
+        # a sloping baseline) over the whole lane width
+        amps = np.array(amps)
+        faint = amps < 0.3 * amps.max()
+        medw = float(np.median(np.array(widths)[~faint]))
+        lw = min(1.2 * medw, 0.9 * spacing)
         # lane centre: middle of the half-maximum crossings (more precise than the
         # peak of a flat-topped profile) when that width is plausible
-        medw = float(np.median(widths))
-        pk = [m if 0.6 * medw <= wdt <= 1.5 * medw else float(p) for p, m, wdt in zip(pk, mids, widths)]
+        pk = [_matched_centre(lin, p, medw, spacing) if fa else
+              m if 0.6 * medw <= wdt <= 1.5 * medw else float(p)
+              for p, m, wdt, fa in zip(pk, mids, widths, faint)]
         lw = max(lw, 3.0)
         if not n_lanes:
             pk = sorted(pk + _grid_lanes(ts, pk, spacing, lw))

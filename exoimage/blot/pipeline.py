@@ -254,7 +254,7 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
             # every lane of the piece has free membrane beside it
             if not any(f.bottom - f.top + 1 > radius for f in fits):
                 bg_edge = None
-            else:
+            elif bg_edge is not None:
                 _widen_broad_bands(fits, prof - bg_edge, radius, pnoise)
             method = "rolling-ball"
         elif method != "edge":

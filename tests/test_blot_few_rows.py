@@ -1,0 +1,103 @@
+"""Blots with a single protein row beside a ladder: the sample experiment's marker blots.
+
+Geometry of ``sample_images/make_samples.py`` (``make_blots``): 7 lanes, lane 1 the
+ladder, 420 px tall, one protein row (a CD63 smear, a sharp TSG101 band, or calnexin
+faint in four lanes), smile 3 px, dust. The lane finder has to find every lane,
+including the ladder (whose bands line up with no sample band) and lanes whose only
+signal is a smear or a faint band.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from exoimage.blot import quantify_blot
+from exoimage.simulate.blot import simulate_blot
+
+BLOTS = Path(__file__).resolve().parents[1] / "sample_images" / "blots"
+LADDER = [250, 150, 100, 75, 50, 37, 25, 20, 15, 10]
+
+
+def _check(res, truth: pd.DataFrame, truth_lanes: pd.DataFrame, *, vol_tol: float, faint_tol: float | None = None,
+           mw_tol: float = 0.15):
+    # exactly 7 lanes, lane 1 the ladder, every lane where the truth has it
+    assert len(res.lanes) == 7
+    assert res.lanes["is_ladder"].tolist() == [True] + [False] * 6
+    pitch = float(np.median(np.diff(truth_lanes["x_center_px"])))
+    d = np.abs(res.lanes["x_center_px"].to_numpy() - truth_lanes["x_center_px"].to_numpy())
+    assert d.max() <= 0.1 * pitch, d
+    # every truth band found (same lane, nearest y); volumes up to one scale factor
+    b = res.bands
+    t = truth[~truth["is_ladder"]]
+    found, mw = [], []
+    for r in t.itertuples():
+        f = b[b["lane"] == r.lane]
+        assert len(f), f"lane {r.lane}: no band"
+        i = (f["y_px"] - r.y_px).abs().idxmin()
+        assert abs(f.loc[i, "y_px"] - r.y_px) <= (25 if r.kind == "smear" else 6)
+        found.append(f.loc[i, "volume"])
+        mw.append(f.loc[i, "mw_kda"])
+    found, tv = np.array(found), t["volume"].to_numpy()
+    s = np.sum(found * tv) / np.sum(tv ** 2)
+    err = np.abs(found / (s * tv) - 1)
+    faint = tv < 0.2 * tv.max()
+    assert err[~faint].max() <= vol_tol, err
+    if faint.any():
+        assert err[faint].max() <= (faint_tol or vol_tol), err
+    # apparent weight of the target row from the ladder
+    assert np.all(np.abs(np.array(mw) / t["kda"].to_numpy() - 1) <= mw_tol), mw
+    # the ladder's bands all found
+    lad = b[b["is_ladder"]]
+    assert len(lad) == len(LADDER)
+
+
+def _sample(name):
+    data = tifffile.imread(BLOTS / f"{name}.tif")
+    truth = pd.read_csv(BLOTS / f"{name}.truth.csv")
+    lanes = truth.groupby("lane", as_index=False)["x_center_px"].first()
+    return quantify_blot(data, ladder_lane=1, ladder_kda=LADDER), truth, lanes
+
+
+def test_sample_tsg101_ladder_brighter_than_the_one_sample_row():
+    res, truth, lanes = _sample("TSG101")
+    _check(res, truth, lanes, vol_tol=0.04)
+
+
+def test_sample_calnexin_faint_in_four_lanes():
+    res, truth, lanes = _sample("calnexin")
+    # the four faint bands (0.05 load, ~1.7 pixel-noise SDs at their peak) are noise-limited
+    _check(res, truth, lanes, vol_tol=0.04, faint_tol=0.2)
+
+
+def test_sample_cd63_smear_only():
+    res, truth, lanes = _sample("CD63")
+    # the sample's background has blotches about as wide as a lane: the lane-edge
+    # background under a 150 px smear is off by up to ~10 % of the smear there
+    # (docs/blot.md, known limitations), so only lanes, order of samples and weight here
+    _check(res, truth, lanes, vol_tol=0.5)
+    v = res.bands[~res.bands["is_ladder"]].groupby("lane")["volume"].sum()
+    assert v[[4, 5]].min() > v[[2, 3]].max() > v[[6, 7]].max()
+
+
+def _sim(rows, loads, seed, **kw):
+    sim = simulate_blot(n_lanes=7, height=420, seed=seed, rows=rows, loads=loads, smile_px=3.0, noise=1.0,
+                        dust=2, **kw)
+    return quantify_blot(sim.data, ladder_lane=1, ladder_kda=LADDER), sim.bands, sim.lanes
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_simulated_smear_only_smooth_background(seed):
+    res, truth, lanes = _sim([("cd63", 42.0, "smear", 1.0e6, 0.0)], [1.0, 1.05, 1.8, 1.7, 0.6, 0.65], 400 + seed,
+                             blotchy=0.0)
+    _check(res, truth, lanes, vol_tol=0.06)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_simulated_one_sharp_row(seed):
+    res, truth, lanes = _sim([("tsg101", 44.0, "sharp", 4.0e5, 3.0)], [1.0, 0.95, 1.3, 1.4, 0.7, 0.68], 500 + seed)
+    _check(res, truth, lanes, vol_tol=0.04)
