@@ -41,7 +41,7 @@ How the label is read
 Text components of the bar's colour near the bar are grouped into lines; the
 candidate lines above, below, right and left of the bar are tried nearest
 first. Each line is cut out with the bar and everything else blanked, turned
-into dark text on white, rescaled to ~48 px text height and read by Tesseract
+into dark text on white, rescaled to ~36 px text height and read by Tesseract
 (``--psm 7``) restricted to ``0123456789.,`` and the unit letters
 ``n m u µ μ p A Å``. Accepted units: nm, µm (written ``µm``, ``μm`` or
 ``um``), Å (``A`` is read as Å), mm. Decimal points and commas are both
@@ -356,6 +356,10 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
             length = _subpixel_length(n, r0, r1, c0, c1, bar_val)
             out.append(_Cand(polarity, r0, r1, c0, c1, length, t, score, cb_box, bar_val, bg))
     out = [a for a in out if not any(_is_backing(a, b) for b in out)]
+    # text strokes and other short marks next to a real bar are not bars
+    good = [c.length for c in out if c.score > 0.5]
+    if good:
+        out = [c for c in out if c.length >= 0.35 * max(good)]
     out.sort(key=lambda c: (c.score > 0.5, c.length * c.score), reverse=True)
     return out[:max_candidates]
 
@@ -620,9 +624,9 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
     grey = np.clip(np.abs(crop - bar.colour) / max(2 * line.soft, 1e-3), 0, 1)
     grey = np.where(keep, grey, 1.0)
     img8 = (grey * 255).astype(np.uint8)
-    # Reads restricted to the label alphabet at a few text heights, plus an
-    # unrestricted read; the majority value+unit wins and the agreement is the
-    # OCR confidence. (Tesseract's own word confidence is unreliable with a
+    # Reads restricted to the label alphabet at a few text heights, plus
+    # unrestricted reads; the majority value+unit wins and the share of reads
+    # agreeing with it is the OCR confidence. (Tesseract's own word confidence is unreliable with a
     # whitelist: often 0 for a perfect read.)
     reads = []  # (text, parsed or None)
     micro = _has_descender(line)
@@ -635,24 +639,29 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
             t = _micro_fix(t)
         reads.append((t, _plausible(parse_label(t), bar.length)))
 
-    read(48, True)
-    read(48, False)
-    if not (reads[0][1] and reads[1][1] and _same(reads[0][1], reads[1][1])):
-        read(32, True)
-        read(72, True)
-        read(32, False)
-    votes = {}
-    for t, p in reads:
-        if p:
-            key = (p[0], p[1])
-            votes.setdefault(key, []).append(t)
+    for height, wl in ((36, True), (36, False), (28, True), (48, True)):
+        read(height, wl)
+
+    def tally():
+        v = {}
+        for t, p in reads:
+            if p:
+                v.setdefault((p[0], p[1]), []).append(t)
+        return v
+
+    votes = tally()
+    if not votes or max(len(x) for x in votes.values()) < 3:
+        for height, wl in ((28, False), (60, True), (22, True)):
+            read(height, wl)
+        votes = tally()
     if not votes:
         texts = [t for t, _ in reads if t]
         return (texts[0] if texts else ""), 0.0
-    best = max(votes, key=lambda k: (len(votes[k]), k[1] != "mm"))
+    order = {k: i for i, k in enumerate(votes)}  # first-read order breaks ties
+    best = max(votes, key=lambda k: (len(votes[k]), k[1] != "mm", -order[k]))
     agree = len(votes[best]) / len(reads)
     text = votes[best][0]
-    conf = 0.95 * agree if len(reads) == 2 else 0.9 * agree
+    conf = 0.95 * agree
     if best[1] == "mm":  # mm bars are rare on micrographs and 'µm' can read as 'mm'
         conf = min(conf, 0.45)
     return text, float(conf)
