@@ -257,6 +257,17 @@ def _periodic_rows(t, wins, min_score: float = 0.25):
     return keep
 
 
+def _win_profile(t, a, b):
+    """Column profile of the band row in rows ``a:b``: their mean minus the median of
+    the rows just above and below (half the window's height each), so that what the
+    top-hat left of the membrane's unevenness does not bury faint lanes."""
+    f = max(3, (b - a) // 2)
+    pr = t[a:b].mean(axis=0)
+    fl = np.concatenate([t[max(0, a - f):a], t[b:b + f]])
+    # median: a band of another row (a marker band) in the flanks does not count
+    return pr - np.median(fl, axis=0) if len(fl) else pr
+
+
 def _row_profiles(t, wins):
     out = []
     for a, b in wins:
@@ -316,7 +327,7 @@ def _tilt(t, wins, max_tilt):
     return float(np.median(est))
 
 
-def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float) -> list[float]:
+def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=(), faint=None):
     """Lanes on the lane grid whose bands line up with no other lane's.
 
     The band rows only see lanes that share a protein row; a marker lane (its
@@ -325,12 +336,12 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float) -> list[floa
     gaps of about a whole spacing) becomes a lane when the band-like signal of
     the whole lane height there (column mean of the top-hat image) rises above
     the membrane between lanes by at least half as much as it does at the median
-    lane found, and far above its noise, over a lane-like width (a speck or a
+    lane found (of those where it rises at all), and far above its noise, over a lane-like width (a speck or a
     spot is much narrower). Returns the centres (px) of the extra lanes.
     """
     wid = ts.shape[1]
     if len(centres) < 2 or spacing < 6:
-        return []
+        return [float(v) for v in centres], [bool(f) for f in (faint if faint is not None else [False] * len(centres))]
     braw = ts.mean(axis=0)
     b2 = ndi.gaussian_filter1d(braw, 2.0)
     sm = max(2.0, spacing / 8.0)
@@ -339,17 +350,17 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float) -> list[floa
     mids = 0.5 * (c[1:] + c[:-1])
     base = float(np.median(bs[np.clip(np.rint(mids).astype(int), 0, wid - 1)]))
     at = bs[np.clip(np.rint(c).astype(int), 0, wid - 1)] - base
-    ref = float(np.median(at))
+    # lanes found by a faint row may carry no band signal over the whole height above
+    # the membrane's unevenness: the reference is the median lane among those that do
+    ref = float(np.median(at[at > 0])) if (at > 0).any() else 0.0
     d = np.diff(braw)
     nz = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2)
     nz_s = nz / np.sqrt(2 * np.sqrt(np.pi) * sm)
     need = max(0.5 * ref, 6 * nz_s)
-    if ref <= 0:
-        return []
 
-    def probe(q):
-        lo, hi = int(round(q - 0.3 * spacing)), int(round(q + 0.3 * spacing))
-        if lo < 0 or hi > wid - 1 or hi - lo < 3:
+    def probe(q, reach=0.3):
+        lo, hi = int(round(q - reach * spacing)), int(round(q + reach * spacing))
+        if ref <= 0 or lo < 0 or hi > wid - 1 or hi - lo < 3:
             return None
         x = lo + int(np.argmax(bs[lo:hi + 1]))
         if x in (lo, hi) or bs[x] - base < need:
@@ -367,11 +378,60 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float) -> list[floa
             return None
         return 0.5 * (l + r)
 
+    def probe_row(q):
+        """A faint lane: a band at the height of a band row in the strip of columns at
+        ``q``, standing >= 6 robust SDs out of the same contrast measured at every
+        other height of that strip (the strip's own noise and texture)."""
+        if not band_rows:
+            return None
+        hw = max(1, int(round(lw / 2)))
+        best = None
+        for a, b in band_rows:
+            cr = _win_profile(ts, a, b)
+            x = int(round(_matched_centre(cr, int(round(q)), 2 * hw, spacing)))
+            if x - hw < 0 or x + hw > wid:
+                continue
+            strip = ts[:, x - hw:x + hw].mean(axis=1)
+            # contrast of the band's core (a third of the row window, which is padded
+            # for the smile) against the rows just above and below it
+            n = max(3, (b - a) // 3)
+            s1 = ndi.uniform_filter1d(strip, n, mode="nearest")
+            con = s1 - 0.5 * (np.roll(s1, n) + np.roll(s1, -n))
+            con = con[n:len(con) - n]
+            if len(con) < 8 * n:
+                continue
+            yc = (a + b) // 2 - n
+            if not 3 <= yc < len(con) - 3:
+                continue
+            sd = 1.4826 * float(np.median(np.abs(con - np.median(con))))
+            z = (float(con[yc - 3:yc + 4].max()) - float(np.median(con))) / max(sd, 1e-12)
+            if z >= 6 and (best is None or z > best[0]):
+                best = (z, float(x))
+        return None if best is None else best[1]
+
+    def probe_any(q):
+        x = probe(q)
+        if x is not None:
+            return x, False
+        x = probe_row(q)
+        return None if x is None else (x, True)
+
+    # a faint lane (found through a faint row only) where the whole lane height shows
+    # a clear lane nearby: the clear evidence places it (a marker lane seen through
+    # the edge of one of its bands in a protein row)
+    moved = []
+    for i in range(len(c)):
+        if faint is not None and faint[i]:
+            x = probe(c[i], 0.45)
+            if x is not None:
+                moved.append((i, x))
+    for i, x in moved:
+        c[i] = x
     extra = []
     for direction, start in ((-1, c.min()), (1, c.max())):
         k = 1
         while True:
-            x = probe(start + direction * k * spacing)
+            x = probe_any(start + direction * k * spacing)
             if x is None:
                 break
             extra.append(x)
@@ -379,15 +439,55 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float) -> list[floa
     for a, b in zip(c[:-1], c[1:]):
         m = int(round((b - a) / spacing)) - 1
         for j in range(1, m + 1):
-            x = probe(a + j * (b - a) / (m + 1))
+            x = probe_any(a + j * (b - a) / (m + 1))
             if x is not None:
                 extra.append(x)
     # never closer than 0.6 spacing to another lane
     out = []
-    for x in extra:
-        if all(abs(x - y) >= 0.6 * spacing for y in list(c) + out):
-            out.append(float(x))
-    return out
+    for x, fa in extra:
+        if all(abs(x - y) >= 0.6 * spacing for y in list(c) + [o[0] for o in out]):
+            out.append((float(x), fa))
+    fl = [bool(f) for f in (faint if faint is not None else np.zeros(len(c), bool))]
+    for i, _ in moved:
+        fl[i] = False
+    return [float(v) for v in c] + [x for x, _ in out], fl + [fa for _, fa in out]
+
+
+def _regularise(centres, faint, spacing: float) -> list[float]:
+    """Faint lanes onto the comb: lanes are cast evenly spaced, and the centre of a
+    lane seen only through a faint band is noisier than that spacing is irregular.
+
+    The lane pitch is the median of the adjacent centre differences within 30 % of
+    ``spacing``; a grid ``x0 + k * pitch`` is fitted by least squares to all lanes
+    (clear lanes weigh 5 times a faint one). When the clear lanes sit on it (within
+    10 % of the pitch), each faint lane within a quarter pitch of its grid slot moves
+    there; otherwise nothing moves.
+    """
+    c = np.asarray(centres, float)
+    fa = np.asarray(faint, bool)
+    if (~fa).sum() < 2 or not fa.any():
+        return list(c)
+    order = np.sort(c)
+    dif = np.diff(order)
+    ok = dif[(dif >= 0.7 * spacing) & (dif <= 1.3 * spacing)]
+    pitch = float(np.median(ok)) if len(ok) else float(spacing)
+    ref = float(np.sort(c[~fa])[0])
+    w = np.where(fa, 0.2, 1.0)
+    for _ in range(3):
+        k = np.rint((c - ref) / pitch)
+        if len(np.unique(k)) < len(k):
+            return list(c)
+        A = np.stack([np.ones_like(k), k], axis=1) * np.sqrt(w)[:, None]
+        x0, pitch = np.linalg.lstsq(A, c * np.sqrt(w), rcond=None)[0]
+        ref = x0
+        # a faint "lane" far off its slot (noise, a marker seen through a neighbour's
+        # row) does not pull the grid
+        w = np.where(fa & (np.abs(x0 + k * pitch - c) > 0.25 * pitch), 0.0, w)
+    g = x0 + k * pitch
+    if np.abs(g - c)[~fa].max() > 0.1 * pitch:
+        return list(c)
+    out = np.where(fa & (np.abs(g - c) <= 0.25 * pitch), g, c)
+    return [float(v) for v in out]
 
 
 def _matched_centre(lin: np.ndarray, p: int, w: float, spacing: float) -> float:
@@ -524,7 +624,9 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
               for p, m, wdt, fa in zip(pk, mids, widths, faint)]
         lw = max(lw, 3.0)
         if not n_lanes:
-            pk = sorted(pk + _grid_lanes(ts, pk, spacing, lw))
+            allc, allf = _grid_lanes(ts, pk, spacing, lw, band_rows, faint)
+            grid = float(pitch) if pitch and 0.7 * spacing <= pitch <= 1.3 * spacing else spacing
+            pk = sorted(_regularise(allc, allf, grid))
         for p in pk:
             xl = int(round(p - lw / 2)) + pc.x0
             xr = int(round(p + lw / 2)) - 1 + pc.x0
