@@ -501,7 +501,9 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
             continue
         if area > 0.9 * w * h and w > 3 * h:  # solid bars/strip edges are not glyphs
             continue
-        if area > 0.85 * w * h and w > 4 and h > 4:  # solid blocks are not glyphs either
+        if area > 0.85 * w * h and w > 4 and h > 4:  # solid blocks: only a bold full stop
+            if w <= 2 * h and h <= 2 * w:
+                dots.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0, i))
             continue
         comps.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0, i))
     if not comps:
