@@ -262,7 +262,13 @@ def _hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: floa
     ra = r_min * 1.6
     while ra <= r_max:
         rb = min(r_max, 4 * ra)
-        h = max(1.0, ra / 8.0)
+        # shrink so that ra is <= 8 px and the image <= ~768 px: the transform's
+        # cost grows fast with both; octaves whose radii would fall below 4 px
+        # are left to the LoG and the mask
+        h = max(1.0, ra / 8.0, max(work_n.shape) / 768.0)
+        if ra / h < 4.0:
+            ra = rb * 1.0001 if rb < r_max else r_max * 2
+            continue
         img = cv2.resize(work_n, None, fx=1 / h, fy=1 / h, interpolation=cv2.INTER_AREA) if h > 1 else work_n
         sm = cv2.GaussianBlur(img, (0, 0), 1.5 if h == 1 else 1.0)
         u8 = np.clip(sign * sm * 8 * np.sqrt(h) + 128, 0, 255).astype(np.uint8)
