@@ -76,10 +76,10 @@ def test_sample_calnexin_faint_in_four_lanes():
 
 def test_sample_cd63_smear_only():
     res, truth, lanes = _sample("CD63")
-    # the sample's background has blotches about as wide as a lane: the lane-edge
-    # background under a 150 px smear is off by up to ~10 % of the smear there
-    # (docs/blot.md, known limitations), so only lanes, order of samples and weight here
-    _check(res, truth, lanes, vol_tol=0.5)
+    # the sample's background has blotches about as wide as a lane: under a 150 px smear
+    # even the gap background (quadratic across the lane) is off by up to ~15 % in one
+    # lane (docs/blot.md, known limitations); the others are within ~5 %
+    _check(res, truth, lanes, vol_tol=0.2)
     v = res.bands[~res.bands["is_ladder"]].groupby("lane")["volume"].sum()
     assert v[[4, 5]].min() > v[[2, 3]].max() > v[[6, 7]].max()
 

@@ -66,6 +66,53 @@ def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_p
     return vals * lane.width_px
 
 
+def gap_background(signal: np.ndarray, lane: Lane, others, border_px: int = 3, smooth_px: int = 41):
+    """Background under a lane from the free membrane in the gaps between lanes, per row:
+    the median of ``border_px`` columns at the middle of each of the two nearest gaps on
+    either side (the lane's own edges and the gaps beyond its neighbours), fitted by a
+    quadratic in x and summed over the lane's columns; smoothed along the lane like
+    :func:`edge_background`. Unlike the two lane edges alone, it follows a background
+    that curves across the lane (blotches about as wide as a lane). ``None`` with fewer
+    than 3 usable gaps or none on one side.
+    """
+    h, w = signal.shape
+    lanes = sorted([lane] + [o for o in others if o.lane != lane.lane and o.piece == lane.piece
+                             and o.y_top_px == lane.y_top_px], key=lambda o: o.x_left_px)
+    k = lanes.index(lane)
+    # gap middles relative to this lane's left edge (the same tilt moves them all)
+    mids = []
+    for a, b in zip(lanes[:-1], lanes[1:]):
+        g0, g1 = a.x_right_px + 1, b.x_left_px - 1
+        if g1 - g0 + 1 >= border_px:
+            mids.append(0.5 * (g0 + g1))
+    first, last = lanes[0], lanes[-1]
+    if first.x_left_px - border_px - 1 >= 0:
+        mids.append(first.x_left_px - 1 - border_px / 2.0)
+    if last.x_right_px + border_px + 1 < w:
+        mids.append(last.x_right_px + 1 + border_px / 2.0)
+    xc = lane.x_center_px
+    left = sorted([m for m in mids if m < lane.x_left_px], reverse=True)[:2]
+    right = sorted([m for m in mids if m > lane.x_right_px])[:2]
+    xs = np.array(left + right)
+    if not left or not right or len(xs) < 3:
+        return None
+    vals = []
+    for m in xs:
+        offs = np.arange(int(round(m - border_px / 2.0)), int(round(m - border_px / 2.0)) + border_px) - lane.x_left_px
+        rows, cols, valid = _lane_index(lane, w, offs)
+        if not valid.all():
+            return None
+        vals.append(np.median(signal[rows[:, None], cols], axis=1).astype(np.float64))
+    V = np.array(vals)  # gaps x rows
+    u = (xs - xc) / max(1.0, lane.width_px)
+    A = np.stack([np.ones_like(u), u, u ** 2], axis=1)
+    lx = (np.arange(lane.x_left_px, lane.x_right_px + 1) - xc) / max(1.0, lane.width_px)
+    wts = np.stack([np.ones_like(lx), lx, lx ** 2], axis=1).sum(axis=0) @ np.linalg.pinv(A)
+    bg = wts @ V
+    bg = ndi.median_filter(bg, size=max(3, smooth_px), mode="nearest")
+    return ndi.gaussian_filter1d(bg, smooth_px / 3.0, mode="nearest")
+
+
 def rolling_ball_background(profile: np.ndarray, radius_px: float) -> np.ndarray:
     """Rolling-ball-like baseline of a 1-D lane profile.
 

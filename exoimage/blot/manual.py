@@ -217,7 +217,11 @@ def _lane_background(signal, ln, prof, params, regions, free):
     ``'auto'``: rolling ball refined by a line through each region's flanks, but the
     lane-edge background under regions taller than the ball when every lane has free
     membrane beside it (``free`` px, the smallest gap). This mirrors the choice made in
-    :func:`~exoimage.blot.quantify_blot`; keep the two in step.
+    :func:`~exoimage.blot.quantify_blot`; keep the two in step. One deliberate
+    difference: under smears quantify_blot prefers the gap background (a quadratic
+    across the lane through the nearest gaps, :func:`~exoimage.blot.bands.gap_background`);
+    here the lane's own edges are kept, so that the volumes of a hand-drawn lane do not
+    change when a neighbouring lane is moved.
     """
     radius = params.ball_radius_px or max(25.0, 0.1 * len(prof))
     rb = B.rolling_ball_background(prof, radius)

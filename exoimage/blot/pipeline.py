@@ -272,13 +272,19 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
         else:
             bg = np.zeros(n)
         band_method = []
+        smear_method = "edge"
         if bg_edge is not None:
             bg = bg.copy()
+            # under smears: the gap background (quadratic across the lane through the
+            # nearest gaps, follows a background curving across the lane), else the edges
+            bg_gap = B.gap_background(signal, ln, lanes) if params.background == "auto" else None
+            under = bg_edge if bg_gap is None else bg_gap
+            smear_method = "edge" if bg_gap is None else "gap"
             for f in fits:
                 if f.bottom - f.top + 1 > radius:
-                    bg[f.top:f.bottom + 1] = bg_edge[f.top:f.bottom + 1]
+                    bg[f.top:f.bottom + 1] = under[f.top:f.bottom + 1]
         for f in fits:
-            band_method.append("edge" if (bg_edge is not None and f.bottom - f.top + 1 > radius)
+            band_method.append(smear_method if (bg_edge is not None and f.bottom - f.top + 1 > radius)
                                else method)
         used[ln.lane] = "+".join(sorted(set(band_method))) if band_method else method
         sat_p = _mask_profile(solid_pts, ln)
