@@ -101,3 +101,16 @@ def test_simulated_smear_only_smooth_background(seed):
 def test_simulated_one_sharp_row(seed):
     res, truth, lanes = _sim([("tsg101", 44.0, "sharp", 4.0e5, 3.0)], [1.0, 0.95, 1.3, 1.4, 0.7, 0.68], 500 + seed)
     _check(res, truth, lanes, vol_tol=0.04)
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_simulated_faint_row_lanes(seed):
+    # calnexin-like: 1/12 of the two strong lanes in four lanes (~1.7 pixel-noise SDs at the
+    # band's peak); the lanes must all be found, on their positions, lane 1 the ladder
+    rng = np.random.default_rng(seed)
+    loads = [v * rng.uniform(0.92, 1.08) for v in [0.05, 0.05, 0.05, 0.05, 0.6, 0.6]]
+    res, truth, lanes = _sim([("calnexin", 90.0, "sharp", 4.0e5, 3.0)], loads, 300 + seed)
+    assert len(res.lanes) == 7
+    assert res.lanes["is_ladder"].tolist() == [True] + [False] * 6
+    d = np.abs(res.lanes["x_center_px"].to_numpy() - lanes["x_center_px"].to_numpy())
+    assert d.max() <= 7, d

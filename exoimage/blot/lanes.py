@@ -422,7 +422,7 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=()
     moved = []
     for i in range(len(c)):
         if faint is not None and faint[i]:
-            x = probe(c[i], 0.45)
+            x = probe(c[i], 0.5)
             if x is not None:
                 moved.append((i, x))
     for i, x in moved:
@@ -624,8 +624,15 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
               for p, m, wdt, fa in zip(pk, mids, widths, faint)]
         lw = max(lw, 3.0)
         if not n_lanes:
-            allc, allf = _grid_lanes(ts, pk, spacing, lw, band_rows, faint)
-            grid = float(pitch) if pitch and 0.7 * spacing <= pitch <= 1.3 * spacing else spacing
+            # the lane step: the median spacing of the lanes found, each spacing divided by
+            # the multiple of the autocorrelation pitch it spans (lanes missing between)
+            grid = spacing
+            if pitch and len(pk) > 1:
+                d = np.diff(np.sort(np.asarray(pk, float)))
+                unit = float(np.median(d / np.maximum(1, np.rint(d / pitch))))
+                if abs(unit - pitch) <= 0.15 * pitch:
+                    grid = unit
+            allc, allf = _grid_lanes(ts, pk, grid, lw, band_rows, faint)
             pk = sorted(_regularise(allc, allf, grid))
         for p in pk:
             xl = int(round(p - lw / 2)) + pc.x0
