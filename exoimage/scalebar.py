@@ -47,6 +47,15 @@ into dark text on white, rescaled to ~36 px text height and read by Tesseract
 ``um``), Å (``A`` is read as Å), mm. Decimal points and commas are both
 decimal separators (``0,2 µm`` = 0.2 µm).
 
+Each line is read several times (restricted and unrestricted alphabet, text
+heights 22-60 px); the majority value+unit wins. ``confidence`` is the bar's
+geometry score (rectangularity, uniformity, contrast; 0..1) times the share
+of reads agreeing with the winner (x 0.95). Readings giving an implausible
+pixel size (outside 0.001-10000 nm/px) are discarded; readings in mm are
+capped at confidence 0.45 (rare on micrographs, and 'µm' can read as 'mm').
+When a glyph of the label reaches below the baseline (only µ does, in a
+scale-bar label) a unit read as ``nm``/``mm``/digit+``m`` is taken as µm.
+
 OCR confusions of µ: Tesseract's English model has no reliable µ, it reads it
 as ``u``, ``p``, ``y`` or ``j``; all of ``um``, ``pm``, ``ym``, ``jm`` are
 therefore taken as **micrometres**. Picometre scale bars do not occur on
