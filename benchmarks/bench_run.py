@@ -42,7 +42,7 @@ def make_experiment(root: Path, n_tem: int, n_blots: int, size: int = 2048) -> N
     samples = ["S1", "S2", "S3", "S4"]
     for i in range(n_tem):
         s = samples[i % len(samples)]
-        px = float(np.round(np.geomspace(0.8, 3.0, 7)[i % 7], 3))
+        px = float(np.round(np.geomspace(0.8, 1.6, 5)[i % 5], 3))  # 1.6-3.3 um fields, 20-80 vesicles
         img, _ = simulate_tem(TemScene(shape=(size, size), pixel_size_nm=px, **SCENARIOS["mixed"]), seed=i)
         write_calibrated_tiff(root / "tem" / s / f"field_{i:03d}.tif", img, px)
     (root / "blots").mkdir(parents=True, exist_ok=True)
