@@ -916,17 +916,28 @@ def analyze_tem_file(path, pixel_size_nm: float | None = None, params: TemParams
         img = read_image(path, pixel_size_nm=pixel_size_nm)
     except ImageReadError as exc:
         return TemFileResult(image_row=_error_row(name, exc.problem))
-    if img.pixel_size_nm is None:
+    exclude = None
+    try:
+        from .scalebar import annotation_mask, calibrate_from_scale_bar, find_scale_bar, ocr_available
+    except ImportError:
+        pass
+    else:
+        # One search for the burned-in scale bar serves calibration (when the file
+        # has no pixel size), the cross-check against the file's own calibration
+        # (a warning when they disagree) and the mask that keeps the bar, its
+        # label and any databar strip out of the detection.
         try:
-            from .scalebar import calibrate_from_scale_bar
-        except ImportError:
-            pass
-        else:
-            try:
-                img = calibrate_from_scale_bar(img)
-            except Exception as exc:  # noqa: BLE001 - OCR missing etc.: say so, stay uncalibrated
-                img.warnings.append(f"scale bar not read ({exc})")
-    return analyze_tem_image(img, params, name)
+            bar = find_scale_bar(img.data, ocr=False)
+            if bar is not None and (img.pixel_size_nm is None or
+                                    (img.pixel_size_source != "given" and ocr_available())):
+                bar = find_scale_bar(img.data, ocr=True)
+                img = calibrate_from_scale_bar(img, bar)
+            elif img.pixel_size_nm is None:
+                img = calibrate_from_scale_bar(img, bar)  # no bar: says so
+            exclude = annotation_mask(img.data, bar)
+        except Exception as exc:  # noqa: BLE001 - OCR missing etc.: say so, stay as calibrated
+            img.warnings.append(f"scale bar not read ({exc})")
+    return analyze_tem_image(img, params, name, exclude_mask=exclude)
 
 
 # ---------------------------------------------------------------------------
