@@ -106,9 +106,9 @@ class Image:
         """Bits per sample of the stored data (8, 16, 32 or 64)."""
         return int(self.data.dtype.itemsize * 8)
 
-    def displayed(self) -> np.ndarray:
-        """Pixel values as a viewer shows them (WhiteIsZero inverted), float64."""
-        img = self.data.astype(np.float64)
+    def displayed(self, dtype=np.float64) -> np.ndarray:
+        """Pixel values as a viewer shows them (WhiteIsZero inverted), as ``dtype``."""
+        img = self.data.astype(dtype)
         if self.white_is_zero:
             top = float(np.iinfo(self.data.dtype).max) if self.data.dtype.kind in "ui" else img.max()
             img = top - img

@@ -528,11 +528,11 @@ def _resolve(objs):
 
 def _prepare(image, pixel_size_nm):
     if isinstance(image, Image):
-        data = image.displayed()
+        data = image.displayed(np.float32)
         px = pixel_size_nm if pixel_size_nm is not None else image.pixel_size_nm
         path = image.path
     else:
-        data = np.asarray(image, dtype=np.float64)
+        data = np.asarray(image, dtype=np.float32)
         px = pixel_size_nm
         path = None
         if data.ndim != 2:
@@ -542,7 +542,7 @@ def _prepare(image, pixel_size_nm):
         raise ImageReadError(path, "no pixel size: pass --pixel-size")
     if not np.isfinite(px) or px <= 0:
         raise ImageReadError(path, f"pixel size must be positive, got {px}")
-    return data.astype(np.float32), float(px)
+    return data.astype(np.float32, copy=False), float(px)
 
 
 def _closure(strength, left):
@@ -613,7 +613,7 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
     # octave-spaced levels; edge strength is in noise units of each level.
     full_cands = [((y + 0.5) * f - 0.5, (x + 0.5) * f - 0.5, r * f) for y, x, r, _ in cands]
     s_full = max(0.8, 1.2 * f)
-    data32 = data.astype(np.float32)
+    data32 = data.astype(np.float32, copy=False)
     cache = {}
     radii, strength, left, at_limit = _outline_levels(data32, full_cands, sign, s_full, cache)
     if not quick:
