@@ -346,11 +346,13 @@ def _tiff_zeiss(tf, page):
     for key in ("ap_image_pixel_size", "ap_pixel_size"):
         if key in md:
             val = md[key]
-            # tifffile gives ('Image Pixel Size', value, unit)
+            # tifffile gives ('Image Pixel Size', value, unit), or
+            # ('Image Pixel Size', '2.4nm') when no space separates the unit
             if isinstance(val, (tuple, list)) and len(val) >= 3:
                 number, unit = float(val[1]), str(val[2])
             else:
-                m = re.match(r"\s*([0-9.eE+-]+)\s*([A-Za-zµμ]+)", str(val))
+                text = val[-1] if isinstance(val, (tuple, list)) and val else val
+                m = re.match(r"\s*([0-9.eE+-]+)\s*([A-Za-zµμ]+)", str(text))
                 if not m:
                     continue
                 number, unit = float(m.group(1)), m.group(2)
@@ -473,6 +475,14 @@ def _read_gatan(p: Path) -> Image:
     except ImportError:
         raise ImageReadError(p, "reading Gatan DM files needs ncempy: pip install 'exoimage[gatan]'") from None
     with dm.fileDM(str(p)) as f:
+        # ncempy numbers datasets without the leading RGBA thumbnail that
+        # DigitalMicrograph writes first, but it assumes one whenever the file
+        # holds more than one dataset: count real images ourselves and never
+        # silently take the first of several.
+        n_images = int(f.numObjects) - (1 if f.thumbnail else 0)
+        if n_images > 1:
+            raise ImageReadError(p, f"Gatan file holds {n_images} images; "
+                                    f"only single-image files are supported (split it first)")
         ds = f.getDataset(0)
         data = np.asarray(ds["data"])
         sizes = list(ds.get("pixelSize", []))

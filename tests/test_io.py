@@ -192,3 +192,150 @@ def test_real_jpeg_reads_as_grey(real_dir):
 def test_real_white_is_zero_blot(real_dir):
     img = read_image(real_dir / "wb_rhoa_chemi_16bit.tif")
     assert img.white_is_zero and img.data.dtype == np.uint16 and img.data.shape == (1648, 1200)
+
+
+# --------------------------------------------------------------------------
+# Gatan DM3/DM4 (fixtures written by tests/dm_writer.py; read with ncempy)
+
+def _write_dm(*args, **kwargs):
+    from dm_writer import write_dm
+
+    return write_dm(*args, **kwargs)
+
+
+@pytest.fixture
+def _dm_writer_on_path(monkeypatch):
+    import pathlib
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parent))
+
+
+@pytest.mark.parametrize("version", [3, 4])
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+@pytest.mark.parametrize("unit,scale,expected_nm", [("nm", 0.85, 0.85), ("µm", 0.0021, 2.1)])
+def test_gatan_dm_round_trip(tmp_path, _dm_writer_on_path, version, dtype, unit, scale, expected_nm):
+    pytest.importorskip("ncempy")
+    arr = (IMG16 / 3).astype(dtype)
+    p = _write_dm(tmp_path / f"a.dm{version}", arr, scale=scale, units=unit, version=version)
+    img = read_image(p)
+    assert img.file_format == f"dm{version}"
+    assert img.pixel_size_source == "gatan"
+    assert img.pixel_size_nm == pytest.approx(expected_nm, rel=1e-6)  # Scale is float32 in the file
+    assert img.data.dtype == dtype and img.data.shape == IMG16.shape  # the image, not the 8x8 thumbnail
+    np.testing.assert_array_equal(img.data, arr)
+    assert not img.warnings
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_gatan_dm_without_thumbnail(tmp_path, _dm_writer_on_path, version):
+    pytest.importorskip("ncempy")
+    p = _write_dm(tmp_path / f"b.dm{version}", IMG16, scale=1.6, units="nm", version=version, thumbnail=False)
+    img = read_image(p)
+    assert img.pixel_size_nm == pytest.approx(1.6, rel=1e-6) and img.pixel_size_source == "gatan"
+    np.testing.assert_array_equal(img.data, IMG16)
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_dm_writer_read_by_ncempy(tmp_path, _dm_writer_on_path, version):
+    """The fixture writer itself: ncempy sees a thumbnail first, then the calibrated image."""
+    dm = pytest.importorskip("ncempy.io.dm")
+    arr = IMG16.astype(np.float32) / 7
+    p = _write_dm(tmp_path / f"c.dm{version}", arr, scale=(0.0013, 0.0011), units=("µm", "µm"),
+                  origin=(2.0, -3.0), version=version)
+    with dm.fileDM(str(p)) as f:
+        assert f.thumbnail and f.numObjects == 2
+        ds = f.getDataset(0)
+    np.testing.assert_array_equal(ds["data"], arr)
+    assert [round(float(s), 7) for s in ds["pixelSize"]] == [0.0013, 0.0011]  # (y, x)
+    assert list(ds["pixelUnit"]) == ["µm", "µm"]
+    assert [float(o) for o in ds["pixelOrigin"]] == [2.0, -3.0]
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_gatan_non_square_pixels_warn(tmp_path, _dm_writer_on_path, version):
+    pytest.importorskip("ncempy")
+    p = _write_dm(tmp_path / f"d.dm{version}", IMG16, scale=(1.2, 1.0), units="nm", version=version)
+    img = read_image(p)
+    assert img.pixel_size_nm == pytest.approx(1.0, rel=1e-6)  # x
+    assert any("non-square" in w for w in img.warnings)
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_gatan_3d_rejected(tmp_path, _dm_writer_on_path, version):
+    pytest.importorskip("ncempy")
+    p = _write_dm(tmp_path / f"e.dm{version}", np.stack([IMG16, IMG16, IMG16]), scale=1.0, units="nm",
+                  version=version)
+    with pytest.raises(ImageReadError, match=r"3-D dataset \(3, 64, 80\)") as ei:
+        read_image(p)
+    assert str(p) in str(ei.value) and "\n" not in str(ei.value)
+
+
+def test_gatan_several_images_rejected(tmp_path, _dm_writer_on_path):
+    pytest.importorskip("ncempy")
+    p = _write_dm(tmp_path / "f.dm3", IMG16, scale=1.0, units="nm", n_images=2)
+    with pytest.raises(ImageReadError, match="holds 2 images"):
+        read_image(p)
+
+
+# --------------------------------------------------------------------------
+# Zeiss SEM (tag 34118, CZ_SEM) and Olympus SIS (tag 33560)
+
+_ZEISS_HEAD = "0\r\n0\r\n0\r\n"
+
+
+@pytest.mark.parametrize("text,expected_nm", [
+    # SmartSEM writes both keys; the image pixel size wins
+    ("AP_PIXEL_SIZE\r\nPixel Size = 2441 pm\r\nAP_WD\r\nWD = 8.5 mm\r\n"
+     "AP_IMAGE_PIXEL_SIZE\r\nImage Pixel Size = 2.441 nm\r\n", 2.441),
+    # only the older key, in picometres (taking the number as nm gives 2441)
+    ("AP_PIXEL_SIZE\r\nPixel Size = 3560 pm\r\nDP_DETECTOR_TYPE\r\nDetector = SE2\r\n", 3.56),
+    # micrometres with the micro sign as Windows writes it (cp1252 0xB5)
+    ("AP_IMAGE_PIXEL_SIZE\r\nImage Pixel Size = 0.0125 \xb5m\r\n", 12.5),
+    # unit not separated by a space: tifffile leaves the value a string
+    ("AP_IMAGE_PIXEL_SIZE\r\nImage Pixel Size = 0.9nm\r\n", 0.9),
+], ids=["both_keys", "pm_only", "micrometre_cp1252", "unit_without_space"])
+def test_zeiss_sem_tiff(tmp_path, text, expected_nm):
+    p = tmp_path / "zeiss.tif"
+    payload = (_ZEISS_HEAD + text).encode("cp1252")
+    tifffile.imwrite(p, IMG16, metadata=None, extratags=[(34118, "B", len(payload), payload, True)])
+    with tifffile.TiffFile(p) as tf:
+        assert tf.sem_metadata  # tifffile parses the fixture as Zeiss SEM metadata
+    img = read_image(p)
+    assert img.pixel_size_source == "zeiss"
+    assert img.pixel_size_nm == pytest.approx(expected_nm, rel=1e-9)
+    np.testing.assert_array_equal(img.data, IMG16)
+
+
+def _olympus_sis_block(offset: int, length_exponent: int, xcal: float, ycal: float) -> bytes:
+    """The OlympusSIS structure as tifffile's ``read_sis`` parses it (no public spec exists).
+
+    Header: 'SIS0', date fields, 32-byte name, number of sub-entries; then
+    sub-entries (type, count, absolute offset); type 1 points to the
+    'general data' block holding the pixel size as ``cal * 10**exponent`` metres.
+    """
+    import struct
+
+    head = struct.pack("<4s6xhhhhh6x32sH", b"SIS0", 30, 14, 25, 10, 126, b"exoimage".ljust(32, b"\0"), 1)
+    general_at = offset + len(head) + 8
+    entry = struct.pack("<hhI", 1, 1, general_at)
+    general = struct.pack("<10xhdd8xd2x34s32s", length_exponent, xcal, ycal, 50000.0,
+                          b"Camera".ljust(34, b"\0"), b"TEM".ljust(32, b"\0"))
+    return head + entry + general
+
+
+@pytest.mark.parametrize("exponent,cal,expected_nm", [(-6, 0.0015, 1.5), (-9, 0.85, 0.85)])
+def test_olympus_sis_tiff(tmp_path, exponent, cal, expected_nm):
+    # Tag 33560 holds the file offset of the SIS structure, appended after the TIFF.
+    p = tmp_path / "sis.tif"
+    tifffile.imwrite(p, IMG16, metadata=None, extratags=[(33560, "I", 1, 0, True)])
+    end = p.stat().st_size
+    tifffile.imwrite(p, IMG16, metadata=None, extratags=[(33560, "I", 1, end, True)])
+    assert p.stat().st_size == end
+    with open(p, "ab") as fh:
+        fh.write(_olympus_sis_block(end, exponent, cal, cal))
+    with tifffile.TiffFile(p) as tf:
+        assert tf.sis_metadata["pixelsizex"] == pytest.approx(cal * 10.0 ** exponent)
+    img = read_image(p)
+    assert img.pixel_size_source == "olympus_sis"
+    assert img.pixel_size_nm == pytest.approx(expected_nm, rel=1e-9)
+    np.testing.assert_array_equal(img.data, IMG16)
