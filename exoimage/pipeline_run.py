@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import pandas as pd
 
 from .batch import Progress, run_tasks
 from .nta_run import read_experiment_nta

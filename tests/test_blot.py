@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from exoimage.blot import (BlotParams, analyze_blot_file, detect_ceiling, detect_polarity, draw_blot_overlay,
+from exoimage.blot import (analyze_blot_file, detect_ceiling, detect_polarity, draw_blot_overlay,
                            measure_rectangle, quantify_blot)
 from exoimage.blot.bands import find_bands, group_rows, ladder_calibration, mw_from_y
 from exoimage.blot.normalize import linear_range, normalize, parse_kda_range, replicate_stats

@@ -47,7 +47,6 @@ def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_p
     outside each side of the lane, per row, smoothed along the lane, times the lane width.
     A side that leaves the image is not used."""
     h, w = signal.shape
-    offs = []
     left = np.arange(-border_px, 0)
     right = np.arange(lane.width_px, lane.width_px + border_px)
     rows, cols_l, valid_l = _lane_index(lane, w, left)
@@ -78,7 +77,6 @@ def gap_background(signal: np.ndarray, lane: Lane, others, border_px: int = 3, s
     h, w = signal.shape
     lanes = sorted([lane] + [o for o in others if o.lane != lane.lane and o.piece == lane.piece
                              and o.y_top_px == lane.y_top_px], key=lambda o: o.x_left_px)
-    k = lanes.index(lane)
     # gap middles relative to this lane's left edge (the same tilt moves them all)
     mids = []
     for a, b in zip(lanes[:-1], lanes[1:]):

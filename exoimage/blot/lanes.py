@@ -563,7 +563,6 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         col = _column_profile(ts, band_rows)
         pitch = _pitch(col, min_lane_width_px, max(min_lane_width_px + 3, wid // 2))
         dist = max(min_lane_width_px, int(0.6 * pitch)) if pitch else min_lane_width_px
-        colr = col
         col = ndi.gaussian_filter1d(col, max(2.0, (pitch or 0) / 8.0))
         base = float(np.percentile(col, 10))
         rng = float(col.max() - base)

@@ -19,8 +19,8 @@ import pandas as pd
 from ..io import ImageReadError
 from . import bands as B
 from .lanes import Lane, Piece
-from .pipeline import BAND_COLUMNS, LANE_COLUMNS, BlotParams, BlotResult, _apply_ladder, _as_image, _lane_gaps
-from .signal import clipped_masks, detect_ceiling, detect_polarity, image_warnings, pixel_noise_sd, to_signal
+from .pipeline import BAND_COLUMNS, LANE_COLUMNS, BlotParams, BlotResult, _apply_ladder, _as_image, _lane_gaps, signal_of
+from .signal import clipped_masks, detect_ceiling, image_warnings, pixel_noise_sd
 
 __all__ = ["lane_outline", "lanes_from_outlines", "band_outline", "regions_from_outlines",
            "regions_from_bands", "measure_bands", "lane_traces", "match_rows"]
@@ -200,14 +200,8 @@ def regions_from_bands(bands: pd.DataFrame) -> pd.DataFrame:
 
 def _prepare(image, params):
     img = _as_image(image)
-    data = img.data
-    if params.polarity == "auto":
-        polarity = detect_polarity(data, img.white_is_zero)
-        pol_src = "white_is_zero" if img.white_is_zero else "auto"
-    else:
-        polarity, pol_src = params.polarity, "given"
-    signal = to_signal(data, polarity)
-    return img, data, signal, polarity, pol_src
+    signal, polarity, pol_src = signal_of(img, params)
+    return img, img.data, signal, polarity, pol_src
 
 
 def _lane_background(signal, ln, prof, params, regions, free):

@@ -129,6 +129,16 @@ def _as_image(image) -> Image:
     return Image.from_array(arr)
 
 
+def signal_of(img: Image, params: BlotParams):
+    """(signal, polarity, polarity source): "more protein = larger number" in raw linear units."""
+    if params.polarity == "auto":
+        polarity = detect_polarity(img.data, img.white_is_zero)
+        pol_src = "white_is_zero" if img.white_is_zero else "auto"
+    else:
+        polarity, pol_src = params.polarity, "given"
+    return to_signal(img.data, polarity), polarity, pol_src
+
+
 def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", lane_totals: bool = False,
                   **overrides) -> BlotResult:
     """Find lanes and bands and measure band volumes in one blot image.
@@ -156,12 +166,7 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
         params = BlotParams(**{**params.as_dict(), **overrides})
     img = _as_image(image)
     data = img.data
-    if params.polarity == "auto":
-        polarity = detect_polarity(data, img.white_is_zero)
-        pol_src = "white_is_zero" if img.white_is_zero else "auto"
-    else:
-        polarity, pol_src = params.polarity, "given"
-    signal = to_signal(data, polarity)
+    signal, polarity, pol_src = signal_of(img, params)
     ceiling, ceil_src = detect_ceiling(data, polarity)
     solid, hot = clipped_masks(data, ceiling, polarity)
     warns = list(img.warnings) + image_warnings(data, file_format=img.file_format, was_rgb=img.was_rgb,
