@@ -19,7 +19,7 @@ import pandas as pd
 from ..io import ImageReadError
 from . import bands as B
 from .lanes import Lane, Piece
-from .pipeline import BAND_COLUMNS, LANE_COLUMNS, BlotParams, BlotResult, _apply_ladder, _as_image, _lane_gaps, signal_of
+from .pipeline import BAND_COLUMNS, LANE_COLUMNS, BlotParams, BlotResult, _as_image, _finish_bands, _lane_gaps, signal_of
 from .signal import clipped_masks, detect_ceiling, image_warnings, pixel_noise_sd
 
 __all__ = ["lane_outline", "lanes_from_outlines", "band_outline", "regions_from_outlines",
@@ -392,15 +392,7 @@ def measure_bands(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotP
                          sub["lane"].map(off).to_numpy())
         bands.loc[m, "row"] = r + next_row
         next_row += int(r.max())
-    ladder = {}
-    if params.ladder_lane and params.ladder_kda and len(bands):
-        try:
-            ladder = _apply_ladder(bands, lanes, offsets, params, img.path)
-        except ImageReadError as exc:
-            warns.append(f"no molecular weights: {exc.problem}")
-    bands = bands.sort_values(["lane", "y_px"], kind="stable").reset_index(drop=True)
-    bands["band_id"] = np.arange(1, len(bands) + 1)
-    bands = bands[BAND_COLUMNS + ["piece"]]
+    bands, ladder = _finish_bands(bands, lanes, offsets, params, img, warns, need_bands=True)
     lanes_df = pd.DataFrame(lane_rows, columns=LANE_COLUMNS)
     return BlotResult(lanes=lanes_df, bands=bands, lane_geometry=list(lanes),
                       pieces=_pieces(lanes), polarity=polarity, polarity_source=pol_src,

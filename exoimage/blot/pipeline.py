@@ -356,15 +356,7 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
     if params.row_regions:
         _harmonise_row_regions(bands, lane_data)
     bands["saturated"] = bands["saturated_px"] > 0
-    ladder = {}
-    if params.ladder_lane and params.ladder_kda:
-        try:
-            ladder = _apply_ladder(bands, lanes, offsets, params, img.path)
-        except ImageReadError as exc:
-            warns.append(f"no molecular weights: {exc.problem}")
-    bands = bands.sort_values(["lane", "y_px"], kind="stable").reset_index(drop=True)
-    bands["band_id"] = np.arange(1, len(bands) + 1)
-    bands = bands[BAND_COLUMNS + ["piece"]]
+    bands, ladder = _finish_bands(bands, lanes, offsets, params, img, warns)
     return BlotResult(lanes=lanes_df, bands=bands, lane_geometry=lanes, pieces=pieces, polarity=polarity,
                       polarity_source=pol_src, ceiling=ceiling, ceiling_source=ceil_src, noise_sd=noise,
                       warnings=warns, saturated_mask=solid, hot_mask=hot, ladder=ladder, params=params)
@@ -517,6 +509,19 @@ def _mask_profile(points, lane: Lane):
     x0 = lane.x_left_px + lane.shift_at(ys)
     sel = (xs >= x0) & (xs < x0 + lane.width_px)
     return np.bincount(ys[sel] - lane.y_top_px, minlength=n).astype(float)
+
+
+def _finish_bands(bands, lanes, offsets, params, img, warns, *, need_bands: bool = False):
+    """Molecular weights from the ladder (a failure is a warning), then band ids in lane/y order."""
+    ladder = {}
+    if params.ladder_lane and params.ladder_kda and (len(bands) or not need_bands):
+        try:
+            ladder = _apply_ladder(bands, lanes, offsets, params, img.path)
+        except ImageReadError as exc:
+            warns.append(f"no molecular weights: {exc.problem}")
+    bands = bands.sort_values(["lane", "y_px"], kind="stable").reset_index(drop=True)
+    bands["band_id"] = np.arange(1, len(bands) + 1)
+    return bands[BAND_COLUMNS + ["piece"]], ladder
 
 
 def _lane_gaps(lanes, width) -> dict:
