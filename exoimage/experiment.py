@@ -257,7 +257,7 @@ def _config_file(base: Path, name: str, cfg_path: Path, where: str, key: str) ->
         raise ExperimentError(f"{cfg_path}: [{where}] {key} = {show_value(name)}: cannot be used "
                               f"({getattr(exc, 'strerror', None) or exc})") from None
     if not ok:
-        problem = "not found" if not exists else "not a regular file"
+        problem = "not found" if not exists else ("a folder, not a file" if f.is_dir() else "not a regular file")
         rel = "" if Path(name).is_absolute() else f" (relative to {base.name + '/' if base != cfg_path.parent else 'the experiment folder'})"
         raise ExperimentError(f"{cfg_path}: [{where}] {key} = {show_value(name)}: {problem}{rel}")
     return f
@@ -371,7 +371,7 @@ def load_experiment(root) -> Experiment:
     unknown_px = sorted(set(px_over) - {t.rel[4:] for t in tem_tasks})
     if unknown_px:
         raise ExperimentError(f"{cfg_path}: [tem.pixel_size_nm] names image(s) not found under "
-                              f"{tem_dir}: {', '.join(unknown_px)}")
+                              f"tem/: {', '.join(unknown_px)}")
 
     blot_cfg = conf["blots"]
     blot_tasks = []
@@ -397,7 +397,7 @@ def load_experiment(root) -> Experiment:
                                         BlotSpec(stem, marker, sheet if sheet.exists() else None, bc)))
     missing = sorted(set(blot_cfg) - stems)
     if missing:
-        raise ExperimentError(f"{cfg_path}: [blots] names blot(s) with no image in {blot_dir}: "
+        raise ExperimentError(f"{cfg_path}: [blots] names blot(s) with no image in blots/: "
                               f"{', '.join(missing)}")
 
     nta = {}

@@ -147,8 +147,8 @@ def describe(meta: dict) -> str:
         if meta.get("sorted"):
             s += ", in increasing order"
     elif t == "int_pairs":
-        s = (f"a list of [left, right] pairs of whole numbers >= {_g(meta.get('min', 0))} with left < right"
-             + (f" {meta['unit']}" if meta.get("unit") else "")
+        s = (f"a list of [left, right] pairs of whole numbers >= {_g(meta.get('min', 0))}"
+             + (f" {meta['unit']}" if meta.get("unit") else "") + " with left < right"
              + (f" (at most {meta['max_len']})" if meta.get("max_len") else ""))
     elif t == "kda_range":
         s = "a weight in kDa (44, meaning +-15 %) or a range (\"30-60\")"
@@ -244,8 +244,10 @@ def check_value(key: str, value, meta: dict, *, text: bool = False):
             value = str(value)
         if not isinstance(value, str):
             raise ParamError(key, value, f"must be {describe(meta)}, not {_kind(value)}")
-        if not value.strip() or "\x00" in value:
-            raise ParamError(key, value, f"must be {describe(meta)}: empty or with a NUL character")
+        if not value.strip():
+            raise ParamError(key, value, f"must be {describe(meta)}, not empty")
+        if "\x00" in value:
+            raise ParamError(key, value, f"must be {describe(meta)} without a NUL character")
         return str(value)
     if t in ("float_list", "int_list"):
         items = _split_text(value) if text and isinstance(value, str) else value
