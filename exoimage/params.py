@@ -41,6 +41,8 @@ import re
 from dataclasses import fields, is_dataclass
 from pathlib import PurePath
 
+import numpy as np
+
 __all__ = ["ParamError", "check_value", "describe", "param_meta", "toml_names", "validate_mapping",
            "check_instance", "show_value"]
 
@@ -73,7 +75,7 @@ def show_value(value) -> str:
         return "a table"
     if value is None:
         return "nothing"
-    if isinstance(value, bool):
+    if _is_bool(value):
         s = "true" if value else "false"
     elif isinstance(value, (str, PurePath)):
         s = json.dumps(str(value), ensure_ascii=False)
@@ -88,7 +90,7 @@ def show_value(value) -> str:
 
 
 def _kind(value) -> str:
-    if isinstance(value, bool):
+    if _is_bool(value):
         return "true/false"
     if isinstance(value, str):
         return "text"
@@ -159,8 +161,12 @@ def describe(meta: dict) -> str:
     return s
 
 
+def _is_bool(v) -> bool:
+    return isinstance(v, (bool, np.bool_))
+
+
 def _is_number(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v).__name__ != "bool_"
+    return isinstance(v, numbers.Real) and not _is_bool(v)
 
 
 def _in_bounds(x: float, meta: dict) -> bool:
@@ -230,7 +236,7 @@ def check_value(key: str, value, meta: dict, *, text: bool = False):
     if t == "bool":
         if text and isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.strip().lower() in ("true", "yes", "1")
-        if isinstance(value, bool) or type(value).__name__ == "bool_":
+        if _is_bool(value):
             return bool(value)
         raise ParamError(key, value, f"must be {describe(meta)}, not {_kind(value)}")
     if t == "str":
