@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -284,8 +285,6 @@ def test_good_parameter_values_are_accepted():
 def test_every_field_has_rules():
     """A field without rules would escape the validation (and the forms built from it)."""
     for cls in PARAM_CLASSES:
-        from dataclasses import fields
-
         assert {f.name for f in fields(cls)} == set(param_meta(cls)), cls
     assert PIXEL_SIZE_META["min"] == PLAUSIBLE_GIVEN_PIXEL_NM[0] and PIXEL_SIZE_META["max"] == PLAUSIBLE_GIVEN_PIXEL_NM[1]
 
