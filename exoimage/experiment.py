@@ -19,6 +19,7 @@ sample is ``ladder`` (or the configured ladder lane) are the weight marker.
 
     [experiment]
     name = "HEK293 EV isolation, batch 3"
+    max_pixels = 268435456          # largest image (pixels) read; default exoimage.io.DEFAULT_MAX_PIXELS
 
     [tem]                           # detector parameters (exoimage tem options)
     min_diameter_nm = 30
@@ -52,6 +53,14 @@ sample is ``ladder`` (or the configured ladder lane) are the weight marker.
 
     [qc]
     rules = "my_rules.toml"         # a lab's own thresholds (see exoimage/qc_rules.toml)
+
+Every value is checked when the folder is loaded, before any image is read
+(types, ranges, finiteness, choices, files named; the rules of the analysis
+parameters are the field metadata of :class:`~exoimage.tem.TemParams`,
+:class:`~exoimage.blot.BlotParams` and
+:class:`~exoimage.blot.plan.NormalizationSpec`, see :mod:`exoimage.params`);
+the first problem is an :class:`ExperimentError` of one line naming the
+file, the key and the problem.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .io import SUPPORTED_SUFFIXES
+from .params import ParamError, check_value, param_meta, show_value, toml_names, validate_mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -68,7 +78,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["ExperimentError", "Experiment", "ImageTask", "BlotSpec", "load_experiment", "KNOWN_MARKERS",
-           "marker_category"]
+           "marker_category", "read_config_toml", "MAX_CONFIG_BYTES"]
 
 #: MISEV2018 categories of common markers (lower-case names and aliases)
 KNOWN_MARKERS = {
@@ -97,13 +107,43 @@ class ExperimentError(ValueError):
     """The experiment folder or its configuration is not usable (raised before any work)."""
 
 
-_TEM_KEYS = {"min_diameter_nm", "max_diameter_nm", "min_contrast", "polarity", "pixel_size_nm"}
-_SAMPLE_KEYS = {"label", "group", "protein_ug", "particles_loaded", "volume_ml", "dilution_factor"}
-_POSITIVE_SAMPLE_KEYS = ("protein_ug", "volume_ml", "dilution_factor")
-_BLOT_KEYS = {"marker", "target_row", "target_kda", "control_row", "control_kda", "control_image",
-              "total_protein_image", "control_marker", "reference_lane", "lanes", "lane_bounds",
-              "ladder_lane", "ladder_kda", "background", "polarity", "min_snr", "lane_sheet"}
+#: largest configuration file read (experiment.toml, a QC rules file): hand-written files are a
+#: few kB; 1 MB leaves room for thousands of per-image pixel sizes and keeps a wrong file (a disk
+#: image named experiment.toml, /dev/zero as rules) from filling memory
+MAX_CONFIG_BYTES = 1_000_000
+
+#: rules of the keys of ``[experiment]``, ``[samples.X]`` and the non-parameter keys of ``[blots.X]``
+#: (same format as the field metadata of the parameter dataclasses, see :mod:`exoimage.params`)
+_EXPERIMENT_META = {
+    "name": {"type": "str"},
+    "description": {"type": "str"},
+    "max_pixels": {"type": "int", "min": 1, "help": "largest image read, in pixels (height x width x samples)"},
+}
+_SAMPLE_META = {
+    "label": {"type": "str"},
+    "group": {"type": "str"},
+    "protein_ug": {"type": "float", "min": 0, "min_exclusive": True},
+    "particles_loaded": {"type": "float", "min": 0, "min_exclusive": True},
+    "volume_ml": {"type": "float", "min": 0, "min_exclusive": True},
+    "dilution_factor": {"type": "float", "min": 0, "min_exclusive": True},
+}
+_BLOT_OWN_META = {
+    "marker": {"type": "str"},
+    "control_marker": {"type": "str"},
+    "lane_sheet": {"type": "path"},
+}
+_BLOT_FILE_KEYS = ("control_image", "total_protein_image", "lane_sheet")
+_QC_META = {"rules": {"type": "path", "help": "a lab's QC rules file, relative to the experiment folder"}}
 _TOP_KEYS = {"experiment", "tem", "samples", "blots", "qc", "nta"}
+
+
+def _tem_keys() -> set:
+    from .tem import TemParams
+
+    return set(toml_names(TemParams)) | {"pixel_size_nm"}
+
+
+_SAMPLE_KEYS = set(_SAMPLE_META)
 
 
 @dataclass
@@ -139,6 +179,8 @@ class Experiment:
     config: dict
     nta: dict = field(default_factory=dict)  # sample -> list of NTA files
     rules_path: Path | None = None
+    rules: dict | None = None  # the QC rules (defaults + rules_path), checked at load
+    max_pixels: int | None = None  # [experiment] max_pixels; None: exoimage.io.DEFAULT_MAX_PIXELS
 
     @property
     def tasks(self) -> list:
@@ -163,6 +205,129 @@ def _check_keys(section: dict, allowed: set, where: str, path: Path):
                               f"allowed: {', '.join(sorted(allowed))}")
 
 
+def read_config_toml(path, error=ExperimentError, what: str = "") -> dict:
+    """Read a TOML configuration file; every problem is one ``error`` line naming the file.
+
+    Refuses anything but a regular file (a folder, a FIFO, a device), files
+    over :data:`MAX_CONFIG_BYTES`, text that is not UTF-8 and TOML syntax errors.
+    ``what`` (e.g. ``"QC rules file"``) is said after the path.
+    """
+    path = Path(path)
+    head = f"{path}: {what}: " if what else f"{path}: "
+    try:
+        if not path.is_file():
+            what_is = "a folder" if path.is_dir() else ("not found" if not path.exists() else "not a regular file")
+            raise error(head + (what_is if what_is == "not found" else f"{what_is}, not a TOML file"))
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise error(head + f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise error(head + f"larger than {MAX_CONFIG_BYTES} bytes, not a configuration file")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise error(head + "not valid TOML (not UTF-8 text)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(head + f"not valid TOML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise error(head + "not valid TOML (nested too deeply)") from None
+
+
+def _table(value, key: str, path: Path, hint: str = "") -> dict:
+    if not isinstance(value, dict):
+        raise ExperimentError(f"{path}: {ParamError(key, value, 'must be a table' + hint)}")
+    return value
+
+
+def _checked(path: Path, where: str, fn, *args, **kw):
+    """``fn(*args, **kw)``, a ParamError becoming one ExperimentError line ``path: [where] key = v: problem``."""
+    try:
+        return fn(*args, **kw)
+    except ParamError as exc:
+        raise ExperimentError(f"{path}: [{where}] {exc}") from None
+
+
+def _config_file(base: Path, name: str, cfg_path: Path, where: str, key: str) -> Path:
+    """A file named in the configuration (relative to ``base``): it must be a regular file."""
+    f = Path(name) if Path(name).is_absolute() else base / name
+    try:
+        ok, exists = f.is_file(), f.exists()
+    except (OSError, ValueError) as exc:
+        raise ExperimentError(f"{cfg_path}: [{where}] {key} = {show_value(name)}: cannot be used "
+                              f"({getattr(exc, 'strerror', None) or exc})") from None
+    if not ok:
+        problem = "not found" if not exists else ("a folder, not a file" if f.is_dir() else "not a regular file")
+        rel = "" if Path(name).is_absolute() else f" (relative to {base.name + '/' if base != cfg_path.parent else 'the experiment folder'})"
+        raise ExperimentError(f"{cfg_path}: [{where}] {key} = {show_value(name)}: {problem}{rel}")
+    return f
+
+
+def _validate_config(cfg: dict, cfg_path: Path, root: Path) -> dict:
+    """Check every section, key and value of experiment.toml (and load the QC rules file it names).
+
+    Returns the checked values: ``name``, ``max_pixels``, ``tem_params`` (TemParams field ->
+    value), ``pixel_size_nm`` (path under tem/ -> nm), ``samples``, ``blots`` (stem -> options
+    by experiment.toml key), ``rules_path`` and ``rules``. Raises ExperimentError (one line).
+    """
+    from .blot import BlotParams
+    from .blot.plan import NormalizationSpec
+    from .qc import load_rules
+    from .tem import PIXEL_SIZE_META, TemParams
+
+    _check_keys(cfg, _TOP_KEYS, "top level", cfg_path)
+    out = {}
+    ex = _table(cfg.get("experiment", {}), "experiment", cfg_path)
+    _check_keys(ex, set(_EXPERIMENT_META), "experiment", cfg_path)
+    for k, v in ex.items():
+        _checked(cfg_path, "experiment", check_value, k, v, _EXPERIMENT_META[k])
+    out["name"] = ex.get("name", root.resolve().name)
+    out["max_pixels"] = ex.get("max_pixels")
+
+    tem_cfg = dict(_table(cfg.get("tem", {}), "tem", cfg_path))
+    _check_keys(tem_cfg, _tem_keys(), "tem", cfg_path)
+    px = _table(tem_cfg.pop("pixel_size_nm", {}), "[tem] pixel_size_nm", cfg_path,
+                ' of image = nm per pixel, e.g. [tem.pixel_size_nm] "S1/a.tif" = 0.8')
+    out["tem_params"] = _checked(cfg_path, "tem", validate_mapping, TemParams, tem_cfg, names="toml")
+    px_meta = {**PIXEL_SIZE_META, "optional": False}
+    out["pixel_size_nm"] = {str(k): _checked(cfg_path, "tem.pixel_size_nm", check_value, show_value(str(k)), v,
+                                             px_meta) for k, v in px.items()}
+
+    samples = {}
+    for s, sc in _table(cfg.get("samples", {}), "samples", cfg_path, " of [samples.<name>] sections").items():
+        _table(sc, f"samples.{s}", cfg_path, " (label, group, protein_ug, ...)")
+        _check_keys(sc, _SAMPLE_KEYS, f"samples.{s}", cfg_path)
+        samples[str(s)] = {k: _checked(cfg_path, f"samples.{s}", check_value, k, v, _SAMPLE_META[k])
+                           for k, v in sc.items()}
+    out["samples"] = samples
+
+    blots = {}
+    blot_meta = {**{k: param_meta(BlotParams)[f] for k, f in toml_names(BlotParams).items()},
+                 **{k: param_meta(NormalizationSpec)[f] for k, f in toml_names(NormalizationSpec).items()},
+                 **_BLOT_OWN_META}
+    for stem, bc in _table(cfg.get("blots", {}), "blots", cfg_path, " of [blots.<image stem>] sections").items():
+        where = f"blots.{stem}"
+        _table(bc, where, cfg_path, " (marker, lanes, ladder_lane, ...)")
+        _check_keys(bc, set(blot_meta), where, cfg_path)
+        for cls in (BlotParams, NormalizationSpec):  # each value, then the rules between values
+            _checked(cfg_path, where, validate_mapping, cls, {k: v for k, v in bc.items() if k in toml_names(cls)},
+                     names="toml")
+        checked = {k: _checked(cfg_path, where, check_value, k, v, blot_meta[k]) for k, v in bc.items()}
+        for k in _BLOT_FILE_KEYS:
+            if k in checked:
+                _config_file(root / "blots", checked[k], cfg_path, where, k)
+        blots[str(stem)] = checked
+    out["blots"] = blots
+
+    qc = _table(cfg.get("qc", {}), "qc", cfg_path)
+    _check_keys(qc, set(_QC_META), "qc", cfg_path)
+    for k, v in qc.items():
+        _checked(cfg_path, "qc", check_value, k, v, _QC_META[k])
+    out["rules_path"] = _config_file(root, qc["rules"], cfg_path, "qc", "rules") if "rules" in qc else None
+    out["rules"] = load_rules(out["rules_path"])
+    return out
+
+
 def _images_under(folder: Path) -> list:
     return sorted(p for p in folder.rglob("*")
                   if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
@@ -183,32 +348,17 @@ def load_experiment(root) -> Experiment:
         raise ExperimentError(f"{root}: experiment folder not found")
     cfg_path = root / "experiment.toml"
     cfg: dict = {}
-    if cfg_path.exists():
-        try:
-            cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ExperimentError(f"{cfg_path}: not valid TOML ({exc})") from None
-    _check_keys(cfg, _TOP_KEYS, "top level", cfg_path)
-    name = str(cfg.get("experiment", {}).get("name", root.resolve().name))
-    _check_keys(cfg.get("experiment", {}), {"name", "description"}, "experiment", cfg_path)
-
-    tem_cfg = dict(cfg.get("tem", {}))
-    _check_keys(tem_cfg, _TEM_KEYS, "tem", cfg_path)
-    px_over = {str(k): float(v) for k, v in tem_cfg.pop("pixel_size_nm", {}).items()}
+    if cfg_path.exists() or cfg_path.is_symlink():
+        cfg = read_config_toml(cfg_path)
 
     if cfg.get("nta"):
         raise ExperimentError(f"{cfg_path}: [nta] takes no keys; NTA files are found under nta/<sample>/ and "
                               "options are per sample ([samples.X] dilution_factor, protein_ug, volume_ml)")
-
-    samples = {}
-    for s, sc in cfg.get("samples", {}).items():
-        _check_keys(sc, _SAMPLE_KEYS, f"samples.{s}", cfg_path)
-        for key in _POSITIVE_SAMPLE_KEYS:
-            if key in sc:
-                v = sc[key]
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):
-                    raise ExperimentError(f"{cfg_path}: [samples.{s}] {key} must be a positive number, got {v!r}")
-        samples[str(s)] = dict(sc)
+    conf = _validate_config(cfg, cfg_path, root)  # every value, before any file is looked at
+    name = str(conf["name"])
+    tem_cfg = conf["tem_params"]
+    px_over = conf["pixel_size_nm"]
+    samples = conf["samples"]
 
     tem_tasks = []
     tem_dir = root / "tem"
@@ -221,30 +371,24 @@ def load_experiment(root) -> Experiment:
     unknown_px = sorted(set(px_over) - {t.rel[4:] for t in tem_tasks})
     if unknown_px:
         raise ExperimentError(f"{cfg_path}: [tem.pixel_size_nm] names image(s) not found under "
-                              f"{tem_dir}: {', '.join(unknown_px)}")
+                              f"tem/: {', '.join(unknown_px)}")
 
-    blot_cfg = cfg.get("blots", {})
+    blot_cfg = conf["blots"]
     blot_tasks = []
     blot_dir = root / "blots"
     stems = set()
     if blot_dir.is_dir():
         for p in _images_under(blot_dir):
             stem = p.name.split(".")[0]
-            bc = dict(blot_cfg.get(stem, {}))
-            _check_keys(bc, _BLOT_KEYS, f"blots.{stem}", cfg_path)
+            bc = dict(blot_cfg.get(stem, {}))  # checked by _validate_config
             for key in ("control_image", "total_protein_image"):
                 if key in bc:
-                    f = (blot_dir / bc[key]) if not Path(bc[key]).is_absolute() else Path(bc[key])
-                    if not f.exists():
-                        raise ExperimentError(f"{cfg_path}: [blots.{stem}] {key} {f} not found")
-                    bc[key] = f
+                    bc[key] = (blot_dir / bc[key]) if not Path(bc[key]).is_absolute() else Path(bc[key])
             controls = {Path(v).resolve() for b in blot_cfg.values() for k, v in b.items()
                         if k in ("control_image", "total_protein_image")}
             if p.resolve() in {(blot_dir / c).resolve() for c in controls} or p.resolve() in controls:
                 continue  # a control / total-protein image is read with its blot, not on its own
             sheet = blot_dir / bc.pop("lane_sheet", f"{stem}.lanes.csv")
-            if "lane_sheet" in blot_cfg.get(stem, {}) and not sheet.exists():
-                raise ExperimentError(f"{cfg_path}: [blots.{stem}] lane_sheet {sheet} not found")
             marker = bc.pop("marker", None)
             if marker is None and marker_category(stem):
                 marker = stem
@@ -253,7 +397,7 @@ def load_experiment(root) -> Experiment:
                                         BlotSpec(stem, marker, sheet if sheet.exists() else None, bc)))
     missing = sorted(set(blot_cfg) - stems)
     if missing:
-        raise ExperimentError(f"{cfg_path}: [blots] names blot(s) with no image in {blot_dir}: "
+        raise ExperimentError(f"{cfg_path}: [blots] names blot(s) with no image in blots/: "
                               f"{', '.join(missing)}")
 
     nta = {}
@@ -264,16 +408,9 @@ def load_experiment(root) -> Experiment:
                 parts = p.relative_to(nta_dir).parts
                 nta.setdefault(parts[0] if len(parts) > 1 else "unassigned", []).append(p)
 
-    qc = cfg.get("qc", {})
-    _check_keys(qc, {"rules"}, "qc", cfg_path)
-    rules_path = None
-    if "rules" in qc:
-        rules_path = root / qc["rules"]
-        if not rules_path.exists():
-            raise ExperimentError(f"{cfg_path}: [qc] rules file {rules_path} not found")
-
     if not tem_tasks and not blot_tasks and not nta:
         raise ExperimentError(f"{root}: nothing to analyse: expected images under tem/<sample>/, "
                               f"blots/ or NTA exports under nta/<sample>/")
     return Experiment(root=root, name=name, tem=tem_tasks, blots=blot_tasks, samples=samples,
-                      tem_params=tem_cfg, config=cfg, nta=nta, rules_path=rules_path)
+                      tem_params=tem_cfg, config=cfg, nta=nta, rules_path=conf["rules_path"], rules=conf["rules"],
+                      max_pixels=conf["max_pixels"])

@@ -45,6 +45,11 @@ SUPPORTED_SUFFIXES = TIFF_SUFFIXES + RASTER_SUFFIXES + GATAN_SUFFIXES + MRC_SUFF
 #: when it comes from generic TIFF resolution tags.
 PLAUSIBLE_EM_PIXEL_NM = (0.001, 1000.0)
 
+#: Pixel sizes (nm/px) accepted when a user gives one (command line, experiment.toml):
+#: 1e-4 nm (below any atomic-resolution EM pixel) to 1e7 nm = 1 cm (a whole-slide scan);
+#: anything outside is a typo or a unit mix-up (issue 10).
+PLAUSIBLE_GIVEN_PIXEL_NM = (1e-4, 1e7)
+
 
 class ImageReadError(ValueError):
     """A file could not be read or analysed; ``str(err)`` is one line naming the file."""

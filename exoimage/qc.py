@@ -2,45 +2,118 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .experiment import marker_category
+from .experiment import ExperimentError, marker_category, read_config_toml
+from .params import ParamError, check_value
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-__all__ = ["DEFAULT_RULES", "load_rules", "qc_checks", "QC_COLUMNS", "overall_status"]
+__all__ = ["DEFAULT_RULES", "load_rules", "qc_checks", "QC_COLUMNS", "overall_status", "RulesError", "RULES_SCHEMA"]
 
 DEFAULT_RULES = Path(__file__).with_name("qc_rules.toml")
 QC_COLUMNS = ["scope", "item", "check", "status", "reason", "source"]
 _ORDER = {"PASS": 0, "WARN": 1, "FAIL": 2}
 
 
+class RulesError(ExperimentError):
+    """A QC rules file is not usable (one line naming the file, the key and the problem)."""
+
+
+# The rules of every value of a rules file, in the format of the parameter field metadata
+# (exoimage.params); every key of exoimage/qc_rules.toml is here and every key here is used by
+# qc_checks or exoimage.nta.qc.nta_qc_checks.
+_STATUS = {"type": "str", "choices": tuple(_ORDER), "help": "status given when the check fails"}
+_TEXT = {"type": "str", "help": "where the rule comes from (shown in the report)"}
+_PCT = {"type": "float", "unit": "%", "min": 0}
+_FRACTION = {"type": "float", "min": 0, "max": 1}
+_COUNT = {"type": "int", "min": 0}
+RULES_SCHEMA = {
+    "calibration": {"missing": _STATUS, "scale_bar": _STATUS, "source": _TEXT},
+    "tem": {"min_vesicles": _COUNT, "d50_ci_halfwidth_pct": {**_PCT, "min_exclusive": True},
+            "border_fraction": _FRACTION, "source": _TEXT},
+    "blot": {"saturated": _STATUS, "lossy_or_8bit": _STATUS, "low_snr": _STATUS, "replicate_cv_pct": _PCT,
+             "linear_r2": _FRACTION, "source": _TEXT},
+    "misev": {"missing_category": _STATUS, "promiscuous_control": _STATUS, "source": _TEXT,
+              "single_particle_missing": _STATUS, "single_particle_source": _TEXT},
+    "nta": {"min_videos": _COUNT, "min_videos_status": _STATUS, "max_concentration_cv_percent": _PCT,
+            "concentration_cv_status": _STATUS, "particles_per_frame_status": _STATUS,
+            "instrument_warnings_status": _STATUS, "dilution_not_recorded_status": _STATUS,
+            "dilution_linearity_tolerance_percent": _PCT, "dilution_linearity_status": _STATUS, "source": _TEXT,
+            "particles_per_frame_range": {"type": "table", "values": {
+                "type": "float_list", "unit": "particles/frame", "min": 0, "min_len": 2, "max_len": 2,
+                "sorted": True, "help": "[low, high] particles per frame the instrument trusts"}}},
+}
+
+
+def _meta_of(sec: str, key: str, default):
+    """Rules of one key; a key of the built-in file without an entry in RULES_SCHEMA (added later)
+    takes the rules its default value implies: a status, text, or a finite number >= 0."""
+    meta = RULES_SCHEMA.get(sec, {}).get(key)
+    if meta is not None:
+        return meta
+    if isinstance(default, str):
+        return _STATUS if default in _ORDER else _TEXT
+    if isinstance(default, bool):
+        return {"type": "bool"}
+    if isinstance(default, int):
+        return _COUNT
+    if isinstance(default, float):
+        return {"type": "float", "min": 0}
+    if isinstance(default, dict):
+        return {"type": "table", "values": {"type": "float_list", "min": 0, "min_len": 2, "max_len": 2,
+                                            "sorted": True}}
+    return {"type": "float_list"}  # pragma: no cover - no such default today
+
+
+def _check_rules(own: dict, defaults: dict, path) -> None:
+    """Every section and key of ``own`` known (present in ``defaults``), every value allowed."""
+    for sec, vals in own.items():
+        if sec not in defaults:
+            raise RulesError(f"{path}: unknown section [{sec}]; known: {', '.join(defaults)}")
+        if not isinstance(vals, dict):
+            raise RulesError(f"{path}: {ParamError(sec, vals, f'must be a table ([{sec}])')}")
+        unknown = set(vals) - set(defaults[sec])
+        if unknown:
+            raise RulesError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} in [{sec}]; "
+                             f"known: {', '.join(defaults[sec])}")
+        for key, val in vals.items():
+            meta = _meta_of(sec, key, defaults[sec][key])
+            try:
+                if meta["type"] == "table":
+                    if not isinstance(val, dict):
+                        raise ParamError(key, val, "must be a table")
+                    extra = set(val) - set(defaults[sec][key])
+                    if extra:
+                        raise ParamError(f"{key}.{sorted(extra)[0]}", val[sorted(extra)[0]],
+                                         f"unknown; known: {', '.join(defaults[sec][key])}")
+                check_value(key, val, meta)
+            except ParamError as exc:
+                raise RulesError(f"{path}: [{sec}] {exc}") from None
+
+
 def load_rules(path=None) -> dict:
     """The default rules, updated section by section with a lab's own file.
 
     A table inside a section (``[nta.particles_per_frame_range]``) is merged
-    key by key, so a lab can override one instrument's range only.
+    key by key, so a lab can override one instrument's range only. The lab's
+    file is checked completely (every section and key known, every value of
+    the right type and range, see :data:`RULES_SCHEMA`) before it is used.
+
+    Raises
+    ------
+    RulesError
+        (an :class:`~exoimage.experiment.ExperimentError`, a ``ValueError``)
+        one line naming the file, the section, the key and the problem.
     """
-    rules = tomllib.loads(DEFAULT_RULES.read_text(encoding="utf-8"))
+    rules = read_config_toml(DEFAULT_RULES, RulesError)
     if path:
-        own = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        own = read_config_toml(path, RulesError, "QC rules file")
+        _check_rules(own, rules, path)
         for sec, vals in own.items():
-            if sec not in rules:
-                raise ValueError(f"{path}: unknown section [{sec}]; known: {', '.join(rules)}")
-            unknown = set(vals) - set(rules[sec])
-            if unknown:
-                raise ValueError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} in [{sec}]")
             for key, val in vals.items():
                 if isinstance(rules[sec][key], dict):
-                    if not isinstance(val, dict):
-                        raise ValueError(f"{path}: [{sec}] {key} must be a table")
                     rules[sec][key] = {**rules[sec][key], **val}
                 else:
                     rules[sec][key] = val

@@ -39,10 +39,12 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .io import Image, ImageReadError, read_image, validate_image
+from .io import PLAUSIBLE_GIVEN_PIXEL_NM, Image, ImageReadError, read_image, validate_image
+from .params import check_instance
 
 __all__ = [
     "TemParams",
+    "PIXEL_SIZE_META",
     "VesicleResult",
     "TemFileResult",
     "VESICLE_COLUMNS",
@@ -92,21 +94,45 @@ class TemParams:
         Outlines less round than this (4 pi A / P^2) are rejected.
     """
 
-    min_diameter_nm: float = 30.0
-    max_diameter_nm: float = 1000.0
-    min_contrast: float = 3.0
-    polarity: str = "auto"
-    min_circularity: float = 0.55
+    min_diameter_nm: float = field(default=30.0, metadata={
+        "type": "float", "unit": "nm", "min": 0, "min_exclusive": True, "below": "max_diameter_nm",
+        "toml": "min_diameter_nm", "cli": "--min-diameter",
+        "help": "smallest vesicle diameter to report, nm; anything smaller is debris"})
+    max_diameter_nm: float = field(default=1000.0, metadata={
+        "type": "float", "unit": "nm", "min": 0, "min_exclusive": True,
+        "toml": "max_diameter_nm", "cli": "--max-diameter", "help": "largest vesicle diameter to report, nm"})
+    min_contrast: float = field(default=3.0, metadata={
+        "type": "float", "unit": "noise SD", "min": 0,
+        "toml": "min_contrast", "cli": "--min-contrast",
+        "help": "minimum edge contrast of a vesicle's outline, in noise SDs of the image"})
+    polarity: str = field(default="auto", metadata={
+        "type": "str", "choices": ("auto", "light", "dark"), "toml": "polarity", "cli": "--polarity",
+        "help": "vesicle body lighter than the stain, darker, or decided per image"})
+    min_circularity: float = field(default=0.55, metadata={
+        "type": "float", "min": 0, "max": 1, "help": "outlines less round than this (4 pi A / P^2) are rejected"})
+
+    def __post_init__(self):
+        self.check()
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def check(self):
-        if not (0 < self.min_diameter_nm < self.max_diameter_nm):
-            raise ValueError(f"need 0 < min diameter ({self.min_diameter_nm}) < max diameter "
-                             f"({self.max_diameter_nm}) nm")
-        if self.polarity not in ("auto", "light", "dark"):
-            raise ValueError(f"polarity must be 'auto', 'light' or 'dark', not {self.polarity!r}")
+        """Check every field against its metadata (:mod:`exoimage.params`).
+
+        Raises
+        ------
+        exoimage.params.ParamError
+            (a ``ValueError``) naming the parameter, its value and the problem.
+        """
+        check_instance(self)
+
+
+#: rules of a pixel size given by the user (``--pixel-size``, ``[tem.pixel_size_nm]``), same
+#: format as the field metadata above; the plausible range is :data:`exoimage.io.PLAUSIBLE_GIVEN_PIXEL_NM`
+PIXEL_SIZE_META = {"type": "float", "unit": "nm", "min": PLAUSIBLE_GIVEN_PIXEL_NM[0],
+                   "max": PLAUSIBLE_GIVEN_PIXEL_NM[1], "cli": "--pixel-size", "optional": True,
+                   "help": "pixel size in nm/px; overrides the file's calibration"}
 
 
 @dataclass

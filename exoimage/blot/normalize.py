@@ -21,11 +21,16 @@ def parse_kda_range(text) -> tuple[float, float]:
         if "-" in s[1:]:
             a, b = s.split("-", 1) if not s.startswith("-") else (s, "")
             lo, hi = sorted((float(a), float(b)))
+            if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo):
+                raise ValueError
             return lo, hi
         v = float(s)
+        lo, hi = v * 0.85, v * 1.15
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo <= hi):
+            raise ValueError
     except ValueError:
         raise ValueError(f"kDa must be a number (44) or a range (30-60), got {text!r}") from None
-    return v * 0.85, v * 1.15
+    return lo, hi
 
 
 def rows_by_kda(bands: pd.DataFrame, kda) -> list[int]:

@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
 from ..io import Image, ImageReadError, read_image, validate_image
+from ..params import check_instance
 from . import bands as B
 from .lanes import Lane, Piece, find_lanes, find_pieces, lanes_from_bounds
 from .signal import (POLARITIES, clipped_masks, detect_ceiling, detect_polarity, image_warnings,
@@ -17,10 +18,18 @@ from .signal import (POLARITIES, clipped_masks, detect_ceiling, detect_polarity,
 
 __all__ = ["BlotParams", "BlotResult", "BlotFileResult", "quantify_blot", "analyze_blot_file",
            "draw_blot_overlay", "measure_rectangle", "LANE_COLUMNS", "BAND_COLUMNS", "IMAGE_COLUMNS",
-           "DEFAULT_BACKGROUND"]
+           "DEFAULT_BACKGROUND", "MAX_LANES", "MAX_LADDER_MARKERS"]
 
 #: default background: rolling ball on the lane profile (see docs/blot.md)
 DEFAULT_BACKGROUND = "auto"
+
+#: most lanes a blot parameter may name: the widest common gels have 26-30 wells (e.g. 26-well
+#: midi gels); 100 leaves room for several membrane pieces and bounds the work a typo can ask for
+MAX_LANES = 100
+
+#: most molecular-weight markers in a ladder: commercial ladders have 8-15 bands; 30 leaves room and
+#: bounds the ladder matching (it tries the combinations of up to 3 missing markers)
+MAX_LADDER_MARKERS = 30
 
 LANE_COLUMNS = ["image", "lane", "piece", "x_left_px", "x_right_px", "x_center_px", "width_px",
                 "y_top_px", "y_bottom_px", "slope_dx_per_dy", "x_center_top_px", "x_center_bottom_px",
@@ -69,27 +78,56 @@ class BlotParams:
         same shape), instead of edges set by noise.
     """
 
-    polarity: str = "auto"
-    n_lanes: int | None = None
-    lane_bounds: list | None = None
-    background: str = DEFAULT_BACKGROUND
-    ball_radius_px: float | None = None
-    min_snr: float = 4.0
-    min_snr_px: float = 2.0
-    low_snr: float = 3.0
-    resolve: bool = True
-    ladder_lane: int | None = None
-    ladder_kda: list | None = None
-    edge_border_px: int = 3
-    row_regions: bool = True
+    polarity: str = field(default="auto", metadata={
+        "type": "str", "choices": ("auto",) + POLARITIES, "toml": "polarity", "cli": "--polarity",
+        "help": "bands lighter (chemiluminescence) or darker (film) than the background, or auto"})
+    n_lanes: int | None = field(default=None, metadata={
+        "type": "int", "min": 1, "max": MAX_LANES, "optional": True, "toml": "lanes", "cli": "--lanes",
+        "help": "number of lanes per membrane piece (default: found automatically)"})
+    lane_bounds: list | None = field(default=None, metadata={
+        "type": "int_pairs", "unit": "px", "min": 0, "max_len": MAX_LANES, "optional": True,
+        "toml": "lane_bounds", "cli": "--lane-bounds",
+        "help": "explicit lanes as inclusive column ranges in px (full image height)"})
+    background: str = field(default=DEFAULT_BACKGROUND, metadata={
+        "type": "str", "choices": ("auto",) + B.BACKGROUNDS, "toml": "background", "cli": "--background",
+        "help": "background under the bands"})
+    ball_radius_px: float | None = field(default=None, metadata={
+        "type": "float", "unit": "px", "min": 0, "min_exclusive": True, "optional": True,
+        "cli": "--ball-radius", "help": "rolling-ball radius along the lane, px (default 10 % of the lane length)"})
+    min_snr: float = field(default=4.0, metadata={
+        "type": "float", "unit": "noise SD", "min": 0, "min_exclusive": True, "toml": "min_snr",
+        "cli": "--min-snr", "help": "smallest band peak, in noise SDs of the lane profile"})
+    min_snr_px: float = field(default=2.0, metadata={
+        "type": "float", "unit": "noise SD", "min": 0, "min_exclusive": True,
+        "help": "smallest band peak per pixel, in pixel noise SDs"})
+    low_snr: float = field(default=3.0, metadata={
+        "type": "float", "unit": "noise SD", "min": 0, "help": "bands with a lower snr are flagged low_snr"})
+    resolve: bool = field(default=True, metadata={"type": "bool", "help": "split overlapping bands"})
+    ladder_lane: int | None = field(default=None, metadata={
+        "type": "int", "min": 1, "max": MAX_LANES, "at_most": "n_lanes", "optional": True,
+        "toml": "ladder_lane", "cli": "--ladder-lane",
+        "help": "lane number (1 = leftmost) of the molecular-weight marker"})
+    ladder_kda: list | None = field(default=None, metadata={
+        "type": "float_list", "unit": "kDa", "min": 0, "min_exclusive": True, "min_len": 2,
+        "max_len": MAX_LADDER_MARKERS, "requires": "ladder_lane", "optional": True,
+        "toml": "ladder_kda", "cli": "--ladder-kda", "help": "marker weights in kDa, largest first"})
+    edge_border_px: int = field(default=3, metadata={
+        "type": "int", "unit": "px", "min": 1, "help": "width of the strips beside a lane for the edge background"})
+    row_regions: bool = field(default=True, metadata={
+        "type": "bool", "help": "give faint bands the region shape of their row's strong bands"})
 
     def __post_init__(self):
-        if self.polarity not in ("auto",) + POLARITIES:
-            raise ValueError(f"polarity must be auto, light-bands or dark-bands, got {self.polarity!r}")
-        if self.background not in B.BACKGROUNDS + ("auto",):
-            raise ValueError(f"background must be one of {', '.join(B.BACKGROUNDS)}, got {self.background!r}")
-        if self.n_lanes is not None and int(self.n_lanes) < 1:
-            raise ValueError(f"n_lanes must be >= 1, got {self.n_lanes}")
+        self.check()
+
+    def check(self):
+        """Check every field against its metadata (:mod:`exoimage.params`).
+
+        Raises
+        ------
+        exoimage.params.ParamError
+            (a ``ValueError``) naming the parameter, its value and the problem.
+        """
+        check_instance(self)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
 
-from .normalize import match_lanes_by_position, normalize, row_volumes, rows_by_kda
-from .pipeline import BlotParams, analyze_blot_file
+from ..params import check_instance, toml_names
+from .normalize import match_lanes_by_position, normalize, parse_kda_range, row_volumes, rows_by_kda
+from .pipeline import MAX_LANES, BlotParams, analyze_blot_file
+
+#: most band rows a spec may name: a blot has a handful of rows; 100 is far above any real one
+MAX_BAND_ROWS = 100
 
 __all__ = ["NormalizationSpec", "normalize_blot"]
 
@@ -34,18 +38,41 @@ class NormalizationSpec:
     per row); with no control, ``ratio`` is the target volume.
     """
 
-    target_rows: list | None = None
-    target_kda: str | None = None
-    control_rows: list | None = None
-    control_kda: str | None = None
-    control_image: Path | None = None
-    total_protein_image: Path | None = None
-    reference_lane: int | None = None
+    target_rows: list | None = field(default=None, metadata={
+        "type": "int_list", "min": 1, "min_len": 1, "max_len": MAX_BAND_ROWS, "optional": True,
+        "excludes": "target_kda", "toml": "target_row", "cli": "--target-row",
+        "help": "band row(s) of the target protein (rows numbered 1.. top to bottom)"})
+    target_kda: str | None = field(default=None, metadata={
+        "type": "kda_range", "parse": parse_kda_range, "unit": "kDa", "optional": True,
+        "toml": "target_kda", "cli": "--target-kda", "help": "target rows by apparent weight, kDa"})
+    control_rows: list | None = field(default=None, metadata={
+        "type": "int_list", "min": 1, "min_len": 1, "max_len": MAX_BAND_ROWS, "optional": True,
+        "excludes": "control_kda", "toml": "control_row", "cli": "--control-row",
+        "help": "band row(s) of the loading control"})
+    control_kda: str | None = field(default=None, metadata={
+        "type": "kda_range", "parse": parse_kda_range, "unit": "kDa", "optional": True,
+        "toml": "control_kda", "cli": "--control-kda", "help": "control rows by apparent weight, kDa"})
+    control_image: Path | None = field(default=None, metadata={
+        "type": "path", "optional": True, "excludes": "total_protein_image", "toml": "control_image",
+        "cli": "--control-image", "help": "separate image of the same membrane with the loading control"})
+    total_protein_image: Path | None = field(default=None, metadata={
+        "type": "path", "optional": True, "toml": "total_protein_image", "cli": "--total-protein-image",
+        "help": "total-protein stain image of the same membrane"})
+    reference_lane: int | None = field(default=None, metadata={
+        "type": "int", "min": 1, "max": MAX_LANES, "optional": True, "toml": "reference_lane",
+        "cli": "--reference-lane", "help": "lane that relative values refer to"})
 
     @classmethod
     def from_mapping(cls, m: dict) -> "NormalizationSpec":
+        """The spec from a mapping keyed by field names or by experiment.toml keys
+        (``target_row``, ``control_row``, ...); other keys are ignored."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in m.items() if k in names})
+        alias = toml_names(cls)
+        return cls(**{alias.get(k, k): v for k, v in m.items() if alias.get(k, k) in names})
+
+    def check(self):
+        """Check every field against its metadata (raises :class:`exoimage.params.ParamError`)."""
+        check_instance(self)
 
     @property
     def wanted(self) -> bool:

@@ -9,22 +9,11 @@ import pandas as pd
 
 from ..blot import BAND_COLUMNS, DEFAULT_BACKGROUND, IMAGE_COLUMNS, LANE_COLUMNS, BlotParams, analyze_blot_file
 from ..blot import draw_blot_overlay
-from ..blot.bands import BACKGROUNDS
 from ..blot.normalize import NORMALIZED_COLUMNS, read_lane_sheet, replicate_stats
 from ..blot.plan import NormalizationSpec, normalize_blot
 from ..outputs import find_inputs, safe_stem, save_png, write_run_json, write_table
-
-
-def _int_list(text):
-    return [int(v) for v in str(text).split(",") if v.strip()]
-
-
-def _bounds(text):
-    out = []
-    for part in str(text).split(","):
-        a, b = part.split("-")
-        out.append((int(a), int(b)))
-    return out
+from ..params import param_meta
+from ._options import build_or_fail, check_input_file, check_out_dir, one_line_errors, param_type
 
 
 def add_parser(sub):
@@ -36,35 +25,35 @@ def add_parser(sub):
                     "normalisation is asked), overlays/*.png and run.json into --out.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="blot images or folders (searched recursively)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
-    p.add_argument("--lanes", type=int, default=None, metavar="N",
+    p.add_argument("--lanes", type=_t(BlotParams, "n_lanes"), default=None, metavar="N",
                    help="number of lanes per membrane piece (default: found automatically)")
-    p.add_argument("--lane-bounds", type=_bounds, default=None, metavar="X1-X2,...",
+    p.add_argument("--lane-bounds", type=_t(BlotParams, "lane_bounds"), default=None, metavar="X1-X2,...",
                    help="explicit lanes as column ranges in px, inclusive, e.g. 40-90,110-160 "
                         "(full image height; overrides --lanes)")
-    p.add_argument("--polarity", choices=["auto", "dark-bands", "light-bands"], default="auto",
+    p.add_argument("--polarity", choices=_choices(BlotParams, "polarity"), default="auto",
                    help="bands lighter (chemiluminescence) or darker (film) than the background "
                         "in the raw values (default auto; WhiteIsZero TIFFs count as light-bands)")
-    p.add_argument("--background", choices=("auto",) + BACKGROUNDS, default=DEFAULT_BACKGROUND,
+    p.add_argument("--background", choices=_choices(BlotParams, "background"), default=DEFAULT_BACKGROUND,
                    help="background under the bands: edge (median of the 3 px beside the lane, per "
                         "row), rolling-ball (on the lane profile), valley (valley-to-valley lines), "
                         "none (raw sums = ImageJ RawIntDen); auto = rolling ball refined by a "
                         "least-squares line through each band's flanks, and the lane-edge background "
                         f"under smears where lanes have free membrane beside them (default {DEFAULT_BACKGROUND})")
-    p.add_argument("--ball-radius", type=float, default=None, metavar="PX",
+    p.add_argument("--ball-radius", type=_t(BlotParams, "ball_radius_px"), default=None, metavar="PX",
                    help="rolling-ball radius along the lane, px (default 10%% of the lane length, >= 25)")
-    p.add_argument("--min-snr", type=float, default=4.0, metavar="SD",
-                   help="smallest band peak, in noise SDs of the lane profile (default 4)")
-    p.add_argument("--ladder-lane", type=int, default=None, metavar="K",
+    p.add_argument("--min-snr", type=_t(BlotParams, "min_snr"), default=BlotParams().min_snr, metavar="SD",
+                   help=f"smallest band peak, in noise SDs of the lane profile (default {BlotParams().min_snr:g})")
+    p.add_argument("--ladder-lane", type=_t(BlotParams, "ladder_lane"), default=None, metavar="K",
                    help="lane number (1 = leftmost) of the molecular-weight marker")
-    p.add_argument("--ladder-kda", default=None, metavar="KDA,...",
+    p.add_argument("--ladder-kda", type=_t(BlotParams, "ladder_kda"), default=None, metavar="KDA,...",
                    help="marker weights in kDa, largest first, e.g. 250,150,100,75,50,37,25,20,15,10")
-    p.add_argument("--target-row", type=_int_list, default=None, metavar="R[,R]",
+    p.add_argument("--target-row", type=_t(NormalizationSpec, "target_rows"), default=None, metavar="R[,R]",
                    help="band row(s) of the target protein (rows numbered 1.. top to bottom)")
-    p.add_argument("--control-row", type=_int_list, default=None, metavar="R[,R]",
+    p.add_argument("--control-row", type=_t(NormalizationSpec, "control_rows"), default=None, metavar="R[,R]",
                    help="band row(s) of the loading control in the same image")
-    p.add_argument("--target-kda", default=None, metavar="KDA",
+    p.add_argument("--target-kda", type=_t(NormalizationSpec, "target_kda"), default=None, metavar="KDA",
                    help="choose the target rows by apparent weight, kDa: 30-60 or 44 (+-15%%); needs a ladder")
-    p.add_argument("--control-kda", default=None, metavar="KDA",
+    p.add_argument("--control-kda", type=_t(NormalizationSpec, "control_kda"), default=None, metavar="KDA",
                    help="choose the control rows by apparent weight, kDa (range or value)")
     p.add_argument("--control-image", type=Path, default=None, metavar="FILE",
                    help="separate image of the same membrane with the loading control "
@@ -73,19 +62,35 @@ def add_parser(sub):
     p.add_argument("--total-protein-image", type=Path, default=None, metavar="FILE",
                    help="total-protein stain image (Ponceau, stain-free) of the same membrane: "
                         "whole-lane signal (lane-edge background) is the control")
-    p.add_argument("--reference-lane", type=int, default=None, metavar="K",
+    p.add_argument("--reference-lane", type=_t(NormalizationSpec, "reference_lane"), default=None, metavar="K",
                    help="lane that relative values refer to (default: the first sample lane)")
     p.add_argument("--lane-sheet", type=Path, default=None, metavar="CSV",
                    help="CSV with columns lane,sample[,group][,loaded]: replicate mean/SD/CV per "
                         "sample; with 'loaded' (any unit) the linear range of the dilution series")
-    return p
+    return one_line_errors(p)
 
 
-def params_from_args(args) -> BlotParams:
-    kda = [float(v) for v in args.ladder_kda.split(",")] if args.ladder_kda else None
-    return BlotParams(polarity=args.polarity, n_lanes=args.lanes, lane_bounds=args.lane_bounds,
-                      background=args.background, ball_radius_px=args.ball_radius, min_snr=args.min_snr,
-                      ladder_lane=args.ladder_lane, ladder_kda=kda)
+def _t(cls, name):
+    return param_type(cls, name)
+
+
+def _choices(cls, name):
+    return param_meta(cls)[name]["choices"]
+
+
+def params_from_args(args, prog: str = "exoimage blot") -> BlotParams:
+    """The blot parameters of the options; checks every option first (normalisation options,
+    files named, the output folder) and ends the command with one line on a bad one."""
+    if getattr(args, "out", None) is not None:
+        check_out_dir(prog, args.out)
+    for flag, path in (("--control-image", args.control_image), ("--total-protein-image", args.total_protein_image),
+                       ("--lane-sheet", args.lane_sheet)):
+        check_input_file(prog, flag, path)
+    build_or_fail(prog, lambda: spec_from_args(args).check(), NormalizationSpec)
+    return build_or_fail(prog, lambda: BlotParams(
+        polarity=args.polarity, n_lanes=args.lanes, lane_bounds=args.lane_bounds, background=args.background,
+        ball_radius_px=args.ball_radius, min_snr=args.min_snr, ladder_lane=args.ladder_lane,
+        ladder_kda=args.ladder_kda), BlotParams)
 
 
 def spec_from_args(args) -> NormalizationSpec:

@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..outputs import find_inputs, safe_stem, save_png, write_run_json, write_table
-from ..tem import IMAGE_COLUMNS, VESICLE_COLUMNS, TemParams, analyze_tem_file, draw_overlay
+from ..tem import IMAGE_COLUMNS, PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_file, draw_overlay
 from ..io import write_calibrated_tiff
+from ..params import param_meta
+from ._options import build_or_fail, check_out_dir, one_line_errors, param_type
 
 
 def add_parser(sub):
@@ -21,31 +23,41 @@ def add_parser(sub):
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
     add_tem_options(p)
-    return p
+    return one_line_errors(p)
 
 
 def add_tem_options(p):
-    """Options shared by every command that runs the TEM pipeline."""
+    """Options shared by every command that runs the TEM pipeline (parsed and checked by the
+    rules of :class:`~exoimage.tem.TemParams` and :data:`~exoimage.tem.PIXEL_SIZE_META`)."""
     d = TemParams()
-    p.add_argument("--pixel-size", type=float, default=None, metavar="NM",
+    lo, hi = PIXEL_SIZE_META["min"], PIXEL_SIZE_META["max"]
+    p.add_argument("--pixel-size", type=param_type(PIXEL_SIZE_META, "pixel_size_nm"), default=None, metavar="NM",
                    help="pixel size in nm/px; overrides the file's calibration "
-                        "(default: read from the file's metadata)")
-    p.add_argument("--min-diameter", type=float, default=d.min_diameter_nm, metavar="NM",
+                        f"(default: read from the file's metadata; {lo:g} to {hi:g})")
+    p.add_argument("--min-diameter", type=param_type(TemParams, "min_diameter_nm"), default=d.min_diameter_nm,
+                   metavar="NM",
                    help=f"smallest vesicle diameter to report, nm (default {d.min_diameter_nm:g}); "
                         "anything smaller is debris")
-    p.add_argument("--max-diameter", type=float, default=d.max_diameter_nm, metavar="NM",
-                   help=f"largest vesicle diameter to report, nm (default {d.max_diameter_nm:g})")
-    p.add_argument("--min-contrast", type=float, default=d.min_contrast, metavar="SNR",
+    p.add_argument("--max-diameter", type=param_type(TemParams, "max_diameter_nm"), default=d.max_diameter_nm,
+                   metavar="NM", help=f"largest vesicle diameter to report, nm (default {d.max_diameter_nm:g})")
+    p.add_argument("--min-contrast", type=param_type(TemParams, "min_contrast"), default=d.min_contrast,
+                   metavar="SNR",
                    help="minimum edge contrast of a vesicle's outline, in units of the image's "
                         f"noise SD (default {d.min_contrast:g}); raise it to drop faint objects")
-    p.add_argument("--polarity", choices=["light", "dark", "auto"], default=d.polarity,
+    p.add_argument("--polarity", choices=param_meta(TemParams)["polarity"]["choices"], default=d.polarity,
                    help="vesicle body lighter than the stain (classic negative stain), darker, "
                         f"or decide per image (default {d.polarity})")
 
 
-def params_from_args(args) -> TemParams:
-    return TemParams(min_diameter_nm=args.min_diameter, max_diameter_nm=args.max_diameter,
-                     min_contrast=args.min_contrast, polarity=args.polarity)
+def params_from_args(args, prog: str = "exoimage tem") -> TemParams:
+    """The detector parameters of the options; checks every option first (the output folder
+    too, when there is ``--out``) and ends the command with one line on a bad one."""
+    if getattr(args, "out", None) is not None:
+        check_out_dir(prog, args.out)
+    return build_or_fail(prog, lambda: TemParams(min_diameter_nm=args.min_diameter,
+                                                 max_diameter_nm=args.max_diameter,
+                                                 min_contrast=args.min_contrast, polarity=args.polarity),
+                         TemParams)
 
 
 def run(args) -> int:

@@ -1,0 +1,103 @@
+"""Command-line option checks shared by ``exoimage tem`` and ``exoimage blot``.
+
+Every numeric / choice option is parsed and checked by the same rules as the
+library and experiment.toml (the field metadata of the parameter dataclasses,
+:mod:`exoimage.params`), before any file is read. A bad option ends the command
+with one argparse-style line, ``exoimage tem: error: argument --min-diameter:
+min_diameter_nm = -5: must be a number > 0 nm``, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..params import ParamError, check_value, param_meta
+
+#: exit code of a bad option (as argparse)
+USAGE_ERROR = 2
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make ``parser``'s errors one line (no usage block), exit code 2 as argparse."""
+
+    def error(message):
+        fail(parser.prog, f"{message} (see {parser.prog} --help)")
+
+    parser.error = error
+    return parser
+
+
+def fail(prog: str, message: str):
+    """Print ``<prog>: error: <message>`` (one line) and exit with :data:`USAGE_ERROR`."""
+    print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(USAGE_ERROR)
+
+
+def param_type(meta_or_cls, name: str):
+    """An argparse ``type=`` that parses and checks an option by a field's metadata.
+
+    ``param_type(TemParams, "min_diameter_nm")``, or ``param_type(meta_dict, "pixel_size_nm")``
+    for rules that are not a dataclass field.
+    """
+    meta = meta_or_cls if isinstance(meta_or_cls, dict) else param_meta(meta_or_cls)[name]
+    key = name or "value"
+
+    def parse(text):
+        try:
+            return check_value(key, text, {**meta, "optional": False}, text=True)
+        except ParamError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = key  # argparse names the type in some messages
+    return parse
+
+
+def flag_of(key: str, *classes) -> str | None:
+    """The command-line option of parameter ``key`` (a field of one of ``classes``)."""
+    for cls in classes:
+        meta = param_meta(cls).get(key)
+        if meta and meta.get("cli"):
+            return meta["cli"]
+    return None
+
+
+def build_or_fail(prog: str, build, *classes):
+    """``build()`` (e.g. ``TemParams(...)``); a :class:`ParamError` (checks between options)
+    ends the command with one line naming the option."""
+    try:
+        return build()
+    except ParamError as exc:
+        flag = flag_of(exc.key, *classes)
+        fail(prog, f"argument {flag}: {exc}" if flag else str(exc))
+
+
+def check_input_file(prog: str, flag: str, path) -> None:
+    """An option naming an input file: it must be an existing regular file."""
+    if path is None:
+        return
+    p = Path(path)
+    try:
+        ok, exists = p.is_file(), p.exists()
+    except (OSError, ValueError) as exc:
+        fail(prog, f"argument {flag}: {path}: cannot be used ({getattr(exc, 'strerror', None) or exc})")
+    if not ok:
+        fail(prog, f"argument {flag}: {path}: {'not a regular file' if exists else 'not found'}")
+
+
+def check_out_dir(prog: str, out) -> None:
+    """``--out`` must be a folder we can write, or be creatable (its nearest existing parent a
+    writable folder)."""
+    p = Path(out)
+    try:
+        if p.exists() and not p.is_dir():
+            fail(prog, f"argument --out: {p}: exists and is not a folder")
+        q = p
+        while not q.exists() and q != q.parent:
+            q = q.parent
+        if not q.is_dir() or not os.access(q, os.W_OK | os.X_OK):
+            fail(prog, f"argument --out: {p}: {'not writable' if q == p else f'cannot be created in {q}'}")
+    except (OSError, ValueError) as exc:
+        fail(prog, f"argument --out: {p}: cannot be used ({getattr(exc, 'strerror', None) or exc})")
