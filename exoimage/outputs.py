@@ -360,6 +360,12 @@ def neutralize_formula(value):
     return value
 
 
+def _csv_text(v: str) -> str:
+    # a carriage return becomes a line feed: Python's csv writer quotes a cell holding
+    # "\n" (the line terminator) but not one holding a lone "\r", which then splits the row
+    return neutralize_formula(v).replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _csv_safe(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``df`` whose text cells and headers cannot be spreadsheet formulas.
 
@@ -373,14 +379,14 @@ def _csv_safe(df: pd.DataFrame) -> pd.DataFrame:
                 or isinstance(col.dtype, pd.CategoricalDtype)):
             continue
         vals = col.astype(object)
-        mask = vals.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_START)).to_numpy(bool)
+        mask = vals.map(lambda v: isinstance(v, str) and (v.startswith(FORMULA_START) or "\r" in v)).to_numpy(bool)
         if mask.any():
             if out is None:
                 out = df.copy()
             new = vals.copy()
-            new[mask] = ["'" + v for v in vals[mask]]
+            new[mask] = [_csv_text(v) for v in vals[mask]]
             out.isetitem(i, new)
-    names = [neutralize_formula(c) for c in df.columns]
+    names = [_csv_text(c) if isinstance(c, str) else c for c in df.columns]
     if names != list(df.columns):
         out = (out if out is not None else df.copy())
         out.columns = names
@@ -393,8 +399,9 @@ def write_table(df: pd.DataFrame, path, *, parquet: bool = False) -> None:
     Every CSV of exoimage is written here. Text cells (and column names) that
     start with ``= + - @``, a tab or a carriage return get a leading ``'``, so
     a spreadsheet shows a sample folder named ``=HYPERLINK(...)`` as text
-    instead of running it (OWASP CSV injection); numeric columns are untouched.
-    The Parquet file keeps the text exactly.
+    instead of running it (OWASP CSV injection); a carriage return in text
+    becomes a line feed (so the cell is quoted and the row stays whole);
+    numeric columns are untouched. The Parquet file keeps the text exactly.
     """
     path = Path(path)
     atomic_write_bytes(path, _csv_safe(df).to_csv(index=False, lineterminator="\n").encode("utf-8"))
