@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
 LONG = "x" * 240 + ".tif"  # a 244-byte file name: legal, but too long for '.<name>.<random>.tmp'
 HYPERLINK = '=HYPERLINK("evil.example","click")'
+ODD = "caf\udce9 new\nline.tif"  # a byte that is not UTF-8 (as os.fsdecode keeps it) and a newline
+ODD_SHOWN = "caf\\xe9 new\\nline.tif"  # how tables and messages show it: one line, valid UTF-8
 MATH = "$x^$"  # invalid mathtext: matplotlib raises when it parses it
 LADDER = [250, 150, 100, 75, 50, 37, 25, 20, 15, 10]
 TIMEOUT = 300  # s; a FIFO or /dev/zero that is opened would block / never end
@@ -200,7 +202,7 @@ def tem_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("tem")
     d = base / "in"
     img = _tem_image(d / "good.tif")
-    for name in ("f 1.tif", "f_1.tif", LONG):
+    for name in ("f 1.tif", "f_1.tif", LONG, ODD):
         write_calibrated_tiff(d / name, img, 2.0)
     cv2.imwrite(str(d / "f_1.png"), img)  # 16-bit PNG, no calibration: --pixel-size 2
     _tem_image(base / "elsewhere" / "linked.tif")
@@ -221,7 +223,7 @@ def test_tem_cli_hostile_folder_outcomes(tem_run):
     _no_traceback(proc)
     assert proc.returncode == 0  # README: non-zero only when nothing could be analysed
     images = pd.read_csv(out / "images.csv").set_index("image")
-    ok = ["good.tif", "f 1.tif", "f_1.tif", "f_1.png", LONG, "S3/linked.tif"]
+    ok = ["good.tif", "f 1.tif", "f_1.tif", "f_1.png", LONG, "S3/linked.tif", ODD_SHOWN]
     for name in ok:
         assert images.loc[name, "status"] == "ok", (name, images.loc[name, "error"])
     assert images.loc["loop/", "status"] == "error" and "symbolic link loop" in images.loc["loop/", "error"]
@@ -235,7 +237,7 @@ def test_tem_cli_hostile_folder_outcomes(tem_run):
     # the good images' numbers: every copy measures exactly like the original, analysed on its own
     ves = pd.read_csv(out / "vesicles.csv")
     want = ref.vesicles["diameter_nm"].to_numpy(float)
-    for name in ("good.tif", "f 1.tif", "f_1.tif", "f_1.png", LONG):
+    for name in ("good.tif", "f 1.tif", "f_1.tif", "f_1.png", LONG, ODD_SHOWN):
         got = ves.loc[ves["image"] == name, "diameter_nm"].to_numpy(float)
         np.testing.assert_array_equal(got, want)
         assert images.loc[name, "n_vesicles"] == ref.image_row["n_vesicles"] > 0
@@ -249,7 +251,7 @@ def test_tem_cli_output_names_unique_short_and_modes(tem_run):
     proc, out, _ = tem_run
     overlays = sorted(p.name for p in (out / "overlays").iterdir())
     labels = sorted(p.name for p in (out / "labels").iterdir())
-    assert len(overlays) == len(labels) == 7  # one per analysed image, none shared, no temporary left
+    assert len(overlays) == len(labels) == 8  # one per analysed image, none shared, no temporary left
     assert all(len(n.encode()) <= 255 for n in overlays + labels)
     assert {safe_stem(n) + ".png" for n in ("f 1.tif", "f_1.tif", "f_1.png")} <= set(overlays)
     modes = _modes(out)
@@ -265,6 +267,16 @@ def test_tem_cli_only_unreadable_inputs(tmp_path):
     row = pd.read_csv(tmp_path / "out" / "images.csv").iloc[0]
     assert row["status"] == "error" and "not a regular file" in row["error"]
     assert (tmp_path / "out" / "run.json").exists() and (tmp_path / "out" / "vesicles.csv").exists()
+
+
+@needs_fifo
+def test_blot_cli_refuses_a_fifo_as_lane_sheet(tmp_path):
+    os.mkfifo(tmp_path / "sheet.csv")
+    _blot(tmp_path / "CD63.tif", seed=3)
+    proc = _exo(["blot", str(tmp_path / "CD63.tif"), "--out", str(tmp_path / "out"), "--lane-sheet",
+                 str(tmp_path / "sheet.csv")], cwd=tmp_path)
+    _no_traceback(proc)
+    assert proc.returncode == 2 and "--lane-sheet" in proc.stderr and "not a regular file" in proc.stderr
 
 
 # An unexpected failure inside one file (MemoryError, an OpenCV assertion, a full disk while writing

@@ -152,6 +152,12 @@ def _one_file(f, args, params, spec, sheet, want_norm: bool, out: Path):
 
 
 def run(args) -> int:
+    for opt in ("lane_sheet", "control_image", "total_protein_image"):
+        v = getattr(args, opt)
+        if v is not None and v.exists() and not v.is_file():  # a FIFO would block forever when read
+            print(f"exoimage blot: --{opt.replace('_', '-')} {display_text(v)}: not a regular file",
+                  file=sys.stderr)
+            return 2
     try:
         params = params_from_args(args)
         spec = spec_from_args(args)
