@@ -194,6 +194,10 @@ def run_tasks(exp: Experiment, out: Path, *, workers: int | None = None, schedul
     tasks = sorted(exp.tasks, key=lambda t: t.rel)
     jobs, results, cached = [], {}, 0
     for t in tasks:
+        if getattr(t, "error", None):  # found at discovery (FIFO, link loop...): never opened or hashed
+            results[t.rel] = {"kind": t.kind, "rel": t.rel, "sample": t.sample, "sha256": None,
+                              "image_row": {"image": t.rel, "status": "error", "error": t.error}}
+            continue
         try:
             key, h = task_key(t, exp)
         except OSError as exc:

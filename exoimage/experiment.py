@@ -5,8 +5,8 @@ Layout (no configuration needed for the common case)::
     experiment/
       experiment.toml            optional, see below
       tem/<sample>/**/*.tif      TEM fields of each sample (any supported image type)
-      blots/<name>.tif           Western blot images ...
-      blots/<name>.lanes.csv     ... each with a lane sheet: lane,sample[,group][,loaded]
+      blots/**/<name>.tif        Western blot images (in blots/ or sub-folders, e.g. blots/gel1/) ...
+      blots/**/<name>.lanes.csv  ... each with a lane sheet next to it: lane,sample[,group][,loaded]
       nta/<sample>/*.csv|*.txt   NTA exports of each sample: NanoSight ExperimentSummary.csv
                                  (its <video>_ParticleData.csv / _AllTracks.csv are read with it)
                                  or ZetaView .txt; see docs/nta.md
@@ -14,6 +14,15 @@ Layout (no configuration needed for the common case)::
 A blot named after a marker (``CD63.tif``, ``tsg101.tif``, ``calnexin.tif``)
 measures that marker; otherwise name it in ``experiment.toml``. Lanes whose
 sample is ``ladder`` (or the configured ladder lane) are the weight marker.
+
+Every input is known by its path relative to the experiment folder
+(``tem/S1/field_03.tif``, ``blots/gel1/CD63.tif``, ``nta/S2/summary.csv``) in
+every table, cache key, overlay name and the report, so ``blots/gel1/CD63.tif``
+and ``blots/gel2/CD63.tif`` are two blots. Symbolic links to folders elsewhere
+(``tem/S3 -> /data/S3``) are followed; a link leading back to its own folder or
+a parent, a broken link, a FIFO / socket / device with an image suffix, and a
+folder that cannot be listed are error rows (never opened, never skipped
+silently). Hidden files and folders (``.name``) are skipped.
 
 ``experiment.toml`` (every key optional; unknown keys are errors)::
 
@@ -39,7 +48,9 @@ sample is ``ladder`` (or the configured ladder lane) are the weight marker.
     dilution_factor = 1000          # NTA dilution for files that recorded none (never applied twice:
                                     # a file that recorded a different one becomes an error row)
 
-    [blots.CD63]                    # key: the blot image's file stem
+    [blots.CD63]                    # key: the file stem: applies to every blot named CD63.* (in any
+                                    # sub-folder); or the path under blots/, e.g. [blots."gel2/CD63.tif"],
+                                    # for that image only (its keys override the stem's, key by key)
     marker = "CD63"
     target_kda = "30-60"            # or target_row = [1]
     control_row = [2]               # or control_kda, control_image, total_protein_image
@@ -71,6 +82,7 @@ from pathlib import Path
 
 from .io import SUPPORTED_SUFFIXES
 from .params import ParamError, check_value, param_meta, show_value, toml_names, validate_mapping
+from .outputs import walk_folder
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -156,6 +168,7 @@ class ImageTask:
     sample: str | None = None
     pixel_size_nm: float | None = None  # explicit override
     blot: "BlotSpec | None" = None
+    error: str | None = None  # found at discovery (not a regular file, link loop...): never opened
 
 
 @dataclass
@@ -166,6 +179,8 @@ class BlotSpec:
     marker: str | None
     lane_sheet: Path | None
     options: dict = field(default_factory=dict)
+    # name: the image's path under blots/ (unique); the default lane sheet is
+    # <stem>.lanes.csv next to the image
 
 
 @dataclass
@@ -181,6 +196,9 @@ class Experiment:
     rules_path: Path | None = None
     rules: dict | None = None  # the QC rules (defaults + rules_path), checked at load
     max_pixels: int | None = None  # [experiment] max_pixels; None: exoimage.io.DEFAULT_MAX_PIXELS
+    #: path relative to the experiment folder -> one-line problem, for the NTA entries found at
+    #: discovery that cannot be read (not a regular file, link loop...); they are in ``nta`` too
+    input_errors: dict = field(default_factory=dict)
 
     @property
     def tasks(self) -> list:
@@ -328,10 +346,15 @@ def _validate_config(cfg: dict, cfg_path: Path, root: Path) -> dict:
     return out
 
 
-def _images_under(folder: Path) -> list:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+def _images_under(folder: Path, prefix: str) -> list:
+    """The images under ``folder`` (links followed, loops and non-regular files as error entries)."""
+    return walk_folder(folder, SUPPORTED_SUFFIXES, prefix=prefix)
+
+
+def _sample_of(rel_under: str) -> str:
+    """The sample of an entry under tem/ or nta/: its first folder ('unassigned' for a file at the top)."""
+    parts = rel_under.split("/")
+    return parts[0] if len(parts) > 1 else "unassigned"
 
 
 def load_experiment(root) -> Experiment:
@@ -363,11 +386,10 @@ def load_experiment(root) -> Experiment:
     tem_tasks = []
     tem_dir = root / "tem"
     if tem_dir.is_dir():
-        for p in _images_under(tem_dir):
-            rel_tem = p.relative_to(tem_dir).as_posix()
-            parts = p.relative_to(tem_dir).parts
-            sample = parts[0] if len(parts) > 1 else "unassigned"
-            tem_tasks.append(ImageTask("tem", p, f"tem/{rel_tem}", sample, px_over.get(rel_tem)))
+        for f in _images_under(tem_dir, "tem/"):
+            rel_tem = f.rel[len("tem/"):]
+            tem_tasks.append(ImageTask("tem", f.path, f.rel, _sample_of(rel_tem), px_over.get(rel_tem),
+                                       error=f.error))
     unknown_px = sorted(set(px_over) - {t.rel[4:] for t in tem_tasks})
     if unknown_px:
         raise ExperimentError(f"{cfg_path}: [tem.pixel_size_nm] names image(s) not found under "
@@ -378,9 +400,17 @@ def load_experiment(root) -> Experiment:
     blot_dir = root / "blots"
     stems = set()
     if blot_dir.is_dir():
-        for p in _images_under(blot_dir):
+        for entry in _images_under(blot_dir, "blots/"):
+            p, rel_blot = entry.path, entry.rel[len("blots/"):].rstrip("/")
             stem = p.name.split(".")[0]
-            bc = dict(blot_cfg.get(stem, {}))  # checked by _validate_config
+            if entry.error:
+                blot_tasks.append(ImageTask("blot", p, entry.rel, None, None,
+                                            BlotSpec(rel_blot, stem if marker_category(stem) else None, None),
+                                            error=entry.error))
+                continue
+            # the stem's keys ([blots.CD63]: every CD63.* blot), then the image's own ([blots."gel2/CD63.tif"])
+            keys = [k for k in dict.fromkeys((stem, rel_blot)) if k in blot_cfg]  # checked by _validate_config
+            bc = {**blot_cfg.get(stem, {}), **(blot_cfg.get(rel_blot, {}) if rel_blot != stem else {})}
             for key in ("control_image", "total_protein_image"):
                 if key in bc:
                     bc[key] = (blot_dir / bc[key]) if not Path(bc[key]).is_absolute() else Path(bc[key])
@@ -388,29 +418,32 @@ def load_experiment(root) -> Experiment:
                         if k in ("control_image", "total_protein_image")}
             if p.resolve() in {(blot_dir / c).resolve() for c in controls} or p.resolve() in controls:
                 continue  # a control / total-protein image is read with its blot, not on its own
-            sheet = blot_dir / bc.pop("lane_sheet", f"{stem}.lanes.csv")
+            stems.update(keys)
+            # lane sheet: as configured (relative to blots/), else <stem>.lanes.csv next to the image
+            sheet = blot_dir / bc.pop("lane_sheet") if "lane_sheet" in bc else p.parent / f"{stem}.lanes.csv"
+            if not sheet.exists() and any("lane_sheet" in blot_cfg.get(k, {}) for k in (stem, rel_blot)):
+                raise ExperimentError(f"{cfg_path}: [blots.{stem}] lane_sheet {sheet} not found")
             marker = bc.pop("marker", None)
             if marker is None and marker_category(stem):
                 marker = stem
-            stems.add(stem)
-            blot_tasks.append(ImageTask("blot", p, f"blots/{p.name}", None, None,
-                                        BlotSpec(stem, marker, sheet if sheet.exists() else None, bc)))
+            blot_tasks.append(ImageTask("blot", p, entry.rel, None, None,
+                                        BlotSpec(rel_blot, marker, sheet if sheet.exists() else None, bc)))
     missing = sorted(set(blot_cfg) - stems)
     if missing:
         raise ExperimentError(f"{cfg_path}: [blots] names blot(s) with no image in blots/: "
                               f"{', '.join(missing)}")
 
-    nta = {}
+    nta, nta_errors = {}, {}
     nta_dir = root / "nta"
     if nta_dir.is_dir():
-        for p in sorted(nta_dir.rglob("*")):
-            if p.is_file() and p.suffix.lower() in (".csv", ".txt") and not p.name.startswith("."):
-                parts = p.relative_to(nta_dir).parts
-                nta.setdefault(parts[0] if len(parts) > 1 else "unassigned", []).append(p)
+        for f in walk_folder(nta_dir, (".csv", ".txt"), prefix="nta/"):
+            nta.setdefault(_sample_of(f.rel[len("nta/"):]), []).append(f.path)
+            if f.error:
+                nta_errors[f.rel.rstrip("/")] = f.error
 
     if not tem_tasks and not blot_tasks and not nta:
         raise ExperimentError(f"{root}: nothing to analyse: expected images under tem/<sample>/, "
                               f"blots/ or NTA exports under nta/<sample>/")
     return Experiment(root=root, name=name, tem=tem_tasks, blots=blot_tasks, samples=samples,
                       tem_params=tem_cfg, config=cfg, nta=nta, rules_path=conf["rules_path"], rules=conf["rules"],
-                      max_pixels=conf["max_pixels"])
+                      max_pixels=conf["max_pixels"], input_errors=nta_errors)

@@ -246,9 +246,21 @@ def validate_image(img: Image, *, min_size_px: int = 8) -> None:
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's bytes."""
+    """SHA-256 hex digest of a file's bytes.
+
+    Raises ``OSError`` for anything but a regular file (a FIFO would block
+    forever, a device never end), checked before and after opening it.
+    """
+    import os
+    import stat
+
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(f"{path}: not a regular file (FIFO, socket, device or folder); not read")
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced since the check
+            raise OSError(f"{path}: not a regular file (FIFO, socket, device or folder); not read")
         while True:
             b = fh.read(chunk)
             if not b:
@@ -273,13 +285,14 @@ def write_calibrated_tiff(path, data: np.ndarray, pixel_size_nm: float | None) -
         data = data.astype(np.uint16)
     elif data.dtype.kind == "f" and data.dtype != np.float32:
         data = data.astype(np.float32)
-    import os
+    import io as _io
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tifffile.imwrite(str(tmp), data, imagej=True, compression="zlib", **kwargs)
-    os.replace(tmp, path)  # never a half-written file
+    from .outputs import atomic_write_bytes
+
+    buf = _io.BytesIO()
+    tifffile.imwrite(buf, data, imagej=True, compression="zlib", **kwargs)
+    # temporary file + rename (never a half-written file), mode following the umask
+    atomic_write_bytes(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------

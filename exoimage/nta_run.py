@@ -114,6 +114,11 @@ def read_experiment_nta(exp) -> NtaRun:
             rel = p.relative_to(exp.root).as_posix() if p.is_relative_to(exp.root) else str(p)
             row = {c: None for c in NTA_FILE_COLUMNS}
             row.update(sample=sample, file=rel)
+            problem = getattr(exp, "input_errors", {}).get(rel)
+            if problem:  # found at discovery (FIFO, link loop...): never opened
+                row.update(status="error", error=problem)
+                rows.append(row)
+                continue
             try:
                 row["sha256"] = sha256_file(p)
             except OSError:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .outputs import mpl_literal
 from .qc import QC_COLUMNS, overall_status, qc_checks
 from .stats import size_summary
 from .tem import IMAGE_COLUMNS as TEM_IMAGE_COLUMNS
@@ -188,19 +189,18 @@ def size_figures(vesicles: pd.DataFrame, samples: pd.DataFrame) -> tuple[str | N
         for q, ls in (("tem_d10_nm", ":"), ("tem_d50_nm", "-"), ("tem_d90_nm", ":")):
             if np.isfinite(srow[q]):
                 ax.axvline(srow[q], color="#de2d26", ls=ls, lw=1)
-        ax.set_title(f"{s}  (n={d.size}, D50={srow['tem_d50_nm']:.0f} nm)", fontsize=9)
+        ax.set_title(f"{mpl_literal(s)}  (n={d.size}, D50={srow['tem_d50_nm']:.0f} nm)", fontsize=9)
         ax.set_xlabel("diameter (nm)", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     per_sample = _fig_png(fig)
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    for c in curves:
-        ax.plot(c["diameter_nm"], c["density"], label=str(c["sample"].iloc[0]))
+    lines = [ax.plot(c["diameter_nm"], c["density"])[0] for c in curves]
     ax.set_xlabel("diameter (nm)")
     ax.set_ylabel("density (1/nm)")
-    if curves:
-        ax.legend(fontsize=8)
+    if curves:  # labels given explicitly: matplotlib would hide a sample named "_x"
+        ax.legend(lines, [mpl_literal(c["sample"].iloc[0]) for c in curves], fontsize=8)
     ax.set_title("TEM size distributions (KDE), all samples", fontsize=10)
     overlay = _fig_png(fig)
     return per_sample, overlay, (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())
@@ -226,15 +226,13 @@ def marker_figure(normalized: pd.DataFrame) -> str | None:
                 ax.bar(i, vals.mean(), color="#c6dbef", width=0.6)
             ax.plot(np.full(vals.size, i) + np.linspace(-0.12, 0.12, vals.size), vals, "o", color="#08519c", ms=4)
         ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-        ax.set_title(m or "(unnamed marker)", fontsize=10)
+        ax.set_xticklabels([mpl_literal(x) for x in names], rotation=30, ha="right", fontsize=8)
+        ax.set_title(mpl_literal(m) if m else "(unnamed marker)", fontsize=10)
         ax.set_ylabel("relative to reference lane", fontsize=8)
     return _fig_png(fig)
 
 
-def _mpl_text(x) -> str:
-    """User text for a matplotlib label: '$' would start mathtext."""
-    return str(x).replace("$", r"\$")
+_mpl_text = mpl_literal  # user text for a matplotlib label (see exoimage.outputs.mpl_literal)
 
 
 def nta_tem_figure(density: pd.DataFrame, vesicles: pd.DataFrame,

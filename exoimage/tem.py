@@ -292,7 +292,9 @@ def _hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: floa
         # cost grows fast with both; octaves whose radii would fall below 4 px
         # are left to the LoG and the mask
         h = max(1.0, ra / 8.0, max(work_n.shape) / 768.0)
-        if ra / h < 4.0:
+        if ra / h < 4.0 or min(work_n.shape) / h < 1.0:
+            # (the second test: a strip thinner than one pixel at this scale, e.g.
+            # 10 x 20000 px, would shrink to nothing; no circle of >= 4 px fits in it)
             ra = rb * 1.0001 if rb < r_max else r_max * 2
             continue
         img = cv2.resize(work_n, None, fx=1 / h, fy=1 / h, interpolation=cv2.INTER_AREA) if h > 1 else work_n
@@ -341,6 +343,41 @@ N_RADII = 80
 RHO_LO, RHO_HI = 0.35, 1.75
 
 
+#: cv2.remap refuses a source image with a side of SHRT_MAX (32767) px or more (OpenCV's
+#: imgwarp.cpp assertion); such images (e.g. a 20 x 100000 px strip) are sampled per candidate
+_CV_SHRT_MAX = 32767
+_REMAP_MAX_SIDE = _CV_SHRT_MAX  # images with a side >= this are sampled crop by crop
+
+
+def _remap_cropped(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, rows: int) -> np.ndarray:
+    """``cv2.remap`` (bilinear, NaN outside) of an image too large for it, ``rows`` map rows at a time.
+
+    Each block of ``rows`` map rows (one candidate) samples a crop of ``img`` that
+    holds all its coordinates with a 2 px margin, clamped to the image, so every
+    sample sees the same pixels, and the same border, as on the whole image: the
+    integer offset subtracted from the float32 coordinates is exact.
+    """
+    H, W = img.shape
+    prof = np.full(map_x.shape, np.nan, np.float32)
+    for i in range(0, map_x.shape[0], rows):
+        mx, my = map_x[i:i + rows], map_y[i:i + rows]
+        fin = np.isfinite(mx) & np.isfinite(my)
+        if not fin.any():
+            continue
+        x0 = int(max(0, np.floor(mx[fin].min()) - 2))
+        x1 = int(min(W, np.ceil(mx[fin].max()) + 3))
+        y0 = int(max(0, np.floor(my[fin].min()) - 2))
+        y1 = int(min(H, np.ceil(my[fin].max()) + 3))
+        if x1 <= x0 or y1 <= y0:
+            continue  # every sample is outside the image: NaN
+        if max(x1 - x0, y1 - y0) >= _CV_SHRT_MAX:
+            raise ValueError(f"a vesicle candidate spans {max(x1 - x0, y1 - y0)} px: too large to sample")
+        prof[i:i + rows] = cv2.remap(np.ascontiguousarray(img[y0:y1, x0:x1]), mx - np.float32(x0),
+                                     my - np.float32(y0), cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    return prof
+
+
 def _polar_outlines(img: np.ndarray, cands, sign: float, grad_noise: float, max_step: int = 2,
                     jump_penalty: float = 0.15):
     """Outline every candidate on a polar grid by dynamic programming.
@@ -359,12 +396,15 @@ def _polar_outlines(img: np.ndarray, cands, sign: float, grad_noise: float, max_
     rho = cr * frac[None, None, :]  # (C,1,M)
     map_x = (cx + rho * np.cos(theta)[None, :, None]).reshape(C * N_ANGLES, N_RADII)
     map_y = (cy + rho * np.sin(theta)[None, :, None]).reshape(C * N_ANGLES, N_RADII)
-    prof = np.empty_like(map_x)
-    # remap is limited to 32767 rows: do it in chunks
-    step = 32000
-    for i in range(0, map_x.shape[0], step):
-        prof[i:i + step] = cv2.remap(img, map_x[i:i + step], map_y[i:i + step], cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    if max(img.shape) < _REMAP_MAX_SIDE:
+        prof = np.empty_like(map_x)
+        # remap is limited to 32767 rows: do it in chunks
+        step = 32000
+        for i in range(0, map_x.shape[0], step):
+            prof[i:i + step] = cv2.remap(img, map_x[i:i + step], map_y[i:i + step], cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    else:
+        prof = _remap_cropped(img, map_x, map_y, N_ANGLES)
     prof = prof.reshape(C, N_ANGLES, N_RADII)
     outside = np.isnan(prof)
     d_rho = (cr[:, :, 0] * (frac[1] - frac[0]))[:, :, None]  # px per radial sample
@@ -984,7 +1024,8 @@ def draw_overlay(display: np.ndarray, labels: np.ndarray, table: pd.DataFrame,
     grey = _to_uint8(np.asarray(display, np.float32))
     scale = min(1.0, max_side / max(grey.shape))
     if scale < 1.0:
-        size = (int(grey.shape[1] * scale), int(grey.shape[0] * scale))
+        # at least 1 px: a 10 x 100000 strip shrinks to 2048 x 0.2 px otherwise
+        size = (max(1, int(grey.shape[1] * scale)), max(1, int(grey.shape[0] * scale)))
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         lab = cv2.resize(labels.astype(np.int32).astype(np.float32), size,
                          interpolation=cv2.INTER_NEAREST).astype(np.int32)

@@ -413,7 +413,7 @@ def test_sample_images_experiment_loads():
     if not (root / "experiment.toml").is_file():
         pytest.skip("sample_images not in this checkout")
     e = load_experiment(root)
-    assert len(e.tem) > 0 and {t.blot.name for t in e.blots} == {"CD63", "TSG101", "calnexin"}
+    assert len(e.tem) > 0 and {t.blot.name for t in e.blots} == {"CD63.tif", "TSG101.tif", "calnexin.tif"}
     assert all(t.blot.options["ladder_lane"] == 1 for t in e.blots)
     assert e.rules == load_rules()
 

@@ -11,7 +11,7 @@ from ..blot import BAND_COLUMNS, DEFAULT_BACKGROUND, IMAGE_COLUMNS, LANE_COLUMNS
 from ..blot import draw_blot_overlay
 from ..blot.normalize import NORMALIZED_COLUMNS, read_lane_sheet, replicate_stats
 from ..blot.plan import NormalizationSpec, normalize_blot
-from ..outputs import find_inputs, safe_stem, save_png, write_run_json, write_table
+from ..outputs import display_text, find_inputs, one_line, safe_stem, save_png, write_run_json, write_table
 from ..params import param_meta
 from ._options import build_or_fail, check_input_file, check_out_dir, one_line_errors, param_type
 
@@ -101,6 +101,61 @@ def spec_from_args(args) -> NormalizationSpec:
                              reference_lane=args.reference_lane)
 
 
+def _error_row(f, message: str, params) -> dict:
+    """A blot error row in the blot tables' convention (the error names the file)."""
+    row = {c: None for c in IMAGE_COLUMNS}
+    row.update(image=f.rel, status="error", error=f"{display_text(f.path)}: {message}",
+               background=params.background)
+    return row
+
+
+def _say_error(f, error: str) -> None:
+    shown = display_text(f.path)
+    print(error if error.startswith(shown) else f"{f.rel}: error: {error}", file=sys.stderr)
+
+
+def _one_file(f, args, params, spec, sheet, want_norm: bool, out: Path):
+    """(image row, result or None, normalised tables) of one input; never raises an Exception.
+
+    Any unexpected failure (an OpenCV assertion, MemoryError, a full disk while
+    writing its overlay) becomes this file's one-line error row, and an overlay
+    it had written in this run is removed.
+    """
+    if f.error:  # found at discovery (FIFO, device, link loop...): never opened
+        row = _error_row(f, f.error, params)
+        _say_error(f, row["error"])
+        return row, None, []
+    overlay = None
+    try:
+        res = analyze_blot_file(f.path, params, name=f.rel)
+        norms = []
+        if res.ok and want_norm:
+            try:
+                norms = normalize_blot(res, spec, params, sheet)
+            except ValueError as exc:
+                res.ok = False
+                res.image_row.update(status="error", error=f"{display_text(f.path)}: normalisation: {exc}")
+        if not res.ok:
+            _say_error(f, res.image_row["error"])
+            return res.image_row, None, []
+        overlay = out / "overlays" / f"{safe_stem(f.rel)}.png"
+        save_png(overlay, draw_blot_overlay(res.image, res.result))
+    except Exception as exc:  # noqa: BLE001 - one file's failure is its error row (MemoryError included)
+        if overlay is not None:
+            try:
+                overlay.unlink(missing_ok=True)
+            except OSError:
+                pass
+        row = _error_row(f, one_line(exc), params)
+        _say_error(f, row["error"])
+        return row, None, []
+    r = res.image_row
+    print(f"{f.rel}: {r['n_lanes']} lanes, {r['n_bands']} bands in {r['n_rows']} rows, "
+          f"{r['n_saturated_bands']} saturated ({r['polarity']}, {r['dtype']})"
+          + (f"; warnings: {r['warnings']}" if r["warnings"] else ""))
+    return r, res, norms
+
+
 def run(args) -> int:
     try:
         params = params_from_args(args)
@@ -118,45 +173,38 @@ def run(args) -> int:
     image_rows, lane_tabs, band_tabs, norm_tabs, linear = [], [], [], [], {}
     want_norm = spec.wanted or args.lane_sheet is not None
     for f in inputs:
-        res = analyze_blot_file(f.path, params, name=f.rel)
-        if res.ok and want_norm:
-            try:
-                norms = normalize_blot(res, spec, params, sheet)
-                norm_tabs += norms
-                for nt in norms:
-                    if "linear_range" in nt.attrs:
-                        linear[f"{f.rel} rows {nt['target_rows'].iloc[0]}"] = nt.attrs["linear_range"]
-            except ValueError as exc:
-                res.ok = False
-                res.image_row.update(status="error", error=f"{f.path}: normalisation: {exc}")
-        image_rows.append(res.image_row)
-        if res.ok:
-            lane_tabs.append(res.lanes)
-            band_tabs.append(res.bands)
-            save_png(out / "overlays" / f"{safe_stem(f.rel)}.png", draw_blot_overlay(res.image, res.result))
-            r = res.image_row
-            print(f"{f.rel}: {r['n_lanes']} lanes, {r['n_bands']} bands in {r['n_rows']} rows, "
-                  f"{r['n_saturated_bands']} saturated ({r['polarity']}, {r['dtype']})"
-                  + (f"; warnings: {r['warnings']}" if r["warnings"] else ""))
-        else:
-            print(f"{f.rel}: error: {res.image_row['error']}", file=sys.stderr)
+        row, res, norms = _one_file(f, args, params, spec, sheet, want_norm, out)
+        image_rows.append(row)
+        if res is None:
+            continue
+        lane_tabs.append(res.lanes)
+        band_tabs.append(res.bands)
+        norm_tabs += norms
+        for nt in norms:
+            if "linear_range" in nt.attrs:
+                linear[f"{f.rel} rows {nt['target_rows'].iloc[0]}"] = nt.attrs["linear_range"]
     lanes = pd.concat(lane_tabs, ignore_index=True) if lane_tabs else pd.DataFrame(columns=LANE_COLUMNS)
     bands = pd.concat(band_tabs, ignore_index=True) if band_tabs else pd.DataFrame(columns=BAND_COLUMNS)
     images = pd.DataFrame(image_rows, columns=IMAGE_COLUMNS)
-    write_table(lanes, out / "lanes.csv")
-    write_table(bands, out / "bands.csv")
-    write_table(images, out / "images.csv")
-    if want_norm:
-        norm = pd.concat(norm_tabs, ignore_index=True) if norm_tabs else pd.DataFrame(columns=NORMALIZED_COLUMNS)
-        write_table(norm, out / "normalized.csv")
-        if sheet is not None:
-            write_table(replicate_stats(norm), out / "replicates.csv")
     run_params = {**params.as_dict(), "target_row": args.target_row, "control_row": args.control_row,
                   "target_kda": args.target_kda, "control_kda": args.control_kda,
                   "control_image": args.control_image, "total_protein_image": args.total_protein_image,
                   "reference_lane": args.reference_lane, "lane_sheet": args.lane_sheet}
     extra = {"linear_range": linear} if linear else None
-    write_run_json(out, "blot", run_params, inputs, extra=extra)
+    try:
+        write_table(lanes, out / "lanes.csv")
+        write_table(bands, out / "bands.csv")
+        write_table(images, out / "images.csv")
+        if want_norm:
+            norm = (pd.concat(norm_tabs, ignore_index=True) if norm_tabs
+                    else pd.DataFrame(columns=NORMALIZED_COLUMNS))
+            write_table(norm, out / "normalized.csv")
+            if sheet is not None:
+                write_table(replicate_stats(norm), out / "replicates.csv")
+        write_run_json(out, "blot", run_params, inputs, extra=extra)
+    except OSError as exc:  # full disk, no permission: one line, nothing half-written (atomic files)
+        print(f"exoimage blot: cannot write the results into {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     n_ok = int((images["status"] == "ok").sum())
     print(f"exoimage blot: {n_ok}/{len(images)} images analysed, {len(bands)} bands -> {out}")
     return 0 if n_ok > 0 else 1

@@ -44,6 +44,11 @@ def run(args) -> int:
                "scale_bar_length_px": None, "nm_per_px": None, "scale_bar_confidence": None,
                "scale_bar_box": None, "label_box": None, "strip_box": None,
                "file_pixel_size_nm": None, "file_pixel_size_source": None, "error": None}
+        if f.error:  # found at discovery (FIFO, device, link loop...): never opened
+            print(f"{f.rel}: {f.error}", file=sys.stderr)
+            row["error"] = f.error
+            rows.append(row)
+            continue
         try:
             img = read_image(f.path)
             bar = find_scale_bar(img.data, ocr=True)

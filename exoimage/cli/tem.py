@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..outputs import find_inputs, safe_stem, save_png, write_run_json, write_table
+from ..outputs import find_inputs, one_line, safe_stem, save_png, write_run_json, write_table
 from ..tem import IMAGE_COLUMNS, PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_file, draw_overlay
 from ..io import write_calibrated_tiff
 from ..params import param_meta
@@ -60,6 +60,49 @@ def params_from_args(args, prog: str = "exoimage tem") -> TemParams:
                          TemParams)
 
 
+def _error_row(rel: str, message: str) -> dict:
+    row = {c: None for c in IMAGE_COLUMNS}
+    row.update(image=rel, status="error", error=message, n_vesicles=0, n_border=0)
+    return row
+
+
+def _one_file(f, args, params, out: Path):
+    """(image row, vesicle table or None) of one input; never raises an Exception.
+
+    Any unexpected failure (an OpenCV assertion, MemoryError, a full disk while
+    writing its overlay) becomes this file's one-line error row; the outputs it
+    had written in this run are removed so nothing contradicts the row.
+    """
+    if f.error:  # found at discovery (FIFO, device, link loop...): never opened
+        print(f"{f.rel}: error: {f.error}", file=sys.stderr)
+        return _error_row(f.rel, f.error), None
+    written = []
+    try:
+        res = analyze_tem_file(f.path, pixel_size_nm=args.pixel_size, params=params, name=f.rel)
+        if not res.ok:
+            print(f"{f.rel}: error: {res.image_row['error']}", file=sys.stderr)
+            return res.image_row, None
+        stem = safe_stem(f.rel)
+        overlay, labels = out / "overlays" / f"{stem}.png", out / "labels" / f"{stem}.tif"
+        written.append(overlay)
+        save_png(overlay, draw_overlay(res.display, res.labels, res.vesicles))
+        written.append(labels)
+        write_calibrated_tiff(labels, res.labels, res.pixel_size_nm)
+    except Exception as exc:  # noqa: BLE001 - one file's failure is its error row (MemoryError included)
+        for w in written:
+            try:
+                w.unlink(missing_ok=True)
+            except OSError:
+                pass
+        msg = one_line(exc)
+        print(f"{f.rel}: error: {msg}", file=sys.stderr)
+        return _error_row(f.rel, msg), None
+    print(f"{f.rel}: {res.image_row['n_vesicles']} vesicles, "
+          f"median {res.image_row['diameter_median_nm']:.1f} nm "
+          f"(pixel size {res.pixel_size_nm:.4g} nm, {res.image_row['pixel_size_source']})")
+    return res.image_row, res.vesicles
+
+
 def run(args) -> int:
     params = params_from_args(args)
     inputs = find_inputs(args.paths)
@@ -70,23 +113,19 @@ def run(args) -> int:
         return 1
     image_rows, tables = [], []
     for f in inputs:
-        res = analyze_tem_file(f.path, pixel_size_nm=args.pixel_size, params=params, name=f.rel)
-        image_rows.append(res.image_row)
-        if res.ok:
-            tables.append(res.vesicles)
-            stem = safe_stem(f.rel)
-            save_png(out / "overlays" / f"{stem}.png", draw_overlay(res.display, res.labels, res.vesicles))
-            write_calibrated_tiff(out / "labels" / f"{stem}.tif", res.labels, res.pixel_size_nm)
-            print(f"{f.rel}: {res.image_row['n_vesicles']} vesicles, "
-                  f"median {res.image_row['diameter_median_nm']:.1f} nm "
-                  f"(pixel size {res.pixel_size_nm:.4g} nm, {res.image_row['pixel_size_source']})")
-        else:
-            print(f"{f.rel}: error: {res.image_row['error']}", file=sys.stderr)
+        row, ves = _one_file(f, args, params, out)
+        image_rows.append(row)
+        if ves is not None:
+            tables.append(ves)
     vesicles = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=VESICLE_COLUMNS)
     images = pd.DataFrame(image_rows, columns=IMAGE_COLUMNS)
-    write_table(vesicles, out / "vesicles.csv")
-    write_table(images, out / "images.csv")
-    write_run_json(out, "tem", {"pixel_size_nm": args.pixel_size, **params.as_dict()}, inputs)
+    try:
+        write_table(vesicles, out / "vesicles.csv")
+        write_table(images, out / "images.csv")
+        write_run_json(out, "tem", {"pixel_size_nm": args.pixel_size, **params.as_dict()}, inputs)
+    except OSError as exc:  # full disk, no permission: one line, nothing half-written (atomic files)
+        print(f"exoimage tem: cannot write the results into {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     n_ok = int((images["status"] == "ok").sum())
     print(f"exoimage tem: {n_ok}/{len(images)} images analysed, {len(vesicles)} vesicles -> {out}")
     return 0 if n_ok > 0 else 1

@@ -247,6 +247,7 @@ def write_blot_set(out, *, n: int = 3, seed: int = 0, scenarios=None, **kw) -> l
     """Write ``n`` simulated blots (16-bit or 8-bit TIFF), ``<name>.truth.csv``,
     ``<name>.lanes.csv`` (lane sheet) and ``truth.csv`` (all bands) into ``out``."""
     import tifffile
+    from ..outputs import write_table  # every CSV through one writer
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -260,12 +261,12 @@ def write_blot_set(out, *, n: int = 3, seed: int = 0, scenarios=None, **kw) -> l
         tifffile.imwrite(str(p), sim.data, compression="zlib", photometric="minisblack")
         tb = sim.bands.copy()
         tb.insert(0, "image", p.name)
-        tb.to_csv(out / f"{name}.truth.csv", index=False)
+        write_table(tb, out / f"{name}.truth.csv")
         sheet = _lane_sheet(sim)
-        sheet.to_csv(out / f"{name}.lanes.csv", index=False)
+        write_table(sheet, out / f"{name}.lanes.csv")
         truths.append(tb)
         paths.append(p)
-    pd.concat(truths, ignore_index=True).to_csv(out / "truth.csv", index=False)
+    write_table(pd.concat(truths, ignore_index=True), out / "truth.csv")
     return paths
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas  # noqa: F401  (the type of case_outcomes)
 
 __all__ = ["HostileCase", "build_hostile_folder", "case_outcomes", "run_measured", "tiff_bomb", "png_bomb", "bmp_bomb",
            "jpeg_bomb", "mrc_bomb", "ome_entity_tiff"]
@@ -377,7 +378,7 @@ _TABLES = {
 }
 
 
-def case_outcomes(cases, out, command: str) -> "pd.DataFrame":
+def case_outcomes(cases, out, command: str) -> "pandas.DataFrame":
     """One row per case that ``command`` sees: what it expected, what the tables say, passed or not.
 
     Parameters

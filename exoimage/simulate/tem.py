@@ -252,6 +252,7 @@ def write_tem_set(out_dir, *, n: int = 4, seed: int = 0, size: int = 1024,
     ``pixel_size_nm`` is given. Returns the image paths.
     """
     from ..io import write_calibrated_tiff
+    from ..outputs import write_table  # every CSV through one writer
 
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
@@ -269,7 +270,7 @@ def write_tem_set(out_dir, *, n: int = 4, seed: int = 0, size: int = 1024,
         truth["pixel_size_nm"] = scene.pixel_size_nm
         truths.append(truth)
         paths.append(out / name)
-    pd.concat(truths, ignore_index=True).to_csv(out / "truth.csv", index=False)
+    write_table(pd.concat(truths, ignore_index=True), out / "truth.csv")
     return paths
 
 
