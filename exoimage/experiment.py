@@ -38,6 +38,10 @@ sample is ``ladder`` (or the configured ladder lane) are the weight marker.
     dilution_factor = 1000          # NTA dilution for files that recorded none (never applied twice:
                                     # a file that recorded a different one becomes an error row)
 
+    [samples.S1.nta_dilution]       # NTA dilution per file (wins over dilution_factor), for files that
+    "d20" = 20                      # recorded none: a name token (S1_d20-ExperimentSummary.csv), a glob
+    "S1_run3.txt" = 200             # ("*_1to50_*") or a file name/path under nta/S1/; see docs/nta.md
+
     [blots.CD63]                    # key: the blot image's file stem
     marker = "CD63"
     target_kda = "30-60"            # or target_row = [1]
@@ -98,7 +102,7 @@ class ExperimentError(ValueError):
 
 
 _TEM_KEYS = {"min_diameter_nm", "max_diameter_nm", "min_contrast", "polarity", "pixel_size_nm"}
-_SAMPLE_KEYS = {"label", "group", "protein_ug", "particles_loaded", "volume_ml", "dilution_factor"}
+_SAMPLE_KEYS = {"label", "group", "protein_ug", "particles_loaded", "volume_ml", "dilution_factor", "nta_dilution"}
 _POSITIVE_SAMPLE_KEYS = ("protein_ug", "volume_ml", "dilution_factor")
 _BLOT_KEYS = {"marker", "target_row", "target_kda", "control_row", "control_kda", "control_image",
               "total_protein_image", "control_marker", "reference_lane", "lanes", "lane_bounds",
@@ -263,6 +267,11 @@ def load_experiment(root) -> Experiment:
             if p.is_file() and p.suffix.lower() in (".csv", ".txt") and not p.name.startswith("."):
                 parts = p.relative_to(nta_dir).parts
                 nta.setdefault(parts[0] if len(parts) > 1 else "unassigned", []).append(p)
+    try:  # NTA dilutions per file / pattern: each entry must match a file (exoimage.nta_run.file_dilutions)
+        from .nta_run import file_dilutions
+        file_dilutions(samples, nta, root)
+    except ValueError as exc:
+        raise ExperimentError(str(exc)) from None
 
     qc = cfg.get("qc", {})
     _check_keys(qc, {"rules"}, "qc", cfg_path)
