@@ -25,7 +25,7 @@ from exoimage.nta import (DEFAULT_NTA_RULES, NtaReadError, apply_dilution, nta_q
                           size_stats_from_bins)
 from exoimage.nta.qc import dilution_series
 from exoimage.nta.zetaview import parse_header
-from exoimage.simulate.nta import nanosight_summary, zetaview_txt
+from exoimage.simulate.nta import zetaview_txt
 
 DATA = Path(__file__).resolve().parent / "data" / "nta"
 ZV_DOT = DATA / "zetaview_EV-HEK_1000x_dot.txt"

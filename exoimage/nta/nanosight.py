@@ -403,7 +403,8 @@ def _convention(software, bin_nm, width, per_video, videos_df) -> tuple[str, str
         conv = "bin_edges"
         how = f"{label} not verified against real exports and no rule reproduces its printed D values"
     if conv in err:
-        check = (f"reproduces the file's printed D10/D50/D90 (max |d| {err[conv]:.3f} nm)" if err[conv] <= PRINT_TOLERANCE_NM
+        ok = err[conv] <= PRINT_TOLERANCE_NM
+        check = (f"reproduces the file's printed D10/D50/D90 (max |d| {err[conv]:.3f} nm)" if ok
                  else f"does NOT reproduce the file's printed D10/D50/D90 (max |d| {err[conv]:.2f} nm)")
     else:
         check = "no printed D values to compare with"
