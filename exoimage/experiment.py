@@ -8,7 +8,7 @@ Layout (no configuration needed for the common case)::
       blots/<name>.tif           Western blot images ...
       blots/<name>.lanes.csv     ... each with a lane sheet: lane,sample[,group][,loaded]
       nta/<sample>/*.csv|*.txt   NTA exports of each sample: NanoSight ExperimentSummary.csv
-                                 (its <video>_ParticleData.csv / _AllTracks.csv are read with it)
+                                 (its <video>_ParticleData.csv / _AllTracks.csv are listed, not needed)
                                  or ZetaView .txt; see docs/nta.md
 
 A blot named after a marker (``CD63.tif``, ``tsg101.tif``, ``calnexin.tif``)

@@ -201,10 +201,11 @@ def read_experiment_nta(exp) -> NtaRun:
     """Read every NTA export of ``exp`` (``exp.nta``: sample -> files), errors as rows."""
     run = NtaRun()
     rows = []
+    config_error = None
     try:
         configured = file_dilutions(exp.samples, exp.nta, exp.root)
-    except ValueError:
-        configured = None     # load_experiment refuses such a configuration; an Experiment built by hand
+    except ValueError as exc:      # load_experiment refuses such a configuration; an Experiment built by hand
+        configured, config_error = {}, str(exc)
     for sample in exp.nta:
         for p in exp.nta[sample]:
             p = Path(p)
@@ -225,9 +226,9 @@ def read_experiment_nta(exp) -> NtaRun:
                 rows.append(row)
                 continue
             try:
-                if configured is None:
-                    file_dilutions(exp.samples, exp.nta, exp.root)
-                dil, source = (configured or {}).get(p, (None, ""))
+                if config_error:
+                    raise ValueError(config_error)
+                dil, source = configured.get(p, (None, ""))
                 # the per-video particle tables are not used by the run's tables: not read (memory)
                 res = read_nta(p, sample=sample, with_particle_files=False)
                 recorded = res.videos["dilution_factor"].notna().all()

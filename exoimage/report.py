@@ -617,7 +617,8 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
             "dilutions inside its linear range (see the dilution-linearity QC row). Mode and D10/D50/D90 are "
             "recomputed from each video's size bins by each software's own rule (<i>D-value rule</i>: "
             "bin_edges = NanoSight NTA 3.3/3.4, bin_edges_minus_one_bin = NTA 3.2, bin_centres = ZetaView; "
-            "docs/nta.md) and averaged over videos; volume D50 from number × size³. "
+            "docs/nta.md) and averaged over videos; volume D50: the instrument's volume-weighted D50 (NanoSight, "
+            "where the file has one) or number × size³ by the same rule (ZetaView). "
             "Particles per µg = concentration × <code>volume_ml</code> (default 1 ml) / <code>protein_ug</code> "
             "from experiment.toml (only for the undiluted sample): the particle-to-protein purity ratio of "
             "MISEV2018 (Webber &amp; Clayton 2013).</p>")
@@ -632,7 +633,8 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
                      "report_data/nta_tem_size_density.csv.</p>")
     f = files.copy()
     f["read"] = f["status"].map({"ok": "PASS", "error": "FAIL", "companion": "–"}).fillna("–")
-    f["note"] = [e if st == "error" else ("per-video table, read with its summary" if st == "companion" else "")
+    f["note"] = [e if st == "error" else ("per-video table of a NanoSight summary; not used by the run's tables"
+                                         if st == "companion" else "")
                  for st, e in zip(f["status"], f["error"])]
     parts.append("<h3>NTA files</h3>")
     if "dilution_source" not in f:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ._common import (BIN_COLUMNS, MAX_NTA_PARTICLE_BYTES, NtaReadError, NtaResult, flagged, read_text,
                       strict_float, to_float)
-from .stats import PERCENTILE_CONVENTIONS, percentiles_from_bins
+from .stats import PERCENTILE_CONVENTIONS, PRINT_TOLERANCE_NM, percentiles_from_bins
 
 __all__ = ["read_nanosight_summary", "read_nanosight_particle_csv", "is_nanosight_summary"]
 
@@ -65,9 +65,6 @@ BIN_SUM_TOLERANCE = 0.02
 #: real exports in ../shared/data/nta (docs/nta.md): NTA 3.2 prints D values one 1-nm bin below
 #: its bin table; NTA 3.4 (and 3.3, per issue 16's held-back files) between bin edges.
 VERSION_CONVENTIONS = {(3, 2): "bin_edges_minus_one_bin", (3, 3): "bin_edges", (3, 4): "bin_edges"}
-#: The instrument prints sizes to 0.1 nm: a rule that reproduces them differs by <= 0.05 nm
-#: (rounding) plus float noise.
-PRINT_TOLERANCE_NM = 0.06
 NOT_RECORDED = ("not recorded", "")
 
 

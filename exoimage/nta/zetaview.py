@@ -37,6 +37,7 @@ import pandas as pd
 
 from ._common import (BIN_COLUMNS, NtaReadError, NtaResult, empty_frame, flagged, read_text, strict_float,
                       to_float)
+from .stats import PRINT_TOLERANCE_NM, percentiles_from_bins
 
 __all__ = ["read_zetaview_txt", "is_zetaview_txt", "parse_header"]
 
@@ -277,10 +278,10 @@ def read_zetaview_txt(path, sample: str | None = None, *, _text: str | None = No
     notes = ["D10/D50/D90: percentile convention bin_centres (ZetaView 8.05: cumulative count interpolated "
              "between the centres of the linear bins)"]
     if np.isfinite(row["d50_nm"]):
-        from .stats import percentiles_from_bins
         d50 = float(percentiles_from_bins(lin_arr[:, 0], lin_arr[:, 2], 0.5, convention="bin_centres")[0])
-        notes[0] += (f"; reproduces the file's Median Number (D50) {row['d50_nm']:.3f} nm (|d| "
-                     f"{abs(d50 - row['d50_nm']):.3f} nm)" if abs(d50 - row["d50_nm"]) <= 0.06 else
+        dev = abs(d50 - row["d50_nm"])
+        notes[0] += (f"; reproduces the file's Median Number (D50) {row['d50_nm']:.3f} nm (|d| {dev:.3f} nm)"
+                     if dev <= PRINT_TOLERANCE_NM else
                      f"; does NOT reproduce the file's Median Number (D50) {row['d50_nm']:.3f} nm "
                      f"(recomputed {d50:.3f} nm)")
 
