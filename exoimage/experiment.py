@@ -8,7 +8,7 @@ Layout (no configuration needed for the common case)::
       blots/**/<name>.tif        Western blot images (in blots/ or sub-folders, e.g. blots/gel1/) ...
       blots/**/<name>.lanes.csv  ... each with a lane sheet next to it: lane,sample[,group][,loaded]
       nta/<sample>/*.csv|*.txt   NTA exports of each sample: NanoSight ExperimentSummary.csv
-                                 (its <video>_ParticleData.csv / _AllTracks.csv are read with it)
+                                 (its <video>_ParticleData.csv / _AllTracks.csv are listed, not needed)
                                  or ZetaView .txt; see docs/nta.md
 
 A blot named after a marker (``CD63.tif``, ``tsg101.tif``, ``calnexin.tif``)
@@ -47,6 +47,10 @@ silently). Hidden files and folders (``.name``) are skipped.
                                     # protein_ug is then ug/ml); particles_per_ug = conc * volume_ml / protein_ug
     dilution_factor = 1000          # NTA dilution for files that recorded none (never applied twice:
                                     # a file that recorded a different one becomes an error row)
+
+    [samples.S1.nta_dilution]       # NTA dilution per file (wins over dilution_factor), for files that
+    "d20" = 20                      # recorded none: a name token (S1_d20-ExperimentSummary.csv), a glob
+    "S1_run3.txt" = 200             # ("*_1to50_*") or a file name/path under nta/S1/; see docs/nta.md
 
     [blots.CD63]                    # key: the file stem: applies to every blot named CD63.* (in any
                                     # sub-folder); or the path under blots/, e.g. [blots."gel2/CD63.tif"],
@@ -138,6 +142,8 @@ _SAMPLE_META = {
     "particles_loaded": {"type": "float", "min": 0, "min_exclusive": True},
     "volume_ml": {"type": "float", "min": 0, "min_exclusive": True},
     "dilution_factor": {"type": "float", "min": 0, "min_exclusive": True},
+    # NTA dilution per file name / glob / name token (see exoimage.nta_run.file_dilutions)
+    "nta_dilution": {"type": "table", "values": {"type": "float", "min": 0, "min_exclusive": True}},
 }
 _BLOT_OWN_META = {
     "marker": {"type": "str"},
@@ -440,6 +446,11 @@ def load_experiment(root) -> Experiment:
             nta.setdefault(_sample_of(f.rel[len("nta/"):]), []).append(f.path)
             if f.error:
                 nta_errors[f.rel.rstrip("/")] = f.error
+    try:  # NTA dilutions per file / pattern: each entry must match a file (exoimage.nta_run.file_dilutions)
+        from .nta_run import file_dilutions
+        file_dilutions(samples, nta, root)
+    except ValueError as exc:
+        raise ExperimentError(str(exc)) from None
 
     if not tem_tasks and not blot_tasks and not nta:
         raise ExperimentError(f"{root}: nothing to analyse: expected images under tem/<sample>/, "

@@ -40,7 +40,8 @@ RULES_SCHEMA = {
     "nta": {"min_videos": _COUNT, "min_videos_status": _STATUS, "max_concentration_cv_percent": _PCT,
             "concentration_cv_status": _STATUS, "particles_per_frame_status": _STATUS,
             "instrument_warnings_status": _STATUS, "dilution_not_recorded_status": _STATUS,
-            "dilution_linearity_tolerance_percent": _PCT, "dilution_linearity_status": _STATUS, "source": _TEXT,
+            "dilution_linearity_tolerance_percent": _PCT, "dilution_linearity_status": _STATUS,
+            "empty_videos_status": _STATUS, "source": _TEXT,
             "particles_per_frame_range": {"type": "table", "values": {
                 "type": "float_list", "unit": "particles/frame", "min": 0, "min_len": 2, "max_len": 2,
                 "sorted": True, "help": "[low, high] particles per frame the instrument trusts"}}},

@@ -98,7 +98,7 @@ def assemble(exp, results: list, rules: dict, nta=None) -> dict:
         row = {"sample": s, "label": meta.get("label", s), "group": meta.get("group", ""),
                "n_tem_images": int((tem_images["sample"] == s).sum())}
         row.update({f"tem_{k}" if not k.startswith("tem_") else k: val for k, val in st.items()})
-        row.update(nta_sample_columns(nta, s, meta, row.get("tem_d50_nm")))
+        row.update(nta_sample_columns(nta, s, meta, row.get("tem_d50_nm"), (rules or {}).get("nta")))
         for m in markers[markers["sample"] == s].itertuples():
             row[f"{m.marker}_relative_mean"] = m.mean
             row[f"{m.marker}_relative_sd"] = m.sd
@@ -250,15 +250,17 @@ def nta_tem_figure(density: pd.DataFrame, vesicles: pd.DataFrame,
         density_per_nm, density_se_per_nm`` (SE across videos; NaN for TEM).
     """
     cols = ["sample", "method", "size_nm", "density_per_nm", "density_se_per_nm"]
-    if not len(density):
+    with_nta = (set(samples.loc[samples["nta_n_videos"].fillna(0) > 0, "sample"]) if "nta_n_videos" in samples
+                else set())
+    if not len(density) and not with_nta:
         return None, pd.DataFrame(columns=cols)
     from scipy.stats import gaussian_kde
 
     plt = _plt()
     v = vesicles[~vesicles["touches_border"].astype(bool) & vesicles["diameter_nm"].notna()] if len(vesicles) \
         else pd.DataFrame(columns=["sample", "diameter_nm"])
-    have = set(density["sample"])
-    names = [x for x in samples["sample"] if x in have] + [x for x in dict.fromkeys(density["sample"])
+    have = set(density["sample"]) | with_nta if len(density) else with_nta
+    names = [x for x in samples["sample"] if x in have] + [x for x in dict.fromkeys(density.get("sample", []))
                                                           if x not in set(samples["sample"])]
     n = len(names)
     ncols = min(3, n)
@@ -267,14 +269,21 @@ def nta_tem_figure(density: pd.DataFrame, vesicles: pd.DataFrame,
     srows = samples.set_index("sample")
     frames = []
     for ax, s in zip(axes.ravel(), names):
-        d = density[density["sample"] == s]
+        d = density[density["sample"] == s] if len(density) else density
+        if not len(d):
+            # every video of this sample counted no particle: say so instead of an empty frame
+            ax.text(0.5, 0.5, f"{_mpl_text(s)}\nno NTA video counted a particle", ha="center", va="center",
+                    fontsize=9, transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         x = d["size_nm"].to_numpy(float)
-        m = d["density_per_nm"].to_numpy(float)
+        m = np.nan_to_num(d["density_per_nm"].to_numpy(float))     # a NaN never blanks the panel
         se = np.nan_to_num(d["density_se_per_nm"].to_numpy(float))
         frames.append(pd.DataFrame({"sample": s, "method": "NTA", "size_nm": x, "density_per_nm": m,
                                     "density_se_per_nm": d["density_se_per_nm"].to_numpy(float)}))
         cdf = np.cumsum(m * np.gradient(x)) if len(x) > 1 else np.ones(1)
-        hi = float(x[min(len(x) - 1, int(np.searchsorted(cdf, 0.99 * cdf[-1])))]) if len(x) else 500.0
+        hi = float(x[min(len(x) - 1, int(np.searchsorted(cdf, 0.99 * cdf[-1])))]) if len(x) and cdf[-1] > 0 else 500.0
         ax.fill_between(x, m - se, m + se, color="#fdae6b", alpha=0.6, lw=0, label="NTA ± SE (videos)")
         ax.plot(x, m, color="#d94801", lw=1.4, label=f"NTA (n={int(d['n_videos'].iloc[0])} videos)")
         tem = v.loc[v["sample"] == s, "diameter_nm"].to_numpy(float) if len(v) else np.array([])
@@ -304,7 +313,7 @@ def nta_tem_figure(density: pd.DataFrame, vesicles: pd.DataFrame,
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     fig.tight_layout()
-    return _fig_png(fig), pd.concat(frames, ignore_index=True)[cols]
+    return _fig_png(fig), (pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols))
 
 
 def _thumb(path: Path, max_side: int = 420) -> str | None:
@@ -563,41 +572,73 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
         t["D50 ± SE (nm)"] = [f"{_num(a)} ± {_num(b)}" if np.isfinite(b) else _num(a)
                               for a, b in zip(has["nta_d50_nm"], has["nta_d50_nm_se"].astype(float))]
         t["particles / µg"] = [f"{x:.3g}" if np.isfinite(x) else "–" for x in has["particles_per_ug"].astype(float)]
+        t["dilution"] = [d if str(d).strip() else "not recorded" for d in has["nta_dilution_factors"].fillna("")]
+        t["empty videos"] = [f"{int(n)} ({rule})" if n and n > 0 else "0"
+                             for n, rule in zip(has["nta_n_empty_videos"].fillna(0), has["nta_empty_video_rule"])]
         t = t.rename(columns={"nta_instrument": "instrument", "nta_n_files": "files", "nta_n_videos": "videos",
-                              "nta_dilution_factors": "dilution", "nta_concentration_cv_percent": "CV (%)",
+                              "nta_concentration_cv_percent": "CV (%)", "nta_concentration_of": "concentration of",
+                              "nta_concentration_dilutions": "from dilution(s)",
+                              "nta_concentration_basis": "why these dilutions",
                               "nta_mode_nm": "mode (nm)", "nta_d10_nm": "D10 (nm)", "nta_d90_nm": "D90 (nm)",
+                              "nta_volume_d50_nm": "volume D50 (nm)", "nta_percentile_convention": "D-value rule",
                               "tem_d50_nm": "TEM D50 (nm)", "tem_nta_d50_ratio": "TEM / NTA D50",
                               "protein_ug": "protein (µg)"})
-        cols = ["sample", "instrument", "files", "videos", "dilution", "concentration (particles/ml) ± SE",
-                "CV (%)", "mode (nm)", "D10 (nm)", "D50 ± SE (nm)", "D90 (nm)", "TEM D50 (nm)", "TEM / NTA D50",
-                "protein (µg)", "particles / µg"]
+        several = (has["nta_concentration_basis"].fillna("").str.len() > 0) & \
+            (has["nta_dilution_factors"].fillna("").str.contains(";"))
+        any_tem = "tem_d50_nm" in has and np.isfinite(has["tem_d50_nm"].astype(float)).any()
+        cols = (["sample", "instrument", "files", "videos", "dilution"]
+                + (["from dilution(s)", "why these dilutions"] if several.any() else [])
+                + ["concentration of", "concentration (particles/ml) ± SE", "CV (%)", "mode (nm)", "D10 (nm)",
+                   "D50 ± SE (nm)", "D90 (nm)", "volume D50 (nm)", "D-value rule"]
+                + (["empty videos"] if (has["nta_n_empty_videos"].fillna(0) > 0).any() else [])
+                + (["TEM D50 (nm)", "TEM / NTA D50"] if any_tem else [])
+                + ["protein (µg)", "particles / µg"])
         parts.append(_table(t, cols, fmt={"files": "{:.0f}", "videos": "{:.0f}", "CV (%)": "{:.1f}",
                                           "mode (nm)": "{:.1f}", "D10 (nm)": "{:.1f}", "D90 (nm)": "{:.1f}",
-                                          "TEM D50 (nm)": "{:.1f}", "TEM / NTA D50": "{:.2f}",
-                                          "protein (µg)": "{:.3g}"}))
+                                          "volume D50 (nm)": "{:.1f}", "TEM D50 (nm)": "{:.1f}",
+                                          "TEM / NTA D50": "{:.2f}", "protein (µg)": "{:.3g}"}))
+        undiluted = has["nta_concentration_of"].eq("undiluted sample")
+        if undiluted.all():
+            what = ("Concentration: particles per ml of the undiluted sample (dilution applied once: by the "
+                    "instrument for NanoSight, by exoimage for ZetaView or from experiment.toml).")
+        elif not undiluted.any():
+            what = ("Concentration: particles per ml <b>as measured in the cell</b>: no dilution was recorded in "
+                    "the files or given in experiment.toml (<code>dilution_factor</code> or "
+                    "<code>[samples.X.nta_dilution]</code>), so it is not the concentration of the sample.")
+        else:
+            what = ("Concentration: particles per ml of the undiluted sample where a dilution is known (column "
+                    "<i>concentration of</i>); <b>as measured in the cell</b> where none was recorded or given in "
+                    "experiment.toml.")
         parts.append(
-            "<p class='muted'>Concentration: particles per ml of the undiluted sample (dilution applied once: by "
-            "the instrument for NanoSight, by exoimage for ZetaView or from <code>dilution_factor</code> in "
-            "experiment.toml), mean ± SE across videos (ZetaView: across measurement files); CV across videos. "
-            "Mode and D10/D50/D90 are recomputed from each video's size bins and averaged over videos. "
+            f"<p class='muted'>{what} Mean ± SE across videos (ZetaView: across measurement files) at the "
+            "dilution(s) shown; CV across those videos. A sample measured at several dilutions reports the "
+            "dilutions inside its linear range (see the dilution-linearity QC row). Mode and D10/D50/D90 are "
+            "recomputed from each video's size bins by each software's own rule (<i>D-value rule</i>: "
+            "bin_edges = NanoSight NTA 3.3/3.4, bin_edges_minus_one_bin = NTA 3.2, bin_centres = ZetaView; "
+            "docs/nta.md) and averaged over videos; volume D50: the instrument's volume-weighted D50 (NanoSight, "
+            "where the file has one) or number × size³ by the same rule (ZetaView). "
             "Particles per µg = concentration × <code>volume_ml</code> (default 1 ml) / <code>protein_ug</code> "
-            "from experiment.toml: the particle-to-protein purity ratio of MISEV2018 (Webber &amp; Clayton "
-            "2013).</p>")
+            "from experiment.toml (only for the undiluted sample): the particle-to-protein purity ratio of "
+            "MISEV2018 (Webber &amp; Clayton 2013).</p>")
         parts.append(f"<p class='muted'>{NTA_NOTE}</p>")
     else:
         parts.append("<p>No NTA export could be read (see the file list below).</p>")
     if nta_png:
         parts.append(_img(nta_png, "NTA size distribution with the TEM size density, per sample"))
         parts.append("<p class='muted'>Orange: NTA number distribution as a probability density per nm, mean "
-                     "(line) ± SE (band) across videos; blue: TEM KDE of the sized vesicles of the same sample; "
-                     "dashed: D50 of each. Data: report_data/nta_tem_size_density.csv.</p>")
+                     "(line) ± SE (band) across the videos that counted particles; blue: TEM KDE of the sized "
+                     "vesicles of the same sample; dashed: D50 of each. Data: "
+                     "report_data/nta_tem_size_density.csv.</p>")
     f = files.copy()
     f["read"] = f["status"].map({"ok": "PASS", "error": "FAIL", "companion": "–"}).fillna("–")
-    f["note"] = [e if st == "error" else ("per-video table, read with its summary" if st == "companion" else "")
+    f["note"] = [e if st == "error" else ("per-video table of a NanoSight summary; not used by the run's tables"
+                                         if st == "companion" else "")
                  for st, e in zip(f["status"], f["error"])]
     parts.append("<h3>NTA files</h3>")
+    if "dilution_source" not in f:
+        f["dilution_source"] = ""
     parts.append(_table(f, ["file", "sample", "instrument", "software_version", "n_videos", "dilution_factor",
-                            "dilution_applied_by", "read", "note"], status_col="read",
+                            "dilution_applied_by", "dilution_source", "read", "note"], status_col="read",
                         fmt={"n_videos": "{:.0f}", "dilution_factor": "{:g}"}))
     w = tables.get("nta_warnings")
     if w is not None and len(w):

@@ -429,6 +429,9 @@ def test_documented_example_loads(exp):
     """The experiment.toml shown in exoimage/experiment.py's docstring is valid as written."""
     (exp / "tem" / "S1" / "field_03.tif").write_bytes(b"junk")
     (exp / "my_rules.toml").write_text("# no overrides\n")
+    for name in ("S1_d20-ExperimentSummary.csv", "S1_run3.txt"):  # the files its [samples.S1.nta_dilution] names
+        (exp / "nta" / "S1").mkdir(parents=True, exist_ok=True)
+        (exp / "nta" / "S1" / name).write_text("not read by load_experiment\n")
     (exp / "experiment.toml").write_text(_docstring_example(), encoding="utf-8")
     e = load_experiment(exp)
     assert e.tem_params == {"min_diameter_nm": 30.0, "max_diameter_nm": 1000.0, "min_contrast": 3.0,

@@ -1,8 +1,9 @@
-"""NTA readers, recomputed statistics, sample summary and QC checks.
+"""NTA readers, recomputed statistics, sample summary and QC checks on simulated exports.
 
-Real data: NanoSight NTA 3.2 and 3.4 bead standards in ../shared/data/nta
-(skipped when absent, never copied into the repository). Fixtures in
-tests/data/nta were written by tests/data/nta/make_fixtures.py.
+The real exports (../shared/data/nta) are checked in tests/test_nta_real.py.
+Fixtures in tests/data/nta were written by tests/data/nta/make_fixtures.py
+(ZetaView in the real 8.05 SP3 multi-key header layout); other variants and
+hostile files are generated here at test time.
 
 Tolerances for recomputed-vs-instrument statistics: the instrument prints
 sizes to 0.1 nm, so a recomputation that follows the same definition can differ
@@ -20,9 +21,12 @@ import pytest
 
 from exoimage.io import ImageReadError
 from exoimage.nta import (DEFAULT_NTA_RULES, NtaReadError, apply_dilution, nta_qc_checks, nta_sample_summary,
-                          read_nanosight_summary, read_nta, read_zetaview_txt, size_stats, size_stats_from_bins)
+                          percentiles_from_bins, read_nanosight_summary, read_nta, read_zetaview_txt, size_stats,
+                          size_stats_from_bins)
+from exoimage.nta.qc import dilution_series
+from exoimage.nta.zetaview import parse_header
+from exoimage.simulate.nta import zetaview_txt
 
-SHARED_NTA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nta"
 DATA = Path(__file__).resolve().parent / "data" / "nta"
 ZV_DOT = DATA / "zetaview_EV-HEK_1000x_dot.txt"
 ZV_COMMA = DATA / "zetaview_EV-HEK_1000x_comma.txt"
@@ -30,23 +34,6 @@ ZV_500 = DATA / "zetaview_EV-HEK_500x_dot.txt"
 NS_SYN = DATA / "nanosight_synthetic_ExperimentSummary.csv"
 ROUNDING_NM = 0.06
 STATS = ["mean_nm", "mode_nm", "sd_nm", "d10_nm", "d50_nm", "d90_nm"]
-
-
-def _real(version):
-    f = SHARED_NTA / f"nanosight_beads_NTA{version}_ExperimentSummary.csv"
-    if not f.is_file():
-        pytest.skip("../shared/data/nta is not available")
-    return f
-
-
-@pytest.fixture(scope="module")
-def real32():
-    return read_nta(_real("3.2"))
-
-
-@pytest.fixture(scope="module")
-def real34():
-    return read_nta(_real("3.4"))
 
 
 @pytest.fixture(scope="module")
@@ -68,127 +55,6 @@ def _status(checks, name):
     (c,) = [c for c in checks if c["check"] == name]
     assert set(c) == {"check", "status", "reason", "source"}
     return c["status"], c["reason"]
-
-
-# ----------------------------------------------------------------------------- NanoSight, real files
-
-def test_real_nanosight_tables(real32, real34):
-    assert real32.instrument == "nanosight" and "3.2" in real32.software_version
-    assert "3.4" in real34.software_version
-    assert real32.n_videos == 12 and real34.n_videos == 5
-    assert list(real34.videos["video"]) == [f"stdv34_0{i}" for i in range(5)]
-    assert real34.sample == "100nmbeads"           # 'Sample Description' (3.4)
-    assert real32.sample == "std_combined"         # no sample name in 3.2: experiment name
-    v = real34.videos.iloc[0]
-    assert v["temperature_C"] == 22.0 and v["frame_rate_fps"] == pytest.approx(24.9825)
-    assert v["camera_level"] == 11 and v["detection_threshold"] == 5 and v["frames_analysed"] == 499
-    assert v["particles_per_frame"] == pytest.approx(109.7) and v["valid_tracks"] == 1872
-    assert v["drift_x_px_per_frame"] == pytest.approx(-3.8) and v["min_track_length"] == "Auto"
-    assert len(real34.bins) == 5 * 1000 and real34.bins["bin_width_nm"].eq(1.0).all()
-    assert real34.percentiles["percentile"].max() == 100
-
-
-def test_real_dilution_applied_once(real32, real34):
-    v = real34.videos
-    assert (v["dilution_factor"] == 1e4).all() and (v["dilution_applied_by"] == "instrument").all()
-    # the instrument already multiplied by the dilution: the raw cell value is 1e4 times smaller
-    assert v["concentration_per_ml"].iloc[0] == pytest.approx(5.91e12)
-    assert v["concentration_measured_per_ml"].iloc[0] == pytest.approx(5.91e8)
-    # per-bin values add up to the reported (already corrected) concentration of each video
-    sums = real34.bins.groupby("video", sort=False)["concentration_per_ml"].sum().to_numpy()
-    np.testing.assert_allclose(sums, v["concentration_per_ml"], rtol=0.01)
-    assert real32.videos["dilution_factor"].isna().all()
-    assert (real32.bins["dilution_applied_by"] == "none").all()
-    fixed = apply_dilution(real32, 50)
-    assert fixed.videos["concentration_per_ml"].iloc[0] == pytest.approx(50 * 1.43e9)
-    assert (fixed.bins["dilution_applied_by"] == "exoimage").all()
-    assert apply_dilution(fixed, 50) is fixed          # same factor again: nothing happens
-    with pytest.raises(ValueError, match="already applied"):
-        apply_dilution(real34, 100)
-
-
-def test_real_recomputed_stats_match_instrument(real32, real34):
-    """Mean, SD and mode to the instrument's 0.1-nm rounding in both versions.
-
-    D10/D50/D90: NTA 3.4 agrees with the cumulative distribution interpolated
-    between 1-nm bin edges; NTA 3.2 reports every D value exactly one bin
-    (1.0 nm) lower than its own bin table implies, so for 3.2 we assert that
-    offset (its mean, computed from the same bins, agrees to 0.05 nm).
-    """
-    for res, d_offset in ((real34, 0.0), (real32, 1.0)):
-        got = size_stats(res.bins).set_index("video")
-        ref = res.videos.set_index("video")
-        for col in ("mean_nm", "sd_nm", "mode_nm"):
-            np.testing.assert_allclose(got[col], ref[col], atol=ROUNDING_NM, err_msg=col)
-        for col in ("d10_nm", "d50_nm", "d90_nm"):
-            np.testing.assert_allclose(got[col] - d_offset, ref[col], atol=ROUNDING_NM, err_msg=col)
-        # the D rows are the 10/50/90 rows of the instrument's percentile table
-        pct = res.percentiles.pivot(index="video", columns="percentile", values="size_nm")
-        np.testing.assert_allclose(pct[50.0].loc[ref.index], ref["d50_nm"])
-
-
-def test_real_sample_summary_matches_instrument_averages(real34):
-    s = nta_sample_summary(real34)
-    inst = real34.instrument_summary.set_index("statistic")
-    assert s["n_videos"] == 5 and s["dilution_factors"] == [1e4]
-    assert s["concentration_per_ml"] == pytest.approx(inst.loc["concentration_per_ml", "average"], rel=0.005)
-    assert s["concentration_se_per_ml"] == pytest.approx(inst.loc["concentration_per_ml", "standard_error"],
-                                                         rel=0.01)
-    for col in STATS:
-        assert s[col] == pytest.approx(inst.loc[col, "average"], abs=ROUNDING_NM), col
-        assert s[f"{col}_se"] == pytest.approx(inst.loc[col, "standard_error"], abs=ROUNDING_NM), col
-
-
-def test_real_warnings_verbatim(real32, real34):
-    assert real32.warnings.empty
-    w = real34.warnings
-    assert set(w["item"]) == {"Vibration detected"}
-    assert list(w["value"]) == ["Moderate vibration", "Minor vibration", "Moderate vibration",
-                                "Minor vibration", "Minor vibration"]
-
-
-def test_real_qc(real32, real34):
-    c32, c34 = nta_qc_checks(real32), nta_qc_checks(real34)
-    assert [c["check"] for c in c34] == ["nta_videos", "nta_concentration_cv", "nta_particles_per_frame",
-                                         "nta_instrument_warnings", "nta_dilution_recorded",
-                                         "nta_dilution_linearity"]
-    # 3.2 combines runs at two camera levels: 1.18e9 .. 2.51e9 per ml, CV 25 %
-    assert _status(c32, "nta_concentration_cv")[0] == "WARN"
-    assert "25.4 %" in _status(c32, "nta_concentration_cv")[1]
-    assert _status(c34, "nta_concentration_cv")[0] == "PASS"
-    assert _status(c32, "nta_dilution_recorded")[0] == "WARN"
-    assert _status(c34, "nta_dilution_recorded")[0] == "PASS"
-    assert _status(c32, "nta_instrument_warnings")[0] == "PASS"
-    assert _status(c34, "nta_instrument_warnings")[0] == "WARN"
-    # both bead runs were recorded above the 20-100 particles/frame NanoSight range
-    assert _status(c34, "nta_particles_per_frame")[0] == "WARN"
-
-
-def _shifted_layout(src: Path, dst: Path) -> Path:
-    """The same file with rows moved: extra rows and blank lines inside sections, wider padding."""
-    out = []
-    for line in src.read_text(encoding="cp1252").splitlines():
-        out.append(line + ",,")
-        if line.startswith("["):
-            out.append("Inserted By Test,x,y,z")
-            out.append("")
-    dst.write_text("\r\n".join(out), encoding="cp1252")
-    return dst
-
-
-def test_real_parsing_does_not_depend_on_row_numbers(real34, tmp_path):
-    moved = read_nta(_shifted_layout(_real("3.4"), tmp_path / "moved_ExperimentSummary.csv"))
-    pd.testing.assert_frame_equal(moved.videos, real34.videos)
-    pd.testing.assert_frame_equal(moved.bins, real34.bins)
-
-
-def test_real_truncated_copies_raise(tmp_path):
-    text = _real("3.2").read_text(encoding="cp1252")
-    for frac in (0.05, 0.5, 0.97):
-        f = tmp_path / f"cut{frac}_ExperimentSummary.csv"
-        f.write_text(text[: int(len(text) * frac)], encoding="cp1252")
-        with pytest.raises(NtaReadError, match=f.name):
-            read_nta(f)
 
 
 # ----------------------------------------------------------------------------- NanoSight, synthetic 3.3 layout
@@ -219,14 +85,32 @@ def test_synthetic_particle_files(syn):
 
 # ----------------------------------------------------------------------------- ZetaView
 
+#: one header line of the real ZetaView 8.05.16 SP3 export (../shared/data/nta/zetaview), verbatim
+REAL_MULTI_KEY_LINE = ("Number of Traces:\t2235\t(at 0,100000)\tAverage Number of Particles:\t228,500000"
+                       "\tDilution::\t5000,000000")
+
+
+def test_parse_header_multi_key_lines():
+    meta = parse_header([REAL_MULTI_KEY_LINE, "Original File:\tC:\\a\\b_size_488.avi\tSection:\t0,1 [0]",
+                         "Time:\t10:31:11", "pH:\t7,000000\tentered", "Sample Info 3:", "Dilution:: 20",
+                         "actual Microscope:\t-118322\t(Pos\t0,100001)", "Size Distribution"])
+    assert meta["Number of Traces"] == "2235 (at 0,100000)"
+    assert meta["Average Number of Particles"] == "228,500000" and meta["Dilution"] == "5000,000000"
+    assert meta["Original File"] == "C:\\a\\b_size_488.avi" and meta["Section"] == "0,1 [0]"
+    assert meta["Time"] == "10:31:11" and meta["pH"] == "7,000000 entered" and meta["Sample Info 3"] == ""
+    assert meta["actual Microscope"] == "-118322 (Pos 0,100001)"
+    assert "Size Distribution" not in meta
+
+
 def test_zetaview_header_and_tables(zv):
-    assert zv.instrument == "zetaview" and zv.sample == "EV-HEK" and zv.software_version == "ZetaView 8.05.14 SP7"
+    assert zv.instrument == "zetaview" and zv.sample == "EV-HEK" and zv.software_version == "ZetaView 8.05.16 SP3"
     v = zv.videos.iloc[0]
     assert v["video"] == "20240312_0001_EV-HEK_1000x_size_488"
-    assert v["temperature_C"] == 23.51 and v["viscosity_cP"] == 0.92 and v["positions"] == 11
+    assert v["temperature_C"] == 23.51 and v["viscosity_cP"] == 0.92 and v["ph"] == 7.0
     assert v["particles_per_frame"] == 155.0 and v["frame_rate_fps"] == 30.0 and v["completed_tracks"] == 1850
-    assert zv.metadata["SetTemperature"] == "25.00 °C"                         # Latin-1
-    assert set(zv.bins["scale"]) == {"linear", "log"}
+    assert v["dilution_factor"] == 1000 and v["particles_counted"] == 1850
+    assert zv.metadata["Camera Trigger Duration µs"] == "Shutter Duration"          # Latin-1
+    assert set(zv.bins["scale"]) == {"linear", "log"} and set(zv.bins["percentile_convention"]) == {"bin_centres"}
     lin = zv.bins[zv.bins["scale"] == "linear"]
     assert len(lin) == 200 and lin["bin_width_nm"].eq(5.0).all() and (zv.bins["bin_nm"] > 0).all()
     assert len(zv.bins[zv.bins["scale"] == "log"]) == 21
@@ -236,6 +120,25 @@ def test_zetaview_decimal_comma_equals_dot(zv):
     comma = read_nta(ZV_COMMA)
     pd.testing.assert_frame_equal(comma.videos, zv.videos)
     pd.testing.assert_frame_equal(comma.bins, zv.bins)
+
+
+@pytest.mark.parametrize("layout,encoding,newline,comma", [
+    ("multi_key", "utf-8", "\n", True), ("multi_key", "latin-1", "\r\n", False),
+    ("one_key_per_line", "latin-1", "\r\n", True), ("one_key_per_line", "utf-8", "\n", False)])
+def test_zetaview_layouts_encodings_newlines(tmp_path, layout, encoding, newline, comma):
+    data, t = zetaview_txt("L", dilution=200.0, in_cell_per_ml=4e7, n_traces=1200, seed=7, comma=comma,
+                           layout=layout, encoding=encoding, newline=newline)
+    f = tmp_path / "l.txt"
+    f.write_bytes(data)
+    r = read_nta(f)
+    v = r.videos.iloc[0]
+    assert v["dilution_factor"] == 200 and v["particles_per_frame"] == pytest.approx(t.particles_per_frame[0])
+    assert v["concentration_per_ml"] == pytest.approx(t.concentration_per_ml[0], rel=1e-3)
+    assert v["completed_tracks"] == len(t.extra["sizes"])
+    assert v["d50_nm"] == pytest.approx(t.extra["printed_d50_nm"], abs=1e-4)
+    got = size_stats(r.bins).iloc[0]
+    assert got["d50_nm"] == pytest.approx(v["d50_nm"], abs=ROUNDING_NM)
+    assert got["volume_d50_nm"] == pytest.approx(t.extra["printed_volume_d50_nm"], abs=ROUNDING_NM)
 
 
 def test_zetaview_dilution_applied_once(zv):
@@ -250,14 +153,15 @@ def test_zetaview_dilution_applied_once(zv):
         read_nta(ZV_DOT, dilution_factor=10)
 
 
-def test_zetaview_recomputed_d50_matches_header(zv, zv500):
-    """The header's D50 is the median of the raw particle sizes; from 5-nm bins we
-    allow half a bin (2.5 nm), the most linear interpolation inside a bin can miss by."""
-    for res in (zv, zv500):
+def test_zetaview_d50_by_the_instruments_rule_and_the_raw_median(zv, zv500):
+    """The printed D50 (instrument's rule, between bin centres) is reproduced to print precision;
+    the raw sizes' median lies within one 5-nm bin of it."""
+    for res, seed in ((zv, 1), (zv500, 2)):
         got = size_stats(res.bins).iloc[0]
-        assert got["d50_nm"] == pytest.approx(res.videos.iloc[0]["d50_nm"], abs=2.5)
-        log = size_stats(res.bins, scale="log").iloc[0]
-        assert log["d50_nm"] == pytest.approx(got["d50_nm"], rel=0.05)
+        printed = res.videos.iloc[0]["d50_nm"]
+        assert got["d50_nm"] == pytest.approx(printed, abs=ROUNDING_NM)
+        raw = float(np.median(np.random.default_rng(seed).lognormal(np.log(115.0), 0.33, 3700 if seed == 2 else 1850)))
+        assert abs(got["d50_nm"] - raw) < 5.0
 
 
 # ----------------------------------------------------------------------------- bad files
@@ -294,6 +198,28 @@ def test_bad_files(tmp_path):
         ("cut_pct_ExperimentSummary.csv", ns[: ns.index(b"\r\n60,")], "stops at 59"),
         ("cut.txt", zvb[: zvb.index(b"1.025E+2")], "no logarithmic bins"),
         ("short.txt", zvb.replace(b"1.025E+2\t", b"1.025E+2\r\n", 1), "truncated size table"),
+        # issue 10: a negative concentration or text where numbers belong is an error, never a number
+        ("neg_conc_ExperimentSummary.csv", ns.replace(b"(Particles / ml),", b"(Particles / ml),-", 1),
+         "[Results] concentration of video syn_00: negative value"),
+        ("text_conc_ExperimentSummary.csv", ns.replace(b"(Particles / ml),1.00e+10", b"(Particles / ml),lots", 1),
+         "[Results] concentration of video syn_00: 'lots' where a number belongs"),
+        ("blank_conc_ExperimentSummary.csv", ns.replace(b"(Particles / ml),1.00e+10", b"(Particles / ml),", 1),
+         "empty where a number belongs"),
+        ("neg_bin_ExperimentSummary.csv", ns.replace(b"\r\n130.5,", b"\r\n130.5,-", 1), "negative value"),
+        ("text_bin_ExperimentSummary.csv", ns.replace(b"\r\n130.5,", b"\r\n130.5,x", 1),
+         "bin '130.5', video column 1"),
+        ("inf_bin_ExperimentSummary.csv", ns.replace(b"\r\n130.5,", b"\r\n130.5,inf", 1), "where a number belongs"),
+        ("text_dil_ExperimentSummary.csv", ns.replace(b"this factor),5.00e+02", b"this factor),five hundred", 1),
+         "dilution factor of video syn_00: 'five hundred'"),
+        ("zero_dil_ExperimentSummary.csv", ns.replace(b"this factor),5.00e+02", b"this factor),0", 1),
+         "dilution factor 0"),
+        ("text_cell.txt", zvb.replace(b"1.025E+2\t", b"1.025E+2\tabc\t", 1), "row '1.025E+2' number: 'abc'"),
+        ("neg_cell.txt", zvb.replace(b"1.025E+2\t", b"1.025E+2\t-", 1), "negative value"),
+        ("text_dil.txt", zvb.replace(b"Dilution::\t1000.000000", b"Dilution::\tunknown"),
+         "header Dilution::: 'unknown' where a number belongs"),
+        ("zero_dil.txt", zvb.replace(b"Dilution::\t1000.000000", b"Dilution::\t0.000000"), "not a positive"),
+        ("text_ppf.txt", zvb.replace(b"Particles:\t155.000000", b"Particles:\tmany"), "Average Number of Particles"),
+        ("lines_ExperimentSummary.csv", b"NTA Experiment Summary File\r\n" + b"\r\n" * 100_001, "line limit"),
     ]
     for name, content, match in cases:
         f = tmp_path / name if content is None else _bad(tmp_path, name, content)
@@ -302,6 +228,45 @@ def test_bad_files(tmp_path):
         read_zetaview_txt(NS_SYN)
     with pytest.raises(NtaReadError, match="not a NanoSight"):
         read_nanosight_summary(ZV_DOT)
+
+
+def test_files_over_the_size_limit_are_refused_before_reading(tmp_path):
+    """issue 10: a 200 MB summary went to 4.2 GB before its error; now refused from its size on disk."""
+    from exoimage.nta._common import MAX_NTA_TEXT_BYTES
+
+    f = tmp_path / "big_ExperimentSummary.csv"
+    with open(f, "wb") as fh:                       # sparse: no disk space, no time
+        fh.write(b"NTA Experiment Summary File,\r\n")
+        fh.truncate(200 * 2 ** 20)
+    _raises_one_line(f, f"over the {MAX_NTA_TEXT_BYTES / 2 ** 20:g} MiB limit")
+    d = tmp_path / "folder.csv"
+    d.mkdir()
+    _raises_one_line(d, "is a folder")
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
+    f = tmp_path / "pipe_ExperimentSummary.csv"
+    os.mkfifo(f)
+    _raises_one_line(f, "not a regular file")
+
+
+def test_unreadable_particle_table_is_left_out_and_said(tmp_path, monkeypatch):
+    import shutil
+
+    from exoimage.nta import nanosight
+
+    for g in DATA.glob("*.csv"):
+        shutil.copy(g, tmp_path / g.name)
+    monkeypatch.setattr(nanosight, "MAX_NTA_PARTICLE_BYTES", 600)
+    r = read_nta(tmp_path / NS_SYN.name)
+    assert r.particles is None or set(r.particles["video"]) < {"syn_00", "syn_01", "syn_02"}
+    assert any("_ParticleData.csv not read" in n and "limit" in n for n in r.notes)
+    pd.testing.assert_frame_equal(r.videos, read_nta(NS_SYN).videos)       # the numbers do not change
+    assert read_nta(NS_SYN, with_particle_files=False).particles is None
 
 
 # ----------------------------------------------------------------------------- stats helpers
@@ -314,6 +279,19 @@ def test_size_stats_from_bins_known_distribution():
     assert s["mode_nm"] == pytest.approx(100.3, abs=0.05) and s["d50_nm"] == pytest.approx(100.3, abs=0.01)
     assert s["d90_nm"] - s["d10_nm"] == pytest.approx(2 * 1.2816 * 12.0, abs=0.05)
     assert np.isnan(size_stats_from_bins(x, 0 * c)["d50_nm"])
+
+
+def test_percentile_conventions_on_a_known_table():
+    x = np.array([2.5, 7.5, 12.5, 17.5])              # 5-nm bins
+    n = np.array([0.0, 2.0, 2.0, 0.0])
+    # between edges: the cumulative is 0 at 5 nm, 0.5 at 10 nm, 1 at 15 nm
+    assert percentiles_from_bins(x, n, [0, 0.25, 0.5, 1.0], 5.0, "bin_edges").tolist() == [5.0, 7.5, 10.0, 15.0]
+    # between centres: 0.5 at 7.5 nm, 1 at 12.5 nm; below the first centre with particles: that centre
+    assert percentiles_from_bins(x, n, [0.25, 0.5, 0.75, 1.0], 5.0, "bin_centres").tolist() == [7.5, 7.5, 10.0, 12.5]
+    # NTA 3.2: between edges, one bin lower
+    assert percentiles_from_bins(x, n, [0.5], 5.0, "bin_edges_minus_one_bin").tolist() == [5.0]
+    with pytest.raises(ValueError, match="unknown percentile convention"):
+        percentiles_from_bins(x, n, 0.5, 5.0, "median")
 
 
 # ----------------------------------------------------------------------------- QC, each check both ways
@@ -350,10 +328,13 @@ def test_qc_instrument_warnings(zv, zv500, syn):
 
 def test_qc_dilution_recorded(zv, tmp_path):
     assert _status(nta_qc_checks(zv), "nta_dilution_recorded")[0] == "PASS"
-    text = ZV_DOT.read_bytes().replace(b"Dilution::\t1000.00\r\n", b"")
-    bare = read_nta(_bad(tmp_path, "nodil.txt", text))
+    # the fixture without its Dilution:: pair (same measurement: make_fixtures.py's parameters)
+    data, _ = zetaview_txt("EV-HEK_1000x", dilution=None, in_cell_per_ml=3.1e7, n_traces=1850, seed=1, comma=False)
+    assert b"Dilution::" not in data
+    bare = read_nta(_bad(tmp_path, "nodil.txt", data))
     assert bare.videos["dilution_applied_by"].iloc[0] == "none"
     assert _status(nta_qc_checks(bare), "nta_dilution_recorded")[0] == "WARN"
+    assert nta_sample_summary(bare)["concentration_dilutions"] == "not recorded"
     given = read_nta(tmp_path / "nodil.txt", dilution_factor=1000)
     assert _status(nta_qc_checks(given), "nta_dilution_recorded")[0] == "PASS"
     pd.testing.assert_series_equal(given.bins["concentration_per_ml"], read_nta(ZV_DOT).bins["concentration_per_ml"])
@@ -361,11 +342,70 @@ def test_qc_dilution_recorded(zv, tmp_path):
 
 def test_qc_dilution_linearity(zv, zv500, tmp_path):
     status, reason = _status(nta_qc_checks([zv, zv500]), "nta_dilution_linearity")
-    assert status == "PASS" and "1:500" in reason and "1:1000" in reason
+    assert status == "PASS" and "1:500 -> 3.15e+10/ml" in reason and "1:1000 -> 3.1e+10/ml" in reason
+    assert "all dilutions (1:500, 1:1000) agree" in reason
     # the 1:500 measurement labelled 1:250 no longer scales: corrected values differ twofold
-    wrong = read_nta(_bad(tmp_path, "x.txt", ZV_500.read_bytes().replace(b"Dilution::\t500.00", b"Dilution::\t250.00")))
-    assert _status(nta_qc_checks([zv, wrong]), "nta_dilution_linearity")[0] == "FAIL"
+    wrong = read_nta(_bad(tmp_path, "x.txt", ZV_500.read_bytes().replace(b"Dilution::\t500.000000",
+                                                                         b"Dilution::\t250.000000")))
+    status, reason = _status(nta_qc_checks([zv, wrong]), "nta_dilution_linearity")
+    assert status == "FAIL" and "spread 96.8 %" in reason
+    # 1:1000 is inside the ZetaView particles-per-frame range (155), 1:250 is not (315): 1:1000 is reported
+    assert "1:1000, the only dilution inside the particles-per-frame range" in reason
+    s = nta_sample_summary([zv, wrong])
+    assert s["concentration_dilutions"] == "1:1000"
+    assert s["concentration_per_ml"] == pytest.approx(zv.videos["concentration_per_ml"].iloc[0])
     assert "not applicable" in _status(nta_qc_checks(zv), "nta_dilution_linearity")[1]
+
+
+def _series_videos(rows):
+    return pd.DataFrame([{"video": f"v{i}", "instrument": "nanosight", "dilution_factor": d,
+                          "concentration_per_ml": c, "particles_per_frame": p} for i, (d, c, p) in enumerate(rows)])
+
+
+def test_dilution_series_picks_the_linear_range():
+    # a real-like pair: 1:20 overloaded (117-135 particles/frame), 136 % above 1:200
+    pair = dilution_series(_series_videos([(20, 2.36e10, 117), (20, 2.36e10, 135), (200, 1.0e10, 60),
+                                           (200, 1.0e10, 62)]))
+    assert pair["linear"] is False and pair["spread_percent"] == pytest.approx(136.0)
+    assert pair["used"] == [200.0] and "only dilution inside" in pair["basis"]
+    # three dilutions, two agree: the linear range is those two
+    three = dilution_series(_series_videos([(10, 3.0e10, 90), (100, 1.02e10, 50), (1000, 1.0e10, 30)]))
+    assert three["used"] == [100.0, 1000.0] and "linear range 1:100, 1:1000" in three["basis"]
+    # two dilutions in range that disagree: no linear range, pooled, and said
+    none = dilution_series(_series_videos([(10, 3.0e10, 60), (100, 1.0e10, 40)]))
+    assert none["used"] == [10.0, 100.0] and "no linear range" in none["basis"]
+    # videos without a dilution are never pooled with corrected ones
+    mixed = dilution_series(_series_videos([(np.nan, 1e8, 50), (100, 1.0e10, 40)]))
+    assert mixed["used"] == [100.0] and "left out" in mixed["basis"]
+    assert dilution_series(_series_videos([(np.nan, 1e8, 50)]))["basis"].startswith("dilution not recorded")
+
+
+def test_qc_values_never_pass_for_a_negative_or_missing_concentration(syn):
+    assert _status(nta_qc_checks(syn), "nta_values")[0] == "PASS"
+    for bad in (-1.0, np.nan):
+        videos = syn.videos.copy()
+        videos.loc[1, "concentration_per_ml"] = bad
+        status, reason = _status(nta_qc_checks(replace(syn, videos=videos)), "nta_values")
+        assert status == "FAIL" and "syn_01" in reason
+
+
+def test_qc_particles_per_frame_not_recorded_is_not_a_pass(syn):
+    videos = syn.videos.assign(particles_per_frame=np.nan)
+    status, reason = _status(nta_qc_checks(replace(syn, videos=videos)), "nta_particles_per_frame")
+    assert status == "WARN" and "not recorded for 3 video(s)" in reason
+
+
+def test_empty_zetaview_measurement(tmp_path, zv):
+    data, _ = zetaview_txt("E", dilution=1000.0, in_cell_per_ml=3.1e7, n_traces=0, seed=1, comma=True)
+    empty = read_nta(_bad(tmp_path, "empty.txt", data))
+    assert empty.videos["concentration_per_ml"].iloc[0] == 0
+    assert size_stats(empty.bins)["empty"].tolist() == [True]
+    s = nta_sample_summary([zv, empty])
+    assert s["n_empty_videos"] == 1 and "no size" in s["empty_video_rule"]
+    assert s["d50_nm"] == pytest.approx(size_stats(zv.bins)["d50_nm"].iloc[0])     # left out of sizes
+    assert s["concentration_per_ml"] == pytest.approx(zv.videos["concentration_per_ml"].iloc[0] / 2)
+    assert _status(nta_qc_checks([zv, empty]), "nta_empty_videos")[0] == "WARN"
+    assert _status(nta_qc_checks([zv, empty]), "nta_values")[0] == "PASS"
 
 
 def test_qc_rules_are_plain_and_complete(zv, zv500):

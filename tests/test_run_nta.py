@@ -7,6 +7,8 @@ in-process (``workers=0``); the tests read its outputs.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,6 +70,18 @@ def _build(root):
     # E: the file recorded 1:1000, experiment.toml says 500 -> error row, never applied twice
     data, _ = nanosight_summary("E", ("E_01", "E_02", "E_03"), dilution=1000.0, conditions=OK_FLAGS)
     _write(root / "nta" / "E" / "E-ExperimentSummary.csv", data)
+    # F: one sample at 1:20 and 1:200 (files record none; experiment.toml per name token): the 1:20 video is
+    # overloaded (~125 particles/frame) and 136 % above 1:200, as on a real pair (issue 16)
+    data, truth["F20"] = nanosight_summary("F20", ("F20_01", "F20_02", "F20_03"), dilution=None,
+                                           conc_cell=(4.72e8, 4.70e8, 4.74e8), ppf_divisor=3.8e6, conditions=OK_FLAGS)
+    _write(root / "nta" / "F" / "F_d20-ExperimentSummary.csv", data)
+    data, truth["F200"] = nanosight_summary("F200", ("F200_01", "F200_02", "F200_03"), dilution=None,
+                                            conc_cell=(2.0e7, 2.1e7, 1.9e7), conditions=OK_FLAGS)
+    _write(root / "nta" / "F" / "F_d200-ExperimentSummary.csv", data)
+    # G: one of three videos tracked nothing
+    data, truth["G"] = nanosight_summary("G", ("G_01", "G_02", "G_03"), dilution=1000.0, conc_cell=(2.0e7, 0.0, 2.1e7),
+                                         conditions=OK_FLAGS)
+    _write(root / "nta" / "G" / "G-ExperimentSummary.csv", data)
     # a sample name that needs escaping; no dilution anywhere
     data, _ = zetaview_txt("evil", sample="whatever", dilution=None, in_cell_per_ml=2.0e7, n_traces=800, seed=5,
                            comma=True)
@@ -78,6 +92,7 @@ def _build(root):
         '[samples.B]\nprotein_ug = 20\n'
         '[samples.C]\ndilution_factor = 250\n'
         '[samples.E]\ndilution_factor = 500\n'
+        '[samples.F.nta_dilution]\n"d20" = 20\n"d200" = 200\n'
         '[samples.T]\nlabel = "no NTA"\n', encoding="utf-8")
     return truth
 
@@ -103,7 +118,7 @@ def _qc(run, item, check):
 
 def test_run_writes_nta_tables_and_goes_on_after_a_bad_file(run):
     s = run["summary"]
-    assert s["n_ok"] == 1 and s["n_nta_files"] == 10 and s["n_nta_failed"] == 2
+    assert s["n_ok"] == 1 and s["n_nta_files"] == 13 and s["n_nta_failed"] == 2
     for t in NTA_TABLES:
         assert (run["out"] / f"{t}.csv").exists()
         pd.read_parquet(run["out"] / f"{t}.parquet")
@@ -156,9 +171,12 @@ def test_zetaview_numbers_both_decimal_separators(run):
     conc = np.array([t.concentration_per_ml[0] for t in truths])
     assert b["nta_n_videos"] == 3 and b["nta_n_files"] == 3 and b["nta_dilution_factors"] == "500; 1000"
     assert b["nta_concentration_per_ml"] == pytest.approx(conc.mean(), rel=1e-3)
-    # sizes: 5-nm histogram of random sizes, D50 within a fraction of a bin of the sizes' median
-    med = np.array([t.median_nm[0] for t in truths])
-    assert b["nta_d50_nm"] == pytest.approx(med.mean(), abs=1.5)
+    # sizes: D50 by the instrument's rule (between 5-nm bin centres) = the header's Median Number (D50)
+    printed = np.array([t.extra["printed_d50_nm"] for t in truths])
+    assert b["nta_d50_nm"] == pytest.approx(printed.mean(), abs=0.06)
+    assert b["nta_percentile_convention"] == "bin_centres"
+    assert b["nta_volume_d50_nm"] == pytest.approx(np.mean([t.extra["printed_volume_d50_nm"] for t in truths]),
+                                                   abs=0.06)
     assert np.isnan(b["tem_nta_d50_ratio"])        # no TEM for B
 
 
@@ -180,6 +198,48 @@ def test_dilution_applied_exactly_once(run):
     ve = v[v["sample"] == EVIL]
     assert set(ve["dilution_applied_by"]) == {"none"}
     assert _qc(run, EVIL, "nta_dilution_recorded")[0] == "WARN"
+
+
+def test_dilution_series_of_one_sample_from_name_patterns(run):
+    f = run["t"]["nta_files"].set_index("file")
+    for name, d in (("F_d20", 20.0), ("F_d200", 200.0)):
+        row = f.loc[f"nta/F/{name}-ExperimentSummary.csv"]
+        assert row["status"] == "ok" and row["dilution_factor"] == d and row["dilution_applied_by"] == "exoimage"
+        assert row["dilution_source"] == f"experiment.toml [samples.F.nta_dilution] 'd{int(d)}'"
+    assert f.loc["nta/A/A-ExperimentSummary.csv", "dilution_source"] == "recorded in the file"
+    assert f.loc["nta/C/C-ExperimentSummary.csv", "dilution_source"] == "experiment.toml [samples.C] dilution_factor"
+    status, reason = _qc(run, "F", "nta_dilution_linearity")
+    assert status == "FAIL" and "spread 136.0 %" in reason and "(outside the range)" in reason
+    assert "1:200, the only dilution inside the particles-per-frame range" in reason
+    fs = run["samples"].loc["F"]
+    t200 = run["truth"]["F200"]
+    assert fs["nta_concentration_dilutions"] == "1:200" and fs["nta_dilution_factors"] == "20; 200"
+    assert fs["nta_concentration_per_ml"] == pytest.approx(200 * t200.concentration_measured_per_ml.mean(), rel=0.005)
+    assert fs["nta_dilution_spread_percent"] == pytest.approx(136.0, abs=0.5)
+    assert fs["nta_concentration_of"] == "undiluted sample"
+    html = (run["out"] / "report.html").read_text(encoding="utf-8")
+    assert "why these dilutions" in html and "the only dilution inside the particles-per-frame range" in html
+
+
+def test_empty_video_keeps_the_size_panel(run):
+    g = run["samples"].loc["G"]
+    assert g["nta_n_empty_videos"] == 1 and "0 nm" in g["nta_empty_video_rule"]
+    assert _qc(run, "G", "nta_empty_videos")[0] == "WARN"
+    d = pd.read_csv(run["out"] / "report_data" / "nta_tem_size_density.csv")
+    dg = d[(d["sample"] == "G") & (d["method"] == "NTA")]
+    assert len(dg) and dg["density_per_nm"].notna().all() and dg["density_per_nm"].max() > 0
+    # every sample with NTA data has its panel's numbers
+    with_nta = set(run["samples"].index[run["samples"]["nta_n_videos"].fillna(0) > 0])
+    assert with_nta == set(d.loc[d["method"] == "NTA", "sample"])
+
+
+def test_concentration_caption_follows_the_dilution(run):
+    html = (run["out"] / "report.html").read_text(encoding="utf-8")
+    e = run["samples"].loc[EVIL]
+    assert e["nta_concentration_of"] == "in the cell (dilution not recorded)" and np.isnan(e["particles_per_ug"])
+    assert "as measured in the cell</b> where none was recorded" in html
+    assert "<td>not recorded</td>" in html
+    assert "particles per ml of the undiluted sample (dilution applied once" not in html
 
 
 def test_particles_per_ug_and_tem_ratio(run):
@@ -289,6 +349,42 @@ def test_nta_only_experiment_via_the_command_line(tmp_path):
     assert s.loc["S", "nta_n_videos"] == 3 and np.isnan(s.loc["S", "tem_nta_d50_ratio"])
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "NTA: particle concentration" in html and "No vesicles were sized" in html
+    nta_part = html[html.index("NTA: particle concentration"):]
+    assert "<th>TEM D50 (nm)</th>" not in nta_part and "<th>TEM / NTA D50</th>" not in nta_part
+    assert "particles per ml of the undiluted sample" in nta_part          # the simulator records 1:500
+
+
+@pytest.mark.parametrize("table,match", [
+    ('"d20" = 20\n"d2000" = 2000', "'d2000' matches no NTA file under nta/S/"),
+    ('"*.csv" = 20\n"d20" = 200', "is matched by '*.csv' = 20, 'd20' = 200"),
+    ('"d20" = 0', "[samples.S] nta_dilution.d20 = 0: must be a positive number"),
+    ('"d20" = "20"', '[samples.S] nta_dilution.d20 = "20": must be a positive number, not text'),
+])
+def test_nta_dilution_config_errors_before_any_work(tmp_path, table, match):
+    root = tmp_path / "exp"
+    for name in ("S_d20-ExperimentSummary.csv", "S_d200-ExperimentSummary.csv"):
+        data, _ = nanosight_summary("S", ("S_01", "S_02", "S_03"), dilution=None, conditions=OK_FLAGS)
+        _write(root / "nta" / "S" / name, data)
+    (root / "experiment.toml").write_text(f"[samples.S.nta_dilution]\n{table}\n")
+    with pytest.raises(ExperimentError, match=re.escape(match)):
+        load_experiment(root)
+    (root / "experiment.toml").write_text("[samples.S]\nnta_dilution = 20\n")
+    with pytest.raises(ExperimentError, match="must be a table"):
+        load_experiment(root)
+
+
+def test_nta_dilution_tokens_globs_and_names(tmp_path):
+    from exoimage.nta_run import file_dilutions
+
+    root = tmp_path / "exp"
+    files = [root / "nta" / "S" / n for n in ("S_d20-ExperimentSummary.csv", "S d200.txt", "run_1to50_x.txt",
+                                              "sub/exact.txt")]
+    cfg = {"S": {"nta_dilution": {"D20": 20, "d200": 200, "*_1to50_*": 50, "sub/exact.txt": 7},
+                 "dilution_factor": 3}}
+    got = file_dilutions(cfg, {"S": files}, root)
+    assert [got[f][0] for f in files] == [20.0, 200.0, 50.0, 7.0]
+    assert file_dilutions({"S": {"dilution_factor": 3}}, {"S": files}, root)[files[1]] == (
+        3.0, "experiment.toml [samples.S] dilution_factor")
 
 
 def test_no_nta_gives_empty_tables_with_headers(tmp_path):

@@ -9,7 +9,8 @@ from .zetaview import is_zetaview_txt, read_zetaview_txt
 __all__ = ["read_nta"]
 
 
-def read_nta(path, sample: str | None = None, dilution_factor: float | None = None) -> NtaResult:
+def read_nta(path, sample: str | None = None, dilution_factor: float | None = None, *,
+             with_particle_files: bool = True) -> NtaResult:
     """Read a NanoSight ``ExperimentSummary.csv`` or a ZetaView ``.txt`` export.
 
     The format is recognised from the content, not the file name.
@@ -23,6 +24,10 @@ def read_nta(path, sample: str | None = None, dilution_factor: float | None = No
         Dilution to apply when the file recorded none (see
         :func:`exoimage.nta.apply_dilution`; a different factor than the one
         the file recorded raises ``ValueError``).
+    with_particle_files : bool
+        NanoSight: also read the per-video ``_ParticleData.csv`` /
+        ``_AllTracks.csv`` next to the summary (a table that cannot be read is
+        left out and said in ``notes``).
 
     Returns
     -------
@@ -36,9 +41,9 @@ def read_nta(path, sample: str | None = None, dilution_factor: float | None = No
     """
     p, text = read_text(path)
     if is_nanosight_summary(text):
-        result = read_nanosight_summary(p, sample)
+        result = read_nanosight_summary(p, sample, with_particle_files=with_particle_files, _text=text)
     elif is_zetaview_txt(text):
-        result = read_zetaview_txt(p, sample)
+        result = read_zetaview_txt(p, sample, _text=text)
     else:
         first = text.lstrip("\ufeff").split("\n", 1)[0].strip()[:60]
         raise NtaReadError(p, "not a recognised NTA export (expected a NanoSight ExperimentSummary.csv "

@@ -12,9 +12,10 @@ tables, decimal point or comma).
   concentration, and the size rows hold the *analytic* statistics of that
   log-normal, so a reader that recomputes statistics from the bins is checked
   against numbers that were not computed from bins.
-- :func:`zetaview_txt`: one ZetaView measurement; the size tables are
-  histograms of random log-normal sizes, the header's median is the median of
-  those sizes.
+- :func:`zetaview_txt`: one ZetaView measurement in the header layout of the
+  real 8.05.16 SP3 export (several keys on one line) or one key per line; the
+  size tables are histograms of random log-normal sizes, the header's medians
+  follow the instrument's rule (between bin centres).
 
 Both return the file's bytes and the truth. Deterministic for a given seed.
 ``tests/data/nta/make_fixtures.py`` writes the test fixtures with these
@@ -32,7 +33,7 @@ import numpy as np
 from scipy.stats import lognorm
 
 __all__ = ["NtaTruth", "nanosight_summary", "nanosight_particle_files", "zetaview_txt",
-           "LIN_CENTRES", "LOG_CENTRES"]
+           "LIN_CENTRES", "LOG_CENTRES", "ZETAVIEW_LAYOUTS"]
 
 LIN_CENTRES = np.arange(2.5, 1000, 5.0)                     # ZetaView 5-nm linear bins
 LOG_CENTRES = 10 ** np.linspace(1, 3, 21)                   # 10 per decade, 10-1000 nm
@@ -85,101 +86,141 @@ def _zv_table(sizes, centres, edges, conc_per_particle, comma):
     return lines
 
 
+#: ZetaView header layouts :func:`zetaview_txt` writes
+ZETAVIEW_LAYOUTS = ("multi_key", "one_key_per_line")
+
+
+def _centre_median(x, w, q=0.5):
+    """The ZetaView instrument's median: cumulative interpolated between bin centres."""
+    w = np.asarray(w, float)
+    if w.sum() <= 0:
+        return float("nan")
+    cdf = np.cumsum(w) / w.sum()
+    keep = np.concatenate([[True], np.diff(cdf) > 0])
+    return float(np.interp(q, cdf[keep], np.asarray(x, float)[keep]))
+
+
 def zetaview_txt(name, *, dilution, in_cell_per_ml, n_traces, seed, comma, drift="Good", date="2024-03-12",
-                 sample="EV-HEK", median_nm=115.0, sigma=0.33) -> tuple[bytes, NtaTruth]:
-    """One ZetaView ``.txt`` export (Latin-1, CRLF) and its truth.
+                 sample="EV-HEK", median_nm=115.0, sigma=0.33, layout="multi_key", encoding="latin-1",
+                 newline="\r\n") -> tuple[bytes, NtaTruth]:
+    """One ZetaView ``.txt`` export and its truth.
 
     Parameters
     ----------
     name : str
         Measurement name (in the ``Original File:`` video path).
     dilution : float or None
-        Written as ``Dilution::``; None leaves the line out (not recorded).
+        Written as ``Dilution::``; None leaves it out (not recorded).
     in_cell_per_ml : float
         Concentration in the measurement cell (the ``Concentration / cm-3``
         column sums to it).
     n_traces : int
-        Number of sizes drawn (particles tracked).
+        Number of sizes drawn (particles tracked); 0 gives an empty measurement.
     seed : int
     comma : bool
-        Decimal commas (German locale) instead of points.
+        Decimal commas (German locale) instead of points, in the header too.
     drift : str
         ``Particle Drift Check Result`` (``'Good'``; anything else is a warning).
     sample, median_nm, sigma
         Sample name, and median and log-SD of the log-normal sizes.
+    layout : str
+        ``'multi_key'``: the header of the real ZetaView 8.05.16 SP3 export in
+        ../shared/data/nta/zetaview (several ``Key:\tvalue`` pairs on one
+        line: ``Number of Traces``, ``Average Number of Particles`` and
+        ``Dilution::``; remarks after a tab: ``pH:\t7,000000\tentered``; six
+        decimals; ``Results`` with the three medians).
+        ``'one_key_per_line'``: one pair per line (not taken from a real file).
+    encoding : str
+        ``'latin-1'`` (the real file) or ``'utf-8'``.
+    newline : str
+        ``'\r\n'`` (the real file) or ``'\n'``.
+
+    Notes
+    -----
+    The header's ``Median Number (D50)`` and ``Median Volume (D50)`` are
+    computed as the instrument does (cumulative count between the centres of
+    the linear bins; volume = number x centre^3), so a reader is checked
+    against the instrument's rule; ``truth.median_nm`` is the median of the
+    raw sizes.
     """
+    if layout not in ZETAVIEW_LAYOUTS:
+        raise ValueError(f"layout must be one of {ZETAVIEW_LAYOUTS}, got {layout!r}")
     rng = np.random.default_rng(seed)
     sizes = rng.lognormal(np.log(median_nm), sigma, n_traces)
     sizes = sizes[(sizes > 0) & (sizes < 1000)]
-    per_particle = in_cell_per_ml / len(sizes)
-    d50 = float(np.median(sizes))
-    ppf = in_cell_per_ml / 2.0e5          # ~155 particles per frame at 3.1e7/ml
-    p = lambda x, fmt: _zv_plain(x, fmt, comma)  # noqa: E731
-    header = [
-        f"Original File:\tC:\\ZetaView\\Data\\{date.replace('-', '')}_0001_{name}_size_488.avi\tSection:\t",
-        "Operator:\tAB",
-        f"Experiment:\t{sample}",
-        "ZetaView S/N:\t19-462",
-        "Cell S/N:\t19-462-C",
-        "Software:\tZetaView (version 8.05.14 SP7)\tAnalyze:\t8.05.14 SP7",
-        "SOP:\tEV_size_488",
-        f"Sample:\t{sample}",
-        "Electrolyte:\tPBS",
-        f"pH:\t{p(7.0, '.2f')} entered",
-        f"Conductivity:\t{p(15210.0, '.2f')} sensed µS/cm",
-        "TempControl:\tOff",
-        f"SetTemperature:\t{p(25.0, '.2f')} °C",
-        f"Temperature:\t{p(23.51, '.2f')} sensed",
-        f"Viscosity:\t{p(0.92, '.2f')} mPas",
-        f"Date:\t{date}",
-        "Time:\t14:22:05",
-        "General Remarks:\t",
-        "Remarks:\t",
-        "Sample Info 1:\t",
-        "Particle Drift Checked:\t2024-03-12 14:10:00",
-        f"Particle Drift Check Result:\t{drift}",
-        "Cell Checked:\t2024-03-12",
-        "Cell Check Result:\tVery Good",
-        "Type of Measurement:\tSize Distribution",
-        "Positions:\t11",
-        "Microscope Position:\thigh",
-        f"Number of Traces:\t{len(sizes)}",
-        f"Average Number of Particles:\t{p(ppf, '.2f')}",
-        *([f"Dilution::\t{p(dilution, '.2f')}"] if dilution is not None else []),
-        f"Concentration Correction Factor:\t{p(1.0, '.2f')}",
-        f"Laser Wavelength nm:\t{p(488.0, '.2f')}",
-        f"Median Number (D50):\t{p(d50, '.1f')} nm",
-        "Minimum Brightness:\t30",
-        "Minimum Area:\t10",
-        "Maximum Area:\t1000",
-        "Maximum Brightness:\t255",
-        "Tracking Radius2:\t100",
-        "Minimum Tracelength:\t15",
-        f"Camera:\tFpSec 30 #Cycles 2 FRate {p(30.0, '.2f')}",
-        f"Sensitivity:\t{p(80.0, '.1f')}",
-        "Shutter:\t100",
-        f"Gain:\t{p(1.0, '.1f')}",
-        "",
-        "Size Distribution",
-    ]
-    cols = "Size / nm\tNumber\tConcentration / cm-3\tVolume / nm^3\tArea / nm^2"
+    per_particle = in_cell_per_ml / len(sizes) if len(sizes) else 0.0
     lin_edges = np.append(LIN_CENTRES - 2.5, LIN_CENTRES[-1] + 2.5)
+    counts, _ = np.histogram(sizes, lin_edges)
+    d50 = _centre_median(LIN_CENTRES, counts)
+    vd50 = _centre_median(LIN_CENTRES, counts * LIN_CENTRES ** 3)
+    ppf = in_cell_per_ml / 2.0e5          # ~155 particles per frame at 3.1e7/ml
+    p = lambda x, fmt=".6f": _zv_plain(x, fmt, comma)  # noqa: E731
+    video = f"{date.replace('-', '')}_0001_{name}_size_488"
+    if layout == "multi_key":
+        traces = f"Number of Traces:\t{len(sizes)}\t(at {p(0.1)})\tAverage Number of Particles:\t{p(ppf)}"
+        if dilution is not None:
+            traces += f"\tDilution::\t{p(dilution)}"
+        header = [
+            f"Original File:\tC:\\ZetaView\\{video}.avi\tSection:\t{p(0.1, '.1f')} [0]",
+            "Operator:\tZetaUser", f"Experiment:\t{date.replace('-', '')}_0001", "ZetaView S/N:\t18-398",
+            "Cell S/N:\t018-020-16-244-014-1", "Software:\tZetaView (version 8.05.16 SP3)\tAnalyze:\t8.05.16 SP3",
+            "SOP:\tEV_size_488", f"Sample:\t{sample}", "Electrolyte:\tPBS", f"pH:\t{p(7.0)}\tentered",
+            f"Conductivity:\t{p(14912.0)}\tsensed", f"Temperature:\t{p(23.51)}\tsensed", f"Viscosity:\t{p(0.92)}",
+            f"Date:\t{date}", "Time:\t14:22:05", "General Remarks:\t", "Remarks:\t", "Sample Info 1:\t",
+            "Sample Info 2:\t", "Sample Info 3:", f"Scattering Intensity:\t{p(33.0)}",
+            f"Detected Particles:\t{int(round(ppf))}", "Particle Drift Checked:\t2024-03-12 14:10:00",
+            f"Particle Drift Check Result:\t{drift}", "Cell Checked:\t2024-03-12 09:47:06",
+            "Cell Check Result:\tVery Good", "Type of Measurement:\tSize Distribution",
+            f"Microscope Position:\t{p(0.100001)}", traces, "Image Evaluation:", "Minimum Brightness:\t30",
+            "Minimum Area:\t10", "Maximum Area:\t1000", "Maximum Brightness:\t255", "Tracking Radius2:\t100",
+            "Minimum Tracelength:\t15", "Begin New Traces:\t1", "PSD log Correction:\t0",
+            f"Camera:\tFpSec 30 #Cycles 2 FRate {p(30.0)}", f"Sensitivity:\t{p(80.0)}", f"Gain:\t{p(1.0)}",
+            f"Offset:\t{p(0.0)}", f"Shutter:\t{p(100.0)}", "Brightness:\tNaN",
+            "Camera Trigger Duration µs:\tShutter Duration", "Camera Trigger Delay µs:\t0",
+            f"Laser Wavelength nm:\t{p(488.0)}", "Filter Wavelength nm:\tScatter",
+            f"actual Microscope:\t-118322\t(Pos\t{p(0.100001)})", f"Micrometer per Pixel:\t{p(0.714)}",
+            f"ZP Factor:\t{p(13.231712)} (Smoluchowski)", f"Results (Pos {p(0.100001)}):",
+            f"Median Number (D50):\t{p(d50)}", f"Median Concentration (D50):\t{p(d50)}",
+            f"Median Volume (D50):\t{p(vd50)}", "Size Distribution"]
+    else:
+        header = [
+            f"Original File:\tC:\\ZetaView\\Data\\{video}.avi\tSection:\t",
+            "Operator:\tAB", f"Experiment:\t{sample}", "ZetaView S/N:\t19-462", "Cell S/N:\t19-462-C",
+            "Software:\tZetaView (version 8.05.14 SP7)\tAnalyze:\t8.05.14 SP7", "SOP:\tEV_size_488",
+            f"Sample:\t{sample}", "Electrolyte:\tPBS", f"pH:\t{p(7.0, '.2f')} entered",
+            f"Conductivity:\t{p(15210.0, '.2f')} sensed µS/cm", "TempControl:\tOff",
+            f"SetTemperature:\t{p(25.0, '.2f')} °C", f"Temperature:\t{p(23.51, '.2f')} sensed",
+            f"Viscosity:\t{p(0.92, '.2f')} mPas", f"Date:\t{date}", "Time:\t14:22:05", "General Remarks:\t",
+            "Remarks:\t", "Sample Info 1:\t", "Particle Drift Checked:\t2024-03-12 14:10:00",
+            f"Particle Drift Check Result:\t{drift}", "Cell Checked:\t2024-03-12", "Cell Check Result:\tVery Good",
+            "Type of Measurement:\tSize Distribution", "Positions:\t11", "Microscope Position:\thigh",
+            f"Number of Traces:\t{len(sizes)}", f"Average Number of Particles:\t{p(ppf, '.2f')}",
+            *([f"Dilution::\t{p(dilution, '.2f')}"] if dilution is not None else []),
+            f"Concentration Correction Factor:\t{p(1.0, '.2f')}", f"Laser Wavelength nm:\t{p(488.0, '.2f')}",
+            f"Median Number (D50):\t{p(d50, '.4f')} nm", f"Median Volume (D50):\t{p(vd50, '.4f')} nm",
+            "Minimum Brightness:\t30", "Minimum Area:\t10", "Maximum Area:\t1000", "Maximum Brightness:\t255",
+            "Tracking Radius2:\t100", "Minimum Tracelength:\t15", f"Camera:\tFpSec 30 #Cycles 2 FRate {p(30.0, '.2f')}",
+            f"Sensitivity:\t{p(80.0, '.1f')}", "Shutter:\t100", f"Gain:\t{p(1.0, '.1f')}", "", "Size Distribution"]
+    cols = "Size / nm\tNumber\tConcentration / cm-3\tVolume / nm^3\tArea / nm^2"
     r = np.sqrt(LOG_CENTRES[1] / LOG_CENTRES[0])
     log_edges = np.append(LOG_CENTRES / r, LOG_CENTRES[-1] * r)
     body = [cols] + _zv_table(sizes, LIN_CENTRES, lin_edges, per_particle, comma)
-    body += [_zv_num(-1.0, comma)]
+    body += ["\t".join(_zv_num(v, comma) for v in (-1.0, -1.0, -1.0, -1.0, 0.0))]
     body += _zv_table(sizes, LOG_CENTRES, log_edges, per_particle, comma)
-    text = "\r\n".join(header + body) + "\r\n"
+    text = newline.join(header + body) + newline
     factor = 1.0 if dilution is None else float(dilution)
     one = lambda v: np.array([float(v)])  # noqa: E731
+    raw_stat = (lambda f, *a: f(sizes, *a)) if len(sizes) else (lambda f, *a: np.nan)  # noqa: E731
     truth = NtaTruth(
-        instrument="zetaview", videos=[f"{date.replace('-', '')}_0001_{name}_size_488"],
+        instrument="zetaview", videos=[video],
         dilution=None if dilution is None else float(dilution),
-        concentration_measured_per_ml=one(in_cell_per_ml), concentration_per_ml=one(in_cell_per_ml * factor),
-        median_nm=one(d50), mean_nm=one(sizes.mean()), mode_nm=one(np.nan),
-        d10_nm=one(np.percentile(sizes, 10)), d90_nm=one(np.percentile(sizes, 90)),
-        particles_per_frame=one(round(ppf, 2)), extra={"sizes": sizes})
-    return text.encode("latin-1"), truth
+        concentration_measured_per_ml=one(in_cell_per_ml if len(sizes) else 0.0),
+        concentration_per_ml=one((in_cell_per_ml if len(sizes) else 0.0) * factor),
+        median_nm=one(raw_stat(np.median)), mean_nm=one(raw_stat(np.mean)), mode_nm=one(np.nan),
+        d10_nm=one(raw_stat(np.percentile, 10)), d90_nm=one(raw_stat(np.percentile, 90)),
+        particles_per_frame=one(round(ppf, 6 if layout == "multi_key" else 2)),
+        extra={"sizes": sizes, "printed_d50_nm": d50, "printed_volume_d50_nm": vd50})
+    return text.encode(encoding), truth
 
 
 # --------------------------------------------------------------------------- NanoSight

@@ -1,9 +1,10 @@
 """Write the NTA test fixtures in this folder (run once; the outputs are committed).
 
 None of these files came from an instrument. They are built by
-:mod:`exoimage.simulate.nta` from the format descriptions in ``docs/nta.md``
-(ZetaView) and from the layout of the real NanoSight NTA 3.2/3.4 exports in
-``../shared/data/nta`` (NanoSight), with particle sizes drawn from a log-normal
+:mod:`exoimage.simulate.nta` in the layouts of the real exports in
+``../shared/data/nta``: the ZetaView 8.05.16 SP3 header (several keys on one
+line, ``Dilution::`` after ``Average Number of Particles``) and the NanoSight
+NTA 3.2/3.4 sections, with particle sizes drawn from a log-normal
 distribution so that the statistics the "instrument" writes into the header
 (median from the raw particle sizes) are independent of the binned tables the
 reader recomputes them from.
