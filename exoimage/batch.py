@@ -32,8 +32,10 @@ path; see :func:`task_key`):
   bands, normalized), written first;
 * ``<key>.json`` - the manifest, written last: the key's parts, the result's
   scalars (image row, overlay path, ...; JSON with explicit tags for numpy
-  scalars, tuples and NA so that they come back exactly) and, for every
-  table, its file's SHA-256 and size, its columns, dtypes and ``attrs``.
+  scalars, tuples and NA so that they come back exactly), for every table its
+  file's SHA-256 and size, its columns, dtypes and ``attrs``, and the SHA-256
+  of all that (an edited manifest is detected too). A failed task's entry has
+  status ``failed`` and holds only its error row.
 
 Every file is written to a temporary name and renamed. On load the manifest
 must name exactly the expected key parts, every table file must match its
@@ -45,6 +47,7 @@ unpickled: entries of the old pickle format (``<key>.pkl``) are ignored.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io as _io
@@ -107,6 +110,9 @@ SCHEDULER_CONNECT_TIMEOUT_S = 5.0
 MAX_MANIFEST_BYTES = 16 << 20   # a manifest holds one image row and some table metadata: ~10 kB
 MAX_TABLE_BYTES = 1 << 30       # a table of ~1e7 vesicles is ~1 GB of Parquet
 MAX_TABLE_ROWS = 50_000_000
+
+#: errno values of a full disk or an exhausted quota: the run stops (nothing is an image's fault).
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 #: The result fields that are tables (stored as Parquet); every other field is a JSON scalar.
 TABLE_FIELDS = ("vesicles", "lanes", "bands", "normalized")
@@ -291,7 +297,8 @@ def _dec(v):
 
 
 def _dumps(obj) -> bytes:
-    return json.dumps(obj, sort_keys=True, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    """Canonical JSON bytes (key order kept: a row's columns come back in their order)."""
+    return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 def _frame_to_parquet(df: pd.DataFrame) -> tuple[bytes, dict]:
@@ -415,7 +422,12 @@ def load_cache_entry(out, binding: dict, *, retry_failed: bool = False) -> tuple
     if not os.path.lexists(mpath):
         return None, "missing"
     try:
-        manifest = json.loads(_read_regular(mpath, MAX_MANIFEST_BYTES))
+        doc = json.loads(_read_regular(mpath, MAX_MANIFEST_BYTES))
+        if not isinstance(doc, dict) or set(doc) != {"entry", "entry_sha256"}:
+            raise ValueError("not a cache manifest")
+        manifest = doc["entry"]
+        if hashlib.sha256(_dumps(manifest)).hexdigest() != doc["entry_sha256"]:
+            raise ValueError("manifest checksum mismatch (edited)")
         if not isinstance(manifest, dict) or manifest.get("binding") != binding:
             raise ValueError("made for another input, parameters or version")
         status = manifest.get("status")
@@ -444,15 +456,21 @@ def _write_entry(out: Path, manifest: dict, blobs: dict) -> None:
     cache = out / ".cache"
     for name, data in blobs.items():
         atomic_write_bytes(cache / name, data)
-    atomic_write_bytes(cache / f"{manifest['binding']['key']}.json", _dumps(manifest))
+    doc = {"entry": manifest, "entry_sha256": hashlib.sha256(_dumps(manifest)).hexdigest()}
+    atomic_write_bytes(cache / f"{manifest['binding']['key']}.json", _dumps(doc))
 
 
 def _remember_failure(out: Path, job: dict, record: dict) -> dict:
     """Cache a failed task's error row (so a rerun does not loop on it); returns it as a rerun reads it."""
     manifest, blobs = _encode_entry(record, job["binding"])
     manifest["status"] = "failed"
-    _write_entry(out, manifest, blobs)
-    return _decode_entry(manifest, blobs)
+    try:
+        _write_entry(out, manifest, blobs)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise
+        _log.warning("%s: failure not remembered (%s)", job["task"].rel, _one_line(exc))
+    return _decode_entry(json.loads(_dumps(manifest)), blobs)
 
 
 # ---------------------------------------------------------------------------
@@ -497,11 +515,16 @@ def _process_task(job: dict) -> dict:
                   seconds=round(time.perf_counter() - t0, 3))
     try:
         manifest, blobs = _encode_entry(result, job["binding"])
-        decoded = _decode_entry(manifest, blobs)  # exactly what a resumed run will read
+        decoded = _decode_entry(json.loads(_dumps(manifest)), blobs)  # exactly what a resumed run reads
     except Exception as exc:  # noqa: BLE001 - a value the cache cannot hold: use it, recompute next time
         result["_not_cached"] = _one_line(exc)
         return result
-    _write_entry(out, manifest, blobs)
+    try:
+        _write_entry(out, manifest, blobs)
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise
+        decoded["_not_cached"] = _one_line(exc)  # e.g. a hostile .cache/<key>.json folder: not cached
     return decoded
 
 
@@ -633,9 +656,6 @@ class Progress:
 # ---------------------------------------------------------------------------
 # the run
 
-_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-
-
 def connect_scheduler(address: str, timeout: float = SCHEDULER_CONNECT_TIMEOUT_S):
     """A ``dask.distributed.Client`` for ``address``, or ValueError with one line saying why not."""
     from dask.distributed import Client
@@ -736,7 +756,30 @@ def _refuse_over_memory(job, exp, limit, budget, stats, finish) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _quiet_dask_logs():
+    """Dask's own log lines (tracebacks of a lost connection, worker restarts) off while we run:
+    every failure becomes an error row with its reason instead."""
+    loggers = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)
+               if n == "distributed" or n.startswith("distributed.")] + [logging.getLogger("distributed")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
 def _run_dask(jobs, exp, out, workers, scheduler, budget, stats, finish):
+    import distributed  # noqa: F401 - its loggers exist from here on
+
+    with _quiet_dask_logs():
+        _run_dask_quiet(jobs, exp, out, workers, scheduler, budget, stats, finish)
+
+
+def _run_dask_quiet(jobs, exp, out, workers, scheduler, budget, stats, finish):
     import dask
     from dask.distributed import Client, LocalCluster, as_completed
     from distributed.scheduler import KilledWorker
@@ -795,7 +838,7 @@ def _run_dask(jobs, exp, out, workers, scheduler, budget, stats, finish):
                     f"{exc.allowed_failures + 1} time(s) (KilledWorker; most likely out of memory, worker "
                     f"limit {_gb(limit)}); {RETRY_HINT}")) | {"_failure": {}}, True)
             except Exception as exc:  # noqa: BLE001 - scheduler lost, cancelled: not this image's fault
-                lost = f"lost contact with the Dask scheduler ({type(exc).__name__}: {_one_line(exc)})"
+                lost = (f"lost contact with the Dask scheduler ({type(exc).__name__}); rerun to analyse it")
                 finish(j, _error_record(j["task"], j["sha256"], f"{j['task'].path}: not analysed: {lost}"), False)
                 stats["n_lost"] += 1
                 break
