@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
-
 
 from .batch import Progress, run_tasks
 from .nta_run import read_experiment_nta
@@ -13,22 +14,54 @@ from .qc import DEFAULT_RULES, load_rules
 from .report import assemble, write_report
 from .tem import TemParams
 
-__all__ = ["run_experiment"]
+__all__ = ["run_experiment", "check_output_folder"]
 
 
-def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = True) -> dict:
+def check_output_folder(out) -> Path:
+    """Create ``out`` if needed and check that files can be written in it (before any work).
+
+    Raises
+    ------
+    ValueError
+        One line: ``out`` is a file, cannot be created, or is not writable.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".exoimage-write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot write in the output folder ({exc.strerror or exc})") from None
+    return out
+
+
+def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = True,
+                   retry_failed: bool = False) -> dict:
     """Analyse every image of ``exp`` and write all tables, ``run.json`` and ``report.html``.
 
     NTA exports (``nta/<sample>/``) are read in this process after the images
     (small text files; see :mod:`exoimage.nta_run`); an unreadable one is an
-    error row in ``nta_files`` and the run goes on.
+    error row in ``nta_files`` and the run goes on. Images whose failure an
+    earlier run remembered are not retried unless ``retry_failed`` (see
+    :mod:`exoimage.batch`).
+
+    Raises
+    ------
+    ValueError
+        Bad ``out``, ``workers`` or ``scheduler`` (one line, before any work).
+    OSError
+        The results could not be written (e.g. disk full); files already
+        written stay whole (every file is written to a temporary name and renamed).
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(out)
     TemParams(**exp.tem_params).check()  # fail before any work
     rules = load_rules(exp.rules_path)
     prog = Progress(sum(1 for _ in exp.tasks), enabled=None if progress else False)
-    results, stats = run_tasks(exp, out, workers=workers, scheduler=scheduler, progress=prog)
+    results, stats = run_tasks(exp, out, workers=workers, scheduler=scheduler, progress=prog,
+                               retry_failed=retry_failed)
     nta = read_experiment_nta(exp)
     tables = assemble(exp, results, rules, nta=nta)
     names = {"vesicles": "vesicles", "tem_images": "images", "bands": "bands", "lanes": "lanes",
@@ -55,7 +88,8 @@ def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = T
     n_nta_failed = int((nta.files["status"] == "error").sum())
     return {"n_images": len(results), "n_ok": n_ok, "n_failed": len(results) - n_ok,
             "n_nta_files": n_nta, "n_nta_failed": n_nta_failed,
-            "n_cached": stats["n_cached"], "report": str(report), "tables": tables, "stats": stats}
+            "n_cached": stats["n_cached"], "n_failed_remembered": stats["n_failed_remembered"],
+            "report": str(report), "tables": tables, "stats": stats}
 
 
 def write_session_report(out, *, name: str = "interactive session", tem_items=(), blot_items=(),

@@ -207,11 +207,11 @@ def test_killed_run_resumes_without_loss(tmp_path):
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cache = out / ".cache"
     deadline = time.time() + 120
-    while time.time() < deadline and (not cache.exists() or len(list(cache.glob("*.pkl"))) < 2):
+    while time.time() < deadline and (not cache.exists() or len(list(cache.glob("*.json"))) < 2):
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    done = len(list(cache.glob("*.pkl")))
+    done = len(list(cache.glob("*.json")))
     assert 2 <= done < 8, "the run was not killed midway"
     assert not list(out.rglob("*.tmp")) or all(f.name.startswith(".") for f in out.rglob("*.tmp"))
     s = run_experiment(load_experiment(root), out, workers=0, progress=False)
