@@ -47,7 +47,9 @@ def task_key(task: ImageTask, exp: Experiment, file_hash: str | None = None) -> 
     """(cache key, input SHA-256) of a task."""
     h = file_hash or sha256_file(task.path)
     blob = json.dumps({"sha256": h, "kind": task.kind, "params": _params_for(task, exp),
-                       "version": __version__, "rel": task.rel}, sort_keys=True, default=str)
+                       "version": __version__, "rel": task.rel,
+                       "max_pixels": getattr(exp, "max_pixels", None)},  # a refusal depends on it
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32], h
 
 
@@ -97,7 +99,8 @@ def _process_tem(task, job, out):
     from .tem import TemParams, analyze_tem_file, draw_overlay
 
     params = TemParams(**job["exp_tem_params"])
-    res = analyze_tem_file(task.path, pixel_size_nm=task.pixel_size_nm, params=params, name=task.rel)
+    res = analyze_tem_file(task.path, pixel_size_nm=task.pixel_size_nm, params=params, name=task.rel,
+                           max_pixels=job.get("max_pixels"))
     row = dict(res.image_row)
     row["sample"] = task.sample
     out_rec = {"image_row": row, "vesicles": None}
@@ -125,7 +128,7 @@ def _process_blot(task, job, out):
     except ValueError as exc:
         rec["image_row"] = {"image": task.rel, "status": "error", "error": f"parameters: {exc}"}
         return rec
-    res = analyze_blot_file(task.path, params, name=task.rel)
+    res = analyze_blot_file(task.path, params, name=task.rel, max_pixels=job.get("max_pixels"))
     row = dict(res.image_row)
     row["marker"] = spec.marker
     rec["image_row"] = row
@@ -209,7 +212,7 @@ def run_tasks(exp: Experiment, out: Path, *, workers: int | None = None, schedul
             except Exception:  # noqa: BLE001 - unreadable cache: recompute
                 pass
         jobs.append({"task": t, "out": str(out), "key": key, "sha256": h,
-                     "exp_tem_params": exp.tem_params})
+                     "exp_tem_params": exp.tem_params, "max_pixels": getattr(exp, "max_pixels", None)})
     progress = progress or Progress(len(jobs))
     stats = {"n_tasks": len(tasks), "n_cached": cached, "n_computed": len(jobs), "executor": "none"}
     t0 = time.perf_counter()

@@ -19,6 +19,7 @@ sample is ``ladder`` (or the configured ladder lane) are the weight marker.
 
     [experiment]
     name = "HEK293 EV isolation, batch 3"
+    max_pixels = 268435456          # largest image read (height x width x samples; default 16384^2)
 
     [tem]                           # detector parameters (exoimage tem options)
     min_diameter_nm = 30
@@ -139,6 +140,7 @@ class Experiment:
     config: dict
     nta: dict = field(default_factory=dict)  # sample -> list of NTA files
     rules_path: Path | None = None
+    max_pixels: int | None = None  # pixel budget of exoimage.io.read_image (None: its default)
 
     @property
     def tasks(self) -> list:
@@ -190,7 +192,12 @@ def load_experiment(root) -> Experiment:
             raise ExperimentError(f"{cfg_path}: not valid TOML ({exc})") from None
     _check_keys(cfg, _TOP_KEYS, "top level", cfg_path)
     name = str(cfg.get("experiment", {}).get("name", root.resolve().name))
-    _check_keys(cfg.get("experiment", {}), {"name", "description"}, "experiment", cfg_path)
+    _check_keys(cfg.get("experiment", {}), {"name", "description", "max_pixels"}, "experiment", cfg_path)
+    max_pixels = cfg.get("experiment", {}).get("max_pixels")
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
+                                   or max_pixels < 1):
+        raise ExperimentError(f"{cfg_path}: [experiment] max_pixels must be a positive whole number of "
+                              f"pixels, got {max_pixels!r}")
 
     tem_cfg = dict(cfg.get("tem", {}))
     _check_keys(tem_cfg, _TEM_KEYS, "tem", cfg_path)
@@ -276,4 +283,4 @@ def load_experiment(root) -> Experiment:
         raise ExperimentError(f"{root}: nothing to analyse: expected images under tem/<sample>/, "
                               f"blots/ or NTA exports under nta/<sample>/")
     return Experiment(root=root, name=name, tem=tem_tasks, blots=blot_tasks, samples=samples,
-                      tem_params=tem_cfg, config=cfg, nta=nta, rules_path=rules_path)
+                      tem_params=tem_cfg, config=cfg, nta=nta, rules_path=rules_path, max_pixels=max_pixels)

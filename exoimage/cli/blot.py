@@ -13,6 +13,7 @@ from ..blot.bands import BACKGROUNDS
 from ..blot.normalize import NORMALIZED_COLUMNS, read_lane_sheet, replicate_stats
 from ..blot.plan import NormalizationSpec, normalize_blot
 from ..outputs import find_inputs, safe_stem, save_png, write_run_json, write_table
+from . import add_max_pixels_option
 
 
 def _int_list(text):
@@ -78,6 +79,7 @@ def add_parser(sub):
     p.add_argument("--lane-sheet", type=Path, default=None, metavar="CSV",
                    help="CSV with columns lane,sample[,group][,loaded]: replicate mean/SD/CV per "
                         "sample; with 'loaded' (any unit) the linear range of the dilution series")
+    add_max_pixels_option(p)
     return p
 
 
@@ -113,7 +115,7 @@ def run(args) -> int:
     image_rows, lane_tabs, band_tabs, norm_tabs, linear = [], [], [], [], {}
     want_norm = spec.wanted or args.lane_sheet is not None
     for f in inputs:
-        res = analyze_blot_file(f.path, params, name=f.rel)
+        res = analyze_blot_file(f.path, params, name=f.rel, max_pixels=args.max_pixels)
         if res.ok and want_norm:
             try:
                 norms = normalize_blot(res, spec, params, sheet)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from . import add_max_pixels_option
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -22,6 +24,7 @@ def add_parser(sub):
                    help="address of an existing dask.distributed scheduler, e.g. tcp://host:8786 "
                         "(workers must see the same file system)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_pixels_option(p)  # overrides [experiment] max_pixels
     return p
 
 
@@ -34,6 +37,8 @@ def run(args) -> int:
     except ExperimentError as exc:
         print(f"exoimage run: {exc}", file=sys.stderr)
         return 2
+    if args.max_pixels is not None:
+        exp.max_pixels = args.max_pixels
     summary = run_experiment(exp, args.out, workers=args.workers, scheduler=args.scheduler,
                              progress=not args.no_progress)
     print(f"exoimage run: {summary['n_ok']}/{summary['n_images']} images analysed "

@@ -10,6 +10,7 @@ import pandas as pd
 from ..outputs import find_inputs, safe_stem, save_png, write_run_json, write_table
 from ..tem import IMAGE_COLUMNS, VESICLE_COLUMNS, TemParams, analyze_tem_file, draw_overlay
 from ..io import write_calibrated_tiff
+from . import add_max_pixels_option
 
 
 def add_parser(sub):
@@ -21,6 +22,7 @@ def add_parser(sub):
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
     add_tem_options(p)
+    add_max_pixels_option(p)
     return p
 
 
@@ -58,7 +60,8 @@ def run(args) -> int:
         return 1
     image_rows, tables = [], []
     for f in inputs:
-        res = analyze_tem_file(f.path, pixel_size_nm=args.pixel_size, params=params, name=f.rel)
+        res = analyze_tem_file(f.path, pixel_size_nm=args.pixel_size, params=params, name=f.rel,
+                               max_pixels=args.max_pixels)
         image_rows.append(res.image_row)
         if res.ok:
             tables.append(res.vesicles)
