@@ -12,6 +12,14 @@ Calibration precedence
 3. a burned-in scale bar, when the caller asks for it (see
    :mod:`exoimage.scalebar`);
 4. none: ``pixel_size_nm is None`` and ``pixel_size_source == 'none'``.
+
+Hostile files
+-------------
+Every reader parses the header first (:func:`probe_image`) and refuses, before
+decoding a pixel, an image over the pixel budget (``max_pixels``, default
+``DEFAULT_MAX_PIXELS``), complex data, XML with DOCTYPE/ENTITY declarations,
+TIFF directory loops and codecs that size their own output. Measured peak
+memory per pixel of an accepted image: ``PEAK_BYTES_PER_PIXEL``.
 """
 
 from __future__ import annotations
@@ -77,12 +85,34 @@ DEFAULT_MAX_PIXELS = 16384 * 16384
 MAX_BYTES_PER_SAMPLE = 4
 
 #: Measured peak memory of reading + analysing one image, in bytes per pixel
-#: (``ImageHeader.n_pixels``), per analysis kind: peak RSS of a fresh process
-#: minus its RSS after imports (``benchmarks/bench_memory.py``), worst case over
-#: the sizes and dtypes below, plus a margin. The fixed cost of a worker process
-#: (Python, numpy, scipy, OpenCV, pandas: about 200 MB) comes on top.
-#: Filled in from the measurements below (see the table).
-PEAK_BYTES_PER_PIXEL = {"tem": 40.0, "blot": 30.0}
+#: (``ImageHeader.n_pixels``), per analysis kind, as a batch task does it
+#: (``analyze_tem_file`` + overlay + label TIFF; ``analyze_blot_file`` + overlay).
+#: Measured by ``benchmarks/bench_memory.py``: peak RSS (VmHWM) of a fresh
+#: one-core process minus its peak after imports (~260 MB, the fixed cost of a
+#: worker, not included here). Simulated images (TEM "mixed" at 1 nm/px, blot
+#: "clean"), 2 cores shared, exoimage 0.1.0:
+#:
+#: ====  =======================  ======================  ======================
+#: kind  image                    read + analyse MB B/px  + overlay MB  B/px
+#: ====  =======================  ======================  ======================
+#: tem   1024^2 uint16             50   47.8              63   60.0
+#: tem   2048^2 uint16            161   38.5             175   41.6
+#: tem   4096^2 uint16            658   39.2             658   39.2
+#: tem   2048^2 uint8 / f32 / f64 157 / 170 / 186         174 / 174 / 186 (41.4-44.4)
+#: tem   2048^2 uint16 crowded    172   41.0             175   41.8
+#: tem   real 3072^2 RGB JPEG     366   12.9 (3 samples) 373   13.2
+#: blot  1024^2 uint16             48   45.6              52   49.8
+#: blot  2048^2 uint16            126   30.1             160   38.2
+#: blot  4096^2 uint16            449   26.7             486   29.0
+#: blot  2048^2 uint8 / f32 / f64 123 / 134 / 151         157 / 168 / 185 (37.5-44.2)
+#: blot  2048^2 realistic         135   32.1             168   40.2
+#: blot  real 1200x1648 uint16     59   29.9              77   39.1
+#: ====  =======================  ======================  ======================
+#:
+#: Value: the worst case at >= 2048^2 px (44.4 tem, 44.2 blot: float64 input)
+#: plus ~12 %. Below ~2 Mpx a fixed ~20 MB (modules loaded on first use, fixed
+#: buffers) dominates, which the worker's import baseline more than covers.
+PEAK_BYTES_PER_PIXEL = {"tem": 50.0, "blot": 50.0}
 
 #: Most top-level IFDs a TIFF may chain (single image + thumbnails / reduced
 #: levels; a stack is refused anyway). The chain is walked before tifffile sees
@@ -639,9 +669,11 @@ def _check_xml_text(text, p: Path, what: str) -> None:
 def _tiff_header(tf, p: Path, max_pixels: int):
     """ImageHeader of a TIFF's first page (the one read), with every check that needs no decoding.
 
-    Returns (header, page). Refuses: no pages, XML with DOCTYPE/ENTITY, too many
-    SubIFDs, a 3-D page, tiles padding the image over the budget, image-codec
-    compressions, JPEG tiles/strips whose own header is larger than the tile/strip.
+    Returns ``(header, (page, series shape))``. Refuses: no pages, XML with
+    DOCTYPE/ENTITY, a first page over the budget, a 3-D page, too many SubIFDs,
+    tiles padding the image over the budget, image-codec compressions, JPEG
+    tiles/strips whose own header is larger than the tile/strip. Only then is
+    ``tf.series`` computed (from at most ``MAX_TIFF_PAGES`` pages).
     """
     if not tf.pages:
         raise ImageReadError(p, "TIFF has no pages")
@@ -932,7 +964,9 @@ def _raster_header(p: Path) -> ImageHeader:
             item = 2 if precision > 8 else 1
             return ImageHeader(h, w, 1 if comps == 1 else 3, item, 1, "uint16" if item == 2 else "uint8",
                                "jpeg")
-        if head.startswith(b"BM") and len(head) >= 30:
+        if head.startswith(b"BM"):
+            if len(head) < 34:
+                raise ImageReadError(p, "not a readable image (truncated BMP header)")
             dib = struct.unpack("<I", head[14:18])[0]
             if dib == 12:
                 w, h, _, bits = struct.unpack("<HHHH", head[18:26])
@@ -1065,7 +1099,7 @@ def _gatan_header(f, p: Path):
         code = int(f.dataType[ii])
     except (IndexError, TypeError, ValueError):
         raise ImageReadError(p, "Gatan file has no image (no dimensions / data type tags)") from None
-    dt = f._DM2NPDataTypes.get(code)
+    dt = getattr(f, "_DM2NPDataTypes", {}).get(code)  # ncempy's own DM -> numpy table
     dtype = np.dtype(dt) if dt is not None else None
     return ImageHeader(y, x, 1, dtype.itemsize if dtype is not None else 4, max(1, z) * max(1, z2),
                        dtype.name if dtype is not None else None, p.suffix.lower()[1:]), ii

@@ -242,8 +242,9 @@ import json, os, resource, sys
 import numpy as np
 from exoimage.io import read_image, probe_image, ImageReadError
 import cv2, tifffile, mrcfile, ncempy.io.dm  # imports counted in the baseline
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def rss_mb():  # VmHWM: peak RSS of this process (ru_maxrss would include the forking parent's)
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
 out = {"base_mb": rss_mb(), "cases": {}}
 for name, path, fn in json.loads(sys.argv[1]):
     try:
@@ -260,6 +261,9 @@ print(json.dumps(out))
 
 def _run_child(code: str, *args) -> dict:
     import resource
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("peak RSS is read from /proc (Linux)")
 
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (CHILD_AS_LIMIT, CHILD_AS_LIMIT))
@@ -325,6 +329,22 @@ def test_ome_xml_with_huge_declared_sizes_reads_the_real_page(tmp_path):
     img = read_image(p)
     np.testing.assert_array_equal(img.data, SMALL)
     assert img.pixel_size_source == "ome" and img.pixel_size_nm == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("desc,frames", [
+    ('{"shape": [1000000000000, 32, 48]}', 10 ** 12),  # tifffile "shaped": a stack, refused
+    ("ImageJ=1.11a\nimages=1000000000\nslices=1000000000\n", 1),  # more than the file holds: ignored
+])
+def test_series_metadata_declaring_huge_stacks(tmp_path, desc, frames):
+    """Declared stack sizes never become allocations: only the real page is counted or read."""
+    p = tmp_path / "s.tif"
+    tifffile.imwrite(p, SMALL, description=desc, metadata=None)
+    assert probe_image(p).n_frames == frames
+    if frames > 1:
+        with pytest.raises(ImageReadError, match="multi-frame"):
+            read_image(p)
+    else:
+        np.testing.assert_array_equal(read_image(p).data, SMALL)
 
 
 def test_too_many_pages_is_a_stack(tmp_path):
@@ -485,6 +505,21 @@ def test_cli_max_pixels(tmp_path, capsys):
     assert "--max-pixels: must be a positive whole number" in capsys.readouterr().err
 
 
+def test_cli_run_max_pixels_overrides_experiment(tmp_path):
+    import pandas as pd
+
+    from exoimage.cli import main
+
+    root = tmp_path / "exp"
+    (root / "tem" / "S1").mkdir(parents=True)
+    tifffile.imwrite(root / "tem" / "S1" / "a.tif", SMALL)
+    (root / "experiment.toml").write_text("[experiment]\nmax_pixels = 100000\n")
+    main(["run", str(root), "--out", str(tmp_path / "o"), "--workers", "0", "--no-progress",
+          "--max-pixels", "1000"])
+    err = pd.read_csv(tmp_path / "o" / "images.csv")["error"].iloc[0]
+    assert "over the pixel budget of 1000 px" in err
+
+
 def test_experiment_max_pixels(tmp_path):
     from exoimage.experiment import ExperimentError, load_experiment
 
@@ -624,15 +659,18 @@ def test_fifo_refused_without_hanging(tmp_path):
 # blot histogram check: bounded memory on 32-bit images, unchanged on 8/16-bit
 
 _BLOT_CHILD = r"""
-import json, resource, sys
+import json, sys
 import numpy as np
 from exoimage.blot import analyze_blot_file
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def rss_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024
+base = rss_mb()
 out = {}
 for path in sys.argv[1:]:
     r = analyze_blot_file(path)
     out[path] = [bool(r.ok), str(r.image_row.get("error")), r.image_row.get("n_bands")]
-print(json.dumps({"base_mb": base, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"base_mb": base, "peak_mb": rss_mb(),
                   "res": out}))
 """
 
@@ -665,6 +703,35 @@ def test_histogram_gap_warning_unchanged_on_16_and_8_bit():
     assert any("gaps" in w for w in image_warnings((s8 // 2 * 2).astype(np.uint8)))
 
 
-def test_peak_bytes_per_pixel_documented():
-    assert set(PEAK_BYTES_PER_PIXEL) == {"tem", "blot"}
-    assert all(isinstance(v, float) and v > 0 for v in PEAK_BYTES_PER_PIXEL.values())
+_PEAK_CHILD = r"""
+import json, sys
+import cv2
+from exoimage import scalebar
+from exoimage.blot import analyze_blot_file
+from exoimage.tem import analyze_tem_file
+cv2.setNumThreads(1)
+def rss():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) * 1024
+base = rss()
+if sys.argv[1] == "tem":
+    assert analyze_tem_file(sys.argv[2], pixel_size_nm=1.0).ok
+else:
+    assert analyze_blot_file(sys.argv[2]).ok
+print(json.dumps({"growth": rss() - base}))
+"""
+
+
+def test_peak_memory_within_documented_multiple(tmp_path):
+    """Read + analyse a 2048^2 uint16 image: peak RSS growth <= PEAK_BYTES_PER_PIXEL x pixels."""
+    from exoimage.simulate.blot import scenario
+    from exoimage.simulate.tem import SCENARIOS, TemScene, simulate_tem
+
+    side = 2048
+    tem, _ = simulate_tem(TemScene(shape=(side, side), pixel_size_nm=1.0, **SCENARIOS["mixed"]), seed=1)
+    tifffile.imwrite(tmp_path / "tem.tif", tem)
+    tifffile.imwrite(tmp_path / "blot.tif", scenario("clean", seed=1, height=side, width=side, n_lanes=8).data)
+    for kind in ("tem", "blot"):
+        growth = _run_child(_PEAK_CHILD, kind, str(tmp_path / f"{kind}.tif"))["growth"]
+        # the image alone is 8 MB: a growth below 16 B/px would mean the measurement is broken
+        assert 16 * side * side < growth <= PEAK_BYTES_PER_PIXEL[kind] * side * side, (kind, growth / side ** 2)
