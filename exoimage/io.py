@@ -25,6 +25,7 @@ memory per pixel of an accepted image: ``PEAK_BYTES_PER_PIXEL``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
@@ -35,6 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+# tifffile reports what it finds wrong in a file through logging; without this an
+# application that configured no logging gets those lines on stderr on top of our
+# one-line error (an application that configures logging still receives them)
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 __all__ = [
     "Image",

@@ -503,6 +503,11 @@ def test_cli_max_pixels(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["tem", str(p.parent), "--out", str(tmp_path / "o"), "--max-pixels", "-3"])
     assert "--max-pixels: must be a positive whole number" in capsys.readouterr().err
+    from exoimage.scalebar import ocr_available
+
+    if ocr_available():
+        assert main(["calibrate", str(p), "--out", str(tmp_path / "c"), "--max-pixels", "1000"]) == 1
+        assert "over the pixel budget of 1000 px" in pd.read_csv(tmp_path / "c" / "calibration.csv")["error"].iloc[0]
 
 
 def test_cli_run_max_pixels_overrides_experiment(tmp_path):
