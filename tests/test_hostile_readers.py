@@ -389,6 +389,9 @@ def _formats(tmp_path):
     p = tmp_path / "rgb.tif"
     tifffile.imwrite(p, np.dstack([g8, g8, 255 - g8]), photometric="rgb")
     out["tiff_rgb"] = (p, (32, 48, 3, 1, "uint8"))
+    p = tmp_path / "jpeg.tif"
+    tifffile.imwrite(p, g8, compression="jpeg")  # JPEG segments checked, then decoded
+    out["tiff_jpeg"] = (p, (32, 48, 1, 1, "uint8"))
     p = tmp_path / "a.png"
     cv2.imwrite(str(p), SMALL)
     out["png16"] = (p, (32, 48, 1, 2, "uint16"))
@@ -693,7 +696,7 @@ def test_uint32_blot_histogram_bounded(tmp_path):
     assert ok and n_bands > 0, err
     _, err_rand, _ = out["res"][str(rand)]
     assert "MemoryError" not in err_rand and "analysis failed" not in err_rand
-    assert out["peak_mb"] - out["base_mb"] < 300, out
+    assert out["peak_mb"] - out["base_mb"] < 150, out  # measured 58 MB; the 2e9-bin histogram: 312 MB
 
 
 def test_histogram_gap_warning_unchanged_on_16_and_8_bit():
