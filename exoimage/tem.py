@@ -975,11 +975,14 @@ def _annotation_mask(img: Image):
 
 
 def analyze_tem_file(path, pixel_size_nm: float | None = None, params: TemParams | None = None,
-                     name: str | None = None) -> TemFileResult:
-    """Read one file and run the TEM pipeline; errors become an error row, never an exception."""
+                     name: str | None = None, *, max_pixels: int | None = None) -> TemFileResult:
+    """Read one file and run the TEM pipeline; errors become an error row, never an exception.
+
+    ``max_pixels`` is the pixel budget of :func:`exoimage.io.read_image` (None: its default).
+    """
     name = name or str(path)
     try:
-        img = read_image(path, pixel_size_nm=pixel_size_nm)
+        img = read_image(path, pixel_size_nm=pixel_size_nm, max_pixels=max_pixels)
     except ImageReadError as exc:
         return TemFileResult(image_row=_error_row(name, exc.problem))
     exclude = None

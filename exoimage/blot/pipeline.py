@@ -204,6 +204,11 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
         params = BlotParams(**{**params.as_dict(), **overrides})
     img = _as_image(image)
     data = img.data
+    if data.dtype == np.int8:
+        # no imager writes signed 8-bit: such a file is a conversion, and its negative
+        # values are not detector counts
+        raise ImageReadError(img.path, "signed 8-bit image (int8): not a raw detector image (imagers write "
+                                       "unsigned 8- or 16-bit counts); quantify the imager's original file")
     signal, polarity, pol_src = signal_of(img, params)
     ceiling, ceil_src = detect_ceiling(data, polarity)
     solid, hot = clipped_masks(data, ceiling, polarity)
@@ -638,14 +643,17 @@ def _image_row(name, result: BlotResult | None, img: Image | None, params: BlotP
 
 
 def analyze_blot_file(path, params: BlotParams | None = None, *, name: str | None = None,
-                      lane_totals: bool = False) -> BlotFileResult:
-    """Read and quantify one blot file; every failure becomes an error row naming the file."""
+                      lane_totals: bool = False, max_pixels: int | None = None) -> BlotFileResult:
+    """Read and quantify one blot file; every failure becomes an error row naming the file.
+
+    ``max_pixels`` is the pixel budget of :func:`exoimage.io.read_image` (None: its default).
+    """
     params = params or BlotParams()
     name = name or str(path)
     empty_l, empty_b = pd.DataFrame(columns=LANE_COLUMNS), pd.DataFrame(columns=BAND_COLUMNS)
     img = None
     try:
-        img = read_image(path)
+        img = read_image(path, max_pixels=max_pixels)
         validate_image(img)
         res = quantify_blot(img, params, name=name, lane_totals=lane_totals)
         if len(res.lanes) == 0:

@@ -159,14 +159,15 @@ def image_warnings(data: np.ndarray, *, file_format: str = "array", was_rgb: boo
         lo, hi = np.percentile(flat, [0.5, 99.5])
         lo, hi = int(lo), int(hi)
         rng = hi - lo + 1
-        if rng >= 32:
-            counts = np.bincount((flat[(flat >= lo) & (flat <= hi)] - lo).astype(np.int64), minlength=rng)
-            # pixel count is high enough that an unadjusted image would fill every value
-            if flat.size >= 50 * rng:
-                empty = np.count_nonzero(counts == 0) / rng
-                if empty > 0.2:
-                    out.append(f"histogram has gaps ({100 * empty:.0f}% of values between the 0.5th and "
-                               f"99.5th percentiles never occur): contrast was probably stretched")
+        # only when the pixel count is high enough that an unadjusted image would fill
+        # every value: this also bounds the histogram to flat.size / 50 bins (a uint32
+        # image spanning 0..2e9 would otherwise ask for a 16 GB bincount)
+        if rng >= 32 and flat.size >= 50 * rng:
+            counts = np.bincount(flat[(flat >= lo) & (flat <= hi)].astype(np.int64) - lo, minlength=rng)
+            empty = np.count_nonzero(counts == 0) / rng
+            if empty > 0.2:
+                out.append(f"histogram has gaps ({100 * empty:.0f}% of values between the 0.5th and "
+                           f"99.5th percentiles never occur): contrast was probably stretched")
         top = np.iinfo(data.dtype).max
         f_top = np.count_nonzero(flat == top) / flat.size
         f_bot = np.count_nonzero(flat == 0) / flat.size

@@ -18,6 +18,25 @@ from .. import __version__
 COMMANDS = ["tem", "blot", "calibrate", "run", "simulate"]
 
 
+def _max_pixels(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number of pixels, got {text!r}")
+    return v
+
+
+def add_max_pixels_option(p) -> None:
+    """``--max-pixels N``: the pixel budget of :func:`exoimage.io.read_image` (shared by the commands)."""
+    from ..io import DEFAULT_MAX_PIXELS
+
+    p.add_argument("--max-pixels", type=_max_pixels, default=None, metavar="N",
+                   help="largest image to read, height x width x samples (default "
+                        f"{DEFAULT_MAX_PIXELS} = 16384^2); larger files are refused from their header")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="exoimage",

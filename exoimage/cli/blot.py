@@ -13,6 +13,7 @@ from ..blot.normalize import NORMALIZED_COLUMNS, read_lane_sheet, replicate_stat
 from ..blot.plan import NormalizationSpec, normalize_blot
 from ..outputs import display_text, find_inputs, one_line, safe_stem, save_png, write_run_json, write_table
 from ..params import param_meta
+from . import add_max_pixels_option
 from ._options import build_or_fail, check_input_file, check_out_dir, one_line_errors, param_type
 
 
@@ -64,6 +65,7 @@ def add_parser(sub):
                         "whole-lane signal (lane-edge background) is the control")
     p.add_argument("--reference-lane", type=_t(NormalizationSpec, "reference_lane"), default=None, metavar="K",
                    help="lane that relative values refer to (default: the first sample lane)")
+    add_max_pixels_option(p)
     p.add_argument("--lane-sheet", type=Path, default=None, metavar="CSV",
                    help="CSV with columns lane,sample[,group][,loaded]: replicate mean/SD/CV per "
                         "sample; with 'loaded' (any unit) the linear range of the dilution series")
@@ -127,7 +129,7 @@ def _one_file(f, args, params, spec, sheet, want_norm: bool, out: Path):
         return row, None, []
     overlay = None
     try:
-        res = analyze_blot_file(f.path, params, name=f.rel)
+        res = analyze_blot_file(f.path, params, name=f.rel, max_pixels=args.max_pixels)
         norms = []
         if res.ok and want_norm:
             try:

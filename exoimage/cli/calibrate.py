@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from . import add_max_pixels_option
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -17,6 +19,7 @@ def add_parser(sub):
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--out", type=Path, default=Path("calibration_preview"), metavar="DIR",
                    help="folder for the previews and calibration.csv (default ./calibration_preview)")
+    add_max_pixels_option(p)
     return p
 
 
@@ -50,7 +53,7 @@ def run(args) -> int:
             rows.append(row)
             continue
         try:
-            img = read_image(f.path)
+            img = read_image(f.path, max_pixels=args.max_pixels)
             bar = find_scale_bar(img.data, ocr=True)
         except ImageReadError as exc:
             print(str(exc), file=sys.stderr)

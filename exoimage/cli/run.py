@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from . import add_max_pixels_option
+
 _DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
@@ -35,6 +37,7 @@ def add_parser(sub):
                    help="analyse again the images whose analysis failed in an earlier run (a crash, "
                         "running out of memory, an unexpected error); by default they keep their error row")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_pixels_option(p)
     return p
 
 
@@ -68,6 +71,8 @@ def run(args) -> int:
             connect_scheduler(args.scheduler).close()
         except ValueError as exc:
             return _fail(exc)
+    if args.max_pixels is not None:
+        exp.max_pixels = args.max_pixels
     try:
         summary = run_experiment(exp, args.out, workers=workers, scheduler=args.scheduler,
                                  progress=not args.no_progress, retry_failed=args.retry_failed)

@@ -11,6 +11,7 @@ from ..outputs import find_inputs, one_line, safe_stem, save_png, write_run_json
 from ..tem import IMAGE_COLUMNS, PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_file, draw_overlay
 from ..io import write_calibrated_tiff
 from ..params import param_meta
+from . import add_max_pixels_option
 from ._options import build_or_fail, check_out_dir, one_line_errors, param_type
 
 
@@ -23,6 +24,7 @@ def add_parser(sub):
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
     add_tem_options(p)
+    add_max_pixels_option(p)
     return one_line_errors(p)
 
 
@@ -78,7 +80,8 @@ def _one_file(f, args, params, out: Path):
         return _error_row(f.rel, f.error), None
     written = []
     try:
-        res = analyze_tem_file(f.path, pixel_size_nm=args.pixel_size, params=params, name=f.rel)
+        res = analyze_tem_file(f.path, pixel_size_nm=args.pixel_size, params=params, name=f.rel,
+                               max_pixels=args.max_pixels)
         if not res.ok:
             print(f"{f.rel}: error: {res.image_row['error']}", file=sys.stderr)
             return res.image_row, None
