@@ -49,7 +49,8 @@ def main(argv=None) -> int:
                 continue
             cmd = "tem" if c.kind == "tem" else "blot"
             o = out / "single" / f"{i:02d}"
-            res = run_measured(_exo(cmd, root / c.rel, "--out", o), timeout=300)
+            res = run_measured(_exo(cmd, root / c.rel, "--out", o, *(["--pixel-size", "1"] if cmd == "tem" else [])),
+                               timeout=300)
             # a single file is named by its file name alone in that command's tables
             t = pd.read_csv(o / "images.csv", dtype=str, keep_default_na=False) if (o / "images.csv").exists() \
                 else pd.DataFrame(columns=["status", "error"])
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
         print()
 
     whole = []
-    for name, cmd, kind in (("tem", _exo("tem", root / "tem", "--out", out / "tem"), "tem"),
+    for name, cmd, kind in (("tem", _exo("tem", root / "tem", "--out", out / "tem", "--pixel-size", "1"), "tem"),
                             ("blot", _exo("blot", root / "blots", "--out", out / "blot"), "blot"),
                             ("run --workers 0", _exo("run", root, "--out", out / "run0", "--workers", "0"), "run"),
                             ("run --workers 2", _exo("run", root, "--out", out / "run2", "--workers", "2"), "run")):

@@ -46,7 +46,7 @@ def _no_traceback(res):
 def tem_run(hostile, tmp_path_factory):
     root, cases = hostile
     out = tmp_path_factory.mktemp("tem_out")
-    res = run_measured(_exo("tem", root / "tem", "--out", out), timeout=600)
+    res = run_measured(_exo("tem", root / "tem", "--out", out, "--pixel-size", "1"), timeout=600)
     return root, cases, out, res
 
 
@@ -81,7 +81,7 @@ def test_tem_good_images_unchanged(tem_run, tmp_path):
     (clean / "S1").mkdir(parents=True)
     os.link(root / "tem" / "S1" / "good.tif", clean / "S1" / "good.tif")
     ref_out = tmp_path / "ref"
-    ref = run_measured(_exo("tem", clean, "--out", ref_out), timeout=300)
+    ref = run_measured(_exo("tem", clean, "--out", ref_out, "--pixel-size", "1"), timeout=300)
     assert ref["returncode"] == 0
     v = pd.read_csv(out / "vesicles.csv")
     mine = v[v["image"] == "S1/good.tif"].reset_index(drop=True)

@@ -180,7 +180,7 @@ def ome_entity_tiff(path) -> Path:
 # The folder
 
 
-def _tem_field(seed: int, size: int = 384, pixel_size_nm: float = 1.0):
+def _tem_field(seed: int, size: int = 512, pixel_size_nm: float = 1.0):
     from .tem import TemScene, simulate_tem
 
     img, _ = simulate_tem(TemScene(shape=(size, size), pixel_size_nm=pixel_size_nm), seed=seed)
@@ -240,7 +240,9 @@ def build_hostile_folder(root, *, nta_huge_mb: int = 200) -> list[HostileCase]:
     Returns
     -------
     list of HostileCase
-        Good inputs (``expect='ok'``) first, then the hostile cases.
+        Good inputs (``expect='ok'``) first, then the hostile cases. Every simulated
+        field is 1 nm/px; run ``exoimage tem`` on the folder with ``--pixel-size 1``
+        (the folder's experiment.toml gives ``exoimage run`` the one uncalibrated PNG's).
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -304,6 +306,10 @@ def build_hostile_folder(root, *, nta_huge_mb: int = 200) -> list[HostileCase]:
         _write_tem(names / n, 10 + i, fmt="png" if n.endswith(".png") else "tif")
         case(f"collide_{i}", "tem", f"tem/N/{n}", "ok")
 
+    # the PNG has no calibration: exoimage run gets it from experiment.toml, exoimage tem from
+    # --pixel-size 1 (every simulated field here is 1 nm/px)
+    (root / "experiment.toml").write_text('[tem.pixel_size_nm]\n"N/f_1.png" = 1.0\n', encoding="utf-8")
+
     # non-regular files and links
     fifo = bad / "fifo.tif"
     if hasattr(os, "mkfifo"):
@@ -318,7 +324,7 @@ def build_hostile_folder(root, *, nta_huge_mb: int = 200) -> list[HostileCase]:
     os.symlink("..", tem / "S4" / "loop")  # a link to its own ancestor
 
     # user text a spreadsheet or matplotlib would interpret
-    formula = '=HYPERLINK("http://example.invalid","x")'
+    formula = '=HYPERLINK("x","y")'
     _write_tem(tem / formula / "f.tif", 6)
     case("formula_sample", "tem", f"tem/{formula}/f.tif", "ok")
     maths = "$\\alpha$ 10%_{x}"
@@ -401,6 +407,8 @@ def case_outcomes(cases, out, command: str) -> "pandas.DataFrame":
 
     import pandas as pd
 
+    from ..outputs import display_text
+
     out = Path(out)
     rows = []
     tables = {}
@@ -413,7 +421,7 @@ def case_outcomes(cases, out, command: str) -> "pandas.DataFrame":
     for c in cases:
         if c.kind not in tables:
             continue
-        r = tables[c.kind].get(c.rel)
+        r = tables[c.kind].get(display_text(c.rel))
         status = (r or {}).get("status", "missing") if r is not None else "missing"
         error = (r or {}).get("error", "") if r is not None else ""
         if c.expect == "ok":
