@@ -88,7 +88,7 @@ def prepare(image, params: BlotParams) -> Prepared:
 
 def lane_gaps(lanes: list[Lane], width: int) -> dict:
     """Smallest free margin (px) beside each lane: to its neighbours in the same piece,
-    or to the image side."""
+    or to the image side. Lanes overlapping this one are not counted as neighbours."""
     out = {}
     for ln in lanes:
         left = min([ln.x_left_px - o.x_right_px - 1 for o in lanes
