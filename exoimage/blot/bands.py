@@ -19,8 +19,8 @@ from .background import edge_background, rolling_ball_background, valley_backgro
 from .profile import lane_profile  # noqa: F401
 
 __all__ = ["BACKGROUNDS", "lane_profile", "edge_background", "rolling_ball_background",
-           "valley_background", "BandFit", "find_bands", "group_rows", "assign_rows", "lane_offsets",
-           "ladder_calibration", "mw_from_y"]
+           "valley_background", "BandFit", "find_bands", "descend", "group_rows", "assign_rows",
+           "lane_offsets", "ladder_calibration", "mw_from_y"]
 
 
 @dataclass
@@ -78,6 +78,18 @@ def _fit_cluster(x, yv, centres, sigma0):
                             x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
     comps = [tuple(res.x[3 * i:3 * i + 3]) for i in range(len(centres))]
     return sorted(comps, key=lambda c: c[1])
+
+
+def descend(profile: np.ndarray, p: int, lo: int, hi: int, stop: float, slack: float = 0.0) -> tuple[int, int]:
+    """Rows ``a..b`` around the peak at ``p``: outwards while the profile stays above
+    ``stop`` and does not rise by more than ``slack`` (a valley ends it), within ``lo..hi``."""
+    a = p
+    while a > lo and profile[a - 1] > stop and profile[a - 1] <= profile[a] + slack:
+        a -= 1
+    b = p
+    while b < hi and profile[b + 1] > stop and profile[b + 1] <= profile[b] + slack:
+        b += 1
+    return a, b
 
 
 def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_px: float = 1.5,
@@ -158,13 +170,7 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
         # same band get regions of the same shape (noise does not cut weak tails)
         stop = 0.005 * cs[p]
         lim_a, lim_b = max(0, int(np.floor(p - 3 * hwp))), min(n - 1, int(np.ceil(p + 3 * hwp)))
-        a = p
-        while a > lim_a and cs[a - 1] > stop and cs[a - 1] <= cs[a] + noise:
-            a -= 1
-        b = p
-        while b < lim_b and cs[b + 1] > stop and cs[b + 1] <= cs[b] + noise:
-            b += 1
-        regions.append([a, b])
+        regions.append(list(descend(cs, p, lim_a, lim_b, stop, noise)))
     # merge regions that touch into clusters
     clusters = []
     for (a, b), p in zip(regions, pk):

@@ -14,7 +14,7 @@ from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
 from . import background as G
-from .bands import BandFit, assign_rows, find_bands
+from .bands import BandFit, assign_rows, descend, find_bands
 from .lanes import Lane
 from .measure import REGION_COLUMNS, Prepared, lane_contexts
 from .pipeline import BlotParams
@@ -216,11 +216,5 @@ def _widen_broad_bands(fits, corr_edge: np.ndarray, radius: float, noise: float)
         lo = fits[order[k - 1]].bottom + 1 if k > 0 else 0
         hi = fits[order[k + 1]].top - 1 if k + 1 < len(order) else n - 1
         p = int(np.clip(round(f.y), lo, hi))
-        stop = max(0.01 * ce[p], 0.0)
-        a = p
-        while a > lo and ce[a - 1] > stop and ce[a - 1] <= ce[a] + noise:
-            a -= 1
-        b = p
-        while b < hi and ce[b + 1] > stop and ce[b + 1] <= ce[b] + noise:
-            b += 1
+        a, b = descend(ce, p, lo, hi, max(0.01 * ce[p], 0.0), noise)
         f.top, f.bottom = min(f.top, a), max(f.bottom, b)

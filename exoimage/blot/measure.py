@@ -132,11 +132,13 @@ def _col(regions: pd.DataFrame, name: str, default) -> np.ndarray:
     return np.full(len(regions), default, dtype=object)
 
 
-def _finite(v) -> bool:
+def _num(v) -> float:
+    """``v`` as a finite float, else NaN (missing, None, text)."""
     try:
-        return v is not None and bool(np.isfinite(float(v)))
+        f = float(v)
     except (TypeError, ValueError):
-        return False
+        return np.nan
+    return f if np.isfinite(f) else np.nan
 
 
 @dataclass
@@ -155,32 +157,26 @@ class _Reg:
     fraction: float
 
 
-def _lane_regions(regions: pd.DataFrame, cols: dict, ln: Lane) -> list[_Reg]:
+def _lane_regions(cols: dict, ln: Lane) -> list[_Reg]:
     """The lane's regions in table order, clipped to the lane (empty ones dropped), with
-    deconvolved clusters kept only when complete."""
+    deconvolved clusters kept only when complete (their fractions add up to 1)."""
     n = ln.y_bottom_px - ln.y_top_px + 1
-    idx = np.flatnonzero(cols["lane"] == ln.lane)
     out = []
-    for i in idx:
+    for i in np.flatnonzero(cols["lane"] == ln.lane):
         a = max(0, int(cols["y_top_px"][i]) - ln.y_top_px)
         b = min(n - 1, int(cols["y_bottom_px"][i]) - ln.y_top_px)
         if b < a:
             continue
-        fa, fb = cols["fit_top_px"][i], cols["fit_bottom_px"][i]
-        if _finite(fa) and _finite(fb) and int(fb) >= int(fa):
+        fa, fb = _num(cols["fit_top_px"][i]), _num(cols["fit_bottom_px"][i])
+        if np.isfinite(fa) and np.isfinite(fb) and fb >= fa:
             fa, fb = max(0, int(fa) - ln.y_top_px), min(n - 1, int(fb) - ln.y_top_px)
         else:
             fa, fb = a, b
-        dec = cols["deconvolved"][i]
-        cl = cols["cluster"][i]
-        fr = cols["fraction"][i]
-        key = int(cl) if isinstance(dec, (bool, np.bool_)) and dec and _finite(cl) and _finite(fr) else None
+        dec, cl, fr = cols["deconvolved"][i], _num(cols["cluster"][i]), _num(cols["fraction"][i])
+        key = int(cl) if isinstance(dec, (bool, np.bool_)) and dec and np.isfinite(cl) and np.isfinite(fr) else None
         m = cols["background_method"][i]
-        out.append(_Reg(a, b, fa, fb, float(cols["y_px"][i]) if _finite(cols["y_px"][i]) else np.nan,
-                        float(cols["sigma_px"][i]) if _finite(cols["sigma_px"][i]) else np.nan,
-                        float(cols["snr"][i]) if _finite(cols["snr"][i]) else np.nan,
-                        m if isinstance(m, str) and m else None, key,
-                        float(fr) if key is not None else 1.0))
+        out.append(_Reg(a, b, fa, fb, _num(cols["y_px"][i]), _num(cols["sigma_px"][i]), _num(cols["snr"][i]),
+                        m if isinstance(m, str) and m else None, key, fr if key is not None else 1.0))
     sums = {}
     for r in out:
         if r.cluster is not None:
@@ -275,7 +271,8 @@ def measure(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotParams 
 def measure_prepared(prep: Prepared, lanes: list[Lane], regions: pd.DataFrame, params: BlotParams, *,
                      name: str = "", pieces: list[Piece] | None = None, lane_totals: bool = False,
                      contexts: dict | None = None) -> BlotResult:
-    """:func:`measure` on an image already :func:`prepare`-d (``contexts``: from :func:`lane_contexts`)."""
+    """:func:`measure` on an image already :func:`prepare`-d (``contexts``: from
+    :func:`lane_contexts` for these lanes and parameters, to save recomputing them)."""
     lanes = [replace(ln) for ln in lanes]
     if params.ladder_lane:
         if not any(ln.lane == params.ladder_lane for ln in lanes):
@@ -289,63 +286,82 @@ def measure_prepared(prep: Prepared, lanes: list[Lane], regions: pd.DataFrame, p
         raise ValueError(f"regions refer to lane(s) {', '.join(map(str, unknown))}, which do not exist")
     if contexts is None or any(contexts.get(ln.lane) is None or contexts[ln.lane].lane != ln for ln in lanes):
         contexts = lane_contexts(prep, lanes, params)
-    noise = prep.noise_sd
-    solid_pts, hot_pts = np.nonzero(prep.saturated_mask), np.nonzero(prep.hot_mask)
-    band_rows, region_rows, lane_rows, det = [], [], [], {}
+    masks = np.nonzero(prep.saturated_mask), np.nonzero(prep.hot_mask)
+    band_rows, region_rows, lane_rows = [], [], []
     for ln in lanes:
         ctx = contexts[ln.lane]
-        prof = ctx.profile
-        det[ln.lane] = prof - ctx.ball
-        regs = _lane_regions(regions, cols, ln)
-        bg, methods = _background(ctx, regs, params.background)
-        net = prof - bg
-        sat_p, hot_p = mask_profile(solid_pts, ln), mask_profile(hot_pts, ln)
-        span = {}
-        for r in regs:
-            if r.cluster is not None:
-                c = span.setdefault(r.cluster, [r.a, r.b])
-                c[0], c[1] = min(c[0], r.a), max(c[1], r.b)
-        for r, m in zip(regs, methods):
-            seg = net[r.a:r.b + 1]
-            if r.cluster is not None:
-                a, b = span[r.cluster]
-                vol = float(net[a:b + 1].sum()) * r.fraction
-            else:
-                vol = float(seg.sum())
-            if np.isfinite(r.y) and np.isfinite(r.sigma):
-                # as detected: the fitted centre and width (a deconvolved component's centre
-                # may lie just outside its share of the cluster's rows)
-                y, sd = r.y, r.sigma
-            else:
-                pos = np.clip(seg, 0, None)
-                yy = np.arange(r.a, r.b + 1, dtype=float)
-                if pos.sum() > 0:
-                    yc = float((pos * yy).sum() / pos.sum())
-                    sd = float(np.sqrt((pos * (yy - yc) ** 2).sum() / pos.sum()))
-                else:
-                    yc, sd = 0.5 * (r.a + r.b), 0.0
-                y = ln.y_top_px + yc
-            snr = r.snr if np.isfinite(r.snr) else float(seg.max() / ln.width_px / noise)
-            band_rows.append(band_row(
-                name, ln, top=r.a, bottom=r.b, y_px=y, sigma_px=sd, volume=vol,
-                background=float(bg[r.a:r.b + 1].sum()), method=m,
-                saturated_px=int(sat_p[r.a:r.b + 1].sum()) if sat_p is not None else 0,
-                hot_px=int(hot_p[r.a:r.b + 1].sum()) if hot_p is not None else 0,
-                snr=snr, deconvolved=r.cluster is not None))
-            region_rows.append(dict(lane=ln.lane, y_top_px=ln.y_top_px + r.a, y_bottom_px=ln.y_top_px + r.b,
-                                    y_px=y, sigma_px=sd, snr=snr, background_method=m,
-                                    deconvolved=r.cluster is not None,
-                                    cluster=r.cluster if r.cluster is not None else np.nan,
-                                    fraction=r.fraction, fit_top_px=ln.y_top_px + r.fa,
-                                    fit_bottom_px=ln.y_top_px + r.fb))
+        regs = _lane_regions(cols, ln)
+        b_rows, r_rows, methods = _measure_lane(name, ctx, ln, regs, params, prep.noise_sd, masks)
+        band_rows += b_rows
+        region_rows += r_rows
         tot = np.nan
         if lane_totals:
-            eb = G.edge_background(prep.signal, ln, params.edge_border_px)
-            tot = float((prof - eb).sum())
+            tot = float((ctx.profile - G.edge_background(prep.signal, ln, params.edge_border_px)).sum())
         lane_rows.append(lane_row(name, ln, n_bands=len(regs), lane_total=tot,
                                   background=G.lane_label(params.background, methods)))
-    bands = pd.DataFrame(band_rows, columns=BAND_COLUMNS + ["piece"])
-    regs_out = pd.DataFrame(region_rows, columns=REGION_COLUMNS)
+    det = {ln.lane: contexts[ln.lane].profile - contexts[ln.lane].ball for ln in lanes}
+    bands, regs_out, ladder, warns = _finish(pd.DataFrame(band_rows, columns=BAND_COLUMNS + ["piece"]),
+                                             pd.DataFrame(region_rows, columns=REGION_COLUMNS),
+                                             lanes, det, params, prep)
+    return BlotResult(lanes=pd.DataFrame(lane_rows, columns=LANE_COLUMNS), bands=bands, lane_geometry=lanes,
+                      pieces=list(pieces) if pieces is not None else pieces_of(lanes), polarity=prep.polarity,
+                      polarity_source=prep.polarity_source, ceiling=prep.ceiling,
+                      ceiling_source=prep.ceiling_source, noise_sd=prep.noise_sd, warnings=warns,
+                      saturated_mask=prep.saturated_mask, hot_mask=prep.hot_mask, ladder=ladder, params=params,
+                      regions=regs_out)
+
+
+def _measure_lane(name: str, ctx: G.LaneContext, ln: Lane, regs: list[_Reg], params: BlotParams,
+                  noise: float, masks) -> tuple[list, list, list]:
+    """Band rows, region rows and background methods of one lane's regions."""
+    bg, methods = _background(ctx, regs, params.background)
+    net = ctx.profile - bg
+    sat_p, hot_p = mask_profile(masks[0], ln), mask_profile(masks[1], ln)
+    span = {}
+    for r in regs:
+        if r.cluster is not None:
+            c = span.setdefault(r.cluster, [r.a, r.b])
+            c[0], c[1] = min(c[0], r.a), max(c[1], r.b)
+    band_rows, region_rows = [], []
+    for r, m in zip(regs, methods):
+        seg = net[r.a:r.b + 1]
+        if r.cluster is not None:
+            a, b = span[r.cluster]
+            vol = float(net[a:b + 1].sum()) * r.fraction
+        else:
+            vol = float(seg.sum())
+        if np.isfinite(r.y) and np.isfinite(r.sigma):
+            # as detected: the fitted centre and width (a deconvolved component's centre
+            # may lie just outside its share of the cluster's rows)
+            y, sd = r.y, r.sigma
+        else:
+            pos = np.clip(seg, 0, None)
+            yy = np.arange(r.a, r.b + 1, dtype=float)
+            if pos.sum() > 0:
+                yc = float((pos * yy).sum() / pos.sum())
+                sd = float(np.sqrt((pos * (yy - yc) ** 2).sum() / pos.sum()))
+            else:
+                yc, sd = 0.5 * (r.a + r.b), 0.0
+            y = ln.y_top_px + yc
+        snr = r.snr if np.isfinite(r.snr) else float(seg.max() / ln.width_px / noise)
+        band_rows.append(band_row(
+            name, ln, top=r.a, bottom=r.b, y_px=y, sigma_px=sd, volume=vol,
+            background=float(bg[r.a:r.b + 1].sum()), method=m,
+            saturated_px=int(sat_p[r.a:r.b + 1].sum()) if sat_p is not None else 0,
+            hot_px=int(hot_p[r.a:r.b + 1].sum()) if hot_p is not None else 0,
+            snr=snr, deconvolved=r.cluster is not None))
+        region_rows.append(dict(lane=ln.lane, y_top_px=ln.y_top_px + r.a, y_bottom_px=ln.y_top_px + r.b,
+                                y_px=y, sigma_px=sd, snr=snr, background_method=m,
+                                deconvolved=r.cluster is not None,
+                                cluster=r.cluster if r.cluster is not None else np.nan,
+                                fraction=r.fraction, fit_top_px=ln.y_top_px + r.fa,
+                                fit_bottom_px=ln.y_top_px + r.fb))
+    return band_rows, region_rows, methods
+
+
+def _finish(bands: pd.DataFrame, regions: pd.DataFrame, lanes: list[Lane], det: dict, params: BlotParams,
+            prep: Prepared):
+    """QC flags, rows, molecular weights (a failure is a warning), then band ids in lane/y order."""
     bands["saturated"] = bands["saturated_px"] > 0
     bands["low_snr"] = bands["snr"] < params.low_snr
     bands["mw_kda"] = np.nan
@@ -362,14 +378,9 @@ def measure_prepared(prep: Prepared, lanes: list[Lane], regions: pd.DataFrame, p
             warns.append(f"no molecular weights: {exc.problem}")
     order = bands.sort_values(["lane", "y_px"], kind="stable").index
     bands = bands.loc[order].reset_index(drop=True)
-    regs_out = regs_out.loc[order].reset_index(drop=True)
+    regions = regions.loc[order].reset_index(drop=True)
     bands["band_id"] = np.arange(1, len(bands) + 1)
-    return BlotResult(lanes=pd.DataFrame(lane_rows, columns=LANE_COLUMNS), bands=bands[BAND_COLUMNS + ["piece"]],
-                      lane_geometry=lanes, pieces=list(pieces) if pieces is not None else pieces_of(lanes),
-                      polarity=prep.polarity, polarity_source=prep.polarity_source, ceiling=prep.ceiling,
-                      ceiling_source=prep.ceiling_source, noise_sd=noise, warnings=warns,
-                      saturated_mask=prep.saturated_mask, hot_mask=prep.hot_mask, ladder=ladder, params=params,
-                      regions=regs_out)
+    return bands[BAND_COLUMNS + ["piece"]], regions, ladder, warns
 
 
 def lane_traces(image, lanes: list[Lane], regions: pd.DataFrame | None = None,
@@ -386,7 +397,7 @@ def lane_traces(image, lanes: list[Lane], regions: pd.DataFrame | None = None,
     out = {}
     for lane_no, ctx in lane_contexts(prep, lanes, params).items():
         ln = ctx.lane
-        bg, _ = _background(ctx, _lane_regions(regions, cols, ln), params.background)
+        bg, _ = _background(ctx, _lane_regions(cols, ln), params.background)
         out[lane_no] = pd.DataFrame({"y_px": np.arange(ln.y_top_px, ln.y_bottom_px + 1),
                                      "profile": ctx.profile, "background": bg})
     return out
