@@ -1,4 +1,8 @@
-"""Lane profiles, background, bands (incl. smears and doublets), rows and molecular weight."""
+"""Bands in lane profiles (incl. smears and doublets), rows across lanes and molecular weight.
+
+Lane profiles are in :mod:`.profile`, backgrounds in :mod:`.background` (their names are
+re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -9,194 +13,14 @@ from scipy import ndimage as ndi
 from scipy.optimize import least_squares
 from scipy.signal import find_peaks
 
-from .lanes import Lane
+# lane profiles and backgrounds live in .profile and .background; the names are kept here
+from .background import METHODS as BACKGROUNDS  # noqa: F401
+from .background import edge_background, rolling_ball_background, valley_background  # noqa: F401
+from .profile import lane_profile  # noqa: F401
 
 __all__ = ["BACKGROUNDS", "lane_profile", "edge_background", "rolling_ball_background",
-           "valley_background", "BandFit", "find_bands", "group_rows", "ladder_calibration",
-           "mw_from_y"]
-
-#: background methods, see :func:`background_profile`
-BACKGROUNDS = ("rolling-ball", "valley", "edge", "none")
-
-
-def _lane_index(lane: Lane, width: int, offsets: np.ndarray):
-    """Rows and (rows x offsets) column indices of a lane, with a validity mask."""
-    rows = np.arange(lane.y_top_px, lane.y_bottom_px + 1)
-    cols = lane.x_left_px + lane.shift_at(rows)[:, None] + offsets[None, :]
-    valid = (cols >= 0) & (cols < width)
-    return rows, np.clip(cols, 0, width - 1), valid
-
-
-def lane_profile(signal: np.ndarray, lane: Lane) -> np.ndarray:
-    """Sum of the lane's pixels in every row (float64; rows ``y_top..y_bottom``).
-
-    For a tilted lane the columns shift by whole pixels from row to row, so
-    every pixel of the lane is counted exactly once.
-    """
-    h, w = signal.shape
-    if lane.slope == 0:
-        a, b = max(lane.x_left_px, 0), min(lane.x_right_px + 1, w)
-        return signal[lane.y_top_px:lane.y_bottom_px + 1, a:b].sum(axis=1, dtype=np.float64)
-    rows, cols, valid = _lane_index(lane, w, np.arange(lane.width_px))
-    vals = signal[rows[:, None], cols].astype(np.float64)
-    return np.where(valid, vals, 0.0).sum(axis=1)
-
-
-def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_px: int = 41) -> np.ndarray:
-    """Lane-edge (local border) background: median of the ``border_px`` columns just
-    outside each side of the lane, per row, smoothed along the lane, times the lane width.
-    A side that leaves the image is not used."""
-    h, w = signal.shape
-    left = np.arange(-border_px, 0)
-    right = np.arange(lane.width_px, lane.width_px + border_px)
-    rows, cols_l, valid_l = _lane_index(lane, w, left)
-    _, cols_r, valid_r = _lane_index(lane, w, right)
-    parts = []
-    if valid_l.all():
-        parts.append(cols_l)
-    if valid_r.all():
-        parts.append(cols_r)
-    if not parts:
-        return np.zeros(len(rows))
-    cols = np.concatenate(parts, axis=1)
-    vals = np.median(signal[rows[:, None], cols], axis=1).astype(np.float64)
-    vals = ndi.median_filter(vals, size=max(3, smooth_px), mode="nearest")
-    vals = ndi.gaussian_filter1d(vals, smooth_px / 3.0, mode="nearest")
-    return vals * lane.width_px
-
-
-def gap_background(signal: np.ndarray, lane: Lane, others, border_px: int = 3, smooth_px: int = 41):
-    """Background under a lane from the free membrane in the gaps between lanes, per row:
-    the median of ``border_px`` columns at the middle of each of the two nearest gaps on
-    either side (the lane's own edges and the gaps beyond its neighbours), fitted by a
-    quadratic in x and summed over the lane's columns; smoothed along the lane like
-    :func:`edge_background`. Unlike the two lane edges alone, it follows a background
-    that curves across the lane (blotches about as wide as a lane). ``None`` with fewer
-    than 3 usable gaps or none on one side.
-    """
-    h, w = signal.shape
-    lanes = sorted([lane] + [o for o in others if o.lane != lane.lane and o.piece == lane.piece
-                             and o.y_top_px == lane.y_top_px], key=lambda o: o.x_left_px)
-    # gap middles relative to this lane's left edge (the same tilt moves them all)
-    mids = []
-    for a, b in zip(lanes[:-1], lanes[1:]):
-        g0, g1 = a.x_right_px + 1, b.x_left_px - 1
-        if g1 - g0 + 1 >= border_px:
-            mids.append(0.5 * (g0 + g1))
-    first, last = lanes[0], lanes[-1]
-    if first.x_left_px - border_px - 1 >= 0:
-        mids.append(first.x_left_px - 1 - border_px / 2.0)
-    if last.x_right_px + border_px + 1 < w:
-        mids.append(last.x_right_px + 1 + border_px / 2.0)
-    xc = lane.x_center_px
-    left = sorted([m for m in mids if m < lane.x_left_px], reverse=True)[:2]
-    right = sorted([m for m in mids if m > lane.x_right_px])[:2]
-    xs = np.array(left + right)
-    if not left or not right or len(xs) < 3:
-        return None
-    vals = []
-    for m in xs:
-        offs = np.arange(int(round(m - border_px / 2.0)), int(round(m - border_px / 2.0)) + border_px) - lane.x_left_px
-        rows, cols, valid = _lane_index(lane, w, offs)
-        if not valid.all():
-            return None
-        vals.append(np.median(signal[rows[:, None], cols], axis=1).astype(np.float64))
-    V = np.array(vals)  # gaps x rows
-    u = (xs - xc) / max(1.0, lane.width_px)
-    A = np.stack([np.ones_like(u), u, u ** 2], axis=1)
-    lx = (np.arange(lane.x_left_px, lane.x_right_px + 1) - xc) / max(1.0, lane.width_px)
-    wts = np.stack([np.ones_like(lx), lx, lx ** 2], axis=1).sum(axis=0) @ np.linalg.pinv(A)
-    bg = wts @ V
-    bg = ndi.median_filter(bg, size=max(3, smooth_px), mode="nearest")
-    return ndi.gaussian_filter1d(bg, smooth_px / 3.0, mode="nearest")
-
-
-def rolling_ball_background(profile: np.ndarray, radius_px: float) -> np.ndarray:
-    """Rolling-ball-like baseline of a 1-D lane profile.
-
-    The profile is smoothed (Gaussian, 2 px) to keep noise from dragging the
-    baseline down, then opened with a flat element of ``2*radius_px+1`` px (a
-    ball of infinite radius in intensity: everything narrower than the element
-    is treated as signal), and the result smoothed with a window of
-    ``radius_px`` so that the baseline has no corners; it never exceeds the
-    smoothed profile.
-    """
-    n = len(profile)
-    size = int(min(2 * radius_px + 1, 2 * n - 1)) | 1
-    ps = ndi.gaussian_filter1d(profile, 2.0, mode="nearest")
-    base = ndi.grey_opening(ps, size=size, mode="nearest")
-    base = ndi.uniform_filter1d(base, max(1, int(radius_px)), mode="nearest")
-    return np.minimum(base, ps)
-
-
-def bridge_regions(baseline: np.ndarray, regions) -> np.ndarray:
-    """Replace ``baseline`` inside each region ``(y0, y1)`` (inclusive) by the straight
-    line joining its values just outside the region."""
-    n = len(baseline)
-    inside = np.zeros(n, bool)
-    for a, b in regions:
-        inside[max(0, a):min(n, b + 1)] = True
-    xs = np.flatnonzero(~inside)
-    if xs.size < 2:
-        return baseline.copy()
-    return np.interp(np.arange(n), xs, baseline[xs])
-
-
-def flank_background(profile: np.ndarray, regions, fallback: np.ndarray, flank_px: int | None = None) -> np.ndarray:
-    """Local straight-line baseline under each band region, fitted (least squares) to the
-    profile just outside it.
-
-    For every region ``(y0, y1)`` the profile values within ``flank_px`` (default: the
-    region's length, at least 8 px) above and below it, excluding any band region, are
-    fitted with a line that is used inside the region. Least squares, unlike a minimum
-    or an opening, is not biased by noise, so faint and strong bands lose or gain
-    nothing systematically. A region with fewer than 3 flank points on one side gets
-    ``fallback`` (the rolling ball) shifted to the mean level of its free flank; with
-    neither side free it keeps ``fallback``.
-    """
-    n = len(profile)
-    base = fallback.astype(float).copy()
-    inside = np.zeros(n, bool)
-    for a, b in regions:
-        inside[max(0, a):min(n, b + 1)] = True
-    x = np.arange(n)
-    merged = []
-    for a, b in sorted(regions):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    for a, b in merged:
-        w = int(flank_px or max(8, b - a + 1))
-        lo = x[max(0, a - w):a]
-        hi = x[b + 1:min(n, b + 1 + w)]
-        lo, hi = lo[~inside[lo]], hi[~inside[hi]]
-        if len(lo) < 3 or len(hi) < 3:
-            # one free side (a neighbour's region on the other): the ball's shape,
-            # shifted to the least-squares level of the free flank
-            side = lo if len(lo) >= 3 else hi if len(hi) >= 3 else None
-            if side is not None:
-                base[a:b + 1] = fallback[a:b + 1] + float(np.mean(profile[side] - fallback[side]))
-            continue
-        xs = np.concatenate([lo, hi])
-        c = np.polyfit(xs, profile[xs], 1)
-        base[a:b + 1] = np.polyval(c, x[a:b + 1])
-    return base
-
-
-def valley_background(profile: np.ndarray, regions) -> np.ndarray:
-    """Valley-to-valley baseline: straight lines joining the (smoothed) profile at the
-    borders of the band regions ``[(y0, y1), ...]`` (profile indices, inclusive)."""
-    n = len(profile)
-    ps = ndi.gaussian_filter1d(profile, 2.0, mode="nearest")
-    inside = np.zeros(n, bool)
-    for a, b in regions:
-        inside[max(0, a):min(n, b + 1)] = True
-    xs = np.flatnonzero(~inside)
-    if xs.size < 2:
-        return np.full(n, ps.min())
-    base = np.interp(np.arange(n), xs, ps[xs])
-    return np.minimum(base, ps)
+           "valley_background", "BandFit", "find_bands", "descend", "group_rows", "assign_rows",
+           "lane_offsets", "ladder_calibration", "mw_from_y"]
 
 
 @dataclass
@@ -254,6 +78,18 @@ def _fit_cluster(x, yv, centres, sigma0):
                             x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
     comps = [tuple(res.x[3 * i:3 * i + 3]) for i in range(len(centres))]
     return sorted(comps, key=lambda c: c[1])
+
+
+def descend(profile: np.ndarray, p: int, lo: int, hi: int, stop: float, slack: float = 0.0) -> tuple[int, int]:
+    """Rows ``a..b`` around the peak at ``p``: outwards while the profile stays above
+    ``stop`` and does not rise by more than ``slack`` (a valley ends it), within ``lo..hi``."""
+    a = p
+    while a > lo and profile[a - 1] > stop and profile[a - 1] <= profile[a] + slack:
+        a -= 1
+    b = p
+    while b < hi and profile[b + 1] > stop and profile[b + 1] <= profile[b] + slack:
+        b += 1
+    return a, b
 
 
 def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_px: float = 1.5,
@@ -334,13 +170,7 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
         # same band get regions of the same shape (noise does not cut weak tails)
         stop = 0.005 * cs[p]
         lim_a, lim_b = max(0, int(np.floor(p - 3 * hwp))), min(n - 1, int(np.ceil(p + 3 * hwp)))
-        a = p
-        while a > lim_a and cs[a - 1] > stop and cs[a - 1] <= cs[a] + noise:
-            a -= 1
-        b = p
-        while b < lim_b and cs[b + 1] > stop and cs[b + 1] <= cs[b] + noise:
-            b += 1
-        regions.append([a, b])
+        regions.append(list(descend(cs, p, lim_a, lim_b, stop, noise)))
     # merge regions that touch into clusters
     clusters = []
     for (a, b), p in zip(regions, pk):
@@ -500,6 +330,49 @@ def group_rows(y: np.ndarray, sigma: np.ndarray, lane: np.ndarray, offset: np.nd
     ids = sorted(set(rows.tolist()), key=lambda k: yc[rows == k].mean())
     remap = {k: i + 1 for i, k in enumerate(ids)}
     return np.array([remap[k] for k in rows.tolist()], int)
+
+
+def assign_rows(lanes, lane: np.ndarray, y: np.ndarray, sigma: np.ndarray, profiles: dict):
+    """Row numbers of bands across the sample lanes of each membrane piece.
+
+    Per piece (top to bottom), the sample lanes' offsets (smile) come from their
+    baseline-corrected ``profiles`` (:func:`lane_offsets`, shifts up to 3 % of the
+    piece height + 2 px) and their bands are grouped by :func:`group_rows`; rows
+    are numbered on from the piece above. Ladder lanes' bands get row 0.
+
+    Parameters
+    ----------
+    lanes : list of Lane
+    lane, y, sigma : ndarray
+        Lane number, centre (px) and SD (px) of every band.
+    profiles : dict
+        ``{lane: profile minus its rolling ball}``.
+
+    Returns
+    -------
+    rows : ndarray of int
+    offsets : dict
+        ``{lane: offset px}`` of every sample lane (used to place the ladder).
+    """
+    lane = np.asarray(lane)
+    rows = np.zeros(len(lane), int)
+    offsets = {}
+    next_row = 0
+    for pc in sorted({ln.piece for ln in lanes}):
+        mine = [ln for ln in lanes if ln.piece == pc]
+        order = [ln.lane for ln in mine if not ln.is_ladder]
+        if not order:
+            continue
+        height = max(ln.y_bottom_px - ln.y_top_px + 1 for ln in mine)
+        off = lane_offsets(profiles, order, int(0.03 * height) + 2)
+        offsets.update(off)
+        m = np.isin(lane, order)
+        if m.any():
+            r = group_rows(np.asarray(y, float)[m], np.asarray(sigma, float)[m], lane[m],
+                           np.array([off[v] for v in lane[m]], float))
+            rows[m] = r + next_row
+            next_row += int(r.max())
+    return rows, offsets
 
 
 def ladder_calibration(y_bands, kda, *, max_missing: int = 3):

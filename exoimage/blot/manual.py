@@ -2,9 +2,12 @@
 
 :func:`~exoimage.blot.quantify_blot` finds lanes and bands itself. An
 interactive front end (the napari plugin) lets the user move, resize, add or
-delete lanes and bands first; these functions measure exactly the regions the
-user drew, with the same profile, background, saturation and row logic as
-``quantify_blot``, so both give the same volume for the same region.
+delete lanes and bands first. These functions convert between drawn outlines
+and lanes/regions, and measure exactly the regions the user drew with
+:func:`exoimage.blot.measure.measure`, the measurement ``quantify_blot`` uses:
+the same region in the same lane gives the same numbers. Outlines drawn from a
+detection and left unchanged give back the detected lanes and regions exactly
+(``known``), so Detect then Quantify without edits reproduces ``quantify_blot``.
 
 Geometry uses pixel-centre coordinates (pixel ``i`` spans ``i - 0.5 .. i + 0.5``),
 as napari does: a lane covering columns ``a..b`` has its outline at
@@ -13,17 +16,21 @@ as napari does: a lane covering columns ``a..b`` has its outline at
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
-from ..io import ImageReadError
-from . import bands as B
-from .lanes import Lane, Piece
-from .pipeline import BAND_COLUMNS, LANE_COLUMNS, BlotParams, BlotResult, _as_image, _finish_bands, _lane_gaps, signal_of
-from .signal import clipped_masks, detect_ceiling, image_warnings, pixel_noise_sd
+from .lanes import Lane
+from .measure import REGION_COLUMNS, lane_traces, measure
+from .pipeline import BlotParams, BlotResult
 
 __all__ = ["lane_outline", "lanes_from_outlines", "band_outline", "regions_from_outlines",
-           "regions_from_bands", "measure_bands", "lane_traces", "match_rows"]
+           "regions_from_bands", "measure_bands", "lane_traces", "match_rows", "OUTLINE_TOL_PX"]
+
+#: an outline within this distance (px, every vertex) of a known lane's outline is that lane,
+#: unchanged (drawn outlines come back through the viewer as floats; an edit moves them further)
+OUTLINE_TOL_PX = 1e-3
 
 
 # --------------------------------------------------------------------------
@@ -40,7 +47,8 @@ def lane_outline(lane: Lane) -> np.ndarray:
     return np.array([[yt, xl + st], [yt, xr + st], [yb, xr + sb], [yb, xl + sb]], float)
 
 
-def lanes_from_outlines(outlines, shape, *, ladder_lane: int | None = None) -> list[Lane]:
+def lanes_from_outlines(outlines, shape, *, ladder_lane: int | None = None,
+                        known: list[Lane] | None = None) -> list[Lane]:
     """Lanes from drawn outlines (rectangles, rotated rectangles or 4-point polygons).
 
     Parameters
@@ -51,6 +59,11 @@ def lanes_from_outlines(outlines, shape, *, ladder_lane: int | None = None) -> l
         Image shape; lanes are clipped to it.
     ladder_lane : int, optional
         Lane number (1-based, after sorting left to right) of the marker.
+    known : list of Lane, optional
+        The lanes the outlines were drawn from (:func:`lane_outline`). An outline
+        still within :data:`OUTLINE_TOL_PX` of a known lane's outline gives that
+        lane's geometry exactly (its reference row and tilt included, which the
+        outline alone fixes only to the pixel); other outlines are measured.
 
     Returns
     -------
@@ -62,11 +75,17 @@ def lanes_from_outlines(outlines, shape, *, ladder_lane: int | None = None) -> l
         outline's centre between its upper and lower vertices.
     """
     h, w = shape
+    known_outlines = [(kl, lane_outline(kl)) for kl in (known or [])]
     lanes = []
     for k, o in enumerate(outlines):
         p = np.asarray(o, float)[:, -2:]
         if p.ndim != 2 or p.shape[0] < 3:
             raise ValueError(f"lane outline {k + 1} needs at least 3 corners")
+        same = next((kl for kl, ko in known_outlines
+                     if ko.shape == p.shape and np.abs(ko - p).max() <= OUTLINE_TOL_PX), None)
+        if same is not None:
+            lanes.append(replace(same, lane=0, piece=1, is_ladder=False))
+            continue
         ymin, ymax = p[:, 0].min(), p[:, 0].max()
         yt = int(np.clip(round(ymin + 0.5), 0, h - 1))
         yb = int(np.clip(round(ymax - 0.5), 0, h - 1))
@@ -130,8 +149,14 @@ def band_outline(lane: Lane, y_top_px: float, y_bottom_px: float) -> np.ndarray:
     return np.array([[yt, xl], [yt, xr], [yb, xr], [yb, xl]], float)
 
 
-def regions_from_outlines(outlines, lanes: list[Lane], known: pd.DataFrame | None = None
-                          ) -> tuple[pd.DataFrame, list[int]]:
+def _same_lane(a: Lane, b: Lane) -> bool:
+    """Same pixels: same columns, rows, reference row and tilt."""
+    return (a.x_left_px, a.x_right_px, a.y_top_px, a.y_bottom_px, a.y_ref_px, a.slope) == \
+           (b.x_left_px, b.x_right_px, b.y_top_px, b.y_bottom_px, b.y_ref_px, b.slope)
+
+
+def regions_from_outlines(outlines, lanes: list[Lane], known: pd.DataFrame | None = None,
+                          known_lanes: list[Lane] | None = None) -> tuple[pd.DataFrame, list[int]]:
     """Assign drawn band boxes to lanes.
 
     A box belongs to the lane whose centre (at the box's height) is nearest
@@ -144,20 +169,26 @@ def regions_from_outlines(outlines, lanes: list[Lane], known: pd.DataFrame | Non
         ``(n, 2)`` vertices (row, col) of each box.
     lanes : list of Lane
     known : DataFrame, optional
-        One row per outline (same order) with the band each box showed when it
-        was drawn (``y_top_px, y_bottom_px, y_px, sigma_px``, e.g. the bands
-        table of the last detection). Boxes whose rows are unchanged keep that
-        band's ``y_px`` and ``sigma_px`` (so rows are grouped exactly as
-        before); others get NaN and are measured afresh.
+        One row per outline (same order) with the region each box showed when it
+        was drawn: ``lane, y_top_px, y_bottom_px`` and what was recorded about it
+        (any of :data:`~exoimage.blot.measure.REGION_COLUMNS`, e.g.
+        ``BlotResult.regions`` or the bands table of the last detection). A box
+        whose rows are unchanged, in a lane that is unchanged, keeps that record
+        (fitted centre and width, snr, background method, deconvolved cluster),
+        so it is measured exactly as before; other boxes are measured afresh.
+    known_lanes : list of Lane, optional
+        The lanes ``known``'s lane numbers refer to (the lanes the boxes were
+        drawn in). Without them the lanes are taken as unchanged.
 
     Returns
     -------
     regions : DataFrame
-        ``lane, y_top_px, y_bottom_px, y_px, sigma_px, shape`` (``shape`` = index
-        of the outline), one row per assigned box, input order.
+        :data:`~exoimage.blot.measure.REGION_COLUMNS` and ``shape`` (index of the
+        outline), one row per assigned box, input order; NaN where nothing is recorded.
     unassigned : list of int
         Indices of boxes that lie in no lane.
     """
+    by_number = {ln.lane: ln for ln in (known_lanes or [])}
     rows, bad = [], []
     for k, o in enumerate(outlines):
         p = np.asarray(o, float)[:, -2:]
@@ -174,17 +205,25 @@ def regions_from_outlines(outlines, lanes: list[Lane], known: pd.DataFrame | Non
             bad.append(k)
             continue
         yt, yb = max(yt, best.y_top_px), min(max(yb, yt), best.y_bottom_px)
-        y, sd = np.nan, np.nan
+        row = {c: np.nan for c in REGION_COLUMNS}
+        row.update(lane=best.lane, y_top_px=yt, y_bottom_px=yb, background_method=None, deconvolved=False,
+                   shape=k)
         if known is not None and k < len(known):
             kr = known.iloc[k]
             try:
                 same = int(kr["y_top_px"]) == yt and int(kr["y_bottom_px"]) == yb
             except (TypeError, ValueError):  # NaN: a box added by hand
                 same = False
+            if same and known_lanes is not None:
+                try:
+                    was = by_number.get(int(kr["lane"]))
+                except (KeyError, TypeError, ValueError):
+                    was = None
+                same = was is not None and _same_lane(was, best)
             if same:
-                y, sd = float(kr["y_px"]), float(kr["sigma_px"])
-        rows.append(dict(lane=best.lane, y_top_px=yt, y_bottom_px=yb, y_px=y, sigma_px=sd, shape=k))
-    return pd.DataFrame(rows, columns=["lane", "y_top_px", "y_bottom_px", "y_px", "sigma_px", "shape"]), bad
+                row.update({c: kr[c] for c in REGION_COLUMNS[3:] if c in kr.index})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=REGION_COLUMNS + ["shape"]), bad
 
 
 def regions_from_bands(bands: pd.DataFrame) -> pd.DataFrame:
@@ -198,207 +237,16 @@ def regions_from_bands(bands: pd.DataFrame) -> pd.DataFrame:
 # measurement
 
 
-def _prepare(image, params):
-    img = _as_image(image)
-    signal, polarity, pol_src = signal_of(img, params)
-    return img, img.data, signal, polarity, pol_src
-
-
-def _lane_background(signal, ln, prof, params, regions, free):
-    """Baselines of one lane profile, as :func:`~exoimage.blot.quantify_blot` chooses them.
-
-    Returns (rolling-ball baseline used for rows, chosen background, method per region).
-    ``'auto'``: rolling ball refined by a line through each region's flanks, but the
-    lane-edge background under regions taller than the ball when every lane has free
-    membrane beside it (``free`` px, the smallest gap). This mirrors the choice made in
-    :func:`~exoimage.blot.quantify_blot`; keep the two in step. One deliberate
-    difference: under smears quantify_blot prefers the gap background (a quadratic
-    across the lane through the nearest gaps, :func:`~exoimage.blot.bands.gap_background`);
-    here the lane's own edges are kept, so that the volumes of a hand-drawn lane do not
-    change when a neighbouring lane is moved.
-    """
-    radius = params.ball_radius_px or max(25.0, 0.1 * len(prof))
-    rb = B.rolling_ball_background(prof, radius)
-    method = params.background
-    methods = [method] * len(regions)
-    if method == "auto":
-        bg = rb.copy()
-        if regions:
-            # as quantify_blot: refine under every band with a line through its flanks
-            bg = B.flank_background(prof, regions, rb)
-        methods = ["rolling-ball"] * len(regions)
-        tall = [i for i, (a, b) in enumerate(regions) if b - a + 1 > radius]
-        if tall and free >= 2:
-            edge = B.edge_background(signal, ln, min(params.edge_border_px, free))
-            for i in tall:
-                a, b = regions[i]
-                bg[a:b + 1] = edge[a:b + 1]
-                methods[i] = "edge"
-    elif method == "rolling-ball":
-        bg = rb
-    elif method == "valley":
-        bg = B.valley_background(prof, regions)
-    elif method == "edge":
-        bg = B.edge_background(signal, ln, params.edge_border_px)
-    else:
-        bg = np.zeros(len(prof))
-    return rb, bg, methods
-
-
-def _lane_regions(regions: pd.DataFrame, ln: Lane) -> list[tuple]:
-    """(top, bottom, y, sigma) of the lane's regions in profile indices (y, sigma NaN if unknown)."""
-    r = regions[regions["lane"] == ln.lane]
-    ys = r["y_px"] if "y_px" in r else pd.Series(np.nan, index=r.index)
-    ss = r["sigma_px"] if "sigma_px" in r else pd.Series(np.nan, index=r.index)
-    out = []
-    n = ln.y_bottom_px - ln.y_top_px + 1
-    for a, b, y, sd in zip(r["y_top_px"], r["y_bottom_px"], ys, ss):
-        a, b = int(a) - ln.y_top_px, int(b) - ln.y_top_px
-        a, b = max(0, a), min(n - 1, b)
-        if b >= a:
-            out.append((a, b, float(y) - ln.y_top_px, float(sd)))
-    return sorted(out)
-
-
-def _pieces(lanes: list[Lane]) -> list[Piece]:
-    """The membrane pieces the lanes define (their bounding boxes)."""
-    out = []
-    for pc in sorted({ln.piece for ln in lanes}):
-        g = [ln for ln in lanes if ln.piece == pc]
-        out.append(Piece(pc, min(ln.y_top_px for ln in g), max(ln.y_bottom_px for ln in g) + 1,
-                         min(ln.x_left_px for ln in g), max(ln.x_right_px for ln in g) + 1))
-    return out
-
-
-def lane_traces(image, lanes: list[Lane], regions: pd.DataFrame | None = None,
-                params: BlotParams | None = None) -> dict:
-    """Lane profile and chosen background of every lane, for plotting.
-
-    Returns ``{lane: DataFrame(y_px, profile, background)}`` in signal units
-    (bands positive), rows ``y_top..y_bottom`` of the lane.
-    """
-    params = params or BlotParams()
-    regions = regions if regions is not None else pd.DataFrame(columns=["lane", "y_top_px", "y_bottom_px"])
-    _, data, signal, _, _ = _prepare(image, params)
-    gaps = _lane_gaps(lanes, data.shape[1])
-    out = {}
-    for ln in lanes:
-        prof = B.lane_profile(signal, ln)
-        regs = [(a, b) for a, b, _, _ in _lane_regions(regions, ln)]
-        _, bg, _ = _lane_background(signal, ln, prof, params, regs, min(gaps.values()))
-        out[ln.lane] = pd.DataFrame({"y_px": np.arange(ln.y_top_px, ln.y_bottom_px + 1),
-                                     "profile": prof, "background": bg})
-    return out
-
-
 def measure_bands(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotParams | None = None,
                   *, name: str = "") -> BlotResult:
     """Measure the band regions the user drew, in the lanes the user drew.
 
-    Parameters
-    ----------
-    image : Image or ndarray
-        Raw pixel values.
-    lanes : list of Lane
-        E.g. from :func:`lanes_from_outlines` or ``BlotResult.lane_geometry``.
-    regions : DataFrame
-        ``lane, y_top_px, y_bottom_px`` (rows, inclusive), e.g. from
-        :func:`regions_from_outlines`; optional ``y_px, sigma_px`` (a
-        detected band's fitted centre and width) are kept where finite.
-    params : BlotParams, optional
-        ``polarity``, ``background``, ``ball_radius_px``, ``edge_border_px``,
-        ``low_snr``, ``ladder_lane``/``ladder_kda`` are used; lane and band
-        detection settings are not (nothing is detected).
-
-    Returns
-    -------
-    BlotResult
-        Same tables as :func:`~exoimage.blot.quantify_blot`. A band's
-        ``volume`` is the background-subtracted lane profile summed over its
-        rows (identical to ``quantify_blot`` for the same region and
-        background); ``y_px`` and ``sigma_px`` are the given ones or else the
-        centroid and SD of the net signal in the region; ``snr`` is the net peak per pixel over the
-        pixel noise; ``deconvolved`` is False.
+    The same as :func:`exoimage.blot.measure.measure` (kept under this name):
+    ``regions`` from :func:`regions_from_outlines` (or ``BlotResult.regions``),
+    lanes from :func:`lanes_from_outlines` (or ``BlotResult.lane_geometry``).
+    Lane and band detection settings of ``params`` are not used (nothing is detected).
     """
-    params = params or BlotParams()
-    img, data, signal, polarity, pol_src = _prepare(image, params)
-    if not lanes:
-        raise ImageReadError(img.path, "no lanes to quantify: draw at least one lane")
-    ceiling, ceil_src = detect_ceiling(data, polarity)
-    solid, hot = clipped_masks(data, ceiling, polarity)
-    warns = list(img.warnings) + image_warnings(data, file_format=img.file_format, was_rgb=img.was_rgb,
-                                                polarity=polarity)
-    noise = pixel_noise_sd(signal)
-    if params.ladder_lane:
-        for ln in lanes:
-            ln.is_ladder = ln.lane == params.ladder_lane
-    solid_f = solid.astype(np.float32) if solid.any() else None
-    hot_f = hot.astype(np.float32) if hot.any() else None
-    band_rows, lane_rows, det = [], [], {}
-    gaps = _lane_gaps(lanes, data.shape[1])
-    for ln in lanes:
-        prof = B.lane_profile(signal, ln)
-        full = _lane_regions(regions, ln)
-        regs = [(a, b) for a, b, _, _ in full]
-        rb, bg, methods = _lane_background(signal, ln, prof, params, regs, min(gaps.values()))
-        det[ln.lane] = prof - rb
-        net = prof - bg
-        sat_p = B.lane_profile(solid_f, ln) if solid_f is not None else None
-        hot_p = B.lane_profile(hot_f, ln) if hot_f is not None else None
-        for (a, b, y0, sd0), bm in zip(full, methods):
-            seg = net[a:b + 1]
-            pos = np.clip(seg, 0, None)
-            yy = np.arange(a, b + 1, dtype=float)
-            if np.isfinite(y0) and np.isfinite(sd0) and a <= y0 <= b:
-                yc, sd = y0, sd0  # a detected band, unchanged: keep its fitted centre and width
-            elif pos.sum() > 0:
-                yc = float((pos * yy).sum() / pos.sum())
-                sd = float(np.sqrt((pos * (yy - yc) ** 2).sum() / pos.sum()))
-            else:
-                yc, sd = 0.5 * (a + b), 0.0
-            band_rows.append(dict(
-                image=name, lane=ln.lane, row=0, band_id=0, y_px=ln.y_top_px + yc,
-                y_top_px=ln.y_top_px + a, y_bottom_px=ln.y_top_px + b, sigma_px=sd,
-                volume=float(seg.sum()), background=float(bg[a:b + 1].sum()),
-                saturated_px=int(sat_p[a:b + 1].sum()) if sat_p is not None else 0,
-                hot_px=int(hot_p[a:b + 1].sum()) if hot_p is not None else 0,
-                snr=float(seg.max() / ln.width_px / noise) if len(seg) else 0.0,
-                deconvolved=False, is_ladder=ln.is_ladder, background_method=bm, piece=ln.piece))
-        yt, yb = ln.y_top_px, ln.y_bottom_px
-        lane_rows.append(dict(
-            image=name, lane=ln.lane, piece=ln.piece, x_left_px=ln.x_left_px, x_right_px=ln.x_right_px,
-            x_center_px=ln.x_center_px, width_px=ln.width_px, y_top_px=yt, y_bottom_px=yb,
-            slope_dx_per_dy=ln.slope, x_center_top_px=ln.x_center_px + ln.slope * (yt - ln.y_ref_px),
-            x_center_bottom_px=ln.x_center_px + ln.slope * (yb - ln.y_ref_px), is_ladder=ln.is_ladder,
-            n_bands=len(regs), lane_total=np.nan,
-            background="+".join(sorted(set(methods))) if methods else params.background))
-    bands = pd.DataFrame(band_rows, columns=BAND_COLUMNS + ["piece"])
-    bands["saturated"] = bands["saturated_px"] > 0
-    bands["low_snr"] = bands["snr"] < params.low_snr
-    bands["mw_kda"] = np.nan
-    # rows per membrane piece, sample lanes only, numbered on from the piece above (as quantify_blot)
-    offsets = {}
-    next_row = 0
-    for pc in sorted({ln.piece for ln in lanes}):
-        sample = [ln.lane for ln in lanes if ln.piece == pc and not ln.is_ladder]
-        m = bands["lane"].isin(sample).to_numpy()
-        if not sample or not m.any():
-            continue
-        h = max(ln.y_bottom_px - ln.y_top_px + 1 for ln in lanes if ln.piece == pc)
-        off = B.lane_offsets(det, sample, int(0.03 * h) + 2)
-        offsets.update(off)
-        sub = bands[m]
-        r = B.group_rows(sub["y_px"].to_numpy(), sub["sigma_px"].to_numpy(), sub["lane"].to_numpy(),
-                         sub["lane"].map(off).to_numpy())
-        bands.loc[m, "row"] = r + next_row
-        next_row += int(r.max())
-    bands, ladder = _finish_bands(bands, lanes, offsets, params, img, warns, need_bands=True)
-    lanes_df = pd.DataFrame(lane_rows, columns=LANE_COLUMNS)
-    return BlotResult(lanes=lanes_df, bands=bands, lane_geometry=list(lanes),
-                      pieces=_pieces(lanes), polarity=polarity, polarity_source=pol_src,
-                      ceiling=ceiling, ceiling_source=ceil_src, noise_sd=noise, warnings=warns,
-                      saturated_mask=solid, hot_mask=hot, ladder=ladder, params=params)
-
+    return measure(image, lanes, regions, params, name=name)
 
 
 def match_rows(before: pd.DataFrame, after: pd.DataFrame) -> dict:

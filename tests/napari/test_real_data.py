@@ -8,6 +8,7 @@ napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 pytest.importorskip("napari_exoimage")
 
+from exoimage.blot import BAND_COLUMNS, LANE_COLUMNS, analyze_blot_file  # noqa: E402
 from napari_exoimage._blot_widget import BlotWidget  # noqa: E402
 from napari_exoimage._vesicle_widget import VesicleWidget  # noqa: E402
 
@@ -40,3 +41,28 @@ def test_real_blot_two_pieces(real_dir, make_napari_viewer, qtbot):
     w.quantify()
     assert (w.result.bands["row"].to_numpy() == det.bands["row"].to_numpy()).all()
     assert list(w.result.lanes["piece"]) == list(det.lanes["piece"])
+
+
+@pytest.mark.parametrize("rel", ["wb_rhoa_chemi_16bit.tif",
+                                 "blots_kodak/B3AR/June 25/June25.2013_B3AR_10wtop_16wbottom.tif"])
+def test_real_blot_detect_then_quantify_gives_the_command_lines_numbers(rel, real_dir, make_napari_viewer,
+                                                                         qtbot):
+    # Detect, then Quantify with nothing edited: bands.csv and lanes.csv as `exoimage blot` writes them,
+    # to the last digit (the Kodak blot: tilted lanes, deconvolved clusters; RhoA: gap backgrounds)
+    import pandas as pd
+
+    path = real_dir / rel
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-exoimage")
+    w = BlotWidget(viewer)
+    w.detect()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    assert w.detected is not None, w.status.text()
+    w.quantify()
+    assert w.result is not None, w.status.text()
+    cli = analyze_blot_file(path)
+    cols_b = [c for c in BAND_COLUMNS if c != "image"]
+    cols_l = [c for c in LANE_COLUMNS if c != "image"]
+    assert len(cli.bands) > 40
+    pd.testing.assert_frame_equal(w.result.bands[cols_b], cli.bands[cols_b], check_exact=True)
+    pd.testing.assert_frame_equal(w.result.lanes[cols_l], cli.lanes[cols_l], check_exact=True)

@@ -1,7 +1,9 @@
 """Blot widget: detect lanes and bands, let the user fix them, quantify, normalise, export.
 
 Detection is :func:`exoimage.blot.quantify_blot`; quantifying the user's
-lanes and band boxes is :func:`exoimage.blot.manual.measure_bands`;
+lanes and band boxes is :func:`exoimage.blot.measure.measure`, the measurement
+``quantify_blot`` itself uses (boxes and lanes left as detected keep what
+detection recorded about them, so they give the command line's numbers);
 normalisation is :func:`exoimage.blot.normalize.normalize`. The plugin only
 converts between Shapes layers and those functions' inputs and outputs.
 """
@@ -17,9 +19,10 @@ from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileD
                             QVBoxLayout, QWidget)
 
 from exoimage.blot import BAND_COLUMNS, LANE_COLUMNS, BlotParams, quantify_blot
-from exoimage.blot.bands import BACKGROUNDS
+from exoimage.blot.background import CHOICES as BACKGROUND_CHOICES
 from exoimage.blot.manual import (band_outline, lane_outline, lane_traces, lanes_from_outlines, match_rows,
-                                  measure_bands, regions_from_outlines)
+                                  regions_from_bands, regions_from_outlines)
+from exoimage.blot.measure import REGION_COLUMNS, measure
 from exoimage.blot.normalize import NORMALIZED_COLUMNS, normalize
 from exoimage.io import ImageReadError, validate_image
 from exoimage.outputs import write_table
@@ -61,6 +64,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self._img = None
         self._init_jobs()
         self._rows_basis = None     # the bands table whose row numbers the user sees
+        self._shown_lanes = []      # the lanes the Shapes layers were drawn from
 
         lay = QVBoxLayout(self)
         form = QFormLayout()
@@ -71,7 +75,7 @@ class BlotWidget(BackgroundJobs, QWidget):
                                  "in the raw values")
         form.addRow("Polarity", self.polarity)
         self.background = QComboBox()
-        self.background.addItems(["auto"] + [b for b in BACKGROUNDS if b != "auto"])
+        self.background.addItems(list(BACKGROUND_CHOICES))
         self.background.setToolTip("Background under the bands: rolling ball on the lane profile, valley to "
                                    "valley, lane edge (pixels beside the lane) or none")
         form.addRow("Background", self.background)
@@ -209,7 +213,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self._rows_basis = res
         self.export_btn.setEnabled(False)
         self.report_btn.setEnabled(False)
-        self._draw_shapes(res.lane_geometry, res.bands)
+        self._draw_shapes(res.lane_geometry, res.bands, res.regions)
         self._show_result(res)
         self.quantify_btn.setEnabled(True)
         sat = int(res.bands["saturated"].sum())
@@ -220,8 +224,10 @@ class BlotWidget(BackgroundJobs, QWidget):
 
     # ------------------------------------------------------------------ shapes
 
-    def _draw_shapes(self, lanes, bands: pd.DataFrame):
-        """(Re)create the lanes and bands Shapes layers from library geometry."""
+    def _draw_shapes(self, lanes, bands: pd.DataFrame, regions: pd.DataFrame | None = None):
+        """(Re)create the lanes and bands Shapes layers from library geometry; the bands'
+        features carry the bands table and what was recorded about each region."""
+        self._shown_lanes = list(lanes)
         geo = self._geometry()
         base = self.image_layer.name
         for ly in (self.lanes_layer, self.bands_layer):
@@ -240,6 +246,9 @@ class BlotWidget(BackgroundJobs, QWidget):
         colors = [SATURATED_COLOR if b.saturated else (LOW_SNR_COLOR if b.low_snr else BAND_COLOR)
                   for b in bands.itertuples()]
         feats = bands.drop(columns=[c for c in ("piece",) if c in bands]).reset_index(drop=True)
+        if regions is not None and len(regions) == len(feats):
+            extra = [c for c in REGION_COLUMNS if c not in feats]
+            feats = pd.concat([feats, regions[extra].reset_index(drop=True)], axis=1)
         # row numbers (what Target/Control rows refer to) beside each row's rightmost band
         feats["tag"] = ""
         rowed = feats[feats["row"] > 0]
@@ -272,11 +281,12 @@ class BlotWidget(BackgroundJobs, QWidget):
         try:
             params = self.params()
             lanes = lanes_from_outlines(self._shapes_data(self.lanes_layer), self._img.data.shape,
-                                        ladder_lane=params.ladder_lane)
+                                        ladder_lane=params.ladder_lane, known=self._shown_lanes)
             feats = self.bands_layer.features
-            known = feats if {"y_top_px", "y_bottom_px", "y_px", "sigma_px"} <= set(feats.columns) else None
-            regions, unassigned = regions_from_outlines(self._shapes_data(self.bands_layer), lanes, known=known)
-            res = measure_bands(self._img, lanes, regions, params, name=self._name)
+            known = feats if {"lane", "y_top_px", "y_bottom_px"} <= set(feats.columns) else None
+            regions, unassigned = regions_from_outlines(self._shapes_data(self.bands_layer), lanes, known=known,
+                                                        known_lanes=self._shown_lanes)
+            res = measure(self._img, lanes, regions, params, name=self._name)
             target = rows_text_to_list(self.target_rows.text())
             control = rows_text_to_list(self.control_rows.text())
             target, control = self._follow_rows(res, target, control)
@@ -300,8 +310,8 @@ class BlotWidget(BackgroundJobs, QWidget):
             notify_warning(f"{self._name}: {len(unassigned)} band box(es) lie in no lane and were ignored")
         self.result, self.normalized = res, norm
         self._rows_basis = res
-        self.traces = lane_traces(self._img, lanes, regions, params)
-        self._draw_shapes(lanes, res.bands)
+        self.traces = lane_traces(self._img, res.lane_geometry, res.regions, params)
+        self._draw_shapes(res.lane_geometry, res.bands, res.regions)
         self._show_result(res)
         self.export_btn.setEnabled(True)
         self.report_btn.setEnabled(True)
@@ -343,9 +353,8 @@ class BlotWidget(BackgroundJobs, QWidget):
                    formats={"volume": "{:.4g}", "background": "{:.4g}", "snr": "{:.1f}", "mw_kda": "{:.1f}",
                             "y_px": "{:.1f}"})
         if not self.traces or res is self.detected:
-            from exoimage.blot.manual import regions_from_bands
-
-            self.traces = lane_traces(self._img, res.lane_geometry, regions_from_bands(b), self.params())
+            regions = res.regions if res.regions is not None else regions_from_bands(b)
+            self.traces = lane_traces(self._img, res.lane_geometry, regions, self.params())
         cur = self.profile_lane.currentText()
         self.profile_lane.blockSignals(True)
         self.profile_lane.clear()

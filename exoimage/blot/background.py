@@ -1,0 +1,428 @@
+"""Backgrounds under a lane profile: a registry of methods, one function each.
+
+Every method is one function ``f(ctx, regions) -> baseline`` registered by name
+with :func:`register`. ``ctx`` (:class:`LaneContext`) holds what a method may
+need: the signal image, the lane and its neighbours, the lane profile, its
+rolling-ball baseline, the ball radius and the free margin beside the lanes;
+``regions`` are the band regions of the lane (:class:`Region`, profile indices).
+The baseline is one value per row of the profile (profile units), or ``None``
+where the method cannot be used for this lane. Volumes are the profile minus
+the baseline, summed over a band's rows (:func:`exoimage.blot.measure.measure`).
+
+To add a background, write one function here and decorate it with
+``@register("name")``: it becomes a choice of ``BlotParams.background`` and
+``--background`` (via :data:`CHOICES`) and a value of ``background_method``.
+``choice=False`` registers a part that only a composite uses (``flank``, ``gap``).
+
+``auto`` (the default) is a composite (:func:`auto`):
+
+* under every region the rolling ball refined by a least-squares line through
+  the profile just outside the region (``flank``; deconvolved clusters as one
+  region), recorded as ``rolling-ball``;
+* under a *smear* - a region taller than the ball radius, in a lane whose
+  membrane piece has at least :data:`MIN_FREE_PX` of free membrane beside every
+  lane - the ``gap`` background (a quadratic across the lane through the nearest
+  gaps), or the lane-edge background (``edge``) where fewer than 3 gaps (one on
+  each side) are usable.
+
+A region may carry the method detection chose for it (``Region.method``); ``auto``
+then keeps it (``gap`` falls back to ``edge`` where no gap background can be
+formed), so re-measuring detected regions reproduces detection's numbers. A
+region without one (drawn by hand) gets the rule above, the same rule detection
+applies (:func:`auto_methods`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .lanes import Lane
+from .profile import lane_index
+
+__all__ = ["REGISTRY", "CHOICES", "METHODS", "register", "Region", "LaneContext", "lane_background",
+           "auto_methods", "lane_label", "ball_radius_px", "edge_border_px", "edge_background",
+           "gap_background", "rolling_ball_background", "flank_background", "valley_background",
+           "BALL_RADIUS_FRACTION", "MIN_BALL_RADIUS_PX", "MIN_FREE_PX"]
+
+#: Default rolling-ball radius as a fraction of the lane length, and its floor (px). The project's
+#: default since the first blot pipeline (docs/blot.md, ``--ball-radius``): the ball must be wider
+#: than a sharp band so that it passes under it; bands taller than the radius count as smears
+#: (``auto``). Not fitted to data; ``BlotParams.ball_radius_px`` overrides it.
+BALL_RADIUS_FRACTION = 0.1
+MIN_BALL_RADIUS_PX = 25.0
+
+#: Smallest free margin (px) beside every lane of a piece for the lane-edge and gap backgrounds
+#: under smears (``auto``): with lanes touching, the pixels beside a lane belong to its neighbour.
+MIN_FREE_PX = 2
+
+
+def ball_radius_px(n_rows: int, radius_px: float | None = None) -> float:
+    """Rolling-ball radius for a lane of ``n_rows`` rows: ``radius_px`` if given, else
+    :data:`BALL_RADIUS_FRACTION` of the lane length, at least :data:`MIN_BALL_RADIUS_PX`."""
+    return radius_px or max(MIN_BALL_RADIUS_PX, BALL_RADIUS_FRACTION * n_rows)
+
+
+class Region(NamedTuple):
+    """A band region in a lane profile: rows ``top..bottom`` (profile indices, inclusive).
+
+    ``cluster`` names the deconvolved cluster the region belongs to (None: on its own);
+    ``method`` is the background method detection chose for it (None: not recorded).
+    """
+
+    top: int
+    bottom: int
+    cluster: object = None
+    method: str | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.bottom - self.top + 1
+
+
+@dataclass(frozen=True)
+class LaneContext:
+    """What a background method may use for one lane.
+
+    Attributes
+    ----------
+    signal : ndarray
+        The whole image as signal ("more protein = larger number", raw linear units).
+    lane : Lane
+    lanes : list of Lane
+        Every lane of the image (the gap background uses the lane's neighbours).
+    profile : ndarray
+        The lane profile (row sums over the lane width).
+    ball : ndarray
+        Its rolling-ball baseline (radius ``radius_px``).
+    radius_px : float
+        The rolling-ball radius; regions taller than it are smears.
+    free_px : int
+        Smallest free margin beside the lanes of the lane's membrane piece, px.
+    border_px : int
+        Width of the strips beside the lane used by the lane-edge background, px.
+    """
+
+    signal: np.ndarray
+    lane: Lane
+    lanes: list
+    profile: np.ndarray
+    ball: np.ndarray
+    radius_px: float
+    free_px: int
+    border_px: int
+
+
+def edge_border_px(ctx: LaneContext) -> int:
+    """Strip width for the lane-edge background: ``border_px``, narrowed to the free
+    margin when that is at least :data:`MIN_FREE_PX` (so the strips stay off the neighbours)."""
+    return min(ctx.border_px, ctx.free_px) if ctx.free_px >= MIN_FREE_PX else ctx.border_px
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered background: ``func(ctx, regions)`` returns the baseline (or None), or for
+    a ``composite`` the pair ``(baseline, method per region)``; ``choice``: offered to users."""
+
+    name: str
+    func: Callable
+    choice: bool = True
+    composite: bool = False
+
+
+#: every background by name, in registration order
+REGISTRY: dict[str, Method] = {}
+
+
+def register(name: str, *, choice: bool = True, composite: bool = False):
+    """Decorator: register ``func(ctx, regions)`` as the background ``name``."""
+    def deco(func):
+        if name in REGISTRY:
+            raise ValueError(f"background {name!r} is registered twice")
+        REGISTRY[name] = Method(name, func, choice, composite)
+        return func
+    return deco
+
+
+# --------------------------------------------------------------------------
+# the methods
+
+#: what ``auto`` records under a region: the refined ball, or one of its two smear backgrounds
+AUTO_PARTS = ("rolling-ball", "gap", "edge")
+
+
+@register("auto", composite=True)
+def auto(ctx: LaneContext, regions: list[Region]):
+    """The default composite (see the module docstring): the rolling ball refined by
+    ``flank`` under every region, ``gap`` (else ``edge``) under smears."""
+    methods, gap = _auto_plan(ctx, regions)
+    bg = flank(ctx, regions)
+    edge = None
+    for r, m in zip(regions, methods):
+        if m == "gap":
+            bg[r.top:r.bottom + 1] = gap[r.top:r.bottom + 1]
+        elif m == "edge":
+            if edge is None:
+                edge = REGISTRY["edge"].func(ctx, regions)
+            bg[r.top:r.bottom + 1] = edge[r.top:r.bottom + 1]
+    return bg, methods
+
+
+def _is_smear(r: Region, ctx: LaneContext) -> bool:
+    """``auto``'s rule: a region taller than the ball, with free membrane beside every lane."""
+    return r.rows > ctx.radius_px and ctx.free_px >= MIN_FREE_PX
+
+
+def _auto_plan(ctx: LaneContext, regions: list[Region]):
+    """(method per region, gap baseline or None) for ``auto``: the recorded method where
+    there is one of :data:`AUTO_PARTS`, else the rule; ``gap`` becomes ``edge`` where the
+    gap background cannot be formed."""
+    methods = [r.method if r.method in AUTO_PARTS else ("gap" if _is_smear(r, ctx) else "rolling-ball")
+               for r in regions]
+    gap = REGISTRY["gap"].func(ctx, regions) if "gap" in methods else None
+    if gap is None:
+        methods = ["edge" if m == "gap" else m for m in methods]
+    return methods, gap
+
+
+def auto_methods(ctx: LaneContext, regions: list[Region]) -> list[str]:
+    """The method ``auto`` uses under each region (what detection records)."""
+    return _auto_plan(ctx, regions)[0]
+
+
+@register("rolling-ball")
+def rolling_ball(ctx: LaneContext, regions: list[Region]) -> np.ndarray:
+    """Rolling ball on the lane profile (:func:`rolling_ball_background`, radius ``ctx.radius_px``)."""
+    return ctx.ball
+
+
+@register("valley")
+def valley(ctx: LaneContext, regions: list[Region]) -> np.ndarray:
+    """Valley to valley: lines joining the profile at the borders of the regions."""
+    return valley_background(ctx.profile, [(r.top, r.bottom) for r in regions])
+
+
+@register("edge")
+def edge(ctx: LaneContext, regions: list[Region]) -> np.ndarray:
+    """Lane edge: the median of the strips just beside the lane, per row (:func:`edge_background`)."""
+    return edge_background(ctx.signal, ctx.lane, edge_border_px(ctx))
+
+
+@register("none")
+def none(ctx: LaneContext, regions: list[Region]) -> np.ndarray:
+    """Nothing subtracted (volumes are raw sums, ImageJ's RawIntDen)."""
+    return np.zeros(len(ctx.profile))
+
+
+@register("flank", choice=False)
+def flank(ctx: LaneContext, regions: list[Region]) -> np.ndarray:
+    """The rolling ball, replaced under every region (a deconvolved cluster as one) by a
+    least-squares line through the profile just outside it (:func:`flank_background`)."""
+    return flank_background(ctx.profile, _joined(regions), ctx.ball)
+
+
+@register("gap", choice=False)
+def gap(ctx: LaneContext, regions: list[Region]) -> np.ndarray | None:
+    """From the free membrane between the lanes: a quadratic across the lane through the
+    nearest gaps on either side (:func:`gap_background`); None with too few gaps."""
+    return gap_background(ctx.signal, ctx.lane, ctx.lanes)
+
+
+def _joined(regions: list[Region]) -> list[tuple[int, int]]:
+    """(top, bottom) of the regions, the members of each deconvolved cluster joined into one."""
+    out, clusters = [], {}
+    for r in regions:
+        if r.cluster is not None:
+            c = clusters.setdefault(r.cluster, [r.top, r.bottom])
+            c[0], c[1] = min(c[0], r.top), max(c[1], r.bottom)
+        else:
+            out.append((r.top, r.bottom))
+    return sorted(out + [tuple(c) for c in clusters.values()])
+
+
+def lane_background(method: str, ctx: LaneContext, regions: list[Region]) -> tuple[np.ndarray, list[str]]:
+    """The baseline of one lane by the registered ``method`` and the method used under each region.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, or one that cannot be used for this lane.
+    """
+    try:
+        m = REGISTRY[method]
+    except KeyError:
+        raise ValueError(f"unknown background {method!r} (one of {', '.join(REGISTRY)})") from None
+    if m.composite:
+        bg, methods = m.func(ctx, regions)
+        return np.asarray(bg, float), list(methods)
+    bg = m.func(ctx, regions)
+    if bg is None:
+        raise ValueError(f"lane {ctx.lane.lane}: the {method} background cannot be formed here")
+    return bg, [method] * len(regions)
+
+
+def lane_label(method: str, methods: list[str]) -> str:
+    """The lanes table's ``background``: the methods used under the lane's bands joined by
+    ``+``; for a lane without bands the method itself (``auto``: ``rolling-ball``, its base)."""
+    if methods:
+        return "+".join(sorted(set(methods)))
+    return "rolling-ball" if method == "auto" else method
+
+
+# --------------------------------------------------------------------------
+# the baselines themselves (plain functions on arrays)
+
+
+def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_px: int = 41) -> np.ndarray:
+    """Lane-edge (local border) background: median of the ``border_px`` columns just
+    outside each side of the lane, per row, smoothed along the lane, times the lane width.
+    A side that leaves the image is not used."""
+    h, w = signal.shape
+    left = np.arange(-border_px, 0)
+    right = np.arange(lane.width_px, lane.width_px + border_px)
+    rows, cols_l, valid_l = lane_index(lane, w, left)
+    _, cols_r, valid_r = lane_index(lane, w, right)
+    parts = []
+    if valid_l.all():
+        parts.append(cols_l)
+    if valid_r.all():
+        parts.append(cols_r)
+    if not parts:
+        return np.zeros(len(rows))
+    cols = np.concatenate(parts, axis=1)
+    vals = np.median(signal[rows[:, None], cols], axis=1).astype(np.float64)
+    vals = ndi.median_filter(vals, size=max(3, smooth_px), mode="nearest")
+    vals = ndi.gaussian_filter1d(vals, smooth_px / 3.0, mode="nearest")
+    return vals * lane.width_px
+
+
+def gap_background(signal: np.ndarray, lane: Lane, others, border_px: int = 3, smooth_px: int = 41):
+    """Background under a lane from the free membrane in the gaps between lanes, per row:
+    the median of ``border_px`` columns at the middle of each of the two nearest gaps on
+    either side (the lane's own edges and the gaps beyond its neighbours), fitted by a
+    quadratic in x and summed over the lane's columns; smoothed along the lane like
+    :func:`edge_background`. Unlike the two lane edges alone, it follows a background
+    that curves across the lane (blotches about as wide as a lane). ``None`` with fewer
+    than 3 usable gaps or none on one side.
+    """
+    h, w = signal.shape
+    lanes = sorted([lane] + [o for o in others if o.lane != lane.lane and o.piece == lane.piece
+                             and o.y_top_px == lane.y_top_px], key=lambda o: o.x_left_px)
+    # gap middles relative to this lane's left edge (the same tilt moves them all)
+    mids = []
+    for a, b in zip(lanes[:-1], lanes[1:]):
+        g0, g1 = a.x_right_px + 1, b.x_left_px - 1
+        if g1 - g0 + 1 >= border_px:
+            mids.append(0.5 * (g0 + g1))
+    first, last = lanes[0], lanes[-1]
+    if first.x_left_px - border_px - 1 >= 0:
+        mids.append(first.x_left_px - 1 - border_px / 2.0)
+    if last.x_right_px + border_px + 1 < w:
+        mids.append(last.x_right_px + 1 + border_px / 2.0)
+    xc = lane.x_center_px
+    left = sorted([m for m in mids if m < lane.x_left_px], reverse=True)[:2]
+    right = sorted([m for m in mids if m > lane.x_right_px])[:2]
+    xs = np.array(left + right)
+    if not left or not right or len(xs) < 3:
+        return None
+    vals = []
+    for m in xs:
+        offs = np.arange(int(round(m - border_px / 2.0)), int(round(m - border_px / 2.0)) + border_px) - lane.x_left_px
+        rows, cols, valid = lane_index(lane, w, offs)
+        if not valid.all():
+            return None
+        vals.append(np.median(signal[rows[:, None], cols], axis=1).astype(np.float64))
+    V = np.array(vals)  # gaps x rows
+    u = (xs - xc) / max(1.0, lane.width_px)
+    A = np.stack([np.ones_like(u), u, u ** 2], axis=1)
+    lx = (np.arange(lane.x_left_px, lane.x_right_px + 1) - xc) / max(1.0, lane.width_px)
+    wts = np.stack([np.ones_like(lx), lx, lx ** 2], axis=1).sum(axis=0) @ np.linalg.pinv(A)
+    bg = wts @ V
+    bg = ndi.median_filter(bg, size=max(3, smooth_px), mode="nearest")
+    return ndi.gaussian_filter1d(bg, smooth_px / 3.0, mode="nearest")
+
+
+def rolling_ball_background(profile: np.ndarray, radius_px: float) -> np.ndarray:
+    """Rolling-ball-like baseline of a 1-D lane profile.
+
+    The profile is smoothed (Gaussian, 2 px) to keep noise from dragging the
+    baseline down, then opened with a flat element of ``2*radius_px+1`` px (a
+    ball of infinite radius in intensity: everything narrower than the element
+    is treated as signal), and the result smoothed with a window of
+    ``radius_px`` so that the baseline has no corners; it never exceeds the
+    smoothed profile.
+    """
+    n = len(profile)
+    size = int(min(2 * radius_px + 1, 2 * n - 1)) | 1
+    ps = ndi.gaussian_filter1d(profile, 2.0, mode="nearest")
+    base = ndi.grey_opening(ps, size=size, mode="nearest")
+    base = ndi.uniform_filter1d(base, max(1, int(radius_px)), mode="nearest")
+    return np.minimum(base, ps)
+
+
+def flank_background(profile: np.ndarray, regions, fallback: np.ndarray, flank_px: int | None = None) -> np.ndarray:
+    """Local straight-line baseline under each band region, fitted (least squares) to the
+    profile just outside it.
+
+    For every region ``(y0, y1)`` the profile values within ``flank_px`` (default: the
+    region's length, at least 8 px) above and below it, excluding any band region, are
+    fitted with a line that is used inside the region. Least squares, unlike a minimum
+    or an opening, is not biased by noise, so faint and strong bands lose or gain
+    nothing systematically. A region with fewer than 3 flank points on one side gets
+    ``fallback`` (the rolling ball) shifted to the mean level of its free flank; with
+    neither side free it keeps ``fallback``.
+    """
+    n = len(profile)
+    base = fallback.astype(float).copy()
+    inside = np.zeros(n, bool)
+    for a, b in regions:
+        inside[max(0, a):min(n, b + 1)] = True
+    x = np.arange(n)
+    merged = []
+    for a, b in sorted(regions):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    for a, b in merged:
+        w = int(flank_px or max(8, b - a + 1))
+        lo = x[max(0, a - w):a]
+        hi = x[b + 1:min(n, b + 1 + w)]
+        lo, hi = lo[~inside[lo]], hi[~inside[hi]]
+        if len(lo) < 3 or len(hi) < 3:
+            # one free side (a neighbour's region on the other): the ball's shape,
+            # shifted to the least-squares level of the free flank
+            side = lo if len(lo) >= 3 else hi if len(hi) >= 3 else None
+            if side is not None:
+                base[a:b + 1] = fallback[a:b + 1] + float(np.mean(profile[side] - fallback[side]))
+            continue
+        xs = np.concatenate([lo, hi])
+        c = np.polyfit(xs, profile[xs], 1)
+        base[a:b + 1] = np.polyval(c, x[a:b + 1])
+    return base
+
+
+def valley_background(profile: np.ndarray, regions) -> np.ndarray:
+    """Valley-to-valley baseline: straight lines joining the (smoothed) profile at the
+    borders of the band regions ``[(y0, y1), ...]`` (profile indices, inclusive)."""
+    n = len(profile)
+    ps = ndi.gaussian_filter1d(profile, 2.0, mode="nearest")
+    inside = np.zeros(n, bool)
+    for a, b in regions:
+        inside[max(0, a):min(n, b + 1)] = True
+    xs = np.flatnonzero(~inside)
+    if xs.size < 2:
+        return np.full(n, ps.min())
+    base = np.interp(np.arange(n), xs, ps[xs])
+    return np.minimum(base, ps)
+
+
+
+
+#: user choices of ``BlotParams.background`` / ``--background`` (``auto`` first, the default)
+CHOICES = tuple(name for name, m in REGISTRY.items() if m.choice)
+#: the single (non-composite) choices
+METHODS = tuple(name for name in CHOICES if not REGISTRY[name].composite)

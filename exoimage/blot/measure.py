@@ -1,0 +1,440 @@
+"""Measure band regions in lanes: profile -> background -> volume -> rows -> ladder.
+
+One measurement for every front end: :func:`~exoimage.blot.quantify_blot` detects
+lanes and band regions (:mod:`.detect`) and measures them here; the manual path
+(:func:`exoimage.blot.manual.measure_bands`) and the napari plugin measure the
+lanes and regions a user drew, here too. The same regions give the same numbers.
+
+A regions table (:data:`REGION_COLUMNS`) has one row per band region; only
+``lane, y_top_px, y_bottom_px`` are required. The other columns record what
+detection found about a region, so that measuring detected regions reproduces
+detection's numbers exactly; where they are missing or NaN (a region drawn by
+hand) they are measured:
+
+``y_px, sigma_px``
+    Fitted centre and SD (px); else the centroid and SD of the region's net
+    (background-subtracted, clipped at 0) profile.
+``snr``
+    Band peak per pixel over the pixel noise SD; else the net profile's maximum
+    in the region per pixel of lane width over the pixel noise SD.
+``background_method``
+    The method detection chose (used with ``background = 'auto'``); else
+    ``auto``'s rule (:mod:`.background`).
+``deconvolved, cluster, fraction``
+    Members of one deconvolved cluster (same ``lane`` and ``cluster``) share
+    the net volume of their joint rows by ``fraction``; a cluster whose
+    fractions do not add up to 1 (a member deleted or redrawn) is measured as
+    separate regions.
+``fit_top_px, fit_bottom_px``
+    The rows detection found for the band, under which the background is
+    placed; the volume is summed over ``y_top_px..y_bottom_px``, which may be
+    reshaped to its row's common shape (``BlotParams.row_regions``). Else the
+    region's own rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from ..io import Image, ImageReadError
+from . import background as G
+from .bands import assign_rows, ladder_calibration, mw_from_y
+from .lanes import Lane, Piece
+from .pipeline import BAND_COLUMNS, LANE_COLUMNS, BlotParams, BlotResult, _as_image, signal_of
+from .profile import lane_profile, mask_profile
+from .signal import clipped_masks, detect_ceiling, image_warnings, pixel_noise_sd
+
+__all__ = ["REGION_COLUMNS", "measure", "prepare", "Prepared", "lane_contexts", "lane_traces", "pieces_of",
+           "lane_gaps"]
+
+#: columns of a regions table (see the module docstring); the first three are required
+REGION_COLUMNS = ["lane", "y_top_px", "y_bottom_px", "y_px", "sigma_px", "snr", "background_method",
+                  "deconvolved", "cluster", "fraction", "fit_top_px", "fit_bottom_px"]
+#: a deconvolved cluster is measured as one when its members' fractions add up to 1 within this
+#: (they are areas / their sum, exact to rounding)
+FRACTION_SUM_TOL = 1e-6
+
+
+@dataclass
+class Prepared:
+    """An image made ready for detection and measurement (signal, QC masks, noise)."""
+
+    image: Image
+    signal: np.ndarray
+    polarity: str
+    polarity_source: str
+    ceiling: float | None
+    ceiling_source: str
+    saturated_mask: np.ndarray
+    hot_mask: np.ndarray
+    warnings: list
+    noise_sd: float
+
+
+def prepare(image, params: BlotParams) -> Prepared:
+    """Signal (polarity), detector ceiling and clipped-pixel masks, image warnings, pixel noise."""
+    img = _as_image(image)
+    data = img.data
+    if data.dtype == np.int8:
+        # no imager writes signed 8-bit: such a file is a conversion, and its negative
+        # values are not detector counts
+        raise ImageReadError(img.path, "signed 8-bit image (int8): not a raw detector image (imagers write "
+                                       "unsigned 8- or 16-bit counts); quantify the imager's original file")
+    signal, polarity, pol_src = signal_of(img, params)
+    ceiling, ceil_src = detect_ceiling(data, polarity)
+    solid, hot = clipped_masks(data, ceiling, polarity)
+    warns = list(img.warnings) + image_warnings(data, file_format=img.file_format, was_rgb=img.was_rgb,
+                                                polarity=polarity)
+    return Prepared(img, signal, polarity, pol_src, ceiling, ceil_src, solid, hot, warns, pixel_noise_sd(signal))
+
+
+def lane_gaps(lanes: list[Lane], width: int) -> dict:
+    """Smallest free margin (px) beside each lane: to its neighbours in the same piece,
+    or to the image side. Lanes overlapping this one are not counted as neighbours."""
+    out = {}
+    for ln in lanes:
+        left = min([ln.x_left_px - o.x_right_px - 1 for o in lanes
+                    if o.piece == ln.piece and o.x_right_px < ln.x_left_px] + [ln.x_left_px])
+        right = min([o.x_left_px - ln.x_right_px - 1 for o in lanes
+                     if o.piece == ln.piece and o.x_left_px > ln.x_right_px] + [width - 1 - ln.x_right_px])
+        out[ln.lane] = min(left, right)
+    return out
+
+
+def lane_contexts(prep: Prepared, lanes: list[Lane], params: BlotParams) -> dict:
+    """``{lane: LaneContext}``: profile, rolling ball, radius and free margin of every lane."""
+    gaps = lane_gaps(lanes, prep.signal.shape[1])
+    out = {}
+    for ln in lanes:
+        prof = lane_profile(prep.signal, ln)
+        radius = G.ball_radius_px(len(prof), params.ball_radius_px)
+        free = min(gaps[o.lane] for o in lanes if o.piece == ln.piece)
+        out[ln.lane] = G.LaneContext(prep.signal, ln, lanes, prof, G.rolling_ball_background(prof, radius),
+                                     radius, free, params.edge_border_px)
+    return out
+
+
+def pieces_of(lanes: list[Lane]) -> list[Piece]:
+    """The membrane pieces the lanes define (their bounding boxes)."""
+    out = []
+    for pc in sorted({ln.piece for ln in lanes}):
+        g = [ln for ln in lanes if ln.piece == pc]
+        out.append(Piece(pc, min(ln.y_top_px for ln in g), max(ln.y_bottom_px for ln in g) + 1,
+                         min(ln.x_left_px for ln in g), max(ln.x_right_px for ln in g) + 1))
+    return out
+
+
+# --------------------------------------------------------------------------
+# regions
+
+
+def _col(regions: pd.DataFrame, name: str, default) -> np.ndarray:
+    if name in regions:
+        return regions[name].to_numpy()
+    return np.full(len(regions), default, dtype=object)
+
+
+def _num(v) -> float:
+    """``v`` as a finite float, else NaN (missing, None, text)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return np.nan
+    return f if np.isfinite(f) else np.nan
+
+
+@dataclass
+class _Reg:
+    """One region of a lane: window ``a..b`` and background rows ``fa..fb`` (profile indices)."""
+
+    a: int
+    b: int
+    fa: int
+    fb: int
+    y: float          # absolute px, NaN: measure
+    sigma: float
+    snr: float
+    method: str | None
+    cluster: object   # key of a deconvolved cluster, or None
+    fraction: float
+
+
+def _lane_regions(cols: dict, ln: Lane) -> list[_Reg]:
+    """The lane's regions in table order, clipped to the lane (empty ones dropped), with
+    deconvolved clusters kept only when complete (their fractions add up to 1)."""
+    n = ln.y_bottom_px - ln.y_top_px + 1
+    out = []
+    for i in np.flatnonzero(cols["lane"] == ln.lane):
+        a = max(0, int(cols["y_top_px"][i]) - ln.y_top_px)
+        b = min(n - 1, int(cols["y_bottom_px"][i]) - ln.y_top_px)
+        if b < a:
+            continue
+        fa, fb = _num(cols["fit_top_px"][i]), _num(cols["fit_bottom_px"][i])
+        if np.isfinite(fa) and np.isfinite(fb) and fb >= fa:
+            fa, fb = max(0, int(fa) - ln.y_top_px), min(n - 1, int(fb) - ln.y_top_px)
+        else:
+            fa, fb = a, b
+        dec, cl, fr = cols["deconvolved"][i], _num(cols["cluster"][i]), _num(cols["fraction"][i])
+        key = int(cl) if isinstance(dec, (bool, np.bool_)) and dec and np.isfinite(cl) and np.isfinite(fr) else None
+        m = cols["background_method"][i]
+        out.append(_Reg(a, b, fa, fb, _num(cols["y_px"][i]), _num(cols["sigma_px"][i]), _num(cols["snr"][i]),
+                        m if isinstance(m, str) and m else None, key, fr if key is not None else 1.0))
+    sums = {}
+    for r in out:
+        if r.cluster is not None:
+            sums.setdefault(r.cluster, []).append(r.fraction)
+    bad = {k for k, v in sums.items() if len(v) < 2 or abs(sum(v) - 1.0) > FRACTION_SUM_TOL}
+    for r in out:
+        if r.cluster in bad:
+            r.cluster, r.fraction = None, 1.0
+    return out
+
+
+def _region_columns(regions: pd.DataFrame) -> dict:
+    missing = [c for c in ("lane", "y_top_px", "y_bottom_px") if c not in regions]
+    if missing:
+        raise ValueError(f"regions table lacks column(s) {', '.join(missing)}")
+    cols = {c: _col(regions, c, np.nan) for c in REGION_COLUMNS}
+    cols["lane"] = regions["lane"].to_numpy()
+    cols["background_method"] = _col(regions, "background_method", None)
+    cols["deconvolved"] = _col(regions, "deconvolved", False)
+    return cols
+
+
+# --------------------------------------------------------------------------
+# rows of the tables
+
+
+def band_row(name: str, ln: Lane, *, top: int, bottom: int, y_px: float, sigma_px: float, volume: float,
+             background: float, method: str, saturated_px: int, hot_px: int, snr: float,
+             deconvolved: bool) -> dict:
+    """One row of the bands table (``top``/``bottom`` in profile indices of ``ln``)."""
+    return dict(image=name, lane=ln.lane, row=0, band_id=0, y_px=y_px, y_top_px=ln.y_top_px + top,
+                y_bottom_px=ln.y_top_px + bottom, sigma_px=sigma_px, volume=volume, background=background,
+                background_method=method, saturated_px=saturated_px, hot_px=hot_px, snr=snr,
+                deconvolved=deconvolved, is_ladder=ln.is_ladder, piece=ln.piece)
+
+
+def lane_row(name: str, ln: Lane, *, n_bands: int, lane_total: float, background: str) -> dict:
+    """One row of the lanes table."""
+    yt, yb = ln.y_top_px, ln.y_bottom_px
+    return dict(image=name, lane=ln.lane, piece=ln.piece, x_left_px=ln.x_left_px, x_right_px=ln.x_right_px,
+                x_center_px=ln.x_center_px, width_px=ln.width_px, y_top_px=yt, y_bottom_px=yb,
+                slope_dx_per_dy=ln.slope, x_center_top_px=ln.x_center_px + ln.slope * (yt - ln.y_ref_px),
+                x_center_bottom_px=ln.x_center_px + ln.slope * (yb - ln.y_ref_px), is_ladder=ln.is_ladder,
+                n_bands=n_bands, lane_total=lane_total, background=background)
+
+
+# --------------------------------------------------------------------------
+# measurement
+
+
+def _background(ctx: G.LaneContext, regs: list[_Reg], method: str):
+    """(baseline, method per region) of one lane, placed under the regions' background rows."""
+    return G.lane_background(method, ctx, [G.Region(r.fa, r.fb, r.cluster, r.method) for r in regs])
+
+
+def measure(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotParams | None = None, *,
+            name: str = "", pieces: list[Piece] | None = None, lane_totals: bool = False) -> BlotResult:
+    """Measure band regions in lanes.
+
+    Parameters
+    ----------
+    image : Image or ndarray
+        Raw pixel values.
+    lanes : list of Lane
+        E.g. ``BlotResult.lane_geometry`` or :func:`exoimage.blot.manual.lanes_from_outlines`.
+    regions : DataFrame
+        Band regions (:data:`REGION_COLUMNS`; ``lane, y_top_px, y_bottom_px`` required),
+        e.g. ``BlotResult.regions`` or :func:`exoimage.blot.manual.regions_from_outlines`.
+    params : BlotParams, optional
+        ``polarity``, ``background``, ``ball_radius_px``, ``edge_border_px``, ``low_snr``,
+        ``ladder_lane``/``ladder_kda`` are used (nothing is detected).
+    name : str
+        Value of the ``image`` column.
+    pieces : list of Piece, optional
+        Membrane pieces (default: the lanes' bounding boxes).
+    lane_totals : bool
+        Also compute each lane's whole-lane signal with the lane-edge background.
+
+    Returns
+    -------
+    BlotResult
+        ``lanes``/``bands`` tables as :func:`~exoimage.blot.quantify_blot` gives them and
+        ``regions``, the regions as measured (one row per band, same order).
+    """
+    params = params or BlotParams()
+    prep = prepare(image, params)
+    if not lanes:
+        raise ImageReadError(prep.image.path, "no lanes to quantify: draw at least one lane")
+    return measure_prepared(prep, lanes, regions, params, name=name, pieces=pieces, lane_totals=lane_totals)
+
+
+def measure_prepared(prep: Prepared, lanes: list[Lane], regions: pd.DataFrame, params: BlotParams, *,
+                     name: str = "", pieces: list[Piece] | None = None, lane_totals: bool = False,
+                     contexts: dict | None = None) -> BlotResult:
+    """:func:`measure` on an image already :func:`prepare`-d (``contexts``: from
+    :func:`lane_contexts` for these lanes and parameters, to save recomputing them)."""
+    lanes = [replace(ln) for ln in lanes]
+    if params.ladder_lane:
+        if not any(ln.lane == params.ladder_lane for ln in lanes):
+            raise ImageReadError(prep.image.path, f"ladder lane {params.ladder_lane} does not exist "
+                                                  f"({len(lanes)} lanes found)")
+        for ln in lanes:
+            ln.is_ladder = ln.lane == params.ladder_lane
+    cols = _region_columns(regions)
+    unknown = sorted(set(np.asarray(cols["lane"]).tolist()) - {ln.lane for ln in lanes})
+    if unknown:
+        raise ValueError(f"regions refer to lane(s) {', '.join(map(str, unknown))}, which do not exist")
+    if contexts is None or any(contexts.get(ln.lane) is None or contexts[ln.lane].lane != ln for ln in lanes):
+        contexts = lane_contexts(prep, lanes, params)
+    masks = np.nonzero(prep.saturated_mask), np.nonzero(prep.hot_mask)
+    band_rows, region_rows, lane_rows = [], [], []
+    for ln in lanes:
+        ctx = contexts[ln.lane]
+        regs = _lane_regions(cols, ln)
+        b_rows, r_rows, methods = _measure_lane(name, ctx, ln, regs, params, prep.noise_sd, masks)
+        band_rows += b_rows
+        region_rows += r_rows
+        tot = np.nan
+        if lane_totals:
+            tot = float((ctx.profile - G.edge_background(prep.signal, ln, params.edge_border_px)).sum())
+        lane_rows.append(lane_row(name, ln, n_bands=len(regs), lane_total=tot,
+                                  background=G.lane_label(params.background, methods)))
+    det = {ln.lane: contexts[ln.lane].profile - contexts[ln.lane].ball for ln in lanes}
+    bands, regs_out, ladder, warns = _finish(pd.DataFrame(band_rows, columns=BAND_COLUMNS + ["piece"]),
+                                             pd.DataFrame(region_rows, columns=REGION_COLUMNS),
+                                             lanes, det, params, prep)
+    return BlotResult(lanes=pd.DataFrame(lane_rows, columns=LANE_COLUMNS), bands=bands, lane_geometry=lanes,
+                      pieces=list(pieces) if pieces is not None else pieces_of(lanes), polarity=prep.polarity,
+                      polarity_source=prep.polarity_source, ceiling=prep.ceiling,
+                      ceiling_source=prep.ceiling_source, noise_sd=prep.noise_sd, warnings=warns,
+                      saturated_mask=prep.saturated_mask, hot_mask=prep.hot_mask, ladder=ladder, params=params,
+                      regions=regs_out)
+
+
+def _measure_lane(name: str, ctx: G.LaneContext, ln: Lane, regs: list[_Reg], params: BlotParams,
+                  noise: float, masks) -> tuple[list, list, list]:
+    """Band rows, region rows and background methods of one lane's regions."""
+    bg, methods = _background(ctx, regs, params.background)
+    net = ctx.profile - bg
+    sat_p, hot_p = mask_profile(masks[0], ln), mask_profile(masks[1], ln)
+    span = {}
+    for r in regs:
+        if r.cluster is not None:
+            c = span.setdefault(r.cluster, [r.a, r.b])
+            c[0], c[1] = min(c[0], r.a), max(c[1], r.b)
+    band_rows, region_rows = [], []
+    for r, m in zip(regs, methods):
+        seg = net[r.a:r.b + 1]
+        if r.cluster is not None:
+            a, b = span[r.cluster]
+            vol = float(net[a:b + 1].sum()) * r.fraction
+        else:
+            vol = float(seg.sum())
+        if np.isfinite(r.y) and np.isfinite(r.sigma):
+            # as detected: the fitted centre and width (a deconvolved component's centre
+            # may lie just outside its share of the cluster's rows)
+            y, sd = r.y, r.sigma
+        else:
+            pos = np.clip(seg, 0, None)
+            yy = np.arange(r.a, r.b + 1, dtype=float)
+            if pos.sum() > 0:
+                yc = float((pos * yy).sum() / pos.sum())
+                sd = float(np.sqrt((pos * (yy - yc) ** 2).sum() / pos.sum()))
+            else:
+                yc, sd = 0.5 * (r.a + r.b), 0.0
+            y = ln.y_top_px + yc
+        snr = r.snr if np.isfinite(r.snr) else float(seg.max() / ln.width_px / noise)
+        band_rows.append(band_row(
+            name, ln, top=r.a, bottom=r.b, y_px=y, sigma_px=sd, volume=vol,
+            background=float(bg[r.a:r.b + 1].sum()), method=m,
+            saturated_px=int(sat_p[r.a:r.b + 1].sum()) if sat_p is not None else 0,
+            hot_px=int(hot_p[r.a:r.b + 1].sum()) if hot_p is not None else 0,
+            snr=snr, deconvolved=r.cluster is not None))
+        region_rows.append(dict(lane=ln.lane, y_top_px=ln.y_top_px + r.a, y_bottom_px=ln.y_top_px + r.b,
+                                y_px=y, sigma_px=sd, snr=snr, background_method=m,
+                                deconvolved=r.cluster is not None,
+                                cluster=r.cluster if r.cluster is not None else np.nan,
+                                fraction=r.fraction, fit_top_px=ln.y_top_px + r.fa,
+                                fit_bottom_px=ln.y_top_px + r.fb))
+    return band_rows, region_rows, methods
+
+
+def _finish(bands: pd.DataFrame, regions: pd.DataFrame, lanes: list[Lane], det: dict, params: BlotParams,
+            prep: Prepared):
+    """QC flags, rows, molecular weights (a failure is a warning), then band ids in lane/y order."""
+    bands["saturated"] = bands["saturated_px"] > 0
+    bands["low_snr"] = bands["snr"] < params.low_snr
+    bands["mw_kda"] = np.nan
+    rows, offsets = assign_rows(lanes, bands["lane"].to_numpy(), bands["y_px"].to_numpy(),
+                                bands["sigma_px"].to_numpy(), det)
+    if len(bands):
+        bands["row"] = rows
+    warns = list(prep.warnings)
+    ladder = {}
+    if params.ladder_lane and params.ladder_kda:
+        try:
+            ladder = _apply_ladder(bands, lanes, offsets, params, prep.image.path)
+        except ImageReadError as exc:
+            warns.append(f"no molecular weights: {exc.problem}")
+    order = bands.sort_values(["lane", "y_px"], kind="stable").index
+    bands = bands.loc[order].reset_index(drop=True)
+    regions = regions.loc[order].reset_index(drop=True)
+    bands["band_id"] = np.arange(1, len(bands) + 1)
+    return bands[BAND_COLUMNS + ["piece"]], regions, ladder, warns
+
+
+def lane_traces(image, lanes: list[Lane], regions: pd.DataFrame | None = None,
+                params: BlotParams | None = None) -> dict:
+    """Lane profile and the background :func:`measure` subtracts, for every lane, for plotting.
+
+    Returns ``{lane: DataFrame(y_px, profile, background)}`` in signal units
+    (bands positive), rows ``y_top..y_bottom`` of the lane.
+    """
+    params = params or BlotParams()
+    regions = regions if regions is not None else pd.DataFrame(columns=["lane", "y_top_px", "y_bottom_px"])
+    prep = prepare(image, params)
+    cols = _region_columns(regions)
+    out = {}
+    for lane_no, ctx in lane_contexts(prep, lanes, params).items():
+        ln = ctx.lane
+        bg, _ = _background(ctx, _lane_regions(cols, ln), params.background)
+        out[lane_no] = pd.DataFrame({"y_px": np.arange(ln.y_top_px, ln.y_bottom_px + 1),
+                                     "profile": ctx.profile, "background": bg})
+    return out
+
+
+def _apply_ladder(bands, lanes, offsets, params, path) -> dict:
+    """Apparent molecular weights of all bands of the ladder's piece, in place; the fit."""
+    lad = next(ln for ln in lanes if ln.lane == params.ladder_lane)
+    lb = bands[bands["lane"] == lad.lane]
+    if len(lb) < 2:
+        raise ImageReadError(path, f"ladder lane {lad.lane}: found {len(lb)} bands, need at least 2")
+    kda = [float(k) for k in params.ladder_kda]
+    # keep the strongest bands if there are far more than markers
+    if len(lb) > len(kda) + 3:
+        lb = lb.nlargest(len(kda) + 3, "volume")
+    try:
+        y_l, k_l = ladder_calibration(lb["y_px"].to_numpy(), kda)
+    except ValueError as exc:
+        raise ImageReadError(path, f"ladder lane {lad.lane}: {exc}") from None
+    # smile: offset of the ladder lane from a fit of the sample lanes' offsets against x
+    same = [ln for ln in lanes if ln.piece == lad.piece and ln.lane in offsets]
+    xs = np.array([ln.x_center_px for ln in same])
+    os_ = np.array([offsets[ln.lane] for ln in same])
+    if len(xs) >= 4:
+        coef = np.polyfit(xs, os_, 2)
+    elif len(xs) >= 2:
+        coef = np.polyfit(xs, os_, 1)
+    else:
+        coef = np.array([0.0])
+    lad_off = float(np.polyval(coef, lad.x_center_px))
+    m = (bands["piece"] == lad.piece).to_numpy()
+    lane_off = bands.loc[m, "lane"].map(lambda L: offsets.get(L, lad_off)).to_numpy(float)
+    y_eq = bands.loc[m, "y_px"].to_numpy() - lane_off + lad_off
+    bands.loc[m, "mw_kda"] = mw_from_y(y_eq, y_l, k_l)
+    return {"lane": lad.lane, "y_px": y_l.tolist(), "kda": k_l.tolist()}
