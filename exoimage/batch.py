@@ -228,6 +228,34 @@ def _gb(n) -> str:
     return f"{n / 1e9:.2f} GB" if n is not None else "unknown"
 
 
+def memory_problem(path, kind: str, *, max_pixels: int | None = None) -> str | None:
+    """Why analysing ``path`` now would not fit in memory (one line), or None if it fits.
+
+    For the one-image-at-a-time commands (``exoimage tem``, ``exoimage blot``): the
+    image's header (:func:`exoimage.io.probe_image`, nothing decoded) times the
+    measured :data:`exoimage.io.PEAK_BYTES_PER_PIXEL` of ``kind`` against
+    :func:`available_memory_bytes` x :data:`MEMORY_USE_FRACTION`. An image inside the
+    pixel budget can still need more memory than the machine has (the default budget,
+    16384^2 px, admits ~13 GB of analysis); it is refused before it is decoded. A header
+    that cannot be read gives None: the reader then reports the file's problem itself.
+    """
+    if probe_image is None or PEAK_BYTES_PER_PIXEL is None:
+        return None
+    try:
+        header = probe_image(path, max_pixels=max_pixels)
+    except Exception:  # noqa: BLE001 - the reader reports it with its own one-line error
+        return None
+    need = float(header.n_pixels) * float(PEAK_BYTES_PER_PIXEL.get(kind, max(PEAK_BYTES_PER_PIXEL.values())))
+    avail = available_memory_bytes()
+    if avail is None:
+        return None
+    limit = avail * MEMORY_USE_FRACTION
+    if need <= limit:
+        return None
+    return (f"not analysed: a {header.width}x{header.height} px image needs an estimated {_gb(need)} of memory, "
+            f"more than the {_gb(limit)} available (free memory, use a larger machine, or crop the image)")
+
+
 # ---------------------------------------------------------------------------
 # the cache: JSON values with explicit tags, Parquet tables
 

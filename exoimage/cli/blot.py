@@ -13,6 +13,7 @@ from ..blot.normalize import NORMALIZED_COLUMNS, read_lane_sheet, replicate_stat
 from ..blot.plan import NormalizationSpec, normalize_blot
 from ..outputs import display_text, find_inputs, one_line, safe_stem, save_png, write_run_json, write_table
 from ..params import param_meta
+from ..batch import memory_problem
 from . import add_max_pixels_option
 from ._options import build_or_fail, check_input_file, check_out_dir, one_line_errors, param_type
 
@@ -125,6 +126,11 @@ def _one_file(f, args, params, spec, sheet, want_norm: bool, out: Path):
     """
     if f.error:  # found at discovery (FIFO, device, link loop...): never opened
         row = _error_row(f, f.error, params)
+        _say_error(f, row["error"])
+        return row, None, []
+    too_big = memory_problem(f.path, "blot", max_pixels=args.max_pixels)
+    if too_big:  # inside the pixel budget but more than this machine can hold: refused before decoding
+        row = _error_row(f, too_big, params)
         _say_error(f, row["error"])
         return row, None, []
     overlay = None

@@ -11,6 +11,7 @@ from ..outputs import find_inputs, one_line, safe_stem, save_png, write_run_json
 from ..tem import IMAGE_COLUMNS, PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_file, draw_overlay
 from ..io import write_calibrated_tiff
 from ..params import param_meta
+from ..batch import memory_problem
 from . import add_max_pixels_option
 from ._options import build_or_fail, check_out_dir, one_line_errors, param_type
 
@@ -78,6 +79,10 @@ def _one_file(f, args, params, out: Path):
     if f.error:  # found at discovery (FIFO, device, link loop...): never opened
         print(f"{f.rel}: error: {f.error}", file=sys.stderr)
         return _error_row(f.rel, f.error), None
+    too_big = memory_problem(f.path, "tem", max_pixels=args.max_pixels)
+    if too_big:  # inside the pixel budget but more than this machine can hold: refused before decoding
+        print(f"{f.rel}: error: {too_big}", file=sys.stderr)
+        return _error_row(f.rel, too_big), None
     written = []
     try:
         res = analyze_tem_file(f.path, pixel_size_nm=args.pixel_size, params=params, name=f.rel,
