@@ -1,7 +1,8 @@
 """Run a whole experiment: one task per image, on local worker processes or a Dask cluster.
 
 * Each task reads its own image, runs the library pipeline (:mod:`exoimage.tem`
-  or :mod:`exoimage.blot`), writes its overlay (and label image) and finally a
+  or :mod:`exoimage.blot`), writes its overlay (and label image), makes the
+  image's typed record (:mod:`exoimage.records`) and finally a
   cache entry in ``<out>/.cache/`` (see *The resume cache* below). A run killed
   at any moment (even ``kill -9``) leaves only whole files; a rerun skips
   finished images and redoes changed ones.
@@ -28,10 +29,12 @@ One entry per task, named by its key (the SHA-256 of the input file, the
 parameters, the exoimage version, the cache format and the image's relative
 path; see :func:`task_key`):
 
-* ``<key>.<table>.parquet`` - each table of the result (vesicles, lanes,
-  bands, normalized), written first;
-* ``<key>.json`` - the manifest, written last: the key's parts, the result's
-  scalars (image row, overlay path, ...; JSON with explicit tags for numpy
+* ``<key>.<table>.parquet`` - each table of the image's record
+  (:class:`~exoimage.records.TemRecord` vesicles; :class:`~exoimage.records.BlotRecord`
+  lanes, bands, normalized), written first;
+* ``<key>.json`` - the manifest, written last: the key's parts, the record's
+  other fields (:func:`exoimage.records.record_fields`: image row, provenance,
+  warnings with their codes, overlay path, ...; JSON with explicit tags for numpy
   scalars, tuples and NA so that they come back exactly), for every table its
   file's SHA-256 and size, its columns, dtypes and ``attrs``, and the SHA-256
   of all that (an edited manifest is detected too). A failed task's entry has
@@ -39,7 +42,9 @@ path; see :func:`task_key`):
 
 Every file is written to a temporary name and renamed. On load the manifest
 must name exactly the expected key parts, every table file must match its
-checksum, columns and dtypes, and the content must belong to the image (its
+checksum, columns and dtypes, the record must have exactly the fields of its
+kind, each of its type (:func:`exoimage.records.record_from_fields`), and the
+content must belong to the image (its
 ``image`` column and row); anything else - a corrupt, truncated, edited,
 swapped or foreign entry - is recomputed, never used. Nothing is ever
 unpickled: entries of the old pickle format (``<key>.pkl``) are ignored.
@@ -59,6 +64,7 @@ import re
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,17 +74,19 @@ from . import __version__
 from .experiment import Experiment, ImageTask
 from .io import sha256_file
 from .outputs import atomic_write_bytes, safe_stem
+from .records import (RECORD_TYPES, BlotRecord, ImageRecord, Provenance, TemRecord, blot_record, error_record,
+                      record_fields, record_from_fields, tem_record)
 
 try:  # added by the readers branch; until it is merged, estimate from the file size
     from .io import PEAK_BYTES_PER_PIXEL, probe_image
 except ImportError:  # pragma: no cover - depends on the merge order
     PEAK_BYTES_PER_PIXEL, probe_image = None, None
 
-__all__ = ["task_key", "process_task", "run_tasks", "Progress", "estimate_task_bytes",
+__all__ = ["task_key", "process_task", "run_tasks", "Progress", "TaskOutcome", "estimate_task_bytes",
            "available_memory_bytes", "load_cache_entry", "CACHE_FORMAT", "RETRY_HINT"]
 
 #: Version of the cache entry layout; part of every key, so a new layout never reads an old one.
-CACHE_FORMAT = "exoimage-cache/2"
+CACHE_FORMAT = "exoimage-cache/3"
 
 #: How a remembered failure can be retried (part of the error text, so users see it in images.csv).
 RETRY_HINT = "not retried on rerun: exoimage run --retry-failed"
@@ -102,6 +110,10 @@ MEMORY_USE_FRACTION = 0.85
 #: Compressed files are underestimated by their compression ratio.
 FALLBACK_BYTES_PER_FILE_BYTE = 40.0
 
+#: Seconds between two progress lines when stderr is not a terminal (a log file): often enough to see
+#: that a long run moves, rarely enough that a run of thousands of images logs a few hundred lines.
+LOG_INTERVAL_S = 30.0
+
 #: Timeout (s) for connecting to a ``--scheduler``: long enough for a slow network, short enough
 #: that a wrong address is reported at once.
 SCHEDULER_CONNECT_TIMEOUT_S = 5.0
@@ -114,8 +126,8 @@ MAX_TABLE_ROWS = 50_000_000
 #: errno values of a full disk or an exhausted quota: the run stops (nothing is an image's fault).
 _DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
-#: The result fields that are tables (stored as Parquet); every other field is a JSON scalar.
-TABLE_FIELDS = ("vesicles", "lanes", "bands", "normalized")
+#: The record fields that are tables (stored as Parquet); every other field is a JSON value.
+TABLE_FIELDS = tuple(dict.fromkeys(t for cls in RECORD_TYPES.values() for t in cls.TABLES))
 
 _log = logging.getLogger(__name__)
 
@@ -138,14 +150,20 @@ def _params_for(task: ImageTask, exp: Experiment) -> dict:
     return {"blot": opts, "marker": spec.marker, "lane_sheet_sha256": sheet_hash, **extra}
 
 
-def _binding(task: ImageTask, exp: Experiment, file_hash: str) -> dict:
+def _binding(task: ImageTask, exp: Experiment, file_hash: str, params: dict | None = None) -> dict:
     """What a cache entry is bound to: everything its result depends on."""
-    params = json.dumps(_params_for(task, exp), sort_keys=True, default=str)
+    params = json.dumps(_params_for(task, exp) if params is None else params, sort_keys=True, default=str)
     fields = {"format": CACHE_FORMAT, "sha256": file_hash, "kind": task.kind, "rel": task.rel,
               "sample": task.sample, "version": __version__,
               "params_sha256": hashlib.sha256(params.encode()).hexdigest()}
     blob = json.dumps(fields, sort_keys=True)
     return {"key": hashlib.sha256(blob.encode()).hexdigest()[:32], **fields}
+
+
+def _provenance(task: ImageTask, file_hash, params: dict | None) -> Provenance:
+    """The record's provenance: the input, its hash and the parameters (as JSON values)."""
+    plain = json.loads(json.dumps(params, sort_keys=True, default=str)) if params is not None else {}
+    return Provenance(input_path=str(task.path), sha256=file_hash, params=plain, version=__version__)
 
 
 def task_key(task: ImageTask, exp: Experiment, file_hash: str | None = None) -> tuple[str, str]:
@@ -346,30 +364,29 @@ def _frame_from_parquet(data: bytes, meta: dict) -> pd.DataFrame:
     return df
 
 
-def _encode_entry(record: dict, binding: dict) -> tuple[dict, dict]:
-    """(manifest, {table file name: bytes}) of a finished result."""
-    scalars, tables, blobs = {}, {}, {}
-    for k, v in record.items():
-        if k in TABLE_FIELDS and v is not None:
-            if not isinstance(v, pd.DataFrame):
-                raise TypeError(f"{k} is not a table")
-            data, meta = _frame_to_parquet(v)
-            name = f"{binding['key']}.{k}.parquet"
-            blobs[name] = data
-            tables[k] = meta
-        else:
-            scalars[k] = _enc(v)
+def _encode_entry(record: ImageRecord, binding: dict) -> tuple[dict, dict]:
+    """(manifest, {table file name: bytes}) of a finished record."""
+    fields, frames = record_fields(record)
+    scalars = {k: _enc(v) for k, v in fields.items()}
+    tables, blobs = {}, {}
+    for k, v in frames.items():
+        if v is None:
+            continue
+        data, meta = _frame_to_parquet(v)
+        blobs[f"{binding['key']}.{k}.parquet"] = data
+        tables[k] = meta
     manifest = {"binding": binding, "status": "done", "record": scalars, "tables": tables}
     return manifest, blobs
 
 
-def _decode_entry(manifest: dict, blobs: dict) -> dict:
-    record = {k: _dec(v) for k, v in manifest["record"].items()}
+def _decode_entry(manifest: dict, blobs: dict) -> ImageRecord:
+    fields = {k: _dec(v) for k, v in manifest["record"].items()}
+    frames = {}
     for k, meta in manifest["tables"].items():
-        if k not in TABLE_FIELDS or k in record:
+        if k not in TABLE_FIELDS:
             raise ValueError(f"unexpected table {k!r}")
-        record[k] = _frame_from_parquet(blobs[f"{manifest['binding']['key']}.{k}.parquet"], meta)
-    return record
+        frames[k] = _frame_from_parquet(blobs[f"{manifest['binding']['key']}.{k}.parquet"], meta)
+    return record_from_fields(fields, frames)
 
 
 def _read_regular(path: Path, limit: int) -> bytes:
@@ -384,32 +401,33 @@ def _read_regular(path: Path, limit: int) -> bytes:
         return fh.read(limit + 1)
 
 
-def _check_belongs(record: dict, binding: dict, manifest: dict) -> None:
+def _check_belongs(record: ImageRecord, binding: dict, manifest: dict) -> None:
     """The content must be the image's own: its name, kind, sample and input hash."""
-    row = record.get("image_row")
-    if record.get("rel") != binding["rel"] or record.get("kind") != binding["kind"] \
-            or record.get("sha256") != binding["sha256"] or record.get("sample") != binding["sample"]:
+    row = record.image_row
+    if record.rel != binding["rel"] or record.kind != binding["kind"] \
+            or record.sha256 != binding["sha256"] or record.sample != binding["sample"]:
         raise ValueError("entry is not this image's")
     if not isinstance(row, dict) or row.get("image") != binding["rel"] or row.get("status") not in ("ok", "error"):
         raise ValueError("bad image row")
     if not isinstance(row.get("error", ""), (str, type(None))) or "\n" in str(row.get("error") or ""):
         raise ValueError("bad error text")
-    for k in TABLE_FIELDS:
-        t = record.get(k)
+    for k in record.TABLES:
+        t = getattr(record, k)
         if t is not None and len(t) and "image" in t and not (t["image"].astype(object) == binding["rel"]).all():
             raise ValueError(f"{k} rows of another image")
         if t is not None and len(t) and k == "vesicles" and "sample" in t \
                 and not (t["sample"].astype(object) == binding["sample"]).all():
             raise ValueError("vesicles of another sample")
-    ov = record.get("overlay")
+    ov = record.overlay
     if ov is not None:
         if not isinstance(ov, str) or not re.fullmatch(r"overlays/[^/\\]+\.png", ov) or ".." in ov:
             raise ValueError("bad overlay path")
-    if manifest["status"] == "failed" and (row.get("status") != "error" or record.get("vesicles") is not None):
+    if manifest["status"] == "failed" and (row.get("status") != "error"
+                                           or any(getattr(record, k) is not None for k in record.TABLES)):
         raise ValueError("bad failure record")
 
 
-def load_cache_entry(out, binding: dict, *, retry_failed: bool = False) -> tuple[dict | None, str]:
+def load_cache_entry(out, binding: dict, *, retry_failed: bool = False) -> tuple[ImageRecord | None, str]:
     """A cached result if its entry is whole, unedited and this task's own; else (None, why).
 
     Returns ``(record, status)`` with status ``'done'`` or ``'failed'`` (a
@@ -444,7 +462,7 @@ def load_cache_entry(out, binding: dict, *, retry_failed: bool = False) -> tuple
             blobs[name] = _read_regular(cache / name, MAX_TABLE_BYTES)
         record = _decode_entry(manifest, blobs)
         _check_belongs(record, binding, manifest)
-        if record.get("overlay") and not (Path(out) / record["overlay"]).is_file():
+        if record.overlay and not (Path(out) / record.overlay).is_file():
             raise ValueError("its overlay is missing")
         return record, status
     except Exception as exc:  # noqa: BLE001 - any doubt: recompute
@@ -460,7 +478,7 @@ def _write_entry(out: Path, manifest: dict, blobs: dict) -> None:
     atomic_write_bytes(cache / f"{manifest['binding']['key']}.json", _dumps(doc))
 
 
-def _remember_failure(out: Path, job: dict, record: dict) -> dict:
+def _remember_failure(out: Path, job: dict, record: ImageRecord) -> ImageRecord:
     """Cache a failed task's error row (so a rerun does not loop on it); returns it as a rerun reads it."""
     manifest, blobs = _encode_entry(record, job["binding"])
     manifest["status"] = "failed"
@@ -490,7 +508,7 @@ def _blot_params(opts: dict):
                       ladder_lane=opts.get("ladder_lane"), ladder_kda=kda)
 
 
-def process_task(job: dict) -> dict:
+def process_task(job: dict) -> TaskOutcome:
     """Analyse one image (runs inside a worker). ``job`` is a plain dict (picklable).
 
     BLAS/OpenMP are limited to one thread, as Dask's worker processes are: the
@@ -503,29 +521,27 @@ def process_task(job: dict) -> dict:
         return _process_task(job)
 
 
-def _process_task(job: dict) -> dict:
+def _process_task(job: dict) -> TaskOutcome:
     task: ImageTask = job["task"]
     out = Path(job["out"])
     t0 = time.perf_counter()
     if task.kind == "tem":
-        result = _process_tem(task, job, out)
+        record = _process_tem(task, job, out)
     else:
-        result = _process_blot(task, job, out)
-    result.update(kind=task.kind, rel=task.rel, sample=task.sample, sha256=job["sha256"],
-                  seconds=round(time.perf_counter() - t0, 3))
+        record = _process_blot(task, job, out)
+    record = replace(record, seconds=round(time.perf_counter() - t0, 3))
     try:
-        manifest, blobs = _encode_entry(result, job["binding"])
+        manifest, blobs = _encode_entry(record, job["binding"])
         decoded = _decode_entry(json.loads(_dumps(manifest)), blobs)  # exactly what a resumed run reads
     except Exception as exc:  # noqa: BLE001 - a value the cache cannot hold: use it, recompute next time
-        result["_not_cached"] = _one_line(exc)
-        return result
+        return TaskOutcome(record, not_cached=_one_line(exc))
     try:
         _write_entry(out, manifest, blobs)
     except OSError as exc:
         if exc.errno in _DISK_FULL:
             raise
-        decoded["_not_cached"] = _one_line(exc)  # e.g. a hostile .cache/<key>.json folder: not cached
-    return decoded
+        return TaskOutcome(decoded, not_cached=_one_line(exc))  # e.g. a hostile .cache/<key>.json folder
+    return TaskOutcome(decoded)
 
 
 def _max_pixels_kw(job: dict) -> dict:
@@ -533,7 +549,11 @@ def _max_pixels_kw(job: dict) -> dict:
     return {"max_pixels": mp} if mp is not None else {}
 
 
-def _process_tem(task, job, out):
+def _job_provenance(job: dict) -> Provenance:
+    return _provenance(job["task"], job.get("sha256"), job.get("params"))
+
+
+def _process_tem(task, job, out) -> TemRecord:
     from .io import write_calibrated_tiff
     from .outputs import save_png
     from .tem import TemParams, analyze_tem_file, draw_overlay
@@ -541,58 +561,47 @@ def _process_tem(task, job, out):
     params = TemParams(**job["exp_tem_params"])
     res = analyze_tem_file(task.path, pixel_size_nm=task.pixel_size_nm, params=params, name=task.rel,
                            **_max_pixels_kw(job))
-    row = dict(res.image_row)
-    row["sample"] = task.sample
-    out_rec = {"image_row": row, "vesicles": None}
+    overlay = None
     if res.ok:
         stem = safe_stem(task.rel)
         save_png(out / "overlays" / f"{stem}.png", draw_overlay(res.display, res.labels, res.vesicles))
         write_calibrated_tiff(out / "labels" / f"{stem}.tif", res.labels, res.pixel_size_nm)
-        v = res.vesicles.copy()
-        v.insert(1, "sample", task.sample)
-        out_rec["vesicles"] = v
-        out_rec["overlay"] = f"overlays/{stem}.png"
-    return out_rec
+        overlay = f"overlays/{stem}.png"
+    return tem_record(task.rel, task.sample, res.image_row, res.vesicles if res.ok else None,
+                      provenance=_job_provenance(job), warnings=res.warnings, overlay=overlay)
 
 
-def _process_blot(task, job, out):
+def _process_blot(task, job, out) -> BlotRecord:
     from .blot import analyze_blot_file, draw_blot_overlay
     from .blot.normalize import read_lane_sheet
     from .blot.plan import NormalizationSpec, normalize_blot
     from .outputs import save_png
 
     spec = task.blot
-    rec = {"image_row": None, "lanes": None, "bands": None, "normalized": None, "marker": spec.marker}
+    prov = _job_provenance(job)
     try:
         params = _blot_params(spec.options)
     except ValueError as exc:
-        rec["image_row"] = {"image": task.rel, "status": "error", "error": f"parameters: {exc}"}
-        return rec
+        return error_record("blot", task.rel, None, f"parameters: {exc}", marker=spec.marker, provenance=prov)
     res = analyze_blot_file(task.path, params, name=task.rel, **_max_pixels_kw(job))
-    row = dict(res.image_row)
-    row["marker"] = spec.marker
-    rec["image_row"] = row
+    warns = res.result.warnings if res.result is not None else (res.image.warnings if res.image is not None else [])
+    common = dict(marker=spec.marker, provenance=prov, warnings=warns)
     if not res.ok:
-        return rec
+        return blot_record(task.rel, res.image_row, **common)
     try:
         sheet = read_lane_sheet(spec.lane_sheet) if spec.lane_sheet else None
         norm_spec = NormalizationSpec.from_mapping(spec.options)
         norms = normalize_blot(res, norm_spec, params, sheet, all_rows_as_target=True)
     except ValueError as exc:
-        row.update(status="error", error=f"normalisation: {exc}")
-        rec["lanes"], rec["bands"] = res.lanes, res.bands
-        return rec
+        row = {**res.image_row, "status": "error", "error": f"normalisation: {exc}"}
+        return blot_record(task.rel, row, lanes=res.lanes, bands=res.bands, **common)
     stem = safe_stem(task.rel)
     save_png(out / "overlays" / f"{stem}.png", draw_blot_overlay(res.image, res.result))
-    rec["overlay"] = f"overlays/{stem}.png"
-    rec["lanes"], rec["bands"] = res.lanes, res.bands
-    if norms:
-        n = pd.concat(norms, ignore_index=True)
-        n.insert(1, "marker", spec.marker or "")
-        n.insert(2, "control_marker", spec.options.get("control_marker", ""))
-        rec["normalized"] = n
-        rec["linear_range"] = [t.attrs.get("linear_range") for t in norms]
-    return rec
+    return blot_record(task.rel, res.image_row, lanes=res.lanes, bands=res.bands,
+                       normalized=pd.concat(norms, ignore_index=True) if norms else None,
+                       control_marker=spec.options.get("control_marker", ""),
+                       linear_range=[t.attrs.get("linear_range") for t in norms], overlay=f"overlays/{stem}.png",
+                       **common)
 
 
 def _one_line(exc) -> str:
@@ -600,23 +609,41 @@ def _one_line(exc) -> str:
     return text or type(exc).__name__
 
 
-def _error_record(task: ImageTask, sha256, reason: str) -> dict:
-    row = {"image": task.rel, "status": "error", "error": " ".join(reason.split())}
-    if task.kind == "blot" and task.blot is not None:
-        row["marker"] = task.blot.marker
-    return {"kind": task.kind, "rel": task.rel, "sample": task.sample, "sha256": sha256, "image_row": row}
+def _error_record(task: ImageTask, sha256, reason: str, params: dict | None = None) -> ImageRecord:
+    extra = {"marker": task.blot.marker} if task.kind == "blot" and task.blot is not None else None
+    return error_record(task.kind, task.rel, task.sample, " ".join(reason.split()),
+                        marker=task.blot.marker if task.blot is not None else None, row_extra=extra,
+                        provenance=_provenance(task, sha256, params))
 
 
-def _safe(job: dict) -> dict:
+@dataclass
+class TaskOutcome:
+    """What a task hands back: its record, and how the run must treat it.
+
+    Attributes
+    ----------
+    record : ImageRecord
+    failure : dict or None
+        The task itself failed (an exception): ``{"errno": ...}`` (a full disk
+        stops the run; any other failure is remembered in the cache).
+    not_cached : str or None
+        Why the record could not be cached (it is used; the image is recomputed next time).
+    """
+
+    record: ImageRecord
+    failure: dict | None = None
+    not_cached: str | None = None
+
+
+def _safe(job: dict) -> TaskOutcome:
     """process_task, turning any exception (MemoryError too) into a failure (the run goes on)."""
     try:
         return process_task(job)
     except Exception as exc:  # noqa: BLE001
         t = job["task"]
         rec = _error_record(t, job.get("sha256"), f"{t.path}: analysis failed ({type(exc).__name__}: "
-                                                  f"{_one_line(exc)}); {RETRY_HINT}")
-        rec["_failure"] = {"errno": getattr(exc, "errno", None) if isinstance(exc, OSError) else None}
-        return rec
+                                                  f"{_one_line(exc)}); {RETRY_HINT}", job.get("params"))
+        return TaskOutcome(rec, failure={"errno": getattr(exc, "errno", None) if isinstance(exc, OSError) else None})
 
 
 # ---------------------------------------------------------------------------
@@ -624,33 +651,80 @@ def _safe(job: dict) -> dict:
 
 
 class Progress:
-    """A one-line progress bar on stderr (only when it is a terminal)."""
+    """Progress of a run's images on stderr, with rate and ETA (``tqdm``).
 
-    def __init__(self, total: int, stream=None, enabled: bool | None = None):
-        self.total, self.done, self.failed = total, 0, 0
+    On a terminal: tqdm's bar (images done / to compute, failed, img/s, time
+    left). On a file or a pipe (a log), where an animated bar would write
+    carriage returns: one plain line every :data:`LOG_INTERVAL_S` seconds and
+    a summary line at the end. ``enabled=False``: nothing at all;
+    ``enabled=True``: the bar even when ``stream`` is not a terminal.
+    """
+
+    def __init__(self, total: int | None = None, stream=None, enabled: bool | None = None,
+                 log_interval_s: float | None = None):
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.t0 = time.perf_counter()
+        self.enabled = enabled
+        self.log_interval_s = LOG_INTERVAL_S if log_interval_s is None else log_interval_s
+        self.total, self.done, self.failed, self.reused = total or 0, 0, 0, 0
+        self._bar = None
+        self._t0 = self._last_line = time.perf_counter()
+        self._started = False
+        if total is not None:
+            self.start(total)
 
-    def update(self, ok: bool):
+    @property
+    def _tty(self) -> bool:
+        try:
+            return bool(self.stream.isatty())
+        except (AttributeError, ValueError):  # closed or not a real stream
+            return False
+
+    def start(self, total: int, reused: int = 0) -> None:
+        """Begin (again) with ``total`` images to compute; ``reused`` were taken from the cache."""
+        self.close()
+        self.total, self.done, self.failed, self.reused = int(total), 0, 0, int(reused)
+        self._t0 = self._last_line = time.perf_counter()
+        self._started = True
+        if self.enabled is False or self.total == 0:
+            return
+        if self.enabled or self._tty:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, file=self.stream, unit="img", desc="exoimage run",
+                             dynamic_ncols=True, leave=True, postfix="0 failed")
+
+    def update(self, ok: bool) -> None:
         self.done += 1
         self.failed += 0 if ok else 1
-        if not self.enabled:
-            return
-        el = time.perf_counter() - self.t0
-        rate = self.done / el if el > 0 else 0.0
-        left = (self.total - self.done) / rate if rate > 0 else float("nan")
-        width = 30
-        fill = int(width * self.done / max(1, self.total))
-        eta = time.strftime("%M:%S", time.gmtime(left)) if left == left else "--:--"
-        self.stream.write(f"\r[{'#' * fill}{'-' * (width - fill)}] {self.done}/{self.total} images, "
-                          f"{self.failed} failed, {rate:.2f} img/s, {eta} left ")
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{self.failed} failed", refresh=False)
+            self._bar.update(1)
+        elif self._logging and time.perf_counter() - self._last_line >= self.log_interval_s:
+            self._line()
 
-    def close(self):
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+    @property
+    def _logging(self) -> bool:
+        return self._started and self.enabled is not False and self.total > 0 and self._bar is None
+
+    def _line(self, final: bool = False) -> None:
+        from tqdm import tqdm
+
+        el = time.perf_counter() - self._t0
+        # "33% 3/9 [00:12<00:24, 4.10s/img]": done/total [elapsed<left, rate]
+        meter = " ".join(tqdm.format_meter(self.done, self.total, el, unit="img", ncols=0).split())
+        reused = f", {self.reused} reused" if self.reused else ""
+        head = "exoimage run: done " if final else "exoimage run: "
+        self.stream.write(f"{head}{meter}, {self.failed} failed{reused}\n")
+        self.stream.flush()
+        self._last_line = time.perf_counter()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self._logging:
+            self._line(final=True)
+        self._started = False
 
 
 # ---------------------------------------------------------------------------
@@ -669,7 +743,7 @@ def connect_scheduler(address: str, timeout: float = SCHEDULER_CONNECT_TIMEOUT_S
 
 def run_tasks(exp: Experiment, out: Path, *, workers: int | None = None, scheduler: str | None = None,
               progress: Progress | None = None, log=None, retry_failed: bool = False) -> tuple[list, dict]:
-    """Analyse every image of ``exp``; returns (results in image order, run statistics).
+    """Analyse every image of ``exp``; returns (records in image order, run statistics).
 
     ``workers=0`` runs in this process (no Dask), one image at a time; otherwise a
     local ``dask.distributed`` cluster of ``min(workers, cores)`` processes
@@ -693,14 +767,17 @@ def run_tasks(exp: Experiment, out: Path, *, workers: int | None = None, schedul
              "n_refused_memory": 0, "n_not_cached": 0, "n_lost": 0, "executor": "none"}
     for t in tasks:
         if getattr(t, "error", None):  # found at discovery (FIFO, link loop...): never opened or hashed
-            results[t.rel] = {"kind": t.kind, "rel": t.rel, "sample": t.sample, "sha256": None,
-                              "image_row": {"image": t.rel, "status": "error", "error": t.error}}
+            results[t.rel] = error_record(t.kind, t.rel, t.sample, t.error,
+                                          marker=t.blot.marker if t.blot is not None else None,
+                                          provenance=_provenance(t, None, None))
             continue
+        params = None
         try:
+            params = _params_for(t, exp)
             h = sha256_file(t.path)
-            binding = _binding(t, exp, h)
+            binding = _binding(t, exp, h, params)
         except OSError as exc:
-            results[t.rel] = _error_record(t, None, str(exc))
+            results[t.rel] = _error_record(t, None, str(exc), params)
             continue
         rec, status = load_cache_entry(out, binding, retry_failed=retry_failed)
         if rec is not None:
@@ -712,14 +789,18 @@ def run_tasks(exp: Experiment, out: Path, *, workers: int | None = None, schedul
             stats["n_cache_rejected"] += 1
             _log.info("%s: cache entry %s, recomputing", t.rel, status)
         jobs.append({"task": t, "out": str(out), "key": binding["key"], "sha256": h, "binding": binding,
-                     "exp_tem_params": exp.tem_params, "max_pixels": getattr(exp, "max_pixels", None)})
-    progress = progress or Progress(len(jobs))
+                     "params": params, "exp_tem_params": exp.tem_params,
+                     "max_pixels": getattr(exp, "max_pixels", None)})
+    progress = progress or Progress()
+    progress.start(len(jobs), reused=stats["n_cached"])
     stats["n_computed"] = len(jobs)
     t0 = time.perf_counter()
 
-    def finish(job, rec, remember: bool):
-        fail = rec.pop("_failure", None)
-        if rec.pop("_not_cached", None):
+    def finish(job, outcome, remember: bool):
+        if not isinstance(outcome, TaskOutcome):  # an error record made here (memory, lost scheduler)
+            outcome = TaskOutcome(outcome)
+        rec, fail = outcome.record, outcome.failure
+        if outcome.not_cached:
             stats["n_not_cached"] += 1
         if fail is not None:
             if fail.get("errno") in _DISK_FULL:
@@ -727,7 +808,7 @@ def run_tasks(exp: Experiment, out: Path, *, workers: int | None = None, schedul
             if remember:
                 rec = _remember_failure(out, job, rec)
         results[job["task"].rel] = rec
-        progress.update(rec["image_row"].get("status") == "ok")
+        progress.update(rec.ok)
 
     if jobs:
         budget = available_memory_bytes()
@@ -756,7 +837,7 @@ def _refuse_over_memory(job, exp, limit, budget, stats, finish) -> bool:
     stats["n_refused_memory"] += 1
     finish(job, _error_record(t, job["sha256"], f"{t.path}: not analysed: needs an estimated {_gb(est)} of "
                                                 f"memory, more than the {_gb(limit)} a worker can have "
-                                                f"(free memory or use a larger machine)"), False)
+                                                f"(free memory or use a larger machine)", job["params"]), False)
     return True
 
 
@@ -837,13 +918,14 @@ def _run_dask_quiet(jobs, exp, out, workers, scheduler, budget, stats, finish):
                 rec = fut.result()
             except KilledWorker as exc:
                 t = j["task"]
-                finish(j, _error_record(t, j["sha256"], (
+                finish(j, TaskOutcome(_error_record(t, j["sha256"], (
                     f"{t.path}: analysis failed: the worker process analysing it died "
                     f"{exc.allowed_failures + 1} time(s) (KilledWorker; most likely out of memory, worker "
-                    f"limit {_gb(limit)}); {RETRY_HINT}")) | {"_failure": {}}, True)
+                    f"limit {_gb(limit)}); {RETRY_HINT}"), j["params"]), failure={}), True)
             except Exception as exc:  # noqa: BLE001 - scheduler lost, cancelled: not this image's fault
                 lost = (f"lost contact with the Dask scheduler ({type(exc).__name__}); rerun to analyse it")
-                finish(j, _error_record(j["task"], j["sha256"], f"{j['task'].path}: not analysed: {lost}"), False)
+                finish(j, _error_record(j["task"], j["sha256"], f"{j['task'].path}: not analysed: {lost}",
+                                        j["params"]), False)
                 stats["n_lost"] += 1
                 break
             else:
@@ -851,7 +933,8 @@ def _run_dask_quiet(jobs, exp, out, workers, scheduler, budget, stats, finish):
             fill()
         if lost:
             for j in list(running.values()) + list(pending):
-                finish(j, _error_record(j["task"], j["sha256"], f"{j['task'].path}: not analysed: {lost}"), False)
+                finish(j, _error_record(j["task"], j["sha256"], f"{j['task'].path}: not analysed: {lost}",
+                                        j["params"]), False)
                 stats["n_lost"] += 1
     finally:
         try:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .warning_codes import coded
+
 __all__ = [
     "Image",
     "ImageReadError",
@@ -89,7 +91,8 @@ class Image:
     metadata : dict
         Calibration-related metadata found in the file.
     warnings : list of str
-        Things a user should know (colour converted, lossy format, ...).
+        Things a user should know (colour converted, lossy format, ...); each a
+        :class:`~exoimage.warning_codes.CodedWarning` (text with a registered code).
     """
 
     data: np.ndarray
@@ -333,11 +336,12 @@ def _calibrate_tiff(tf, page, img: Image) -> None:
         try:
             value = fn(tf, page)
         except Exception as exc:  # noqa: BLE001
-            img.warnings.append(f"could not parse {name} calibration ({exc})")
+            img.warnings.append(coded("calibration_unparsed", f"could not parse {name} calibration ({exc})"))
             value = None
         if value is not None:
             if not (PLAUSIBLE_EM_PIXEL_NM[0] <= value <= PLAUSIBLE_EM_PIXEL_NM[1]) and name != "tiff_resolution":
-                img.warnings.append(f"{name} pixel size {value:g} nm is implausible; ignored")
+                img.warnings.append(coded("calibration_implausible",
+                                           f"{name} pixel size {value:g} nm is implausible; ignored"))
                 continue
             img.pixel_size_nm = float(value)
             img.pixel_size_source = name
@@ -461,7 +465,7 @@ def _read_raster(p: Path) -> Image:
     fmt = {".jpg": "jpeg", ".jpeg": "jpeg"}.get(p.suffix.lower(), p.suffix.lower()[1:])
     img = Image(data=data, file_format=fmt)
     if fmt == "jpeg":
-        img.warnings.append("JPEG is lossy: pixel values are not the raw signal")
+        img.warnings.append(coded("jpeg", "JPEG is lossy: pixel values are not the raw signal"))
     return _to_grey(img, p)
 
 
@@ -477,9 +481,10 @@ def _to_grey(img: Image, p: Path) -> Image:
             lum = rgb[..., 0] * 0.2125 + rgb[..., 1] * 0.7154 + rgb[..., 2] * 0.0721
             img.data = np.round(lum).astype(d.dtype) if d.dtype.kind in "ui" else lum
             if spread > 8:
-                img.warnings.append("colour image converted to grey (luminance)")
+                img.warnings.append(coded("rgb_converted", "colour image converted to grey (luminance)"))
             else:
-                img.warnings.append("near-grey RGB image converted to grey (channels differ slightly)")
+                img.warnings.append(coded("rgb_converted",
+                                           "near-grey RGB image converted to grey (channels differ slightly)"))
     return img
 
 
@@ -519,7 +524,8 @@ def _read_gatan(p: Path) -> Image:
             img.pixel_size_source = "gatan"
             img.metadata["gatan_pixel_size_nm"] = nm_x
             if fy and abs(sy * fy - nm_x) > 1e-3 * nm_x:
-                img.warnings.append(f"non-square pixels ({nm_x:g} x {sy * fy:g} nm); using x")
+                img.warnings.append(coded("non_square_pixels",
+                                           f"non-square pixels ({nm_x:g} x {sy * fy:g} nm); using x"))
     return img
 
 

@@ -1,20 +1,42 @@
-"""QC checks of an experiment's results, driven by a rules file a lab can edit."""
+"""QC checks of an experiment's results, driven by a rules file a lab can edit.
+
+The checks are registered functions (:func:`qc_rule`), run in registration
+order by :func:`run_qc` on the experiment's tables (:func:`exoimage.tables.experiment_tables`).
+Each returns :class:`QcRow` s (the columns :data:`QC_COLUMNS`). A new check is one
+function::
+
+    @qc_rule("my_check")
+    def my_check(q: QcInput) -> list[QcRow]:
+        return [QcRow("sample", s, "my check", "PASS", "why", "where the rule comes from")
+                for s in q.tables["samples"]["sample"]]
+
+Checks read registries rather than lists of their own: the trusted calibration
+sources (:mod:`exoimage.calibration`) and the warning codes that mean lossy
+data (:mod:`exoimage.warning_codes`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from .calibration import NO_CALIBRATION, calibration_source
 from .experiment import ExperimentError, marker_category, read_config_toml
 from .params import ParamError, check_value
+from .warning_codes import is_lossy
 
-__all__ = ["DEFAULT_RULES", "load_rules", "qc_checks", "QC_COLUMNS", "overall_status", "RulesError", "RULES_SCHEMA"]
+__all__ = ["DEFAULT_RULES", "load_rules", "run_qc", "qc_rule", "QC_RULES", "QcRow", "QcInput", "QC_COLUMNS",
+           "overall_status", "sample_qc_status", "RulesError", "RULES_SCHEMA", "STATUSES"]
 
 DEFAULT_RULES = Path(__file__).with_name("qc_rules.toml")
 QC_COLUMNS = ["scope", "item", "check", "status", "reason", "source"]
-_ORDER = {"PASS": 0, "WARN": 1, "FAIL": 2}
+#: QC statuses, from best to worst
+STATUSES = ("PASS", "WARN", "FAIL")
+_ORDER = {s: i for i, s in enumerate(STATUSES)}
 
 
 class RulesError(ExperimentError):
@@ -126,109 +148,262 @@ def overall_status(statuses) -> str:
     return max(s, key=_ORDER.get) if s else "PASS"
 
 
-def _row(scope, item, check, status, reason, source):
-    return dict(scope=scope, item=item, check=check, status=status, reason=reason, source=source)
+# ---------------------------------------------------------------------------
+# the rule registry
 
 
-def qc_checks(tem_images: pd.DataFrame, samples: pd.DataFrame, blot_images: pd.DataFrame,
-              bands: pd.DataFrame, normalized: pd.DataFrame, replicates: pd.DataFrame,
-              markers_by_sample: dict, linear: list, rules: dict, nta_rows: list | None = None,
-              nta_samples=None) -> pd.DataFrame:
-    """All checks as a table (see ``QC_COLUMNS``).
+@dataclass(frozen=True)
+class QcRow:
+    """One QC check's outcome (the columns :data:`QC_COLUMNS`)."""
 
-    ``nta_rows`` are the NTA rows (:func:`exoimage.nta_run.nta_qc_rows`),
-    placed before the MISEV checklist; ``nta_samples`` the samples with at
-    least one NTA file read, for the checklist's single-particle counting
-    method (when None, that item is left out).
+    scope: str
+    item: str
+    check: str
+    status: str
+    reason: str
+    source: str
+
+
+@dataclass(frozen=True)
+class QcRule:
+    name: str
+    fn: Callable
+
+
+#: name -> rule, in the order the checks run (and their rows appear)
+QC_RULES: dict[str, QcRule] = {}
+
+
+def qc_rule(name: str):
+    """Decorator: register ``fn(q: QcInput) -> iterable of QcRow`` as the QC check ``name``.
+
+    Checks run in registration order; registering an existing name replaces
+    that check in its place.
     """
-    rows = []
-    cal, tr, br, mr = rules["calibration"], rules["tem"], rules["blot"], rules["misev"]
-    for r in tem_images.itertuples():
+    def deco(fn):
+        QC_RULES[name] = QcRule(name, fn)
+        return fn
+    return deco
+
+
+@dataclass
+class QcInput:
+    """What the checks see: the experiment's tables, the rules and the NTA files read."""
+
+    tables: dict
+    rules: dict
+    nta: object = None
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """``samples`` with ``tem_n`` as whole numbers (0 where no vesicle was sized)."""
+        s = self.tables["samples"]
+        return s.assign(tem_n=s["tem_n"].fillna(0).astype(int))
+
+    @property
+    def markers_by_sample(self) -> dict:
+        """sample -> the markers measured for it (every sample of ``samples``, maybe with none)."""
+        out = {s: set() for s in self.tables["samples"]["sample"]}
+        n = self.tables["normalized"]
+        if len(n):
+            for r in n.itertuples():
+                if str(r.sample) and str(r.marker):
+                    out.setdefault(str(r.sample), set()).add(str(r.marker))
+        return out
+
+    def warning_codes(self, image) -> list:
+        w = self.tables.get("warnings")
+        if w is None or not len(w):
+            return []
+        return list(w.loc[w["image"] == image, "code"])
+
+
+def _as_row(r, rule: str) -> QcRow:
+    if isinstance(r, dict):
+        if set(r) != set(QC_COLUMNS):
+            raise ValueError(f"QC rule {rule}: row keys {sorted(r)} are not {QC_COLUMNS}")
+        r = QcRow(**r)
+    if not isinstance(r, QcRow):
+        raise TypeError(f"QC rule {rule}: returned {type(r).__name__}, not a QcRow")
+    if r.status not in _ORDER:
+        raise ValueError(f"QC rule {rule}: status {r.status!r} is not one of {', '.join(STATUSES)}")
+    return r
+
+
+def run_qc(tables: dict, rules: dict, nta=None) -> pd.DataFrame:
+    """All registered checks on an experiment's tables, as one table (:data:`QC_COLUMNS`).
+
+    Parameters
+    ----------
+    tables : dict
+        :func:`exoimage.tables.experiment_tables`.
+    rules : dict
+        :func:`load_rules`.
+    nta : NtaRun or None
+        The NTA files read (their per-sample checks; None: none).
+    """
+    from .nta_run import NtaRun
+
+    q = QcInput(tables=tables, rules=rules, nta=nta if nta is not None else NtaRun())
+    rows = [astuple(_as_row(r, rule.name)) for rule in list(QC_RULES.values()) for r in rule.fn(q) or ()]
+    return pd.DataFrame(rows, columns=QC_COLUMNS)
+
+
+def sample_qc_status(qc: pd.DataFrame, tables: dict) -> dict:
+    """sample -> the worst status of its checks, of its TEM images' and of its NTA files'."""
+    samples, tem_images, files = tables["samples"], tables["tem_images"], tables["nta_files"]
+    status = {}
+    item = qc["item"].astype(str)
+    for s in samples["sample"]:
+        sel = qc[(qc["scope"] == "sample") & ((item == s) | (item.str.split(" ").str[0] == s))]
+        imgs = set(tem_images.loc[tem_images["sample"] == s, "image"])
+        sel_img = qc[(qc["scope"] == "image") & qc["item"].isin(imgs)]
+        fs = set(files.loc[files["sample"] == s, "file"])
+        sel_nta = qc[(qc["scope"] == "nta file") & qc["item"].isin(fs)]
+        status[s] = overall_status(list(sel["status"]) + list(sel_img["status"]) + list(sel_nta["status"]))
+    return status
+
+
+# ---------------------------------------------------------------------------
+# the checks, in report order
+
+
+@qc_rule("tem_image")
+def _tem_image(q: QcInput):
+    """Each TEM image analysed, and its pixel size from a trusted calibration source."""
+    cal = q.rules["calibration"]
+    for r in q.tables["tem_images"].itertuples():
         if r.status != "ok":
-            rows.append(_row("image", r.image, "analysed", "FAIL", f"not analysed: {r.error}", "exoimage"))
+            yield QcRow("image", r.image, "analysed", "FAIL", f"not analysed: {r.error}", "exoimage")
             continue
-        src = r.pixel_size_source
-        if src in ("given", "imagej", "ome", "fei", "zeiss", "olympus_sis", "tiff_resolution", "gatan", "mrc"):
-            rows.append(_row("image", r.image, "calibration", "PASS",
-                             f"{r.pixel_size_nm:.4g} nm/px from {src}", cal["source"]))
-        elif src == "scale_bar":
-            rows.append(_row("image", r.image, "calibration", cal["scale_bar"],
-                             f"{r.pixel_size_nm:.4g} nm/px read from the burned-in scale bar", cal["source"]))
+        src, px = r.pixel_size_source, r.pixel_size_nm
+        reg = calibration_source(src)
+        has_px = px is not None and np.isfinite(px)
+        if reg is not None and reg.trusted:
+            yield QcRow("image", r.image, "calibration", "PASS", f"{px:.4g} nm/px from {src}", cal["source"])
+        elif reg is not None and reg.name != NO_CALIBRATION and has_px:
+            # untrusted (a scale bar read by OCR): the status of its own [calibration] rule, else scale_bar's
+            yield QcRow("image", r.image, "calibration", cal.get(src, cal["scale_bar"]),
+                        f"{px:.4g} nm/px {reg.description}", cal["source"])
+        elif reg is None and has_px:
+            yield QcRow("image", r.image, "calibration", cal["missing"],
+                        f"{px:.4g} nm/px from {src}, which is not a registered calibration source "
+                        f"(exoimage.calibration)", cal["source"])
         else:
-            rows.append(_row("image", r.image, "calibration", cal["missing"], "no pixel size", cal["source"]))
-    for s in samples.itertuples():
+            yield QcRow("image", r.image, "calibration", cal["missing"], "no pixel size", cal["source"])
+
+
+@qc_rule("tem_sample")
+def _tem_sample(q: QcInput):
+    """Per sample: enough sized vesicles, a stable D50, few border-cut vesicles."""
+    tr = q.rules["tem"]
+    for s in q.samples.itertuples():
         if not isinstance(s.tem_n, (int, np.integer)) or s.tem_n == 0:
             if s.n_tem_images:
-                rows.append(_row("sample", s.sample, "TEM vesicles", "FAIL", "no vesicle sized", tr["source"]))
+                yield QcRow("sample", s.sample, "TEM vesicles", "FAIL", "no vesicle sized", tr["source"])
             continue
         n_ok = s.tem_n >= tr["min_vesicles"]
-        rows.append(_row("sample", s.sample, "TEM vesicle count", "PASS" if n_ok else "WARN",
-                         f"{s.tem_n} sized vesicles (rule: >= {tr['min_vesicles']})", tr["source"]))
+        yield QcRow("sample", s.sample, "TEM vesicle count", "PASS" if n_ok else "WARN",
+                    f"{s.tem_n} sized vesicles (rule: >= {tr['min_vesicles']})", tr["source"])
         hw = s.tem_d50_ci_halfwidth_pct
         ok = np.isfinite(hw) and hw <= tr["d50_ci_halfwidth_pct"]
-        rows.append(_row("sample", s.sample, "D50 stability", "PASS" if ok else "WARN",
-                         f"95 % CI half-width {hw:.1f} % of D50 (rule: <= {tr['d50_ci_halfwidth_pct']:g} %)",
-                         tr["source"]))
+        yield QcRow("sample", s.sample, "D50 stability", "PASS" if ok else "WARN",
+                    f"95 % CI half-width {hw:.1f} % of D50 (rule: <= {tr['d50_ci_halfwidth_pct']:g} %)",
+                    tr["source"])
         bf = s.tem_border_fraction
-        rows.append(_row("sample", s.sample, "border-cut fraction",
-                         "PASS" if bf <= tr["border_fraction"] else "WARN",
-                         f"{100 * bf:.0f} % of detected vesicles cut by the border, not sized "
-                         f"(rule: <= {100 * tr['border_fraction']:.0f} %)", tr["source"]))
-    for r in blot_images.itertuples():
+        yield QcRow("sample", s.sample, "border-cut fraction", "PASS" if bf <= tr["border_fraction"] else "WARN",
+                    f"{100 * bf:.0f} % of detected vesicles cut by the border, not sized "
+                    f"(rule: <= {100 * tr['border_fraction']:.0f} %)", tr["source"])
+
+
+@qc_rule("blot_image")
+def _blot_image(q: QcInput):
+    """Each blot analysed, raw linear data (no lossy-data warning code), no saturated or sub-noise band."""
+    br = q.rules["blot"]
+    bands = q.tables["bands"]
+    for r in q.tables["blot_images"].itertuples():
         if r.status != "ok":
-            rows.append(_row("blot", r.image, "analysed", "FAIL", f"not analysed: {r.error}", "exoimage"))
+            yield QcRow("blot", r.image, "analysed", "FAIL", f"not analysed: {r.error}", "exoimage")
             continue
         w = str(getattr(r, "warnings", "") or "")
-        lossy = [k for k in ("8-bit", "JPEG", "RGB", "contrast") if k.lower() in w.lower()]
-        rows.append(_row("blot", r.image, "raw linear data", br["lossy_or_8bit"] if lossy else "PASS",
-                         ("; ".join(x for x in w.split("; ") if x) if lossy else "16-bit raw data"), br["source"]))
+        lossy = [c for c in q.warning_codes(r.image) if is_lossy(c)]
+        yield QcRow("blot", r.image, "raw linear data", br["lossy_or_8bit"] if lossy else "PASS",
+                    ("; ".join(x for x in w.split("; ") if x) if lossy else "16-bit raw data"), br["source"])
         b = bands[bands["image"] == r.image] if len(bands) else bands
         nsat = int(b["saturated"].astype(bool).sum()) if len(b) else 0
-        rows.append(_row("blot", r.image, "saturation", br["saturated"] if nsat else "PASS",
-                         f"{nsat} saturated band(s)" if nsat else "no saturated band", br["source"]))
+        yield QcRow("blot", r.image, "saturation", br["saturated"] if nsat else "PASS",
+                    f"{nsat} saturated band(s)" if nsat else "no saturated band", br["source"])
         if "low_snr" in b:
             nlow = int(b["low_snr"].astype(bool).sum())
-            rows.append(_row("blot", r.image, "signal above noise", br["low_snr"] if nlow else "PASS",
-                             f"{nlow} band(s) below the noise threshold" if nlow else "all bands above noise",
-                             br["source"]))
-    for lr in linear:
-        if not lr:
-            continue
+            yield QcRow("blot", r.image, "signal above noise", br["low_snr"] if nlow else "PASS",
+                        f"{nlow} band(s) below the noise threshold" if nlow else "all bands above noise",
+                        br["source"])
+
+
+@qc_rule("blot_linear_range")
+def _blot_linear_range(q: QcInput):
+    """Each dilution series linear (R^2)."""
+    br = q.rules["blot"]
+    lin = q.tables.get("linear_range")
+    for lr in (lin.to_dict("records") if lin is not None and len(lin) else []):
         ok = lr.get("r2", 0) >= br["linear_r2"]
-        rows.append(_row("blot", lr.get("image", ""), "linear range", "PASS" if ok else "WARN",
-                         f"dilution series R^2 = {lr.get('r2', float('nan')):.4f} (rule: >= {br['linear_r2']})",
-                         br["source"]))
-    if len(replicates):
-        for r in replicates.itertuples():
-            cv = getattr(r, "cv_pct", np.nan)
-            if not np.isfinite(cv):
-                continue
-            ok = cv <= br["replicate_cv_pct"]
-            rows.append(_row("sample", f"{r.sample} ({getattr(r, 'marker', '')})", "replicate CV",
-                             "PASS" if ok else "WARN",
-                             f"CV {cv:.1f} % over {int(r.n)} replicates (rule: <= {br['replicate_cv_pct']:g} %)",
-                             br["source"]))
-    if len(normalized) and "control_marker" in normalized:
-        for cm in sorted(set(normalized["control_marker"].dropna().astype(str)) - {""}):
+        yield QcRow("blot", lr.get("image", ""), "linear range", "PASS" if ok else "WARN",
+                    f"dilution series R^2 = {lr.get('r2', float('nan')):.4f} (rule: >= {br['linear_r2']})",
+                    br["source"])
+
+
+@qc_rule("blot_replicate_cv")
+def _blot_replicate_cv(q: QcInput):
+    """Replicate CV of each marker's normalised signal per sample."""
+    br = q.rules["blot"]
+    for r in q.tables["markers"].itertuples():
+        cv = getattr(r, "cv_pct", np.nan)
+        if not np.isfinite(cv):
+            continue
+        ok = cv <= br["replicate_cv_pct"]
+        yield QcRow("sample", f"{r.sample} ({getattr(r, 'marker', '')})", "replicate CV", "PASS" if ok else "WARN",
+                    f"CV {cv:.1f} % over {int(r.n)} replicates (rule: <= {br['replicate_cv_pct']:g} %)",
+                    br["source"])
+
+
+@qc_rule("misev_loading_control")
+def _misev_loading_control(q: QcInput):
+    """A loading control that is not EV-specific (GAPDH, actin, tubulin)."""
+    mr = q.rules["misev"]
+    n = q.tables["normalized"]
+    if len(n) and "control_marker" in n:
+        for cm in sorted(set(n["control_marker"].dropna().astype(str)) - {""}):
             if marker_category(cm) == "promiscuous":
-                rows.append(_row("experiment", cm, "EV loading control", mr["promiscuous_control"],
-                                 f"{cm} is not EV-specific and often not proportional to load; "
-                                 "prefer total protein or loading by particle number", mr["source"]))
-    rows += list(nta_rows or [])
-    for sample, markers in markers_by_sample.items():
+                yield QcRow("experiment", cm, "EV loading control", mr["promiscuous_control"],
+                            f"{cm} is not EV-specific and often not proportional to load; "
+                            "prefer total protein or loading by particle number", mr["source"])
+
+
+@qc_rule("nta")
+def _nta(q: QcInput):
+    """Each NTA file read, and each sample's NTA checks (:func:`exoimage.nta_run.nta_qc_rows`)."""
+    from .nta_run import nta_qc_rows
+
+    return [QcRow(**r) for r in nta_qc_rows(q.nta, q.rules.get("nta"))]
+
+
+@qc_rule("misev_checklist")
+def _misev_checklist(q: QcInput):
+    """MISEV2018 per sample: a transmembrane, a cytosolic and a negative/purity marker; single-particle counting."""
+    mr = q.rules["misev"]
+    nta_samples = q.nta.samples_with_data
+    for sample, markers in q.markers_by_sample.items():
         cats = {marker_category(m) for m in markers}
         for cat, label in (("transmembrane", "transmembrane marker (CD63/CD81/CD9)"),
                            ("cytosolic", "cytosolic marker (TSG101/ALIX)"),
                            ("negative_or_purity", "negative or purity marker (calnexin/ApoA1)")):
-            have = bool(cats & {"negative", "purity"}) if cat == "negative_or_purity" else cat in cats
-            names = ", ".join(sorted(m for m in markers if (marker_category(m) in ({"negative", "purity"}
-                                     if cat == "negative_or_purity" else {cat})))) or "none"
-            rows.append(_row("sample", sample, f"MISEV: {label}", "PASS" if have else mr["missing_category"],
-                             f"measured: {names}", mr["source"]))
-        if nta_samples is not None:
-            have = sample in nta_samples
-            rows.append(_row("sample", sample, "MISEV: single-particle counting method",
-                             "PASS" if have else mr["single_particle_missing"],
-                             "NTA read for this sample" if have else "no NTA (or other particle counting) data",
-                             mr["single_particle_source"]))
-    return pd.DataFrame(rows, columns=QC_COLUMNS)
+            want = {"negative", "purity"} if cat == "negative_or_purity" else {cat}
+            have = bool(cats & want)
+            names = ", ".join(sorted(m for m in markers if marker_category(m) in want)) or "none"
+            yield QcRow("sample", sample, f"MISEV: {label}", "PASS" if have else mr["missing_category"],
+                        f"measured: {names}", mr["source"])
+        have = sample in nta_samples
+        yield QcRow("sample", sample, "MISEV: single-particle counting method",
+                    "PASS" if have else mr["single_particle_missing"],
+                    "NTA read for this sample" if have else "no NTA (or other particle counting) data",
+                    mr["single_particle_source"])

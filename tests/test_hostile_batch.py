@@ -111,22 +111,25 @@ def test_cache_is_data_bound_to_its_key_and_round_trips_exactly(exp_root, fresh,
     exp = load_experiment(exp_root)
     scratch = tmp_path / "scratch"
     for t in exp.tasks:
-        job = {"task": t, "out": str(scratch), "sha256": b[t.rel]["sha256"], "exp_tem_params": exp.tem_params}
+        job = {"task": t, "out": str(scratch), "sha256": b[t.rel]["sha256"], "exp_tem_params": exp.tem_params,
+               "params": batch._params_for(t, exp)}
         raw = (batch._process_tem if t.kind == "tem" else batch._process_blot)(t, job, scratch)
         rec, status = batch.load_cache_entry(fresh, b[t.rel])
-        assert status == "done"
-        tables = [k for k in batch.TABLE_FIELDS if raw.get(k) is not None]
-        assert tables == [k for k in batch.TABLE_FIELDS if rec.get(k) is not None] and tables
+        assert status == "done" and type(rec) is type(raw)
+        tables = [k for k in batch.TABLE_FIELDS if getattr(raw, k, None) is not None]
+        assert tables == [k for k in batch.TABLE_FIELDS if getattr(rec, k, None) is not None] and tables
         for k in tables:
-            pd.testing.assert_frame_equal(rec[k], raw[k], check_exact=True, obj=f"{t.rel} {k}")
-            assert rec[k].attrs == raw[k].attrs
-        assert list(rec["image_row"]) == list(raw["image_row"])  # column order of the image tables
-        for k, v in raw["image_row"].items():
-            assert type(rec["image_row"][k]) is type(v) and (rec["image_row"][k] == v or v != v), k
+            pd.testing.assert_frame_equal(getattr(rec, k), getattr(raw, k), check_exact=True, obj=f"{t.rel} {k}")
+            assert getattr(rec, k).attrs == getattr(raw, k).attrs
+        assert list(rec.image_row) == list(raw.image_row)  # column order of the image tables
+        for k, v in raw.image_row.items():
+            assert type(rec.image_row[k]) is type(v) and (rec.image_row[k] == v or v != v), k
+        assert rec.provenance == raw.provenance and rec.sha256 == b[t.rel]["sha256"]
+        assert [(w.code, str(w)) for w in rec.warnings] == [(w.code, str(w)) for w in raw.warnings]
         if t.kind == "blot":
-            assert rec["linear_range"] == raw["linear_range"] and rec["linear_range"][0]["r2"] > 0
-            assert rec["normalized"].attrs["linear_range"]["slope"] == raw["normalized"].attrs["linear_range"]["slope"]
-            assert rec["normalized"]["in_linear_range"].dtype == object
+            assert rec.linear_range == raw.linear_range and rec.linear_range[0]["r2"] > 0
+            assert rec.normalized.attrs["linear_range"]["slope"] == raw.normalized.attrs["linear_range"]["slope"]
+            assert rec.normalized["in_linear_range"].dtype == object
 
 
 def test_resumed_run_equals_fresh_run_byte_for_byte(exp_root, fresh, tmp_path):
