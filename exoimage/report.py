@@ -368,8 +368,8 @@ def summary_section(r: ReportInput) -> str:
     marker_cols = [c for c in samples.columns if c.endswith("_relative_mean")]
     summ = samples.copy()
     summ["TEM D50 [95% CI] (nm)"] = [
-        f"{_num(x.tem_d50_nm, '{:.1f}')} [{_num(x.tem_d50_ci_low_nm, '{:.1f}')}–{_num(x.tem_d50_ci_high_nm, '{:.1f}')}]"
-        for x in samples.itertuples()]
+        f"{_num(x.tem_d50_nm, '{:.1f}')} [{_num(x.tem_d50_ci_low_nm, '{:.1f}')}–"
+        f"{_num(x.tem_d50_ci_high_nm, '{:.1f}')}]" for x in samples.itertuples()]
     for c in marker_cols:
         m = c[: -len("_relative_mean")]
         sd = samples.get(f"{m}_relative_sd")
