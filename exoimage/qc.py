@@ -45,7 +45,7 @@ class RulesError(ExperimentError):
 
 # The rules of every value of a rules file, in the format of the parameter field metadata
 # (exoimage.params); every key of exoimage/qc_rules.toml is here and every key here is used by
-# qc_checks or exoimage.nta.qc.nta_qc_checks.
+# the QC rules below (QC_RULES) or exoimage.nta.qc.nta_qc_checks.
 _STATUS = {"type": "str", "choices": tuple(_ORDER), "help": "status given when the check fails"}
 _TEXT = {"type": "str", "help": "where the rule comes from (shown in the report)"}
 _PCT = {"type": "float", "unit": "%", "min": 0}
