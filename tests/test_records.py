@@ -17,18 +17,19 @@ import pandas as pd
 import pytest
 import tifffile
 
-from exoimage import batch
-from exoimage import report as report_mod
 from exoimage.blot import BlotParams, analyze_blot_file
 from exoimage.calibration import CALIBRATION_SOURCES, CalibrationSource
+from exoimage.experiment import batch
+from exoimage.experiment import cache as cache_mod
 from exoimage.experiment import load_experiment
+from exoimage.experiment import report as report_mod
+from exoimage.experiment.qc import QC_RULES, QcRow, QcRule, load_rules, run_qc
+from exoimage.experiment.records import BlotRecord, Provenance, TemRecord, record_fields, record_from_fields, tem_record
+from exoimage.experiment.run import run_experiment, write_session_report
+from exoimage.experiment.tables import assemble, experiment_tables, sample_names_of
 from exoimage.io import read_image, sha256_file, write_calibrated_tiff
-from exoimage.pipeline_run import run_experiment, write_session_report
-from exoimage.qc import QC_RULES, QcRow, QcRule, load_rules, run_qc
-from exoimage.records import (BlotRecord, Provenance, TemRecord, record_fields, record_from_fields, tem_record)
 from exoimage.simulate.blot import simulate_blot
 from exoimage.simulate.tem import SCENARIOS, TemScene, simulate_tem
-from exoimage.tables import assemble, experiment_tables, sample_names_of
 from exoimage.tem import VESICLE_COLUMNS, TemParams, analyze_tem_file, analyze_tem_image
 from exoimage.warning_codes import WARNING_CODES, CodedWarning, coded
 
@@ -70,7 +71,7 @@ def run(exp_root, tmp_path_factory):
     assert s["n_failed"] == 0 and s["n_images"] == 4
     recs = {}
     for t in exp.tasks:
-        rec, status = batch.load_cache_entry(out, batch._binding(t, exp, sha256_file(t.path)))
+        rec, status = cache_mod.load_cache_entry(out, cache_mod._binding(t, exp, sha256_file(t.path)))
         assert status == "done", status
         recs[t.rel] = rec
     return exp, out, s, recs
@@ -80,7 +81,7 @@ def _assert_same_record(a, b):
     assert type(a) is type(b)
     fa, ta = record_fields(a)
     fb, tb = record_fields(b)
-    assert json.dumps(batch._enc(fa)) == json.dumps(batch._enc(fb))  # same values and the same types
+    assert json.dumps(cache_mod._enc(fa)) == json.dumps(cache_mod._enc(fb))  # same values and the same types
     assert list(ta) == list(tb)
     for k in ta:
         if ta[k] is None:
@@ -100,9 +101,9 @@ def test_record_round_trip_through_the_cache(run):
         rec = recs[t.rel]
         assert isinstance(rec, TemRecord if t.kind == "tem" else BlotRecord) and rec.ok
         assert rec.sha256 == sha256_file(t.path) and rec.provenance.input_path == str(t.path)
-        assert rec.provenance.params == json.loads(json.dumps(batch._params_for(t, exp), default=str))
-        manifest, blobs = batch._encode_entry(rec, batch._binding(t, exp, rec.sha256))
-        _assert_same_record(batch._decode_entry(json.loads(batch._dumps(manifest)), blobs), rec)
+        assert rec.provenance.params == json.loads(json.dumps(cache_mod._params_for(t, exp), default=str))
+        manifest, blobs = cache_mod.encode_entry(rec, cache_mod._binding(t, exp, rec.sha256))
+        _assert_same_record(cache_mod.decode_entry(json.loads(cache_mod._dumps(manifest)), blobs), rec)
     # the 8-bit blot's warning kept its code through the cache
     w = recs["blots/CD9.tif"].warnings
     assert [x.code for x in w] == ["eight_bit"] and isinstance(w[0], CodedWarning)
@@ -117,8 +118,8 @@ def test_synthetic_record_with_awkward_values_round_trips():
                      warnings=(coded("jpeg", "lossy"), CodedWarning("unclassified", "plain")),
                      provenance=Provenance(input_path="/x/b.tif", sha256="ab" * 32, params={"p": (1, 2)},
                                            edits=("moved lane 2",)))
-    manifest, blobs = batch._encode_entry(rec, {"key": "k"})
-    back = batch._decode_entry(json.loads(batch._dumps(manifest)), blobs)
+    manifest, blobs = cache_mod.encode_entry(rec, {"key": "k"})
+    back = cache_mod.decode_entry(json.loads(cache_mod._dumps(manifest)), blobs)
     _assert_same_record(back, rec)
     assert back.provenance.edits == ("moved lane 2",) and back.linear_range[1]["r2"] == np.float64(0.99)
 
@@ -149,13 +150,13 @@ def test_an_edited_manifest_with_a_new_field_is_recomputed(run, tmp_path):
     out2 = tmp_path / "out"
     shutil.copytree(out, out2)
     t = exp.tem[0]
-    binding = batch._binding(t, exp, sha256_file(t.path))
+    binding = cache_mod._binding(t, exp, sha256_file(t.path))
     m = out2 / ".cache" / f"{binding['key']}.json"
     doc = json.loads(m.read_text())
     doc["entry"]["record"]["note"] = "added by hand"
-    doc["entry_sha256"] = __import__("hashlib").sha256(batch._dumps(doc["entry"])).hexdigest()  # re-signed
-    m.write_bytes(batch._dumps(doc))
-    rec, why = batch.load_cache_entry(out2, binding)
+    doc["entry_sha256"] = __import__("hashlib").sha256(cache_mod._dumps(doc["entry"])).hexdigest()  # re-signed
+    m.write_bytes(cache_mod._dumps(doc))
+    rec, why = cache_mod.load_cache_entry(out2, binding)
     assert rec is None and why.startswith("rejected") and "note" in why
 
 
@@ -189,7 +190,7 @@ def test_tables_from_records_equal_the_analyses(run):
         srow = tables["samples"].set_index("sample").loc[t.sample]
         assert srow["tem_n"] == sized.size and srow["tem_d50_nm"] == round(float(np.median(sized)), 4)
     spec = exp.blots[0].blot
-    from exoimage.batch import _blot_params
+    from exoimage.experiment.batch import _blot_params
 
     b = analyze_blot_file(exp.blots[0].path, _blot_params(spec.options), name=exp.blots[0].rel)
     got = tables["bands"][tables["bands"]["image"] == exp.blots[0].rel].reset_index(drop=True)

@@ -420,14 +420,14 @@ class BlotWidget(BackgroundJobs, QWidget):
 
     def write_report(self, folder) -> Path:
         """The QC report for the blot as last quantified, by the library."""
-        from exoimage.pipeline_run import write_session_report
+        from exoimage.experiment.run import write_session_report
 
         if self.result is None:
             raise ValueError("nothing to report: press Quantify first")
         from dataclasses import asdict
 
         from exoimage.blot import draw_blot_overlay
-        from exoimage.records import blot_record_from_result
+        from exoimage.experiment.records import blot_record_from_result
 
         params = getattr(self.result, "params", None) or self.params()
         rec = blot_record_from_result(self._name, self.result, self._img, params=params,

@@ -112,13 +112,13 @@ def image_from_layer(layer, pixel_size_nm: float | None, *, source: str | None =
 
 
 def layer_provenance(layer, params: dict, edits=()):
-    """The :class:`~exoimage.records.Provenance` of results computed from an image layer.
+    """The :class:`~exoimage.experiment.records.Provenance` of results computed from an image layer.
 
     The file is the one the layer was read from, with the SHA-256 taken when
     the exoimage reader opened it (else of the file as it is now; None when the
     layer came from no file).
     """
-    from exoimage.records import Provenance
+    from exoimage.experiment.records import Provenance
 
     meta = layer.metadata.get(META_KEY, {}) if hasattr(layer, "metadata") else {}
     path = meta.get("path") or getattr(getattr(layer, "source", None), "path", None)

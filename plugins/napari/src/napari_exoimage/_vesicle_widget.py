@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileD
 
 from exoimage.io import ImageReadError, write_calibrated_tiff
 from exoimage.outputs import write_table
-from exoimage.records import tem_record
+from exoimage.experiment.records import tem_record
 from exoimage.tem import VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
@@ -352,7 +352,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
     def write_report(self, folder) -> Path:
         """The QC report for the vesicles as they are now (edits included), by the library."""
-        from exoimage.pipeline_run import write_session_report
+        from exoimage.experiment.run import write_session_report
 
         if self.table is None or self.result is None or self.labels_layer is None:
             raise ValueError("nothing to report: detect vesicles first")

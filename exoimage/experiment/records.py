@@ -3,10 +3,10 @@
 The data path of a run is
 
     read + analyse (one task per image) -> :class:`TemRecord` / :class:`BlotRecord`
-    -> tables (:func:`exoimage.tables.experiment_tables`) -> QC rules (:mod:`exoimage.qc`)
-    -> report sections (:mod:`exoimage.report`).
+    -> tables (:func:`exoimage.experiment.tables.experiment_tables`) -> QC rules (:mod:`exoimage.experiment.qc`)
+    -> report sections (:mod:`exoimage.experiment.report`).
 
-A record is made by the batch task (:mod:`exoimage.batch`), by the resume cache
+A record is made by the batch task (:mod:`exoimage.experiment.batch`), by the resume cache
 when it reads a finished entry back (:func:`record_from_fields`), or by a front
 end for results it holds in memory (the napari plugin's session report), always
 with the builders below, so every path gives the same rows. Each record carries
@@ -21,8 +21,8 @@ from typing import ClassVar
 
 import pandas as pd
 
-from . import __version__
-from .warning_codes import CodedWarning, warning_code
+from .. import __version__
+from ..warning_codes import CodedWarning, warning_code
 
 __all__ = ["Provenance", "ImageRecord", "TemRecord", "BlotRecord", "RECORD_TYPES", "tem_record", "blot_record",
            "blot_record_from_result", "error_record", "record_fields", "record_from_fields"]
@@ -151,7 +151,7 @@ def tem_record(rel: str, sample, image_row: dict, vesicles: pd.DataFrame | None 
         The vesicles were edited after ``image_row`` was made (napari): the
         row's size summary is recomputed from them and their ``image`` set to ``rel``.
     """
-    from .tem import summarize_diameters
+    from ..tem import summarize_diameters
 
     row = dict(image_row)
     v = None
@@ -201,8 +201,8 @@ def blot_record_from_result(rel: str, result, image, *, params=None, marker=None
 
     ``params`` defaults to the result's own (``result.params``).
     """
-    from .blot import BlotParams
-    from .blot.pipeline import blot_image_row
+    from ..blot import BlotParams
+    from ..blot.pipeline import blot_image_row
 
     params = params or getattr(result, "params", None) or BlotParams()
     return blot_record(rel, blot_image_row(rel, result, image, params), marker=marker,
@@ -227,7 +227,7 @@ def error_record(kind: str, rel: str, sample, error: str, *, marker=None, row_ex
 
 
 # ---------------------------------------------------------------------------
-# records <-> plain fields (the resume cache stores these; see exoimage.batch)
+# records <-> plain fields (the resume cache stores these; see exoimage.experiment.batch)
 
 
 def record_fields(rec: ImageRecord) -> tuple[dict, dict]:

@@ -1,7 +1,7 @@
 """QC checks of an experiment's results, driven by a rules file a lab can edit.
 
 The checks are registered functions (:func:`qc_rule`), run in registration
-order by :func:`run_qc` on the experiment's tables (:func:`exoimage.tables.experiment_tables`).
+order by :func:`run_qc` on the experiment's tables (:func:`exoimage.experiment.tables.experiment_tables`).
 Each returns :class:`QcRow` s (the columns :data:`QC_COLUMNS`). A new check is one
 function::
 
@@ -24,10 +24,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .calibration import NO_CALIBRATION, calibration_source
-from .experiment import ExperimentError, marker_category, read_config_toml
-from .params import ParamError, check_value
-from .warning_codes import is_lossy
+from ..calibration import NO_CALIBRATION, calibration_source
+from .layout import ExperimentError, marker_category, read_config_toml
+from ..params import ParamError, check_value
+from ..warning_codes import is_lossy
 
 __all__ = ["DEFAULT_RULES", "load_rules", "run_qc", "qc_rule", "QC_RULES", "QcRow", "QcInput", "QC_COLUMNS",
            "overall_status", "sample_qc_status", "RulesError", "RULES_SCHEMA", "STATUSES"]
@@ -44,7 +44,7 @@ class RulesError(ExperimentError):
 
 
 # The rules of every value of a rules file, in the format of the parameter field metadata
-# (exoimage.params); every key of exoimage/qc_rules.toml is here and every key here is used by
+# (exoimage.params); every key of exoimage/experiment/qc_rules.toml is here and every key here is used by
 # the QC rules below (QC_RULES) or exoimage.nta.qc.nta_qc_checks.
 _STATUS = {"type": "str", "choices": tuple(_ORDER), "help": "status given when the check fails"}
 _TEXT = {"type": "str", "help": "where the rule comes from (shown in the report)"}
@@ -236,13 +236,13 @@ def run_qc(tables: dict, rules: dict, nta=None) -> pd.DataFrame:
     Parameters
     ----------
     tables : dict
-        :func:`exoimage.tables.experiment_tables`.
+        :func:`exoimage.experiment.tables.experiment_tables`.
     rules : dict
         :func:`load_rules`.
     nta : NtaRun or None
         The NTA files read (their per-sample checks; None: none).
     """
-    from .nta_run import NtaRun
+    from .nta import NtaRun
 
     q = QcInput(tables=tables, rules=rules, nta=nta if nta is not None else NtaRun())
     rows = [astuple(_as_row(r, rule.name)) for rule in list(QC_RULES.values()) for r in rule.fn(q) or ()]
@@ -381,8 +381,8 @@ def _misev_loading_control(q: QcInput):
 
 @qc_rule("nta")
 def _nta(q: QcInput):
-    """Each NTA file read, and each sample's NTA checks (:func:`exoimage.nta_run.nta_qc_rows`)."""
-    from .nta_run import nta_qc_rows
+    """Each NTA file read, and each sample's NTA checks (:func:`exoimage.experiment.nta.nta_qc_rows`)."""
+    from .nta import nta_qc_rows
 
     return [QcRow(**r) for r in nta_qc_rows(q.nta, q.rules.get("nta"))]
 

@@ -1,7 +1,7 @@
 """The self-contained QC report (``report.html``): figures and HTML from an experiment's tables.
 
-The tables come from :func:`exoimage.tables.assemble` (statistics in
-:mod:`exoimage.stats`, checks in :mod:`exoimage.qc`); this module only draws
+The tables come from :func:`exoimage.experiment.tables.assemble` (statistics in
+:mod:`exoimage.stats`, checks in :mod:`exoimage.experiment.qc`); this module only draws
 and writes. The page is a list of sections (:data:`SECTIONS`): each is a
 function that takes the :class:`ReportInput` (the assembled tables, the
 records, the run's parameters and statistics) and returns its HTML, and
@@ -24,19 +24,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .outputs import mpl_literal
+from .. import __version__
+from ..outputs import mpl_literal
 from .qc import QC_COLUMNS
+from .tables import concat_tables
 
 __all__ = ["write_report", "ReportInput", "SECTIONS", "report_section", "size_figures", "marker_figure",
            "nta_tem_figure"]
-
-
-def _concat(frames, columns=None):
-    frames = [f for f in frames if f is not None and len(f)]
-    if not frames:
-        return pd.DataFrame(columns=columns or [])
-    return pd.concat(frames, ignore_index=True)
 
 
 # ---------------------------------------------------------------------------
@@ -317,7 +311,7 @@ class ReportInput:
     title : str
         The experiment's name.
     tables : dict
-        :func:`exoimage.tables.assemble`.
+        :func:`exoimage.experiment.tables.assemble`.
     records : list of ImageRecord
         The per-image records (galleries).
     run_stats : dict
@@ -403,7 +397,7 @@ def qc_section(r: ReportInput) -> str:
 @report_section
 def tem_section(r: ReportInput) -> str:
     """Size histograms and KDEs per sample, the size table, and the gallery of fields."""
-    from .outputs import write_table
+    from ..outputs import write_table
 
     samples = r.tables["samples"]
     per_sample_png, overlay_png, curves = size_figures(r.tables["vesicles"], samples)
@@ -485,7 +479,7 @@ def provenance_section(r: ReportInput) -> str:
     nta_files = t.get("nta_files")
     nta_prov = (nta_files[["file", "sha256"]].rename(columns={"file": "image"}) if nta_files is not None
                 and len(nta_files) else None)
-    files = _concat([t["tem_images"][["image", "sha256"]], t["blot_images"][["image", "sha256"]], nta_prov],
+    files = concat_tables([t["tem_images"][["image", "sha256"]], t["blot_images"][["image", "sha256"]], nta_prov],
                     ["image", "sha256"])
     parts.append(_table(files, ["image", "sha256"]))
     parts.append("<p class='muted'>Tables behind every figure: report_data/. Full tables: *.csv and *.parquet "
@@ -495,7 +489,7 @@ def provenance_section(r: ReportInput) -> str:
 
 def write_report_data(r: ReportInput) -> None:
     """The tables behind the summary, the QC list and the TEM and blot figures, in ``report_data/``."""
-    from .outputs import write_table
+    from ..outputs import write_table
 
     t, d = r.tables, r.data_dir
     qc = t["qc"]
@@ -515,7 +509,7 @@ def write_report(out, tables: dict, records: list, *, title: str, run_stats: dic
     out : path
         Output folder (holds the records' overlays).
     tables : dict
-        :func:`exoimage.tables.assemble`.
+        :func:`exoimage.experiment.tables.assemble`.
     records : list of ImageRecord
     title : str
         The experiment's name.
@@ -524,7 +518,7 @@ def write_report(out, tables: dict, records: list, *, title: str, run_stats: dic
     sections : list of callables, optional
         The sections to render (default :data:`SECTIONS`).
     """
-    from .outputs import atomic_write_bytes
+    from ..outputs import atomic_write_bytes
 
     r = ReportInput(out=Path(out), title=title, tables=tables, records=list(records), run_stats=run_stats or {},
                     params=params or {}, rules_source=rules_source)
@@ -560,7 +554,7 @@ NTA_NOTE = (
 
 def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
     """HTML of the NTA section (and its tables in ``report_data/``)."""
-    from .outputs import write_table
+    from ..outputs import write_table
 
     files = tables.get("nta_files")
     parts = ["<h2>NTA: particle concentration and hydrodynamic size</h2>"]

@@ -1,10 +1,10 @@
 """An experiment's tables from its per-image records (the one place they are assembled).
 
-:func:`experiment_tables` turns records (:mod:`exoimage.records`) and the NTA
-files read (:class:`exoimage.nta_run.NtaRun`) into the tables of a run: per
+:func:`experiment_tables` turns records (:mod:`exoimage.experiment.records`) and the NTA
+files read (:class:`exoimage.experiment.nta.NtaRun`) into the tables of a run: per
 vesicle, per image, per lane, per band, normalised signal, per marker and
 sample, per sample, the warnings with their codes, and the NTA tables.
-:func:`assemble` adds the QC checks (:func:`exoimage.qc.run_qc`) and each
+:func:`assemble` adds the QC checks (:func:`exoimage.experiment.qc.run_qc`) and each
 sample's overall QC status. ``exoimage run`` and the napari session report
 both use :func:`assemble`.
 """
@@ -14,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .stats import marker_summary, size_summary
-from .tem import IMAGE_COLUMNS as TEM_IMAGE_COLUMNS
-from .tem import VESICLE_COLUMNS
+from ..stats import marker_summary, size_summary
+from ..tem import IMAGE_COLUMNS as TEM_IMAGE_COLUMNS
+from ..tem import VESICLE_COLUMNS
+from ..warning_codes import warning_code
 
-__all__ = ["experiment_tables", "assemble", "SAMPLE_COLUMNS", "WARNING_COLUMNS", "sample_names_of"]
+__all__ = ["experiment_tables", "assemble", "SAMPLE_COLUMNS", "WARNING_COLUMNS", "sample_names_of", "concat_tables"]
 
 SAMPLE_COLUMNS = ["sample", "label", "group", "n_tem_images", "tem_n", "tem_mean_nm", "tem_sd_nm",
                   "tem_median_nm", "tem_mode_nm", "tem_d10_nm", "tem_d50_nm", "tem_d90_nm", "tem_span",
@@ -29,7 +30,8 @@ SAMPLE_COLUMNS = ["sample", "label", "group", "n_tem_images", "tem_n", "tem_mean
 WARNING_COLUMNS = ["image", "kind", "code", "warning"]
 
 
-def _concat(frames, columns=None):
+def concat_tables(frames, columns=None) -> pd.DataFrame:
+    """The non-empty ``frames`` one after the other (an empty table with ``columns`` when there is none)."""
     frames = [f for f in frames if f is not None and len(f)]
     if not frames:
         return pd.DataFrame(columns=columns or [])
@@ -66,28 +68,28 @@ def experiment_tables(records: list, *, sample_names: list, sample_meta: dict | 
     nta_rules : dict or None
         The ``[nta]`` section of the QC rules (which dilutions the NTA sample columns use).
     """
-    from .blot import BAND_COLUMNS, LANE_COLUMNS
-    from .blot.normalize import NORMALIZED_COLUMNS
-    from .nta_run import NtaRun, nta_sample_columns, nta_size_density
+    from ..blot import BAND_COLUMNS, LANE_COLUMNS
+    from ..blot.normalize import NORMALIZED_COLUMNS
+    from .nta import NtaRun, nta_sample_columns, nta_size_density
 
     nta = nta if nta is not None else NtaRun()
     sample_meta = sample_meta or {}
     tem = [r for r in records if r.kind == "tem"]
     blot = [r for r in records if r.kind == "blot"]
-    vesicles = _concat([r.vesicles for r in tem], ["image", "sample"] + VESICLE_COLUMNS[1:])
+    vesicles = concat_tables([r.vesicles for r in tem], ["image", "sample"] + VESICLE_COLUMNS[1:])
     tem_images = pd.DataFrame([{**{c: None for c in TEM_IMAGE_COLUMNS}, **r.image_row,
                                 "sample": r.sample, "sha256": r.sha256} for r in tem],
                               columns=["sample"] + TEM_IMAGE_COLUMNS + ["sha256"])
     blot_images = pd.DataFrame([{**r.image_row, "sha256": r.sha256} for r in blot])
     if blot_images.empty:
         blot_images = pd.DataFrame(columns=["image", "status", "error", "marker", "warnings", "sha256"])
-    lanes = _concat([r.lanes for r in blot], LANE_COLUMNS)
-    bands = _concat([r.bands for r in blot], BAND_COLUMNS)
-    normalized = _concat([r.normalized for r in blot],
+    lanes = concat_tables([r.lanes for r in blot], LANE_COLUMNS)
+    bands = concat_tables([r.bands for r in blot], BAND_COLUMNS)
+    normalized = concat_tables([r.normalized for r in blot],
                          NORMALIZED_COLUMNS[:1] + ["marker", "control_marker"] + NORMALIZED_COLUMNS[1:])
     markers = marker_summary(normalized)
     linear = [{**lr, "image": r.rel} for r in blot for lr in (r.linear_range or []) if lr]
-    warnings = pd.DataFrame([{"image": r.rel, "kind": r.kind, "code": getattr(w, "code", "unclassified"),
+    warnings = pd.DataFrame([{"image": r.rel, "kind": r.kind, "code": warning_code(w),
                               "warning": str(w)} for r in records for w in r.warnings], columns=WARNING_COLUMNS)
 
     rows = []
@@ -123,7 +125,7 @@ def experiment_tables(records: list, *, sample_names: list, sample_meta: dict | 
 def assemble(records: list, *, sample_names: list, sample_meta: dict | None = None, rules: dict,
              nta=None) -> dict:
     """:func:`experiment_tables`, then the QC checks (``qc``) and each sample's ``qc_status``."""
-    from .nta_run import NtaRun
+    from .nta import NtaRun
     from .qc import run_qc, sample_qc_status
 
     nta = nta if nta is not None else NtaRun()
