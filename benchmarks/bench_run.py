@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from exoimage.experiment import load_experiment  # noqa: E402
 from exoimage.io import write_calibrated_tiff  # noqa: E402
-from exoimage.pipeline_run import run_experiment  # noqa: E402
+from exoimage.experiment.run import run_experiment  # noqa: E402
 from exoimage.simulate.blot import simulate_blot  # noqa: E402
 from exoimage.simulate.tem import SCENARIOS, TemScene, simulate_tem  # noqa: E402
 

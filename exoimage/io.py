@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .warning_codes import coded
+
 # tifffile reports what it finds wrong in a file through logging; without this an
 # application that configured no logging gets those lines on stderr on top of our
 # one-line error (an application that configures logging still receives them)
@@ -300,7 +302,8 @@ class Image:
     metadata : dict
         Calibration-related metadata found in the file.
     warnings : list of str
-        Things a user should know (colour converted, lossy format, ...).
+        Things a user should know (colour converted, lossy format, ...); each a
+        :class:`~exoimage.warning_codes.CodedWarning` (text with a registered code).
     """
 
     data: np.ndarray
@@ -789,11 +792,12 @@ def _calibrate_tiff(tf, page, img: Image) -> None:
         try:
             value = fn(tf, page)
         except Exception as exc:  # noqa: BLE001
-            img.warnings.append(f"could not parse {name} calibration ({exc})")
+            img.warnings.append(coded("calibration_unparsed", f"could not parse {name} calibration ({exc})"))
             value = None
         if value is not None:
             if not (PLAUSIBLE_EM_PIXEL_NM[0] <= value <= PLAUSIBLE_EM_PIXEL_NM[1]) and name != "tiff_resolution":
-                img.warnings.append(f"{name} pixel size {value:g} nm is implausible; ignored")
+                img.warnings.append(coded("calibration_implausible",
+                                           f"{name} pixel size {value:g} nm is implausible; ignored"))
                 continue
             img.pixel_size_nm = float(value)
             img.pixel_size_source = name
@@ -1056,7 +1060,7 @@ def _read_raster(p: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
     fmt = hdr.file_format
     img = Image(data=data, file_format=fmt)
     if fmt == "jpeg":
-        img.warnings.append("JPEG is lossy: pixel values are not the raw signal")
+        img.warnings.append(coded("jpeg", "JPEG is lossy: pixel values are not the raw signal"))
     return _to_grey(img, p)
 
 
@@ -1085,9 +1089,10 @@ def _to_grey(img: Image, p: Path) -> Image:
                 out[r0:r0 + step] = lum
             img.data = out
             if spread > 8:
-                img.warnings.append("colour image converted to grey (luminance)")
+                img.warnings.append(coded("rgb_converted", "colour image converted to grey (luminance)"))
             else:
-                img.warnings.append("near-grey RGB image converted to grey (channels differ slightly)")
+                img.warnings.append(coded("rgb_converted",
+                                           "near-grey RGB image converted to grey (channels differ slightly)"))
     return img
 
 
@@ -1149,7 +1154,8 @@ def _read_gatan(p: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
                 img.pixel_size_source = "gatan"
                 img.metadata["gatan_pixel_size_nm"] = nm_x
                 if fy and abs(sy * fy - nm_x) > 1e-3 * nm_x:
-                    img.warnings.append(f"non-square pixels ({nm_x:g} x {sy * fy:g} nm); using x")
+                    img.warnings.append(coded("non_square_pixels",
+                                              f"non-square pixels ({nm_x:g} x {sy * fy:g} nm); using x"))
     return img
 
 

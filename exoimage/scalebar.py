@@ -76,6 +76,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .warning_codes import coded
+
 try:  # optional extra
     import pytesseract as _pytesseract
 except ImportError:  # pragma: no cover - exercised via monkeypatch in tests
@@ -872,7 +874,7 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
         if known:
             image.metadata["scale_bar_check"] = "no scale bar found"
         else:
-            image.warnings.append("no pixel size in the file and no scale bar found")
+            image.warnings.append(coded("scale_bar_missing", "no pixel size in the file and no scale bar found"))
         return image
     if bar.nm_per_px is None:
         seen = f" (OCR read {bar.label_text!r})" if bar.label_text else ""
@@ -880,7 +882,7 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
         if known:
             image.metadata["scale_bar_check"] = msg
         else:
-            image.warnings.append(msg)
+            image.warnings.append(coded("scale_bar_unreadable", msg))
         return image
     image.metadata["scale_bar_text"] = bar.label_text
     image.metadata["scale_bar_length_px"] = round(float(bar.length_px), 2)
@@ -893,16 +895,18 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
         image.pixel_size_nm = float(bar.nm_per_px)
         image.pixel_size_source = "scale_bar"
         if bar.confidence < LOW_CONFIDENCE:
-            image.warnings.append(
+            image.warnings.append(coded(
+                "scale_bar_low_confidence",
                 f"scale bar calibration has low confidence ({bar.confidence:.2f}): read '{label}' over "
-                f"{bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px; check it or give --pixel-size")
+                f"{bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px; check it or give --pixel-size"))
     else:
         rel = abs(bar.nm_per_px - image.pixel_size_nm) / image.pixel_size_nm
         if rel > DISAGREEMENT_TOLERANCE:
-            image.warnings.append(
+            image.warnings.append(coded(
+                "scale_bar_disagrees",
                 f"scale bar ('{label}' over {bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px) disagrees "
                 f"by {rel * 100:.1f}% with the {image.pixel_size_source} pixel size "
-                f"{image.pixel_size_nm:.4g} nm/px; keeping {image.pixel_size_source}")
+                f"{image.pixel_size_nm:.4g} nm/px; keeping {image.pixel_size_source}"))
     image.metadata["scale_bar_check"] = "ok" if (not known or rel <= DISAGREEMENT_TOLERANCE) else "disagrees"
     return image
 

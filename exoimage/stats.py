@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["size_summary", "kde_mode", "bootstrap_ci"]
+__all__ = ["size_summary", "kde_mode", "bootstrap_ci", "marker_summary"]
 
 
 def kde_mode(d: np.ndarray, grid_points: int = 512) -> float:
@@ -35,11 +35,32 @@ def bootstrap_ci(d: np.ndarray, stat=np.median, n_boot: int = 2000, level: float
     return float(lo), float(hi)
 
 
-def size_summary(diameters_nm, n_border: int = 0) -> dict:
+def size_summary(diameters_nm, n_border: int = 0, *, bootstrap: bool = True, decimals: int = 4) -> dict:
     """n, mean, SD, median, mode (KDE), D10/D50/D90, span and a bootstrap 95 % CI of D50.
 
-    ``span = (D90 - D10) / D50``; ``border_fraction`` is the share of detected
-    vesicles that were cut by the image border and so not sized.
+    The one size summary of exoimage: per sample (the ``samples`` table, with
+    the defaults) and per image (:func:`exoimage.tem.summarize_diameters`:
+    ``bootstrap=False, decimals=3``).
+
+    Parameters
+    ----------
+    diameters_nm : array-like
+        Sized diameters (nm); non-finite values are left out.
+    n_border : int
+        Vesicles detected but cut by the image border (not sized).
+    bootstrap : bool
+        Also the KDE mode and the bootstrap CI of D50 (the costly parts);
+        when False those are NaN.
+    decimals : int
+        Every float is rounded to this many decimals.
+
+    Returns
+    -------
+    dict
+        ``n, mean_nm, sd_nm, median_nm, mode_nm, d10_nm, d50_nm, d90_nm, span,
+        d50_ci_low_nm, d50_ci_high_nm, d50_ci_halfwidth_pct, border_fraction``;
+        ``span = (D90 - D10) / D50``; ``border_fraction`` is the share of detected
+        vesicles that were cut by the image border and so not sized.
     """
     d = np.asarray(diameters_nm, float)
     d = d[np.isfinite(d)]
@@ -51,10 +72,29 @@ def size_summary(diameters_nm, n_border: int = 0) -> dict:
     if d.size == 0:
         return out
     d10, d50, d90 = np.percentile(d, [10, 50, 90])
-    lo, hi = bootstrap_ci(d)
     out.update(mean_nm=float(d.mean()), sd_nm=float(d.std(ddof=1)) if d.size > 1 else nan,
-               median_nm=float(np.median(d)), mode_nm=kde_mode(d), d10_nm=float(d10), d50_nm=float(d50),
-               d90_nm=float(d90), span=float((d90 - d10) / d50) if d50 > 0 else nan,
-               d50_ci_low_nm=lo, d50_ci_high_nm=hi,
-               d50_ci_halfwidth_pct=float(100 * (hi - lo) / 2 / d50) if np.isfinite(lo) and d50 > 0 else nan)
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+               median_nm=float(np.median(d)), d10_nm=float(d10), d50_nm=float(d50),
+               d90_nm=float(d90), span=float((d90 - d10) / d50) if d50 > 0 else nan)
+    if bootstrap:
+        lo, hi = bootstrap_ci(d)
+        out.update(mode_nm=kde_mode(d), d50_ci_low_nm=lo, d50_ci_high_nm=hi,
+                   d50_ci_halfwidth_pct=float(100 * (hi - lo) / 2 / d50) if np.isfinite(lo) and d50 > 0 else nan)
+    return {k: (round(v, decimals) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def marker_summary(normalized):
+    """Per marker and sample: replicate n, mean, SD and CV % of the normalised signal (``relative``).
+
+    :func:`exoimage.blot.normalize.replicate_stats` grouped by marker (a row
+    without a marker counts under its image's name) instead of by image.
+    """
+    import pandas as pd
+
+    from .blot.normalize import replicate_stats
+
+    cols = ["marker", "sample", "n", "mean", "sd", "cv_pct"]
+    if not len(normalized):
+        return pd.DataFrame(columns=cols)
+    d = normalized.copy()
+    d["image"] = d["marker"].replace("", np.nan).fillna(d["image"])
+    return replicate_stats(d).rename(columns={"image": "marker"})[cols]

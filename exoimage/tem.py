@@ -41,6 +41,8 @@ import pandas as pd
 
 from .io import PLAUSIBLE_GIVEN_PIXEL_NM, Image, ImageReadError, read_image, validate_image
 from .params import check_instance
+from .stats import size_summary
+from .warning_codes import coded
 
 __all__ = [
     "TemParams",
@@ -887,20 +889,13 @@ def _ferets(h: np.ndarray):
 
 
 def summarize_diameters(table: pd.DataFrame) -> dict:
-    """Per-image statistics of the sized (not border-cut) vesicles."""
-    d = table.loc[~table["touches_border"].astype(bool), "diameter_nm"].dropna().to_numpy(float)
-    nan = float("nan")
-    out = dict(n_vesicles=int(d.size), n_border=int(table["touches_border"].astype(bool).sum()),
-               diameter_mean_nm=nan, diameter_median_nm=nan, diameter_sd_nm=nan,
-               d10_nm=nan, d50_nm=nan, d90_nm=nan)
-    if d.size:
-        q = np.percentile(d, [10, 50, 90])
-        out.update(diameter_mean_nm=round(float(d.mean()), 3),
-                   diameter_median_nm=round(float(np.median(d)), 3),
-                   diameter_sd_nm=round(float(d.std(ddof=1)), 3) if d.size > 1 else nan,
-                   d10_nm=round(float(q[0]), 3), d50_nm=round(float(q[1]), 3),
-                   d90_nm=round(float(q[2]), 3))
-    return out
+    """Per-image statistics of the sized (not border-cut) vesicles (:func:`exoimage.stats.size_summary`)."""
+    border = table["touches_border"].astype(bool)
+    st = size_summary(table.loc[~border, "diameter_nm"].to_numpy(float), int(border.sum()), bootstrap=False,
+                      decimals=3)
+    return dict(n_vesicles=st["n"], n_border=int(border.sum()), diameter_mean_nm=st["mean_nm"],
+                diameter_median_nm=st["median_nm"], diameter_sd_nm=st["sd_nm"], d10_nm=st["d10_nm"],
+                d50_nm=st["d50_nm"], d90_nm=st["d90_nm"])
 
 
 @dataclass
@@ -913,6 +908,8 @@ class TemFileResult:
     display: np.ndarray | None = None
     pixel_size_nm: float | None = None
     outlines: list = field(default_factory=list)
+    #: the image's warnings (:class:`~exoimage.warning_codes.CodedWarning`; their text is ``image_row['warnings']``)
+    warnings: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -943,7 +940,7 @@ def analyze_tem_image(img: Image, params: TemParams | None = None, name: str | N
             exclude_mask = _annotation_mask(img)
         res = detect_vesicles(img, params=params, exclude_mask=exclude_mask)
     except ImageReadError as exc:
-        return TemFileResult(image_row=_error_row(name, exc.problem, img))
+        return TemFileResult(image_row=_error_row(name, exc.problem, img), warnings=list(img.warnings))
     table = res.table.copy()
     table["image"] = name
     row = dict(image=name, status="ok", error="", width_px=img.data.shape[1],
@@ -954,7 +951,7 @@ def analyze_tem_image(img: Image, params: TemParams | None = None, name: str | N
     row.update(_scale_bar_fields(img))
     return TemFileResult(image_row=row, vesicles=table, labels=res.labels,
                          display=img.displayed(), pixel_size_nm=img.pixel_size_nm,
-                         outlines=res.outlines)
+                         outlines=res.outlines, warnings=list(img.warnings))
 
 
 def _scale_bar_fields(img: Image) -> dict:
@@ -1005,7 +1002,7 @@ def analyze_tem_file(path, pixel_size_nm: float | None = None, params: TemParams
                 img = calibrate_from_scale_bar(img, bar)  # no bar: says so
             exclude = annotation_mask(img.data, bar)
         except Exception as exc:  # noqa: BLE001 - OCR missing etc.: say so, stay as calibrated
-            img.warnings.append(f"scale bar not read ({exc})")
+            img.warnings.append(coded("scale_bar_not_read", f"scale bar not read ({exc})"))
     return analyze_tem_image(img, params, name, exclude_mask=exclude)
 
 

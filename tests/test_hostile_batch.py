@@ -18,11 +18,12 @@ import pandas as pd
 import pytest
 import tifffile
 
-from exoimage import batch
+from exoimage.experiment import batch
+from exoimage.experiment import cache as cache_mod
 from exoimage.cli import main as cli_main
 from exoimage.experiment import load_experiment
 from exoimage.io import write_calibrated_tiff
-from exoimage.pipeline_run import run_experiment
+from exoimage.experiment.run import run_experiment
 from exoimage.simulate.blot import simulate_blot
 from exoimage.simulate.tem import SCENARIOS, TemScene, simulate_tem
 
@@ -87,7 +88,7 @@ def _copy_run(src, dst):
 
 def _bindings(exp_root):
     exp = load_experiment(exp_root)
-    return {t.rel: batch._binding(t, exp, batch.sha256_file(t.path)) for t in exp.tasks}
+    return {t.rel: cache_mod._binding(t, exp, cache_mod.sha256_file(t.path)) for t in exp.tasks}
 
 
 def _rerun(exp_root, out, **kw):
@@ -111,22 +112,25 @@ def test_cache_is_data_bound_to_its_key_and_round_trips_exactly(exp_root, fresh,
     exp = load_experiment(exp_root)
     scratch = tmp_path / "scratch"
     for t in exp.tasks:
-        job = {"task": t, "out": str(scratch), "sha256": b[t.rel]["sha256"], "exp_tem_params": exp.tem_params}
+        job = {"task": t, "out": str(scratch), "sha256": b[t.rel]["sha256"], "exp_tem_params": exp.tem_params,
+               "params": cache_mod._params_for(t, exp)}
         raw = (batch._process_tem if t.kind == "tem" else batch._process_blot)(t, job, scratch)
-        rec, status = batch.load_cache_entry(fresh, b[t.rel])
-        assert status == "done"
-        tables = [k for k in batch.TABLE_FIELDS if raw.get(k) is not None]
-        assert tables == [k for k in batch.TABLE_FIELDS if rec.get(k) is not None] and tables
+        rec, status = cache_mod.load_cache_entry(fresh, b[t.rel])
+        assert status == "done" and type(rec) is type(raw)
+        tables = [k for k in cache_mod.TABLE_FIELDS if getattr(raw, k, None) is not None]
+        assert tables == [k for k in cache_mod.TABLE_FIELDS if getattr(rec, k, None) is not None] and tables
         for k in tables:
-            pd.testing.assert_frame_equal(rec[k], raw[k], check_exact=True, obj=f"{t.rel} {k}")
-            assert rec[k].attrs == raw[k].attrs
-        assert list(rec["image_row"]) == list(raw["image_row"])  # column order of the image tables
-        for k, v in raw["image_row"].items():
-            assert type(rec["image_row"][k]) is type(v) and (rec["image_row"][k] == v or v != v), k
+            pd.testing.assert_frame_equal(getattr(rec, k), getattr(raw, k), check_exact=True, obj=f"{t.rel} {k}")
+            assert getattr(rec, k).attrs == getattr(raw, k).attrs
+        assert list(rec.image_row) == list(raw.image_row)  # column order of the image tables
+        for k, v in raw.image_row.items():
+            assert type(rec.image_row[k]) is type(v) and (rec.image_row[k] == v or v != v), k
+        assert rec.provenance == raw.provenance and rec.sha256 == b[t.rel]["sha256"]
+        assert [(w.code, str(w)) for w in rec.warnings] == [(w.code, str(w)) for w in raw.warnings]
         if t.kind == "blot":
-            assert rec["linear_range"] == raw["linear_range"] and rec["linear_range"][0]["r2"] > 0
-            assert rec["normalized"].attrs["linear_range"]["slope"] == raw["normalized"].attrs["linear_range"]["slope"]
-            assert rec["normalized"]["in_linear_range"].dtype == object
+            assert rec.linear_range == raw.linear_range and rec.linear_range[0]["r2"] > 0
+            assert rec.normalized.attrs["linear_range"]["slope"] == raw.normalized.attrs["linear_range"]["slope"]
+            assert rec.normalized["in_linear_range"].dtype == object
 
 
 def test_resumed_run_equals_fresh_run_byte_for_byte(exp_root, fresh, tmp_path):
@@ -199,10 +203,10 @@ def test_swapped_entry_with_forged_binding_is_recomputed(exp_root, fresh, tmp_pa
     cache, b = out / ".cache", _bindings(exp_root)
     doc = json.loads((cache / f"{b[A0]['key']}.json").read_text())
     doc["entry"]["binding"] = b[B0]
-    doc["entry_sha256"] = __import__("hashlib").sha256(batch._dumps(doc["entry"])).hexdigest()
-    (cache / f"{b[B0]['key']}.json").write_bytes(batch._dumps(doc))
+    doc["entry_sha256"] = __import__("hashlib").sha256(cache_mod._dumps(doc["entry"])).hexdigest()
+    (cache / f"{b[B0]['key']}.json").write_bytes(cache_mod._dumps(doc))
     (cache / f"{b[B0]['key']}.vesicles.parquet").write_bytes((cache / f"{b[A0]['key']}.vesicles.parquet").read_bytes())
-    rec, why = batch.load_cache_entry(out, b[B0])
+    rec, why = cache_mod.load_cache_entry(out, b[B0])
     assert rec is None and "not this image's" in why
     s = _rerun(exp_root, out)
     assert s["stats"]["n_cache_rejected"] == 1 and s["stats"]["n_computed"] == 1
@@ -253,8 +257,8 @@ def _corrupt(cache, key, how, other_key):
     elif how == "foreign version":
         doc = json.loads(m.read_text())
         doc["entry"]["binding"]["version"] = "0.0.1"
-        doc["entry_sha256"] = __import__("hashlib").sha256(batch._dumps(doc["entry"])).hexdigest()
-        m.write_bytes(batch._dumps(doc))
+        doc["entry_sha256"] = __import__("hashlib").sha256(cache_mod._dumps(doc["entry"])).hexdigest()
+        m.write_bytes(cache_mod._dumps(doc))
     else:  # pragma: no cover
         raise AssertionError(how)
 
@@ -267,7 +271,7 @@ def test_corrupt_entry_is_recomputed(exp_root, fresh, tmp_path, how):
     out = _copy_run(fresh, tmp_path / "out")
     b = _bindings(exp_root)
     _corrupt(out / ".cache", b[A0]["key"], how, b[B0]["key"])
-    rec, why = batch.load_cache_entry(out, b[A0])
+    rec, why = cache_mod.load_cache_entry(out, b[A0])
     assert rec is None and why.startswith("rejected")
     if how not in ("manifest is a folder", "manifest is a symlink to another entry", "table of another image"):
         return  # the full rerun of the others adds nothing but time
@@ -337,7 +341,7 @@ def test_killed_worker_is_a_remembered_error_row(tmp_path):
     out = tmp_path / "out"
     script = _preload(tmp_path, """
         import os
-        import exoimage.batch as b
+        import exoimage.experiment.batch as b
 
         _orig = getattr(b, "_unpatched_process_tem", b._process_tem)  # Dask may run a preload twice
 
@@ -383,7 +387,7 @@ def test_lost_scheduler_gives_error_rows_not_remembered(tmp_path):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     script = _preload(tmp_path, f"""
         import os, signal, time
-        import exoimage.batch as b
+        import exoimage.experiment.batch as b
 
         _orig = getattr(b, "_unpatched_process_tem", b._process_tem)
 
@@ -458,7 +462,7 @@ def test_over_memory_estimate_is_an_error_row_without_running(tmp_path, monkeypa
 
 _CONCURRENCY_SPY = """
     import os, time, pathlib
-    import exoimage.batch as b
+    import exoimage.experiment.batch as b
 
     D = pathlib.Path(r"{dir}")
     _orig = getattr(b, "_unpatched_process_tem", b._process_tem)  # Dask may run a preload twice
@@ -523,7 +527,7 @@ def test_negative_workers_refused(small_root, tmp_path, capsys):
 
 
 def test_too_many_workers_capped_at_the_cores(small_root, tmp_path, capsys, monkeypatch):
-    import exoimage.pipeline_run as pr
+    import exoimage.experiment.run as pr
 
     seen = {}
 
@@ -608,7 +612,7 @@ def test_disk_full_while_writing_tables(small_root, tmp_path, capsys, monkeypatc
 def test_disk_full_in_a_task_stops_the_run_and_is_not_remembered(small_root, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     args = ["run", str(small_root), "--out", str(out), "--workers", "0", "--no-progress"]
-    _disk_full_when(monkeypatch, batch, lambda p: p.parent.name == ".cache")
+    _disk_full_when(monkeypatch, cache_mod, lambda p: p.parent.name == ".cache")
     assert cli_main(args) == 1
     assert "disk full" in _one_line_error(capsys)
     assert not list((out / ".cache").glob("*.json"))  # no failure remembered for a full disk

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from exoimage import experiment as experiment_module
+from exoimage.experiment import layout as experiment_module
 from exoimage.blot import BlotParams
 from exoimage.blot.plan import NormalizationSpec
 from exoimage.experiment import MAX_CONFIG_BYTES, ExperimentError, load_experiment
 from exoimage.io import PLAUSIBLE_GIVEN_PIXEL_NM, write_calibrated_tiff
 from exoimage.params import ParamError, param_meta, toml_names
-from exoimage.qc import DEFAULT_RULES, RULES_SCHEMA, RulesError, load_rules
+from exoimage.experiment.qc import DEFAULT_RULES, RULES_SCHEMA, RulesError, load_rules
 from exoimage.tem import PIXEL_SIZE_META, TemParams
 
 REPO = Path(__file__).resolve().parents[1]
@@ -388,7 +388,7 @@ def test_rules_file_that_is_not_a_rules_file(exp, case):
 
 
 def test_rules_schema_covers_the_built_in_rules():
-    """Every key of exoimage/qc_rules.toml has its rules, and the built-in values obey them."""
+    """Every key of exoimage/experiment/qc_rules.toml has its rules, and the built-in values obey them."""
     defaults = load_rules()
     assert set(RULES_SCHEMA) == set(defaults)
     for sec in defaults:
@@ -426,7 +426,7 @@ def _docstring_example() -> str:
 
 
 def test_documented_example_loads(exp):
-    """The experiment.toml shown in exoimage/experiment.py's docstring is valid as written."""
+    """The experiment.toml shown in exoimage/experiment/layout.py's docstring is valid as written."""
     (exp / "tem" / "S1" / "field_03.tif").write_bytes(b"junk")
     (exp / "my_rules.toml").write_text("# no overrides\n")
     for name in ("S1_d20-ExperimentSummary.csv", "S1_run3.txt"):  # the files its [samples.S1.nta_dilution] names
@@ -465,7 +465,7 @@ def _real_tem(path, seed=1):
 
 def test_run_experiment_checks_rules_before_any_image(tmp_path):
     """A wrongly typed rules value used to fail only after every image was analysed."""
-    from exoimage.pipeline_run import run_experiment
+    from exoimage.experiment.run import run_experiment
 
     root = tmp_path / "exp"
     _real_tem(root / "tem" / "S1" / "a.tif")

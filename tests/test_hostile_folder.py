@@ -129,7 +129,7 @@ def test_run_every_case_tables_and_report(hostile, tmp_path):
 
 def test_tem_and_blot_refuse_an_image_the_machine_cannot_hold(tmp_path, monkeypatch, capsys):
     """Inside the pixel budget but more than the memory available: an error row, nothing decoded."""
-    import exoimage.batch as batch
+    import exoimage.experiment.batch as batch
     from exoimage.cli import main
     from exoimage.simulate.hostile import _write_blot, _write_tem
 

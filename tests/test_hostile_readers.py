@@ -546,7 +546,7 @@ def test_experiment_max_pixels(tmp_path):
 
 
 def test_batch_job_carries_max_pixels(tmp_path):
-    from exoimage.batch import run_tasks
+    from exoimage.experiment.batch import run_tasks
     from exoimage.experiment import load_experiment
 
     root = tmp_path / "exp"

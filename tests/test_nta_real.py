@@ -228,7 +228,7 @@ def test_an_empty_video_is_averaged_as_the_instrument_does(tmp_path):
     (check,) = [c for c in nta_qc_checks(res) if c["check"] == "nta_empty_videos"]
     assert check["status"] == "WARN" and "stdv34_02" in check["reason"] and f"{s['d50_nm']:.1f} nm" in check["reason"]
     from exoimage.nta import combine_tables
-    from exoimage.nta_run import nta_size_density
+    from exoimage.experiment.nta import nta_size_density
     d = nta_size_density(combine_tables([res], "bins"))
     assert d["n_videos"].iloc[0] == 4 and d["density_per_nm"].notna().all()
 

@@ -14,7 +14,7 @@ import tifffile
 
 from exoimage.experiment import ExperimentError, load_experiment
 from exoimage.io import write_calibrated_tiff
-from exoimage.pipeline_run import run_experiment
+from exoimage.experiment.run import run_experiment
 from exoimage.simulate.blot import simulate_blot
 from exoimage.simulate.tem import SCENARIOS, TemScene, simulate_tem
 

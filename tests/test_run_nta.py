@@ -17,9 +17,9 @@ from exoimage.experiment import ExperimentError, load_experiment
 from exoimage.io import write_calibrated_tiff
 from exoimage.nta import DEFAULT_NTA_RULES, combine_tables, read_nta
 from exoimage.nta.qc import rules_from_toml
-from exoimage.nta_run import nta_qc_rows, nta_size_density, read_experiment_nta
-from exoimage.pipeline_run import run_experiment
-from exoimage.qc import load_rules
+from exoimage.experiment.nta import nta_qc_rows, nta_size_density, read_experiment_nta
+from exoimage.experiment.run import run_experiment
+from exoimage.experiment.qc import load_rules
 from exoimage.simulate.nta import nanosight_particle_files, nanosight_summary, zetaview_txt
 from exoimage.simulate.tem import SCENARIOS, TemScene, simulate_tem
 
@@ -374,7 +374,7 @@ def test_nta_dilution_config_errors_before_any_work(tmp_path, table, match):
 
 
 def test_nta_dilution_tokens_globs_and_names(tmp_path):
-    from exoimage.nta_run import file_dilutions
+    from exoimage.experiment.nta import file_dilutions
 
     root = tmp_path / "exp"
     files = [root / "nta" / "S" / n for n in ("S_d20-ExperimentSummary.csv", "S d200.txt", "run_1to50_x.txt",

@@ -263,6 +263,11 @@ def _image_row(name, result: BlotResult | None, img: Image | None, params: BlotP
     return row
 
 
+def blot_image_row(name, result: BlotResult | None, img: Image | None, params: BlotParams, error: str = ""):
+    """The ``blot_images`` row of a result (the run's records and the napari session report use it)."""
+    return _image_row(name, result, img, params, error)
+
+
 def analyze_blot_file(path, params: BlotParams | None = None, *, name: str | None = None,
                       lane_totals: bool = False, max_pixels: int | None = None) -> BlotFileResult:
     """Read and quantify one blot file; every failure becomes an error row naming the file.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..warning_codes import coded
+
 __all__ = ["POLARITIES", "detect_polarity", "to_signal", "detect_ceiling", "clipped_masks",
            "image_warnings", "pixel_noise_sd"]
 
@@ -143,17 +145,21 @@ def image_warnings(data: np.ndarray, *, file_format: str = "array", was_rgb: boo
                    polarity: str = "light-bands") -> list[str]:
     """Warnings about data that is not raw linear signal (quantities are still reported).
 
+    Each is a :class:`~exoimage.warning_codes.CodedWarning` whose code is
+    registered with ``lossy=True`` (the QC check "raw linear data" reads the code).
+
     8-bit data, JPEG, RGB, and signs of contrast adjustment: a histogram with
     regularly missing values (stretched) or a large fraction of pixels at both
     the black and white ends (clipped by display scaling).
     """
     out = []
     if data.dtype == np.uint8 or data.dtype == np.int8:
-        out.append("8-bit image: limited dynamic range; quantify the imager's 16-bit raw file if it exists")
+        out.append(coded("eight_bit", "8-bit image: limited dynamic range; quantify the imager's 16-bit raw "
+                                      "file if it exists"))
     if file_format == "jpeg":
-        out.append("JPEG: lossy compression changed the pixel values; results are approximate")
+        out.append(coded("jpeg", "JPEG: lossy compression changed the pixel values; results are approximate"))
     if was_rgb:
-        out.append("RGB image converted to grey: probably an export, not raw data")
+        out.append(coded("rgb_converted", "RGB image converted to grey: probably an export, not raw data"))
     if data.dtype.kind in "ui":
         flat = data.ravel()
         lo, hi = np.percentile(flat, [0.5, 99.5])
@@ -166,12 +172,14 @@ def image_warnings(data: np.ndarray, *, file_format: str = "array", was_rgb: boo
             counts = np.bincount(flat[(flat >= lo) & (flat <= hi)].astype(np.int64) - lo, minlength=rng)
             empty = np.count_nonzero(counts == 0) / rng
             if empty > 0.2:
-                out.append(f"histogram has gaps ({100 * empty:.0f}% of values between the 0.5th and "
-                           f"99.5th percentiles never occur): contrast was probably stretched")
+                out.append(coded("histogram_gaps",
+                                 f"histogram has gaps ({100 * empty:.0f}% of values between the 0.5th and "
+                                 f"99.5th percentiles never occur): contrast was probably stretched"))
         top = np.iinfo(data.dtype).max
         f_top = np.count_nonzero(flat == top) / flat.size
         f_bot = np.count_nonzero(flat == 0) / flat.size
         if f_top > 0.005 and f_bot > 0.005:
-            out.append(f"{100 * f_bot:.1f}% of pixels at 0 and {100 * f_top:.1f}% at {top}: "
-                       f"display levels were probably adjusted (clipped both ends)")
+            out.append(coded("display_clipped",
+                             f"{100 * f_bot:.1f}% of pixels at 0 and {100 * f_top:.1f}% at {top}: "
+                             f"display levels were probably adjusted (clipped both ends)"))
     return out

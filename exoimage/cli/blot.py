@@ -13,7 +13,7 @@ from ..blot.normalize import NORMALIZED_COLUMNS, read_lane_sheet, replicate_stat
 from ..blot.plan import NormalizationSpec, normalize_blot
 from ..outputs import display_text, find_inputs, one_line, safe_stem, save_png, write_run_json, write_table
 from ..params import param_meta
-from ..batch import memory_problem
+from ..experiment.batch import memory_problem
 from . import add_max_pixels_option
 from ._options import build_or_fail, check_input_file, check_out_dir, one_line_errors, param_type
 

@@ -47,9 +47,9 @@ def _fail(msg: str) -> int:
 
 
 def run(args) -> int:
-    from ..batch import connect_scheduler
-    from ..experiment import ExperimentError, load_experiment
-    from ..pipeline_run import check_output_folder, run_experiment
+    from ..experiment.batch import connect_scheduler
+    from ..experiment.layout import ExperimentError, load_experiment
+    from ..experiment.run import check_output_folder, run_experiment
 
     workers = args.workers
     if workers is not None and workers < 0:

@@ -11,7 +11,7 @@ from ..outputs import find_inputs, one_line, safe_stem, save_png, write_run_json
 from ..tem import IMAGE_COLUMNS, PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_file, draw_overlay
 from ..io import write_calibrated_tiff
 from ..params import param_meta
-from ..batch import memory_problem
+from ..experiment.batch import memory_problem
 from . import add_max_pixels_option
 from ._options import build_or_fail, check_out_dir, one_line_errors, param_type
 

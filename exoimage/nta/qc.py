@@ -25,7 +25,7 @@ else:  # pragma: no cover
 __all__ = ["DEFAULT_NTA_RULES", "rules_from_toml", "combine_tables", "nta_sample_summary", "nta_qc_checks",
            "dilution_series", "EMPTY_VIDEO_RULES"]
 
-RULES_FILE = Path(__file__).resolve().parents[1] / "qc_rules.toml"
+RULES_FILE = Path(__file__).resolve().parents[1] / "experiment" / "qc_rules.toml"
 
 
 def rules_from_toml(section: dict) -> dict:
@@ -40,7 +40,7 @@ def rules_from_toml(section: dict) -> dict:
     return rules
 
 
-#: QC thresholds, read from the ``[nta]`` section of ``exoimage/qc_rules.toml``
+#: QC thresholds, read from the ``[nta]`` section of ``exoimage/experiment/qc_rules.toml``
 #: (the rules file a lab can copy and edit; each value's source is given there):
 #: ``min_videos`` (3), ``max_concentration_cv_percent`` (12, the top of the
 #: published within-day CV 1-12 %), ``particles_per_frame_range``

@@ -136,3 +136,27 @@ def test_cancel_drops_the_result(viewer_with_tem, qtbot):
     qtbot.wait(200)
     assert w.result is None and w.labels_layer is None
     assert not w.report_btn.isEnabled()  # nothing to report yet
+
+
+def test_session_report_records_the_file_it_measured(make_napari_viewer, qtbot, tmp_path):
+    """The report's provenance is the layer's own: the file read, its SHA-256, the parameters, the edits."""
+    from exoimage.io import sha256_file, write_calibrated_tiff
+    from napari_exoimage._reader import read_exoimage
+
+    img, _ = make_tem(shape=(256, 256), pixel_size_nm=PX, seed=3, scenario_name="clean")
+    path = tmp_path / "field.tif"
+    write_calibrated_tiff(path, img.data, PX)
+    viewer = make_napari_viewer()
+    (data, kw, _kind), = read_exoimage(str(path))
+    viewer.add_image(data, **kw)
+    w = VesicleWidget(viewer)
+    _run(qtbot, w)
+    assert w.result is not None and w.result.ok, w.status.text()
+    w.remeasure()  # nothing edited: still an entry in the edit log
+    w.write_report(tmp_path / "report")
+    images = pd.read_csv(tmp_path / "report" / "images.csv")
+    assert images["sha256"].tolist() == [sha256_file(path)]
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert str(path) in html and "re-measured" in html and "min_diameter_nm" in html
+    qc = pd.read_csv(tmp_path / "report" / "qc.csv").set_index("check")
+    assert qc.loc["calibration", "status"] == "PASS"

@@ -28,7 +28,7 @@ from exoimage.io import ImageReadError, validate_image
 from exoimage.outputs import write_table
 
 from ._common import (BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer, layer_name_for_tables,
-                      notify_info, notify_warning, rows_text_to_list)
+                      layer_provenance, notify_info, notify_warning, rows_text_to_list)
 
 BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "background", "snr", "saturated", "saturated_px",
                       "low_snr", "hot_px", "deconvolved", "mw_kda", "y_px", "background_method"]
@@ -429,13 +429,21 @@ class BlotWidget(BackgroundJobs, QWidget):
 
     def write_report(self, folder) -> Path:
         """The QC report for the blot as last quantified, by the library."""
-        from exoimage.pipeline_run import write_session_report
+        from exoimage.experiment.run import write_session_report
 
         if self.result is None:
             raise ValueError("nothing to report: press Quantify first")
-        item = dict(name=self._name, marker=None, image=self._img, result=self.result,
-                    normalized=self.normalized)
-        return write_session_report(folder, name=f"napari: {self._name}", blot_items=[item])
+        from dataclasses import asdict
+
+        from exoimage.blot import draw_blot_overlay
+        from exoimage.experiment.records import blot_record_from_result
+
+        params = getattr(self.result, "params", None) or self.params()
+        rec = blot_record_from_result(self._name, self.result, self._img, params=params,
+                                      normalized=self.normalized,
+                                      provenance=layer_provenance(self.image_layer, {"blot": asdict(params)}))
+        return write_session_report(folder, [rec], name=f"napari: {self._name}",
+                                    overlays={rec.rel: draw_blot_overlay(self._img, self.result)})
 
     def _report_dialog(self):
         folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")

@@ -10,9 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from exoimage.io import Image, ImageReadError, unit_to_nm
+from exoimage.calibration import register_calibration_source
+from exoimage.io import Image, ImageReadError, sha256_file, unit_to_nm
 
 META_KEY = "exoimage"
+
+# the pixel-size sources the plugin adds to the library's (QC trusts them like a file's own calibration)
+register_calibration_source("layer scale", trusted=True, description="from the napari layer's scale in nm")
+register_calibration_source("simulated", trusted=True, description="the simulator's pixel size (sample data)")
 
 
 # --------------------------------------------------------------------------
@@ -104,6 +109,27 @@ def image_from_layer(layer, pixel_size_nm: float | None, *, source: str | None =
                  pixel_size_source=src, path=str(path), file_format=meta.get("file_format", "array"),
                  white_is_zero=bool(meta.get("white_is_zero", False)), was_rgb=bool(meta.get("was_rgb", False)),
                  warnings=list(meta.get("warnings", [])))
+
+
+def layer_provenance(layer, params: dict, edits=()):
+    """The :class:`~exoimage.experiment.records.Provenance` of results computed from an image layer.
+
+    The file is the one the layer was read from, with the SHA-256 taken when
+    the exoimage reader opened it (else of the file as it is now; None when the
+    layer came from no file).
+    """
+    from exoimage.experiment.records import Provenance
+
+    meta = layer.metadata.get(META_KEY, {}) if hasattr(layer, "metadata") else {}
+    path = meta.get("path") or getattr(getattr(layer, "source", None), "path", None)
+    digest = meta.get("sha256")
+    if digest is None and path and Path(path).is_file():
+        try:
+            digest = sha256_file(path)
+        except OSError:
+            digest = None
+    return Provenance(input_path=str(path) if path else None, sha256=digest, params=dict(params),
+                      edits=tuple(edits))
 
 
 # --------------------------------------------------------------------------

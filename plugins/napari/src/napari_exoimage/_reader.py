@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exoimage.io import SUPPORTED_SUFFIXES, ImageReadError, read_image
+from exoimage.io import SUPPORTED_SUFFIXES, ImageReadError, read_image, sha256_file
 
 from ._common import image_layer_kwargs, notify_error, notify_warning
 
@@ -37,4 +37,8 @@ def read_exoimage(path):
         notify_warning(f"{img.path}: {w}")
     if img.pixel_size_nm is None:
         notify_warning(f"{img.path}: no pixel size in the file; enter it in the exoimage widget")
-    return [(img.data, image_layer_kwargs(img), "image")]
+    try:  # provenance of what is measured in this layer (the session report shows it)
+        digest = sha256_file(path)
+    except OSError:
+        digest = None
+    return [(img.data, image_layer_kwargs(img, meta={"sha256": digest}), "image")]

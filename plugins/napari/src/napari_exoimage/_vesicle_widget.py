@@ -7,6 +7,7 @@ no image processing of its own.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,12 @@ from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileD
 
 from exoimage.io import ImageReadError, write_calibrated_tiff
 from exoimage.outputs import write_table
-from exoimage.tem import VESICLE_COLUMNS, TemParams, analyze_tem_image, summarize_diameters
+from exoimage.experiment.records import tem_record
+from exoimage.tem import VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
 from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
-                      layer_name_for_tables, layer_pixel_size, notify_info, show_scale_bar)
+                      layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar)
 
 TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "circularity", "aspect_ratio",
                  "touches_border", "confidence", "x_nm", "y_nm"]
@@ -43,6 +45,8 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self._prev_labels = None
         self._init_jobs()
         self._px = None
+        self._params = None           # TemParams of the last detection
+        self._edits = []              # the edit log of the current result (provenance of the report)
 
         lay = QVBoxLayout(self)
         form = QFormLayout()
@@ -189,6 +193,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self.image_layer = layer
         self._name = layer_name_for_tables(layer)
         self._px = px
+        self._params, self._edits = params, []
         if px:
             self._calibrate_layer(layer, px, src)
         self._start_job(analyze_tem_image, (img, params, self._name), self._on_result,
@@ -325,6 +330,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
             return
         before = len(self.table)
         self._prev_labels = lab.copy()
+        self._edits.append(f"labels edited and re-measured: {before} -> {len(table)} vesicles")
         self._show(table, None)
         n_sized = int((~table["touches_border"].astype(bool)).sum())
         self.status.setText(f"Re-measured: {len(table)} vesicles ({n_sized} sized), was {before}.")
@@ -346,14 +352,16 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
     def write_report(self, folder) -> Path:
         """The QC report for the vesicles as they are now (edits included), by the library."""
-        from exoimage.pipeline_run import write_session_report
+        from exoimage.experiment.run import write_session_report
 
         if self.table is None or self.result is None or self.labels_layer is None:
             raise ValueError("nothing to report: detect vesicles first")
-        item = dict(name=self._name, sample=self.image_layer.name, image_row=self.result.image_row,
-                    vesicles=self.table[VESICLE_COLUMNS], display=self.result.display,
-                    labels=np.asarray(self.labels_layer.data))
-        return write_session_report(folder, name=f"napari: {self._name}", tem_items=[item])
+        params = {"tem": asdict(self._params), "pixel_size_nm": self._px}
+        rec = tem_record(self._name, self.image_layer.name, self.result.image_row, self.table[VESICLE_COLUMNS],
+                         provenance=layer_provenance(self.image_layer, params, self._edits),
+                         warnings=self.result.warnings, remeasured=True)
+        overlay = draw_overlay(self.result.display, np.asarray(self.labels_layer.data), rec.vesicles)
+        return write_session_report(folder, [rec], name=f"napari: {self._name}", overlays={rec.rel: overlay})
 
     def _report_dialog(self):
         folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")

@@ -67,7 +67,7 @@ silently). Hidden files and folders (``.name``) are skipped.
     polarity = "auto"
 
     [qc]
-    rules = "my_rules.toml"         # a lab's own thresholds (see exoimage/qc_rules.toml)
+    rules = "my_rules.toml"         # a lab's own thresholds (see exoimage/experiment/qc_rules.toml)
 
 Every value is checked when the folder is loaded, before any image is read
 (types, ranges, finiteness, choices, files named; the rules of the analysis
@@ -84,9 +84,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import SUPPORTED_SUFFIXES
-from .params import ParamError, check_value, param_meta, show_value, toml_names, validate_mapping
-from .outputs import walk_folder
+from ..io import SUPPORTED_SUFFIXES
+from ..params import ParamError, check_value, param_meta, show_value, toml_names, validate_mapping
+from ..outputs import walk_folder
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -142,7 +142,7 @@ _SAMPLE_META = {
     "particles_loaded": {"type": "float", "min": 0, "min_exclusive": True},
     "volume_ml": {"type": "float", "min": 0, "min_exclusive": True},
     "dilution_factor": {"type": "float", "min": 0, "min_exclusive": True},
-    # NTA dilution per file name / glob / name token (see exoimage.nta_run.file_dilutions)
+    # NTA dilution per file name / glob / name token (see exoimage.experiment.nta.file_dilutions)
     "nta_dilution": {"type": "table", "values": {"type": "float", "min": 0, "min_exclusive": True}},
 }
 _BLOT_OWN_META = {
@@ -156,7 +156,7 @@ _TOP_KEYS = {"experiment", "tem", "samples", "blots", "qc", "nta"}
 
 
 def _tem_keys() -> set:
-    from .tem import TemParams
+    from ..tem import TemParams
 
     return set(toml_names(TemParams)) | {"pixel_size_nm"}
 
@@ -294,10 +294,10 @@ def _validate_config(cfg: dict, cfg_path: Path, root: Path) -> dict:
     value), ``pixel_size_nm`` (path under tem/ -> nm), ``samples``, ``blots`` (stem -> options
     by experiment.toml key), ``rules_path`` and ``rules``. Raises ExperimentError (one line).
     """
-    from .blot import BlotParams
-    from .blot.plan import NormalizationSpec
+    from ..blot import BlotParams
+    from ..blot.plan import NormalizationSpec
     from .qc import load_rules
-    from .tem import PIXEL_SIZE_META, TemParams
+    from ..tem import PIXEL_SIZE_META, TemParams
 
     _check_keys(cfg, _TOP_KEYS, "top level", cfg_path)
     out = {}
@@ -446,8 +446,8 @@ def load_experiment(root) -> Experiment:
             nta.setdefault(_sample_of(f.rel[len("nta/"):]), []).append(f.path)
             if f.error:
                 nta_errors[f.rel.rstrip("/")] = f.error
-    try:  # NTA dilutions per file / pattern: each entry must match a file (exoimage.nta_run.file_dilutions)
-        from .nta_run import file_dilutions
+    try:  # NTA dilutions per file / pattern: each entry must match a file (exoimage.experiment.nta.file_dilutions)
+        from .nta import file_dilutions
         file_dilutions(samples, nta, root)
     except ValueError as exc:
         raise ExperimentError(str(exc)) from None

@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import sha256_file
-from .nta import NtaReadError, apply_dilution, combine_tables, nta_qc_checks, nta_sample_summary, read_nta
-from .nta._common import BIN_COLUMNS
-from .nta.stats import STAT_COLUMNS
+from ..io import sha256_file
+from ..nta import NtaReadError, apply_dilution, combine_tables, nta_qc_checks, nta_sample_summary, read_nta
+from ..nta._common import BIN_COLUMNS
+from ..nta.stats import STAT_COLUMNS
 
 __all__ = ["NtaRun", "read_experiment_nta", "nta_sample_columns", "nta_qc_rows", "nta_size_density",
            "file_dilutions", "NTA_FILE_COLUMNS", "NTA_SAMPLE_COLUMNS", "COMPANION_SUFFIXES"]

@@ -1,10 +1,14 @@
-"""Experiment tables and the self-contained QC report (``report.html``).
+"""The self-contained QC report (``report.html``): figures and HTML from an experiment's tables.
 
-:func:`assemble` turns the per-image results of a run into the experiment's
-tables (per vesicle, per image, per band, per lane, normalised signal, per
-sample, QC checks); :func:`write_report` writes ``report.html`` (plots and
-thumbnails embedded as PNG data; no external scripts, styles or fonts) and
-``report_data/`` with the table behind every figure.
+The tables come from :func:`exoimage.experiment.tables.assemble` (statistics in
+:mod:`exoimage.stats`, checks in :mod:`exoimage.experiment.qc`); this module only draws
+and writes. The page is a list of sections (:data:`SECTIONS`): each is a
+function that takes the :class:`ReportInput` (the assembled tables, the
+records, the run's parameters and statistics) and returns its HTML, and
+:func:`write_report` joins them in order. A new section is one function
+registered with :func:`report_section`. ``report.html`` embeds plots and
+thumbnails as PNG data (no external scripts, styles or fonts);
+``report_data/`` holds the table behind every figure.
 """
 
 from __future__ import annotations
@@ -13,129 +17,20 @@ import base64
 import datetime as _dt
 import html
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .outputs import mpl_literal
-from .qc import QC_COLUMNS, overall_status, qc_checks
-from .stats import size_summary
-from .tem import IMAGE_COLUMNS as TEM_IMAGE_COLUMNS
-from .tem import VESICLE_COLUMNS
+from .. import __version__
+from ..outputs import mpl_literal
+from .qc import QC_COLUMNS
+from .tables import concat_tables
 
-__all__ = ["assemble", "write_report", "SAMPLE_COLUMNS"]
-
-SAMPLE_COLUMNS = ["sample", "label", "group", "n_tem_images", "tem_n", "tem_mean_nm", "tem_sd_nm",
-                  "tem_median_nm", "tem_mode_nm", "tem_d10_nm", "tem_d50_nm", "tem_d90_nm", "tem_span",
-                  "tem_d50_ci_low_nm", "tem_d50_ci_high_nm", "tem_d50_ci_halfwidth_pct",
-                  "tem_border_fraction"]
-
-
-def _concat(frames, columns=None):
-    frames = [f for f in frames if f is not None and len(f)]
-    if not frames:
-        return pd.DataFrame(columns=columns or [])
-    return pd.concat(frames, ignore_index=True)
-
-
-def marker_summary(normalized: pd.DataFrame) -> pd.DataFrame:
-    """Per marker and sample: replicate n, mean, SD and CV % of the normalised signal."""
-    cols = ["marker", "sample", "n", "mean", "sd", "cv_pct"]
-    if not len(normalized):
-        return pd.DataFrame(columns=cols)
-    d = normalized[normalized["sample"].astype(str) != ""].copy()
-    d["marker"] = d["marker"].replace("", np.nan).fillna(d["image"])
-    if d.empty:
-        return pd.DataFrame(columns=cols)
-    g = d.groupby(["marker", "sample"], sort=True)["relative"]
-    out = pd.DataFrame({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1)}).reset_index()
-    out["cv_pct"] = 100 * out["sd"] / out["mean"]
-    return out[cols]
-
-
-def assemble(exp, results: list, rules: dict, nta=None) -> dict:
-    """All tables of an experiment from the per-image results of :func:`exoimage.batch.run_tasks`.
-
-    ``nta`` is the experiment's :class:`exoimage.nta_run.NtaRun` (None: no NTA
-    files); it adds the ``nta_*`` tables, the NTA columns of ``samples``
-    and the NTA rows of ``qc``.
-    """
-    from .nta_run import NtaRun, nta_qc_rows, nta_sample_columns, nta_size_density
-
-    nta = nta if nta is not None else NtaRun()
-    tem = [r for r in results if r["kind"] == "tem"]
-    blot = [r for r in results if r["kind"] == "blot"]
-    vesicles = _concat([r.get("vesicles") for r in tem], ["image", "sample"] + VESICLE_COLUMNS[1:])
-    tem_images = pd.DataFrame([{**{c: None for c in TEM_IMAGE_COLUMNS}, **r["image_row"],
-                                "sample": r.get("sample"), "sha256": r.get("sha256")} for r in tem],
-                              columns=["sample"] + TEM_IMAGE_COLUMNS + ["sha256"])
-    blot_images = pd.DataFrame([{**r["image_row"], "sha256": r.get("sha256")} for r in blot])
-    if blot_images.empty:
-        blot_images = pd.DataFrame(columns=["image", "status", "error", "marker", "warnings", "sha256"])
-    from .blot import BAND_COLUMNS, LANE_COLUMNS
-    from .blot.normalize import NORMALIZED_COLUMNS
-
-    lanes = _concat([r.get("lanes") for r in blot], LANE_COLUMNS)
-    bands = _concat([r.get("bands") for r in blot], BAND_COLUMNS)
-    normalized = _concat([r.get("normalized") for r in blot],
-                         NORMALIZED_COLUMNS[:1] + ["marker", "control_marker"] + NORMALIZED_COLUMNS[1:])
-    markers = marker_summary(normalized)
-    linear = []
-    for r in blot:
-        for lr in r.get("linear_range") or []:
-            if lr:
-                linear.append({**lr, "image": r["rel"]})
-
-    rows = []
-    for s in exp.sample_names:
-        meta = exp.samples.get(s, {})
-        v = vesicles[vesicles["sample"] == s] if len(vesicles) else vesicles
-        sized = v.loc[~v["touches_border"].astype(bool), "diameter_nm"] if len(v) else pd.Series(dtype=float)
-        n_border = int(v["touches_border"].astype(bool).sum()) if len(v) else 0
-        st = size_summary(sized.to_numpy(float), n_border)
-        row = {"sample": s, "label": meta.get("label", s), "group": meta.get("group", ""),
-               "n_tem_images": int((tem_images["sample"] == s).sum())}
-        row.update({f"tem_{k}" if not k.startswith("tem_") else k: val for k, val in st.items()})
-        row.update(nta_sample_columns(nta, s, meta, row.get("tem_d50_nm"), (rules or {}).get("nta")))
-        for m in markers[markers["sample"] == s].itertuples():
-            row[f"{m.marker}_relative_mean"] = m.mean
-            row[f"{m.marker}_relative_sd"] = m.sd
-            row[f"{m.marker}_cv_pct"] = m.cv_pct
-            row[f"{m.marker}_n"] = m.n
-        rows.append(row)
-    samples = pd.DataFrame(rows)
-    samples = samples.rename(columns={"tem_n": "tem_n"})
-    for c in SAMPLE_COLUMNS:
-        if c not in samples:
-            samples[c] = np.nan
-    extra = [c for c in samples.columns if c not in SAMPLE_COLUMNS]
-    samples = samples[SAMPLE_COLUMNS + extra]
-
-    markers_by_sample = {s: set() for s in exp.sample_names}
-    if len(normalized):
-        for r in normalized.itertuples():
-            if str(r.sample) and str(r.marker):
-                markers_by_sample.setdefault(str(r.sample), set()).add(str(r.marker))
-    repl = markers.rename(columns={})
-    qc = qc_checks(tem_images, samples.assign(tem_n=samples["tem_n"].fillna(0).astype(int)),
-                   blot_images, bands, normalized, repl, markers_by_sample, linear, rules,
-                   nta_rows=nta_qc_rows(nta, rules.get("nta")), nta_samples=nta.samples_with_data)
-    status = {}
-    for s in exp.sample_names:
-        item = qc["item"].astype(str)
-        sel = qc[(qc["scope"] == "sample") & ((item == s) | (item.str.split(" ").str[0] == s))]
-        imgs = set(tem_images.loc[tem_images["sample"] == s, "image"])
-        sel_img = qc[(qc["scope"] == "image") & qc["item"].isin(imgs)]
-        files = set(nta.files.loc[nta.files["sample"] == s, "file"])
-        sel_nta = qc[(qc["scope"] == "nta file") & qc["item"].isin(files)]
-        status[s] = overall_status(list(sel["status"]) + list(sel_img["status"]) + list(sel_nta["status"]))
-    samples["qc_status"] = samples["sample"].map(status)
-    return {"vesicles": vesicles, "tem_images": tem_images, "blot_images": blot_images, "lanes": lanes,
-            "bands": bands, "normalized": normalized, "markers": markers, "samples": samples, "qc": qc,
-            "linear_range": pd.DataFrame(linear), "nta_files": nta.files, "nta_videos": nta.videos,
-            "nta_bins": nta.bins, "nta_warnings": nta.warnings, "nta_density": nta_size_density(nta.bins)}
+__all__ = ["write_report", "ReportInput", "SECTIONS", "report_section", "size_figures", "marker_figure",
+           "nta_tem_figure"]
 
 
 # ---------------------------------------------------------------------------
@@ -405,29 +300,70 @@ def _img(b64: str | None, alt: str) -> str:
     return f'<img alt="{_e(alt)}" src="data:image/png;base64,{b64}">' if b64 else ""
 
 
-def write_report(out, exp, tables: dict, results: list, run_stats: dict, params: dict,
-                 rules_source: str) -> Path:
-    """Write ``out/report.html`` and ``out/report_data/*.csv``; returns the report path."""
-    from .outputs import atomic_write_bytes, write_table
+@dataclass
+class ReportInput:
+    """What every report section sees.
 
-    out = Path(out)
-    data_dir = out / "report_data"
-    samples, qc = tables["samples"], tables["qc"]
-    per_sample_png, overlay_png, curves = size_figures(tables["vesicles"], samples)
-    marker_png = marker_figure(tables["normalized"])
-    write_table(samples, data_dir / "summary_samples.csv")
-    write_table(qc if len(qc) else pd.DataFrame(columns=QC_COLUMNS), data_dir / "qc_checks.csv")
-    write_table(tables["vesicles"], data_dir / "tem_size_histograms.csv")
-    if len(curves):
-        write_table(curves, data_dir / "tem_size_kde.csv")
-    write_table(tables["normalized"], data_dir / "blot_marker_signal.csv")
-    write_table(tables["markers"], data_dir / "blot_marker_replicates.csv")
+    Attributes
+    ----------
+    out : Path
+        The output folder (overlays are read from it; ``report_data/`` is written in it).
+    title : str
+        The experiment's name.
+    tables : dict
+        :func:`exoimage.experiment.tables.assemble`.
+    records : list of ImageRecord
+        The per-image records (galleries).
+    run_stats : dict
+        How the run went (executor, images computed / reused).
+    params : dict
+        The parameters, shown in the provenance section.
+    rules_source : str
+        Where the QC rules come from.
+    """
 
+    out: Path
+    title: str
+    tables: dict
+    records: list
+    run_stats: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    rules_source: str = ""
+
+    @property
+    def data_dir(self) -> Path:
+        return self.out / "report_data"
+
+
+#: The report's sections in page order: functions ReportInput -> HTML.
+SECTIONS: list[Callable[[ReportInput], str]] = []
+
+
+def report_section(fn: Callable[[ReportInput], str]) -> Callable[[ReportInput], str]:
+    """Decorator: append ``fn`` to :data:`SECTIONS` (the page shows sections in registration order)."""
+    SECTIONS.append(fn)
+    return fn
+
+
+@report_section
+def header_section(r: ReportInput) -> str:
+    """Title, experiment name, version and date."""
+    return "\n".join([
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>exoimage QC report: {_e(r.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>EV characterisation QC report</h1><p class='muted'>Experiment <b>{_e(r.title)}</b> · "
+        f"exoimage {_e(__version__)} · {_e(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>"])
+
+
+@report_section
+def summary_section(r: ReportInput) -> str:
+    """One row per sample: TEM D50 with its CI, NTA, marker signal, QC status."""
+    samples = r.tables["samples"]
     marker_cols = [c for c in samples.columns if c.endswith("_relative_mean")]
     summ = samples.copy()
     summ["TEM D50 [95% CI] (nm)"] = [
-        f"{_num(r.tem_d50_nm, '{:.1f}')} [{_num(r.tem_d50_ci_low_nm, '{:.1f}')}–{_num(r.tem_d50_ci_high_nm, '{:.1f}')}]"
-        for r in samples.itertuples()]
+        f"{_num(x.tem_d50_nm, '{:.1f}')} [{_num(x.tem_d50_ci_low_nm, '{:.1f}')}–"
+        f"{_num(x.tem_d50_ci_high_nm, '{:.1f}')}]" for x in samples.itertuples()]
     for c in marker_cols:
         m = c[: -len("_relative_mean")]
         sd = samples.get(f"{m}_relative_sd")
@@ -435,28 +371,39 @@ def write_report(out, exp, tables: dict, results: list, run_stats: dict, params:
                                zip(samples[c], sd if sd is not None else [np.nan] * len(samples))]
     nta_cols = []
     if "nta_n_videos" in samples and (samples["nta_n_videos"].fillna(0) > 0).any():
-        summ["NTA conc. (/ml)"] = [_conc(r.nta_concentration_per_ml, r.nta_concentration_se_per_ml)
-                                   for r in samples.itertuples()]
+        summ["NTA conc. (/ml)"] = [_conc(x.nta_concentration_per_ml, x.nta_concentration_se_per_ml)
+                                   for x in samples.itertuples()]
         summ["NTA D50 (nm)"] = [_num(x) for x in samples["nta_d50_nm"]]
         nta_cols = ["NTA conc. (/ml)", "NTA D50 (nm)"]
     summary_cols = (["sample", "label", "n_tem_images", "tem_n", "TEM D50 [95% CI] (nm)", "tem_span"] + nta_cols
                     + [f"{c[: -len('_relative_mean')]} (rel.)" for c in marker_cols] + ["qc_status"])
+    return "\n".join([
+        "<h2>Summary</h2>",
+        _table(summ, summary_cols, status_col="qc_status", fmt={"tem_span": "{:.2f}"}),
+        "<p class='muted'>D50: median equivalent-circle diameter of the sized vesicles (border-cut "
+        "vesicles are flagged, not sized), with a percentile-bootstrap 95 % CI; span = (D90−D10)/D50. "
+        "Marker signal: band volume (background-subtracted raw counts) per lane, normalised to the "
+        "loading control when one is given, relative to the reference lane; mean ± SD of replicates.</p>"])
 
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<title>exoimage QC report: {_e(exp.name)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>EV characterisation QC report</h1><p class='muted'>Experiment <b>{_e(exp.name)}</b> · "
-             f"exoimage {_e(__version__)} · {_e(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>",
-             "<h2>Summary</h2>",
-             _table(summ, summary_cols, status_col="qc_status", fmt={"tem_span": "{:.2f}"}),
-             "<p class='muted'>D50: median equivalent-circle diameter of the sized vesicles (border-cut "
-             "vesicles are flagged, not sized), with a percentile-bootstrap 95 % CI; span = (D90−D10)/D50. "
-             "Marker signal: band volume (background-subtracted raw counts) per lane, normalised to the "
-             "loading control when one is given, relative to the reference lane; mean ± SD of replicates.</p>",
-             "<h2>QC checks</h2>",
-             f"<p class='muted'>Rules: {_e(rules_source)}</p>",
-             _table(qc, QC_COLUMNS, status_col="status") if len(qc) else "<p>No checks.</p>"]
 
-    parts.append("<h2>TEM: vesicle size</h2>")
+@report_section
+def qc_section(r: ReportInput) -> str:
+    """Every QC check with its status, reason and source."""
+    qc = r.tables["qc"]
+    return "\n".join(["<h2>QC checks</h2>", f"<p class='muted'>Rules: {_e(r.rules_source)}</p>",
+                      _table(qc, QC_COLUMNS, status_col="status") if len(qc) else "<p>No checks.</p>"])
+
+
+@report_section
+def tem_section(r: ReportInput) -> str:
+    """Size histograms and KDEs per sample, the size table, and the gallery of fields."""
+    from ..outputs import write_table
+
+    samples = r.tables["samples"]
+    per_sample_png, overlay_png, curves = size_figures(r.tables["vesicles"], samples)
+    if len(curves):
+        write_table(curves, r.data_dir / "tem_size_kde.csv")
+    parts = ["<h2>TEM: vesicle size</h2>"]
     if per_sample_png:
         parts += [_img(per_sample_png, "per-sample size histograms"),
                   "<p class='muted'>Histogram and KDE per sample; red lines: D10, D50 (solid), D90.</p>",
@@ -467,62 +414,118 @@ def write_report(out, exp, tables: dict, results: list, run_stats: dict, params:
                             "tem_span": "{:.2f}", "tem_border_fraction": "{:.2f}"}))
     else:
         parts.append("<p>No vesicles were sized.</p>")
-    tem_res = [r for r in results if r["kind"] == "tem"]
+    tem_res = [x for x in r.records if x.kind == "tem"]
     if tem_res:
         parts.append("<h3>Fields (wide field and a close-up of a typical vesicle)</h3><div class='gallery'>")
-        for r in tem_res:
-            row = r["image_row"]
-            if row.get("status") != "ok" or not r.get("overlay"):
-                parts.append(f"<figure><figcaption><b>{_e(r['rel'])}</b>: <span class='FAIL'>not analysed</span>"
+        for x in tem_res:
+            row = x.image_row
+            if row.get("status") != "ok" or not x.overlay:
+                parts.append(f"<figure><figcaption><b>{_e(x.rel)}</b>: <span class='FAIL'>not analysed</span>"
                              f" – {_e(row.get('error'))}</figcaption></figure>")
                 continue
-            p = out / r["overlay"]
-            cap = (f"<b>{_e(r['rel'])}</b> · sample {_e(r.get('sample'))} · {_e(row.get('n_vesicles'))} vesicles · "
+            p = r.out / x.overlay
+            cap = (f"<b>{_e(x.rel)}</b> · sample {_e(x.sample)} · {_e(row.get('n_vesicles'))} vesicles · "
                    f"{_num(row.get('pixel_size_nm'), '{:.3g}')} nm/px ({_e(row.get('pixel_size_source'))})")
-            parts.append(f"<figure>{_img(_thumb(p), r['rel'])}{_img(_closeup(p, r['vesicles'], row), 'close-up')}"
+            parts.append(f"<figure>{_img(_thumb(p), x.rel)}{_img(_closeup(p, x.vesicles, row), 'close-up')}"
                          f"<figcaption>{cap}</figcaption></figure>")
         parts.append("</div>")
+    return "\n".join(parts)
 
-    parts += _nta_section(tables, samples, data_dir)
 
-    blot_res = [r for r in results if r["kind"] == "blot"]
-    parts.append("<h2>Western blots</h2>")
+@report_section
+def nta_section(r: ReportInput) -> str:
+    """NTA concentration and size, with the TEM size density of the same sample."""
+    return "\n".join(_nta_section(r.tables, r.tables["samples"], r.data_dir))
+
+
+@report_section
+def blot_section(r: ReportInput) -> str:
+    """Blot overlays, the normalised marker signal per sample and its replicate table."""
+    parts = ["<h2>Western blots</h2>"]
+    blot_res = [x for x in r.records if x.kind == "blot"]
     if blot_res:
         parts.append("<div class='gallery'>")
-        for r in blot_res:
-            row = r["image_row"] or {}
-            if not r.get("overlay"):
-                parts.append(f"<figure><figcaption><b>{_e(r['rel'])}</b>: <span class='FAIL'>not analysed</span>"
+        for x in blot_res:
+            row = x.image_row or {}
+            if not x.overlay:
+                parts.append(f"<figure><figcaption><b>{_e(x.rel)}</b>: <span class='FAIL'>not analysed</span>"
                              f" – {_e(row.get('error'))}</figcaption></figure>")
                 continue
-            cap = (f"<b>{_e(r['rel'])}</b> · marker {_e(r.get('marker') or '?')} · {_e(row.get('n_lanes'))} lanes, "
+            cap = (f"<b>{_e(x.rel)}</b> · marker {_e(x.marker or '?')} · {_e(row.get('n_lanes'))} lanes, "
                    f"{_e(row.get('n_bands'))} bands, {_e(row.get('n_saturated_bands'))} saturated")
-            parts.append(f"<figure>{_img(_thumb(out / r['overlay'], 520), r['rel'])}<figcaption>{cap}. "
+            parts.append(f"<figure>{_img(_thumb(r.out / x.overlay, 520), x.rel)}<figcaption>{cap}. "
                          f"Lanes and bands outlined; saturated pixels in red.</figcaption></figure>")
         parts.append("</div>")
+        marker_png = marker_figure(r.tables["normalized"])
         if marker_png:
             parts.append(_img(marker_png, "normalised marker signal per sample"))
-        if len(tables["markers"]):
-            parts.append(_table(tables["markers"], fmt={"mean": "{:.3f}", "sd": "{:.3f}", "cv_pct": "{:.1f}",
-                                                        "n": "{:.0f}"}))
+        if len(r.tables["markers"]):
+            parts.append(_table(r.tables["markers"], fmt={"mean": "{:.3f}", "sd": "{:.3f}", "cv_pct": "{:.1f}",
+                                                          "n": "{:.0f}"}))
     else:
         parts.append("<p>No blots in this experiment.</p>")
+    return "\n".join(parts)
 
-    parts.append("<h2>Provenance</h2>")
-    parts.append(f"<p>exoimage {_e(__version__)}; executor: {_e(run_stats.get('executor'))}; "
-                 f"{_e(run_stats.get('n_computed'))} image(s) computed, {_e(run_stats.get('n_cached'))} reused from "
-                 f"an earlier identical run.</p>")
-    parts.append("<p>Parameters:</p><pre>" + _e(_pretty(params)) + "</pre>")
-    nta_files = tables.get("nta_files")
+
+@report_section
+def provenance_section(r: ReportInput) -> str:
+    """Version, executor, parameters and the SHA-256 of every input; closes the page."""
+    t, stats = r.tables, r.run_stats
+    parts = ["<h2>Provenance</h2>",
+             f"<p>exoimage {_e(__version__)}; executor: {_e(stats.get('executor'))}; "
+             f"{_e(stats.get('n_computed'))} image(s) computed, {_e(stats.get('n_cached'))} reused from "
+             f"an earlier identical run.</p>",
+             "<p>Parameters:</p><pre>" + _e(_pretty(r.params)) + "</pre>"]
+    nta_files = t.get("nta_files")
     nta_prov = (nta_files[["file", "sha256"]].rename(columns={"file": "image"}) if nta_files is not None
                 and len(nta_files) else None)
-    files = _concat([tables["tem_images"][["image", "sha256"]], tables["blot_images"][["image", "sha256"]],
-                     nta_prov], ["image", "sha256"])
+    files = concat_tables([t["tem_images"][["image", "sha256"]], t["blot_images"][["image", "sha256"]], nta_prov],
+                    ["image", "sha256"])
     parts.append(_table(files, ["image", "sha256"]))
     parts.append("<p class='muted'>Tables behind every figure: report_data/. Full tables: *.csv and *.parquet "
                  "next to this report.</p></body></html>")
-    path = out / "report.html"
-    atomic_write_bytes(path, "\n".join(parts).encode("utf-8"))
+    return "\n".join(parts)
+
+
+def write_report_data(r: ReportInput) -> None:
+    """The tables behind the summary, the QC list and the TEM and blot figures, in ``report_data/``."""
+    from ..outputs import write_table
+
+    t, d = r.tables, r.data_dir
+    qc = t["qc"]
+    write_table(t["samples"], d / "summary_samples.csv")
+    write_table(qc if len(qc) else pd.DataFrame(columns=QC_COLUMNS), d / "qc_checks.csv")
+    write_table(t["vesicles"], d / "tem_size_histograms.csv")
+    write_table(t["normalized"], d / "blot_marker_signal.csv")
+    write_table(t["markers"], d / "blot_marker_replicates.csv")
+
+
+def write_report(out, tables: dict, records: list, *, title: str, run_stats: dict | None = None,
+                 params: dict | None = None, rules_source: str = "", sections=None) -> Path:
+    """Write ``out/report.html`` and ``out/report_data/*.csv``; returns the report path.
+
+    Parameters
+    ----------
+    out : path
+        Output folder (holds the records' overlays).
+    tables : dict
+        :func:`exoimage.experiment.tables.assemble`.
+    records : list of ImageRecord
+    title : str
+        The experiment's name.
+    run_stats, params, rules_source
+        Shown in the provenance and QC sections.
+    sections : list of callables, optional
+        The sections to render (default :data:`SECTIONS`).
+    """
+    from ..outputs import atomic_write_bytes
+
+    r = ReportInput(out=Path(out), title=title, tables=tables, records=list(records), run_stats=run_stats or {},
+                    params=params or {}, rules_source=rules_source)
+    write_report_data(r)
+    html_text = "\n".join(fn(r) for fn in (SECTIONS if sections is None else sections))
+    path = r.out / "report.html"
+    atomic_write_bytes(path, html_text.encode("utf-8"))
     return path
 
 
@@ -551,7 +554,7 @@ NTA_NOTE = (
 
 def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
     """HTML of the NTA section (and its tables in ``report_data/``)."""
-    from .outputs import write_table
+    from ..outputs import write_table
 
     files = tables.get("nta_files")
     parts = ["<h2>NTA: particle concentration and hydrodynamic size</h2>"]
