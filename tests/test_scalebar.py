@@ -355,8 +355,10 @@ def test_cli_calibrate(tmp_path, capsys):
     assert abs(float(m.group(1)) - sb.length_px) <= 1
     assert float(m.group(2)) == pytest.approx(sb.nm_per_px, rel=0.005)
     assert cap.err.strip() == f"{tmp_path / 'nobar.png'}: no scale bar found"
-    assert (out / "bar_scalebar.png").stat().st_size > 0
-    assert (out / "nobar_scalebar.png").stat().st_size > 0
+    from exoimage.outputs import safe_stem  # previews are named by the input's unique stem
+
+    assert (out / f"{safe_stem('bar.png')}_scalebar.png").stat().st_size > 0
+    assert (out / f"{safe_stem('nobar.png')}_scalebar.png").stat().st_size > 0
     assert (out / "calibration.csv").exists()
     # only files without a readable bar: non-zero exit
     assert main(["calibrate", str(tmp_path / "nobar.png"), "--out", str(out)]) == 1
