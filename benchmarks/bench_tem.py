@@ -148,16 +148,10 @@ def real():
         print("\n(real micrograph not available: ../shared absent)")
         return
     print("\n== Real micrograph (ev_tem_negative_stain.jpg) ==")
-    img = read_image(path)
-    px_src = "metadata"
+    img = read_image(path, scale_bar="auto")  # as `exoimage tem` and the napari reader read it
+    px_src = img.pixel_size_source
     if img.pixel_size_nm is None:
-        try:
-            from exoimage.scalebar import calibrate_from_scale_bar
-            img = calibrate_from_scale_bar(img)
-            px_src = img.pixel_size_source
-        except Exception as exc:  # noqa: BLE001
-            print(f"scale bar not read ({exc}); using the hand-measured 0.624 nm/px")
-    if img.pixel_size_nm is None:
+        print(f"scale bar not read ({'; '.join(img.warnings)}); using the hand-measured 0.624 nm/px")
         img.pixel_size_nm, px_src = 0.624, "hand-measured"
     from exoimage.tem import analyze_tem_image
     t0 = time.perf_counter()

@@ -9,9 +9,19 @@ Calibration precedence
 1. an explicit ``pixel_size_nm`` passed by the caller (``source='given'``);
 2. the file's own metadata (ImageJ, OME, FEI/Thermo, Zeiss SEM, Olympus SIS,
    TIFF resolution tags in cm, Gatan DM, MRC);
-3. a burned-in scale bar, when the caller asks for it (see
-   :mod:`exoimage.scalebar`);
+3. a burned-in scale bar, when the caller asks for it
+   (``read_image(..., scale_bar='auto')``, see :mod:`exoimage.scalebar`; the TEM
+   pipeline and the napari reader do): ``source='scale_bar'``;
 4. none: ``pixel_size_nm is None`` and ``pixel_size_source == 'none'``.
+
+Readers
+-------
+Each file format is a :class:`Reader` in a registry: a function that reads it,
+one that reads its header only (the pixel budget is checked from it before the
+reader decodes anything), the suffixes and leading magic bytes it takes, and
+the pixel-size sources it may report. A new format is one
+:func:`register_reader` call; :func:`read_image`, :func:`probe_image`, the
+folder walk of the commands and the napari reader then take it.
 
 Hostile files
 -------------
@@ -34,6 +44,7 @@ import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -48,13 +59,21 @@ __all__ = [
     "Image",
     "ImageHeader",
     "ImageReadError",
+    "Reader",
     "SUPPORTED_SUFFIXES",
+    "SCALE_BAR_MODES",
+    "READ_PATH_SOURCES",
     "DEFAULT_MAX_PIXELS",
     "MAX_BYTES_PER_SAMPLE",
     "PEAK_BYTES_PER_PIXEL",
     "PIXEL_SIZE_RANGE_NM",
     "probe_image",
     "read_image",
+    "register_reader",
+    "unregister_reader",
+    "readers",
+    "reader_for",
+    "supported_suffixes",
     "validate_image",
     "write_calibrated_tiff",
     "sha256_file",
@@ -65,7 +84,13 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 GATAN_SUFFIXES = (".dm3", ".dm4")
 MRC_SUFFIXES = (".mrc",)
+#: suffixes of the built-in readers (:func:`supported_suffixes` also lists registered ones)
 SUPPORTED_SUFFIXES = TIFF_SUFFIXES + RASTER_SUFFIXES + GATAN_SUFFIXES + MRC_SUFFIXES
+
+#: ``read_image(scale_bar=...)``: 'auto' searches the pixels for a burned-in scale bar
+#: (calibration when the file has none, a cross-check otherwise, the annotation mask);
+#: 'off' does not (True and False are taken as 'auto' and 'off')
+SCALE_BAR_MODES = ("auto", "off")
 
 #: Pixel sizes (nm/px) we accept as a plausible electron-microscope calibration
 #: when it comes from generic TIFF resolution tags.
@@ -304,6 +329,10 @@ class Image:
     warnings : list of str
         Things a user should know (colour converted, lossy format, ...); each a
         :class:`~exoimage.warning_codes.CodedWarning` (text with a registered code).
+    annotation_mask : ndarray of bool or None
+        Pixels that are not specimen (a burned-in scale bar, its label, a
+        databar strip), found by ``read_image(..., scale_bar='auto')``; None
+        when no search was made.
     """
 
     data: np.ndarray
@@ -315,6 +344,7 @@ class Image:
     was_rgb: bool = False
     metadata: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    annotation_mask: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def shape(self):
@@ -399,7 +429,134 @@ def _file_pixel_size(value, source: str, img: "Image") -> float | None:
 # Public entry points
 
 
-def _check_file(path) -> tuple[Path, str]:
+@dataclass(frozen=True)
+class Reader:
+    """One file format :func:`read_image` reads (an entry of the reader registry).
+
+    Attributes
+    ----------
+    name : str
+        Unique name of the entry (``'tiff'``).
+    suffixes : tuple of str
+        Lower-case file suffixes it takes, with the dot (``'.tif'``).
+    read : callable
+        ``read(path, max_pixels) -> Image``: decode the file and fill its
+        calibration (``pixel_size_nm``, ``pixel_size_source``, ``metadata``,
+        ``warnings``). Raise :class:`ImageReadError` for a problem; any other
+        exception becomes "cannot read as <suffix> (...)".
+    probe : callable
+        ``probe(path, max_pixels) -> ImageHeader`` from the header alone, no
+        pixel decoded. :func:`read_image` checks it against the pixel budget
+        (and refuses complex data) before calling ``read``;
+        :func:`probe_image` returns it.
+    magic : tuple of bytes
+        Leading bytes of the files it takes (any of them); empty for any
+        content. Used only to choose among several readers of one suffix (the
+        first whose magic matches; when none does, the first, whose own error
+        message then says what is wrong).
+    sources : tuple of str
+        The ``pixel_size_source`` values it may report. :func:`read_image`
+        itself adds ``'given'``, ``'scale_bar'`` and ``'none'``
+        (:data:`READ_PATH_SOURCES`).
+    """
+
+    name: str
+    suffixes: tuple
+    read: Callable
+    probe: Callable
+    magic: tuple = ()
+    sources: tuple = ()
+
+    def __post_init__(self):
+        sfx = tuple(str(x).lower() for x in self.suffixes)
+        if not sfx or not all(x.startswith(".") and len(x) > 1 for x in sfx):
+            raise ValueError(f"reader {self.name!r}: suffixes must be like '.tif', got {self.suffixes!r}")
+        object.__setattr__(self, "suffixes", sfx)
+        object.__setattr__(self, "magic", tuple(bytes(m) for m in self.magic))
+        object.__setattr__(self, "sources", tuple(str(x) for x in self.sources))
+
+
+#: pixel-size sources :func:`read_image` sets itself, whatever the reader
+READ_PATH_SOURCES = ("given", "scale_bar", "none")
+
+_READERS: list = []
+
+
+def register_reader(reader: Reader, *, replace: bool = False) -> Reader:
+    """Add ``reader`` to the registry (after the others: for a suffix already taken it is
+    chosen only by its ``magic``); ``replace=True`` replaces the entry of the same name in
+    its place. Returns ``reader``."""
+    if not isinstance(reader, Reader):
+        raise TypeError(f"register_reader takes a Reader, got {type(reader).__name__}")
+    for i, r in enumerate(_READERS):
+        if r.name == reader.name:
+            if not replace:
+                raise ValueError(f"a reader named {reader.name!r} is already registered (replace=True replaces it)")
+            _READERS[i] = reader
+            return reader
+    _READERS.append(reader)
+    return reader
+
+
+def unregister_reader(name: str) -> Reader:
+    """Remove the reader named ``name`` from the registry and return it."""
+    for i, r in enumerate(_READERS):
+        if r.name == name:
+            return _READERS.pop(i)
+    raise KeyError(f"no reader named {name!r}")
+
+
+def readers() -> tuple:
+    """The registered readers, in the order they are tried."""
+    return tuple(_READERS)
+
+
+def supported_suffixes() -> tuple:
+    """Every suffix some registered reader takes, in registry order (no repeats)."""
+    out = []
+    for r in _READERS:
+        out.extend(x for x in r.suffixes if x not in out)
+    return tuple(out)
+
+
+def _unsupported(p: Path, suffix: str) -> ImageReadError:
+    return ImageReadError(p, f"unsupported file type '{suffix or '(none)'}'; "
+                             f"supported: {', '.join(supported_suffixes())}")
+
+
+def _choose_reader(p: Path, suffix: str) -> Reader:
+    found = [r for r in _READERS if suffix in r.suffixes]
+    if not found:
+        raise _unsupported(p, suffix)
+    if len(found) == 1:
+        return found[0]
+    longest = max((len(m) for r in found for m in r.magic), default=0)
+    head = b""
+    if longest:
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(longest)
+        except OSError as exc:
+            raise ImageReadError(p, f"cannot open ({exc.strerror or type(exc).__name__})") from None
+    for r in found:
+        if not r.magic or any(head.startswith(m) for m in r.magic):
+            return r
+    return found[0]
+
+
+def reader_for(path) -> Reader:
+    """The :class:`Reader` :func:`read_image` would use for ``path`` (by suffix, then magic bytes).
+
+    Raises
+    ------
+    ImageReadError
+        No reader takes the file's suffix.
+    """
+    p = Path(path)
+    return _choose_reader(p, p.suffix.lower())
+
+
+def _check_file(path) -> tuple[Path, str, Reader]:
     p = Path(path)
     try:
         st = p.stat()
@@ -414,10 +571,7 @@ def _check_file(path) -> tuple[Path, str]:
     if st.st_size == 0:
         raise ImageReadError(p, "file is empty (0 bytes)")
     suffix = p.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise ImageReadError(p, f"unsupported file type '{suffix or '(none)'}'; "
-                                f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
-    return p, suffix
+    return p, suffix, _choose_reader(p, suffix)
 
 
 def _reader_failure(p: Path, suffix: str, exc: Exception) -> ImageReadError:
@@ -452,18 +606,9 @@ def probe_image(path, *, max_pixels: int | None = None) -> ImageHeader:
         declares an image over the pixel or byte budget.
     """
     budget = _resolve_max_pixels(max_pixels)
-    p, suffix = _check_file(path)
+    p, suffix, reader = _check_file(path)
     try:
-        if suffix in TIFF_SUFFIXES:
-            with _open_tiff(p) as tf:
-                hdr, _ = _tiff_header(tf, p, budget)
-        elif suffix in RASTER_SUFFIXES:
-            hdr = _raster_header(p)
-        elif suffix in GATAN_SUFFIXES:
-            with _open_gatan(p) as f:
-                hdr, _ = _gatan_header(f, p)
-        else:
-            hdr, _ = _mrc_header(p)
+        hdr = reader.probe(p, budget)
     except ImageReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - every reader failure becomes one clear line
@@ -472,14 +617,26 @@ def probe_image(path, *, max_pixels: int | None = None) -> ImageHeader:
     return hdr
 
 
-def read_image(path, pixel_size_nm: float | None = None, *, max_pixels: int | None = None) -> Image:
+def _scale_bar_mode(scale_bar) -> str:
+    if scale_bar is True:
+        return "auto"
+    if scale_bar is False or scale_bar is None:
+        return "off"
+    if isinstance(scale_bar, str) and scale_bar in SCALE_BAR_MODES:
+        return scale_bar
+    raise ValueError(f"scale_bar must be one of {', '.join(SCALE_BAR_MODES)} (or True/False), got {scale_bar!r}")
+
+
+def read_image(path, pixel_size_nm: float | None = None, *, max_pixels: int | None = None,
+               scale_bar: str | bool = "off") -> Image:
     """Read one 2-D image file with its calibration.
 
     Parameters
     ----------
     path : str or Path
         TIFF (incl. ImageJ/OME/FEI/Zeiss/Olympus, LZW/Deflate), PNG, JPEG, BMP,
-        Gatan DM3/DM4 (needs ``ncempy``) or MRC (needs ``mrcfile``).
+        Gatan DM3/DM4 (needs ``ncempy``) or MRC (needs ``mrcfile``), or any
+        format of a registered :class:`Reader`.
     pixel_size_nm : float, optional
         Explicit pixel size in nm; overrides anything in the file. Must lie in
         ``PIXEL_SIZE_RANGE_NM``.
@@ -488,6 +645,19 @@ def read_image(path, pixel_size_nm: float | None = None, *, max_pixels: int | No
         (height x width x samples) or more than ``max_pixels * MAX_BYTES_PER_SAMPLE``
         decoded bytes are refused from their header, before decoding.
         Default ``DEFAULT_MAX_PIXELS`` (16384^2).
+    scale_bar : {'off', 'auto'} or bool
+        ``'auto'``: search the pixels for a burned-in scale bar
+        (:mod:`exoimage.scalebar`) once, and use it three ways. With no pixel
+        size from the file or the caller, its label is read (OCR) and calibrates
+        the image (``pixel_size_source='scale_bar'``); with the file's own
+        calibration (and OCR installed) it is read and cross-checked (a warning
+        when they disagree by more than 2 %); given a pixel size, its label is
+        not read. The reading goes into ``metadata`` (``scale_bar_text``,
+        ``scale_bar_length_px``, ``scale_bar_confidence``, ``scale_bar_box``,
+        ``scale_bar_check``) and the bar, its label and any databar strip into
+        ``annotation_mask``. A failure (OCR not installed for an uncalibrated
+        image, ...) is a warning, never an error. ``'off'`` (default): no search
+        (blots, and callers that only want the file's own calibration).
 
     Returns
     -------
@@ -499,20 +669,15 @@ def read_image(path, pixel_size_nm: float | None = None, *, max_pixels: int | No
         Missing, empty, truncated, unsupported, over-budget, complex-valued or
         multi-frame files, with a one-line message naming the file.
     ValueError
-        ``max_pixels`` is not a positive whole number.
+        ``max_pixels`` is not a positive whole number, or ``scale_bar`` is not a mode.
     """
     budget = _resolve_max_pixels(max_pixels)
-    p, suffix = _check_file(path)
+    mode = _scale_bar_mode(scale_bar)
+    p, suffix, reader = _check_file(path)
     given = _check_pixel_size(pixel_size_nm, p)
     try:
-        if suffix in TIFF_SUFFIXES:
-            img = _read_tiff(p, budget)
-        elif suffix in RASTER_SUFFIXES:
-            img = _read_raster(p, budget)
-        elif suffix in GATAN_SUFFIXES:
-            img = _read_gatan(p, budget)
-        else:
-            img = _read_mrc(p, budget)
+        _admit(reader.probe(p, budget), p, budget)
+        img = reader.read(p, budget)
     except ImageReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - every reader failure becomes one clear line
@@ -529,7 +694,34 @@ def read_image(path, pixel_size_nm: float | None = None, *, max_pixels: int | No
             img.metadata["file_pixel_size_source"] = img.pixel_size_source
         img.pixel_size_nm = given
         img.pixel_size_source = "given"
+    if mode == "auto":
+        _scale_bar_step(img)
     return img
+
+
+def _scale_bar_step(img: Image) -> None:
+    """The scale-bar step of ``read_image(..., scale_bar='auto')``, in place.
+
+    One search for the burned-in scale bar serves calibration (when the image
+    has no pixel size), the cross-check against the file's own calibration (a
+    warning when they disagree) and the mask that keeps the bar, its label and
+    any databar strip out of a detection (``img.annotation_mask``).
+    """
+    try:
+        from .scalebar import annotation_mask, calibrate_from_scale_bar, find_scale_bar, ocr_available
+    except ImportError:
+        return
+    try:
+        bar = find_scale_bar(img.data, ocr=False)
+        if bar is not None and (img.pixel_size_nm is None or
+                                (img.pixel_size_source != "given" and ocr_available())):
+            bar = find_scale_bar(img.data, ocr=True)
+            img = calibrate_from_scale_bar(img, bar)
+        elif img.pixel_size_nm is None:
+            img = calibrate_from_scale_bar(img, bar)  # no bar: says so
+        img.annotation_mask = annotation_mask(img.data, bar)
+    except Exception as exc:  # noqa: BLE001 - OCR missing etc.: say so, stay as calibrated
+        img.warnings.append(coded("scale_bar_not_read", f"scale bar not read ({exc})"))
 
 
 def validate_image(img: Image, *, min_size_px: int = 8) -> None:
@@ -1215,3 +1407,41 @@ def _read_mrc(p: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
         img.pixel_size_source = "mrc"
         img.metadata["mrc_pixel_size_nm"] = img.pixel_size_nm
     return img
+
+
+# --------------------------------------------------------------------------
+# The built-in readers
+
+
+def _probe_tiff(p: Path, max_pixels: int) -> ImageHeader:
+    with _open_tiff(p) as tf:
+        hdr, _ = _tiff_header(tf, p, max_pixels)
+    return hdr
+
+
+def _probe_raster(p: Path, max_pixels: int) -> ImageHeader:
+    return _raster_header(p)
+
+
+def _probe_gatan(p: Path, max_pixels: int) -> ImageHeader:
+    with _open_gatan(p) as f:
+        hdr, _ = _gatan_header(f, p)
+    return hdr
+
+
+def _probe_mrc(p: Path, max_pixels: int) -> ImageHeader:
+    return _mrc_header(p)[0]
+
+
+#: classic and BigTIFF, little- and big-endian
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: DigitalMicrograph files start with their version as a big-endian int32 (3 or 4)
+_GATAN_MAGIC = (b"\x00\x00\x00\x03", b"\x00\x00\x00\x04")
+#: the TIFF calibrations :func:`_calibrate_tiff` tries, in its order
+_TIFF_SOURCES = ("fei", "zeiss", "olympus_sis", "ome", "imagej", "tiff_resolution")
+
+register_reader(Reader("tiff", TIFF_SUFFIXES, _read_tiff, _probe_tiff, _TIFF_MAGIC, _TIFF_SOURCES))
+register_reader(Reader("raster", RASTER_SUFFIXES, _read_raster, _probe_raster, (_PNG_SIG, b"\xff\xd8", b"BM")))
+register_reader(Reader("gatan", GATAN_SUFFIXES, _read_gatan, _probe_gatan, _GATAN_MAGIC, ("gatan",)))
+#: (MRC's identifier "MAP " lies at byte 208, not at the start: no magic)
+register_reader(Reader("mrc", MRC_SUFFIXES, _read_mrc, _probe_mrc, (), ("mrc",)))

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .io import SUPPORTED_SUFFIXES, sha256_file
+from .io import sha256_file, supported_suffixes
 
 __all__ = ["InputFile", "find_inputs", "walk_folder", "display_text", "atomic_write_bytes", "write_table",
            "write_run_json", "safe_stem", "save_png", "mpl_literal", "neutralize_formula", "one_line",
@@ -138,7 +138,7 @@ def _not_regular(mode: int) -> str:
     return f"{_kind(mode)}, not a regular file; not read"
 
 
-def walk_folder(root, suffixes=SUPPORTED_SUFFIXES, *, prefix: str = "",
+def walk_folder(root, suffixes=None, *, prefix: str = "",
                 max_entries: int = MAX_WALK_ENTRIES) -> list[InputFile]:
     """Every input under ``root`` (recursively, sorted), with the entries that cannot be inputs.
 
@@ -155,8 +155,9 @@ def walk_folder(root, suffixes=SUPPORTED_SUFFIXES, *, prefix: str = "",
     ----------
     root : path
         A folder.
-    suffixes : tuple of str
-        Lower-case suffixes of the files to take (``.tif``, ...).
+    suffixes : tuple of str, optional
+        Lower-case suffixes of the files to take (``.tif``, ...); default every
+        suffix a registered reader takes (:func:`exoimage.io.supported_suffixes`).
     prefix : str
         Put before every ``rel`` (``"tem/"``: names relative to the experiment folder).
     max_entries : int
@@ -169,7 +170,7 @@ def walk_folder(root, suffixes=SUPPORTED_SUFFIXES, *, prefix: str = "",
         Sorted by the parts of ``rel`` (``prefix`` + path relative to ``root``, posix).
     """
     root = Path(root)
-    suffixes = tuple(s.lower() for s in suffixes)
+    suffixes = tuple(s.lower() for s in (supported_suffixes() if suffixes is None else suffixes))
     out: list[InputFile] = []
     seen = 0
     try:
@@ -226,7 +227,7 @@ def _rel_key(f: InputFile):
     return tuple(f.rel.rstrip("/").split("/"))
 
 
-def find_inputs(paths, suffixes=SUPPORTED_SUFFIXES) -> list[InputFile]:
+def find_inputs(paths, suffixes=None) -> list[InputFile]:
     """Expand files and folders (recursively, :func:`walk_folder`) into a list of inputs.
 
     Files named explicitly are kept whatever their suffix (so that a wrong file

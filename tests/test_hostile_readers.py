@@ -555,10 +555,10 @@ def test_batch_job_carries_max_pixels(tmp_path):
     (root / "experiment.toml").write_text("[experiment]\nmax_pixels = 1000\n")
     exp = load_experiment(root)
     results, _ = run_tasks(exp, tmp_path / "out", workers=0)
-    assert "over the pixel budget of 1000 px" in results[0]["image_row"]["error"]
+    assert "over the pixel budget of 1000 px" in results[0].image_row["error"]
     exp.max_pixels = None  # a larger budget is a different task: not the cached refusal
     results, _ = run_tasks(exp, tmp_path / "out", workers=0)
-    assert "budget" not in str(results[0]["image_row"].get("error"))
+    assert "budget" not in str(results[0].image_row.get("error"))
 
 
 # --------------------------------------------------------------------------

@@ -355,7 +355,8 @@ def test_cli_calibrate(tmp_path, capsys):
     assert abs(float(m.group(1)) - sb.length_px) <= 1
     assert float(m.group(2)) == pytest.approx(sb.nm_per_px, rel=0.005)
     assert cap.err.strip() == f"{tmp_path / 'nobar.png'}: no scale bar found"
-    from exoimage.outputs import safe_stem
+    from exoimage.outputs import safe_stem  # previews are named by the input's unique stem
+
     assert (out / f"{safe_stem('bar.png')}_scalebar.png").stat().st_size > 0
     assert (out / f"{safe_stem('nobar.png')}_scalebar.png").stat().st_size > 0
     assert (out / "calibration.csv").exists()

@@ -13,6 +13,8 @@ from scipy import ndimage as ndi
 from scipy.optimize import least_squares
 from scipy.signal import find_peaks
 
+from ..stats import robust_sd
+
 # lane profiles and backgrounds live in .profile and .background; the names are kept here
 from .background import METHODS as BACKGROUNDS  # noqa: F401
 from .background import edge_background, rolling_ball_background, valley_background  # noqa: F401
@@ -198,7 +200,7 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
             sig_c = max(1.0, 0.45 * hw)
             d2 = -ndi.gaussian_filter1d(corr, sig_c, order=2, mode="nearest")
             seg = d2[a:b + 1]
-            d2n = 1.4826 * float(np.median(np.abs(d2 - np.median(d2))))
+            d2n = robust_sd(d2)
             cpk, cpr = find_peaks(seg, prominence=max(0.05 * max(seg.max(), 1e-12), 4 * d2n))
             cpk = [int(c + a) for c in cpk if cs[c + a] > 0.04 * cs[hp] and cs[c + a] > thr]
             cand = sorted(set(peaks))

@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
+from ..stats import robust_sd as _robust_sd
 from . import background as G
 from .bands import BandFit, assign_rows, descend, find_bands
 from .lanes import Lane
@@ -20,14 +21,6 @@ from .measure import REGION_COLUMNS, Prepared, lane_contexts
 from .pipeline import BlotParams
 
 __all__ = ["detect_bands", "harmonise_row_regions"]
-
-#: robust SD from the median absolute deviation of normal data
-MAD_TO_SD = 1.4826
-
-
-def _robust_sd(x: np.ndarray) -> float:
-    return MAD_TO_SD * float(np.median(np.abs(x - np.median(x))))
-
 
 def detect_bands(prep: Prepared, lanes: list[Lane], params: BlotParams, *, contexts: dict | None = None
                  ) -> pd.DataFrame:

@@ -15,6 +15,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
+from ..stats import robust_sd
+
 __all__ = ["Piece", "Lane", "find_pieces", "find_lanes", "lanes_from_bounds", "lane_columns"]
 
 
@@ -275,7 +277,7 @@ def _row_profiles(t, wins):
         # log compression, in units of the row's noise: a 2-fold dilution series or a
         # saturated lane then weighs about as much as an ordinary lane
         d = np.diff(pr)
-        nz = 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2)
+        nz = robust_sd(d) / np.sqrt(2)
         base = np.percentile(pr, 5)
         v = np.log1p(np.clip(pr - base, 0, None) / (3 * nz + 1e-12))
         s = v.max()
@@ -354,7 +356,7 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=()
     # the membrane's unevenness: the reference is the median lane among those that do
     ref = float(np.median(at[at > 0])) if (at > 0).any() else 0.0
     d = np.diff(braw)
-    nz = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2)
+    nz = robust_sd(d) / np.sqrt(2)
     nz_s = nz / np.sqrt(2 * np.sqrt(np.pi) * sm)
     need = max(0.5 * ref, 6 * nz_s)
 
@@ -403,7 +405,7 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=()
             yc = (a + b) // 2 - n
             if not 3 <= yc < len(con) - 3:
                 continue
-            sd = 1.4826 * float(np.median(np.abs(con - np.median(con))))
+            sd = robust_sd(con)
             z = (float(con[yc - 3:yc + 4].max()) - float(np.median(con))) / max(sd, 1e-12)
             if z >= 6 and (best is None or z > best[0]):
                 best = (z, float(x))

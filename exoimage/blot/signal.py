@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..stats import robust_sd
 from ..warning_codes import coded
 
 __all__ = ["POLARITIES", "detect_polarity", "to_signal", "detect_ceiling", "clipped_masks",
@@ -134,8 +135,7 @@ def pixel_noise_sd(signal: np.ndarray) -> float:
     d = np.diff(signal[:, ::1], axis=1)
     if d.size > 400_000:
         d = d[:: max(1, d.shape[0] // 400)]
-    mad = np.median(np.abs(d - np.median(d)))
-    sd = 1.4826 * mad / np.sqrt(2)
+    sd = robust_sd(d) / np.sqrt(2)
     if sd <= 0:
         sd = float(np.std(d)) / np.sqrt(2)
     return float(max(sd, 1e-12))

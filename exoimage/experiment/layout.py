@@ -84,7 +84,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..io import SUPPORTED_SUFFIXES
+from ..io import supported_suffixes
 from ..params import ParamError, check_value, param_meta, show_value, toml_names, validate_mapping
 from ..outputs import walk_folder
 
@@ -354,7 +354,7 @@ def _validate_config(cfg: dict, cfg_path: Path, root: Path) -> dict:
 
 def _images_under(folder: Path, prefix: str) -> list:
     """The images under ``folder`` (links followed, loops and non-regular files as error entries)."""
-    return walk_folder(folder, SUPPORTED_SUFFIXES, prefix=prefix)
+    return walk_folder(folder, supported_suffixes(), prefix=prefix)
 
 
 def _sample_of(rel_under: str) -> str:

@@ -35,6 +35,10 @@ def image_layer_kwargs(img: Image, name: str | None = None, **extra) -> dict:
         "was_rgb": bool(img.was_rgb),
         "path": img.path,
         "warnings": list(img.warnings),
+        # the scale-bar reading and the annotation mask of read_image(..., scale_bar="auto"):
+        # image_from_layer gives them back, so the widget measures as `exoimage tem` does
+        "scale_bar": {k: v for k, v in img.metadata.items() if k.startswith("scale_bar")},
+        "annotation_mask": img.annotation_mask,
     }
     meta.update(extra.pop("meta", {}))
     kw = dict(
@@ -105,9 +109,15 @@ def image_from_layer(layer, pixel_size_nm: float | None, *, source: str | None =
     if data.size == 0:
         raise ImageReadError(path, "image has no pixels")
     src = source or ("given" if pixel_size_nm else "none")
+    # what the reader found: the annotation mask while the layer holds the file's pixels, the
+    # scale-bar reading while the file's own calibration (or the bar's) is the one used
+    mask = meta.get("annotation_mask")
+    mask = mask if isinstance(mask, np.ndarray) and mask.shape == data.shape else None
+    bar = dict(meta.get("scale_bar") or {}) if src == meta.get("pixel_size_source") else {}
     return Image(data=data, pixel_size_nm=float(pixel_size_nm) if pixel_size_nm else None,
                  pixel_size_source=src, path=str(path), file_format=meta.get("file_format", "array"),
                  white_is_zero=bool(meta.get("white_is_zero", False)), was_rgb=bool(meta.get("was_rgb", False)),
+                 metadata=bar, annotation_mask=mask,
                  warnings=list(meta.get("warnings", [])))
 
 

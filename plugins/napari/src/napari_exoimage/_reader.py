@@ -1,10 +1,15 @@
-"""Reader: every format exoimage reads, opened at its physical scale (nm)."""
+"""Reader: every format exoimage reads, opened at its physical scale (nm).
+
+Files are read as ``exoimage tem`` reads them (``read_image(..., scale_bar='auto')``): one with no
+calibration of its own is calibrated from its burned-in scale bar, and the bar, its label and any
+databar strip are remembered with the layer, so that the vesicle widget leaves them out as the CLI does.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from exoimage.io import SUPPORTED_SUFFIXES, ImageReadError, read_image, sha256_file
+from exoimage.io import ImageReadError, read_image, sha256_file, supported_suffixes
 
 from ._common import image_layer_kwargs, notify_error, notify_warning
 
@@ -15,7 +20,7 @@ def get_reader(path):
         if len(path) != 1:
             return None
         path = path[0]
-    if Path(str(path)).suffix.lower() not in SUPPORTED_SUFFIXES:
+    if Path(str(path)).suffix.lower() not in supported_suffixes():
         return None
     return read_exoimage
 
@@ -29,7 +34,7 @@ def read_exoimage(path):
     if isinstance(path, list):
         path = path[0]
     try:
-        img = read_image(path)
+        img = read_image(path, scale_bar="auto")
     except ImageReadError as exc:
         notify_error(str(exc))
         return None

@@ -1,0 +1,65 @@
+"""Find and measure extracellular vesicles in negative-stain TEM micrographs.
+
+Method
+------
+1. **Working scale.** The image is area-averaged so that the smallest vesicle
+   asked for (``min_diameter_nm``) spans about 10 working pixels; every size
+   parameter is in nm and converted with the pixel size, so one setting works
+   from 0.3 to 5 nm/px.
+2. **Candidates.** A scale-normalised Laplacian-of-Gaussian over radii from
+   ``min_diameter_nm/2`` to ``max_diameter_nm/2`` (an octave pyramid, so large
+   scales stay cheap) marks blobs lighter than their surroundings (or darker,
+   with ``polarity='dark'``). The LoG ignores smooth, uneven stain.
+3. **Outlines.** Around each candidate the full-resolution image is sampled on
+   a polar grid; the outline is the closed path, found by dynamic programming,
+   that follows the strongest light-to-dark edge going outwards (the body /
+   stain boundary) with bounded changes in radius between neighbouring angles.
+   A collapsed, darker cup centre does not matter: the path looks for the
+   outer edge, so the interior is filled by construction. The edge position is
+   refined to sub-pixel precision.
+4. **Decisions.** Outlines with an edge weaker than ``min_contrast`` times the
+   noise of the image's gradient, outside the size range, too irregular, or
+   sitting on annotation pixels are dropped; duplicates of the same vesicle are
+   merged; an outline that swallows two or more good vesicles is replaced by
+   them (touching vesicles are split), while small outlines inside a large
+   well-outlined vesicle (folds of a collapsed vesicle) are dropped.
+5. **Measurements** come from the sub-pixel outline: equivalent-circle
+   diameter, Feret diameters, circularity, aspect ratio. Vesicles whose
+   outline reaches the image border are flagged (``touches_border``) and not
+   sized.
+
+Everything is deterministic: the same input gives the same output, byte for byte.
+
+Modules
+-------
+:mod:`.params` (:class:`TemParams`), :mod:`.candidates` (step 2),
+:mod:`.outline` (3), :mod:`.select` (4: the selection rules, one named
+function each), :mod:`.measure` (5, and :func:`measure_labels` for edited
+labels), :mod:`.detect` (:func:`detect_vesicles`: steps 1-5 on one array),
+:mod:`.pipeline` (:func:`analyze_tem_file` / :func:`analyze_tem_image`: a
+file or an Image to the per-image row every front end shows; calibration,
+including from a burned-in scale bar, happens when the file is read, in
+:func:`exoimage.io.read_image`) and :mod:`.draw` (:func:`draw_overlay`).
+"""
+
+from .detect import VesicleResult, detect_vesicles, measure_vesicles
+from .draw import draw_overlay
+from .measure import VESICLE_COLUMNS, measure_labels, summarize_diameters
+from .params import PIXEL_SIZE_META, TemParams
+from .pipeline import IMAGE_COLUMNS, TemFileResult, analyze_tem_file, analyze_tem_image
+
+__all__ = [
+    "TemParams",
+    "PIXEL_SIZE_META",
+    "VesicleResult",
+    "TemFileResult",
+    "VESICLE_COLUMNS",
+    "IMAGE_COLUMNS",
+    "detect_vesicles",
+    "measure_vesicles",
+    "measure_labels",
+    "summarize_diameters",
+    "analyze_tem_file",
+    "analyze_tem_image",
+    "draw_overlay",
+]

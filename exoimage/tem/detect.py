@@ -1,0 +1,246 @@
+"""The detector: candidates -> outlines -> selection -> measurements, for one 2-D image.
+
+:func:`detect_vesicles` is the whole method of :mod:`exoimage.tem` on an
+array (or an :class:`~exoimage.io.Image`) with a pixel size; the steps live
+in :mod:`.candidates`, :mod:`.outline`, :mod:`.select` and :mod:`.measure`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..io import Image, ImageReadError, validate_image
+from ..stats import robust_sd
+from .candidates import (downsample, downsample_mask, hough_candidates, log_candidates, mask_candidates,
+                         suppress_same_scale, working_factor)
+from .measure import VESICLE_COLUMNS, shape_stats, star_mask, vesicle_row
+from .outline import N_ANGLES, closure, outline_levels, polar_area, polygon
+from .params import TemParams
+from .select import outline_scores, passes_outline_rules, resolve_overlaps, smooth_convex_shape, stronger_polarity
+
+__all__ = ["VesicleResult", "detect_vesicles", "measure_vesicles"]
+
+#: largest vesicle searched: this share of the image's longer side (bigger "vesicles" are
+#: the field itself)
+MAX_DIAMETER_IMAGE_FRAC = 0.6
+#: the LoG's smallest radius, in smallest-vesicle radii (a little below, so that
+#: min-size vesicles peak inside the range)
+LOG_MIN_RADIUS_FRAC = 0.9
+#: outline smoothing at full resolution: sigma = max(OUTLINE_SMOOTH_MIN_PX,
+#: OUTLINE_SMOOTH_PER_FACTOR x working factor), doubled per octave of candidate size
+#: (commit 2867a90)
+OUTLINE_SMOOTH_MIN_PX = 0.8
+OUTLINE_SMOOTH_PER_FACTOR = 1.2
+#: a re-centred outline's radius is at least this share of the smallest radius
+RECENTRE_MIN_RADIUS_FRAC = 0.5
+#: an outline reaching within this many px of the image's outer pixel edge is cut by
+#: the border (pixel centres run from 0 to side - 1)
+BORDER_MARGIN_PX = 0.5
+#: the polarity decision runs on a copy shrunk so that the smallest vesicle spans
+#: about this many px (commit 2e9a576: auto ~1.5x one polarity instead of 2-3x)
+POLARITY_PX_PER_MIN_DIAMETER = 8.0
+
+
+@dataclass
+class VesicleResult:
+    """What :func:`detect_vesicles` found in one image.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per vesicle (see ``VESICLE_COLUMNS``; ``image`` is empty).
+    labels : ndarray of int32
+        Label image at the input's resolution; label ``k`` is ``vesicle_id`` ``k``.
+    outlines : list of ndarray
+        Sub-pixel outline of each vesicle, ``(n, 2)`` arrays of (row, col).
+    pixel_size_nm : float
+    polarity : str
+        Polarity that was used ('light' or 'dark').
+    """
+
+    table: pd.DataFrame
+    labels: np.ndarray
+    outlines: list = field(default_factory=list)
+    pixel_size_nm: float = 1.0
+    polarity: str = "light"
+
+
+def _prepare(image, pixel_size_nm):
+    if isinstance(image, Image):
+        data = image.displayed(np.float32)
+        px = pixel_size_nm if pixel_size_nm is not None else image.pixel_size_nm
+        path = image.path
+    else:
+        data = np.asarray(image, dtype=np.float32)
+        px = pixel_size_nm
+        path = None
+        if data.ndim != 2:
+            raise ImageReadError(path, f"expected a 2-D image, got shape {data.shape}")
+        validate_image(Image(data=data))
+    if px is None:
+        raise ImageReadError(path, "no pixel size: pass --pixel-size")
+    if not np.isfinite(px) or px <= 0:
+        raise ImageReadError(path, f"pixel size must be positive, got {px}")
+    return data.astype(np.float32, copy=False), float(px)
+
+
+def _candidates(work_n, r_min, r_max, sign, exclude_w, quick):
+    """Every candidate (row, col, radius, strength) in working px: mask, then LoG, then Hough."""
+    mask_cands, fg, dt = mask_candidates(work_n, r_min, r_max, sign, exclude_w)
+    # The LoG adds what the foreground mask missed: faint vesicles outside it,
+    # and inside it blobs much larger than the mask's inscribed circle there
+    # (a large collapsed vesicle whose mask is only its brighter folds); other
+    # LoG responses inside the mask are rim fragments of vesicles already proposed.
+    log_cands = log_candidates(work_n, r_min * LOG_MIN_RADIUS_FRAC, r_max, sign, exclude_w)
+    hf, wf = fg.shape
+
+    def _new(c):
+        iy, ix = min(hf - 1, int(round(c[0]))), min(wf - 1, int(round(c[1])))
+        return not fg[iy, ix]
+
+    log_cands = [c for c in log_cands if _new(c)]
+    cands = mask_cands + suppress_same_scale(log_cands)
+    if not quick:
+        cands += hough_candidates(work_n, r_min, r_max, sign, exclude_w)
+    return cands
+
+
+def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
+    """Outlines of one polarity; ``quick`` (for the polarity decision) skips the
+    Hough candidates and the re-centring pass."""
+    f = working_factor(px, params.min_diameter_nm)
+    work = downsample(data, f)
+    wpx = px * f
+    noise = robust_sd((work[1:, :] - work[:-1, :])[::2, ::2]) / np.sqrt(2)
+    if noise <= 0:
+        noise = float(work.std()) or 1.0
+    work_n = ((work - np.median(work)) / noise).astype(np.float32)
+    exclude_w = None
+    if exclude is not None:
+        exclude_w = downsample_mask(exclude, f)
+    r_min = 0.5 * params.min_diameter_nm / wpx
+    r_max = 0.5 * min(params.max_diameter_nm, MAX_DIAMETER_IMAGE_FRAC * max(data.shape) * px) / wpx
+    cands = _candidates(work_n, r_min, r_max, sign, exclude_w, quick)
+    if not cands:
+        return []
+    # Outlines on the full-resolution image, smoothed in proportion to the
+    # candidate's size (large collapsed vesicles have broad, soft edges: a
+    # wider smoothing keeps their edge and removes more noise), in a few
+    # octave-spaced levels; edge strength is in noise units of each level.
+    full_cands = [((y + 0.5) * f - 0.5, (x + 0.5) * f - 0.5, r * f) for y, x, r, _ in cands]
+    s_full = max(OUTLINE_SMOOTH_MIN_PX, OUTLINE_SMOOTH_PER_FACTOR * f)
+    data32 = data.astype(np.float32, copy=False)
+    cache = {}
+    radii, strength, left, at_limit = outline_levels(data32, full_cands, sign, s_full, cache)
+    if not quick:
+        # one refinement: re-centre each outline on its centroid at its own size
+        # (Hough and LoG centres of irregular vesicles can be well off-centre)
+        theta = np.linspace(0, 2 * np.pi, N_ANGLES, endpoint=False)
+        refined = []
+        for (cy, cx, _), r in zip(full_cands, radii):
+            ry, rx = cy + np.mean(r * np.sin(theta)), cx + np.mean(r * np.cos(theta))
+            area = polar_area(r)
+            refined.append((ry, rx, max(np.sqrt(max(area, 1e-9) / np.pi), RECENTRE_MIN_RADIUS_FRAC * r_min * f)))
+        r2, s2, l2, a2 = outline_levels(data32, refined, sign, s_full, cache)
+        # keep whichever outline of the two has the better closed edge
+        better = closure(s2, l2) > closure(strength, left)
+        radii[better], strength[better], left[better], at_limit[better] = r2[better], s2[better], l2[better], a2[better]
+        full_cands = [refined[i] if better[i] else full_cands[i] for i in range(len(full_cands))]
+    H, W = data.shape
+    # cheap, vectorised first cut: the outline rules
+    scores = outline_scores(radii, strength, left, at_limit, px, params.min_contrast)
+    keep = passes_outline_rules(scores, params)
+    objs = []
+    for k in np.flatnonzero(keep):
+        cy, cx, cr = full_cands[k]
+        poly = polygon(cy, cx, radii[k])
+        st = shape_stats(poly)
+        border = bool(left[k].any() or (poly[:, 0] < BORDER_MARGIN_PX).any() or (poly[:, 1] < BORDER_MARGIN_PX).any()
+                      or (poly[:, 0] > H - 1 - BORDER_MARGIN_PX).any() or (poly[:, 1] > W - 1 - BORDER_MARGIN_PX).any())
+        if not smooth_convex_shape(st, params, border):
+            continue
+        objs.append(dict(poly=poly, centre=(cy, cx), radii=radii[k], score=float(scores.score[k]),
+                         quality=float(scores.quality[k]), coverage=float(scores.coverage[k]), border=border,
+                         area=st["area"], circularity=st["circularity"], stats=st))
+    return resolve_overlaps(objs)
+
+
+def _choose_polarity(data, px, params, exclude_mask):
+    """('light' or 'dark', outlines or None): the polarity whose outlines are more and stronger.
+
+    Decided by :func:`~exoimage.tem.select.stronger_polarity` on a copy shrunk so
+    that the smallest vesicle still spans ~8 px (both polarities there cost a
+    fraction of one full pass). When the image cannot be shrunk, both full
+    passes are run and the winner's outlines are returned.
+    """
+    k = max(1, int(np.floor(params.min_diameter_nm / px / POLARITY_PX_PER_MIN_DIAMETER)))
+    small = downsample(data, k)
+    ex = None if exclude_mask is None or k == 1 else downsample_mask(exclude_mask, k)
+    if k == 1:
+        ex = exclude_mask
+    light = _detect_one_polarity(small, px * k, params, +1.0, ex, quick=k > 1)
+    dark = _detect_one_polarity(small, px * k, params, -1.0, ex, quick=k > 1)
+    pol = stronger_polarity(light, dark)
+    return pol, ((light if pol == "light" else dark) if k == 1 else None)
+
+
+def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams | None = None,
+                    *, exclude_mask: np.ndarray | None = None, **kwargs) -> VesicleResult:
+    """Find vesicles and measure them.
+
+    Parameters
+    ----------
+    image : ndarray or Image
+        2-D micrograph (any dtype). An :class:`~exoimage.io.Image` is used as a
+        viewer shows it (WhiteIsZero inverted).
+    pixel_size_nm : float, optional
+        Pixel size in nm; required unless ``image`` is an Image that has one.
+    params : TemParams, optional
+        Detector parameters; keyword arguments override single fields
+        (``min_diameter_nm=40``).
+    exclude_mask : ndarray of bool, optional
+        Pixels that are not specimen (scale bar, labels, databar strip).
+        Candidates centred there are ignored.
+
+    Returns
+    -------
+    VesicleResult
+    """
+    params = TemParams(**{**(params.as_dict() if params else {}), **kwargs})
+    params.check()
+    data, px = _prepare(image, pixel_size_nm)
+    objs = None
+    if params.polarity == "auto":
+        polarity, objs = _choose_polarity(data, px, params, exclude_mask)
+    else:
+        polarity = params.polarity
+    if objs is None:
+        objs = _detect_one_polarity(data, px, params, 1.0 if polarity == "light" else -1.0, exclude_mask)
+    # order: top-to-bottom, left-to-right, for stable ids
+    objs.sort(key=lambda o: (round(o["stats"]["centroid"][0]), o["stats"]["centroid"][1]))
+    labels = np.zeros(data.shape, np.int32)
+    rows = []
+    outlines = []
+    for vid, o in enumerate(objs, start=1):
+        poly = o["poly"]
+        y0 = max(0, int(np.floor(poly[:, 0].min())))
+        x0 = max(0, int(np.floor(poly[:, 1].min())))
+        y1 = min(data.shape[0], int(np.ceil(poly[:, 0].max())) + 1)
+        x1 = min(data.shape[1], int(np.ceil(poly[:, 1].max())) + 1)
+        m = star_mask(o["centre"], o["radii"], y0, y1, x0, x1)
+        sub = labels[y0:y1, x0:x1]
+        sub[m & (sub == 0)] = vid
+        st = o["stats"]
+        rows.append(vesicle_row(vid, st, px, o["border"], o["score"], params.min_contrast))
+        outlines.append(poly)
+    table = pd.DataFrame(rows, columns=VESICLE_COLUMNS)
+    return VesicleResult(table=table, labels=labels, outlines=outlines, pixel_size_nm=px,
+                         polarity=polarity)
+
+
+def measure_vesicles(image, pixel_size_nm: float | None = None, **kwargs) -> pd.DataFrame:
+    """One row per vesicle (see :data:`VESICLE_COLUMNS`): ``detect_vesicles(...).table``."""
+    return detect_vesicles(image, pixel_size_nm, **kwargs).table

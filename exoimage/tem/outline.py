@@ -1,0 +1,217 @@
+"""Outlines: the closed path around a candidate that follows its strongest outer edge.
+
+Around each candidate the (smoothed) full-resolution image is sampled on a
+polar grid of :data:`N_ANGLES` angles x :data:`N_RADII` radii from
+``RHO_LO`` to ``RHO_HI`` times the candidate's radius. The outline is the
+closed path, found by dynamic programming over two turns (so that it does not
+depend on the start angle), that follows the strongest light-to-dark edge
+going outwards (the body / stain boundary) with at most :data:`DP_MAX_STEP`
+radial samples between neighbouring angles, each step costing
+:data:`DP_JUMP_PENALTY`. The edge position is refined to sub-pixel precision
+by a parabola through the edge strength around the chosen sample.
+
+Edge strengths are in noise SDs of the image gradient at the smoothing used:
+the smoothing grows with the candidate's size, in octave levels
+(:func:`outline_levels`): large collapsed vesicles have broad, soft edges.
+
+Values: set when the outline method was written and tuned (commits 027ecd5,
+d509712, 2867a90) on the simulator's scenarios and the real ScanEV
+micrograph; not measured one by one.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..stats import robust_sd
+
+#: angles of the polar grid (3.75 degrees apart)
+N_ANGLES = 96
+#: radial samples of the polar grid, from RHO_LO to RHO_HI times the candidate's radius
+N_RADII = 80
+RHO_LO, RHO_HI = 0.35, 1.75
+#: the dynamic programme: largest change of radial sample between neighbouring
+#: angles, and the cost of each sample of change (in edge-strength units)
+DP_MAX_STEP = 2
+DP_JUMP_PENALTY = 0.15
+#: an edge of the wrong sign counts at most this much against a path (noise SDs)
+EDGE_COST_FLOOR = -5
+#: the sub-pixel parabola moves the edge by at most half a radial sample
+SUBPIXEL_MAX_SHIFT = 0.5
+#: an angle is "at the limit" when its edge is within this many samples of either end
+#: of the radial search
+AT_LIMIT_SAMPLES = 1
+#: map rows per cv2.remap call (it takes at most 32767 rows)
+REMAP_CHUNK_ROWS = 32000
+#: smoothing octave of a candidate: floor(log2(this x radius / base sigma)), at least 0
+OUTLINE_SMOOTH_PER_RADIUS = 0.08
+#: the 3x3 Sobel kernel's weights sum to 8: dividing by it gives the gradient per px
+SOBEL3_NORM = 8.0
+#: edge closure: this percentile of the edge strength around the outline
+CLOSURE_PERCENTILE = 20
+
+#: cv2.remap refuses a source image with a side of SHRT_MAX (32767) px or more (OpenCV's
+#: imgwarp.cpp assertion); such images (e.g. a 20 x 100000 px strip) are sampled per candidate
+_CV_SHRT_MAX = 32767
+_REMAP_MAX_SIDE = _CV_SHRT_MAX  # images with a side >= this are sampled crop by crop
+
+
+def _remap_cropped(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, rows: int) -> np.ndarray:
+    """``cv2.remap`` (bilinear, NaN outside) of an image too large for it, ``rows`` map rows at a time.
+
+    Each block of ``rows`` map rows (one candidate) samples a crop of ``img`` that
+    holds all its coordinates with a 2 px margin, clamped to the image, so every
+    sample sees the same pixels, and the same border, as on the whole image: the
+    integer offset subtracted from the float32 coordinates is exact.
+    """
+    H, W = img.shape
+    prof = np.full(map_x.shape, np.nan, np.float32)
+    for i in range(0, map_x.shape[0], rows):
+        mx, my = map_x[i:i + rows], map_y[i:i + rows]
+        fin = np.isfinite(mx) & np.isfinite(my)
+        if not fin.any():
+            continue
+        x0 = int(max(0, np.floor(mx[fin].min()) - 2))
+        x1 = int(min(W, np.ceil(mx[fin].max()) + 3))
+        y0 = int(max(0, np.floor(my[fin].min()) - 2))
+        y1 = int(min(H, np.ceil(my[fin].max()) + 3))
+        if x1 <= x0 or y1 <= y0:
+            continue  # every sample is outside the image: NaN
+        if max(x1 - x0, y1 - y0) >= _CV_SHRT_MAX:
+            raise ValueError(f"a vesicle candidate spans {max(x1 - x0, y1 - y0)} px: too large to sample")
+        prof[i:i + rows] = cv2.remap(np.ascontiguousarray(img[y0:y1, x0:x1]), mx - np.float32(x0),
+                                     my - np.float32(y0), cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    return prof
+
+
+def polar_outlines(img: np.ndarray, cands, sign: float, grad_noise: float, max_step: int = DP_MAX_STEP,
+                   jump_penalty: float = DP_JUMP_PENALTY):
+    """Outline every candidate on a polar grid by dynamic programming.
+
+    ``img`` is the (smoothed) full-resolution image; ``cands`` are (row, col,
+    radius) in full-resolution pixels. Returns arrays: radii (C, N_ANGLES) in
+    px, per-angle edge strengths (C, N_ANGLES) in noise units, a mask of
+    angles whose samples left the image, and a mask of angles whose edge lies at
+    either end of the radial search.
+    """
+    C = len(cands)
+    theta = np.linspace(0, 2 * np.pi, N_ANGLES, endpoint=False).astype(np.float32)
+    frac = np.linspace(RHO_LO, RHO_HI, N_RADII).astype(np.float32)
+    cy = np.array([c[0] for c in cands], np.float32)[:, None, None]
+    cx = np.array([c[1] for c in cands], np.float32)[:, None, None]
+    cr = np.array([c[2] for c in cands], np.float32)[:, None, None]
+    rho = cr * frac[None, None, :]  # (C,1,M)
+    map_x = (cx + rho * np.cos(theta)[None, :, None]).reshape(C * N_ANGLES, N_RADII)
+    map_y = (cy + rho * np.sin(theta)[None, :, None]).reshape(C * N_ANGLES, N_RADII)
+    if max(img.shape) < _REMAP_MAX_SIDE:
+        prof = np.empty_like(map_x)
+        # remap is limited to 32767 rows: do it in chunks
+        step = REMAP_CHUNK_ROWS
+        for i in range(0, map_x.shape[0], step):
+            prof[i:i + step] = cv2.remap(img, map_x[i:i + step], map_y[i:i + step], cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    else:
+        prof = _remap_cropped(img, map_x, map_y, N_ANGLES)
+    prof = prof.reshape(C, N_ANGLES, N_RADII)
+    outside = np.isnan(prof)
+    d_rho = (cr[:, :, 0] * (frac[1] - frac[0]))[:, :, None]  # px per radial sample
+    # outward derivative; light inside -> dark outside gives a positive edge
+    g = -sign * np.gradient(prof, axis=2) / d_rho / grad_noise
+    g = np.nan_to_num(g, nan=0.0)
+    cost = np.clip(g, EDGE_COST_FLOOR, None)
+
+    # DP over two turns so that the result does not depend on the start angle
+    M = N_RADII
+    acc = cost[:, 0, :].copy()
+    back = np.zeros((C, 2 * N_ANGLES, M), np.int8)
+    offsets = range(-max_step, max_step + 1)
+    pen = {o: jump_penalty * abs(o) for o in offsets}
+    for k in range(1, 2 * N_ANGLES):
+        a = k % N_ANGLES
+        best = np.full_like(acc, -np.inf)
+        arg = np.zeros(acc.shape, np.int8)
+        for o in offsets:
+            sh = np.full_like(acc, -np.inf)
+            if o > 0:
+                sh[:, o:] = acc[:, :-o]
+            elif o < 0:
+                sh[:, :o] = acc[:, -o:]
+            else:
+                sh = acc
+            cand = sh - pen[o]
+            better = cand > best
+            best = np.where(better, cand, best)
+            arg = np.where(better, np.int8(o), arg)
+        acc = best + cost[:, a, :]
+        back[:, k, :] = arg
+    idx = np.argmax(acc, axis=1)
+    path = np.zeros((C, 2 * N_ANGLES), np.int64)
+    path[:, -1] = idx
+    rows = np.arange(C)
+    for k in range(2 * N_ANGLES - 1, 0, -1):
+        path[:, k - 1] = path[:, k] - back[rows, k, path[:, k]]
+    path = path[:, N_ANGLES:]  # the second turn
+    ang = np.arange(N_ANGLES)
+    # sub-pixel: parabola through the edge strength around the chosen sample
+    gm = g[rows[:, None], ang[None, :], np.clip(path - 1, 0, M - 1)]
+    g0 = g[rows[:, None], ang[None, :], path]
+    gp = g[rows[:, None], ang[None, :], np.clip(path + 1, 0, M - 1)]
+    denom = gm - 2 * g0 + gp
+    ok = np.abs(denom) > 1e-9
+    delta = np.divide(0.5 * (gm - gp), denom, out=np.zeros_like(denom), where=ok)
+    delta = np.clip(delta, -SUBPIXEL_MAX_SHIFT, SUBPIXEL_MAX_SHIFT)
+    delta = np.where((path > 0) & (path < M - 1), delta, 0.0)
+    fpos = frac[0] + (path + delta) * (frac[1] - frac[0])
+    radii = fpos * cr[:, :, 0]
+    # an angle "left the image" if the outline sample at the chosen radius was outside
+    left = outside[rows[:, None], ang[None, :], path]
+    at_limit = (path <= AT_LIMIT_SAMPLES) | (path >= M - 1 - AT_LIMIT_SAMPLES)
+    return radii, g0, left, at_limit
+
+
+def outline_levels(data32, cands, sign, s_full, cache):
+    """Polar outlines with smoothing proportional to each candidate's size (octave levels).
+
+    ``s_full`` is the base smoothing sigma (px); candidate ``c`` is outlined on
+    the image smoothed with ``s_full * 2**level``. ``cache`` (a dict) keeps
+    each level's smoothed image and gradient noise between calls.
+    """
+    C = len(cands)
+    radii = np.zeros((C, N_ANGLES))
+    strength = np.zeros((C, N_ANGLES))
+    left = np.zeros((C, N_ANGLES), bool)
+    at_limit = np.zeros((C, N_ANGLES), bool)
+    levels = np.array([max(0, int(np.floor(np.log2(max(1.0, OUTLINE_SMOOTH_PER_RADIUS * c[2] / s_full)))))
+                       for c in cands], int)
+    for lev in np.unique(levels):
+        idx = np.flatnonzero(levels == lev)
+        if lev not in cache:
+            sigma = s_full * 2.0 ** lev
+            smooth = cv2.GaussianBlur(data32, (0, 0), sigma)
+            gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / SOBEL3_NORM
+            step = max(1, int(sigma))
+            cache[lev] = (smooth, robust_sd(gy[::2 * step, ::2 * step]) or 1.0)
+        smooth, grad_noise = cache[lev]
+        r_, s_, l_, a_ = polar_outlines(smooth, [cands[i] for i in idx], sign, grad_noise)
+        radii[idx], strength[idx], left[idx], at_limit[idx] = r_, s_, l_, a_
+    return radii, strength, left, at_limit
+
+
+def closure(strength, left):
+    """The CLOSURE_PERCENTILE-th percentile of the edge strength around each outline (NaN-safe)."""
+    with np.errstate(all="ignore"):
+        v = np.nanpercentile(np.where(left, np.nan, strength), CLOSURE_PERCENTILE, axis=1)
+    return np.nan_to_num(v, nan=-np.inf)
+
+
+def polygon(cy, cx, radii):
+    """(n, 2) array of (row, col) vertices of a polar outline centred at (cy, cx)."""
+    theta = np.linspace(0, 2 * np.pi, radii.size, endpoint=False)
+    return np.stack([cy + radii * np.sin(theta), cx + radii * np.cos(theta)], axis=1)
+
+
+def polar_area(radii):
+    """Area (px^2) of polar outlines ``radii`` (..., N) with equally spaced angles."""
+    return 0.5 * np.sin(2 * np.pi / N_ANGLES) * np.sum(radii * np.roll(radii, -1, axis=-1), axis=-1)
