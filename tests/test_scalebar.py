@@ -299,9 +299,9 @@ def test_known_pixel_size_without_ocr_is_kept_quietly(monkeypatch):
 
 def _import_without_pytesseract(monkeypatch):
     monkeypatch.setitem(sys.modules, "pytesseract", None)  # import raises ImportError
-    spec = importlib.util.spec_from_file_location("_scalebar_no_ocr", scalebar.__file__)
+    spec = importlib.util.spec_from_file_location("exoimage._scalebar_no_ocr", scalebar.__file__)
     mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "_scalebar_no_ocr", mod)
+    monkeypatch.setitem(sys.modules, "exoimage._scalebar_no_ocr", mod)
     spec.loader.exec_module(mod)
     return mod
 
