@@ -20,6 +20,7 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from exoimage import batch
@@ -315,6 +316,39 @@ def test_plugin_errors_speak_of_the_form(widgets, monkeypatch):
     blot._error("x.tif: no lanes found (give the count, n_lanes, or the boundaries, lane_bounds)")
     assert messages[-1] == 'x.tif: no lanes found (give the count, "Lanes", or the boundaries, "Lane bounds")'
     assert "--" not in blot.status.text()
+
+
+def test_plugin_quantify_uses_the_normalisation_form(qt_ok, make_napari_viewer, qtbot):
+    """Quantify normalises as the form says, also by weight (not only by row numbers)."""
+    from exoimage.blot.normalize import rows_by_kda
+    from napari_exoimage._blot_widget import BlotWidget
+    from napari_exoimage._sample_data import sample_blot
+
+    viewer = make_napari_viewer()
+    (data, kw, _), = sample_blot()
+    viewer.add_image(data, **kw)
+    w = BlotWidget(viewer)
+    w.ladder_lane.setValue(1)
+    w.ladder_kda.setText(",".join(str(k) for k in kw["metadata"]["exoimage"]["ladder_kda"]))
+    w.detect()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    assert w.detected is not None, w.status.text()
+    truth = kw["metadata"]["exoimage"]["truth_bands"]
+    kda = float(truth.loc[truth["name"] == "alix", "kda"].iloc[0])  # 96 kDa
+    w.norm_form.editors["target_kda"].setText(f"{kda:g}")
+    w.quantify()
+    by_kda = w.normalized
+    assert by_kda is not None, w.status.text()
+    rows = rows_by_kda(w.result.bands, f"{kda:g}")
+    w.norm_form.editors["target_kda"].setText("")
+    w.target_rows.setText(",".join(map(str, rows)))
+    w.quantify()
+    assert by_kda["target_rows"].iloc[0] == ",".join(map(str, rows))
+    pd.testing.assert_frame_equal(by_kda, w.normalized)
+    # both ways at once: the rule between the two fields, in the form's words
+    w.norm_form.editors["target_kda"].setText(f"{kda:g}")
+    w.quantify()
+    assert "Target rows: give Target rows or Target weight (kDa), not both" in w.status.text()
 
 
 # --------------------------------------------------------------------------- one vocabulary
