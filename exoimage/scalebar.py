@@ -898,7 +898,7 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
             image.warnings.append(coded(
                 "scale_bar_low_confidence",
                 f"scale bar calibration has low confidence ({bar.confidence:.2f}): read '{label}' over "
-                f"{bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px; check it or give --pixel-size"))
+                f"{bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px; check it or give pixel_size_nm"))
     else:
         rel = abs(bar.nm_per_px - image.pixel_size_nm) / image.pixel_size_nm
         if rel > DISAGREEMENT_TOLERANCE:

@@ -41,7 +41,7 @@ def test_cli_outputs_and_errors(folder, tmp_path, capsys):
     assert by.loc["sub/good.tif", "pixel_size_source"] == "imagej"
     errors = {
         "empty.tif": "empty", "garbage.png": "not a readable image", "constant.tif": "constant",
-        "tiny.tif": "too small", "nan.tif": "NaN", "nocal.tif": "no pixel size: pass --pixel-size",
+        "tiny.tif": "too small", "nan.tif": "NaN", "nocal.tif": "no pixel size: give pixel_size_nm (nm per pixel)",
     }
     for name, text in errors.items():
         assert by.loc[name, "status"] == "error"
@@ -62,6 +62,8 @@ def test_cli_outputs_and_errors(folder, tmp_path, capsys):
     assert len(run["inputs"]) == 7 and all(len(i["sha256"]) == 64 for i in run["inputs"])
     err = capsys.readouterr().err
     assert "empty.tif: error:" in err
+    # the library names the parameter; the command line words it as its option
+    assert "nocal.tif: error: no pixel size: give --pixel-size (nm per pixel)" in err
 
 
 def test_cli_pixel_size_option_and_all_fail(folder, tmp_path):

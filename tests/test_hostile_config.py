@@ -435,10 +435,10 @@ def test_documented_example_loads(exp):
     (exp / "experiment.toml").write_text(_docstring_example(), encoding="utf-8")
     e = load_experiment(exp)
     assert e.tem_params == {"min_diameter_nm": 30.0, "max_diameter_nm": 1000.0, "min_contrast": 3.0,
-                            "polarity": "auto"}
+                            "polarity": "auto", "min_circularity": 0.55}
     assert {t.rel: t.pixel_size_nm for t in e.tem}["tem/S1/field_03.tif"] == 0.84
     opts = e.blots[0].blot.options
-    assert opts["lanes"] == 8 and opts["target_kda"] == "30-60" and opts["control_row"] == [2]
+    assert opts["n_lanes"] == 8 and opts["target_kda"] == "30-60" and opts["control_rows"] == [2]
     assert e.max_pixels == 268435456 and e.samples["S1"]["dilution_factor"] == 1000
 
 

@@ -139,7 +139,7 @@ def test_measure_labels_exact_square():
 def test_no_pixel_size_is_an_error_row():
     img = Image.from_array(np.random.default_rng(0).normal(100, 5, (64, 64)))
     res = analyze_tem_image(img, name="x.png")
-    assert not res.ok and res.image_row["error"] == "no pixel size: pass --pixel-size"
+    assert not res.ok and res.image_row["error"] == "no pixel size: give pixel_size_nm (nm per pixel)"
     with pytest.raises(ImageReadError, match="no pixel size"):
         measure_vesicles(np.ones((64, 64)) + np.eye(64))
 

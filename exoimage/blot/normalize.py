@@ -38,7 +38,7 @@ def rows_by_kda(bands: pd.DataFrame, kda) -> list[int]:
     lo, hi = parse_kda_range(kda) if not isinstance(kda, tuple) else kda
     b = bands[(bands["row"] > 0) & bands["mw_kda"].notna()]
     if b.empty:
-        raise ValueError("no molecular weights: give --ladder-lane and --ladder-kda")
+        raise ValueError("no molecular weights: give ladder_lane and ladder_kda")
     med = b.groupby("row")["mw_kda"].median()
     rows = [int(r) for r, m in med.items() if lo <= m <= hi]
     if not rows:

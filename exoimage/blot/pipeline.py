@@ -10,12 +10,13 @@ import pandas as pd
 from ..io import Image, ImageReadError, read_image, validate_image
 from ..params import check_instance
 from . import bands as B
+from .background import CHOICES as BACKGROUND_CHOICES  # the registry's names (auto first)
 from .lanes import Piece, find_lanes, find_pieces, lanes_from_bounds
 from .signal import POLARITIES, detect_polarity, to_signal
 
 __all__ = ["BlotParams", "BlotResult", "BlotFileResult", "quantify_blot", "analyze_blot_file",
            "draw_blot_overlay", "measure_rectangle", "LANE_COLUMNS", "BAND_COLUMNS", "IMAGE_COLUMNS",
-           "DEFAULT_BACKGROUND", "MAX_LANES", "MAX_LADDER_MARKERS"]
+           "DEFAULT_BACKGROUND", "MAX_LANES", "MAX_LADDER_MARKERS", "NO_LANES"]
 
 #: default background: rolling ball on the lane profile (see docs/blot.md)
 DEFAULT_BACKGROUND = "auto"
@@ -27,6 +28,10 @@ MAX_LANES = 100
 #: most molecular-weight markers in a ladder: commercial ladders have 8-15 bands; 30 leaves room and
 #: bounds the ladder matching (it tries the combinations of up to 3 missing markers)
 MAX_LADDER_MARKERS = 30
+
+#: the problem of a blot where no lane was found (it names the parameters; front ends reword it,
+#: :func:`exoimage.params.reword`)
+NO_LANES = "no lanes found (give the count, n_lanes, or the boundaries, lane_bounds)"
 
 LANE_COLUMNS = ["image", "lane", "piece", "x_left_px", "x_right_px", "x_center_px", "width_px",
                 "y_top_px", "y_bottom_px", "slope_dx_per_dy", "x_center_top_px", "x_center_bottom_px",
@@ -76,42 +81,61 @@ class BlotParams:
     """
 
     polarity: str = field(default="auto", metadata={
-        "type": "str", "choices": ("auto",) + POLARITIES, "toml": "polarity", "cli": "--polarity",
-        "help": "bands lighter (chemiluminescence) or darker (film) than the background, or auto"})
+        "type": "str", "choices": ("auto",) + POLARITIES, "cli": "--polarity", "label": "Polarity",
+        "help": "bands lighter (chemiluminescence) or darker (film) than the background in the raw values, "
+                "or auto (WhiteIsZero TIFFs count as light-bands)"})
     n_lanes: int | None = field(default=None, metadata={
-        "type": "int", "min": 1, "max": MAX_LANES, "optional": True, "toml": "lanes", "cli": "--lanes",
-        "help": "number of lanes per membrane piece (default: found automatically)"})
+        "type": "int", "min": 1, "max": MAX_LANES, "optional": True, "aliases": ("lanes",), "cli": "--lanes",
+        "metavar": "N", "label": "Lanes", "auto": "found automatically",
+        "help": "number of lanes per membrane piece"})
     lane_bounds: list | None = field(default=None, metadata={
         "type": "int_pairs", "unit": "px", "min": 0, "max_len": MAX_LANES, "optional": True,
-        "toml": "lane_bounds", "cli": "--lane-bounds",
-        "help": "explicit lanes as inclusive column ranges in px (full image height)"})
+        "cli": "--lane-bounds", "label": "Lane bounds", "auto": "lanes found automatically", "advanced": True,
+        "help": "explicit lanes as inclusive column ranges in px, e.g. 40-90,110-160 (full image height; "
+                "overrides the lane count)"})
+    # the choices: exoimage.blot.bands.BACKGROUNDS (a registry of backgrounds is coming, issue 11)
     background: str = field(default=DEFAULT_BACKGROUND, metadata={
-        "type": "str", "choices": ("auto",) + B.BACKGROUNDS, "toml": "background", "cli": "--background",
-        "help": "background under the bands"})
+        "type": "str", "choices": BACKGROUND_CHOICES, "cli": "--background", "label": "Background",
+        "help": "background under the bands: edge (median of the pixels beside the lane, per row), "
+                "rolling-ball (on the lane profile), valley (valley-to-valley lines), none (raw sums = "
+                "ImageJ RawIntDen); auto = rolling ball refined by a least-squares line through each "
+                "band's flanks, and the lane-edge background under smears where lanes have free membrane "
+                "beside them"})
     ball_radius_px: float | None = field(default=None, metadata={
         "type": "float", "unit": "px", "min": 0, "min_exclusive": True, "optional": True,
-        "cli": "--ball-radius", "help": "rolling-ball radius along the lane, px (default 10 % of the lane length)"})
+        "cli": "--ball-radius", "metavar": "PX", "label": "Ball radius", "auto": "10 % of the lane length, >= 25 px",
+        "advanced": True, "decimals": 1, "help": "rolling-ball radius along the lane"})
     min_snr: float = field(default=4.0, metadata={
-        "type": "float", "unit": "noise SD", "min": 0, "min_exclusive": True, "toml": "min_snr",
-        "cli": "--min-snr", "help": "smallest band peak, in noise SDs of the lane profile"})
+        "type": "float", "unit": "noise SD", "min": 0, "min_exclusive": True, "cli": "--min-snr", "metavar": "SD",
+        "label": "Min band SNR", "decimals": 2, "help": "smallest band peak, in noise SDs of the lane profile"})
     min_snr_px: float = field(default=2.0, metadata={
-        "type": "float", "unit": "noise SD", "min": 0, "min_exclusive": True,
+        "type": "float", "unit": "noise SD", "min": 0, "min_exclusive": True, "cli": "--min-snr-px",
+        "metavar": "SD", "label": "Min band SNR per pixel", "advanced": True, "decimals": 2,
         "help": "smallest band peak per pixel, in pixel noise SDs"})
     low_snr: float = field(default=3.0, metadata={
-        "type": "float", "unit": "noise SD", "min": 0, "help": "bands with a lower snr are flagged low_snr"})
-    resolve: bool = field(default=True, metadata={"type": "bool", "help": "split overlapping bands"})
+        "type": "float", "unit": "noise SD", "min": 0, "cli": "--low-snr", "metavar": "SD",
+        "label": "Low SNR flag", "advanced": True, "decimals": 2,
+        "help": "bands whose snr (peak per pixel / pixel noise SD) is lower are flagged low_snr"})
+    resolve: bool = field(default=True, metadata={
+        "type": "bool", "cli": "--resolve", "label": "Split overlapping bands", "advanced": True,
+        "help": "split overlapping bands by fitting Gaussians"})
     ladder_lane: int | None = field(default=None, metadata={
         "type": "int", "min": 1, "max": MAX_LANES, "at_most": "n_lanes", "optional": True,
-        "toml": "ladder_lane", "cli": "--ladder-lane",
+        "cli": "--ladder-lane", "metavar": "K", "label": "Ladder lane", "auto": "none",
         "help": "lane number (1 = leftmost) of the molecular-weight marker"})
     ladder_kda: list | None = field(default=None, metadata={
         "type": "float_list", "unit": "kDa", "min": 0, "min_exclusive": True, "min_len": 2,
         "max_len": MAX_LADDER_MARKERS, "requires": "ladder_lane", "optional": True,
-        "toml": "ladder_kda", "cli": "--ladder-kda", "help": "marker weights in kDa, largest first"})
+        "cli": "--ladder-kda", "metavar": "KDA,...", "label": "Ladder weights", "auto": "none",
+        "help": "marker weights in kDa, largest first, e.g. 250,150,100,75,50,37,25,20,15,10"})
     edge_border_px: int = field(default=3, metadata={
-        "type": "int", "unit": "px", "min": 1, "help": "width of the strips beside a lane for the edge background"})
+        "type": "int", "unit": "px", "min": 1, "cli": "--edge-border", "metavar": "PX",
+        "label": "Edge strip width", "advanced": True,
+        "help": "width of the strips beside a lane used by the edge background"})
     row_regions: bool = field(default=True, metadata={
-        "type": "bool", "help": "give faint bands the region shape of their row's strong bands"})
+        "type": "bool", "cli": "--row-regions", "label": "Row-shaped regions", "advanced": True,
+        "help": "give faint bands the region shape of their row's strong bands (same protein, same shape) "
+                "instead of edges set by noise"})
 
     def __post_init__(self):
         self.check()
@@ -283,8 +307,7 @@ def analyze_blot_file(path, params: BlotParams | None = None, *, name: str | Non
         validate_image(img)
         res = quantify_blot(img, params, name=name, lane_totals=lane_totals)
         if len(res.lanes) == 0:
-            raise ImageReadError(path, "no lanes found (give the count with --lanes or the "
-                                       "boundaries with --lane-bounds)")
+            raise ImageReadError(path, NO_LANES)
     except ImageReadError as exc:
         return BlotFileResult(False, _image_row(name, None, img, params, str(exc)), empty_l, empty_b, None, img)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the run

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..params import check_instance, toml_names
+from ..params import check_instance, from_mapping
 from .normalize import match_lanes_by_position, normalize, parse_kda_range, row_volumes, rows_by_kda
 from .pipeline import MAX_LANES, BlotParams, analyze_blot_file
 
@@ -40,35 +40,42 @@ class NormalizationSpec:
 
     target_rows: list | None = field(default=None, metadata={
         "type": "int_list", "min": 1, "min_len": 1, "max_len": MAX_BAND_ROWS, "optional": True,
-        "excludes": "target_kda", "toml": "target_row", "cli": "--target-row",
+        "excludes": "target_kda", "aliases": ("target_row",), "cli": "--target-row", "metavar": "R[,R]",
+        "label": "Target rows", "auto": "every row on its own",
         "help": "band row(s) of the target protein (rows numbered 1.. top to bottom)"})
     target_kda: str | None = field(default=None, metadata={
         "type": "kda_range", "parse": parse_kda_range, "unit": "kDa", "optional": True,
-        "toml": "target_kda", "cli": "--target-kda", "help": "target rows by apparent weight, kDa"})
+        "cli": "--target-kda", "metavar": "KDA", "label": "Target weight", "auto": "none", "advanced": True,
+        "help": "choose the target rows by apparent weight, kDa: 30-60 or 44 (+-15 %); needs a ladder"})
     control_rows: list | None = field(default=None, metadata={
         "type": "int_list", "min": 1, "min_len": 1, "max_len": MAX_BAND_ROWS, "optional": True,
-        "excludes": "control_kda", "toml": "control_row", "cli": "--control-row",
-        "help": "band row(s) of the loading control"})
+        "excludes": "control_kda", "aliases": ("control_row",), "cli": "--control-row", "metavar": "R[,R]",
+        "label": "Control rows", "auto": "no loading control",
+        "help": "band row(s) of the loading control in the same image"})
     control_kda: str | None = field(default=None, metadata={
         "type": "kda_range", "parse": parse_kda_range, "unit": "kDa", "optional": True,
-        "toml": "control_kda", "cli": "--control-kda", "help": "control rows by apparent weight, kDa"})
+        "cli": "--control-kda", "metavar": "KDA", "label": "Control weight", "auto": "none", "advanced": True,
+        "help": "choose the control rows by apparent weight, kDa (range or value); needs a ladder"})
     control_image: Path | None = field(default=None, metadata={
-        "type": "path", "optional": True, "excludes": "total_protein_image", "toml": "control_image",
-        "cli": "--control-image", "help": "separate image of the same membrane with the loading control"})
+        "type": "path", "optional": True, "excludes": "total_protein_image", "cli": "--control-image",
+        "label": "Control image", "auto": "none", "advanced": True,
+        "help": "separate image of the same membrane with the loading control (lanes matched by position; "
+                "the control rows are taken in it, else its strongest row)"})
     total_protein_image: Path | None = field(default=None, metadata={
-        "type": "path", "optional": True, "toml": "total_protein_image", "cli": "--total-protein-image",
-        "help": "total-protein stain image of the same membrane"})
+        "type": "path", "optional": True, "cli": "--total-protein-image", "label": "Total-protein image",
+        "auto": "none", "advanced": True,
+        "help": "total-protein stain image (Ponceau, stain-free) of the same membrane: its whole-lane "
+                "signal (lane-edge background) is the control"})
     reference_lane: int | None = field(default=None, metadata={
-        "type": "int", "min": 1, "max": MAX_LANES, "optional": True, "toml": "reference_lane",
-        "cli": "--reference-lane", "help": "lane that relative values refer to"})
+        "type": "int", "min": 1, "max": MAX_LANES, "optional": True, "cli": "--reference-lane", "metavar": "K",
+        "label": "Reference lane", "auto": "the first sample lane",
+        "help": "lane that relative values refer to"})
 
     @classmethod
     def from_mapping(cls, m: dict) -> "NormalizationSpec":
-        """The spec from a mapping keyed by field names or by experiment.toml keys
-        (``target_row``, ``control_row``, ...); other keys are ignored."""
-        names = {f.name for f in fields(cls)}
-        alias = toml_names(cls)
-        return cls(**{alias.get(k, k): v for k, v in m.items() if alias.get(k, k) in names})
+        """The spec from a mapping keyed by field names or their experiment.toml aliases
+        (``target_row``, ``control_row``); other keys are ignored (:func:`exoimage.params.from_mapping`)."""
+        return from_mapping(cls, m)
 
     def check(self):
         """Check every field against its metadata (raises :class:`exoimage.params.ParamError`)."""

@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..params import ParamError, check_value, param_meta
+from ..params import ParamError, cli_type, cli_option, param_meta, reword
+from ..params import flag_of as params_flag_of
 
 #: exit code of a bad option (as argparse)
 USAGE_ERROR = 2
@@ -40,28 +41,28 @@ def param_type(meta_or_cls, name: str):
     """An argparse ``type=`` that parses and checks an option by a field's metadata.
 
     ``param_type(TemParams, "min_diameter_nm")``, or ``param_type(meta_dict, "pixel_size_nm")``
-    for rules that are not a dataclass field.
+    for rules that are not a dataclass field. (:func:`exoimage.params.add_arguments` uses
+    the same parsing for every parameter.)
     """
     meta = meta_or_cls if isinstance(meta_or_cls, dict) else param_meta(meta_or_cls)[name]
-    key = name or "value"
-
-    def parse(text):
-        try:
-            return check_value(key, text, {**meta, "optional": False}, text=True)
-        except ParamError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = key  # argparse names the type in some messages
-    return parse
+    return cli_type(name or "value", meta)
 
 
 def flag_of(key: str, *classes) -> str | None:
     """The command-line option of parameter ``key`` (a field of one of ``classes``)."""
-    for cls in classes:
-        meta = param_meta(cls).get(key)
-        if meta and meta.get("cli"):
-            return meta["cli"]
-    return None
+    return params_flag_of(key, *classes)
+
+
+def cli_words(message: str, *classes, extra: dict | None = None) -> str:
+    """A library message with each parameter name it mentions replaced by its option
+    (``give pixel_size_nm`` -> ``give --pixel-size``), for printing on the command line.
+
+    Only names with an underscore are replaced: ``polarity`` or ``background`` are also
+    ordinary words of messages.
+    """
+    names = {n: cli_option(n, m) for cls in classes for n, m in param_meta(cls).items()
+             if cli_option(n, m) and "_" in n}
+    return reword(message, {**names, **(extra or {})})
 
 
 def build_or_fail(prog: str, build, *classes):
@@ -70,7 +71,7 @@ def build_or_fail(prog: str, build, *classes):
     try:
         return build()
     except ParamError as exc:
-        flag = flag_of(exc.key, *classes)
+        flag = flag_of(exc.field, *classes)
         fail(prog, f"argument {flag}: {exc}" if flag else str(exc))
 
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
-from ..blot import BAND_COLUMNS, DEFAULT_BACKGROUND, IMAGE_COLUMNS, LANE_COLUMNS, BlotParams, analyze_blot_file
+from ..blot import BAND_COLUMNS, IMAGE_COLUMNS, LANE_COLUMNS, BlotParams, analyze_blot_file
 from ..blot import draw_blot_overlay
 from ..blot.normalize import NORMALIZED_COLUMNS, read_lane_sheet, replicate_stats
 from ..blot.plan import NormalizationSpec, normalize_blot
 from ..outputs import display_text, find_inputs, one_line, safe_stem, save_png, write_run_json, write_table
-from ..params import param_meta
 from ..experiment.batch import memory_problem
+from ..params import add_arguments, from_args
 from . import add_max_pixels_option
-from ._options import build_or_fail, check_input_file, check_out_dir, one_line_errors, param_type
+from ._options import build_or_fail, check_input_file, check_out_dir, cli_words, one_line_errors
 
 
 def add_parser(sub):
@@ -27,58 +28,13 @@ def add_parser(sub):
                     "normalisation is asked), overlays/*.png and run.json into --out.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="blot images or folders (searched recursively)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
-    p.add_argument("--lanes", type=_t(BlotParams, "n_lanes"), default=None, metavar="N",
-                   help="number of lanes per membrane piece (default: found automatically)")
-    p.add_argument("--lane-bounds", type=_t(BlotParams, "lane_bounds"), default=None, metavar="X1-X2,...",
-                   help="explicit lanes as column ranges in px, inclusive, e.g. 40-90,110-160 "
-                        "(full image height; overrides --lanes)")
-    p.add_argument("--polarity", choices=_choices(BlotParams, "polarity"), default="auto",
-                   help="bands lighter (chemiluminescence) or darker (film) than the background "
-                        "in the raw values (default auto; WhiteIsZero TIFFs count as light-bands)")
-    p.add_argument("--background", choices=_choices(BlotParams, "background"), default=DEFAULT_BACKGROUND,
-                   help="background under the bands: edge (median of the 3 px beside the lane, per "
-                        "row), rolling-ball (on the lane profile), valley (valley-to-valley lines), "
-                        "none (raw sums = ImageJ RawIntDen); auto = rolling ball refined by a "
-                        "least-squares line through each band's flanks, and the lane-edge background "
-                        f"under smears where lanes have free membrane beside them (default {DEFAULT_BACKGROUND})")
-    p.add_argument("--ball-radius", type=_t(BlotParams, "ball_radius_px"), default=None, metavar="PX",
-                   help="rolling-ball radius along the lane, px (default 10%% of the lane length, >= 25)")
-    p.add_argument("--min-snr", type=_t(BlotParams, "min_snr"), default=BlotParams().min_snr, metavar="SD",
-                   help=f"smallest band peak, in noise SDs of the lane profile (default {BlotParams().min_snr:g})")
-    p.add_argument("--ladder-lane", type=_t(BlotParams, "ladder_lane"), default=None, metavar="K",
-                   help="lane number (1 = leftmost) of the molecular-weight marker")
-    p.add_argument("--ladder-kda", type=_t(BlotParams, "ladder_kda"), default=None, metavar="KDA,...",
-                   help="marker weights in kDa, largest first, e.g. 250,150,100,75,50,37,25,20,15,10")
-    p.add_argument("--target-row", type=_t(NormalizationSpec, "target_rows"), default=None, metavar="R[,R]",
-                   help="band row(s) of the target protein (rows numbered 1.. top to bottom)")
-    p.add_argument("--control-row", type=_t(NormalizationSpec, "control_rows"), default=None, metavar="R[,R]",
-                   help="band row(s) of the loading control in the same image")
-    p.add_argument("--target-kda", type=_t(NormalizationSpec, "target_kda"), default=None, metavar="KDA",
-                   help="choose the target rows by apparent weight, kDa: 30-60 or 44 (+-15%%); needs a ladder")
-    p.add_argument("--control-kda", type=_t(NormalizationSpec, "control_kda"), default=None, metavar="KDA",
-                   help="choose the control rows by apparent weight, kDa (range or value)")
-    p.add_argument("--control-image", type=Path, default=None, metavar="FILE",
-                   help="separate image of the same membrane with the loading control "
-                        "(lanes matched by position; control rows from --control-row/--control-kda, "
-                        "else its strongest row)")
-    p.add_argument("--total-protein-image", type=Path, default=None, metavar="FILE",
-                   help="total-protein stain image (Ponceau, stain-free) of the same membrane: "
-                        "whole-lane signal (lane-edge background) is the control")
-    p.add_argument("--reference-lane", type=_t(NormalizationSpec, "reference_lane"), default=None, metavar="K",
-                   help="lane that relative values refer to (default: the first sample lane)")
+    add_arguments(p, BlotParams)
+    add_arguments(p, NormalizationSpec)
     add_max_pixels_option(p)
     p.add_argument("--lane-sheet", type=Path, default=None, metavar="CSV",
                    help="CSV with columns lane,sample[,group][,loaded]: replicate mean/SD/CV per "
                         "sample; with 'loaded' (any unit) the linear range of the dilution series")
     return one_line_errors(p)
-
-
-def _t(cls, name):
-    return param_type(cls, name)
-
-
-def _choices(cls, name):
-    return param_meta(cls)[name]["choices"]
 
 
 def params_from_args(args, prog: str = "exoimage blot") -> BlotParams:
@@ -90,18 +46,17 @@ def params_from_args(args, prog: str = "exoimage blot") -> BlotParams:
                        ("--lane-sheet", args.lane_sheet)):
         check_input_file(prog, flag, path)
     build_or_fail(prog, lambda: spec_from_args(args).check(), NormalizationSpec)
-    return build_or_fail(prog, lambda: BlotParams(
-        polarity=args.polarity, n_lanes=args.lanes, lane_bounds=args.lane_bounds, background=args.background,
-        ball_radius_px=args.ball_radius, min_snr=args.min_snr, ladder_lane=args.ladder_lane,
-        ladder_kda=args.ladder_kda), BlotParams)
+    return build_or_fail(prog, lambda: from_args(BlotParams, args), BlotParams)
 
 
 def spec_from_args(args) -> NormalizationSpec:
     """What to normalise, from the command-line options (the lane sheet is separate)."""
-    return NormalizationSpec(target_rows=args.target_row, target_kda=args.target_kda,
-                             control_rows=args.control_row, control_kda=args.control_kda,
-                             control_image=args.control_image, total_protein_image=args.total_protein_image,
-                             reference_lane=args.reference_lane)
+    return from_args(NormalizationSpec, args)
+
+
+def say(message: str) -> str:
+    """A library message in the command line's words (parameters named by their options)."""
+    return cli_words(message, BlotParams, NormalizationSpec)
 
 
 def _error_row(f, message: str, params) -> dict:
@@ -114,7 +69,7 @@ def _error_row(f, message: str, params) -> dict:
 
 def _say_error(f, error: str) -> None:
     shown = display_text(f.path)
-    print(error if error.startswith(shown) else f"{f.rel}: error: {error}", file=sys.stderr)
+    print(say(error) if error.startswith(shown) else f"{f.rel}: error: {say(error)}", file=sys.stderr)
 
 
 def _one_file(f, args, params, spec, sheet, want_norm: bool, out: Path):
@@ -194,10 +149,7 @@ def run(args) -> int:
     lanes = pd.concat(lane_tabs, ignore_index=True) if lane_tabs else pd.DataFrame(columns=LANE_COLUMNS)
     bands = pd.concat(band_tabs, ignore_index=True) if band_tabs else pd.DataFrame(columns=BAND_COLUMNS)
     images = pd.DataFrame(image_rows, columns=IMAGE_COLUMNS)
-    run_params = {**params.as_dict(), "target_row": args.target_row, "control_row": args.control_row,
-                  "target_kda": args.target_kda, "control_kda": args.control_kda,
-                  "control_image": args.control_image, "total_protein_image": args.total_protein_image,
-                  "reference_lane": args.reference_lane, "lane_sheet": args.lane_sheet}
+    run_params = {**params.as_dict(), **asdict(spec), "lane_sheet": args.lane_sheet}
     extra = {"linear_range": linear} if linear else None
     try:
         write_table(lanes, out / "lanes.csv")

@@ -46,6 +46,12 @@ def _fail(msg: str) -> int:
     return 2
 
 
+def _as_option(exc) -> str:
+    """A library error about the ``scheduler`` argument, worded with the option (``--scheduler``)."""
+    msg = str(exc)
+    return "--" + msg if msg.startswith("scheduler ") else msg
+
+
 def run(args) -> int:
     from ..experiment.batch import connect_scheduler
     from ..experiment.layout import ExperimentError, load_experiment
@@ -70,14 +76,14 @@ def run(args) -> int:
         try:
             connect_scheduler(args.scheduler).close()
         except ValueError as exc:
-            return _fail(exc)
+            return _fail(_as_option(exc))
     if args.max_pixels is not None:
         exp.max_pixels = args.max_pixels
     try:
         summary = run_experiment(exp, args.out, workers=workers, scheduler=args.scheduler,
                                  progress=not args.no_progress, retry_failed=args.retry_failed)
     except ValueError as exc:  # e.g. the scheduler went away between the check and the run
-        return _fail(exc)
+        return _fail(_as_option(exc))
     except OSError as exc:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         if exc.errno in _DISK_FULL:

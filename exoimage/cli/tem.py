@@ -10,10 +10,10 @@ import pandas as pd
 from ..outputs import find_inputs, one_line, safe_stem, save_png, write_run_json, write_table
 from ..tem import IMAGE_COLUMNS, PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_file, draw_overlay
 from ..io import write_calibrated_tiff
-from ..params import param_meta
 from ..experiment.batch import memory_problem
+from ..params import add_arguments, add_option, from_args
 from . import add_max_pixels_option
-from ._options import build_or_fail, check_out_dir, one_line_errors, param_type
+from ._options import build_or_fail, check_out_dir, cli_words, one_line_errors
 
 
 def add_parser(sub):
@@ -30,26 +30,11 @@ def add_parser(sub):
 
 
 def add_tem_options(p):
-    """Options shared by every command that runs the TEM pipeline (parsed and checked by the
-    rules of :class:`~exoimage.tem.TemParams` and :data:`~exoimage.tem.PIXEL_SIZE_META`)."""
-    d = TemParams()
-    lo, hi = PIXEL_SIZE_META["min"], PIXEL_SIZE_META["max"]
-    p.add_argument("--pixel-size", type=param_type(PIXEL_SIZE_META, "pixel_size_nm"), default=None, metavar="NM",
-                   help="pixel size in nm/px; overrides the file's calibration "
-                        f"(default: read from the file's metadata; {lo:g} to {hi:g})")
-    p.add_argument("--min-diameter", type=param_type(TemParams, "min_diameter_nm"), default=d.min_diameter_nm,
-                   metavar="NM",
-                   help=f"smallest vesicle diameter to report, nm (default {d.min_diameter_nm:g}); "
-                        "anything smaller is debris")
-    p.add_argument("--max-diameter", type=param_type(TemParams, "max_diameter_nm"), default=d.max_diameter_nm,
-                   metavar="NM", help=f"largest vesicle diameter to report, nm (default {d.max_diameter_nm:g})")
-    p.add_argument("--min-contrast", type=param_type(TemParams, "min_contrast"), default=d.min_contrast,
-                   metavar="SNR",
-                   help="minimum edge contrast of a vesicle's outline, in units of the image's "
-                        f"noise SD (default {d.min_contrast:g}); raise it to drop faint objects")
-    p.add_argument("--polarity", choices=param_meta(TemParams)["polarity"]["choices"], default=d.polarity,
-                   help="vesicle body lighter than the stain (classic negative stain), darker, "
-                        f"or decide per image (default {d.polarity})")
+    """Options shared by every command that runs the TEM pipeline: ``--pixel-size`` and one per
+    field of :class:`~exoimage.tem.TemParams`, generated from their metadata (rules, unit, help,
+    default; :func:`exoimage.params.add_arguments`)."""
+    add_option(p, "pixel_size_nm", PIXEL_SIZE_META, None)
+    add_arguments(p, TemParams)
 
 
 def params_from_args(args, prog: str = "exoimage tem") -> TemParams:
@@ -57,10 +42,12 @@ def params_from_args(args, prog: str = "exoimage tem") -> TemParams:
     too, when there is ``--out``) and ends the command with one line on a bad one."""
     if getattr(args, "out", None) is not None:
         check_out_dir(prog, args.out)
-    return build_or_fail(prog, lambda: TemParams(min_diameter_nm=args.min_diameter,
-                                                 max_diameter_nm=args.max_diameter,
-                                                 min_contrast=args.min_contrast, polarity=args.polarity),
-                         TemParams)
+    return build_or_fail(prog, lambda: from_args(TemParams, args), TemParams)
+
+
+def say(message: str) -> str:
+    """A library message in the command line's words (parameters named by their options)."""
+    return cli_words(message, TemParams, extra={"pixel_size_nm": PIXEL_SIZE_META["cli"]})
 
 
 def _error_row(rel: str, message: str) -> dict:
@@ -77,7 +64,7 @@ def _one_file(f, args, params, out: Path):
     had written in this run are removed so nothing contradicts the row.
     """
     if f.error:  # found at discovery (FIFO, device, link loop...): never opened
-        print(f"{f.rel}: error: {f.error}", file=sys.stderr)
+        print(f"{f.rel}: error: {say(f.error)}", file=sys.stderr)
         return _error_row(f.rel, f.error), None
     too_big = memory_problem(f.path, "tem", max_pixels=args.max_pixels)
     if too_big:  # inside the pixel budget but more than this machine can hold: refused before decoding
@@ -85,10 +72,10 @@ def _one_file(f, args, params, out: Path):
         return _error_row(f.rel, too_big), None
     written = []
     try:
-        res = analyze_tem_file(f.path, pixel_size_nm=args.pixel_size, params=params, name=f.rel,
+        res = analyze_tem_file(f.path, pixel_size_nm=args.pixel_size_nm, params=params, name=f.rel,
                                max_pixels=args.max_pixels)
         if not res.ok:
-            print(f"{f.rel}: error: {res.image_row['error']}", file=sys.stderr)
+            print(f"{f.rel}: error: {say(res.image_row['error'])}", file=sys.stderr)
             return res.image_row, None
         stem = safe_stem(f.rel)
         overlay, labels = out / "overlays" / f"{stem}.png", out / "labels" / f"{stem}.tif"
@@ -103,7 +90,7 @@ def _one_file(f, args, params, out: Path):
             except OSError:
                 pass
         msg = one_line(exc)
-        print(f"{f.rel}: error: {msg}", file=sys.stderr)
+        print(f"{f.rel}: error: {say(msg)}", file=sys.stderr)
         return _error_row(f.rel, msg), None
     print(f"{f.rel}: {res.image_row['n_vesicles']} vesicles, "
           f"median {res.image_row['diameter_median_nm']:.1f} nm "
@@ -130,7 +117,7 @@ def run(args) -> int:
     try:
         write_table(vesicles, out / "vesicles.csv")
         write_table(images, out / "images.csv")
-        write_run_json(out, "tem", {"pixel_size_nm": args.pixel_size, **params.as_dict()}, inputs)
+        write_run_json(out, "tem", {"pixel_size_nm": args.pixel_size_nm, **params.as_dict()}, inputs)
     except OSError as exc:  # full disk, no permission: one line, nothing half-written (atomic files)
         print(f"exoimage tem: cannot write the results into {out}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -197,16 +197,11 @@ def memory_problem(path, kind: str, *, max_pixels: int | None = None) -> str | N
 
 
 def _blot_params(opts: dict):
+    """The blot's BlotParams from its validated experiment.toml options (other keys ignored)."""
     from ..blot import BlotParams
+    from ..params import from_mapping
 
-    kda = opts.get("ladder_kda")
-    if isinstance(kda, str):
-        kda = [float(v) for v in kda.split(",")]
-    bounds = opts.get("lane_bounds")
-    return BlotParams(polarity=opts.get("polarity", "auto"), n_lanes=opts.get("lanes"),
-                      lane_bounds=[tuple(b) for b in bounds] if bounds else None,
-                      background=opts.get("background", "auto"), min_snr=opts.get("min_snr", 4.0),
-                      ladder_lane=opts.get("ladder_lane"), ladder_kda=kda)
+    return from_mapping(BlotParams, opts)
 
 
 def process_task(job: dict) -> TaskOutcome:
@@ -257,9 +252,10 @@ def _job_provenance(job: dict) -> Provenance:
 def _process_tem(task, job, out) -> TemRecord:
     from ..io import write_calibrated_tiff
     from ..outputs import save_png
+    from ..params import from_mapping
     from ..tem import TemParams, analyze_tem_file, draw_overlay
 
-    params = TemParams(**job["exp_tem_params"])
+    params = from_mapping(TemParams, job["exp_tem_params"])
     res = analyze_tem_file(task.path, pixel_size_nm=task.pixel_size_nm, params=params, name=task.rel,
                            **_max_pixels_kw(job))
     overlay = None
@@ -433,7 +429,7 @@ def connect_scheduler(address: str, timeout: float = SCHEDULER_CONNECT_TIMEOUT_S
     try:
         return Client(address, timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - malformed, unreachable, refused, timed out
-        raise ValueError(f"--scheduler {address}: cannot connect ({type(exc).__name__}: "
+        raise ValueError(f"scheduler {address}: cannot connect ({type(exc).__name__}: "
                          f"{_one_line(exc)})") from None
 
 

@@ -30,11 +30,12 @@ silently). Hidden files and folders (``.name``) are skipped.
     name = "HEK293 EV isolation, batch 3"
     max_pixels = 268435456          # largest image (pixels) read; default exoimage.io.DEFAULT_MAX_PIXELS
 
-    [tem]                           # detector parameters (exoimage tem options)
+    [tem]                           # detector parameters: every field of exoimage.tem.TemParams
     min_diameter_nm = 30
     max_diameter_nm = 1000
     min_contrast = 3.0
     polarity = "auto"
+    min_circularity = 0.55
 
     [tem.pixel_size_nm]             # per-image overrides, path relative to tem/
     "S1/field_03.tif" = 0.84
@@ -56,14 +57,14 @@ silently). Hidden files and folders (``.name``) are skipped.
                                     # sub-folder); or the path under blots/, e.g. [blots."gel2/CD63.tif"],
                                     # for that image only (its keys override the stem's, key by key)
     marker = "CD63"
-    target_kda = "30-60"            # or target_row = [1]
-    control_row = [2]               # or control_kda, control_image, total_protein_image
+    target_kda = "30-60"            # or target_rows = [1]
+    control_rows = [2]              # or control_kda, control_image, total_protein_image
     control_marker = "GAPDH"        # what the control is (for the MISEV checklist)
     reference_lane = 1
-    lanes = 8
-    ladder_lane = 1
-    ladder_kda = [250, 150, 100, 75, 50, 37, 25, 20, 15, 10]
-    background = "auto"
+    n_lanes = 8                     # and every other field of exoimage.blot.BlotParams and
+    ladder_lane = 1                 # exoimage.blot.plan.NormalizationSpec: lane_bounds, ball_radius_px,
+    ladder_kda = [250, 150, 100, 75, 50, 37, 25, 20, 15, 10]  # min_snr, min_snr_px, low_snr, resolve,
+    background = "auto"             # edge_border_px, row_regions (see docs/parameters.md)
     polarity = "auto"
 
     [qc]
@@ -76,6 +77,12 @@ parameters are the field metadata of :class:`~exoimage.tem.TemParams`,
 :class:`~exoimage.blot.plan.NormalizationSpec`, see :mod:`exoimage.params`);
 the first problem is an :class:`ExperimentError` of one line naming the
 file, the key and the problem.
+
+The keys of ``[tem]`` and of the parameters in ``[blots.X]`` are the parameters' names:
+the fields of those dataclasses, the names of the Python API (docs/parameters.md lists
+each with its command-line option, unit and default; the plugin's forms show them). The
+older spellings ``lanes``, ``target_row`` and ``control_row`` are still read (as
+``n_lanes``, ``target_rows``, ``control_rows``; giving both spellings is an error).
 """
 
 from __future__ import annotations
@@ -292,7 +299,7 @@ def _validate_config(cfg: dict, cfg_path: Path, root: Path) -> dict:
 
     Returns the checked values: ``name``, ``max_pixels``, ``tem_params`` (TemParams field ->
     value), ``pixel_size_nm`` (path under tem/ -> nm), ``samples``, ``blots`` (stem -> options
-    by experiment.toml key), ``rules_path`` and ``rules``. Raises ExperimentError (one line).
+    by field name, older spellings renamed), ``rules_path`` and ``rules``. Raises ExperimentError (one line).
     """
     from ..blot import BlotParams
     from ..blot.plan import NormalizationSpec
@@ -329,6 +336,7 @@ def _validate_config(cfg: dict, cfg_path: Path, root: Path) -> dict:
     blot_meta = {**{k: param_meta(BlotParams)[f] for k, f in toml_names(BlotParams).items()},
                  **{k: param_meta(NormalizationSpec)[f] for k, f in toml_names(NormalizationSpec).items()},
                  **_BLOT_OWN_META}
+    canonical = {**toml_names(BlotParams), **toml_names(NormalizationSpec)}
     for stem, bc in _table(cfg.get("blots", {}), "blots", cfg_path, " of [blots.<image stem>] sections").items():
         where = f"blots.{stem}"
         _table(bc, where, cfg_path, " (marker, lanes, ladder_lane, ...)")
@@ -337,6 +345,7 @@ def _validate_config(cfg: dict, cfg_path: Path, root: Path) -> dict:
             _checked(cfg_path, where, validate_mapping, cls, {k: v for k, v in bc.items() if k in toml_names(cls)},
                      names="toml")
         checked = {k: _checked(cfg_path, where, check_value, k, v, blot_meta[k]) for k, v in bc.items()}
+        checked = {canonical.get(k, k): v for k, v in checked.items()}  # older spellings -> field names
         for k in _BLOT_FILE_KEYS:
             if k in checked:
                 _config_file(root / "blots", checked[k], cfg_path, where, k)

@@ -45,12 +45,13 @@ including from a burned-in scale bar, happens when the file is read, in
 from .detect import VesicleResult, detect_vesicles, measure_vesicles
 from .draw import draw_overlay
 from .measure import VESICLE_COLUMNS, measure_labels, summarize_diameters
-from .params import PIXEL_SIZE_META, TemParams
+from .params import NO_PIXEL_SIZE, PIXEL_SIZE_META, TemParams
 from .pipeline import IMAGE_COLUMNS, TemFileResult, analyze_tem_file, analyze_tem_image
 
 __all__ = [
     "TemParams",
     "PIXEL_SIZE_META",
+    "NO_PIXEL_SIZE",
     "VesicleResult",
     "TemFileResult",
     "VESICLE_COLUMNS",

@@ -18,7 +18,7 @@ from .candidates import (downsample, downsample_mask, hough_candidates, log_cand
                          suppress_same_scale, working_factor)
 from .measure import VESICLE_COLUMNS, shape_stats, star_mask, vesicle_row
 from .outline import N_ANGLES, closure, outline_levels, polar_area, polygon
-from .params import TemParams
+from .params import NO_PIXEL_SIZE, TemParams
 from .select import outline_scores, passes_outline_rules, resolve_overlaps, smooth_convex_shape, stronger_polarity
 
 __all__ = ["VesicleResult", "detect_vesicles", "measure_vesicles"]
@@ -81,7 +81,7 @@ def _prepare(image, pixel_size_nm):
             raise ImageReadError(path, f"expected a 2-D image, got shape {data.shape}")
         validate_image(Image(data=data))
     if px is None:
-        raise ImageReadError(path, "no pixel size: pass --pixel-size")
+        raise ImageReadError(path, NO_PIXEL_SIZE)
     if not np.isfinite(px) or px <= 0:
         raise ImageReadError(path, f"pixel size must be positive, got {px}")
     return data.astype(np.float32, copy=False), float(px)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from ..io import PLAUSIBLE_GIVEN_PIXEL_NM
 from ..params import check_instance
 
-__all__ = ["TemParams", "PIXEL_SIZE_META"]
+__all__ = ["TemParams", "PIXEL_SIZE_META", "NO_PIXEL_SIZE"]
 
 
 @dataclass
@@ -36,20 +36,24 @@ class TemParams:
 
     min_diameter_nm: float = field(default=30.0, metadata={
         "type": "float", "unit": "nm", "min": 0, "min_exclusive": True, "below": "max_diameter_nm",
-        "toml": "min_diameter_nm", "cli": "--min-diameter",
-        "help": "smallest vesicle diameter to report, nm; anything smaller is debris"})
+        "cli": "--min-diameter", "metavar": "NM", "label": "Min diameter", "decimals": 1,
+        "help": "smallest vesicle diameter to report; anything smaller is debris"})
     max_diameter_nm: float = field(default=1000.0, metadata={
         "type": "float", "unit": "nm", "min": 0, "min_exclusive": True,
-        "toml": "max_diameter_nm", "cli": "--max-diameter", "help": "largest vesicle diameter to report, nm"})
+        "cli": "--max-diameter", "metavar": "NM", "label": "Max diameter", "decimals": 1,
+        "help": "largest vesicle diameter to report"})
     min_contrast: float = field(default=3.0, metadata={
-        "type": "float", "unit": "noise SD", "min": 0,
-        "toml": "min_contrast", "cli": "--min-contrast",
-        "help": "minimum edge contrast of a vesicle's outline, in noise SDs of the image"})
+        "type": "float", "unit": "noise SD", "min": 0, "cli": "--min-contrast", "metavar": "SNR",
+        "label": "Min contrast", "decimals": 2,
+        "help": "minimum edge contrast of a vesicle's outline, in noise SDs of the image; "
+                "raise it to drop faint objects"})
     polarity: str = field(default="auto", metadata={
-        "type": "str", "choices": ("auto", "light", "dark"), "toml": "polarity", "cli": "--polarity",
-        "help": "vesicle body lighter than the stain, darker, or decided per image"})
+        "type": "str", "choices": ("auto", "light", "dark"), "cli": "--polarity", "label": "Polarity",
+        "help": "vesicle body lighter than the stain (classic negative stain), darker, or decided per image"})
     min_circularity: float = field(default=0.55, metadata={
-        "type": "float", "min": 0, "max": 1, "help": "outlines less round than this (4 pi A / P^2) are rejected"})
+        "type": "float", "min": 0, "max": 1, "cli": "--min-circularity", "metavar": "C",
+        "label": "Min circularity", "advanced": True,
+        "help": "outlines less round than this (4 pi area / perimeter^2; 1 = a circle) are rejected"})
 
     def __post_init__(self):
         self.check()
@@ -71,5 +75,10 @@ class TemParams:
 #: rules of a pixel size given by the user (``--pixel-size``, ``[tem.pixel_size_nm]``), same
 #: format as the field metadata above; the plausible range is :data:`exoimage.io.PLAUSIBLE_GIVEN_PIXEL_NM`
 PIXEL_SIZE_META = {"type": "float", "unit": "nm", "min": PLAUSIBLE_GIVEN_PIXEL_NM[0],
-                   "max": PLAUSIBLE_GIVEN_PIXEL_NM[1], "cli": "--pixel-size", "optional": True,
+                   "max": PLAUSIBLE_GIVEN_PIXEL_NM[1], "cli": "--pixel-size", "metavar": "NM", "optional": True,
+                   "label": "Pixel size", "auto": "read from the file's calibration",
                    "help": "pixel size in nm/px; overrides the file's calibration"}
+
+#: the problem of an image with no pixel size (it names the parameter; front ends reword it,
+#: :func:`exoimage.params.reword`)
+NO_PIXEL_SIZE = "no pixel size: give pixel_size_nm (nm per pixel)"

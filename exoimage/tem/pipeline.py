@@ -17,7 +17,7 @@ import pandas as pd
 from ..io import Image, ImageReadError, read_image, validate_image
 from .detect import detect_vesicles
 from .measure import summarize_diameters
-from .params import TemParams
+from .params import NO_PIXEL_SIZE, TemParams
 
 __all__ = ["IMAGE_COLUMNS", "TemFileResult", "analyze_tem_image", "analyze_tem_file"]
 
@@ -73,7 +73,7 @@ def analyze_tem_image(img: Image, params: TemParams | None = None, name: str | N
     try:
         validate_image(img)
         if img.pixel_size_nm is None:
-            raise ImageReadError(img.path, "no pixel size: pass --pixel-size")
+            raise ImageReadError(img.path, NO_PIXEL_SIZE)
         if exclude_mask is None:
             exclude_mask = img.annotation_mask if img.annotation_mask is not None else _annotation_mask(img)
         res = detect_vesicles(img, params=params, exclude_mask=exclude_mask)

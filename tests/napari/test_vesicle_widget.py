@@ -115,7 +115,7 @@ def test_missing_pixel_size_is_a_notification_not_a_traceback(make_napari_viewer
     w = VesicleWidget(viewer)
     assert w.px_spin.value() == 0 and "enter" in w.px_source.text()
     _run(qtbot, w)
-    assert messages == ["uncalibrated: no pixel size: pass --pixel-size"]
+    assert messages == ['uncalibrated: no pixel size: give "Pixel size" (nm per pixel)']
     assert w.labels_layer is None
     # wrong layer kind: an RGB image
     viewer.add_image(np.dstack([img.data[:64, :64] // 256, np.zeros((64, 64), np.uint8),

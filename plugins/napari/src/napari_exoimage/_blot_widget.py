@@ -4,31 +4,35 @@ Detection is :func:`exoimage.blot.quantify_blot`; quantifying the user's
 lanes and band boxes is :func:`exoimage.blot.measure.measure`, the measurement
 ``quantify_blot`` itself uses (boxes and lanes left as detected keep what
 detection recorded about them, so they give the command line's numbers);
-normalisation is :func:`exoimage.blot.normalize.normalize`. The plugin only
+normalisation is :func:`exoimage.blot.plan.normalize_blot` (as ``exoimage blot``); the
+parameter forms are generated from the parameters' metadata (``_forms.ParamForm``). The plugin only
 converts between Shapes layers and those functions' inputs and outputs.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                            QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QTableWidget,
-                            QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                            QLabel, QPushButton, QTableWidget, QVBoxLayout, QWidget)
 
 from exoimage.blot import BAND_COLUMNS, LANE_COLUMNS, BlotParams, quantify_blot
-from exoimage.blot.background import CHOICES as BACKGROUND_CHOICES
 from exoimage.blot.manual import (band_outline, lane_outline, lane_traces, lanes_from_outlines, match_rows,
                                   regions_from_bands, regions_from_outlines)
 from exoimage.blot.measure import REGION_COLUMNS, measure
-from exoimage.blot.normalize import NORMALIZED_COLUMNS, normalize
+from exoimage.blot.normalize import NORMALIZED_COLUMNS
+from exoimage.blot.pipeline import NO_LANES
+from exoimage.blot.plan import NormalizationSpec, normalize_blot
 from exoimage.io import ImageReadError, validate_image
 from exoimage.outputs import write_table
 
 from ._common import (BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer, layer_name_for_tables,
-                      layer_provenance, notify_info, notify_warning, rows_text_to_list)
+                      layer_provenance, notify_info, notify_warning)
+from ._forms import ParamForm, gui_words
 
 BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "background", "snr", "saturated", "saturated_px",
                       "low_snr", "hot_px", "deconvolved", "mw_kda", "y_px", "background_method"]
@@ -43,8 +47,7 @@ def _detect(img, params, name):
     validate_image(img)
     res = quantify_blot(img, params, name=name)
     if len(res.lanes) == 0:
-        raise ImageReadError(img.path, "no lanes found (give the count with --lanes or the "
-                                       "boundaries with --lane-bounds)")
+        raise ImageReadError(img.path, NO_LANES)
     return res
 
 
@@ -69,54 +72,26 @@ class BlotWidget(BackgroundJobs, QWidget):
         lay = QVBoxLayout(self)
         form = QFormLayout()
         self._add_layer_combo(form, "2-D grey image layer of a blot (raw file from the imager if you have it)")
-        self.polarity = QComboBox()
-        self.polarity.addItems(["auto", "light-bands", "dark-bands"])
-        self.polarity.setToolTip("Bands lighter (chemiluminescence) or darker (film) than the background "
-                                 "in the raw values")
-        form.addRow("Polarity", self.polarity)
-        self.background = QComboBox()
-        self.background.addItems(list(BACKGROUND_CHOICES))
-        self.background.setToolTip("Background under the bands: rolling ball on the lane profile, valley to "
-                                   "valley, lane edge (pixels beside the lane) or none")
-        form.addRow("Background", self.background)
-        self.n_lanes = QSpinBox()
-        self.n_lanes.setRange(0, 100)
-        self.n_lanes.setSpecialValueText("auto")
-        self.n_lanes.setToolTip("Number of lanes per membrane piece (auto: found)")
-        form.addRow("Lanes", self.n_lanes)
-        self.min_snr = QDoubleSpinBox()
-        self.min_snr.setRange(0.5, 100)
-        self.min_snr.setValue(BlotParams().min_snr)
-        self.min_snr.setToolTip("Smallest band peak, in noise SDs of the lane profile")
-        form.addRow("Min band SNR", self.min_snr)
-        self.ladder_lane = QSpinBox()
-        self.ladder_lane.setRange(0, 100)
-        self.ladder_lane.setSpecialValueText("none")
-        self.ladder_lane.setToolTip("Lane number (1 = leftmost) of the molecular-weight marker")
-        form.addRow("Ladder lane", self.ladder_lane)
-        self.ladder_kda = QLineEdit()
-        self.ladder_kda.setPlaceholderText("e.g. 250,150,100,75,50,37,25,20,15,10")
-        self.ladder_kda.setToolTip("Marker weights in kDa, largest first (optional)")
-        form.addRow("Ladder kDa", self.ladder_kda)
         lay.addLayout(form)
+        # every blot parameter, generated from BlotParams' metadata (rules, units, help)
+        self.blot_form = ParamForm(BlotParams)
+        lay.addWidget(self.blot_form.widget)
+        ed = self.blot_form.editors
+        self.polarity, self.background, self.n_lanes = ed["polarity"], ed["background"], ed["n_lanes"]
+        self.min_snr, self.ladder_lane, self.ladder_kda = ed["min_snr"], ed["ladder_lane"], ed["ladder_kda"]
 
         self._add_run_controls(lay, "Detect lanes && bands")
 
         qbox = QGroupBox("Quantify the lanes and bands as drawn")
         qf = QFormLayout(qbox)
-        self.target_rows = QLineEdit()
+        # what to normalise: every field of NormalizationSpec, from its metadata
+        self.norm_form = ParamForm(NormalizationSpec, advanced_title="By weight, control images")
+        qf.addRow(self.norm_form.widget)
+        ed = self.norm_form.editors
+        self.target_rows, self.control_rows = ed["target_rows"], ed["control_rows"]
+        self.reference_lane = ed["reference_lane"]
         self.target_rows.setPlaceholderText("e.g. 1")
-        self.target_rows.setToolTip("Band row(s) of the target protein (rows numbered 1.. top to bottom)")
-        self.control_rows = QLineEdit()
         self.control_rows.setPlaceholderText("e.g. 7 (empty: no loading control)")
-        self.control_rows.setToolTip("Band row(s) of the loading control in the same image")
-        self.reference_lane = QSpinBox()
-        self.reference_lane.setRange(0, 100)
-        self.reference_lane.setSpecialValueText("first sample lane")
-        self.reference_lane.setToolTip("Lane that relative values refer to")
-        qf.addRow("Target rows", self.target_rows)
-        qf.addRow("Control rows", self.control_rows)
-        qf.addRow("Reference lane", self.reference_lane)
         self.quantify_btn = QPushButton("Quantify")
         self.quantify_btn.setToolTip("Measure the lanes and band boxes as they are now: move, resize, add or "
                                      "delete them in the Shapes layers first")
@@ -168,16 +143,27 @@ class BlotWidget(BackgroundJobs, QWidget):
     # ------------------------------------------------------------------ helpers
 
     def params(self) -> BlotParams:
-        kda = None
-        if self.ladder_kda.text().strip():
-            try:
-                kda = [float(v) for v in self.ladder_kda.text().replace(";", ",").split(",") if v.strip()]
-            except ValueError:
-                raise ValueError(f"ladder kDa must be numbers separated by commas, got "
-                                 f"{self.ladder_kda.text()!r}") from None
-        return BlotParams(polarity=self.polarity.currentText(), n_lanes=self.n_lanes.value() or None,
-                          background=self.background.currentText(), min_snr=self.min_snr.value(),
-                          ladder_lane=self.ladder_lane.value() or None, ladder_kda=kda)
+        """The blot parameters of the form (raises :class:`FormError`, in the form's words)."""
+        return self.blot_form.params()
+
+    def norm_spec(self) -> NormalizationSpec:
+        """What to normalise, from the form (raises :class:`FormError`, in the form's words)."""
+        return self.norm_form.params()
+
+    def _error(self, message: str):
+        """Show an error; parameters it names are called by the forms' labels."""
+        super()._error(gui_words(message, self.blot_form, self.norm_form))
+
+    def _normalize(self, res, params):
+        """The normalised table of a measured blot as the form asks (None with no target), by the
+        library's :func:`~exoimage.blot.plan.normalize_blot` (as ``exoimage blot``)."""
+        spec = self.norm_spec()
+        target, control = self._follow_rows(res, list(spec.target_rows or []), list(spec.control_rows or []))
+        spec = replace(spec, target_rows=target or None, control_rows=control or None)
+        if not (spec.target_rows or spec.target_kda):
+            return None
+        measured = SimpleNamespace(lanes=res.lanes, bands=res.bands, image_row={"image": self._name})
+        return normalize_blot(measured, spec, params)[0]
 
     def _geometry(self):
         ly = self.image_layer
@@ -287,15 +273,7 @@ class BlotWidget(BackgroundJobs, QWidget):
             regions, unassigned = regions_from_outlines(self._shapes_data(self.bands_layer), lanes, known=known,
                                                         known_lanes=self._shown_lanes)
             res = measure(self._img, lanes, regions, params, name=self._name)
-            target = rows_text_to_list(self.target_rows.text())
-            control = rows_text_to_list(self.control_rows.text())
-            target, control = self._follow_rows(res, target, control)
-            norm = None
-            if target:
-                sample = [ln.lane for ln in lanes if not ln.is_ladder]
-                ref = self.reference_lane.value() or (min(sample) if sample else 1)
-                norm = normalize(self._name, res.lanes, res.bands, target_rows=target,
-                                 control_rows=control or None, reference_lane=ref)
+            norm = self._normalize(res, params)
         except ImageReadError as exc:
             self._error(str(exc))
             return
@@ -318,7 +296,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         sat = int(res.bands["saturated"].sum())
         msg = f"Quantified {len(res.bands)} bands in {len(res.lanes)} lanes; {sat} saturated"
         if norm is not None:
-            msg += f"; normalised row(s) {','.join(map(str, target))} to lane {int(norm['reference_lane'].iloc[0])}"
+            msg += f"; normalised row(s) {norm['target_rows'].iloc[0]} to lane {int(norm['reference_lane'].iloc[0])}"
             if norm["target_saturated"].any():
                 msg += " (saturated target bands: values are underestimates)"
         self.status.setText(msg + ".")

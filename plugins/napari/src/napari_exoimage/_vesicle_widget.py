@@ -13,17 +13,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+from qtpy.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                             QHBoxLayout, QLabel, QPushButton, QTableWidget, QVBoxLayout, QWidget)
 
 from exoimage.io import ImageReadError, write_calibrated_tiff
 from exoimage.outputs import write_table
 from exoimage.experiment.records import tem_record
-from exoimage.tem import VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
+from exoimage.params import ParamError, check_value
+from exoimage.tem import PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
 from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
                       layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar)
+from ._forms import ParamForm, gui_words
 
 TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "circularity", "aspect_ratio",
                  "touches_border", "confidence", "x_nm", "y_nm"]
@@ -63,22 +65,10 @@ class VesicleWidget(BackgroundJobs, QWidget):
         px_row.addWidget(self.px_spin, 1)
         px_row.addWidget(self.px_source)
         form.addRow("Pixel size", px_row)
-        d = TemParams()
-        self.min_d = self._spin(d.min_diameter_nm, 1, 10000, " nm", "Smallest vesicle diameter to report; "
-                                "anything smaller is debris")
-        self.max_d = self._spin(d.max_diameter_nm, 1, 100000, " nm", "Largest vesicle diameter to report")
-        self.min_contrast = self._spin(d.min_contrast, 0.1, 100, "", "Minimum edge contrast of an outline, in "
-                                       "noise SDs of the image; raise it to drop faint objects")
-        self.min_contrast.setDecimals(1)
-        self.polarity = QComboBox()
-        self.polarity.addItems(["auto", "light", "dark"])
-        self.polarity.setToolTip("Vesicle body lighter than the stain (classic negative stain), darker, "
-                                 "or decided per image")
-        form.addRow("Min diameter", self.min_d)
-        form.addRow("Max diameter", self.max_d)
-        form.addRow("Min contrast", self.min_contrast)
-        form.addRow("Polarity", self.polarity)
         lay.addLayout(form)
+        # every detector parameter, generated from TemParams' metadata (rules, units, help)
+        self.tem_form = ParamForm(TemParams)
+        lay.addWidget(self.tem_form.widget)
 
         self._add_run_controls(lay, "Detect vesicles")
         self.status = QLabel("Choose an image and press Detect.")
@@ -124,15 +114,6 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
     # ------------------------------------------------------------------ ui helpers
 
-    def _spin(self, value, lo, hi, suffix, tip):
-        s = QDoubleSpinBox()
-        s.setRange(lo, hi)
-        s.setDecimals(1)
-        s.setValue(value)
-        s.setSuffix(suffix)
-        s.setToolTip(tip)
-        return s
-
     def _on_layer_choice(self):
         layer = self._layer()
         if layer is None:
@@ -159,8 +140,12 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self._mark_px(value or None, "you" if value else "")
 
     def params(self) -> TemParams:
-        return TemParams(min_diameter_nm=self.min_d.value(), max_diameter_nm=self.max_d.value(),
-                         min_contrast=self.min_contrast.value(), polarity=self.polarity.currentText())
+        """The detector parameters of the form (raises :class:`FormError`, in the form's words)."""
+        return self.tem_form.params()
+
+    def _error(self, message: str):
+        """Show an error; parameters it names are called by the form's labels."""
+        super()._error(gui_words(message, self.tem_form, extra={"pixel_size_nm": '"Pixel size"'}))
 
     def _set_have_result(self, ok: bool):
         for b in (self.remeasure_btn, self.export_csv_btn, self.export_tif_btn, self.report_btn):
@@ -181,12 +166,17 @@ class VesicleWidget(BackgroundJobs, QWidget):
         try:
             params = self.params()
             params.check()
+            if px:
+                check_value("Pixel size (nm)", px, PIXEL_SIZE_META)
             file_px, file_src = layer_pixel_size(layer)
             if px and file_px and abs(px - file_px) <= 1e-9 * file_px:
                 src = file_src          # the file's calibration, untouched
             else:
                 src = "given" if px else "none"
             img = image_from_layer(layer, px, source=src)
+        except ParamError as exc:
+            self._error(f"{exc.key}: {exc.problem}")
+            return
         except (ImageReadError, ValueError) as exc:
             self._error(str(exc))
             return
