@@ -9,7 +9,6 @@ import pandas as pd
 
 from ..io import Image, ImageReadError, read_image, validate_image
 from ..params import check_instance
-from . import bands as B
 from .background import CHOICES as BACKGROUND_CHOICES  # the registry's names (auto first)
 from .lanes import Piece, find_lanes, find_pieces, lanes_from_bounds
 from .signal import POLARITIES, detect_polarity, to_signal
