@@ -281,8 +281,8 @@ def _check_budget(hdr: ImageHeader, p, max_pixels: int) -> None:
     n = hdr.n_pixels
     if n > max_pixels:
         raise ImageReadError(p, f"image is {_describe(hdr)} ({_count(n)}), over the pixel budget of "
-                                f"{_count(max_pixels)} (max_pixels = {max_pixels}; raise it with "
-                                f"--max-pixels or [experiment] max_pixels)")
+                                f"{_count(max_pixels)} (max_pixels = {max_pixels}; raise max_pixels "
+                                f"if the machine has the memory)")
     limit = max_pixels * MAX_BYTES_PER_SAMPLE
     if hdr.nbytes > limit:
         raise ImageReadError(p, f"image is {_describe(hdr)} of {8 * hdr.itemsize}-bit samples "

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from exoimage import batch
+from exoimage.experiment import batch
 from exoimage.blot import BlotParams
 from exoimage.blot.plan import NormalizationSpec
 from exoimage.cli import build_parser
@@ -362,7 +362,7 @@ def _strings(node):
 
 
 #: library texts that may name an option: a command to type, not a parameter's name
-#: (exoimage/batch.py: the error row of an image whose earlier failure is remembered)
+#: (exoimage/experiment/batch.py: the error row of an image whose earlier failure is remembered)
 NAMES_A_COMMAND = {"RETRY_HINT"}
 
 
