@@ -438,6 +438,30 @@ def check_instance(obj) -> None:
     _cross_check(cls, checked, lambda n: n)
 
 
+class CheckedParams:
+    """Base of the parameter dataclasses: each instance is checked against its fields'
+    metadata when it is made (:func:`check_instance`), so an invalid one cannot exist."""
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """Check every field against its metadata.
+
+        Raises
+        ------
+        ParamError
+            (a ``ValueError``) naming the parameter, its value and the problem.
+        """
+        check_instance(self)
+
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (``dataclasses.asdict``)."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
 def from_mapping(cls, mapping: dict, *, strict: bool = False):
     """The parameters ``cls(...)`` from a mapping of values, e.g. an ``experiment.toml`` section.
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..io import Image, ImageReadError, read_image, validate_image
-from ..params import check_instance
+from ..params import CheckedParams
 from .background import CHOICES as BACKGROUND_CHOICES  # the registry's names (auto first)
 from .lanes import Piece, find_lanes, find_pieces, lanes_from_bounds
 from .signal import POLARITIES, detect_polarity, to_signal
@@ -44,7 +44,7 @@ IMAGE_COLUMNS = ["image", "status", "error", "polarity", "polarity_source", "dty
 
 
 @dataclass
-class BlotParams:
+class BlotParams(CheckedParams):
     """Parameters of :func:`quantify_blot` (pixel units: px; intensities: raw linear units).
 
     Attributes
@@ -135,22 +135,6 @@ class BlotParams:
         "type": "bool", "cli": "--row-regions", "label": "Row-shaped regions", "advanced": True,
         "help": "give faint bands the region shape of their row's strong bands (same protein, same shape) "
                 "instead of edges set by noise"})
-
-    def __post_init__(self):
-        self.check()
-
-    def check(self):
-        """Check every field against its metadata (:mod:`exoimage.params`).
-
-        Raises
-        ------
-        exoimage.params.ParamError
-            (a ``ValueError``) naming the parameter, its value and the problem.
-        """
-        check_instance(self)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

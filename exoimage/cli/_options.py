@@ -102,3 +102,17 @@ def check_out_dir(prog: str, out) -> None:
             fail(prog, f"argument --out: {p}: {'not writable' if q == p else f'cannot be created in {q}'}")
     except (OSError, ValueError) as exc:
         fail(prog, f"argument --out: {p}: cannot be used ({getattr(exc, 'strerror', None) or exc})")
+
+
+def inputs_and_out(prog: str, paths, out):
+    """The inputs found in ``paths`` and the output folder (created), or None after saying,
+    in one line, that no image was found (the commands then exit 1)."""
+    from ..outputs import find_inputs
+
+    inputs = find_inputs(paths)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not inputs:
+        print(f"{prog}: no image files found in " + ", ".join(map(str, paths)), file=sys.stderr)
+        return None
+    return inputs, out

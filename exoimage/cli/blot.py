@@ -12,11 +12,11 @@ from ..blot import BAND_COLUMNS, IMAGE_COLUMNS, LANE_COLUMNS, BlotParams, analyz
 from ..blot import draw_blot_overlay
 from ..blot.normalize import NORMALIZED_COLUMNS, read_lane_sheet, replicate_stats
 from ..blot.plan import NormalizationSpec, normalize_blot
-from ..outputs import display_text, find_inputs, one_line, safe_stem, save_png, write_run_json, write_table
+from ..outputs import display_text, one_line, safe_stem, save_png, write_run_json, write_table
 from ..experiment.batch import memory_problem
 from ..params import add_arguments, from_args
 from . import add_max_pixels_option
-from ._options import build_or_fail, check_input_file, check_out_dir, cli_words, one_line_errors
+from ._options import build_or_fail, inputs_and_out, check_input_file, check_out_dir, cli_words, one_line_errors
 
 
 def add_parser(sub):
@@ -127,12 +127,10 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"exoimage blot: {exc}", file=sys.stderr)
         return 2
-    inputs = find_inputs(args.paths)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not inputs:
-        print("exoimage blot: no image files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
+    found = inputs_and_out("exoimage blot", args.paths, args.out)
+    if found is None:
         return 1
+    inputs, out = found
     image_rows, lane_tabs, band_tabs, norm_tabs, linear = [], [], [], [], {}
     want_norm = spec.wanted or args.lane_sheet is not None
     for f in inputs:

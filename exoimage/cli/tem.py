@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..outputs import find_inputs, one_line, safe_stem, save_png, write_run_json, write_table
+from ..outputs import one_line, safe_stem, save_png, write_run_json, write_table
 from ..tem import IMAGE_COLUMNS, PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_file, draw_overlay
 from ..io import write_calibrated_tiff
 from ..experiment.batch import memory_problem
 from ..params import add_arguments, add_option, from_args
 from . import add_max_pixels_option
-from ._options import build_or_fail, check_out_dir, cli_words, one_line_errors
+from ._options import build_or_fail, inputs_and_out, check_out_dir, cli_words, one_line_errors
 
 
 def add_parser(sub):
@@ -100,12 +100,10 @@ def _one_file(f, args, params, out: Path):
 
 def run(args) -> int:
     params = params_from_args(args)
-    inputs = find_inputs(args.paths)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not inputs:
-        print("exoimage tem: no image files found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
+    found = inputs_and_out("exoimage tem", args.paths, args.out)
+    if found is None:
         return 1
+    inputs, out = found
     image_rows, tables = [], []
     for f in inputs:
         row, ves = _one_file(f, args, params, out)

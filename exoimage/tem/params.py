@@ -6,16 +6,16 @@ front end is built from (:mod:`exoimage.params`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from ..io import PLAUSIBLE_GIVEN_PIXEL_NM
-from ..params import check_instance
+from ..params import CheckedParams
 
 __all__ = ["TemParams", "PIXEL_SIZE_META", "NO_PIXEL_SIZE"]
 
 
 @dataclass
-class TemParams:
+class TemParams(CheckedParams):
     """Detector parameters; sizes in nm, contrast in units of the image's noise.
 
     Attributes
@@ -54,22 +54,6 @@ class TemParams:
         "type": "float", "min": 0, "max": 1, "cli": "--min-circularity", "metavar": "C",
         "label": "Min circularity", "advanced": True,
         "help": "outlines less round than this (4 pi area / perimeter^2; 1 = a circle) are rejected"})
-
-    def __post_init__(self):
-        self.check()
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def check(self):
-        """Check every field against its metadata (:mod:`exoimage.params`).
-
-        Raises
-        ------
-        exoimage.params.ParamError
-            (a ``ValueError``) naming the parameter, its value and the problem.
-        """
-        check_instance(self)
 
 
 #: rules of a pixel size given by the user (``--pixel-size``, ``[tem.pixel_size_nm]``), same
