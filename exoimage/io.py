@@ -84,8 +84,11 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 GATAN_SUFFIXES = (".dm3", ".dm4")
 MRC_SUFFIXES = (".mrc",)
+#: read through rosettasciio (the ``[em]`` extra, :mod:`exoimage.em_readers`): TIA, Velox/NCEM EMD,
+#: JEOL Analysis Station, Phenom ELID
+EM_SUFFIXES = (".emi", ".ser", ".emd", ".img", ".map", ".elid")
 #: suffixes of the built-in readers (:func:`supported_suffixes` also lists registered ones)
-SUPPORTED_SUFFIXES = TIFF_SUFFIXES + RASTER_SUFFIXES + GATAN_SUFFIXES + MRC_SUFFIXES
+SUPPORTED_SUFFIXES = TIFF_SUFFIXES + RASTER_SUFFIXES + GATAN_SUFFIXES + MRC_SUFFIXES + EM_SUFFIXES
 
 #: ``read_image(scale_bar=...)``: 'auto' searches the pixels for a burned-in scale bar
 #: (calibration when the file has none, a cross-check otherwise, the annotation mask);
@@ -1308,8 +1311,8 @@ def _gatan_header(f, p: Path):
     # silently take the first of several.
     n_images = int(f.numObjects) - (1 if f.thumbnail else 0)
     if n_images > 1:
-        raise ImageReadError(p, f"Gatan file holds {n_images} images; "
-                                f"only single-image files are supported (split it first)")
+        raise ImageReadError(p, f"Gatan file holds {n_images} images; choosing one needs rosettasciio "
+                                f"(pip install 'exoimage[em]'), or split it first")
     ii = 0 if f.numObjects == 1 else 1  # the index ncempy's getDataset(0) reads
     try:
         x, y = int(f.xSize[ii]), int(f.ySize[ii])
@@ -1324,6 +1327,10 @@ def _gatan_header(f, p: Path):
 
 
 def _read_gatan(p: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+    if _gatan_via_rsciio(p):
+        from . import em_readers
+
+        return em_readers.read_rsciio(p, "gatan_rsciio", max_pixels)
     with _open_gatan(p) as f:
         hdr, _ = _gatan_header(f, p)
         _admit(hdr, p, max_pixels)
@@ -1423,7 +1430,25 @@ def _probe_raster(p: Path, max_pixels: int) -> ImageHeader:
     return _raster_header(p)
 
 
+def _gatan_via_rsciio(p: Path) -> bool:
+    """Read this DM file through rosettasciio: ncempy is missing, or the file holds several images."""
+    from . import em_readers
+
+    if not em_readers.rsciio_available():
+        return False
+    try:
+        from ncempy.io import dm  # noqa: F401
+    except ImportError:
+        return True
+    with _open_gatan(p) as f:
+        return int(f.numObjects) - (1 if f.thumbnail else 0) > 1
+
+
 def _probe_gatan(p: Path, max_pixels: int) -> ImageHeader:
+    if _gatan_via_rsciio(p):
+        from . import em_readers
+
+        return em_readers.probe_rsciio(p, "gatan_rsciio", max_pixels)
     with _open_gatan(p) as f:
         hdr, _ = _gatan_header(f, p)
     return hdr
@@ -1445,3 +1470,9 @@ register_reader(Reader("raster", RASTER_SUFFIXES, _read_raster, _probe_raster, (
 register_reader(Reader("gatan", GATAN_SUFFIXES, _read_gatan, _probe_gatan, _GATAN_MAGIC, ("gatan",)))
 #: (MRC's identifier "MAP " lies at byte 208, not at the start: no magic)
 register_reader(Reader("mrc", MRC_SUFFIXES, _read_mrc, _probe_mrc, (), ("mrc",)))
+
+# the electron-microscopy vendor formats read through rosettasciio (optional extra, imported
+# only when such a file is read): TIA .emi/.ser, Velox .emd, JEOL .img/.map, Phenom .elid
+from . import em_readers as _em_readers  # noqa: E402
+
+_em_readers._register()
