@@ -979,21 +979,38 @@ def _read_tiff(p: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
     return _to_grey(img, p)
 
 
+def _tiff_parsers():
+    from . import tiff_dialects as td
+
+    return (("tvips", td.tiff_tvips), ("fei", _tiff_fei), ("zeiss", _tiff_zeiss), ("olympus_sis", _tiff_sis),
+            ("jeol_sightx", td.tiff_jeol_sightx), ("gatan", td.tiff_gatan),
+            ("ome", _tiff_ome), ("imagej", _tiff_imagej), ("tiff_resolution", _tiff_resolution))
+
+
 def _calibrate_tiff(tf, page, img: Image) -> None:
-    """Fill pixel size from the first TIFF metadata flavour that has one."""
-    for name, fn in (("fei", _tiff_fei), ("zeiss", _tiff_zeiss), ("olympus_sis", _tiff_sis),
-                     ("ome", _tiff_ome), ("imagej", _tiff_imagej),
-                     ("tiff_resolution", _tiff_resolution)):
+    """Fill pixel size from the first TIFF metadata flavour that has one.
+
+    A vendor value outside ``PIXEL_SIZE_RANGE_NM`` is a unit mistake: ignored with
+    a warning showing it. One inside it but outside ``PLAUSIBLE_EM_PIXEL_NM`` (a
+    low-magnification SEM field is several um/px) is used, with a warning showing it.
+    """
+    for name, fn in _tiff_parsers():
         try:
             value = fn(tf, page)
         except Exception as exc:  # noqa: BLE001
             img.warnings.append(coded("calibration_unparsed", f"could not parse {name} calibration ({exc})"))
             value = None
         if value is not None:
-            if not (PLAUSIBLE_EM_PIXEL_NM[0] <= value <= PLAUSIBLE_EM_PIXEL_NM[1]) and name != "tiff_resolution":
+            if not np.isfinite(value) or value <= 0 or not (
+                    PIXEL_SIZE_RANGE_NM[0] <= value <= PIXEL_SIZE_RANGE_NM[1]):
                 img.warnings.append(coded("calibration_implausible",
                                            f"{name} pixel size {value:g} nm is implausible; ignored"))
                 continue
+            if not (PLAUSIBLE_EM_PIXEL_NM[0] <= value <= PLAUSIBLE_EM_PIXEL_NM[1]):
+                img.warnings.append(coded("calibration_unusual", (
+                    f"{name} pixel size {value:g} nm/px is outside {PLAUSIBLE_EM_PIXEL_NM[0]:g}-"
+                    f"{PLAUSIBLE_EM_PIXEL_NM[1]:g} nm/px, unusual for TEM (a low-magnification SEM field?); "
+                    f"used as the file says")))
             img.pixel_size_nm = float(value)
             img.pixel_size_source = name
             img.metadata[f"{name}_pixel_size_nm"] = float(value)
@@ -1012,10 +1029,33 @@ def _tiff_fei(tf, page):
     return None
 
 
+#: Zeiss SmartSEM stores its pixel size for the 1024-px "store resolution"; an
+#: image stored at another width scales it by 1024 / width (rosettasciio
+#: ``_axes_zeiss``: ``CZ_SEM[''][3] * 1024 / width``; confirmed on a real 512-px
+#: file by its burned-in 200 nm bar)
+ZEISS_STORE_WIDTH_PX = 1024
+
+
 def _tiff_zeiss(tf, page):
     md = tf.sem_metadata
     if not md:
         return None
+    nm = _tiff_zeiss_1k(md)
+    if nm is None:
+        return None
+    return nm * ZEISS_STORE_WIDTH_PX / int(page.imagewidth)
+
+
+def _tiff_zeiss_1k(md):
+    """Zeiss's pixel size (nm) at the 1024-px store resolution: the precise SI value, else the text tag."""
+    prim = md.get("")
+    if isinstance(prim, (tuple, list)) and len(prim) > 3:
+        try:
+            v = float(prim[3])
+        except (TypeError, ValueError):
+            v = 0.0
+        if np.isfinite(v) and v > 0:
+            return v * 1e9  # metres -> nm
     for key in ("ap_image_pixel_size", "ap_pixel_size"):
         if key in md:
             val = md[key]
@@ -1463,7 +1503,8 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: DigitalMicrograph files start with their version as a big-endian int32 (3 or 4)
 _GATAN_MAGIC = (b"\x00\x00\x00\x03", b"\x00\x00\x00\x04")
 #: the TIFF calibrations :func:`_calibrate_tiff` tries, in its order
-_TIFF_SOURCES = ("fei", "zeiss", "olympus_sis", "ome", "imagej", "tiff_resolution")
+_TIFF_SOURCES = ("tvips", "fei", "zeiss", "olympus_sis", "jeol_sightx", "gatan", "ome", "imagej",
+                 "tiff_resolution")
 
 register_reader(Reader("tiff", TIFF_SUFFIXES, _read_tiff, _probe_tiff, _TIFF_MAGIC, _TIFF_SOURCES))
 register_reader(Reader("raster", RASTER_SUFFIXES, _read_raster, _probe_raster, (_PNG_SIG, b"\xff\xd8", b"BM")))
