@@ -896,7 +896,8 @@ def _tiff_header(tf, p: Path, max_pixels: int):
     """
     if not tf.pages:
         raise ImageReadError(p, "TIFF has no pages")
-    page = tf.pages.first
+    sis_page = _sis_grey_page(tf)
+    page = sis_page if sis_page is not None else tf.pages.first
     for code in (270, 700):  # ImageDescription (OME-XML and others), XMP
         for tag in page.tags.getall(code, ()):
             if isinstance(tag.value, (str, bytes)):
@@ -916,6 +917,8 @@ def _tiff_header(tf, p: Path, max_pixels: int):
             raise ImageReadError(p, f"TIFF page lists more than {MAX_TIFF_SUBIFDS} sub-images (SubIFDs); "
                                     f"corrupt or not a single image")
     _check_tiff_segments(page, p, hdr0, max_pixels)
+    if sis_page is not None:
+        return hdr0, (page, tuple(int(v) for v in page.shape))
     series = tf.series
     if not series:
         raise ImageReadError(p, "TIFF has no image data")
@@ -925,6 +928,37 @@ def _tiff_header(tf, p: Path, max_pixels: int):
     n_frames += sum(1 for s in series[1:] if not (s.kind in ("reduced", "thumbnail") or s.shape == ()))
     hdr = ImageHeader(h, w, samples, itemsize, n_frames, hdr0.dtype, "tiff")
     return hdr, (page, shape)
+
+
+#: Olympus SIS calibration tags (tifffile reads both as the SIS block)
+_SIS_TAGS = (33560, 33471)
+
+
+def _sis_grey_page(tf):
+    """The calibrated grey page of an Olympus SIS "preview + image" TIFF, or None.
+
+    Olympus SIS (e.g. Quemesa cameras) may store an 8-bit RGB preview first and
+    the calibrated grey image after it. The rule: exactly one page carries the
+    SIS tag and is a single-sample 2-D image, and every other page is an RGB(A)
+    preview of the same width and height; that page is the image. Any other
+    multi-page layout is left to the multi-frame check.
+    """
+    pages = list(tf.pages)
+    if len(pages) < 2 or any(pg is None for pg in pages):
+        return None
+    sis = [pg for pg in pages if any(pg.tags.get(c) is not None for c in _SIS_TAGS)]
+    if len(sis) != 1:
+        return None
+    grey = sis[0]
+    if int(getattr(grey, "samplesperpixel", 1) or 1) != 1 or int(getattr(grey, "imagedepth", 1) or 1) != 1:
+        return None
+    for pg in pages:
+        if pg is grey:
+            continue
+        if (int(getattr(pg, "samplesperpixel", 1) or 1) not in (3, 4)
+                or (int(pg.imagelength), int(pg.imagewidth)) != (int(grey.imagelength), int(grey.imagewidth))):
+            return None
+    return grey
 
 
 def _check_tiff_segments(page, p: Path, hdr: ImageHeader, max_pixels: int) -> None:
@@ -975,6 +1009,8 @@ def _read_tiff(p: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
         data = page.asarray()
         white_is_zero = int(page.photometric) == 0
         img = Image(data=data, file_format="tiff", white_is_zero=white_is_zero)
+        if page is not tf.pages.first:
+            img.metadata["tiff_page"] = int(page.index)  # the calibrated page (_sis_grey_page)
         _calibrate_tiff(tf, page, img)
     return _to_grey(img, p)
 
@@ -1076,7 +1112,12 @@ def _tiff_zeiss_1k(md):
 
 
 def _tiff_sis(tf, page):
-    md = tf.sis_metadata
+    md = None
+    for code in _SIS_TAGS:  # the page read (the calibrated page of a preview + image file)
+        tag = page.tags.get(code)
+        if tag is not None and isinstance(tag.value, dict):
+            md = tag.value
+    md = md or tf.sis_metadata
     if not md:
         return None
     for key in ("pixelsizex", "PixelSizeX"):
