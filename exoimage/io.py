@@ -1518,10 +1518,12 @@ def _gatan_via_rsciio(p: Path) -> bool:
     if not em_readers.rsciio_available():
         return False
     try:
-        from ncempy.io import dm  # noqa: F401
+        from ncempy.io import dm
     except ImportError:
         return True
-    with _open_gatan(p) as f:
+    # on_memory=False: plain file reads, no mmap (closing ncempy's mmap fails with
+    # "cannot close exported pointers exist" while arrays parsed from it are alive)
+    with dm.fileDM(str(p), on_memory=False) as f:
         return int(f.numObjects) - (1 if f.thumbnail else 0) > 1
 
 

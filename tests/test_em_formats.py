@@ -117,6 +117,11 @@ _NEW_FORMATS = [
     ("jeol_img/View000_0000000.img", ()),
     ("phenom_elid/Elid2Version4.elid", ()),
     ("dm3/multi_signal.dm3", ()),
+    ("tiff_olympus_sis/olympus_SIS.tif", ()),
+    ("tiff_tvips/TVIPS_bin4.tif", ()),
+    ("tiff_dm/test_loading_image_saved_with_DM.tif", ()),
+    ("tiff_jeol_sightx/JEOL-SightX-TEM-mag-dummy.tif", ()),
+    ("tiff_zeiss_sem/test_tiff_Zeiss_SEM_512pix.tif", ()),
 ]
 
 
@@ -145,7 +150,20 @@ def _one_line_error(p: Path, **kw) -> ImageReadError:
 @pytest.mark.parametrize("rel,companions", _NEW_FORMATS, ids=[r for r, _ in _NEW_FORMATS])
 @pytest.mark.parametrize("keep", [0.5, 0.02], ids=["half", "head"])
 def test_truncated_copy_is_a_one_line_error(tmp_path, rel, companions, keep):
-    _one_line_error(_copy(rel, companions, tmp_path, keep=keep))
+    p = _copy(rel, companions, tmp_path, keep=keep)
+    if Path(rel).suffix == ".tif" and keep == 0.5:
+        # a TIFF may keep its pixels in the first half (the Olympus SIS file does, with its
+        # metadata after them): then it must read exactly as the whole file, else fail in one line
+        try:
+            img = read_image(p)
+        except ImageReadError:
+            _one_line_error(p)
+            return
+        whole = read_image(_path(rel))
+        np.testing.assert_array_equal(img.data, whole.data)
+        assert img.pixel_size_nm == whole.pixel_size_nm
+        return
+    _one_line_error(p)
 
 
 @pytest.mark.parametrize("rel,companions", _NEW_FORMATS, ids=[r for r, _ in _NEW_FORMATS])
