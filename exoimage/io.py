@@ -1050,7 +1050,49 @@ def _calibrate_tiff(tf, page, img: Image) -> None:
             img.pixel_size_nm = float(value)
             img.pixel_size_source = name
             img.metadata[f"{name}_pixel_size_nm"] = float(value)
+            _check_tiff_square(name, tf, page, img)
             return
+
+
+#: x and y pixel sizes closer than this (relative) are square (vendors store float32)
+SQUARE_PIXEL_RTOL = 1e-3
+
+
+def _tiff_pixel_y(name, tf, page):
+    """The y pixel size (nm) the chosen TIFF calibration states, where it states one; else None."""
+    from . import tiff_dialects as td
+
+    if name == "tvips":
+        v = (tf.tvips_metadata or {}).get("PixelSizeY")
+        return float(v) if v else None
+    if name == "gatan":
+        sy, uy = td._tag(page, td.GATAN_SCALE_Y), td._tag(page, td.GATAN_UNIT_Y)
+        f = unit_to_nm(uy.decode("utf-8", "replace") if isinstance(uy, bytes) else uy) if uy is not None else None
+        return float(sy) * f if sy is not None and f else None
+    if name == "olympus_sis":
+        for code in _SIS_TAGS:
+            tag = page.tags.get(code)
+            if tag is not None and isinstance(tag.value, dict) and tag.value.get("pixelsizey"):
+                return float(tag.value["pixelsizey"]) * 1e9
+        return None
+    if name == "fei":
+        for section in ("Scan", "EScan", "Image"):
+            sec = (tf.fei_metadata or {}).get(section) or {}
+            if "PixelHeight" in sec:
+                return float(sec["PixelHeight"]) * 1e9
+        return None
+    return None
+
+
+def _check_tiff_square(name, tf, page, img: Image) -> None:
+    """Non-square pixels: the x size is kept, with a warning showing both (as the DM reader does)."""
+    try:
+        y = _tiff_pixel_y(name, tf, page)
+    except Exception:  # noqa: BLE001 - the x value was parsed; a broken y entry is no calibration
+        y = None
+    x = img.pixel_size_nm
+    if y is not None and np.isfinite(y) and abs(y - x) > SQUARE_PIXEL_RTOL * x:
+        img.warnings.append(coded("non_square_pixels", f"non-square pixels ({x:g} x {y:g} nm); using x"))
 
 
 def _tiff_fei(tf, page):

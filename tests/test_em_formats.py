@@ -211,3 +211,34 @@ def test_without_rosettasciio_the_error_says_what_to_install(monkeypatch, tmp_pa
     monkeypatch.setattr("importlib.import_module", lambda name, *a: fake(name))
     err = _one_line_error(p)
     assert "needs rosettasciio: pip install 'exoimage[em]'" in err.problem
+
+
+# --------------------------------------------------------------------------
+# TIFF dialects on files written here (no ../shared needed)
+
+
+def _dm_tiff(path, sx, sy, ux="um", uy="um"):
+    import tifffile
+
+    tifffile.imwrite(path, np.arange(64 * 80, dtype=np.uint16).reshape(64, 80), extratags=[
+        (65003, "s", 0, uy, True), (65004, "s", 0, ux, True),
+        (65009, "d", 1, sy, True), (65010, "d", 1, sx, True)])
+    return path
+
+
+def test_dm_tiff_tags_calibrate(tmp_path):
+    img = read_image(_dm_tiff(tmp_path / "dm.tif", 0.0125, 0.0125))
+    assert img.pixel_size_source == "gatan" and img.pixel_size_nm == pytest.approx(12.5, rel=1e-12)
+    assert not [w for w in img.warnings if w.code == "non_square_pixels"]
+
+
+def test_dm_tiff_non_square_keeps_x_and_warns_with_both(tmp_path):
+    img = read_image(_dm_tiff(tmp_path / "dm.tif", 0.0125, 0.025))
+    assert img.pixel_size_nm == pytest.approx(12.5, rel=1e-12)
+    w = [x for x in img.warnings if x.code == "non_square_pixels"]
+    assert len(w) == 1 and "12.5 x 25 nm" in w[0]
+
+
+def test_dm_tiff_reciprocal_unit_is_no_calibration(tmp_path):
+    img = read_image(_dm_tiff(tmp_path / "dm.tif", 0.17, 0.17, ux="1/nm", uy="1/nm"))
+    assert img.pixel_size_nm is None and img.pixel_size_source == "none"
