@@ -188,9 +188,9 @@ def test_over_budget_is_refused_before_decoding(rel, monkeypatch):
 
 
 def test_phenom_archive_is_bounded_before_rosettasciio(monkeypatch):
+    p = _path("phenom_elid/Elid2Version4.elid")
     import rsciio.phenom
 
-    p = _path("phenom_elid/Elid2Version4.elid")
     monkeypatch.setattr(rsciio.phenom, "file_reader", lambda *a, **k: pytest.fail("archive handed over"))
     err = _one_line_error(p, max_pixels=1000)  # 4000 bytes: the archive decompresses to more
     assert "decompresses to more than 4000 bytes" in err.problem
