@@ -78,6 +78,13 @@ for _name, _trusted, _what in (
         ("tiff_resolution", True, "TIFF resolution tags"),
         ("gatan", True, "Gatan DigitalMicrograph metadata"),
         ("mrc", True, "MRC header"),
+        ("tia", True, "FEI / Thermo Fisher TIA .ser/.emi metadata"),
+        ("velox", True, "Thermo Fisher Velox EMD metadata"),
+        ("emd", True, "EMD (NCEM) metadata"),
+        ("jeol", True, "JEOL Analysis Station .img/.map metadata"),
+        ("jeol_sightx", True, "JEOL SightX TIFF metadata (magnification and resolution)"),
+        ("phenom", True, "Phenom ELID archive metadata"),
+        ("tvips", True, "TVIPS EM-MENU TIFF metadata"),
         ("scale_bar", False, "read from the burned-in scale bar"),
         (NO_CALIBRATION, False, "no pixel size")):
     register_calibration_source(_name, trusted=_trusted, description=_what)

@@ -84,8 +84,11 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 GATAN_SUFFIXES = (".dm3", ".dm4")
 MRC_SUFFIXES = (".mrc",)
+#: read through rosettasciio (the ``[em]`` extra, :mod:`exoimage.em_readers`): TIA, Velox/NCEM EMD,
+#: JEOL Analysis Station, Phenom ELID
+EM_SUFFIXES = (".emi", ".ser", ".emd", ".img", ".map", ".elid")
 #: suffixes of the built-in readers (:func:`supported_suffixes` also lists registered ones)
-SUPPORTED_SUFFIXES = TIFF_SUFFIXES + RASTER_SUFFIXES + GATAN_SUFFIXES + MRC_SUFFIXES
+SUPPORTED_SUFFIXES = TIFF_SUFFIXES + RASTER_SUFFIXES + GATAN_SUFFIXES + MRC_SUFFIXES + EM_SUFFIXES
 
 #: ``read_image(scale_bar=...)``: 'auto' searches the pixels for a burned-in scale bar
 #: (calibration when the file has none, a cross-check otherwise, the annotation mask);
@@ -893,7 +896,8 @@ def _tiff_header(tf, p: Path, max_pixels: int):
     """
     if not tf.pages:
         raise ImageReadError(p, "TIFF has no pages")
-    page = tf.pages.first
+    sis_page = _sis_grey_page(tf)
+    page = sis_page if sis_page is not None else tf.pages.first
     for code in (270, 700):  # ImageDescription (OME-XML and others), XMP
         for tag in page.tags.getall(code, ()):
             if isinstance(tag.value, (str, bytes)):
@@ -913,6 +917,8 @@ def _tiff_header(tf, p: Path, max_pixels: int):
             raise ImageReadError(p, f"TIFF page lists more than {MAX_TIFF_SUBIFDS} sub-images (SubIFDs); "
                                     f"corrupt or not a single image")
     _check_tiff_segments(page, p, hdr0, max_pixels)
+    if sis_page is not None:
+        return hdr0, (page, tuple(int(v) for v in page.shape))
     series = tf.series
     if not series:
         raise ImageReadError(p, "TIFF has no image data")
@@ -922,6 +928,37 @@ def _tiff_header(tf, p: Path, max_pixels: int):
     n_frames += sum(1 for s in series[1:] if not (s.kind in ("reduced", "thumbnail") or s.shape == ()))
     hdr = ImageHeader(h, w, samples, itemsize, n_frames, hdr0.dtype, "tiff")
     return hdr, (page, shape)
+
+
+#: Olympus SIS calibration tags (tifffile reads both as the SIS block)
+_SIS_TAGS = (33560, 33471)
+
+
+def _sis_grey_page(tf):
+    """The calibrated grey page of an Olympus SIS "preview + image" TIFF, or None.
+
+    Olympus SIS (e.g. Quemesa cameras) may store an 8-bit RGB preview first and
+    the calibrated grey image after it. The rule: exactly one page carries the
+    SIS tag and is a single-sample 2-D image, and every other page is an RGB(A)
+    preview of the same width and height; that page is the image. Any other
+    multi-page layout is left to the multi-frame check.
+    """
+    pages = list(tf.pages)
+    if len(pages) < 2 or any(pg is None for pg in pages):
+        return None
+    sis = [pg for pg in pages if any(pg.tags.get(c) is not None for c in _SIS_TAGS)]
+    if len(sis) != 1:
+        return None
+    grey = sis[0]
+    if int(getattr(grey, "samplesperpixel", 1) or 1) != 1 or int(getattr(grey, "imagedepth", 1) or 1) != 1:
+        return None
+    for pg in pages:
+        if pg is grey:
+            continue
+        if (int(getattr(pg, "samplesperpixel", 1) or 1) not in (3, 4)
+                or (int(pg.imagelength), int(pg.imagewidth)) != (int(grey.imagelength), int(grey.imagewidth))):
+            return None
+    return grey
 
 
 def _check_tiff_segments(page, p: Path, hdr: ImageHeader, max_pixels: int) -> None:
@@ -972,29 +1009,90 @@ def _read_tiff(p: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
         data = page.asarray()
         white_is_zero = int(page.photometric) == 0
         img = Image(data=data, file_format="tiff", white_is_zero=white_is_zero)
+        if page is not tf.pages.first:
+            img.metadata["tiff_page"] = int(page.index)  # the calibrated page (_sis_grey_page)
         _calibrate_tiff(tf, page, img)
     return _to_grey(img, p)
 
 
+def _tiff_parsers():
+    from . import tiff_dialects as td
+
+    return (("tvips", td.tiff_tvips), ("fei", _tiff_fei), ("zeiss", _tiff_zeiss), ("olympus_sis", _tiff_sis),
+            ("jeol_sightx", td.tiff_jeol_sightx), ("gatan", td.tiff_gatan),
+            ("ome", _tiff_ome), ("imagej", _tiff_imagej), ("tiff_resolution", _tiff_resolution))
+
+
 def _calibrate_tiff(tf, page, img: Image) -> None:
-    """Fill pixel size from the first TIFF metadata flavour that has one."""
-    for name, fn in (("fei", _tiff_fei), ("zeiss", _tiff_zeiss), ("olympus_sis", _tiff_sis),
-                     ("ome", _tiff_ome), ("imagej", _tiff_imagej),
-                     ("tiff_resolution", _tiff_resolution)):
+    """Fill pixel size from the first TIFF metadata flavour that has one.
+
+    A vendor value outside ``PIXEL_SIZE_RANGE_NM`` is a unit mistake: ignored with
+    a warning showing it. One inside it but outside ``PLAUSIBLE_EM_PIXEL_NM`` (a
+    low-magnification SEM field is several um/px) is used, with a warning showing it.
+    """
+    for name, fn in _tiff_parsers():
         try:
             value = fn(tf, page)
         except Exception as exc:  # noqa: BLE001
             img.warnings.append(coded("calibration_unparsed", f"could not parse {name} calibration ({exc})"))
             value = None
         if value is not None:
-            if not (PLAUSIBLE_EM_PIXEL_NM[0] <= value <= PLAUSIBLE_EM_PIXEL_NM[1]) and name != "tiff_resolution":
+            if not np.isfinite(value) or value <= 0 or not (
+                    PIXEL_SIZE_RANGE_NM[0] <= value <= PIXEL_SIZE_RANGE_NM[1]):
                 img.warnings.append(coded("calibration_implausible",
                                            f"{name} pixel size {value:g} nm is implausible; ignored"))
                 continue
+            if not (PLAUSIBLE_EM_PIXEL_NM[0] <= value <= PLAUSIBLE_EM_PIXEL_NM[1]):
+                img.warnings.append(coded("calibration_unusual", (
+                    f"{name} pixel size {value:g} nm/px is outside {PLAUSIBLE_EM_PIXEL_NM[0]:g}-"
+                    f"{PLAUSIBLE_EM_PIXEL_NM[1]:g} nm/px, unusual for TEM (a low-magnification SEM field?); "
+                    f"used as the file says")))
             img.pixel_size_nm = float(value)
             img.pixel_size_source = name
             img.metadata[f"{name}_pixel_size_nm"] = float(value)
+            _check_tiff_square(name, tf, page, img)
             return
+
+
+#: x and y pixel sizes closer than this (relative) are square (vendors store float32)
+SQUARE_PIXEL_RTOL = 1e-3
+
+
+def _tiff_pixel_y(name, tf, page):
+    """The y pixel size (nm) the chosen TIFF calibration states, where it states one; else None."""
+    from . import tiff_dialects as td
+
+    if name == "tvips":
+        v = (tf.tvips_metadata or {}).get("PixelSizeY")
+        return float(v) if v else None
+    if name == "gatan":
+        sy, uy = td._tag(page, td.GATAN_SCALE_Y), td._tag(page, td.GATAN_UNIT_Y)
+        f = unit_to_nm(uy.decode("utf-8", "replace") if isinstance(uy, bytes) else uy) if uy is not None else None
+        return float(sy) * f if sy is not None and f else None
+    if name == "olympus_sis":
+        for code in _SIS_TAGS:
+            tag = page.tags.get(code)
+            if tag is not None and isinstance(tag.value, dict) and tag.value.get("pixelsizey"):
+                return float(tag.value["pixelsizey"]) * 1e9
+        return None
+    if name == "fei":
+        for section in ("Scan", "EScan", "Image"):
+            sec = (tf.fei_metadata or {}).get(section) or {}
+            if "PixelHeight" in sec:
+                return float(sec["PixelHeight"]) * 1e9
+        return None
+    return None
+
+
+def _check_tiff_square(name, tf, page, img: Image) -> None:
+    """Non-square pixels: the x size is kept, with a warning showing both (as the DM reader does)."""
+    try:
+        y = _tiff_pixel_y(name, tf, page)
+    except Exception:  # noqa: BLE001 - the x value was parsed; a broken y entry is no calibration
+        y = None
+    x = img.pixel_size_nm
+    if y is not None and np.isfinite(y) and abs(y - x) > SQUARE_PIXEL_RTOL * x:
+        img.warnings.append(coded("non_square_pixels", f"non-square pixels ({x:g} x {y:g} nm); using x"))
 
 
 def _tiff_fei(tf, page):
@@ -1009,10 +1107,33 @@ def _tiff_fei(tf, page):
     return None
 
 
+#: Zeiss SmartSEM stores its pixel size for the 1024-px "store resolution"; an
+#: image stored at another width scales it by 1024 / width (rosettasciio
+#: ``_axes_zeiss``: ``CZ_SEM[''][3] * 1024 / width``; confirmed on a real 512-px
+#: file by its burned-in 200 nm bar)
+ZEISS_STORE_WIDTH_PX = 1024
+
+
 def _tiff_zeiss(tf, page):
     md = tf.sem_metadata
     if not md:
         return None
+    nm = _tiff_zeiss_1k(md)
+    if nm is None:
+        return None
+    return nm * ZEISS_STORE_WIDTH_PX / int(page.imagewidth)
+
+
+def _tiff_zeiss_1k(md):
+    """Zeiss's pixel size (nm) at the 1024-px store resolution: the precise SI value, else the text tag."""
+    prim = md.get("")
+    if isinstance(prim, (tuple, list)) and len(prim) > 3:
+        try:
+            v = float(prim[3])
+        except (TypeError, ValueError):
+            v = 0.0
+        if np.isfinite(v) and v > 0:
+            return v * 1e9  # metres -> nm
     for key in ("ap_image_pixel_size", "ap_pixel_size"):
         if key in md:
             val = md[key]
@@ -1033,7 +1154,12 @@ def _tiff_zeiss(tf, page):
 
 
 def _tiff_sis(tf, page):
-    md = tf.sis_metadata
+    md = None
+    for code in _SIS_TAGS:  # the page read (the calibrated page of a preview + image file)
+        tag = page.tags.get(code)
+        if tag is not None and isinstance(tag.value, dict):
+            md = tag.value
+    md = md or tf.sis_metadata
     if not md:
         return None
     for key in ("pixelsizex", "PixelSizeX"):
@@ -1308,8 +1434,8 @@ def _gatan_header(f, p: Path):
     # silently take the first of several.
     n_images = int(f.numObjects) - (1 if f.thumbnail else 0)
     if n_images > 1:
-        raise ImageReadError(p, f"Gatan file holds {n_images} images; "
-                                f"only single-image files are supported (split it first)")
+        raise ImageReadError(p, f"Gatan file holds {n_images} images; choosing one needs rosettasciio "
+                                f"(pip install 'exoimage[em]'), or split it first")
     ii = 0 if f.numObjects == 1 else 1  # the index ncempy's getDataset(0) reads
     try:
         x, y = int(f.xSize[ii]), int(f.ySize[ii])
@@ -1324,6 +1450,10 @@ def _gatan_header(f, p: Path):
 
 
 def _read_gatan(p: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+    if _gatan_via_rsciio(p):
+        from . import em_readers
+
+        return em_readers.read_rsciio(p, "gatan_rsciio", max_pixels)
     with _open_gatan(p) as f:
         hdr, _ = _gatan_header(f, p)
         _admit(hdr, p, max_pixels)
@@ -1423,7 +1553,27 @@ def _probe_raster(p: Path, max_pixels: int) -> ImageHeader:
     return _raster_header(p)
 
 
+def _gatan_via_rsciio(p: Path) -> bool:
+    """Read this DM file through rosettasciio: ncempy is missing, or the file holds several images."""
+    from . import em_readers
+
+    if not em_readers.rsciio_available():
+        return False
+    try:
+        from ncempy.io import dm
+    except ImportError:
+        return True
+    # on_memory=False: plain file reads, no mmap (closing ncempy's mmap fails with
+    # "cannot close exported pointers exist" while arrays parsed from it are alive)
+    with dm.fileDM(str(p), on_memory=False) as f:
+        return int(f.numObjects) - (1 if f.thumbnail else 0) > 1
+
+
 def _probe_gatan(p: Path, max_pixels: int) -> ImageHeader:
+    if _gatan_via_rsciio(p):
+        from . import em_readers
+
+        return em_readers.probe_rsciio(p, "gatan_rsciio", max_pixels)
     with _open_gatan(p) as f:
         hdr, _ = _gatan_header(f, p)
     return hdr
@@ -1438,10 +1588,17 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: DigitalMicrograph files start with their version as a big-endian int32 (3 or 4)
 _GATAN_MAGIC = (b"\x00\x00\x00\x03", b"\x00\x00\x00\x04")
 #: the TIFF calibrations :func:`_calibrate_tiff` tries, in its order
-_TIFF_SOURCES = ("fei", "zeiss", "olympus_sis", "ome", "imagej", "tiff_resolution")
+_TIFF_SOURCES = ("tvips", "fei", "zeiss", "olympus_sis", "jeol_sightx", "gatan", "ome", "imagej",
+                 "tiff_resolution")
 
 register_reader(Reader("tiff", TIFF_SUFFIXES, _read_tiff, _probe_tiff, _TIFF_MAGIC, _TIFF_SOURCES))
 register_reader(Reader("raster", RASTER_SUFFIXES, _read_raster, _probe_raster, (_PNG_SIG, b"\xff\xd8", b"BM")))
 register_reader(Reader("gatan", GATAN_SUFFIXES, _read_gatan, _probe_gatan, _GATAN_MAGIC, ("gatan",)))
 #: (MRC's identifier "MAP " lies at byte 208, not at the start: no magic)
 register_reader(Reader("mrc", MRC_SUFFIXES, _read_mrc, _probe_mrc, (), ("mrc",)))
+
+# the electron-microscopy vendor formats read through rosettasciio (optional extra, imported
+# only when such a file is read): TIA .emi/.ser, Velox .emd, JEOL .img/.map, Phenom .elid
+from . import em_readers as _em_readers  # noqa: E402
+
+_em_readers._register()

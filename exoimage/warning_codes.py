@@ -106,6 +106,10 @@ register_warning_code(UNCLASSIFIED, description="a warning given as plain text, 
 register_warning_code("calibration_unparsed", description="a calibration block of the file could not be parsed")
 register_warning_code("calibration_implausible", description="the file's pixel size is outside the plausible "
                                                              "range and was ignored")
+register_warning_code("several_images", description="the file holds several 2-D images; the one read "
+                      "and the others are named")
+register_warning_code("calibration_unusual", description="the file's pixel size is used but lies "
+                      "outside the usual TEM range (shown)")
 register_warning_code("non_square_pixels", description="x and y pixel sizes differ; x is used")
 register_warning_code("jpeg", lossy=True, description="JPEG: lossy compression changed the pixel values")
 register_warning_code("rgb_converted", lossy=True, description="colour (RGB) data converted to grey")

@@ -257,14 +257,14 @@ def test_magic_bytes_choose_among_readers_of_one_suffix(tmp_path):
 
 
 def test_built_in_readers_and_the_unsupported_message(tmp_path):
-    assert [r.name for r in io.readers()] == ["tiff", "raster", "gatan", "mrc"]
+    assert [r.name for r in io.readers()] == ["tiff", "raster", "gatan", "mrc", "tia", "emd", "jeol", "phenom"]
     assert supported_suffixes() == io.SUPPORTED_SUFFIXES
     p = tmp_path / "notes.qqq"
     p.write_text("x")
     with pytest.raises(ImageReadError) as err:
         read_image(p)
     assert err.value.problem == ("unsupported file type '.qqq'; supported: .tif, .tiff, .png, .jpg, .jpeg, "
-                                 ".bmp, .dm3, .dm4, .mrc")
+                                 ".bmp, .dm3, .dm4, .mrc, .emi, .ser, .emd, .img, .map, .elid")
     with pytest.raises(ValueError, match="suffixes must be like"):
         Reader("bad", ("tif",), lambda p, m: None, lambda p, m: None)
 
