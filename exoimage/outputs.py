@@ -216,11 +216,27 @@ def walk_folder(root, suffixes=None, *, prefix: str = "",
                     continue
                 stack.append((path, rel_parts, ancestors | {key}))
             elif suffix in suffixes:
+                if _is_companion(name, names):
+                    continue
                 if stat.S_ISREG(est.st_mode):
                     out.append(InputFile(path, rel))
                 else:
                     out.append(InputFile(path, rel, _not_regular(est.st_mode)))
     return sorted(out, key=_rel_key)
+
+
+#: FEI TIA writes an image as ``X.emi`` (metadata) plus ``X_1.ser`` (``X_2.ser``, ...: the
+#: data); reading the .emi reads its .ser, so a .ser beside its .emi is not a second input
+_TIA_SER = re.compile(r"^(?P<stem>.+)_\d+\.ser$", re.IGNORECASE)
+
+
+def _is_companion(name: str, names) -> bool:
+    """``name`` is the data file of another input in the same folder (a TIA ``X_1.ser`` beside ``X.emi``)."""
+    m = _TIA_SER.match(name)
+    if not m:
+        return False
+    stem = m.group("stem").lower()
+    return any(n.lower() == stem + ".emi" for n in names)
 
 
 def _rel_key(f: InputFile):

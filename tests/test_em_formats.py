@@ -242,3 +242,12 @@ def test_dm_tiff_non_square_keeps_x_and_warns_with_both(tmp_path):
 def test_dm_tiff_reciprocal_unit_is_no_calibration(tmp_path):
     img = read_image(_dm_tiff(tmp_path / "dm.tif", 0.17, 0.17, ux="1/nm", uy="1/nm"))
     assert img.pixel_size_nm is None and img.pixel_size_source == "none"
+
+
+def test_tia_data_file_beside_its_emi_is_not_a_second_input(tmp_path):
+    """X.emi reads X_1.ser: a folder holding both gives one input, X.emi (a lone .ser stays an input)."""
+    from exoimage.outputs import find_inputs
+
+    for name in ("X.emi", "X_1.ser", "X_2.ser", "Y_1.ser"):
+        (tmp_path / name).write_bytes(b"\0" * 16)
+    assert [f.rel for f in find_inputs([tmp_path])] == ["X.emi", "Y_1.ser"]
