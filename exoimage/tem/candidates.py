@@ -185,7 +185,9 @@ def log_candidates(work: np.ndarray, r_min: float, r_max: float, sign: float,
                 iy, ix = int(round(yy)), int(round(xx))
                 if 0 <= iy < exclude.shape[0] and 0 <= ix < exclude.shape[1] and exclude[iy, ix]:
                     continue
-            cands.append((yy, xx, float(r), float(resp[y, x] / noise)))
+            # a flat response (noise 0: a tiny or blank field) gives an infinite SNR, as before, without a warning
+            snr = float(resp[y, x] / noise) if noise > 0 else float("inf")
+            cands.append((yy, xx, float(r), snr))
     return cands
 
 
