@@ -64,7 +64,8 @@ def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = T
     results, stats = run_tasks(exp, out, workers=workers, scheduler=scheduler, progress=prog,
                                retry_failed=retry_failed)
     nta = read_experiment_nta(exp)
-    tables = assemble(results, sample_names=exp.sample_names, sample_meta=exp.samples, rules=rules, nta=nta)
+    tables = assemble(results, sample_names=exp.sample_names, sample_meta=exp.samples, rules=rules, nta=nta,
+                      reference_sample=exp.reference_sample)
     names = {"vesicles": "vesicles", "tem_images": "images", "bands": "bands", "lanes": "lanes",
              "normalized": "normalized", "samples": "samples", "qc": "qc", "blot_images": "blot_images",
              "markers": "markers", "nta_files": "nta_files", "nta_videos": "nta_videos", "nta_bins": "nta_bins",
@@ -79,6 +80,8 @@ def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = T
               "rules": str(exp.rules_path or DEFAULT_RULES),
               "nta": {s: {k: exp.samples.get(s, {})[k] for k in ("dilution_factor", "protein_ug", "volume_ml")
                           if k in exp.samples.get(s, {})} for s in exp.nta}}
+    if exp.reference_sample:
+        params["reference_sample"] = exp.reference_sample
     report = write_report(out, tables, results, title=exp.name, run_stats=stats, params=params,
                           rules_source=str(exp.rules_path or "built-in defaults (exoimage/experiment/qc_rules.toml)"))
     inputs = [InputFile(t.path, t.rel) for t in sorted(exp.tasks, key=lambda t: t.rel)]
