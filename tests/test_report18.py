@@ -126,6 +126,8 @@ def test_verdict_is_the_first_section(nta_only):
     for s, st in res["tables"]["samples"].set_index("sample")["qc_status"].items():
         assert f"<span class='badge {st}'>{st}</span> <b>{s}</b>" in verdict
     assert "S1 &amp; co" in verdict and "S1 & co" not in html  # user text escaped
+    assert "<title>exoimage QC report: NTA &lt;only&gt;</title>" in html  # the Jinja2 layout escapes the title
+    assert html.count("<body>") == 1 and html.rstrip().endswith("</body>\n</html>")
     assert "Not measured: TEM vesicle size; Western blot markers" in verdict
 
 

@@ -283,6 +283,19 @@ summary{cursor:pointer;font-weight:600}sup{font-size:.75em}ol.refs{font-size:.85
 """
 
 
+#: the report's Jinja2 templates (page layout, verdict block); autoescaping on for every template
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _template(name: str):
+    """A template of :data:`TEMPLATES`, rendered with autoescaping (user text is escaped by default)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template(name)
+
+
 def _e(x) -> str:
     return html.escape("" if x is None or (isinstance(x, float) and not np.isfinite(x)) else str(x))
 
@@ -374,10 +387,8 @@ def report_section(fn: Callable[[ReportInput], str]) -> Callable[[ReportInput], 
 
 @report_section
 def header_section(r: ReportInput) -> str:
-    """Title, experiment name, version and date."""
+    """Title, experiment name, version and date (the page's head is templates/report.html.j2)."""
     return "\n".join([
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>exoimage QC report: {_e(r.title)}</title><style>{_CSS}</style></head><body>",
         f"<header><h1>EV characterisation QC report</h1><p class='muted'>Experiment <b>{_e(r.title)}</b> · "
         f"exoimage {_e(__version__)} · {_e(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p></header>"])
 
@@ -440,21 +451,17 @@ def verdict_section(r: ReportInput) -> str:
     measured and what was not."""
     samples = r.tables["samples"]
     g = _qc_grouped(r)
+
+    def checks(rows, sample=None):
+        return [{"status": b.status, "check": b.check, "item": "" if b.item == sample else b.item,
+                 "reason": b.reason} for b in rows.itertuples()]
+
     items = []
     for x in samples.itertuples():
-        st = getattr(x, "qc_status", "PASS") or "PASS"
         bad = g[(g["group"] == x.sample) & (g["status"] != "PASS")] if len(g) else g
-        why = "".join(f"<li><span class='badge {_e(b.status)}'>{_e(b.status)}</span> {_e(b.check)}"
-                      f"{'' if b.item == x.sample else ' (' + _e(b.item) + ')'}: {_e(b.reason)}</li>"
-                      for b in bad.itertuples())
-        label = f" – {_e(x.label)}" if str(x.label) != str(x.sample) else ""
-        items.append(f"<li><span class='badge {_e(st)}'>{_e(st)}</span> <b>{_e(x.sample)}</b>{label}"
-                     + (f"<ul>{why}</ul>" if why else ": every check passed") + "</li>")
+        items.append({"status": getattr(x, "qc_status", "PASS") or "PASS", "sample": x.sample,
+                      "label": "" if str(x.label) == str(x.sample) else x.label, "checks": checks(bad, x.sample)})
     other = g[(g["group"] == "all samples") & (g["status"] != "PASS")] if len(g) else g
-    if len(other):
-        items.append("<li><b>Blots and experiment-wide checks</b><ul>" + "".join(
-            f"<li><span class='badge {_e(b.status)}'>{_e(b.status)}</span> {_e(b.check)} ({_e(b.item)}): "
-            f"{_e(b.reason)}</li>" for b in other.itertuples()) + "</ul></li>")
     measured, missing = [], []
     (measured if _has_tem(r) else missing).append("TEM vesicle size")
     markers = sorted(set(r.tables["normalized"]["marker"].dropna().astype(str))) if len(r.tables["normalized"]) \
@@ -466,18 +473,11 @@ def verdict_section(r: ReportInput) -> str:
     (measured if _has_nta(r) else missing).append("NTA concentration and size")
     if markers:
         from .layout import marker_category
-        cats = {marker_category(m) for m in markers}
-        if not cats & {"negative", "purity"}:
+        if not {marker_category(m) for m in markers} & {"negative", "purity"}:
             missing.append("a negative marker (calnexin, ApoA1...)")
     ref = r.params.get("reference_sample") if isinstance(r.params, dict) else None
-    ref_txt = (f" Purity reference: sample <b>{_e(ref)}</b>." if ref else
-               " No purity reference stated (<code>[experiment] reference_sample</code>): enrichment not assessed."
-               if markers else "")
-    return "\n".join([
-        "<section id='verdict'><h2>Verdict</h2><div class='verdict'><ul>", *items, "</ul>",
-        f"<p class='muted'>Measured: {_e('; '.join(measured)) or 'nothing'}."
-        + (f" Not measured: {_e('; '.join(missing))}." if missing else "") + ref_txt
-        + " Details and sources: <a href='#qc'>QC checks</a>.</p></div></section>"])
+    return _template("verdict.html.j2").render(samples=items, other=checks(other), measured=measured,
+                                               missing=missing, reference=ref, has_markers=bool(markers))
 
 
 @report_section
@@ -653,7 +653,7 @@ def provenance_section(r: ReportInput) -> str:
                     ["image", "sha256"])
     parts.append(_table(files, ["image", "sha256"]))
     parts.append("<p class='muted'>Tables behind every figure: report_data/. Full tables: *.csv and *.parquet "
-                 "next to this report.</p></section></body></html>")
+                 "next to this report.</p></section>")
     return "\n".join(parts)
 
 
@@ -693,7 +693,12 @@ def write_report(out, tables: dict, records: list, *, title: str, run_stats: dic
     r = ReportInput(out=Path(out), title=title, tables=tables, records=list(records), run_stats=run_stats or {},
                     params=params or {}, rules_source=rules_source)
     write_report_data(r)
-    html_text = "\n".join(h for h in (fn(r) for fn in (SECTIONS if sections is None else sections)) if h)
+    from markupsafe import Markup
+
+    # each section returns its HTML (user text escaped inside it); the page layout is a template
+    # with autoescaping (templates/report.html.j2): the title is escaped there
+    parts = [Markup(h) for h in (fn(r) for fn in (SECTIONS if sections is None else sections)) if h]
+    html_text = _template("report.html.j2").render(title=r.title, css=Markup(_CSS), sections=parts)
     path = r.out / "report.html"
     atomic_write_bytes(path, html_text.encode("utf-8"))
     return path
