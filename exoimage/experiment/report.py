@@ -279,7 +279,8 @@ background:#fafafa}.gallery figcaption{font-size:.8em;color:#444;max-width:420px
 img{max-width:100%;height:auto}.scroll{max-width:100%;overflow-x:auto}pre{max-width:100%;overflow-x:auto;
 white-space:pre-wrap;word-break:break-all}.verdict{border:2px solid #999;padding:8px 14px;border-radius:6px}
 .verdict li{margin:4px 0}.badge{padding:1px 6px;border-radius:3px}details{margin:8px 0}
-summary{cursor:pointer;font-weight:600}sup{font-size:.75em}ol.refs{font-size:.85em}
+summary{cursor:pointer;font-weight:600}.gallery.tem figure{box-sizing:border-box;width:calc(50% - 6px)}
+.gallery.tem figure img{width:calc(50% - 3px);vertical-align:top}sup{font-size:.75em}ol.refs{font-size:.85em}
 """
 
 
@@ -582,7 +583,7 @@ def tem_section(r: ReportInput) -> str:
         parts.append("<p>No vesicles were sized.</p>")
     tem_res = [x for x in r.records if x.kind == "tem"]
     if tem_res:
-        parts.append("<h3>Fields (wide field and a close-up of a typical vesicle)</h3><div class='gallery'>")
+        parts.append("<h3>Fields (wide field and a close-up of a typical vesicle)</h3><div class='gallery tem'>")
         for x in tem_res:
             row = x.image_row
             if row.get("status") != "ok" or not x.overlay:
