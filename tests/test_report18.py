@@ -188,3 +188,18 @@ def test_full_sample_report_in_chromium(tmp_path):
     assert first == "verdict"
     assert too_wide == [] and scroll_w <= page_w
     assert errors == []
+
+
+def test_provenance_is_a_readable_table_with_the_command(tmp_path):
+    from exoimage.cli import main
+
+    root = tmp_path / "exp"
+    shutil.copytree(SAMPLES / "nta", root / "nta")
+    (root / "experiment.toml").write_text('[samples.S1]\nprotein_ug = 5.0\n')
+    assert main(["run", str(root), "--out", str(tmp_path / "out"), "--workers", "0", "--no-progress"]) == 0
+    html = (tmp_path / "out" / "report.html").read_text()
+    prov = html[html.index("<section id='provenance'>"):]
+    assert f"<td>command</td><td>exoimage run {root} --out {tmp_path / 'out'} --workers 0 --no-progress</td>" in prov
+    assert "<td>NTA S1</td><td>protein_ug</td><td>5</td><td>µg</td>" in prov
+    assert "<td>numpy version</td>" in prov and "<pre>" not in prov and "<a href='run.json'>" in prov
+    assert "<td>nta/S1/S1-ExperimentSummary.csv</td>" in prov

@@ -638,23 +638,111 @@ def blot_section(r: ReportInput) -> str:
     return "\n".join(parts)
 
 
+#: libraries whose version is shown in the provenance (distribution names)
+KEY_LIBRARIES = ("numpy", "scipy", "scikit-image", "opencv-python-headless", "pandas", "matplotlib", "tifffile",
+                 "imagecodecs", "dask", "jinja2")
+
+
+def _versions() -> list:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in KEY_LIBRARIES:
+        try:
+            out.append((name, version(name)))
+        except PackageNotFoundError:
+            out.append((name, "not installed"))
+    return out
+
+
+def _param_units() -> dict:
+    """(section, key) -> unit, from the parameter field metadata (exoimage.params)."""
+    from ..blot import BlotParams
+    from ..blot.plan import NormalizationSpec
+    from ..params import param_meta, toml_names
+    from ..tem import TemParams
+
+    units = {("tem", f): m.get("unit", "") for f, m in param_meta(TemParams).items()}
+    for cls in (BlotParams, NormalizationSpec):
+        meta = param_meta(cls)
+        units.update({("blot", k): meta[f].get("unit", "") for k, f in toml_names(cls).items()})
+    return units
+
+
+def _show(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_show(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "" if v is None else str(v)
+
+
+def _param_rows(params: dict) -> list:
+    """(section, parameter, value, unit) of the run's parameters, one row each."""
+    units = _param_units()
+    rows = [("tem", k, _show(v), units.get(("tem", k), "")) for k, v in sorted(params.get("tem", {}).items())]
+    for name, opts in sorted(params.get("blots", {}).items()):
+        rows += [(f"blot {name}", k, _show(v), units.get(("blot", k), "")) for k, v in opts.items() if v is not None]
+    rows += [("TEM pixel size", k, _show(v), "nm/px") for k, v in sorted(params.get("pixel_size_overrides", {}).items())]
+    for sample, opts in sorted(params.get("nta", {}).items()):
+        rows += [(f"NTA {sample}", k, _show(v), {"protein_ug": "µg", "volume_ml": "ml"}.get(k, ""))
+                 for k, v in opts.items()]
+    for k in ("reference_sample", "rules"):
+        if k in params:
+            rows.append(("QC", k, _show(params[k]), ""))
+    known = {"tem", "blots", "pixel_size_overrides", "nta", "reference_sample", "rules"}
+    for k, v in params.items():  # anything else (an interactive session's per-image provenance), flattened
+        if k in known:
+            continue
+        if isinstance(v, dict):
+            for sub, val in v.items():
+                rows += [(f"{k} {sub}", key, text, units.get(("tem", key.split(".")[-1]), ""))
+                         for key, text in _flatten(val)]
+        else:
+            rows.append(("", k, _show(v), ""))
+    return rows
+
+
+def _flatten(v, prefix: str = "") -> list:
+    """(dotted key, text) of a nested dict; lists of dicts as compact JSON."""
+    import json
+
+    if isinstance(v, dict):
+        return [kv for k, x in v.items() for kv in _flatten(x, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(v, (list, tuple)) and any(isinstance(x, (dict, list)) for x in v):
+        return [(prefix, json.dumps(v, default=str, ensure_ascii=False))]
+    return [(prefix, _show(v))]
+
+
 @report_section
 def provenance_section(r: ReportInput) -> str:
-    """Version, executor, parameters and the SHA-256 of every input; closes the page."""
+    """Command, versions, platform, parameters with units and the SHA-256 of every input; the
+    full record is run.json next to the report."""
+    import platform
+
     t, stats = r.tables, r.run_stats
+    run_rows = [("command", stats.get("command") or "(called from Python, not from the command line)"),
+                ("exoimage", __version__), ("Python", platform.python_version()), ("platform", platform.platform()),
+                ("executor", stats.get("executor")),
+                ("images", f"{stats.get('n_computed')} computed, {stats.get('n_cached')} reused from an earlier "
+                           "identical run")] + [(f"{n} version", v) for n, v in _versions()]
     parts = ["<section id='provenance'><h2>Provenance</h2>",
-             f"<p>exoimage {_e(__version__)}; executor: {_e(stats.get('executor'))}; "
-             f"{_e(stats.get('n_computed'))} image(s) computed, {_e(stats.get('n_cached'))} reused from "
-             f"an earlier identical run.</p>",
-             "<p>Parameters:</p><pre>" + _e(_pretty(r.params)) + "</pre>"]
+             _raw_table(["", ""], [[(_e(a), ""), (_e(b), "")] for a, b in run_rows]),
+             "<h3>Parameters</h3>",
+             _raw_table(["section", "parameter", "value", "unit"],
+                        [[(_e(x), "") for x in row] for row in _param_rows(r.params)])]
     nta_files = t.get("nta_files")
     nta_prov = (nta_files[["file", "sha256"]].rename(columns={"file": "image"}) if nta_files is not None
                 and len(nta_files) else None)
     files = concat_tables([t["tem_images"][["image", "sha256"]], t["blot_images"][["image", "sha256"]], nta_prov],
                     ["image", "sha256"])
-    parts.append(_table(files, ["image", "sha256"]))
-    parts.append("<p class='muted'>Tables behind every figure: report_data/. Full tables: *.csv and *.parquet "
-                 "next to this report.</p></section>")
+    parts.append("<h3>Inputs (relative to the experiment folder)</h3>")
+    parts.append(_table(files.rename(columns={"image": "input", "sha256": "SHA-256"}), ["input", "SHA-256"]))
+    # exoimage run writes run.json next to the report (after it); an interactive session writes none
+    record = ("The full record (parameters, inputs, execution): <a href='run.json'>run.json</a>. "
+              if r.run_stats.get("writes_run_json") else "")
+    parts.append(f"<p class='muted'>{record}Tables behind every figure: report_data/. Full tables: *.csv and "
+                 "*.parquet next to this report.</p></section>")
     return "\n".join(parts)
 
 
@@ -828,8 +916,3 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
         parts.append(_table(w, ["sample", "file", "video", "section", "item", "value"]))
     return parts
 
-
-def _pretty(d) -> str:
-    import json
-
-    return json.dumps(d, indent=2, default=str, sort_keys=True)
