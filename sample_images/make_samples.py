@@ -107,6 +107,7 @@ CONFIG = """# Sample experiment (simulated): three EV preparations, TEM fields, 
 # Regenerate with: python sample_images/make_samples.py
 [experiment]
 name = "exoimage sample experiment (simulated)"
+reference_sample = "S1"   # MISEV purity: markers against S1 (the simulated blots have no cell-lysate lane)
 
 [samples.S1]
 label = "S1 - small EVs"

@@ -348,7 +348,8 @@ def test_nta_only_experiment_via_the_command_line(tmp_path):
     s = pd.read_csv(tmp_path / "out" / "samples.csv").set_index("sample")
     assert s.loc["S", "nta_n_videos"] == 3 and np.isnan(s.loc["S", "tem_nta_d50_ratio"])
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
-    assert "NTA: particle concentration" in html and "No vesicles were sized" in html
+    # issue 18: an NTA-only experiment shows no (empty) TEM section
+    assert "NTA: particle concentration" in html and "TEM: vesicle size" not in html
     nta_part = html[html.index("NTA: particle concentration"):]
     assert "<th>TEM D50 (nm)</th>" not in nta_part and "<th>TEM / NTA D50</th>" not in nta_part
     assert "particles per ml of the undiluted sample" in nta_part          # the simulator records 1:500

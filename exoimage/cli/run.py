@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def run(args) -> int:
         exp.max_pixels = args.max_pixels
     try:
         summary = run_experiment(exp, args.out, workers=workers, scheduler=args.scheduler,
-                                 progress=not args.no_progress, retry_failed=args.retry_failed)
+                                 progress=not args.no_progress, retry_failed=args.retry_failed,
+                                 command=" ".join(["exoimage"] + [shlex.quote(str(a)) for a in
+                                                                  getattr(args, "_argv", ["run"])]))
     except ValueError as exc:  # e.g. the scheduler went away between the check and the run
         return _fail(_as_option(exc))
     except OSError as exc:

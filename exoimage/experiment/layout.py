@@ -29,6 +29,8 @@ silently). Hidden files and folders (``.name``) are skipped.
     [experiment]
     name = "HEK293 EV isolation, batch 3"
     max_pixels = 268435456          # largest image (pixels) read; default exoimage.io.DEFAULT_MAX_PIXELS
+    reference_sample = "lysate"     # MISEV purity: markers of each sample against this sample (a cell
+                                    # lysate lane, or a stated sample); none: purity not assessed
 
     [tem]                           # detector parameters: every field of exoimage.tem.TemParams
     min_diameter_nm = 30
@@ -141,6 +143,8 @@ _EXPERIMENT_META = {
     "name": {"type": "str"},
     "description": {"type": "str"},
     "max_pixels": {"type": "int", "min": 1, "help": "largest image read, in pixels (height x width x samples)"},
+    "reference_sample": {"type": "str", "help": "the sample (a lane-sheet or [samples] name, e.g. a cell "
+                         "lysate) the MISEV purity check compares each sample's markers with"},
 }
 _SAMPLE_META = {
     "label": {"type": "str"},
@@ -209,6 +213,7 @@ class Experiment:
     rules_path: Path | None = None
     rules: dict | None = None  # the QC rules (defaults + rules_path), checked at load
     max_pixels: int | None = None  # [experiment] max_pixels; None: exoimage.io.DEFAULT_MAX_PIXELS
+    reference_sample: str | None = None  # [experiment] reference_sample (the MISEV purity reference)
     #: path relative to the experiment folder -> one-line problem, for the NTA entries found at
     #: discovery that cannot be read (not a regular file, link loop...); they are in ``nta`` too
     input_errors: dict = field(default_factory=dict)
@@ -314,6 +319,10 @@ def _validate_config(cfg: dict, cfg_path: Path, root: Path) -> dict:
         _checked(cfg_path, "experiment", check_value, k, v, _EXPERIMENT_META[k])
     out["name"] = ex.get("name", root.resolve().name)
     out["max_pixels"] = ex.get("max_pixels")
+    if "reference_sample" in ex and not ex["reference_sample"].strip():
+        raise ExperimentError(f"{cfg_path}: [experiment] "
+                              f"{ParamError('reference_sample', ex['reference_sample'], 'must name a sample, not be empty')}")
+    out["reference_sample"] = ex.get("reference_sample")
 
     tem_cfg = dict(_table(cfg.get("tem", {}), "tem", cfg_path))
     _check_keys(tem_cfg, _tem_keys(), "tem", cfg_path)
@@ -466,4 +475,4 @@ def load_experiment(root) -> Experiment:
                               f"blots/ or NTA exports under nta/<sample>/")
     return Experiment(root=root, name=name, tem=tem_tasks, blots=blot_tasks, samples=samples,
                       tem_params=tem_cfg, config=cfg, nta=nta, rules_path=conf["rules_path"], rules=conf["rules"],
-                      max_pixels=conf["max_pixels"], input_errors=nta_errors)
+                      max_pixels=conf["max_pixels"], reference_sample=conf["reference_sample"], input_errors=nta_errors)

@@ -30,7 +30,7 @@ from ..params import ParamError, check_value
 from ..warning_codes import is_lossy
 
 __all__ = ["DEFAULT_RULES", "load_rules", "run_qc", "qc_rule", "QC_RULES", "QcRow", "QcInput", "QC_COLUMNS",
-           "overall_status", "sample_qc_status", "RulesError", "RULES_SCHEMA", "STATUSES"]
+           "overall_status", "sample_qc_status", "sample_qc_reasons", "RulesError", "RULES_SCHEMA", "STATUSES"]
 
 DEFAULT_RULES = Path(__file__).with_name("qc_rules.toml")
 QC_COLUMNS = ["scope", "item", "check", "status", "reason", "source"]
@@ -58,7 +58,13 @@ RULES_SCHEMA = {
     "blot": {"saturated": _STATUS, "lossy_or_8bit": _STATUS, "low_snr": _STATUS, "replicate_cv_pct": _PCT,
              "linear_r2": _FRACTION, "source": _TEXT},
     "misev": {"missing_category": _STATUS, "promiscuous_control": _STATUS, "source": _TEXT,
-              "single_particle_missing": _STATUS, "single_particle_source": _TEXT},
+              "single_particle_missing": _STATUS, "single_particle_source": _TEXT,
+              "positive_min_fold": {"type": "float", "min": 0, "min_exclusive": True,
+                                    "help": "EV marker / reference below this -> positive_not_enriched"},
+              "positive_not_enriched": _STATUS,
+              "negative_max_fold": {"type": "float", "min": 0, "min_exclusive": True,
+                                    "help": "negative marker / reference above this -> negative_not_depleted"},
+              "negative_not_depleted": _STATUS, "no_reference": _STATUS, "purity_source": _TEXT},
     "nta": {"min_videos": _COUNT, "min_videos_status": _STATUS, "max_concentration_cv_percent": _PCT,
             "concentration_cv_status": _STATUS, "particles_per_frame_status": _STATUS,
             "instrument_warnings_status": _STATUS, "dilution_not_recorded_status": _STATUS,
@@ -193,6 +199,7 @@ class QcInput:
     tables: dict
     rules: dict
     nta: object = None
+    reference_sample: str | None = None  # [experiment] reference_sample: the MISEV purity reference
 
     @property
     def samples(self) -> pd.DataFrame:
@@ -230,7 +237,7 @@ def _as_row(r, rule: str) -> QcRow:
     return r
 
 
-def run_qc(tables: dict, rules: dict, nta=None) -> pd.DataFrame:
+def run_qc(tables: dict, rules: dict, nta=None, reference_sample: str | None = None) -> pd.DataFrame:
     """All registered checks on an experiment's tables, as one table (:data:`QC_COLUMNS`).
 
     Parameters
@@ -241,27 +248,53 @@ def run_qc(tables: dict, rules: dict, nta=None) -> pd.DataFrame:
         :func:`load_rules`.
     nta : NtaRun or None
         The NTA files read (their per-sample checks; None: none).
+    reference_sample : str or None
+        The sample each sample's markers are compared with (MISEV purity); None: not assessed.
     """
     from .nta import NtaRun
 
-    q = QcInput(tables=tables, rules=rules, nta=nta if nta is not None else NtaRun())
+    q = QcInput(tables=tables, rules=rules, nta=nta if nta is not None else NtaRun(),
+                reference_sample=reference_sample)
     rows = [astuple(_as_row(r, rule.name)) for rule in list(QC_RULES.values()) for r in rule.fn(q) or ()]
     return pd.DataFrame(rows, columns=QC_COLUMNS)
 
 
-def sample_qc_status(qc: pd.DataFrame, tables: dict) -> dict:
-    """sample -> the worst status of its checks, of its TEM images' and of its NTA files'."""
+def sample_qc_rows(qc: pd.DataFrame, tables: dict) -> dict:
+    """sample -> its QC rows: its own checks, its TEM images' and its NTA files' (in ``qc`` order)."""
     samples, tem_images, files = tables["samples"], tables["tem_images"], tables["nta_files"]
-    status = {}
+    out = {}
     item = qc["item"].astype(str)
     for s in samples["sample"]:
-        sel = qc[(qc["scope"] == "sample") & ((item == s) | (item.str.split(" ").str[0] == s))]
+        own = (qc["scope"] == "sample") & ((item == s) | (item.str.split(" ").str[0] == s))
         imgs = set(tem_images.loc[tem_images["sample"] == s, "image"])
-        sel_img = qc[(qc["scope"] == "image") & qc["item"].isin(imgs)]
-        fs = set(files.loc[files["sample"] == s, "file"])
-        sel_nta = qc[(qc["scope"] == "nta file") & qc["item"].isin(fs)]
-        status[s] = overall_status(list(sel["status"]) + list(sel_img["status"]) + list(sel_nta["status"]))
-    return status
+        fs = set(files.loc[files["sample"] == s, "file"]) if len(files) else set()
+        sel = own | ((qc["scope"] == "image") & qc["item"].isin(imgs)) | \
+            ((qc["scope"] == "nta file") & qc["item"].isin(fs))
+        out[s] = qc[sel]
+    return out
+
+
+def sample_qc_status(qc: pd.DataFrame, tables: dict) -> dict:
+    """sample -> the worst status of its checks, of its TEM images' and of its NTA files'."""
+    return {s: overall_status(list(rows["status"])) for s, rows in sample_qc_rows(qc, tables).items()}
+
+
+def _check_name(r) -> str:
+    """A check as the reader knows it: ``check`` (plus the image / marker it is about, if not the sample)."""
+    return r.check if r.scope == "sample" and " " not in str(r.item) else f"{r.check} ({r.item})"
+
+
+def sample_qc_reasons(qc: pd.DataFrame, tables: dict) -> dict:
+    """sample -> the checks behind its status, worst first: ``"FAIL: a; WARN: b, c"`` ('' when all PASS)."""
+    out = {}
+    for s, rows in sample_qc_rows(qc, tables).items():
+        parts = []
+        for st in reversed(STATUSES[1:]):
+            names = list(dict.fromkeys(_check_name(r) for r in rows[rows["status"] == st].itertuples()))
+            if names:
+                parts.append(f"{st}: {', '.join(names)}")
+        out[s] = "; ".join(parts)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -400,10 +433,67 @@ def _misev_checklist(q: QcInput):
             want = {"negative", "purity"} if cat == "negative_or_purity" else {cat}
             have = bool(cats & want)
             names = ", ".join(sorted(m for m in markers if marker_category(m) in want)) or "none"
-            yield QcRow("sample", sample, f"MISEV: {label}", "PASS" if have else mr["missing_category"],
+            yield QcRow("sample", sample, f"MISEV: {label} measured", "PASS" if have else mr["missing_category"],
                         f"measured: {names}", mr["source"])
         have = sample in nta_samples
         yield QcRow("sample", sample, "MISEV: single-particle counting method",
                     "PASS" if have else mr["single_particle_missing"],
                     "NTA read for this sample" if have else "no NTA (or other particle counting) data",
                     mr["single_particle_source"])
+
+
+def _marker_folds(normalized: pd.DataFrame, reference: str) -> dict:
+    """(sample, marker) -> (fold vs the reference, blots): per blot, the sample's mean relative signal over
+    the reference's mean on the same blot (signals of different blots are not comparable), averaged over
+    the blots that have both."""
+    n = normalized[normalized["sample"].astype(str) != ""]
+    folds: dict = {}
+    for (img, marker), g in n.groupby(["image", "marker"], sort=False):
+        rel = g.groupby(g["sample"].astype(str))["relative"].mean()
+        ref = rel.get(reference, np.nan)
+        for s, v in rel.items():
+            if s != reference:
+                folds.setdefault((s, str(marker)), []).append(v / ref if np.isfinite(ref) and ref > 0 else np.nan)
+    return {k: (float(np.mean(v)) if np.isfinite(v).all() else float("nan"), len(v)) for k, v in folds.items()}
+
+
+@qc_rule("misev_purity")
+def _misev_purity(q: QcInput):
+    """MISEV2018 purity as enrichment: each sample's EV markers (transmembrane, cytosolic) at least
+    ``positive_min_fold`` x and its negative / purity markers (calnexin, ApoA1...) at most
+    ``negative_max_fold`` x the reference sample's, on the same blot."""
+    mr = q.rules["misev"]
+    ref = q.reference_sample
+    src = mr["purity_source"]
+    n = q.tables["normalized"]
+    folds = _marker_folds(n, ref) if ref and len(n) else {}
+    ref_markers = set(n.loc[n["sample"].astype(str) == ref, "marker"].astype(str)) if ref and len(n) else set()
+    for sample, markers in q.markers_by_sample.items():
+        if not markers or sample == ref:
+            continue
+        item = "MISEV: purity (enrichment vs reference)"
+        if not ref:
+            yield QcRow("sample", sample, item, mr["no_reference"], "not assessed: no reference sample stated "
+                        "([experiment] reference_sample in experiment.toml, e.g. a cell lysate lane)", src)
+            continue
+        worst, notes = "PASS", []
+        for m in sorted(markers):
+            cat = marker_category(m)
+            if cat not in ("transmembrane", "cytosolic", "negative", "purity"):
+                continue
+            fold, nb = folds.get((sample, m), (float("nan"), 0))
+            if m not in ref_markers or not np.isfinite(fold):
+                st = mr["no_reference"]
+                notes.append(f"{m}: no signal of {ref} on the same blot ({st})")
+            elif cat in ("negative", "purity"):
+                st = mr["negative_not_depleted"] if fold > mr["negative_max_fold"] else "PASS"
+                notes.append(f"{m} {fold:.2f}x {ref} (negative marker; rule: <= {mr['negative_max_fold']:g}x"
+                             f"{'' if st == 'PASS' else ', ' + st})")
+            else:
+                st = mr["positive_not_enriched"] if fold < mr["positive_min_fold"] else "PASS"
+                notes.append(f"{m} {fold:.2f}x {ref} (EV marker; rule: >= {mr['positive_min_fold']:g}x"
+                             f"{'' if st == 'PASS' else ', ' + st})")
+            worst = overall_status([worst, st])
+        if not notes:
+            continue
+        yield QcRow("sample", sample, item, worst, "; ".join(notes), src)

@@ -75,7 +75,8 @@ def size_figures(vesicles: pd.DataFrame, samples: pd.DataFrame) -> tuple[str | N
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
     for ax, s in zip(axes.ravel(), names):
         d = v.loc[v["sample"] == s, "diameter_nm"].to_numpy(float)
-        ax.hist(d, bins=np.linspace(lo, hi, 40), density=True, color="#9ecae1", edgecolor="white")
+        ax.hist(d, bins=np.linspace(lo, hi, 40), density=True, color="#9ecae1", edgecolor="white",
+                label=f"n = {d.size} vesicles")
         if d.size >= 3 and np.ptp(d) > 0:
             k = gaussian_kde(d)(grid)
             ax.plot(grid, k, color="#08519c")
@@ -84,8 +85,9 @@ def size_figures(vesicles: pd.DataFrame, samples: pd.DataFrame) -> tuple[str | N
         for q, ls in (("tem_d10_nm", ":"), ("tem_d50_nm", "-"), ("tem_d90_nm", ":")):
             if np.isfinite(srow[q]):
                 ax.axvline(srow[q], color="#de2d26", ls=ls, lw=1)
-        ax.set_title(f"{mpl_literal(s)}  (n={d.size}, D50={srow['tem_d50_nm']:.0f} nm)", fontsize=9)
+        ax.set_title(f"{mpl_literal(s)}  (n = {d.size})\nD50 = {_d50_ci(srow)}", fontsize=9)
         ax.set_xlabel("diameter (nm)", fontsize=8)
+        ax.set_ylabel("probability density (1/nm)", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
@@ -93,9 +95,12 @@ def size_figures(vesicles: pd.DataFrame, samples: pd.DataFrame) -> tuple[str | N
     fig, ax = plt.subplots(figsize=(6, 3.4))
     lines = [ax.plot(c["diameter_nm"], c["density"])[0] for c in curves]
     ax.set_xlabel("diameter (nm)")
-    ax.set_ylabel("density (1/nm)")
+    ax.set_ylabel("probability density (1/nm)")
     if curves:  # labels given explicitly: matplotlib would hide a sample named "_x"
-        ax.legend(lines, [mpl_literal(c["sample"].iloc[0]) for c in curves], fontsize=8)
+        srows = samples.set_index("sample")
+        ax.legend(lines, [f"{mpl_literal(c['sample'].iloc[0])} (n = {int((v['sample'] == c['sample'].iloc[0]).sum())}"
+                          f", D50 {_d50_ci(srows.loc[c['sample'].iloc[0]])})" for c in curves], fontsize=7,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title("TEM size distributions (KDE), all samples", fontsize=10)
     overlay = _fig_png(fig)
     return per_sample, overlay, (pd.concat(curves, ignore_index=True) if curves else pd.DataFrame())
@@ -194,10 +199,11 @@ def nta_tem_figure(density: pd.DataFrame, vesicles: pd.DataFrame,
             for col, colour in (("nta_d50_nm", "#d94801"), ("tem_d50_nm", "#08519c")):
                 if np.isfinite(row.get(col, np.nan)):
                     ax.axvline(row[col], color=colour, ls="--", lw=0.9)
-            title += f"  D50 NTA {_num(row.get('nta_d50_nm'), '{:.0f}')}"
+            se = row.get("nta_d50_nm_se", np.nan)
+            title += f"\nD50 NTA {_num(row.get('nta_d50_nm'), '{:.0f}')}" + (
+                f" ± {_num(se, '{:.0f}')} nm (SE)" if np.isfinite(float(se if se is not None else np.nan)) else " nm")
             if np.isfinite(row.get("tem_d50_nm", np.nan)):
-                title += f" / TEM {_num(row.get('tem_d50_nm'), '{:.0f}')}"
-            title += " nm"
+                title += f" / TEM {_d50_ci(row)}"
         ax.set_xlim(0, min(1000.0, hi * 1.15))
         ax.set_ylim(bottom=0)
         ax.set_title(title, fontsize=9)
@@ -209,6 +215,15 @@ def nta_tem_figure(density: pd.DataFrame, vesicles: pd.DataFrame,
         ax.axis("off")
     fig.tight_layout()
     return _fig_png(fig), (pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols))
+
+
+def _d50_ci(row) -> str:
+    """A TEM D50 with its 95 % CI: ``78 nm [70–98]`` ('–' when not sized)."""
+    d50 = row.get("tem_d50_nm", np.nan)
+    if d50 is None or not np.isfinite(float(d50)):
+        return "–"
+    return (f"{float(d50):.0f} nm [95 % CI {_num(row.get('tem_d50_ci_low_nm'), '{:.0f}')}–"
+            f"{_num(row.get('tem_d50_ci_high_nm'), '{:.0f}')}]")
 
 
 def _thumb(path: Path, max_side: int = 420) -> str | None:
@@ -261,8 +276,25 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right
 .FAIL{background:#fde0dc;color:#b71c1c;font-weight:600}.muted{color:#666;font-size:.85em}
 .gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{margin:0;border:1px solid #ddd;padding:6px;
 background:#fafafa}.gallery figcaption{font-size:.8em;color:#444;max-width:420px;word-break:break-all}
-img{max-width:100%}
+img{max-width:100%;height:auto}.scroll{max-width:100%;overflow-x:auto}pre{max-width:100%;overflow-x:auto;
+white-space:pre-wrap;word-break:break-all}.verdict{border:2px solid #999;padding:8px 14px;border-radius:6px}
+.verdict li{margin:4px 0}.badge{padding:1px 6px;border-radius:3px}details{margin:8px 0}
+summary{cursor:pointer;font-weight:600}.gallery.tem figure{box-sizing:border-box;width:calc(50% - 6px)}
+.gallery.tem figure img{width:calc(50% - 3px);vertical-align:top}sup{font-size:.75em}ol.refs{font-size:.85em}
 """
+
+
+#: the report's Jinja2 templates (page layout, verdict block); autoescaping on for every template
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _template(name: str):
+    """A template of :data:`TEMPLATES`, rendered with autoescaping (user text is escaped by default)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template(name)
 
 
 def _e(x) -> str:
@@ -280,7 +312,7 @@ def _num(x, fmt="{:.1f}") -> str:
 def _table(df: pd.DataFrame, columns=None, status_col=None, fmt=None) -> str:
     fmt = fmt or {}
     columns = columns or list(df.columns)
-    out = ["<table><thead><tr>", *[f"<th>{_e(c)}</th>" for c in columns], "</tr></thead><tbody>"]
+    out = ["<div class='scroll'><table><thead><tr>", *[f"<th>{_e(c)}</th>" for c in columns], "</tr></thead><tbody>"]
     for _, r in df.iterrows():
         out.append("<tr>")
         for c in columns:
@@ -292,7 +324,16 @@ def _table(df: pd.DataFrame, columns=None, status_col=None, fmt=None) -> str:
             else:
                 out.append(f"<td>{_e(val)}</td>")
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _raw_table(headers, rows) -> str:
+    """A table from already-escaped cell HTML (``rows``: lists of (html, css class or ''))."""
+    out = ["<div class='scroll'><table><thead><tr>", *[f"<th>{_e(h)}</th>" for h in headers], "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td class='{c}'>{h}</td>" if c else f"<td>{h}</td>" for h, c in row) + "</tr>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 
@@ -347,17 +388,102 @@ def report_section(fn: Callable[[ReportInput], str]) -> Callable[[ReportInput], 
 
 @report_section
 def header_section(r: ReportInput) -> str:
-    """Title, experiment name, version and date."""
+    """Title, experiment name, version and date (the page's head is templates/report.html.j2)."""
     return "\n".join([
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>exoimage QC report: {_e(r.title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>EV characterisation QC report</h1><p class='muted'>Experiment <b>{_e(r.title)}</b> · "
-        f"exoimage {_e(__version__)} · {_e(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>"])
+        f"<header><h1>EV characterisation QC report</h1><p class='muted'>Experiment <b>{_e(r.title)}</b> · "
+        f"exoimage {_e(__version__)} · {_e(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p></header>"])
+
+
+def _has_tem(r: "ReportInput") -> bool:
+    return any(x.kind == "tem" for x in r.records) or bool(len(r.tables["tem_images"]))
+
+
+def _has_blots(r: "ReportInput") -> bool:
+    return any(x.kind == "blot" for x in r.records) or bool(len(r.tables["blot_images"]))
+
+
+def _has_nta(r: "ReportInput") -> bool:
+    f = r.tables.get("nta_files")
+    return f is not None and bool(len(f))
+
+
+def _analysis(row) -> str:
+    """The analysis a QC row belongs to (its group in the report)."""
+    c = str(row.check)
+    if c.startswith("MISEV"):
+        return "MISEV"
+    if row.scope == "nta file" or c.startswith("nta"):
+        return "NTA"
+    if row.scope == "blot" or c == "replicate CV":
+        return "Western blot"
+    if row.scope == "experiment":
+        return "experiment"
+    return "TEM"
+
+
+def _qc_grouped(r: "ReportInput") -> pd.DataFrame:
+    """The QC rows with ``group`` (their sample, or 'all samples' for blot and experiment checks),
+    ``analysis`` and the number of their source in the references list (``ref``), in report order:
+    FAIL, then WARN, then PASS; within a status by sample (table order) and analysis."""
+    from .qc import sample_qc_rows
+
+    qc = r.tables["qc"]
+    if not len(qc):
+        return qc.assign(group=[], analysis=[], ref=[])
+    group = pd.Series("all samples", index=qc.index, dtype=object)
+    for s, rows in sample_qc_rows(qc, r.tables).items():
+        group[rows.index] = s
+    order = {s: i for i, s in enumerate(list(r.tables["samples"]["sample"]) + ["all samples"])}
+    refs = {src: i + 1 for i, src in enumerate(dict.fromkeys(qc["source"].astype(str)))}
+    g = qc.assign(group=group, analysis=[_analysis(x) for x in qc.itertuples()],
+                  ref=qc["source"].astype(str).map(refs))
+    rank = {"FAIL": 0, "WARN": 1, "PASS": 2}
+    g = g.assign(_st=g["status"].map(rank), _g=g["group"].map(order), _i=range(len(g)))
+    return g.sort_values(["_st", "_g", "analysis", "_i"], kind="stable").drop(columns=["_st", "_g", "_i"])
+
+
+def _ref_link(n) -> str:
+    return f"<sup><a href='#ref-{int(n)}'>[{int(n)}]</a></sup>"
+
+
+@report_section
+def verdict_section(r: ReportInput) -> str:
+    """The verdict first: per sample PASS / WARN / FAIL and the checks behind it, then what was
+    measured and what was not."""
+    samples = r.tables["samples"]
+    g = _qc_grouped(r)
+
+    def checks(rows, sample=None):
+        return [{"status": b.status, "check": b.check, "item": "" if b.item == sample else b.item,
+                 "reason": b.reason} for b in rows.itertuples()]
+
+    items = []
+    for x in samples.itertuples():
+        bad = g[(g["group"] == x.sample) & (g["status"] != "PASS")] if len(g) else g
+        items.append({"status": getattr(x, "qc_status", "PASS") or "PASS", "sample": x.sample,
+                      "label": "" if str(x.label) == str(x.sample) else x.label, "checks": checks(bad, x.sample)})
+    other = g[(g["group"] == "all samples") & (g["status"] != "PASS")] if len(g) else g
+    measured, missing = [], []
+    (measured if _has_tem(r) else missing).append("TEM vesicle size")
+    markers = sorted(set(r.tables["normalized"]["marker"].dropna().astype(str))) if len(r.tables["normalized"]) \
+        else []
+    if _has_blots(r):
+        measured.append("Western blot" + (f" ({', '.join(markers)})" if markers else ""))
+    else:
+        missing.append("Western blot markers")
+    (measured if _has_nta(r) else missing).append("NTA concentration and size")
+    if markers:
+        from .layout import marker_category
+        if not {marker_category(m) for m in markers} & {"negative", "purity"}:
+            missing.append("a negative marker (calnexin, ApoA1...)")
+    ref = r.params.get("reference_sample") if isinstance(r.params, dict) else None
+    return _template("verdict.html.j2").render(samples=items, other=checks(other), measured=measured,
+                                               missing=missing, reference=ref, has_markers=bool(markers))
 
 
 @report_section
 def summary_section(r: ReportInput) -> str:
-    """One row per sample: TEM D50 with its CI, NTA, marker signal, QC status."""
+    """One row per sample: TEM D50 with its CI, NTA, marker signal, QC status and its reasons."""
     samples = r.tables["samples"]
     marker_cols = [c for c in samples.columns if c.endswith("_relative_mean")]
     summ = samples.copy()
@@ -373,25 +499,60 @@ def summary_section(r: ReportInput) -> str:
     if "nta_n_videos" in samples and (samples["nta_n_videos"].fillna(0) > 0).any():
         summ["NTA conc. (/ml)"] = [_conc(x.nta_concentration_per_ml, x.nta_concentration_se_per_ml)
                                    for x in samples.itertuples()]
-        summ["NTA D50 (nm)"] = [_num(x) for x in samples["nta_d50_nm"]]
-        nta_cols = ["NTA conc. (/ml)", "NTA D50 (nm)"]
-    summary_cols = (["sample", "label", "n_tem_images", "tem_n", "TEM D50 [95% CI] (nm)", "tem_span"] + nta_cols
-                    + [f"{c[: -len('_relative_mean')]} (rel.)" for c in marker_cols] + ["qc_status"])
+        summ["NTA D50 ± SE (nm)"] = [f"{_num(a)} ± {_num(b)}" if np.isfinite(float(b)) else _num(a) for a, b in
+                                     zip(samples["nta_d50_nm"], samples["nta_d50_nm_se"].astype(float))]
+        nta_cols = ["NTA conc. (/ml)", "NTA D50 ± SE (nm)"]
+    if "qc_reason" not in summ:
+        summ["qc_reason"] = ""
+    summ = summ.rename(columns={"qc_reason": "why (checks not passed)", "tem_n": "TEM n sized",
+                                "n_tem_images": "TEM images", "tem_span": "TEM span"})
+    tem_cols = ["TEM images", "TEM n sized", "TEM D50 [95% CI] (nm)", "TEM span"] if _has_tem(r) else []
+    summary_cols = (["sample", "label"] + tem_cols + nta_cols
+                    + [f"{c[: -len('_relative_mean')]} (rel.)" for c in marker_cols]
+                    + ["qc_status", "why (checks not passed)"])
     return "\n".join([
-        "<h2>Summary</h2>",
-        _table(summ, summary_cols, status_col="qc_status", fmt={"tem_span": "{:.2f}"}),
-        "<p class='muted'>D50: median equivalent-circle diameter of the sized vesicles (border-cut "
-        "vesicles are flagged, not sized), with a percentile-bootstrap 95 % CI; span = (D90−D10)/D50. "
-        "Marker signal: band volume (background-subtracted raw counts) per lane, normalised to the "
-        "loading control when one is given, relative to the reference lane; mean ± SD of replicates.</p>"])
+        "<section id='summary'><h2>Summary</h2>",
+        _table(summ, summary_cols, status_col="qc_status", fmt={"TEM span": "{:.2f}", "TEM images": "{:.0f}",
+                                                                 "TEM n sized": "{:.0f}"}),
+        "<p class='muted'>"
+        + ("D50: median equivalent-circle diameter of the sized vesicles (border-cut vesicles are flagged, not "
+           "sized), with a percentile-bootstrap 95 % CI; span = (D90−D10)/D50. " if tem_cols else "")
+        + ("Marker signal: band volume (background-subtracted raw counts) per lane, normalised to the loading "
+           "control when one is given, relative to the reference lane; mean ± SD of replicates. "
+           if marker_cols else "")
+        + "</p></section>"])
 
 
 @report_section
 def qc_section(r: ReportInput) -> str:
-    """Every QC check with its status, reason and source."""
-    qc = r.tables["qc"]
-    return "\n".join(["<h2>QC checks</h2>", f"<p class='muted'>Rules: {_e(r.rules_source)}</p>",
-                      _table(qc, QC_COLUMNS, status_col="status") if len(qc) else "<p>No checks.</p>"])
+    """The QC checks: failures and warnings first, grouped by sample and analysis; the passed checks
+    collapsed; each source once, in a numbered references list."""
+    g = _qc_grouped(r)
+    parts = ["<section id='qc'><h2>QC checks</h2>", f"<p class='muted'>Rules: {_e(r.rules_source)}</p>"]
+    if not len(g):
+        return "\n".join(parts + ["<p>No checks.</p></section>"])
+    counts = g["status"].value_counts()
+    parts.append("<p>" + ", ".join(f"<span class='badge {st}'>{int(counts.get(st, 0))} {st}</span>"
+                                    for st in ("FAIL", "WARN", "PASS")) + "</p>")
+    headers = ["sample", "analysis", "item", "check", "status", "reason", "source"]
+
+    def rows(df):
+        return [[(_e(x.group), ""), (_e(x.analysis), ""), (_e(x.item), ""), (_e(x.check), ""),
+                 (_e(x.status), _e(x.status)), (_e(x.reason), ""), (_ref_link(x.ref), "")] for x in df.itertuples()]
+
+    bad = g[g["status"] != "PASS"]
+    parts.append("<h3>Failures and warnings</h3>")
+    parts.append(_raw_table(headers, rows(bad)) if len(bad) else "<p>None: every check passed.</p>")
+    ok = g[g["status"] == "PASS"]
+    if len(ok):
+        parts.append(f"<details><summary>{len(ok)} checks passed (show)</summary>")
+        for grp, d in ok.groupby("group", sort=False):
+            parts.append(f"<h4>{_e(grp)}</h4>" + _raw_table(headers, rows(d)))
+        parts.append("</details>")
+    refs = dict.fromkeys(zip(g["ref"], g["source"].astype(str)))
+    parts.append("<h3>Sources of the rules</h3><ol class='refs'>"
+                 + "".join(f"<li id='ref-{int(n)}'>{_e(src)}</li>" for n, src in sorted(refs)) + "</ol></section>")
+    return "\n".join(parts)
 
 
 @report_section
@@ -403,20 +564,26 @@ def tem_section(r: ReportInput) -> str:
     per_sample_png, overlay_png, curves = size_figures(r.tables["vesicles"], samples)
     if len(curves):
         write_table(curves, r.data_dir / "tem_size_kde.csv")
-    parts = ["<h2>TEM: vesicle size</h2>"]
+    if not _has_tem(r):
+        return ""  # an experiment without TEM shows no TEM section
+    parts = ["<section id='tem'><h2>TEM: vesicle size</h2>"]
     if per_sample_png:
         parts += [_img(per_sample_png, "per-sample size histograms"),
-                  "<p class='muted'>Histogram and KDE per sample; red lines: D10, D50 (solid), D90.</p>",
+                  "<p class='muted'>Histogram (probability density) and KDE per sample, with the number of sized "
+                  "vesicles and the D50 with its 95 % CI in each title; red lines: D10, D50 (solid), D90.</p>",
                   _img(overlay_png, "all samples, size KDE")]
         st_cols = ["sample", "tem_n", "tem_mean_nm", "tem_sd_nm", "tem_median_nm", "tem_mode_nm", "tem_d10_nm",
-                   "tem_d50_nm", "tem_d90_nm", "tem_span", "tem_border_fraction"]
+                   "tem_d50_nm", "D50 95 % CI (nm)", "tem_d90_nm", "tem_span", "tem_border_fraction"]
+        samples = samples.assign(**{"D50 95 % CI (nm)": [
+            f"{_num(a, '{:.1f}')}–{_num(b, '{:.1f}')}" for a, b in
+            zip(samples["tem_d50_ci_low_nm"], samples["tem_d50_ci_high_nm"])]})
         parts.append(_table(samples, st_cols, fmt={c: "{:.1f}" for c in st_cols[2:]} | {"tem_n": "{:.0f}",
                             "tem_span": "{:.2f}", "tem_border_fraction": "{:.2f}"}))
     else:
         parts.append("<p>No vesicles were sized.</p>")
     tem_res = [x for x in r.records if x.kind == "tem"]
     if tem_res:
-        parts.append("<h3>Fields (wide field and a close-up of a typical vesicle)</h3><div class='gallery'>")
+        parts.append("<h3>Fields (wide field and a close-up of a typical vesicle)</h3><div class='gallery tem'>")
         for x in tem_res:
             row = x.image_row
             if row.get("status") != "ok" or not x.overlay:
@@ -429,19 +596,24 @@ def tem_section(r: ReportInput) -> str:
             parts.append(f"<figure>{_img(_thumb(p), x.rel)}{_img(_closeup(p, x.vesicles, row), 'close-up')}"
                          f"<figcaption>{cap}</figcaption></figure>")
         parts.append("</div>")
+    parts.append("</section>")
     return "\n".join(parts)
 
 
 @report_section
 def nta_section(r: ReportInput) -> str:
     """NTA concentration and size, with the TEM size density of the same sample."""
-    return "\n".join(_nta_section(r.tables, r.tables["samples"], r.data_dir))
+    if not _has_nta(r):
+        return ""  # an experiment without NTA shows no NTA section
+    return "\n".join(["<section id='nta'>", *_nta_section(r.tables, r.tables["samples"], r.data_dir), "</section>"])
 
 
 @report_section
 def blot_section(r: ReportInput) -> str:
     """Blot overlays, the normalised marker signal per sample and its replicate table."""
-    parts = ["<h2>Western blots</h2>"]
+    if not _has_blots(r):
+        return ""  # an experiment without blots shows no blot section
+    parts = ["<section id='blots'><h2>Western blots</h2>"]
     blot_res = [x for x in r.records if x.kind == "blot"]
     if blot_res:
         parts.append("<div class='gallery'>")
@@ -462,28 +634,115 @@ def blot_section(r: ReportInput) -> str:
         if len(r.tables["markers"]):
             parts.append(_table(r.tables["markers"], fmt={"mean": "{:.3f}", "sd": "{:.3f}", "cv_pct": "{:.1f}",
                                                           "n": "{:.0f}"}))
-    else:
-        parts.append("<p>No blots in this experiment.</p>")
+    parts.append("</section>")
     return "\n".join(parts)
+
+
+#: libraries whose version is shown in the provenance (distribution names)
+KEY_LIBRARIES = ("numpy", "scipy", "scikit-image", "opencv-python-headless", "pandas", "matplotlib", "tifffile",
+                 "imagecodecs", "dask", "jinja2")
+
+
+def _versions() -> list:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in KEY_LIBRARIES:
+        try:
+            out.append((name, version(name)))
+        except PackageNotFoundError:
+            out.append((name, "not installed"))
+    return out
+
+
+def _param_units() -> dict:
+    """(section, key) -> unit, from the parameter field metadata (exoimage.params)."""
+    from ..blot import BlotParams
+    from ..blot.plan import NormalizationSpec
+    from ..params import param_meta, toml_names
+    from ..tem import TemParams
+
+    units = {("tem", f): m.get("unit", "") for f, m in param_meta(TemParams).items()}
+    for cls in (BlotParams, NormalizationSpec):
+        meta = param_meta(cls)
+        units.update({("blot", k): meta[f].get("unit", "") for k, f in toml_names(cls).items()})
+    return units
+
+
+def _show(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_show(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "" if v is None else str(v)
+
+
+def _param_rows(params: dict) -> list:
+    """(section, parameter, value, unit) of the run's parameters, one row each."""
+    units = _param_units()
+    rows = [("tem", k, _show(v), units.get(("tem", k), "")) for k, v in sorted(params.get("tem", {}).items())]
+    for name, opts in sorted(params.get("blots", {}).items()):
+        rows += [(f"blot {name}", k, _show(v), units.get(("blot", k), "")) for k, v in opts.items() if v is not None]
+    rows += [("TEM pixel size", k, _show(v), "nm/px") for k, v in sorted(params.get("pixel_size_overrides", {}).items())]
+    for sample, opts in sorted(params.get("nta", {}).items()):
+        rows += [(f"NTA {sample}", k, _show(v), {"protein_ug": "µg", "volume_ml": "ml"}.get(k, ""))
+                 for k, v in opts.items()]
+    for k in ("reference_sample", "rules"):
+        if k in params:
+            rows.append(("QC", k, _show(params[k]), ""))
+    known = {"tem", "blots", "pixel_size_overrides", "nta", "reference_sample", "rules"}
+    for k, v in params.items():  # anything else (an interactive session's per-image provenance), flattened
+        if k in known:
+            continue
+        if isinstance(v, dict):
+            for sub, val in v.items():
+                rows += [(f"{k} {sub}", key, text, units.get(("tem", key.split(".")[-1]), ""))
+                         for key, text in _flatten(val)]
+        else:
+            rows.append(("", k, _show(v), ""))
+    return rows
+
+
+def _flatten(v, prefix: str = "") -> list:
+    """(dotted key, text) of a nested dict; lists of dicts as compact JSON."""
+    import json
+
+    if isinstance(v, dict):
+        return [kv for k, x in v.items() for kv in _flatten(x, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(v, (list, tuple)) and any(isinstance(x, (dict, list)) for x in v):
+        return [(prefix, json.dumps(v, default=str, ensure_ascii=False))]
+    return [(prefix, _show(v))]
 
 
 @report_section
 def provenance_section(r: ReportInput) -> str:
-    """Version, executor, parameters and the SHA-256 of every input; closes the page."""
+    """Command, versions, platform, parameters with units and the SHA-256 of every input; the
+    full record is run.json next to the report."""
+    import platform
+
     t, stats = r.tables, r.run_stats
-    parts = ["<h2>Provenance</h2>",
-             f"<p>exoimage {_e(__version__)}; executor: {_e(stats.get('executor'))}; "
-             f"{_e(stats.get('n_computed'))} image(s) computed, {_e(stats.get('n_cached'))} reused from "
-             f"an earlier identical run.</p>",
-             "<p>Parameters:</p><pre>" + _e(_pretty(r.params)) + "</pre>"]
+    run_rows = [("command", stats.get("command") or "(called from Python, not from the command line)"),
+                ("exoimage", __version__), ("Python", platform.python_version()), ("platform", platform.platform()),
+                ("executor", stats.get("executor")),
+                ("images", f"{stats.get('n_computed')} computed, {stats.get('n_cached')} reused from an earlier "
+                           "identical run")] + [(f"{n} version", v) for n, v in _versions()]
+    parts = ["<section id='provenance'><h2>Provenance</h2>",
+             _raw_table(["", ""], [[(_e(a), ""), (_e(b), "")] for a, b in run_rows]),
+             "<h3>Parameters</h3>",
+             _raw_table(["section", "parameter", "value", "unit"],
+                        [[(_e(x), "") for x in row] for row in _param_rows(r.params)])]
     nta_files = t.get("nta_files")
     nta_prov = (nta_files[["file", "sha256"]].rename(columns={"file": "image"}) if nta_files is not None
                 and len(nta_files) else None)
     files = concat_tables([t["tem_images"][["image", "sha256"]], t["blot_images"][["image", "sha256"]], nta_prov],
                     ["image", "sha256"])
-    parts.append(_table(files, ["image", "sha256"]))
-    parts.append("<p class='muted'>Tables behind every figure: report_data/. Full tables: *.csv and *.parquet "
-                 "next to this report.</p></body></html>")
+    parts.append("<h3>Inputs (relative to the experiment folder)</h3>")
+    parts.append(_table(files.rename(columns={"image": "input", "sha256": "SHA-256"}), ["input", "SHA-256"]))
+    # exoimage run writes run.json next to the report (after it); an interactive session writes none
+    record = ("The full record (parameters, inputs, execution): <a href='run.json'>run.json</a>. "
+              if r.run_stats.get("writes_run_json") else "")
+    parts.append(f"<p class='muted'>{record}Tables behind every figure: report_data/. Full tables: *.csv and "
+                 "*.parquet next to this report.</p></section>")
     return "\n".join(parts)
 
 
@@ -523,7 +782,12 @@ def write_report(out, tables: dict, records: list, *, title: str, run_stats: dic
     r = ReportInput(out=Path(out), title=title, tables=tables, records=list(records), run_stats=run_stats or {},
                     params=params or {}, rules_source=rules_source)
     write_report_data(r)
-    html_text = "\n".join(fn(r) for fn in (SECTIONS if sections is None else sections))
+    from markupsafe import Markup
+
+    # each section returns its HTML (user text escaped inside it); the page layout is a template
+    # with autoescaping (templates/report.html.j2): the title is escaped there
+    parts = [Markup(h) for h in (fn(r) for fn in (SECTIONS if sections is None else sections)) if h]
+    html_text = _template("report.html.j2").render(title=r.title, css=Markup(_CSS), sections=parts)
     path = r.out / "report.html"
     atomic_write_bytes(path, html_text.encode("utf-8"))
     return path
@@ -574,6 +838,9 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
             _conc(a, b) for a, b in zip(has["nta_concentration_per_ml"], has["nta_concentration_se_per_ml"])]
         t["D50 ± SE (nm)"] = [f"{_num(a)} ± {_num(b)}" if np.isfinite(b) else _num(a)
                               for a, b in zip(has["nta_d50_nm"], has["nta_d50_nm_se"].astype(float))]
+        t["TEM D50 [95% CI] (nm)"] = [
+            f"{_num(x.tem_d50_nm)} [{_num(x.tem_d50_ci_low_nm)}–{_num(x.tem_d50_ci_high_nm)}]"
+            if np.isfinite(float(x.tem_d50_nm)) else "–" for x in has.itertuples()]
         t["particles / µg"] = [f"{x:.3g}" if np.isfinite(x) else "–" for x in has["particles_per_ug"].astype(float)]
         t["dilution"] = [d if str(d).strip() else "not recorded" for d in has["nta_dilution_factors"].fillna("")]
         t["empty videos"] = [f"{int(n)} ({rule})" if n and n > 0 else "0"
@@ -594,7 +861,7 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
                 + ["concentration of", "concentration (particles/ml) ± SE", "CV (%)", "mode (nm)", "D10 (nm)",
                    "D50 ± SE (nm)", "D90 (nm)", "volume D50 (nm)", "D-value rule"]
                 + (["empty videos"] if (has["nta_n_empty_videos"].fillna(0) > 0).any() else [])
-                + (["TEM D50 (nm)", "TEM / NTA D50"] if any_tem else [])
+                + (["TEM D50 [95% CI] (nm)", "TEM / NTA D50"] if any_tem else [])
                 + ["protein (µg)", "particles / µg"])
         parts.append(_table(t, cols, fmt={"files": "{:.0f}", "videos": "{:.0f}", "CV (%)": "{:.1f}",
                                           "mode (nm)": "{:.1f}", "D10 (nm)": "{:.1f}", "D90 (nm)": "{:.1f}",
@@ -649,8 +916,3 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
         parts.append(_table(w, ["sample", "file", "video", "section", "item", "value"]))
     return parts
 
-
-def _pretty(d) -> str:
-    import json
-
-    return json.dumps(d, indent=2, default=str, sort_keys=True)

@@ -39,8 +39,16 @@ def check_output_folder(out) -> Path:
     return out
 
 
+def _rel(path, root) -> str:
+    """``path`` relative to the experiment folder when it is inside it (else as given)."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = True,
-                   retry_failed: bool = False) -> dict:
+                   retry_failed: bool = False, command: str | None = None) -> dict:
     """Analyse every image of ``exp`` and write all tables, ``run.json`` and ``report.html``.
 
     NTA exports (``nta/<sample>/``) are read in this process after the images
@@ -48,6 +56,7 @@ def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = T
     error row in ``nta_files`` and the run goes on. Images whose failure an
     earlier run remembered are not retried unless ``retry_failed`` (see
     :mod:`exoimage.experiment.batch`).
+    ``command``: the command line that started the run (shown in the report's provenance).
 
     Raises
     ------
@@ -64,7 +73,10 @@ def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = T
     results, stats = run_tasks(exp, out, workers=workers, scheduler=scheduler, progress=prog,
                                retry_failed=retry_failed)
     nta = read_experiment_nta(exp)
-    tables = assemble(results, sample_names=exp.sample_names, sample_meta=exp.samples, rules=rules, nta=nta)
+    if command:  # the command line (exoimage run ...), shown in the report's provenance
+        stats = {**stats, "command": command}
+    tables = assemble(results, sample_names=exp.sample_names, sample_meta=exp.samples, rules=rules, nta=nta,
+                      reference_sample=exp.reference_sample)
     names = {"vesicles": "vesicles", "tem_images": "images", "bands": "bands", "lanes": "lanes",
              "normalized": "normalized", "samples": "samples", "qc": "qc", "blot_images": "blot_images",
              "markers": "markers", "nta_files": "nta_files", "nta_videos": "nta_videos", "nta_bins": "nta_bins",
@@ -72,14 +84,19 @@ def run_experiment(exp, out, *, workers=None, scheduler=None, progress: bool = T
     for key, fname in names.items():
         write_table(tables[key], out / f"{fname}.csv", parquet=True)
     params = {"tem": asdict(TemParams(**exp.tem_params)),
-              "blots": {t.blot.name: {"marker": t.blot.marker, **{k: str(v) for k, v in t.blot.options.items()},
-                                      "lane_sheet": str(t.blot.lane_sheet) if t.blot.lane_sheet else None}
+              "blots": {t.blot.name: {"marker": t.blot.marker,
+                                      **{k: _rel(v, exp.root) if isinstance(v, Path) else v
+                                         for k, v in t.blot.options.items()},
+                                      "lane_sheet": _rel(t.blot.lane_sheet, exp.root) if t.blot.lane_sheet else None}
                         for t in exp.blots},
               "pixel_size_overrides": {t.rel: t.pixel_size_nm for t in exp.tem if t.pixel_size_nm},
               "rules": str(exp.rules_path or DEFAULT_RULES),
               "nta": {s: {k: exp.samples.get(s, {})[k] for k in ("dilution_factor", "protein_ug", "volume_ml")
                           if k in exp.samples.get(s, {})} for s in exp.nta}}
-    report = write_report(out, tables, results, title=exp.name, run_stats=stats, params=params,
+    if exp.reference_sample:
+        params["reference_sample"] = exp.reference_sample
+    report = write_report(out, tables, results, title=exp.name, run_stats={**stats, "writes_run_json": True},
+                          params=params,
                           rules_source=str(exp.rules_path or "built-in defaults (exoimage/experiment/qc_rules.toml)"))
     inputs = [InputFile(t.path, t.rel) for t in sorted(exp.tasks, key=lambda t: t.rel)]
     inputs += [InputFile(exp.root / f, f) for f in nta.files["file"]]

@@ -123,17 +123,19 @@ def experiment_tables(records: list, *, sample_names: list, sample_meta: dict | 
 
 
 def assemble(records: list, *, sample_names: list, sample_meta: dict | None = None, rules: dict,
-             nta=None) -> dict:
-    """:func:`experiment_tables`, then the QC checks (``qc``) and each sample's ``qc_status``."""
+             nta=None, reference_sample: str | None = None) -> dict:
+    """:func:`experiment_tables`, then the QC checks (``qc``), each sample's ``qc_status`` and
+    ``qc_reason`` (the checks that set it). ``reference_sample``: the MISEV purity reference."""
     from .nta import NtaRun
-    from .qc import run_qc, sample_qc_status
+    from .qc import run_qc, sample_qc_reasons, sample_qc_status
 
     nta = nta if nta is not None else NtaRun()
     tables = experiment_tables(records, sample_names=sample_names, sample_meta=sample_meta, nta=nta,
                                nta_rules=(rules or {}).get("nta"))
-    tables["qc"] = run_qc(tables, rules, nta=nta)
+    tables["qc"] = run_qc(tables, rules, nta=nta, reference_sample=reference_sample)
     samples = tables["samples"]
     samples["qc_status"] = samples["sample"].map(sample_qc_status(tables["qc"], tables))
+    samples["qc_reason"] = samples["sample"].map(sample_qc_reasons(tables["qc"], tables))
     # the table order of exoimage run (qc after samples)
     order = ["vesicles", "tem_images", "blot_images", "lanes", "bands", "normalized", "markers", "samples", "qc"]
     return {k: tables[k] for k in order} | {k: v for k, v in tables.items() if k not in order}
