@@ -147,3 +147,29 @@ def test_no_pixel_size_is_an_error_row():
 def test_params_checked():
     with pytest.raises(ValueError):
         TemParams(min_diameter_nm=50, max_diameter_nm=40).check()
+
+
+def test_overlay_has_a_scale_bar_of_a_round_length():
+    """A 1000 px field at 1 nm/px gets a 200 nm bar (20 % of its width, rounded to 1/2/5 x 10^k),
+    200 px long, white, in the lower left; without a pixel size there is no bar."""
+    from exoimage.tem import draw_overlay
+    from exoimage.tem.draw import scale_bar_length_nm
+
+    assert scale_bar_length_nm(1000) == 200 and scale_bar_length_nm(3000) == 500
+    assert scale_bar_length_nm(10000) == 2000 and scale_bar_length_nm(640) == 100
+    display = np.full((1000, 1000), 100.0)
+    display[0, 0] = 0.0  # not constant
+    empty = pd.DataFrame(columns=["vesicle_id", "touches_border"])
+    labels = np.zeros((1000, 1000), np.int32)
+    rgb = draw_overlay(display, labels, empty, pixel_size_nm=1.0)
+    white = (rgb == 255).all(axis=2)
+    runs = [int(white[y].sum()) for y in range(900, 1000)]
+    assert max(runs) == 200, max(runs)
+    assert not (draw_overlay(display, labels, empty) == 255).all(axis=2)[900:].any()
+    # a shrunk picture (max_side) keeps the bar's length in nm: 4000 px at 0.5 nm/px (2000 nm) -> 2048 px,
+    # a 500 nm bar (the round length nearest 20 % = 400 nm) of 500 / (2000 / 2048) = 512 px
+    big = np.full((4000, 4000), 100.0)
+    big[0, 0] = 0.0
+    rgb = draw_overlay(big, np.zeros((4000, 4000), np.int32), empty, pixel_size_nm=0.5)
+    white = (rgb == 255).all(axis=2)
+    assert max(int(white[y].sum()) for y in range(1800, 2048)) == 512

@@ -80,7 +80,7 @@ def _one_file(f, args, params, out: Path):
         stem = safe_stem(f.rel)
         overlay, labels = out / "overlays" / f"{stem}.png", out / "labels" / f"{stem}.tif"
         written.append(overlay)
-        save_png(overlay, draw_overlay(res.display, res.labels, res.vesicles))
+        save_png(overlay, draw_overlay(res.display, res.labels, res.vesicles, pixel_size_nm=res.pixel_size_nm))
         written.append(labels)
         write_calibrated_tiff(labels, res.labels, res.pixel_size_nm)
     except Exception as exc:  # noqa: BLE001 - one file's failure is its error row (MemoryError included)

@@ -261,7 +261,8 @@ def _process_tem(task, job, out) -> TemRecord:
     overlay = None
     if res.ok:
         stem = safe_stem(task.rel)
-        save_png(out / "overlays" / f"{stem}.png", draw_overlay(res.display, res.labels, res.vesicles))
+        save_png(out / "overlays" / f"{stem}.png", draw_overlay(res.display, res.labels, res.vesicles,
+                                                                 pixel_size_nm=res.pixel_size_nm))
         write_calibrated_tiff(out / "labels" / f"{stem}.tif", res.labels, res.pixel_size_nm)
         overlay = f"overlays/{stem}.png"
     return tem_record(task.rel, task.sample, res.image_row, res.vesicles if res.ok else None,

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-__all__ = ["draw_overlay"]
+__all__ = ["draw_overlay", "draw_scale_bar", "scale_bar_length_nm"]
 
 #: display range: these percentiles of the image (on a subsample of about
 #: DISPLAY_SAMPLE_SIDE px a side) map to black and white
@@ -23,6 +23,46 @@ LABEL_OFFSET_PX = (-8, 5)
 SIZED_RGB = (0, 230, 0)
 BORDER_RGB = (255, 150, 0)
 ID_RGB = (255, 255, 0)
+#: scale bar: a round length (1, 2 or 5 x 10^k nm) as near as possible to this share of the
+#: picture's width, drawn white with a black edge in the lower left corner, its length above it
+SCALE_BAR_WIDTH_FRACTION = 0.2
+SCALE_BAR_NICE = (1, 2, 5)
+SCALE_BAR_RGB = (255, 255, 255)
+SCALE_BAR_EDGE_RGB = (0, 0, 0)
+
+
+def scale_bar_length_nm(width_nm: float) -> float:
+    """The round length (1, 2 or 5 x 10^k nm) nearest, on a log scale, to
+    ``SCALE_BAR_WIDTH_FRACTION`` of a picture ``width_nm`` wide."""
+    target = SCALE_BAR_WIDTH_FRACTION * width_nm
+    k = np.floor(np.log10(target))
+    choices = [m * 10.0 ** e for e in (k - 1, k, k + 1) for m in SCALE_BAR_NICE]
+    return float(min(choices, key=lambda c: abs(np.log(c / target))))
+
+
+def _bar_label(nm: float) -> str:
+    return f"{nm / 1000:g} um" if nm >= 1000 else f"{nm:g} nm"
+
+
+def draw_scale_bar(rgb: np.ndarray, nm_per_px: float) -> None:
+    """Draw a scale bar in place on an RGB picture of ``nm_per_px`` nm per picture pixel."""
+    h, w = rgb.shape[:2]
+    length_nm = scale_bar_length_nm(w * nm_per_px)
+    n = int(round(length_nm / nm_per_px))
+    if n < 2 or n >= w:
+        return
+    thick = max(2, int(round(max(h, w) / 250)))
+    x0, y1 = max(2, w // 40), h - max(2, h // 40)
+    y0 = y1 - thick
+    if y0 < 1:
+        return
+    cv2.rectangle(rgb, (x0 - 1, y0 - 1), (x0 + n, y1), SCALE_BAR_EDGE_RGB, 1)
+    rgb[y0:y1, x0:x0 + n] = SCALE_BAR_RGB
+    font = max(MIN_FONT_SCALE, max(h, w) / PX_PER_FONT_SCALE)
+    org = (x0, max(10, y0 - thick))
+    label = _bar_label(length_nm)
+    cv2.putText(rgb, label, org, cv2.FONT_HERSHEY_SIMPLEX, font, SCALE_BAR_EDGE_RGB, max(2, thick), cv2.LINE_AA)
+    cv2.putText(rgb, label, org, cv2.FONT_HERSHEY_SIMPLEX, font, SCALE_BAR_RGB, max(1, thick // 2), cv2.LINE_AA)
 
 
 def _to_uint8(display: np.ndarray) -> np.ndarray:
@@ -35,8 +75,9 @@ def _to_uint8(display: np.ndarray) -> np.ndarray:
 
 
 def draw_overlay(display: np.ndarray, labels: np.ndarray, table: pd.DataFrame,
-                 max_side: int = 2048) -> np.ndarray:
-    """RGB uint8 picture: outlines (green sized, orange border-cut) with their ids."""
+                 max_side: int = 2048, *, pixel_size_nm: float | None = None) -> np.ndarray:
+    """RGB uint8 picture: outlines (green sized, orange border-cut) with their ids, and a
+    scale bar (lower left) when ``pixel_size_nm`` (nm per image pixel) is given."""
     grey = _to_uint8(np.asarray(display, np.float32))
     scale = min(1.0, max_side / max(grey.shape))
     if scale < 1.0:
@@ -62,4 +103,6 @@ def draw_overlay(display: np.ndarray, labels: np.ndarray, table: pd.DataFrame,
         ys, xs = np.nonzero(m)
         cv2.putText(rgb, str(vid), (int(xs.mean()) + LABEL_OFFSET_PX[0], int(ys.mean()) + LABEL_OFFSET_PX[1]),
                     cv2.FONT_HERSHEY_SIMPLEX, font, ID_RGB, max(1, thick), cv2.LINE_AA)
+    if pixel_size_nm:
+        draw_scale_bar(rgb, pixel_size_nm * display.shape[1] / rgb.shape[1])
     return rgb

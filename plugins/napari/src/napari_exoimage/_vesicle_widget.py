@@ -350,7 +350,8 @@ class VesicleWidget(BackgroundJobs, QWidget):
         rec = tem_record(self._name, self.image_layer.name, self.result.image_row, self.table[VESICLE_COLUMNS],
                          provenance=layer_provenance(self.image_layer, params, self._edits),
                          warnings=self.result.warnings, remeasured=True)
-        overlay = draw_overlay(self.result.display, np.asarray(self.labels_layer.data), rec.vesicles)
+        overlay = draw_overlay(self.result.display, np.asarray(self.labels_layer.data), rec.vesicles,
+                               pixel_size_nm=self.result.pixel_size_nm)
         return write_session_report(folder, [rec], name=f"napari: {self._name}", overlays={rec.rel: overlay})
 
     def _report_dialog(self):
