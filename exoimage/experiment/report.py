@@ -258,7 +258,11 @@ def _closeup(path: Path, vesicles: pd.DataFrame, image_row, size: int = 260) -> 
     crop = img[y0:cy + half, x0:cx + half]
     if crop.size == 0:
         return None
+    nm_per_px = crop.shape[1] / scale * float(image_row["pixel_size_nm"]) / size  # after the resize
     crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
+    from ..tem.draw import draw_scale_bar
+
+    draw_scale_bar(crop, nm_per_px)  # the overlay's own bar is outside the crop
     ok, buf = cv2.imencode(".png", crop)
     return base64.b64encode(buf.tobytes()).decode("ascii") if ok else None
 
