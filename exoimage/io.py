@@ -69,6 +69,7 @@ __all__ = [
     "PIXEL_SIZE_RANGE_NM",
     "probe_image",
     "read_image",
+    "regular_file_stat",
     "register_reader",
     "unregister_reader",
     "readers",
@@ -559,18 +560,30 @@ def reader_for(path) -> Reader:
     return _choose_reader(p, p.suffix.lower())
 
 
+def regular_file_stat(path, *, error=None, kind: str = "an image file") -> os.stat_result:
+    """``os.stat`` of an input that must be a regular file; anything else is one ``error`` line.
+
+    Missing, unreadable, a folder, a FIFO, socket or device (never opened: reading a FIFO
+    would block) each raise ``error(path, problem)`` (default :class:`ImageReadError`);
+    ``kind`` says what the file should have been. Shared by the image and NTA readers.
+    """
+    error = error or ImageReadError
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(path, "file not found") from None
+    except OSError as exc:
+        raise error(path, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(path, f"is a folder, not {kind}")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(path, f"not a regular file (a FIFO, socket or device), not {kind}")
+    return st
+
+
 def _check_file(path) -> tuple[Path, str, Reader]:
     p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise ImageReadError(p, "file not found") from None
-    except OSError as exc:
-        raise ImageReadError(p, f"cannot open ({exc.strerror or type(exc).__name__})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageReadError(p, "is a folder, not an image file")
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageReadError(p, "not a regular file (a FIFO, socket or device?)")
+    st = regular_file_stat(p)
     if st.st_size == 0:
         raise ImageReadError(p, "file is empty (0 bytes)")
     suffix = p.suffix.lower()

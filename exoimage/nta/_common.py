@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 import re
-import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
-from ..io import ImageReadError
+from ..io import ImageReadError, regular_file_stat
 
 __all__ = ["NtaReadError", "NtaResult", "apply_dilution", "read_text", "to_float", "strict_float",
            "MAX_NTA_TEXT_BYTES", "MAX_NTA_LINES", "MAX_NTA_PARTICLE_BYTES"]
@@ -194,16 +192,7 @@ def read_text(path, max_bytes: int = MAX_NTA_TEXT_BYTES, max_lines: int | None =
         Missing, not a regular file, too large, too many lines, empty or binary.
     """
     p = Path(path)
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise NtaReadError(p, "file not found") from None
-    except OSError as exc:
-        raise NtaReadError(p, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise NtaReadError(p, "is a folder, not an NTA export")
-    if not stat.S_ISREG(st.st_mode):
-        raise NtaReadError(p, "not a regular file (a pipe, socket or device), not an NTA export")
+    st = regular_file_stat(p, error=NtaReadError, kind="an NTA export")
     if st.st_size > max_bytes:
         raise NtaReadError(p, f"file is {st.st_size / 2 ** 20:.1f} MiB, over the {max_bytes / 2 ** 20:g} MiB "
                               f"limit for {what} (real ones are well under 1 MiB; docs/nta.md)")

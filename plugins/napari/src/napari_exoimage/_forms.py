@@ -58,7 +58,11 @@ def _configure_spin(s, meta: dict, tip: str):
     s.setToolTip(tip)
 
 
-class IntEditor(QSpinBox):
+class _SpinEditor:
+    """A spin box made from a parameter's metadata; ``_cast`` is the value's type."""
+
+    _cast = float
+
     def __init__(self, meta: dict, tip: str):
         super().__init__()
         _configure_spin(self, meta, tip)
@@ -67,19 +71,15 @@ class IntEditor(QSpinBox):
         return self.value()
 
     def set_param_value(self, v):
-        self.setValue(int(v))
+        self.setValue(self._cast(v))
 
 
-class FloatEditor(QDoubleSpinBox):
-    def __init__(self, meta: dict, tip: str):
-        super().__init__()
-        _configure_spin(self, meta, tip)
+class IntEditor(_SpinEditor, QSpinBox):
+    _cast = int
 
-    def param_value(self):
-        return self.value()
 
-    def set_param_value(self, v):
-        self.setValue(float(v))
+class FloatEditor(_SpinEditor, QDoubleSpinBox):
+    _cast = float
 
 
 class OptionalNumberEditor(QWidget):
