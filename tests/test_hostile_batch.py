@@ -16,6 +16,7 @@ from pathlib import Path
 import dask
 import pandas as pd
 import pytest
+from conftest import wait_for_dask_workers
 import tifffile
 
 from exoimage.experiment import batch
@@ -375,9 +376,6 @@ def test_lost_scheduler_gives_error_rows_not_remembered(tmp_path):
     pytest.importorskip("distributed")
     import subprocess
     import sys
-    import time
-
-    from distributed import Client
 
     root = _experiment(tmp_path / "exp", blot=False, tem=(A0, A1, B0))
     port = _free_port()
@@ -403,17 +401,7 @@ def test_lost_scheduler_gives_error_rows_not_remembered(tmp_path):
                                "--nworkers", "1", "--nthreads", "1", "--dashboard-address", ":0",
                                "--preload", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with Client(f"tcp://127.0.0.1:{port}", timeout=5) as c:
-                    if c.scheduler_info()["workers"]:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail("dask cluster did not start")
-            time.sleep(0.5)
+        wait_for_dask_workers(port)
         out = tmp_path / "out"
         s = run_experiment(load_experiment(root), out, scheduler=f"tcp://127.0.0.1:{port}", progress=False)
     finally:

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import wait_for_dask_workers
 import tifffile
 
 from exoimage.experiment import ExperimentError, load_experiment
@@ -151,19 +152,7 @@ def test_same_results_on_a_separate_dask_cluster(experiment, tmp_path):
                                "--nworkers", "1", "--nthreads", "1", "--dashboard-address", ":0"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        from distributed import Client
-
-        deadline = time.time() + 60
-        while True:
-            try:
-                with Client(f"tcp://127.0.0.1:{port}", timeout=5) as c:
-                    if c.scheduler_info()["workers"]:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                pytest.fail("dask cluster did not start")
-            time.sleep(0.5)
+        wait_for_dask_workers(port)
         s = run_experiment(exp, tmp_path / "remote", scheduler=f"tcp://127.0.0.1:{port}", progress=False)
         assert s["stats"]["executor"].startswith("dask.distributed at")
         _same(tmp_path / "serial", tmp_path / "remote")
