@@ -16,7 +16,7 @@ from pathlib import Path
 import dask
 import pandas as pd
 import pytest
-from conftest import wait_for_dask_workers
+from dask_cluster import wait_for_dask_workers
 import tifffile
 
 from exoimage.experiment import batch

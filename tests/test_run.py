@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import wait_for_dask_workers
+from dask_cluster import wait_for_dask_workers
 import tifffile
 
 from exoimage.experiment import ExperimentError, load_experiment
