@@ -15,7 +15,7 @@ import sys
 from .. import __version__
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ["tem", "blot", "calibrate", "run", "simulate"]
+COMMANDS = ["tem", "blot", "calibrate", "run", "report", "simulate"]
 
 
 def _max_pixels(text: str) -> int:

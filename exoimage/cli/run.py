@@ -38,8 +38,31 @@ def add_parser(sub):
                    help="analyse again the images whose analysis failed in an earlier run (a crash, "
                         "running out of memory, an unexpected error); by default they keep their error row")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_pdf_options(p)
     add_max_pixels_option(p)
     return p
+
+
+def add_pdf_options(p, required: bool = False) -> None:
+    """``--pdf`` and ``--browser`` (shared with ``exoimage report``)."""
+    p.add_argument("--pdf", action="store_true", required=required,
+                   help="also write report.pdf (A4, the report's print layout), printed by headless Chromium")
+    p.add_argument("--browser", default=None, metavar="EXE",
+                   help="the Chromium or Chrome executable that prints the PDF (default: $EXOIMAGE_BROWSER, "
+                        "else chromium, chromium-browser, google-chrome on PATH)")
+
+
+def print_pdf(prog: str, report, browser) -> int:
+    """Write report.pdf next to ``report``; 0, or 1 with a one-line error (other outputs are kept)."""
+    from ..experiment.report import BrowserNotFound, write_pdf
+
+    try:
+        pdf = write_pdf(report, browser=browser)
+    except (BrowserNotFound, RuntimeError) as exc:
+        print(f"exoimage {prog}: report.pdf not written: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    print(f"exoimage {prog}: -> {pdf}")
+    return 0
 
 
 def _fail(msg: str) -> int:
@@ -102,4 +125,7 @@ def run(args) -> int:
           f"({summary['n_cached']} reused), {summary['n_failed']} failed{note}; "
           f"{summary['n_nta_files'] - summary['n_nta_failed']}/{summary['n_nta_files']} NTA files read "
           f"-> {summary['report']}")
-    return 0 if summary["n_ok"] > 0 or summary["n_nta_files"] > summary["n_nta_failed"] else 1
+    status = 0 if summary["n_ok"] > 0 or summary["n_nta_files"] > summary["n_nta_failed"] else 1
+    if args.pdf:  # after every other output is written: a missing browser loses nothing else
+        status = max(status, print_pdf("run", summary["report"], args.browser))
+    return status

@@ -29,7 +29,8 @@ from ..outputs import mpl_literal
 from .qc import QC_COLUMNS
 from .tables import concat_tables
 
-__all__ = ["write_report", "ReportInput", "SECTIONS", "report_section", "size_figures", "marker_figure",
+__all__ = ["write_report", "write_pdf", "find_browser", "BrowserNotFound", "ReportInput", "SECTIONS",
+           "report_section", "size_figures", "marker_figure",
            "nta_tem_figure"]
 
 
@@ -285,6 +286,20 @@ white-space:pre-wrap;word-break:break-all}.verdict{border:2px solid #999;padding
 .verdict li{margin:4px 0}.badge{padding:1px 6px;border-radius:3px}details{margin:8px 0}
 summary{cursor:pointer;font-weight:600}.gallery.tem figure{box-sizing:border-box;width:calc(50% - 6px)}
 .gallery.tem figure img{width:calc(50% - 3px);vertical-align:top}sup{font-size:.75em}ol.refs{font-size:.85em}
+.gallery.blot figure{box-sizing:border-box;width:calc(50% - 6px)}.gallery figcaption{overflow-wrap:anywhere}
+@page{size:A4;margin:12mm 10mm}
+@media print{
+body{max-width:none;margin:0;padding:0;font-size:9pt}
+#qc,#tem,#nta,#blots,#provenance{break-before:page}
+h2,h3,h4,summary{break-after:avoid}
+figure,img,tr,.verdict li,.verdict{break-inside:avoid}
+.scroll{overflow:visible}table{font-size:7pt;max-width:100%}td,th{padding:1px 3px;overflow-wrap:break-word}
+pre{white-space:pre-wrap}
+details::details-content{content-visibility:visible;display:contents}details>summary{list-style:none}
+.noprint{display:none}
+.gallery figure{break-inside:avoid}
+a{color:inherit;text-decoration:none}
+}
 """
 
 
@@ -920,3 +935,106 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
         parts.append(_table(w, ["sample", "file", "video", "section", "item", "value"]))
     return parts
 
+
+
+# ---------------------------------------------------------------------------
+# PDF (printed by a real browser engine: the page's print stylesheet decides the layout)
+
+#: environment variable naming the browser that prints the PDF (an executable name or path)
+BROWSER_ENV = "EXOIMAGE_BROWSER"
+#: executables tried in order when neither ``browser=`` nor $EXOIMAGE_BROWSER names one (Chromium-based:
+#: ``--print-to-pdf`` is a Chromium headless switch)
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+#: seconds a browser may take to print the report before it is stopped (the sample experiment takes ~2 s)
+PDF_TIMEOUT_S = 180
+#: the Chromium switches of a headless print that touches no network and no profile
+_CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-extensions", "--no-pdf-header-footer")
+
+
+class BrowserNotFound(RuntimeError):
+    """No Chromium-based browser to print the PDF with (the message says what to install)."""
+
+
+def find_browser(browser: str | None = None) -> str:
+    """The browser executable that prints the PDF.
+
+    Parameters
+    ----------
+    browser : str, optional
+        An executable name or path; default ``$EXOIMAGE_BROWSER``, else the first of
+        :data:`BROWSER_NAMES` on ``PATH``.
+
+    Raises
+    ------
+    BrowserNotFound
+        One line naming what was looked for and what to install.
+    """
+    import os
+    import shutil
+
+    wanted = browser or os.environ.get(BROWSER_ENV) or None
+    if wanted:
+        found = shutil.which(wanted)
+        if not found:
+            origin = "--browser" if browser else f"${BROWSER_ENV}"
+            raise BrowserNotFound(f"{origin} {wanted}: no such executable; give a Chromium or Chrome executable "
+                                  "(Debian: apt-get install chromium)")
+        return found
+    for name in BROWSER_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise BrowserNotFound(f"no browser to print the PDF: none of {', '.join(BROWSER_NAMES)} is on PATH; install "
+                          f"Chromium (Debian: apt-get install chromium) or set ${BROWSER_ENV} to a Chromium or "
+                          "Chrome executable")
+
+
+def write_pdf(html_path, pdf_path=None, *, browser: str | None = None, timeout_s: float = PDF_TIMEOUT_S) -> Path:
+    """Print ``report.html`` to a PDF (A4, the report's print stylesheet) with headless Chromium.
+
+    Parameters
+    ----------
+    html_path : path
+        The report (self-contained HTML).
+    pdf_path : path, optional
+        Default: ``report.pdf`` next to ``html_path``. Written to a temporary name and renamed,
+        so a failed print leaves no partial PDF.
+    browser : str, optional
+        See :func:`find_browser`.
+
+    Raises
+    ------
+    BrowserNotFound
+        No browser (see :func:`find_browser`).
+    RuntimeError
+        One line: the browser failed, timed out or wrote no PDF.
+    """
+    import os
+    import subprocess
+    import tempfile
+
+    html_path = Path(html_path).resolve()
+    pdf_path = Path(pdf_path) if pdf_path is not None else html_path.with_suffix(".pdf")
+    exe = find_browser(browser)
+    with tempfile.TemporaryDirectory(prefix="exoimage-pdf-") as tmp:
+        tmp_pdf = Path(tmp) / "report.pdf"
+        cmd = [exe, *_CHROMIUM_ARGS, f"--user-data-dir={Path(tmp) / 'profile'}", f"--print-to-pdf={tmp_pdf}",
+               html_path.as_uri()]
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=timeout_s, env={**os.environ, "HOME": tmp})
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{pdf_path}: {exe} did not print the report within {timeout_s:g} s") from None
+        except OSError as exc:
+            raise RuntimeError(f"{pdf_path}: cannot start {exe} ({exc.strerror or exc})") from None
+        ok = tmp_pdf.is_file() and tmp_pdf.read_bytes()[:5] == b"%PDF-"
+        if p.returncode != 0 or not ok:
+            last = [ln for ln in p.stderr.decode("utf-8", "replace").splitlines() if ln.strip()][-1:]
+            why = f"exit status {p.returncode}" + (f": {last[0].strip()[:200]}" if last else "")
+            raise RuntimeError(f"{pdf_path}: {Path(exe).name} wrote no PDF ({why})")
+        from ..outputs import atomic_write_bytes
+
+        atomic_write_bytes(pdf_path, tmp_pdf.read_bytes())
+    return pdf_path
