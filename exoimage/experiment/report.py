@@ -31,20 +31,57 @@ from .tables import concat_tables
 
 __all__ = ["write_report", "write_pdf", "find_browser", "BrowserNotFound", "ReportInput", "SECTIONS",
            "report_section", "size_figures", "marker_figure",
-           "nta_tem_figure"]
+           "nta_tem_figure", "blot_figure"]
 
 
 # ---------------------------------------------------------------------------
 # figures
 
 
-def _fig_png(fig) -> str:
+class FigurePNG(str):
+    """A figure as base64 PNG text that also carries the labels of its axes.
+
+    ``axes``: one ``(x label, y label)`` per panel that shows data; a label of an axis
+    whose ticks are category names (samples, lanes) starts with ``[categories] ``. The
+    report puts them on the ``<img>`` (``data-axes``) so a check can read what each
+    figure's axes say.
+    """
+
+    axes: tuple = ()
+
+
+#: the prefix of an axis label whose ticks are names, not numbers (see :class:`FigurePNG`)
+CATEGORIES = "[categories] "
+
+
+def _axis_label(axis) -> str:
+    from matplotlib.ticker import FixedFormatter
+
+    label = axis.get_label_text()
+    fmt = axis.get_major_formatter()
+    if isinstance(fmt, FixedFormatter):
+        def is_num(t):
+            try:
+                float(str(t).replace("\u2212", "-"))
+                return True
+            except ValueError:
+                return False
+        if fmt.seq and not all(is_num(t) for t in fmt.seq):
+            return CATEGORIES + label
+    return label
+
+
+def _fig_png(fig) -> FigurePNG:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    axes = tuple((_axis_label(ax.xaxis), _axis_label(ax.yaxis)) for ax in fig.axes
+                 if ax.axison and (ax.lines or ax.patches or ax.collections or ax.images))
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    out = FigurePNG(base64.b64encode(buf.getvalue()).decode("ascii"))
+    out.axes = axes
+    return out
 
 
 def _plt():
@@ -129,8 +166,80 @@ def marker_figure(normalized: pd.DataFrame) -> str | None:
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels([mpl_literal(x) for x in names], rotation=30, ha="right", fontsize=8)
         ax.set_title(mpl_literal(m) if m else "(unnamed marker)", fontsize=10)
-        ax.set_ylabel("relative to reference lane", fontsize=8)
+        ax.set_xlabel("sample", fontsize=8)
+        ax.set_ylabel("signal / reference lane (ratio)", fontsize=8)
+    fig.tight_layout()
     return _fig_png(fig)
+
+
+#: width of a blot figure in the report (inches at the figures' 110 dpi: two side by side on the page)
+BLOT_FIGURE_WIDTH_IN = 5.0
+
+
+def _lane_names(rec) -> dict:
+    """lane -> the name shown under it: the sample of the lane sheet, 'ladder' for a ladder lane."""
+    names = {}
+    norm = rec.normalized
+    if norm is not None and len(norm) and {"lane", "sample"} <= set(norm.columns):
+        for lane, sample in zip(norm["lane"], norm["sample"]):
+            if str(_blank(sample)).strip():
+                names.setdefault(int(lane), str(sample))
+    lanes = rec.lanes
+    if lanes is not None and len(lanes) and "is_ladder" in lanes:
+        for lane in lanes.loc[lanes["is_ladder"].astype(bool), "lane"]:
+            names.setdefault(int(lane), "ladder")
+    return names
+
+
+def blot_figure(overlay_path: Path, rec) -> tuple[dict | None, str]:
+    """A blot overlay with its lanes named (sample of the lane sheet) along the top and the
+    ladder's molecular weights (kDa) along the left.
+
+    The overlay (:func:`exoimage.blot.draw_blot_overlay`, same pixel grid as the image) is shown
+    in matplotlib axes: x ticks at the lane centres labelled ``lane: sample``, y ticks at the
+    ladder bands of the first ladder lane with a calibrated ``mw_kda``; without a calibrated
+    ladder the y axis is the image row in pixels.
+
+    Returns
+    -------
+    (figure dict for the page or None, a note on what the axes show)
+    """
+    import cv2
+
+    bgr = cv2.imread(str(overlay_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None, ""
+    plt = _plt()
+    h, w = bgr.shape[:2]
+    fig, ax = plt.subplots(figsize=(BLOT_FIGURE_WIDTH_IN, max(1.5, BLOT_FIGURE_WIDTH_IN * h / w)))
+    ax.imshow(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), interpolation="antialiased")
+    lanes = rec.lanes if rec.lanes is not None else pd.DataFrame(columns=["lane", "x_center_px"])
+    centres = lanes.groupby("lane")["x_center_px"].mean() if len(lanes) else pd.Series(dtype=float)
+    names = _lane_names(rec)
+    ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    ax.set_xticks(centres.to_numpy(float))
+    ax.set_xticklabels([mpl_literal(f"{int(k)}: {names[k]}" if k in names else f"{int(k)}") for k in centres.index],
+                       rotation=40, ha="left", fontsize=7)
+    ax.set_xlabel("lane: sample (lane sheet)", fontsize=8)
+    b = rec.bands if rec.bands is not None else pd.DataFrame()
+    ladder = b[b["is_ladder"].astype(bool) & np.isfinite(b["mw_kda"].astype(float))] \
+        if len(b) and {"is_ladder", "mw_kda"} <= set(b.columns) else b.iloc[:0]
+    if len(ladder):
+        ladder = ladder[ladder["lane"] == ladder["lane"].min()].sort_values("y_px")
+        ax.set_yticks(ladder["y_px"].to_numpy(float))
+        ax.set_yticklabels([f"{m:.0f}" if m >= 10 else f"{m:.2g}" for m in ladder["mw_kda"].astype(float)],
+                           fontsize=7)
+        ax.set_ylabel("molecular weight (kDa), ladder lane %d" % int(ladder["lane"].iloc[0]), fontsize=8)
+        note = f"kDa marks from the ladder calibration of lane {int(ladder['lane'].iloc[0])}"
+    else:
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_ylabel("image row (px)", fontsize=8)
+        note = "no calibrated ladder: rows in pixels, no kDa marks"
+    ax.set_xlim(0, w)
+    ax.set_ylim(h, 0)
+    png = _fig_png(fig)
+    return {"png": png, "alt": f"{rec.rel}: lanes and bands", "axes": [f"{x} | {y}" for x, y in png.axes]}, note
 
 
 _mpl_text = mpl_literal  # user text for a matplotlib label (see exoimage.outputs.mpl_literal)
@@ -240,8 +349,31 @@ def _thumb(path: Path, max_side: int = 420) -> str | None:
     return base64.b64encode(buf.tobytes()).decode("ascii") if ok else None
 
 
-def _closeup(path: Path, vesicles: pd.DataFrame, image_row, size: int = 260) -> str | None:
-    """A close-up crop of the overlay around the vesicle nearest the sample's median size."""
+def _micrograph(b64: str | None, alt: str, field_nm: float, nm_per_px: float) -> dict:
+    """A micrograph for the page: its PNG, alt text and the scale bar drawn on it (length, nm per
+    picture pixel), which the page carries as ``data-scale-bar-nm`` / ``data-nm-per-px``."""
+    from ..tem.draw import scale_bar_length_nm
+
+    ok = b64 is not None and np.isfinite(field_nm) and field_nm > 0
+    bar = scale_bar_length_nm(field_nm) if ok else None
+    return {"png": b64, "alt": f"{alt} (scale bar {bar:g} nm)" if bar else alt,
+            "scale_bar_nm": f"{bar:g}" if bar else None, "nm_per_px": f"{nm_per_px:.6g}" if bar else None}
+
+
+def _tem_field(path: Path, image_row, alt: str, max_side: int = 420) -> dict:
+    """The overlay of a field, shrunk for the gallery (its scale bar is the overlay's own)."""
+    import cv2
+
+    b64 = _thumb(path, max_side)
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if b64 else None
+    w_thumb = min(max_side / max(img.shape[:2]), 1.0) * img.shape[1] if img is not None else np.nan
+    field_nm = float(image_row.get("width_px") or np.nan) * float(image_row.get("pixel_size_nm") or np.nan)
+    return _micrograph(b64, alt, field_nm, field_nm / round(w_thumb) if np.isfinite(w_thumb) else np.nan)
+
+
+def _closeup(path: Path, vesicles: pd.DataFrame, image_row, size: int = 260) -> dict | None:
+    """A close-up crop of the overlay around the vesicle nearest the sample's median size
+    (a figure dict, see :func:`_micrograph`)."""
     import cv2
 
     img = cv2.imread(str(path))
@@ -265,7 +397,8 @@ def _closeup(path: Path, vesicles: pd.DataFrame, image_row, size: int = 260) -> 
 
     draw_scale_bar(crop, nm_per_px)  # the overlay's own bar is outside the crop
     ok, buf = cv2.imencode(".png", crop)
-    return base64.b64encode(buf.tobytes()).decode("ascii") if ok else None
+    return _micrograph(base64.b64encode(buf.tobytes()).decode("ascii") if ok else None, "close-up",
+                       nm_per_px * size, nm_per_px)
 
 
 # ---------------------------------------------------------------------------
@@ -280,7 +413,7 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right
 .PASS{background:#e5f5e0;color:#1b5e20;font-weight:600}.WARN{background:#fff3cd;color:#7a5900;font-weight:600}
 .FAIL{background:#fde0dc;color:#b71c1c;font-weight:600}.muted{color:#666;font-size:.85em}
 .gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{margin:0;border:1px solid #ddd;padding:6px;
-background:#fafafa}.gallery figcaption{font-size:.8em;color:#444;max-width:420px;word-break:break-all}
+background:#fafafa}.gallery figcaption{font-size:.8em;color:#444}
 img{max-width:100%;height:auto}.scroll{max-width:100%;overflow-x:auto}pre{max-width:100%;overflow-x:auto;
 white-space:pre-wrap;word-break:break-all}.verdict{border:2px solid #999;padding:8px 14px;border-radius:6px}
 .verdict li{margin:4px 0}.badge{padding:1px 6px;border-radius:3px}details{margin:8px 0}
@@ -307,57 +440,63 @@ a{color:inherit;text-decoration:none}
 TEMPLATES = Path(__file__).with_name("templates")
 
 
-def _template(name: str):
-    """A template of :data:`TEMPLATES`, rendered with autoescaping (user text is escaped by default)."""
+def _blank(x):
+    return "" if x is None or (isinstance(x, float) and not np.isfinite(x)) else x
+
+
+def _escape_value(x):
+    """Jinja2 ``finalize``: every ``{{ value }}`` is escaped (as :func:`html.escape` does, quotes
+    included) unless it is already markup; None and NaN show as nothing."""
+    from markupsafe import Markup
+
+    if hasattr(x, "__html__"):
+        return x
+    return Markup(html.escape(str(_blank(x))))
+
+
+def _env():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.get_template(name)
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              finalize=_escape_value)
 
 
-def _e(x) -> str:
-    return html.escape("" if x is None or (isinstance(x, float) and not np.isfinite(x)) else str(x))
+def _template(name: str):
+    """A template of :data:`TEMPLATES`, rendered with autoescaping (user text is escaped by default)."""
+    return _env().get_template(name)
+
+
+def _render(name: str, **data) -> str:
+    return _template(name).render(**data)
 
 
 def _num(x, fmt="{:.1f}") -> str:
     try:
         xf = float(x)
     except (TypeError, ValueError):
-        return _e(x)
+        return str(_blank(x))
     return fmt.format(xf) if np.isfinite(xf) else "–"
 
 
-def _table(df: pd.DataFrame, columns=None, status_col=None, fmt=None) -> str:
+def _table(df: pd.DataFrame, columns=None, status_col=None, fmt=None) -> dict:
+    """A table for the ``table`` macro (templates/macros.html.j2): the cells of ``columns`` of ``df``,
+    numbers formatted by ``fmt`` (column -> format), ``status_col`` coloured by its value."""
     fmt = fmt or {}
     columns = columns or list(df.columns)
-    out = ["<div class='scroll'><table><thead><tr>", *[f"<th>{_e(c)}</th>" for c in columns], "</tr></thead><tbody>"]
+    rows = []
     for _, r in df.iterrows():
-        out.append("<tr>")
+        row = []
         for c in columns:
             val = r.get(c)
             if c == status_col:
-                out.append(f'<td class="{_e(val)}">{_e(val)}</td>')
+                row.append({"text": val, "cls": _blank(val)})
             elif c in fmt:
-                out.append(f'<td class="num">{_num(val, fmt[c])}</td>')
+                row.append({"text": _num(val, fmt[c]), "cls": "num"})
             else:
-                out.append(f"<td>{_e(val)}</td>")
-        out.append("</tr>")
-    out.append("</tbody></table></div>")
-    return "".join(out)
-
-
-def _raw_table(headers, rows) -> str:
-    """A table from already-escaped cell HTML (``rows``: lists of (html, css class or ''))."""
-    out = ["<div class='scroll'><table><thead><tr>", *[f"<th>{_e(h)}</th>" for h in headers], "</tr></thead><tbody>"]
-    for row in rows:
-        out.append("<tr>" + "".join(f"<td class='{c}'>{h}</td>" if c else f"<td>{h}</td>" for h, c in row) + "</tr>")
-    out.append("</tbody></table></div>")
-    return "".join(out)
-
-
-def _img(b64: str | None, alt: str) -> str:
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{b64}">' if b64 else ""
+                row.append(val)
+        rows.append(row)
+    return {"headers": columns, "rows": rows}
 
 
 @dataclass
@@ -408,9 +547,8 @@ def report_section(fn: Callable[[ReportInput], str]) -> Callable[[ReportInput], 
 @report_section
 def header_section(r: ReportInput) -> str:
     """Title, experiment name, version and date (the page's head is templates/report.html.j2)."""
-    return "\n".join([
-        f"<header><h1>EV characterisation QC report</h1><p class='muted'>Experiment <b>{_e(r.title)}</b> · "
-        f"exoimage {_e(__version__)} · {_e(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))}</p></header>"])
+    return _render("header.html.j2", title=r.title, version=__version__,
+                   date=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
 
 
 def _has_tem(r: "ReportInput") -> bool:
@@ -459,10 +597,6 @@ def _qc_grouped(r: "ReportInput") -> pd.DataFrame:
     rank = {"FAIL": 0, "WARN": 1, "PASS": 2}
     g = g.assign(_st=g["status"].map(rank), _g=g["group"].map(order), _i=range(len(g)))
     return g.sort_values(["_st", "_g", "analysis", "_i"], kind="stable").drop(columns=["_st", "_g", "_i"])
-
-
-def _ref_link(n) -> str:
-    return f"<sup><a href='#ref-{int(n)}'>[{int(n)}]</a></sup>"
 
 
 @report_section
@@ -529,17 +663,9 @@ def summary_section(r: ReportInput) -> str:
     summary_cols = (["sample", "label"] + tem_cols + nta_cols
                     + [f"{c[: -len('_relative_mean')]} (rel.)" for c in marker_cols]
                     + ["qc_status", "why (checks not passed)"])
-    return "\n".join([
-        "<section id='summary'><h2>Summary</h2>",
-        _table(summ, summary_cols, status_col="qc_status", fmt={"TEM span": "{:.2f}", "TEM images": "{:.0f}",
-                                                                 "TEM n sized": "{:.0f}"}),
-        "<p class='muted'>"
-        + ("D50: median equivalent-circle diameter of the sized vesicles (border-cut vesicles are flagged, not "
-           "sized), with a percentile-bootstrap 95 % CI; span = (D90−D10)/D50. " if tem_cols else "")
-        + ("Marker signal: band volume (background-subtracted raw counts) per lane, normalised to the loading "
-           "control when one is given, relative to the reference lane; mean ± SD of replicates. "
-           if marker_cols else "")
-        + "</p></section>"])
+    return _render("summary.html.j2", has_tem=bool(tem_cols), has_markers=bool(marker_cols),
+                   summary=_table(summ, summary_cols, status_col="qc_status",
+                                  fmt={"TEM span": "{:.2f}", "TEM images": "{:.0f}", "TEM n sized": "{:.0f}"}))
 
 
 @report_section
@@ -547,31 +673,22 @@ def qc_section(r: ReportInput) -> str:
     """The QC checks: failures and warnings first, grouped by sample and analysis; the passed checks
     collapsed; each source once, in a numbered references list."""
     g = _qc_grouped(r)
-    parts = ["<section id='qc'><h2>QC checks</h2>", f"<p class='muted'>Rules: {_e(r.rules_source)}</p>"]
-    if not len(g):
-        return "\n".join(parts + ["<p>No checks.</p></section>"])
-    counts = g["status"].value_counts()
-    parts.append("<p>" + ", ".join(f"<span class='badge {st}'>{int(counts.get(st, 0))} {st}</span>"
-                                    for st in ("FAIL", "WARN", "PASS")) + "</p>")
     headers = ["sample", "analysis", "item", "check", "status", "reason", "source"]
 
-    def rows(df):
-        return [[(_e(x.group), ""), (_e(x.analysis), ""), (_e(x.item), ""), (_e(x.check), ""),
-                 (_e(x.status), _e(x.status)), (_e(x.reason), ""), (_ref_link(x.ref), "")] for x in df.itertuples()]
+    def table(df):
+        return {"headers": headers,
+                "rows": [[x.group, x.analysis, x.item, x.check, {"text": x.status, "cls": x.status}, x.reason,
+                          {"ref": int(x.ref)}] for x in df.itertuples()]}
 
-    bad = g[g["status"] != "PASS"]
-    parts.append("<h3>Failures and warnings</h3>")
-    parts.append(_raw_table(headers, rows(bad)) if len(bad) else "<p>None: every check passed.</p>")
+    if not len(g):
+        return _render("qc.html.j2", rules_source=r.rules_source, n_checks=0)
+    counts = g["status"].value_counts()
     ok = g[g["status"] == "PASS"]
-    if len(ok):
-        parts.append(f"<details><summary>{len(ok)} checks passed (show)</summary>")
-        for grp, d in ok.groupby("group", sort=False):
-            parts.append(f"<h4>{_e(grp)}</h4>" + _raw_table(headers, rows(d)))
-        parts.append("</details>")
-    refs = dict.fromkeys(zip(g["ref"], g["source"].astype(str)))
-    parts.append("<h3>Sources of the rules</h3><ol class='refs'>"
-                 + "".join(f"<li id='ref-{int(n)}'>{_e(src)}</li>" for n, src in sorted(refs)) + "</ol></section>")
-    return "\n".join(parts)
+    refs = sorted(dict.fromkeys(zip(g["ref"].astype(int), g["source"].astype(str))))
+    return _render("qc.html.j2", rules_source=r.rules_source, n_checks=len(g),
+                   counts=[(st, int(counts.get(st, 0))) for st in ("FAIL", "WARN", "PASS")],
+                   bad=table(g[g["status"] != "PASS"]), n_pass=len(ok),
+                   passed=[(grp, table(d)) for grp, d in ok.groupby("group", sort=False)], refs=refs)
 
 
 @report_section
@@ -585,38 +702,41 @@ def tem_section(r: ReportInput) -> str:
         write_table(curves, r.data_dir / "tem_size_kde.csv")
     if not _has_tem(r):
         return ""  # an experiment without TEM shows no TEM section
-    parts = ["<section id='tem'><h2>TEM: vesicle size</h2>"]
+    stats = None
     if per_sample_png:
-        parts += [_img(per_sample_png, "per-sample size histograms"),
-                  "<p class='muted'>Histogram (probability density) and KDE per sample, with the number of sized "
-                  "vesicles and the D50 with its 95 % CI in each title; red lines: D10, D50 (solid), D90.</p>",
-                  _img(overlay_png, "all samples, size KDE")]
         st_cols = ["sample", "tem_n", "tem_mean_nm", "tem_sd_nm", "tem_median_nm", "tem_mode_nm", "tem_d10_nm",
                    "tem_d50_nm", "D50 95 % CI (nm)", "tem_d90_nm", "tem_span", "tem_border_fraction"]
         samples = samples.assign(**{"D50 95 % CI (nm)": [
             f"{_num(a, '{:.1f}')}–{_num(b, '{:.1f}')}" for a, b in
             zip(samples["tem_d50_ci_low_nm"], samples["tem_d50_ci_high_nm"])]})
-        parts.append(_table(samples, st_cols, fmt={c: "{:.1f}" for c in st_cols[2:]} | {"tem_n": "{:.0f}",
-                            "tem_span": "{:.2f}", "tem_border_fraction": "{:.2f}"}))
-    else:
-        parts.append("<p>No vesicles were sized.</p>")
-    tem_res = [x for x in r.records if x.kind == "tem"]
-    if tem_res:
-        parts.append("<h3>Fields (wide field and a close-up of a typical vesicle)</h3><div class='gallery tem'>")
-        for x in tem_res:
-            row = x.image_row
-            if row.get("status") != "ok" or not x.overlay:
-                parts.append(f"<figure><figcaption><b>{_e(x.rel)}</b>: <span class='FAIL'>not analysed</span>"
-                             f" – {_e(row.get('error'))}</figcaption></figure>")
-                continue
-            p = r.out / x.overlay
-            cap = (f"<b>{_e(x.rel)}</b> · sample {_e(x.sample)} · {_e(row.get('n_vesicles'))} vesicles · "
-                   f"{_num(row.get('pixel_size_nm'), '{:.3g}')} nm/px ({_e(row.get('pixel_size_source'))})")
-            parts.append(f"<figure>{_img(_thumb(p), x.rel)}{_img(_closeup(p, x.vesicles, row), 'close-up')}"
-                         f"<figcaption>{cap}</figcaption></figure>")
-        parts.append("</div>")
-    parts.append("</section>")
-    return "\n".join(parts)
+        names = {"tem_n": "n sized", "tem_mean_nm": "mean (nm)", "tem_sd_nm": "SD (nm)", "tem_median_nm":
+                 "median (nm)", "tem_mode_nm": "mode (nm)", "tem_d10_nm": "D10 (nm)", "tem_d50_nm": "D50 (nm)",
+                 "tem_d90_nm": "D90 (nm)", "tem_span": "span", "tem_border_fraction": "border-cut fraction"}
+        stats = _table(samples.rename(columns=names), [names.get(c, c) for c in st_cols],
+                       fmt={names.get(c, c): "{:.1f}" for c in st_cols[2:]} | {
+                           "n sized": "{:.0f}", "span": "{:.2f}", "border-cut fraction": "{:.2f}"})
+    fields = []
+    for x in (x for x in r.records if x.kind == "tem"):
+        row = x.image_row
+        if row.get("status") != "ok" or not x.overlay:
+            fields.append({"rel": x.rel, "error": row.get("error") or ""})
+            continue
+        p = r.out / x.overlay
+        fields.append({"rel": x.rel, "error": None, "sample": x.sample, "n_vesicles": row.get("n_vesicles"),
+                       "pixel_size": _num(row.get("pixel_size_nm"), "{:.3g}"),
+                       "pixel_size_source": row.get("pixel_size_source"),
+                       "field": _tem_field(p, row, f"{x.rel}: detected vesicles outlined"),
+                       "closeup": _closeup(p, x.vesicles, row)})
+    return _render("tem.html.j2", stats=stats, fields=fields,
+                   per_sample=_figure(per_sample_png, "per-sample size histograms"),
+                   overlay=_figure(overlay_png, "all samples, size KDE"))
+
+
+def _figure(png, alt: str) -> dict | None:
+    """A plot for the ``img`` macro: its PNG, alt text and axes labels (``data-axes``)."""
+    if not png:
+        return None
+    return {"png": png, "alt": alt, "axes": [f"{x} | {y}" for x, y in getattr(png, "axes", ())]}
 
 
 @report_section
@@ -624,37 +744,32 @@ def nta_section(r: ReportInput) -> str:
     """NTA concentration and size, with the TEM size density of the same sample."""
     if not _has_nta(r):
         return ""  # an experiment without NTA shows no NTA section
-    return "\n".join(["<section id='nta'>", *_nta_section(r.tables, r.tables["samples"], r.data_dir), "</section>"])
+    return _nta_section(r.tables, r.tables["samples"], r.data_dir)
 
 
 @report_section
 def blot_section(r: ReportInput) -> str:
-    """Blot overlays, the normalised marker signal per sample and its replicate table."""
+    """Blot overlays (lanes named by their sample, kDa marks from the ladder), the normalised
+    marker signal per sample and its replicate table."""
     if not _has_blots(r):
         return ""  # an experiment without blots shows no blot section
-    parts = ["<section id='blots'><h2>Western blots</h2>"]
-    blot_res = [x for x in r.records if x.kind == "blot"]
-    if blot_res:
-        parts.append("<div class='gallery'>")
-        for x in blot_res:
-            row = x.image_row or {}
-            if not x.overlay:
-                parts.append(f"<figure><figcaption><b>{_e(x.rel)}</b>: <span class='FAIL'>not analysed</span>"
-                             f" – {_e(row.get('error'))}</figcaption></figure>")
-                continue
-            cap = (f"<b>{_e(x.rel)}</b> · marker {_e(x.marker or '?')} · {_e(row.get('n_lanes'))} lanes, "
-                   f"{_e(row.get('n_bands'))} bands, {_e(row.get('n_saturated_bands'))} saturated")
-            parts.append(f"<figure>{_img(_thumb(r.out / x.overlay, 520), x.rel)}<figcaption>{cap}. "
-                         f"Lanes and bands outlined; saturated pixels in red.</figcaption></figure>")
-        parts.append("</div>")
-        marker_png = marker_figure(r.tables["normalized"])
-        if marker_png:
-            parts.append(_img(marker_png, "normalised marker signal per sample"))
-        if len(r.tables["markers"]):
-            parts.append(_table(r.tables["markers"], fmt={"mean": "{:.3f}", "sd": "{:.3f}", "cv_pct": "{:.1f}",
-                                                          "n": "{:.0f}"}))
-    parts.append("</section>")
-    return "\n".join(parts)
+    blots = []
+    for x in (x for x in r.records if x.kind == "blot"):
+        row = x.image_row or {}
+        if not x.overlay:
+            blots.append({"rel": x.rel, "error": row.get("error") or ""})
+            continue
+        fig, note = blot_figure(r.out / x.overlay, x)
+        blots.append({"rel": x.rel, "error": None, "marker": x.marker or "?", "n_lanes": row.get("n_lanes"),
+                      "n_bands": row.get("n_bands"), "n_saturated": row.get("n_saturated_bands"),
+                      "overlay": fig, "axes_note": note})
+    markers = r.tables["markers"]
+    return _render("blots.html.j2", blots=blots,
+                   markers_fig=_figure(marker_figure(r.tables["normalized"]), "normalised marker signal per sample"),
+                   markers=_table(markers.rename(columns={"n": "replicates", "mean": "mean (rel.)",
+                                                          "sd": "SD (rel.)", "cv_pct": "CV (%)"}),
+                                  fmt={"mean (rel.)": "{:.3f}", "SD (rel.)": "{:.3f}", "CV (%)": "{:.1f}",
+                                       "replicates": "{:.0f}"}) if len(markers) else None)
 
 
 #: libraries whose version is shown in the provenance (distribution names)
@@ -745,24 +860,17 @@ def provenance_section(r: ReportInput) -> str:
                 ("executor", stats.get("executor")),
                 ("images", f"{stats.get('n_computed')} computed, {stats.get('n_cached')} reused from an earlier "
                            "identical run")] + [(f"{n} version", v) for n, v in _versions()]
-    parts = ["<section id='provenance'><h2>Provenance</h2>",
-             _raw_table(["", ""], [[(_e(a), ""), (_e(b), "")] for a, b in run_rows]),
-             "<h3>Parameters</h3>",
-             _raw_table(["section", "parameter", "value", "unit"],
-                        [[(_e(x), "") for x in row] for row in _param_rows(r.params)])]
     nta_files = t.get("nta_files")
     nta_prov = (nta_files[["file", "sha256"]].rename(columns={"file": "image"}) if nta_files is not None
                 and len(nta_files) else None)
     files = concat_tables([t["tem_images"][["image", "sha256"]], t["blot_images"][["image", "sha256"]], nta_prov],
-                    ["image", "sha256"])
-    parts.append("<h3>Inputs (relative to the experiment folder)</h3>")
-    parts.append(_table(files.rename(columns={"image": "input", "sha256": "SHA-256"}), ["input", "SHA-256"]))
+                          ["image", "sha256"])
     # exoimage run writes run.json next to the report (after it); an interactive session writes none
-    record = ("The full record (parameters, inputs, execution): <a href='run.json'>run.json</a>. "
-              if r.run_stats.get("writes_run_json") else "")
-    parts.append(f"<p class='muted'>{record}Tables behind every figure: report_data/. Full tables: *.csv and "
-                 "*.parquet next to this report.</p></section>")
-    return "\n".join(parts)
+    return _render("provenance.html.j2", run={"headers": ["", ""], "rows": [list(x) for x in run_rows]},
+                   params={"headers": ["section", "parameter", "value", "unit"],
+                           "rows": [list(x) for x in _param_rows(r.params)]},
+                   inputs=_table(files.rename(columns={"image": "input", "sha256": "SHA-256"}), ["input", "SHA-256"]),
+                   run_json=bool(r.run_stats.get("writes_run_json")))
 
 
 def write_report_data(r: ReportInput) -> None:
@@ -803,10 +911,10 @@ def write_report(out, tables: dict, records: list, *, title: str, run_stats: dic
     write_report_data(r)
     from markupsafe import Markup
 
-    # each section returns its HTML (user text escaped inside it); the page layout is a template
-    # with autoescaping (templates/report.html.j2): the title is escaped there
+    # each section is a template with autoescaping (templates/*.html.j2) and returns its HTML; the page
+    # layout (templates/report.html.j2) joins them
     parts = [Markup(h) for h in (fn(r) for fn in (SECTIONS if sections is None else sections)) if h]
-    html_text = _template("report.html.j2").render(title=r.title, css=Markup(_CSS), sections=parts)
+    html_text = _render("report.html.j2", title=r.title, css=Markup(_CSS), sections=parts)
     path = r.out / "report.html"
     atomic_write_bytes(path, html_text.encode("utf-8"))
     return path
@@ -827,30 +935,18 @@ def _conc(value, se) -> str:
     return f"{v:.2e} ± {e:.1e}" if np.isfinite(e) else f"{v:.2e}"
 
 
-NTA_NOTE = (
-    "NTA sizes are <b>hydrodynamic</b> diameters of hydrated particles in suspension (from their Brownian "
-    "motion, including the hydration layer and any corona); TEM sizes are <b>projected</b> diameters of "
-    "dried, negatively stained vesicles, which shrink and flatten. NTA also barely detects particles below "
-    "about 70 nm in scatter mode. The two methods therefore agree only above ~70 nm, and TEM D50 / NTA D50 "
-    "is normally below 1: the ratio is reported for comparison, never checked (no PASS/FAIL).")
-
-
-def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
-    """HTML of the NTA section (and its tables in ``report_data/``)."""
+def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> str:
+    """HTML of the NTA section (templates/nta.html.j2; its tables in ``report_data/``)."""
     from ..outputs import write_table
 
     files = tables.get("nta_files")
-    parts = ["<h2>NTA: particle concentration and hydrodynamic size</h2>"]
-    if files is None or not len(files):
-        parts.append("<p>No NTA exports in this experiment (expected under <code>nta/&lt;sample&gt;/</code>: "
-                     "NanoSight ExperimentSummary.csv or ZetaView .txt).</p>")
-        return parts
     has = samples[samples["nta_n_videos"].fillna(0) > 0] if "nta_n_videos" in samples else samples.iloc[:0]
     nta_png, curves = nta_tem_figure(tables["nta_density"], tables["vesicles"], samples)
     write_table(curves, data_dir / "nta_tem_size_density.csv")
     write_table(has[["sample"] + [c for c in samples.columns if c.startswith(("nta_", "tem_nta_"))]
                     + ["tem_d50_nm", "protein_ug", "volume_ml", "particles_per_ug"]],
                 data_dir / "nta_samples.csv")
+    table, undiluted = None, None
     if len(has):
         t = has.copy()
         t["concentration (particles/ml) ± SE"] = [
@@ -882,59 +978,28 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> list:
                 + (["empty videos"] if (has["nta_n_empty_videos"].fillna(0) > 0).any() else [])
                 + (["TEM D50 [95% CI] (nm)", "TEM / NTA D50"] if any_tem else [])
                 + ["protein (µg)", "particles / µg"])
-        parts.append(_table(t, cols, fmt={"files": "{:.0f}", "videos": "{:.0f}", "CV (%)": "{:.1f}",
-                                          "mode (nm)": "{:.1f}", "D10 (nm)": "{:.1f}", "D90 (nm)": "{:.1f}",
-                                          "volume D50 (nm)": "{:.1f}", "TEM D50 (nm)": "{:.1f}",
-                                          "TEM / NTA D50": "{:.2f}", "protein (µg)": "{:.3g}"}))
-        undiluted = has["nta_concentration_of"].eq("undiluted sample")
-        if undiluted.all():
-            what = ("Concentration: particles per ml of the undiluted sample (dilution applied once: by the "
-                    "instrument for NanoSight, by exoimage for ZetaView or from experiment.toml).")
-        elif not undiluted.any():
-            what = ("Concentration: particles per ml <b>as measured in the cell</b>: no dilution was recorded in "
-                    "the files or given in experiment.toml (<code>dilution_factor</code> or "
-                    "<code>[samples.X.nta_dilution]</code>), so it is not the concentration of the sample.")
-        else:
-            what = ("Concentration: particles per ml of the undiluted sample where a dilution is known (column "
-                    "<i>concentration of</i>); <b>as measured in the cell</b> where none was recorded or given in "
-                    "experiment.toml.")
-        parts.append(
-            f"<p class='muted'>{what} Mean ± SE across videos (ZetaView: across measurement files) at the "
-            "dilution(s) shown; CV across those videos. A sample measured at several dilutions reports the "
-            "dilutions inside its linear range (see the dilution-linearity QC row). Mode and D10/D50/D90 are "
-            "recomputed from each video's size bins by each software's own rule (<i>D-value rule</i>: "
-            "bin_edges = NanoSight NTA 3.3/3.4, bin_edges_minus_one_bin = NTA 3.2, bin_centres = ZetaView; "
-            "docs/nta.md) and averaged over videos; volume D50: the instrument's volume-weighted D50 (NanoSight, "
-            "where the file has one) or number × size³ by the same rule (ZetaView). "
-            "Particles per µg = concentration × <code>volume_ml</code> (default 1 ml) / <code>protein_ug</code> "
-            "from experiment.toml (only for the undiluted sample): the particle-to-protein purity ratio of "
-            "MISEV2018 (Webber &amp; Clayton 2013).</p>")
-        parts.append(f"<p class='muted'>{NTA_NOTE}</p>")
-    else:
-        parts.append("<p>No NTA export could be read (see the file list below).</p>")
-    if nta_png:
-        parts.append(_img(nta_png, "NTA size distribution with the TEM size density, per sample"))
-        parts.append("<p class='muted'>Orange: NTA number distribution as a probability density per nm, mean "
-                     "(line) ± SE (band) across the videos that counted particles; blue: TEM KDE of the sized "
-                     "vesicles of the same sample; dashed: D50 of each. Data: "
-                     "report_data/nta_tem_size_density.csv.</p>")
+        table = _table(t, cols, fmt={"files": "{:.0f}", "videos": "{:.0f}", "CV (%)": "{:.1f}",
+                                     "mode (nm)": "{:.1f}", "D10 (nm)": "{:.1f}", "D90 (nm)": "{:.1f}",
+                                     "volume D50 (nm)": "{:.1f}", "TEM D50 (nm)": "{:.1f}",
+                                     "TEM / NTA D50": "{:.2f}", "protein (µg)": "{:.3g}"})
+        und = has["nta_concentration_of"].eq("undiluted sample")
+        undiluted = "all" if und.all() else ("none" if not und.any() else "some")
     f = files.copy()
     f["read"] = f["status"].map({"ok": "PASS", "error": "FAIL", "companion": "–"}).fillna("–")
     f["note"] = [e if st == "error" else ("per-video table of a NanoSight summary; not used by the run's tables"
                                          if st == "companion" else "")
                  for st, e in zip(f["status"], f["error"])]
-    parts.append("<h3>NTA files</h3>")
     if "dilution_source" not in f:
         f["dilution_source"] = ""
-    parts.append(_table(f, ["file", "sample", "instrument", "software_version", "n_videos", "dilution_factor",
-                            "dilution_applied_by", "dilution_source", "read", "note"], status_col="read",
-                        fmt={"n_videos": "{:.0f}", "dilution_factor": "{:g}"}))
     w = tables.get("nta_warnings")
-    if w is not None and len(w):
-        parts.append("<h3>Instrument warnings (verbatim)</h3>")
-        parts.append(_table(w, ["sample", "file", "video", "section", "item", "value"]))
-    return parts
-
+    return _render(
+        "nta.html.j2", samples=table, undiluted=undiluted,
+        figure=_figure(nta_png, "NTA size distribution with the TEM size density, per sample"),
+        files=_table(f, ["file", "sample", "instrument", "software_version", "n_videos", "dilution_factor",
+                         "dilution_applied_by", "dilution_source", "read", "note"], status_col="read",
+                     fmt={"n_videos": "{:.0f}", "dilution_factor": "{:g}"}),
+        warnings=_table(w, ["sample", "file", "video", "section", "item", "value"]) if w is not None and len(w)
+        else None)
 
 
 # ---------------------------------------------------------------------------
