@@ -7,7 +7,6 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -158,38 +157,6 @@ def test_qc_reason_column_and_grouped_qc(nta_only):
     assert refs == [str(i + 1) for i in range(len(sources))]
 
 
-def test_full_sample_report_in_chromium(tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        pytest.skip("chromium not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    root = tmp_path / "exp"
-    shutil.copytree(SAMPLES, root, ignore=shutil.ignore_patterns("*.py", "*.truth.csv", "nta_truth.csv"))
-    res = run_experiment(load_experiment(root), tmp_path / "out", workers=0, progress=False)
-    s3 = res["tables"]["samples"].set_index("sample").loc["S3"]
-    assert s3["qc_status"] == "FAIL" and PURITY in s3["qc_reason"]  # calnexin ~10x S1
-    errors = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto((tmp_path / "out" / "report.html").as_uri())
-        first = page.evaluate("document.querySelector('section').id")
-        page_w = page.evaluate("document.documentElement.clientWidth")
-        too_wide = page.evaluate(
-            "Array.from(document.querySelectorAll('body *')).filter(e => e.closest('.scroll') === null || "
-            "e.classList.contains('scroll')).filter(e => e.getBoundingClientRect().right > "
-            "document.documentElement.clientWidth + 1).map(e => e.tagName + '.' + e.className)")
-        scroll_w = page.evaluate("document.documentElement.scrollWidth")
-        browser.close()
-    assert first == "verdict"
-    assert too_wide == [] and scroll_w <= page_w
-    assert errors == []
-
-
 def test_provenance_is_a_readable_table_with_the_command(tmp_path):
     from exoimage.cli import main
 
@@ -202,4 +169,4 @@ def test_provenance_is_a_readable_table_with_the_command(tmp_path):
     assert f"<td>command</td><td>exoimage run {root} --out {tmp_path / 'out'} --workers 0 --no-progress</td>" in prov
     assert "<td>NTA S1</td><td>protein_ug</td><td>5</td><td>µg</td>" in prov
     assert "<td>numpy version</td>" in prov and "<pre>" not in prov and "<a href='run.json'>" in prov
-    assert "<td>nta/S1/S1-ExperimentSummary.csv</td>" in prov
+    assert "<td class='long'>nta/S1/S1-ExperimentSummary.csv</td>" in prov  # a long path may break anywhere

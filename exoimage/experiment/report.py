@@ -55,20 +55,18 @@ CATEGORIES = "[categories] "
 
 
 def _axis_label(axis) -> str:
-    from matplotlib.ticker import FixedFormatter
-
+    """An axis' label, prefixed with :data:`CATEGORIES` when its tick labels (as drawn) are names."""
     label = axis.get_label_text()
-    fmt = axis.get_major_formatter()
-    if isinstance(fmt, FixedFormatter):
-        def is_num(t):
-            try:
-                float(str(t).replace("\u2212", "-"))
-                return True
-            except ValueError:
-                return False
-        if fmt.seq and not all(is_num(t) for t in fmt.seq):
-            return CATEGORIES + label
-    return label
+
+    def is_num(t):
+        try:
+            float(t.replace("\u2212", "-"))
+            return True
+        except ValueError:
+            return False
+
+    ticks = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+    return CATEGORIES + label if ticks and not all(is_num(t) for t in ticks) else label
 
 
 def _fig_png(fig) -> FigurePNG:
@@ -409,7 +407,9 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;
 line-height:1.4;padding:0 16px}
 h1{font-size:1.6em;margin-bottom:0}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2em}
 table{border-collapse:collapse;font-size:.85em;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 7px;
-text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+text-align:left;vertical-align:top}th{background:#f3f3f3}td{overflow-wrap:break-word}
+td.long{overflow-wrap:anywhere}td.num,td.PASS,td.WARN,td.FAIL{white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
 .PASS{background:#e5f5e0;color:#1b5e20;font-weight:600}.WARN{background:#fff3cd;color:#7a5900;font-weight:600}
 .FAIL{background:#fde0dc;color:#b71c1c;font-weight:600}.muted{color:#666;font-size:.85em}
 .gallery{display:flex;flex-wrap:wrap;gap:12px}.gallery figure{margin:0;border:1px solid #ddd;padding:6px;
@@ -426,7 +426,7 @@ body{max-width:none;margin:0;padding:0;font-size:9pt}
 #qc,#tem,#nta,#blots,#provenance{break-before:page}
 h2,h3,h4,summary{break-after:avoid}
 figure,img,tr,.verdict li,.verdict{break-inside:avoid}
-.scroll{overflow:visible}table{font-size:7pt;max-width:100%}td,th{padding:1px 3px;overflow-wrap:break-word}
+.scroll{overflow:visible}table{font-size:7pt;max-width:100%}td,th{padding:1px 3px}
 pre{white-space:pre-wrap}
 details::details-content{content-visibility:visible;display:contents}details>summary{list-style:none}
 .noprint{display:none}
@@ -479,6 +479,17 @@ def _num(x, fmt="{:.1f}") -> str:
     return fmt.format(xf) if np.isfinite(xf) else "–"
 
 
+#: a cell text without spaces longer than this (a path, a SHA-256) may break anywhere, so that its
+#: table still fits the page; shorter words never break
+LONG_TOKEN = 20
+
+
+def _cell(val):
+    """A plain table cell: its text, marked ``long`` when it is one long unbreakable token."""
+    text = str(_blank(val))
+    return {"text": val, "cls": "long"} if len(text) > LONG_TOKEN and not any(c.isspace() for c in text) else val
+
+
 def _table(df: pd.DataFrame, columns=None, status_col=None, fmt=None) -> dict:
     """A table for the ``table`` macro (templates/macros.html.j2): the cells of ``columns`` of ``df``,
     numbers formatted by ``fmt`` (column -> format), ``status_col`` coloured by its value."""
@@ -494,7 +505,7 @@ def _table(df: pd.DataFrame, columns=None, status_col=None, fmt=None) -> dict:
             elif c in fmt:
                 row.append({"text": _num(val, fmt[c]), "cls": "num"})
             else:
-                row.append(val)
+                row.append(_cell(val))
         rows.append(row)
     return {"headers": columns, "rows": rows}
 
@@ -677,8 +688,8 @@ def qc_section(r: ReportInput) -> str:
 
     def table(df):
         return {"headers": headers,
-                "rows": [[x.group, x.analysis, x.item, x.check, {"text": x.status, "cls": x.status}, x.reason,
-                          {"ref": int(x.ref)}] for x in df.itertuples()]}
+                "rows": [[_cell(x.group), x.analysis, _cell(x.item), x.check, {"text": x.status, "cls": x.status},
+                          _cell(x.reason), {"ref": int(x.ref)}] for x in df.itertuples()]}
 
     if not len(g):
         return _render("qc.html.j2", rules_source=r.rules_source, n_checks=0)
@@ -866,9 +877,9 @@ def provenance_section(r: ReportInput) -> str:
     files = concat_tables([t["tem_images"][["image", "sha256"]], t["blot_images"][["image", "sha256"]], nta_prov],
                           ["image", "sha256"])
     # exoimage run writes run.json next to the report (after it); an interactive session writes none
-    return _render("provenance.html.j2", run={"headers": ["", ""], "rows": [list(x) for x in run_rows]},
+    return _render("provenance.html.j2", run={"headers": ["", ""], "rows": [[_cell(v) for v in x] for x in run_rows]},
                    params={"headers": ["section", "parameter", "value", "unit"],
-                           "rows": [list(x) for x in _param_rows(r.params)]},
+                           "rows": [[_cell(v) for v in x] for x in _param_rows(r.params)]},
                    inputs=_table(files.rename(columns={"image": "input", "sha256": "SHA-256"}), ["input", "SHA-256"]),
                    run_json=bool(r.run_stats.get("writes_run_json")))
 
@@ -971,17 +982,18 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> str:
         several = (has["nta_concentration_basis"].fillna("").str.len() > 0) & \
             (has["nta_dilution_factors"].fillna("").str.contains(";"))
         any_tem = "tem_d50_nm" in has and np.isfinite(has["tem_d50_nm"].astype(float)).any()
-        cols = (["sample", "instrument", "files", "videos", "dilution"]
-                + (["from dilution(s)", "why these dilutions"] if several.any() else [])
-                + ["concentration of", "concentration (particles/ml) ± SE", "CV (%)", "mode (nm)", "D10 (nm)",
-                   "D50 ± SE (nm)", "D90 (nm)", "volume D50 (nm)", "D-value rule"]
-                + (["empty videos"] if (has["nta_n_empty_videos"].fillna(0) > 0).any() else [])
-                + (["TEM D50 [95% CI] (nm)", "TEM / NTA D50"] if any_tem else [])
-                + ["protein (µg)", "particles / µg"])
-        table = _table(t, cols, fmt={"files": "{:.0f}", "videos": "{:.0f}", "CV (%)": "{:.1f}",
-                                     "mode (nm)": "{:.1f}", "D10 (nm)": "{:.1f}", "D90 (nm)": "{:.1f}",
-                                     "volume D50 (nm)": "{:.1f}", "TEM D50 (nm)": "{:.1f}",
-                                     "TEM / NTA D50": "{:.2f}", "protein (µg)": "{:.3g}"})
+        # two tables (concentration, size) rather than one of 20 columns: each fits the page
+        conc_cols = (["sample", "instrument", "files", "videos", "dilution"]
+                     + (["from dilution(s)", "why these dilutions"] if several.any() else [])
+                     + ["concentration of", "concentration (particles/ml) ± SE", "CV (%)"]
+                     + (["empty videos"] if (has["nta_n_empty_videos"].fillna(0) > 0).any() else [])
+                     + ["protein (µg)", "particles / µg"])
+        size_cols = (["sample", "mode (nm)", "D10 (nm)", "D50 ± SE (nm)", "D90 (nm)", "volume D50 (nm)",
+                      "D-value rule"] + (["TEM D50 [95% CI] (nm)", "TEM / NTA D50"] if any_tem else []))
+        fmt = {"files": "{:.0f}", "videos": "{:.0f}", "CV (%)": "{:.1f}", "mode (nm)": "{:.1f}",
+               "D10 (nm)": "{:.1f}", "D90 (nm)": "{:.1f}", "volume D50 (nm)": "{:.1f}", "TEM D50 (nm)": "{:.1f}",
+               "TEM / NTA D50": "{:.2f}", "protein (µg)": "{:.3g}"}
+        table = [_table(t, conc_cols, fmt=fmt), _table(t, size_cols, fmt=fmt)]
         und = has["nta_concentration_of"].eq("undiluted sample")
         undiluted = "all" if und.all() else ("none" if not und.any() else "some")
     f = files.copy()
@@ -995,9 +1007,12 @@ def _nta_section(tables: dict, samples: pd.DataFrame, data_dir: Path) -> str:
     return _render(
         "nta.html.j2", samples=table, undiluted=undiluted,
         figure=_figure(nta_png, "NTA size distribution with the TEM size density, per sample"),
-        files=_table(f, ["file", "sample", "instrument", "software_version", "n_videos", "dilution_factor",
-                         "dilution_applied_by", "dilution_source", "read", "note"], status_col="read",
-                     fmt={"n_videos": "{:.0f}", "dilution_factor": "{:g}"}),
+        files=_table(f.rename(columns={"software_version": "software", "n_videos": "videos",
+                                       "dilution_factor": "dilution", "dilution_applied_by": "applied by",
+                                       "dilution_source": "dilution from"}),
+                     ["file", "sample", "instrument", "software", "videos", "dilution", "applied by",
+                      "dilution from", "read", "note"], status_col="read",
+                     fmt={"videos": "{:.0f}", "dilution": "{:g}"}),
         warnings=_table(w, ["sample", "file", "video", "section", "item", "value"]) if w is not None and len(w)
         else None)
 
