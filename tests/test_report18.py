@@ -151,10 +151,17 @@ def test_qc_reason_column_and_grouped_qc(nta_only):
     n_pass = int((res["tables"]["qc"]["status"] == "PASS").sum())
     assert f"<details><summary>{n_pass} checks passed <span class='noprint'>(show)</span></summary>" in qc
     assert qc.index("Failures and warnings") < qc.index("<details>")
-    # each source once, in the references list
+    # each source once, in the references list: a rule read from several NTA files is one entry naming them
     sources = list(dict.fromkeys(res["tables"]["qc"]["source"]))
-    refs = re.findall(r"<li id='ref-(\d+)'>", qc)
-    assert refs == [str(i + 1) for i in range(len(sources))]
+    refs = re.findall(r"<li id='ref-(\d+)'>([^<]*)</li>", qc)
+    assert [n for n, _ in refs] == [str(i + 1) for i in range(len(refs))]
+    texts = [t for _, t in refs]
+    assert len(set(texts)) == len(texts) < len(sources)
+    ppf = [t for t in texts if t.startswith("particles per frame; range: Malvern NanoSight")]
+    assert ppf == ["particles per frame; range: Malvern NanoSight NTA 3.x guidance: 20-100 particles per frame "
+                   "(from nta/S1/S1-ExperimentSummary.csv, nta/S2/S2-ExperimentSummary.csv)"]
+    for src in sources:  # every source's rule is listed
+        assert any(src.split(": ", 1)[-1] in t or src in t for t in texts), src
 
 
 def test_provenance_is_a_readable_table_with_the_command(tmp_path):
@@ -170,3 +177,22 @@ def test_provenance_is_a_readable_table_with_the_command(tmp_path):
     assert "<td>NTA S1</td><td>protein_ug</td><td>5</td><td>µg</td>" in prov
     assert "<td>numpy version</td>" in prov and "<pre>" not in prov and "<a href='run.json'>" in prov
     assert "<td class='long'>nta/S1/S1-ExperimentSummary.csv</td>" in prov  # a long path may break anywhere
+
+
+def test_verdict_says_which_marker_categories_were_not_measured():
+    from exoimage.experiment.report import ReportInput, verdict_section
+
+    t = _tables({"calnexin": SIGNAL["calnexin"]})
+    t["qc"] = run_qc(t, load_rules(), reference_sample="lysate")
+    t["blot_images"] = pd.DataFrame({"image": ["blots/calnexin.tif"], "sha256": [""]})  # a blot was read
+    t["samples"] = pd.concat([t["samples"], pd.DataFrame({"sample": ["S9"], "label": ["S9"]})], ignore_index=True)
+    html = verdict_section(ReportInput(out=Path("."), title="t", tables=t, records=[],
+                                       params={"reference_sample": "lysate"}))
+    assert "Measured: Western blot (calnexin)." in html
+    assert ("Not measured: TEM vesicle size; NTA concentration and size; a transmembrane EV marker (CD63, CD81, "
+            "CD9...); a cytosolic EV marker (TSG101, ALIX...).") in html
+    assert "negative marker" not in html.split("Not measured:")[1]
+    assert "Purity reference: sample <b>lysate</b>" in html
+    # per sample: a sample of the experiment that is on no blot says so
+    assert "<b>S9</b> <span class='muted'>(not measured: no Western blot lane)</span>" in html
+    assert "<b>EV</b> <span class='muted'>" not in html

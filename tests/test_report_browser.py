@@ -91,6 +91,7 @@ def test_verdict_block_first(rendered):
     s3 = rendered["res"]["tables"]["samples"].set_index("sample").loc["S3"]
     assert s3["qc_status"] == "FAIL" and "MISEV: purity (enrichment vs reference)" in s3["qc_reason"]
     assert "Measured: TEM vesicle size; Western blot (CD63, TSG101, calnexin); NTA" in verdict
+    assert "Not measured" not in verdict
 
 
 @pytest.mark.parametrize("layout", ["screen", "print"])

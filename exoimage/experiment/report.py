@@ -127,6 +127,7 @@ def size_figures(vesicles: pd.DataFrame, samples: pd.DataFrame) -> tuple[str | N
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
+    fig.tight_layout()
     per_sample = _fig_png(fig)
     fig, ax = plt.subplots(figsize=(6, 3.4))
     lines = [ax.plot(c["diameter_nm"], c["density"])[0] for c in curves]
@@ -358,15 +359,25 @@ def _micrograph(b64: str | None, alt: str, field_nm: float, nm_per_px: float) ->
             "scale_bar_nm": f"{bar:g}" if bar else None, "nm_per_px": f"{nm_per_px:.6g}" if bar else None}
 
 
-def _tem_field(path: Path, image_row, alt: str, max_side: int = 420) -> dict:
-    """The overlay of a field, shrunk for the gallery (its scale bar is the overlay's own)."""
+def _tem_field(path: Path, image_row, alt: str, max_side: int = 260) -> dict:
+    """The overlay of a field, shrunk for the gallery, with a scale bar drawn at the gallery's size
+    (over the overlay's own, which shrinks to an unreadable label: same place, same length)."""
     import cv2
 
-    b64 = _thumb(path, max_side)
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if b64 else None
-    w_thumb = min(max_side / max(img.shape[:2]), 1.0) * img.shape[1] if img is not None else np.nan
+    from ..tem.draw import draw_scale_bar
+
+    img = cv2.imread(str(path))
     field_nm = float(image_row.get("width_px") or np.nan) * float(image_row.get("pixel_size_nm") or np.nan)
-    return _micrograph(b64, alt, field_nm, field_nm / round(w_thumb) if np.isfinite(w_thumb) else np.nan)
+    if img is None:
+        return _micrograph(None, alt, field_nm, np.nan)
+    s = max_side / max(img.shape[:2])
+    if s < 1:
+        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    nm_per_px = field_nm / img.shape[1]
+    if np.isfinite(nm_per_px) and nm_per_px > 0:
+        draw_scale_bar(img, nm_per_px)
+    ok, buf = cv2.imencode(".png", img)
+    return _micrograph(base64.b64encode(buf.tobytes()).decode("ascii") if ok else None, alt, field_nm, nm_per_px)
 
 
 def _closeup(path: Path, vesicles: pd.DataFrame, image_row, size: int = 260) -> dict | None:
@@ -602,12 +613,26 @@ def _qc_grouped(r: "ReportInput") -> pd.DataFrame:
     for s, rows in sample_qc_rows(qc, r.tables).items():
         group[rows.index] = s
     order = {s: i for i, s in enumerate(list(r.tables["samples"]["sample"]) + ["all samples"])}
-    refs = {src: i + 1 for i, src in enumerate(dict.fromkeys(qc["source"].astype(str)))}
+    nta_files = r.tables.get("nta_files")
+    rule = qc["source"].astype(str).map(lambda src: _split_source(
+        src, set(nta_files["file"].astype(str)) if nta_files is not None and len(nta_files) else set())[0])
+    refs = {src: i + 1 for i, src in enumerate(dict.fromkeys(rule))}
     g = qc.assign(group=group, analysis=[_analysis(x) for x in qc.itertuples()],
-                  ref=qc["source"].astype(str).map(refs))
+                  ref=rule.map(refs))
     rank = {"FAIL": 0, "WARN": 1, "PASS": 2}
     g = g.assign(_st=g["status"].map(rank), _g=g["group"].map(order), _i=range(len(g)))
     return g.sort_values(["_st", "_g", "analysis", "_i"], kind="stable").drop(columns=["_st", "_g", "_i"])
+
+
+def _split_source(source: str, files: set) -> tuple[str, list]:
+    """(the rule's source, the input files it was read from): an NTA check's source starts with
+    the export files it read (``nta/S1/x.csv: particles per frame; range: ...``), so the same rule
+    read from three files is one reference, not three."""
+    head, sep, rest = source.partition(": ")
+    names = [h.strip() for h in head.split(",")]
+    if sep and rest and names and all(n in files for n in names):
+        return rest, names
+    return source, []
 
 
 @report_section
@@ -621,11 +646,26 @@ def verdict_section(r: ReportInput) -> str:
         return [{"status": b.status, "check": b.check, "item": "" if b.item == sample else b.item,
                  "reason": b.reason} for b in rows.itertuples()]
 
+    norm = r.tables["normalized"]
+    blotted = set(norm["sample"].dropna().astype(str)) if len(norm) and "sample" in norm else set()
+
+    def not_measured(x) -> list:
+        """The analyses of the experiment that have no data for this sample."""
+        out = []
+        if _has_tem(r) and not (getattr(x, "tem_n", 0) or 0) > 0:
+            out.append("no TEM vesicle sized")
+        if _has_nta(r) and not (getattr(x, "nta_n_videos", 0) or 0) > 0:
+            out.append("no NTA video")
+        if _has_blots(r) and str(x.sample) not in blotted:
+            out.append("no Western blot lane")
+        return out
+
     items = []
     for x in samples.itertuples():
         bad = g[(g["group"] == x.sample) & (g["status"] != "PASS")] if len(g) else g
         items.append({"status": getattr(x, "qc_status", "PASS") or "PASS", "sample": x.sample,
-                      "label": "" if str(x.label) == str(x.sample) else x.label, "checks": checks(bad, x.sample)})
+                      "label": "" if str(x.label) == str(x.sample) else x.label, "checks": checks(bad, x.sample),
+                      "missing": not_measured(x)})
     other = g[(g["group"] == "all samples") & (g["status"] != "PASS")] if len(g) else g
     measured, missing = [], []
     (measured if _has_tem(r) else missing).append("TEM vesicle size")
@@ -636,9 +676,14 @@ def verdict_section(r: ReportInput) -> str:
     else:
         missing.append("Western blot markers")
     (measured if _has_nta(r) else missing).append("NTA concentration and size")
-    if markers:
+    if markers:  # the MISEV2018 marker categories without a marker on any blot
         from .layout import marker_category
-        if not {marker_category(m) for m in markers} & {"negative", "purity"}:
+        cats = {marker_category(m) for m in markers}
+        if "transmembrane" not in cats:
+            missing.append("a transmembrane EV marker (CD63, CD81, CD9...)")
+        if "cytosolic" not in cats:
+            missing.append("a cytosolic EV marker (TSG101, ALIX...)")
+        if not cats & {"negative", "purity"}:
             missing.append("a negative marker (calnexin, ApoA1...)")
     ref = r.params.get("reference_sample") if isinstance(r.params, dict) else None
     return _template("verdict.html.j2").render(samples=items, other=checks(other), measured=measured,
@@ -695,7 +740,13 @@ def qc_section(r: ReportInput) -> str:
         return _render("qc.html.j2", rules_source=r.rules_source, n_checks=0)
     counts = g["status"].value_counts()
     ok = g[g["status"] == "PASS"]
-    refs = sorted(dict.fromkeys(zip(g["ref"].astype(int), g["source"].astype(str))))
+    nta_files = r.tables.get("nta_files")
+    files = set(nta_files["file"].astype(str)) if nta_files is not None and len(nta_files) else set()
+    refs = {}
+    for n, src in zip(g["ref"].astype(int), g["source"].astype(str)):
+        text, where = _split_source(src, files)
+        refs.setdefault(n, (text, []))[1].extend(w for w in where if w not in refs[n][1])
+    refs = [(n, text + (f" (from {', '.join(where)})" if where else "")) for n, (text, where) in sorted(refs.items())]
     return _render("qc.html.j2", rules_source=r.rules_source, n_checks=len(g),
                    counts=[(st, int(counts.get(st, 0))) for st in ("FAIL", "WARN", "PASS")],
                    bad=table(g[g["status"] != "PASS"]), n_pass=len(ok),
