@@ -61,8 +61,17 @@ def test_report_command_prints_the_pdf(nta_exp, tmp_path):
         pytest.skip(f"{exc} (.ci/run installs it)")
     pypdf = pytest.importorskip("pypdf", reason="pypdf not installed (pip install -e .[test])")
     out = tmp_path / "out"
-    assert main(["run", str(nta_exp), "--out", str(out), "--workers", "0", "--no-progress"]) == 0
-    assert not (out / "report.pdf").exists()
+    assert main(["run", str(nta_exp), "--out", str(out), "--workers", "0", "--no-progress", "--pdf"]) == 0
+    reader = pypdf.PdfReader(out / "report.pdf")
+    assert len(reader.pages) > 1 and "Verdict" in reader.pages[0].extract_text()
+    (out / "report.pdf").unlink()
     assert main(["report", str(out), "--pdf"]) == 0
     reader = pypdf.PdfReader(out / "report.pdf")
     assert len(reader.pages) > 1 and "Verdict" in reader.pages[0].extract_text()
+
+
+def test_browser_without_pdf_is_a_bad_option(nta_exp, tmp_path, capsys):
+    assert main(["run", str(nta_exp), "--out", str(tmp_path / "out"), "--browser", "chromium"]) == 2
+    assert capsys.readouterr().err.strip() == ("exoimage run: --browser names the browser that prints the PDF: "
+                                               "give --pdf too")
+    assert not (tmp_path / "out").exists()

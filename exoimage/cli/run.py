@@ -81,6 +81,8 @@ def run(args) -> int:
     from ..experiment.layout import ExperimentError, load_experiment
     from ..experiment.run import check_output_folder, run_experiment
 
+    if args.browser and not args.pdf:
+        return _fail("--browser names the browser that prints the PDF: give --pdf too")
     workers = args.workers
     if workers is not None and workers < 0:
         return _fail(f"--workers {workers}: must be 0 (run in this process) or more")
