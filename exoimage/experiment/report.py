@@ -6,9 +6,12 @@ and writes. The page is a list of sections (:data:`SECTIONS`): each is a
 function that takes the :class:`ReportInput` (the assembled tables, the
 records, the run's parameters and statistics) and returns its HTML, and
 :func:`write_report` joins them in order. A new section is one function
-registered with :func:`report_section`. ``report.html`` embeds plots and
-thumbnails as PNG data (no external scripts, styles or fonts);
-``report_data/`` holds the table behind every figure.
+registered with :func:`report_section`. The HTML itself is Jinja2 templates with
+autoescaping (``templates/``: the page layout, one template per section, and the
+table and image macros they share); the section functions only prepare the data.
+``report.html`` embeds plots and thumbnails as PNG data (no external scripts,
+styles or fonts); ``report_data/`` holds the table behind every figure. Its print
+stylesheet lays it out on A4, and :func:`write_pdf` prints it with headless Chromium.
 """
 
 from __future__ import annotations
