@@ -199,6 +199,8 @@ class _Canvas:
         """A centre for an object of max radius r (px) not overlapping what is placed; None if no room."""
         rng, H, W = self.rng, self.H, self.W
         occ = np.array(self.occupied, float).reshape(-1, 3)
+        if not border and 2 * (r + BORDER_PX + 2) >= min(H, W) - 1:
+            return None  # does not fit in this field
         for _ in range(tries):
             if border:
                 side, t = rng.integers(4), rng.uniform(0.15, 0.85)
@@ -269,11 +271,15 @@ class _Canvas:
         fade = 1.0 - (1.0 - pool_fade) * poolw  # faint inside pools
         s = rng.uniform(0.8, 1.2)
         if style == "dark":
-            b = -body * s + rim * np.exp(-0.5 * ((d + 2.0 * rim_w) / (1.2 * rim_w)) ** 2)
+            # the lighter granular rim ends at the outline: its steepest fall is at d = 0 (FRU-Net crop)
+            # (its peak ``rim`` above the dark ring just outside, however dark the body)
+            h_amp = halo * rng.uniform(0.8, 1.2)
+            rim_amp = rim + max(0.0, body * s - h_amp)
+            b = -body * s + rim_amp * np.exp(-0.5 * ((d + 1.2 * rim_w) / (1.2 * rim_w)) ** 2)
             b = b + grain * self.grain[y0:y1, x0:x1]
             hw = r0 * rng.uniform(1.0, 1.5)
             dpos = np.clip(d, 0, None)
-            h = halo * rng.uniform(0.8, 1.2) * (0.55 * np.exp(-dpos / hw) + 0.45 * np.exp(-dpos / (2.0 * rim_w)))
+            h = h_amp * (0.55 * np.exp(-dpos / hw) + 0.45 * np.exp(-dpos / (2.0 * rim_w)))
         else:
             b = body * s * np.ones_like(d)
             if style == "cup":
@@ -555,8 +561,8 @@ def _granular_caps(cv):
 def _stain_pools(cv):
     rng = cv.rng
     cv.background(uneven=0.1, texture=0.025)
-    um2 = cv.H * cv.W * cv.px ** 2 / 1e6
-    cv.pools(max(1, int(round(3 * um2))) + 1)
+    side_nm = min(cv.H, cv.W) * cv.px
+    cv.pools(2, d_nm=(0.3 * side_nm, 0.55 * side_nm))  # pools cover ~20-40 % of the field
     for di in _sizes(rng, _n_for(cv, 0.14, 48, 0.3), 48, 0.3, 32, 80):
         cv.vesicle(di, touching=0.25, cup=0.7, irregularity=0.06, pool_fade=0.45)
     _confetti(cv, precip=2, debris=20)
@@ -626,7 +632,7 @@ def simulate_field(scenario: str, pixel_size_nm: float, *, seed: int = 0, shape:
     _DRAW[scenario](cv)
     img = cv.render()
     truth = pd.DataFrame(cv.rows, columns=[c for c in TRUTH_COLUMNS if c not in ("object_id", "pixel_size_nm")])
-    truth = pd.concat([truth[truth.is_vesicle], truth[~truth.is_vesicle]], ignore_index=True)
+    truth = truth.sort_values("is_vesicle", ascending=False, kind="stable").reset_index(drop=True)
     truth.insert(0, "object_id", np.arange(1, len(truth) + 1))
     truth["pixel_size_nm"] = float(pixel_size_nm)
     truth["touches_border"] = truth["touches_border"].astype(bool)
