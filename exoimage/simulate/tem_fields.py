@@ -253,7 +253,7 @@ class _Canvas:
             rmax = max(rmax, ld + lr * 1.02)
         cap_p = None
         if cap:
-            cap_p = (rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(60, 140)), rng.uniform(0.12, 0.25))
+            cap_p = (rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(60, 140)), rng.uniform(0.15, 0.35))
         reach = rmax * (1 + (cap_p[2] if cap_p else 0.0)) + 1.0
         c = self.place(reach, touching=touching, border=border)
         if c is None:
@@ -343,7 +343,7 @@ class _Canvas:
         r_mean = float(radius(np.array([a0]))[0])
         band = depth * r_mean
         gr = max(0.8, rng.uniform(2.0, 3.2) / px)
-        n = int(1.8 * (width * (r_mean + band / 2) * band) / (np.pi * gr ** 2)) + 3
+        n = int(2.2 * (width * (r_mean + band / 2) * band) / (np.pi * gr ** 2)) + 3
         for _ in range(n):
             a = a0 + rng.uniform(-width / 2, width / 2)
             taper = np.cos((a - a0) / width * np.pi) ** 0.5  # higher in the middle of the arc
