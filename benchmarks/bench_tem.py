@@ -96,7 +96,33 @@ def _pool(ms):
                 bias=float(np.median(e)) * 100 if e.size else float("nan"), fp_on=fp_on)
 
 
-def field_cell(scenario: str, px: float, *, quick: bool, min_n: int, max_fields: int):
+def save_overlay(path, img, truth, found, m):
+    """PNG of a field: truth vesicles found (green) / missed (red), exoimage's detections (cyan;
+    false positives yellow), non-vesicle objects (magenta)."""
+    a = img.astype(np.float32)
+    lo, hi = np.percentile(a, [0.5, 99.5])
+    g = np.clip((a - lo) / max(hi - lo, 1e-9) * 255, 0, 255).astype(np.uint8)
+    rgb = cv2.cvtColor(g, cv2.COLOR_GRAY2BGR)
+    px = float(truth.pixel_size_nm.iloc[0]) if len(truth) else 1.0
+    tv = truth[truth.is_vesicle].reset_index(drop=True)
+    hit_t = {j for _, j in m["pairs"]}
+    hit_f = {i for i, _ in m["pairs"]}
+    for j, r in tv.iterrows():
+        col = (0, 200, 0) if j in hit_t else ((128, 128, 128) if r.touches_border else (0, 0, 255))
+        cv2.circle(rgb, (int(round(r.x_px)), int(round(r.y_px))), max(2, int(round(r.diameter_nm / px / 2))), col, 1)
+    for _, r in truth[~truth.is_vesicle].iterrows():
+        cv2.circle(rgb, (int(round(r.x_px)), int(round(r.y_px))), max(2, int(round(r.diameter_nm / px / 2))),
+                   (255, 0, 255), 1)
+    for i, r in found.reset_index(drop=True).iterrows():
+        col = (255, 255, 0) if i in hit_f or r.touches_border else (0, 255, 255)
+        c = (int(round(r.x_px)), int(round(r.y_px)))
+        cv2.drawMarker(rgb, c, col, cv2.MARKER_CROSS, 6, 1)
+        if i not in hit_f and not r.touches_border:
+            cv2.circle(rgb, c, max(2, int(round(r.diameter_nm / px / 2))), col, 1)
+    cv2.imwrite(str(path), rgb)
+
+
+def field_cell(scenario: str, px: float, *, quick: bool, min_n: int, max_fields: int, save=None):
     """Pooled scores of exoimage and the textbook recipe on fields of one scenario x pixel size."""
     ours, tb, n, fields, secs = [], [], 0, 0, [0.0, 0.0]
     for seed in range(1, max_fields + 1):
@@ -104,8 +130,12 @@ def field_cell(scenario: str, px: float, *, quick: bool, min_n: int, max_fields:
         ves = truth[truth.is_vesicle]
         pol = "dark" if (ves.polarity == "dark").mean() > 0.5 else "light"
         t0 = time.perf_counter()
-        ours.append(match_detections(run_exoimage(img, px), truth))
+        found = run_exoimage(img, px)
+        ours.append(match_detections(found, truth))
         t1 = time.perf_counter()
+        if save is not None and seed == 1:
+            save.mkdir(parents=True, exist_ok=True)
+            save_overlay(save / f"{scenario}_{px:g}nm.png", img, truth, found, ours[-1])
         tb.append(match_detections(textbook_tem(img, px, polarity=pol), truth))
         secs[0] += t1 - t0
         secs[1] += time.perf_counter() - t1
@@ -120,8 +150,8 @@ def _fp_on(d):
     return ",".join(f"{k[:6]}{v}" for k, v in sorted(d.items())) or "-"
 
 
-def fields(quick: bool, only_scen=None):
-    min_n, max_fields = (40, 3) if quick else (100, 8)
+def fields(quick: bool, only_scen=None, save=None):
+    min_n, max_fields = (40, 4) if quick else (100, 8)
     print(f"\n== Simulated fields (issue 13): exoimage | textbook Otsu+watershed; >= {min_n} truth vesicles "
           f"per cell or {max_fields} fields; match = centre within 0.5 x truth radius, Hungarian ==")
     hdr = (f"{'scenario':13s} {'nm/px':>5s} {'side':>5s} {'fld':>3s} {'n':>4s} | {'F1':>5s} {'P':>5s} {'R':>5s} "
@@ -134,7 +164,7 @@ def fields(quick: bool, only_scen=None):
         if only_scen and sc not in only_scen:
             continue
         for px in spec.pixel_sizes:
-            c = field_cell(sc, px, quick=quick, min_n=min_n, max_fields=max_fields)
+            c = field_cell(sc, px, quick=quick, min_n=min_n, max_fields=max_fields, save=save)
             o, t = c["ours"], c["tb"]
             print(f"{sc:13s} {px:5.2f} {c['side']:5d} {c['fields']:3d} {o['n']:4d} | "
                   f"{o['f1']:5.3f} {o['precision']:5.3f} {o['recall']:5.3f} {o['med']:5.2f}% {o['bias']:+5.1f}% "
@@ -300,33 +330,48 @@ def _instrument():
     return acc
 
 
-def _time_child(path: str, what: str, px: str = "") -> None:
-    """Run inside a fresh process: time one pipeline; print JSON {seconds, rss_mb, stages}."""
+def _peak_rss_mb() -> float:
+    """Peak RSS of this process image (VmHWM; ru_maxrss would carry the parent's peak across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+
+def _time_child(path: str, what: str, px: str = "") -> None:
+    """Run inside a fresh process: read + analyse the file twice; print JSON with the CPU seconds of
+    the first (cold) and second (warm) pass, the warm pass's read time, peak RSS and the stages."""
     pxv = float(px) if px else None
     stages = _instrument() if what == "ours-stages" else None
     if what.startswith("ours"):  # import cost out of the timing, as in a batch worker
         import exoimage.tem.pipeline  # noqa: F401
     if what == "ide":
         import imagedataextractor  # noqa: F401
-    t0, c0 = time.perf_counter(), time.process_time()
-    img = read_image(path, pixel_size_nm=pxv)
-    t_read = time.process_time() - c0
-    if what == "floor":
-        cv2.GaussianBlur(img.data.astype(np.float32), (0, 0), 2.0)
-    elif what.startswith("ours"):
-        from exoimage.tem import analyze_tem_image as _an  # the (possibly wrapped) pipeline
-        res = _an(img)
-        assert res.ok, res.image_row.get("error")
-    elif what == "textbook":
-        textbook_tem(img.displayed(np.float32), img.pixel_size_nm)
-    elif what == "ide":
-        import imagedataextractor as ide
-        ide.extract(path)  # its own pipeline on the file (as published)
-    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = dict(seconds=cpu, wall=wall, read=t_read, rss_mb=rss)
+    runs = []
+    for _ in range(2):
+        if stages is not None:
+            stages.clear()
+        t0, c0 = time.perf_counter(), time.process_time()
+        img = read_image(path, pixel_size_nm=pxv)
+        t_read = time.process_time() - c0
+        if what == "floor":
+            cv2.GaussianBlur(img.data.astype(np.float32), (0, 0), 2.0)
+        elif what.startswith("ours"):
+            from exoimage.tem import analyze_tem_image as _an  # the (possibly wrapped) pipeline
+            res = _an(img)
+            assert res.ok, res.image_row.get("error")
+        elif what == "textbook":
+            textbook_tem(img.displayed(np.float32), img.pixel_size_nm)
+        elif what == "ide":
+            import imagedataextractor as ide
+            ide.extract(path)  # its own pipeline on the file, as its README shows
+        runs.append((time.process_time() - c0, time.perf_counter() - t0, t_read))
+        del img
+    out = dict(cold=runs[0][0], seconds=runs[1][0], wall=runs[1][1], read=runs[1][2], rss_mb=_peak_rss_mb())
     if stages is not None:
         out["stages"] = {k: v for k, v in stages.items()}
     print(json.dumps(out))
@@ -346,8 +391,8 @@ def _have(mod):
 
 
 def speed(sizes, pixels=(1.0, 1.6), repeats=3, stages=True):
-    print(f"\n== Speed and memory (one core, fresh process, read + analyse; CPU seconds of the process, "
-          f"best of {repeats}) ==")
+    print(f"\n== Speed and memory (one core, a fresh process per figure, read + analyse twice: CPU seconds "
+          f"of the warm (second) pass, best of {repeats}; peak RSS = VmHWM of that process) ==")
     OUT.mkdir(parents=True, exist_ok=True)
     cases = []
     for size in sizes:
@@ -441,6 +486,8 @@ def main():
     ap.add_argument("--child", nargs=3, metavar=("PATH", "WHAT", "PX"), help=argparse.SUPPRESS)
     ap.add_argument("--only", choices=["fields", "legacy", "realcheck", "speed", "real"], action="append")
     ap.add_argument("--scenario", action="append", help="fields: only these scenarios")
+    ap.add_argument("--save", type=Path, metavar="DIR",
+                    help="fields: write each cell's first field with truth and detections drawn (PNG)")
     a = ap.parse_args()
     if a.child:
         _time_child(*a.child)
@@ -448,7 +495,7 @@ def main():
     only = set(a.only or ["fields", "realcheck", "speed"] + ([] if a.quick else ["legacy", "real"]))
     t0 = time.perf_counter()
     if "fields" in only:
-        fields(a.quick, a.scenario)
+        fields(a.quick, a.scenario, a.save)
     if "legacy" in only:
         accuracy([1] if a.quick else [1, 2])
     if "realcheck" in only:
@@ -456,7 +503,7 @@ def main():
     if "real" in only:
         real()
     if "speed" in only:
-        speed([2048] if a.quick else [2048, 4096], repeats=2 if a.quick else 3)
+        speed([2048] if a.quick else [2048, 4096], repeats=1 if a.quick else 3)
     print(f"\nbench_tem: {time.perf_counter() - t0:.0f} s")
 
 

@@ -86,7 +86,7 @@ FIELD_SCENARIOS = {s.name: s for s in (
     FieldScenario("wide_range", "50-550 nm at once: haloed, light discs, ghost discs, precipitate, crystal",
                   (1.2, 1.7, 2.4), 2200, 1600),
     FieldScenario("dark_grain", "EVs darker than a grainy background, broad dark halos", (0.5, 1.0, 2.0),
-                  900, 600),
+                  1000, 800),
     FieldScenario("granular_caps", "crowded vesicles with granular caps; granular patches (not vesicles)",
                   (0.5, 1.0, 2.0), 800, 500),
     FieldScenario("stain_pools", "cup-shaped EVs, faint ones inside dark stain pools", (0.35, 0.7, 1.4), 900, 500),
@@ -116,10 +116,18 @@ def _outline(rng, r0, irregularity, kmax=5):
     amps = irregularity * rng.uniform(0.3, 1.0, ks.size) / (ks - 1) ** 0.7
     phases = rng.uniform(0, 2 * np.pi, ks.size)
 
+    cph, sph = np.cos(phases), np.sin(phases)
+
     def radius(theta):
-        t = np.asarray(theta, np.float64)
-        r = 1.0 + np.tensordot(amps, np.cos(ks[:, None] * t.ravel()[None, :] + phases[:, None]), 1)
-        return (r0 * r).reshape(t.shape)
+        # cos(k t + phi) by the angle-addition recursion: two trig calls whatever the harmonics
+        t = np.asarray(theta)
+        c1, s1 = np.cos(t), np.sin(t)
+        ck, sk = c1, s1
+        r = np.ones_like(c1)
+        for i in range(ks.size):  # ks = 2, 3, ..., kmax
+            ck, sk = ck * c1 - sk * s1, sk * c1 + ck * s1
+            r += amps[i] * (ck * cph[i] - sk * sph[i])
+        return r0 * r
 
     th = np.linspace(0, 2 * np.pi, 2048, endpoint=False)
     rr = radius(th)
@@ -233,7 +241,7 @@ class _Canvas:
     # -- vesicles
     def vesicle(self, d_nm, *, style="cup", irregularity=0.05, touching=0.0, border=False, body=0.06,
                 rim=0.18, halo=0.26, halo_w=(0.2, 0.5), cup=0.5, cup_depth=1.5, grain=0.0, cap=False,
-                lobe=False, folds=0, pool_fade=0.45, kind="vesicle"):
+                lobe=False, lobe_level=0.015, folds=0, pool_fade=0.45, kind="vesicle"):
         """Draw one vesicle and add its truth row; returns False when there was no room.
 
         ``style``: ``'cup'`` light body, bright rim inside the outline, optional darker
@@ -302,7 +310,7 @@ class _Canvas:
             ly, lx, lr = lobe_p
             dl = np.hypot(dy - ly, dx - lx) - lr
             cl = np.clip(0.5 - dl, 0.0, 1.0)
-            lobe_val = body * 0.25 + 0.6 * rim * np.exp(-0.5 * ((dl + 1.5 * rim_w) / rim_w) ** 2)
+            lobe_val = lobe_level + 0.6 * rim * np.exp(-0.5 * ((dl + 1.5 * rim_w) / rim_w) ** 2)
             b = np.where(cl > cov, lobe_val, b)
             area_cov = np.maximum(cov, cl)
             d = np.minimum(d, dl)
@@ -326,7 +334,7 @@ class _Canvas:
                               polarity="dark" if style == "dark" else "light", in_pool=pool_here > 0.5))
         return True
 
-    def _union_stats(self, cy, cx, radius, lobe_p, rmax, ss=4):
+    def _union_stats(self, cy, cx, radius, lobe_p, rmax, ss=3):
         n = int(np.ceil(2 * rmax + 4)) * ss
         g = (np.arange(n) + 0.5) / ss - n / ss / 2
         gy, gx = np.meshgrid(g, g, indexing="ij")
@@ -540,7 +548,7 @@ def _dark_grain(cv):
     cv.background(uneven=0.2, texture=0.01, grain=0.03, grain_nm=1.4, mottle=0.0)
     cv.noise = 0.022
     cv.halo_cap = 0.4
-    for di in _sizes(rng, _n_for(cv, 0.07, 70, 0.3), 70, 0.3, 40, 130):
+    for di in _sizes(rng, _n_for(cv, 0.10, 70, 0.3), 70, 0.3, 40, 130):
         cv.vesicle(di, style="dark", body=rng.uniform(0.12, 0.3), rim=0.06, halo=0.22, grain=0.02,
                    irregularity=0.04, touching=0.1)
     cv.vesicle(rng.uniform(50, 80), style="dark", body=0.18, rim=0.06, halo=0.22, grain=0.02, border=True)
@@ -572,10 +580,11 @@ def _lobed(cv):
     rng = cv.rng
     cv.background(uneven=0.12, texture=0.02, speckle_per_um2=15000, speckle_amp=0.22)
     um2 = cv.H * cv.W * cv.px ** 2 / 1e6
-    n = max(2, int(round(9 * um2)))
+    n = max(2, int(round(12 * um2)))
     for _ in range(n):
         # the union (body + lobe) should span 130-200 nm: the lobe adds ~5-12 % to the body's diameter
-        cv.vesicle(rng.uniform(125, 190), lobe=True, cup=0.8, cup_depth=0.9, irregularity=0.14, touching=0.15,
+        cv.vesicle(rng.uniform(125, 190), lobe=True, lobe_level=rng.uniform(-0.04, 0.01), cup=0.9,
+                   cup_depth=rng.uniform(1.2, 2.4), irregularity=0.16, touching=0.15, body=0.05, rim=0.16,
                    halo=0.16, halo_w=(0.15, 0.35))
     _confetti(cv, precip=1, debris=10)
 
