@@ -192,3 +192,14 @@ def test_textbook_baseline_finds_clear_discs():
     m = match_detections(textbook_tem(img, 2.0), truth)
     assert m["recall"] >= 0.8 and abs(np.median(m["errors"])) < 0.05
     assert match_detections(textbook_tem(img, 2.0, polarity="dark"), truth)["recall"] < 0.5
+
+
+def test_lobed_truth_includes_the_lobe():
+    """The union outline's area and centroid (a round body of radius 40 px with a lobe of 16 px
+    just touching it outside: area pi (40^2 + 16^2), centroid pulled towards the lobe)."""
+    from exoimage.simulate.tem_fields import _Canvas
+
+    cv = _Canvas(np.random.default_rng(0), (8, 8), 1.0)
+    area, ty, tx = cv._union_stats(100.0, 100.0, lambda t: np.full(np.shape(t), 40.0), (0.0, 56.0, 16.0), 72.0)
+    assert area == pytest.approx(np.pi * (40 ** 2 + 16 ** 2), rel=0.01)
+    assert tx == pytest.approx(100 + 56 * 16 ** 2 / (40 ** 2 + 16 ** 2), abs=0.3) and ty == pytest.approx(100, abs=0.1)

@@ -241,7 +241,7 @@ class _Canvas:
     # -- vesicles
     def vesicle(self, d_nm, *, style="cup", irregularity=0.05, touching=0.0, border=False, body=0.06,
                 rim=0.18, halo=0.26, halo_w=(0.2, 0.5), cup=0.5, cup_depth=1.5, grain=0.0, cap=False,
-                lobe=False, lobe_level=0.015, folds=0, pool_fade=0.45, kind="vesicle"):
+                lobe=False, lobe_level=0.015, folds=0, pool_fade=0.45, kmax=5, kind="vesicle"):
         """Draw one vesicle and add its truth row; returns False when there was no room.
 
         ``style``: ``'cup'`` light body, bright rim inside the outline, optional darker
@@ -251,7 +251,7 @@ class _Canvas:
         """
         rng, px = self.rng, self.px
         r0 = d_nm / 2 / px
-        radius, rmax = _outline(rng, r0, irregularity)
+        radius, rmax = _outline(rng, r0, irregularity, kmax=kmax)
         lobe_p = None
         if lobe:
             lr = r0 * rng.uniform(0.35, 0.5)
@@ -584,7 +584,7 @@ def _lobed(cv):
     for _ in range(n):
         # the union (body + lobe) should span 130-200 nm: the lobe adds ~5-12 % to the body's diameter
         cv.vesicle(rng.uniform(125, 190), lobe=True, lobe_level=rng.uniform(-0.04, 0.01), cup=0.9,
-                   cup_depth=rng.uniform(1.2, 2.4), irregularity=0.16, touching=0.15, body=0.05, rim=0.16,
+                   cup_depth=rng.uniform(1.2, 2.4), irregularity=0.22, kmax=6, touching=0.15, body=0.05, rim=0.16,
                    halo=0.16, halo_w=(0.15, 0.35))
     _confetti(cv, precip=1, debris=10)
 
