@@ -105,7 +105,7 @@ def test_size_ranges_and_confounders():
     _, t = simulate_field("small_evs", 2.0, seed=1, quick=True)
     d = t[t.is_vesicle].diameter_nm
     assert d.min() >= 30 and d.max() <= 62
-    _, t = simulate_field("dense", 2.0, seed=1, quick=True)
+    _, t = simulate_field("dense", 3.0, seed=1, quick=True)
     assert t.is_vesicle.sum() >= 200
     _, t = simulate_field("confounders", 1.0, seed=1, quick=True)
     kinds = set(t.kind[~t.is_vesicle])
@@ -113,10 +113,10 @@ def test_size_ranges_and_confounders():
     assert t[t.kind == "debris"].diameter_nm.max() < 25
     _, t = simulate_field("granular_caps", 1.0, seed=1, quick=True)
     assert (t.kind == "granular_patch").any() and not t[t.kind == "granular_patch"].is_vesicle.any()
-    _, t = simulate_field("wide_range", 1.7, seed=1, quick=True)
+    _, t = simulate_field("wide_range", 2.4, seed=1, quick=True)
     d = t[t.is_vesicle].diameter_nm
     assert d.min() < 60 and d.max() > 250
-    _, t = simulate_field("lobed", 1.0, seed=1, quick=True)
+    _, t = simulate_field("lobed", 1.7, seed=1, quick=True)
     d = t[t.is_vesicle].diameter_nm
     assert d.min() >= 120 and d.max() <= 215
 
