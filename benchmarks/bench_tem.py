@@ -214,13 +214,15 @@ def textbook(img: np.ndarray, px: float, min_d_nm: float = 30.0):
     return t[(t.diameter_nm >= min_d_nm) | t.touches_border]
 
 
-def accuracy(seeds, min_n=60):
+def accuracy(seeds, min_n=60, only_scen=None):
     print(f"\n== Accuracy on simulated fields (2048^2 at <= 1 nm/px, else 1024^2; >= {min_n} vesicles "
           "per row) ==")
     print(f"{'scenario':13s} {'nm/px':>5s} {'n':>4s} | {'F1':>6s} {'med|err|':>8s} {'bias':>7s} | "
           f"{'F1 otsu':>7s} {'med|err|':>8s} {'bias':>7s}")
     worst = {"f1": 1.0, "err": 0.0}
     for sc in SCEN:
+        if only_scen and sc not in only_scen:
+            continue
         for px in PIXELS:
             agg = {"ours": [], "tb": []}
             n = 0
@@ -482,7 +484,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smaller fields, fewer per cell, 2048^2 timing only")
     ap.add_argument("--child", nargs=3, metavar=("PATH", "WHAT", "PX"), help=argparse.SUPPRESS)
     ap.add_argument("--only", choices=["fields", "legacy", "realcheck", "speed", "real"], action="append")
-    ap.add_argument("--scenario", action="append", help="fields: only these scenarios")
+    ap.add_argument("--scenario", action="append", help="fields / legacy: only these scenarios")
     ap.add_argument("--save", type=Path, metavar="DIR",
                     help="fields: write each cell's first field with truth and detections drawn (PNG)")
     a = ap.parse_args()
@@ -494,7 +496,7 @@ def main():
     if "fields" in only:
         fields(a.quick, a.scenario, a.save)
     if "legacy" in only:
-        accuracy([1] if a.quick else [1, 2])
+        accuracy([1] if a.quick else [1, 2], only_scen=a.scenario)
     if "realcheck" in only:
         realcheck()
     if "real" in only:
