@@ -53,6 +53,9 @@ __all__ = ["REGION_COLUMNS", "measure", "prepare", "Prepared", "lane_contexts", 
 #: columns of a regions table (see the module docstring); the first three are required
 REGION_COLUMNS = ["lane", "y_top_px", "y_bottom_px", "y_px", "sigma_px", "snr", "background_method",
                   "deconvolved", "cluster", "fraction", "fit_top_px", "fit_bottom_px"]
+#: bands whose volume is below this many SDs of the volume's pixel noise (or negative) are flagged
+#: ``below_noise``: 2 SD, the usual two-sided 95 % limit of "different from zero"
+BELOW_NOISE_SD = 2.0
 #: a deconvolved cluster is measured as one when its members' fractions add up to 1 within this
 #: (they are areas / their sum, exact to rounding)
 FRACTION_SUM_TOL = 1e-6
@@ -369,6 +372,12 @@ def _finish(bands: pd.DataFrame, regions: pd.DataFrame, lanes: list[Lane], det: 
     """QC flags, rows, molecular weights (a failure is a warning), then band ids in lane/y order."""
     bands["saturated"] = bands["saturated_px"] > 0
     bands["low_snr"] = bands["snr"] < params.low_snr
+    # a volume within BELOW_NOISE_SD noise SDs of zero (or negative) is not a measured signal: the
+    # SD of a region's sum of R rows x W columns of independent pixel noise is noise_sd*sqrt(R*W)
+    width = bands["lane"].map({ln.lane: ln.width_px for ln in lanes}).to_numpy(float)
+    rows_n = (bands["y_bottom_px"] - bands["y_top_px"] + 1).to_numpy(float)
+    vol_sd = prep.noise_sd * np.sqrt(np.clip(rows_n * width, 1.0, None))
+    bands["below_noise"] = bands["volume"].to_numpy(float) < BELOW_NOISE_SD * vol_sd
     bands["mw_kda"] = np.nan
     rows, offsets = assign_rows(lanes, bands["lane"].to_numpy(), bands["y_px"].to_numpy(),
                                 bands["sigma_px"].to_numpy(), det)

@@ -36,7 +36,7 @@ LANE_COLUMNS = ["image", "lane", "piece", "x_left_px", "x_right_px", "x_center_p
                 "y_top_px", "y_bottom_px", "slope_dx_per_dy", "x_center_top_px", "x_center_bottom_px",
                 "is_ladder", "n_bands", "lane_total", "background"]
 BAND_COLUMNS = ["image", "lane", "row", "band_id", "y_px", "y_top_px", "y_bottom_px", "sigma_px",
-                "volume", "background", "saturated", "saturated_px", "hot_px", "snr", "low_snr",
+                "volume", "background", "saturated", "saturated_px", "hot_px", "snr", "low_snr", "below_noise",
                 "deconvolved", "is_ladder", "mw_kda", "background_method"]
 IMAGE_COLUMNS = ["image", "status", "error", "polarity", "polarity_source", "dtype", "file_format",
                  "ceiling", "ceiling_source", "noise_sd", "n_pieces", "n_lanes", "n_rows", "n_bands",

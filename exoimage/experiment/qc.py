@@ -368,9 +368,21 @@ def _blot_image(q: QcInput):
                     f"{nsat} saturated band(s)" if nsat else "no saturated band", br["source"])
         if "low_snr" in b:
             nlow = int(b["low_snr"].astype(bool).sum())
-            yield QcRow("blot", r.image, "signal above noise", br["low_snr"] if nlow else "PASS",
-                        f"{nlow} band(s) below the noise threshold" if nlow else "all bands above noise",
-                        br["source"])
+            vol = pd.to_numeric(b["volume"], errors="coerce") if "volume" in b else pd.Series(dtype=float)
+            nneg = int((vol < 0).sum())
+            nsub = int(b["below_noise"].astype(bool).sum()) if "below_noise" in b else nneg
+            why = []
+            if nneg:
+                why.append(f"{nneg} band(s) with a negative volume (background above the band)")
+            if nsub > nneg:
+                why.append(f"{nsub - nneg} band(s) with a volume within the noise of zero")
+            if nlow:
+                why.append(f"{nlow} band(s) below the noise threshold (low_snr)")
+            status = br.get("below_noise", "WARN") if (nneg or nsub) else (br["low_snr"] if nlow else "PASS")
+            if nlow and status == "PASS":
+                status = br["low_snr"]
+            yield QcRow("blot", r.image, "signal above noise", status,
+                        "; ".join(why) if why else "all bands above noise", br["source"])
 
 
 @qc_rule("blot_linear_range")
