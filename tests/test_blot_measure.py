@@ -246,9 +246,8 @@ def _real(name):
 def test_real_rhoa_blot_reproduced_by_measure_and_by_the_plugin_path():
     img = _real("wb_rhoa_chemi_16bit.tif")
     det = _check(img, BlotParams())
-    # the upper piece's smears measured over the gap background, as the command line does (the
-    # glow across the top of the piece, as bright between the lanes as in them, is no longer a band)
-    assert det.lanes["piece"].nunique() == 2 and (det.bands["background_method"] == "gap").sum() >= 3
+    # the upper piece's smears measured over the gap background, as the command line does
+    assert det.lanes["piece"].nunique() == 2 and (det.bands["background_method"] == "gap").sum() >= 5
 
 
 def test_real_kodak_blots_reproduced_by_measure_and_by_the_plugin_path():

@@ -167,6 +167,12 @@ def harmonise_row_regions(regions: pd.DataFrame, row: np.ndarray, lanes: list[La
 #: the midpoint between "only in the lane" (0) and "as much beside as in it" (1); not fitted (the
 #: NEB ladder gel's well row and bottom glow reach 1.0-1.9 in every lane, its bands below 0.05).
 SHARED_FRACTION = 0.5
+#: ... and when it is faint beside the lane's bands: its peak below this share of the lane's
+#: strongest band's. A band wider than its lane rectangle (or a lane drawn off its band) also
+#: shows beside it, but it is the lane's signal; the well row, a cut edge or a glow of the gel
+#: are weak beside the bands run into the gel (the NEB gel: well and glow peaks under 5 % of the
+#: strongest band's). A quarter: not fitted.
+FAINT_FRACTION = 0.25
 
 
 def _shared_fraction(ctx, off_c: np.ndarray | None, corr: np.ndarray, y0: int, y1: int) -> float:
@@ -190,7 +196,8 @@ def _shared_with_gel(prep, lanes, contexts, det, lane_fits, params) -> dict:
     above its own rolling ball) carries at least :data:`SHARED_FRACTION` of its signal
     over its rows, in its lane and in every other lane of the piece that has free gel
     beside it (a structure of the gel runs across the whole piece; a faint smear on a
-    blotchy membrane does not look shared in every lane).
+    blotchy membrane does not look shared in every lane), and its peak is below
+    :data:`FAINT_FRACTION` of the lane's strongest other band.
     """
     off = {}
     for ln in lanes:
@@ -216,7 +223,12 @@ def _shared_with_gel(prep, lanes, contexts, det, lane_fits, params) -> dict:
             own = _shared_fraction(contexts[ln.lane], off[ln.lane], det[ln.lane], y0, y1)
             fr = [_shared_fraction(contexts[o.lane], off[o.lane], det[o.lane], y0, y1) for o in others]
             fr = [own] + [f for f in fr if np.isfinite(f)]
-            if np.isfinite(own) and min(fr) >= SHARED_FRACTION:
+            # faint beside the lane's bands: a band too wide for its lane rectangle also shows
+            # beside it, but it is a lane's main signal, not a glow under it
+            peak = float(det[ln.lane][min(fits[i].top for i in idx):max(fits[i].bottom for i in idx) + 1].max())
+            rest = [fits[i].peak for i in range(len(fits)) if i not in idx]
+            faint = bool(rest) and peak < FAINT_FRACTION * max(rest)
+            if np.isfinite(own) and faint and min(fr) >= SHARED_FRACTION:
                 out[ln.lane].update(idx)
     return out
 
