@@ -102,10 +102,11 @@ def descend(profile: np.ndarray, p: int, lo: int, hi: int, stop: float, slack: f
 
 
 #: A curvature peak (a shoulder) is a band of its own only where the profile has fallen below this
-#: share of a higher neighbouring maximum's height: nearer its top it is the flat or notched top of
-#: one band (an overloaded band, like the NEB ladder's 3 kb band), which two Gaussians would fit as
-#: a false doublet. 0.8 lets a shoulder as strong as 4/5 of its neighbour count. Not fitted.
-FLAT_TOP = 0.8
+#: share of a higher neighbouring maximum's height: within the half maximum of a band it is that
+#: band's flat or notched top (an overloaded band, like the NEB ladder's 3 kb band), which two
+#: Gaussians would fit as a false doublet. The half maximum is the band's conventional extent
+#: (FWHM); not fitted.
+FLAT_TOP = 0.5
 
 
 def _on_top_of(cs: np.ndarray, c: int, q: int) -> bool:
@@ -131,8 +132,10 @@ def _with_shoulders(corr: np.ndarray, cs: np.ndarray, peaks: list, a: int, b: in
     d2 = -ndi.gaussian_filter1d(corr, sig_c, order=2, mode="nearest")
     seg = d2[a:b + 1]
     d2n = robust_sd(d2)
-    cpk, _ = find_peaks(seg, prominence=max(0.05 * max(seg.max(), 1e-12), 4 * d2n))
-    cpk = [int(c + a) for c in cpk if cs[c + a] > 0.04 * cs[hp] and cs[c + a] > thr]
+    cpk, cpr = find_peaks(seg, prominence=max(0.05 * max(seg.max(), 1e-12), 4 * d2n))
+    # a curvature bump mostly on the convex side: not the concave foot of a band in a valley
+    cpk = [int(c + a) for c, pr in zip(cpk, cpr["prominences"])
+           if cs[c + a] > 0.04 * cs[hp] and cs[c + a] > thr and d2[c + a] > -0.5 * pr]
     cand = sorted(set(peaks))
     for c in cpk:
         if all(abs(c - q) > 1.2 * sig_c for q in cand) and not any(_on_top_of(cs, c, q) for q in peaks):
