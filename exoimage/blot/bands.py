@@ -450,8 +450,8 @@ def ladder_calibration(y_bands, kda, *, max_missing: int = 3):
                          f"for {len(kd)} markers")
 
     def score(ys, ks):
-        A = np.vstack([ys, np.ones_like(ys)]).T
-        res = np.linalg.lstsq(A, np.log(ks), rcond=None)[1]
+        cols = [ys, np.ones_like(ys)]
+        res = np.linalg.lstsq(np.vstack(cols).T, np.log(ks), rcond=None)[1]
         return float(res[0]) if len(res) else 0.0
 
     if len(yb) == len(kd):
