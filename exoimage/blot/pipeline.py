@@ -135,7 +135,7 @@ class BlotParams(CheckedParams):
     ladder: str | None = field(default=None, metadata={
         "type": "str", "choices": LADDER_NAMES, "optional": True, "requires": "ladder_lane",
         "excludes": "ladder_kda", "cli": "--ladder", "metavar": "NAME", "label": "Known ladder", "auto": "none",
-        "help": "a known ladder (exoimage/blot/ladders/*.toml) in the ladder lane: its sizes give every band a "
+        "help": "a known ladder in the ladder lane (exoimage/blot/ladders/*.toml): its sizes give every band a "
                 "molecular weight (kDa) or size (bp); where its masses are known, volumes are checked against "
                 "them (ladder_check.csv)"})
     edge_border_px: int = field(default=3, metadata={
