@@ -37,3 +37,28 @@ def test_below_noise_flags_empty_and_negative_regions():
     assert not b.loc[1, "below_noise"] and b.loc[1, "volume"] > 0
     assert b.loc[2, "below_noise"]   # empty membrane: a volume within the noise of zero
     assert res.bands["below_noise"].dtype == bool
+
+
+def _qc_rows(bands):
+    import pandas as pd
+
+    from exoimage.experiment.qc import QC_RULES, QcInput, load_rules
+
+    images = pd.DataFrame([{"image": "b.tif", "status": "ok", "error": "", "warnings": ""}])
+    q = QcInput(tables={"blot_images": images, "bands": bands, "warnings": pd.DataFrame()}, rules=load_rules())
+    return [r for r in QC_RULES["blot_image"].fn(q) if r.check == "signal above noise"]
+
+
+def test_qc_signal_above_noise_warns_on_negative_and_sub_noise_volumes():
+    import pandas as pd
+
+    ok = pd.DataFrame({"image": "b.tif", "volume": [5e5, 4e5], "saturated": False, "low_snr": False,
+                       "below_noise": False})
+    (row,) = _qc_rows(ok)
+    assert row.status == "PASS"
+    neg = ok.assign(volume=[5e5, -1.8e5], below_noise=[False, True])
+    (row,) = _qc_rows(neg)
+    assert row.status == "WARN" and "1 band(s) with a negative volume" in row.reason
+    sub = ok.assign(volume=[5e5, 10.0], below_noise=[False, True])
+    (row,) = _qc_rows(sub)
+    assert row.status == "WARN" and "within the noise of zero" in row.reason
