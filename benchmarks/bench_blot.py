@@ -292,6 +292,69 @@ def run_real():
         print(f"  overlay: {out}")
 
 
+# NEB 1 kb Plus DNA Ladder: ng per band per 1 ug, top to bottom (exoimage/blot/ladders/neb_1kb_plus.toml)
+NEB_RATIO_IDX = (5, 7)  # 3 kb and 1.5 kb in the 19-band list
+
+
+def _ladder_figures(bands: pd.DataFrame, mass: np.ndarray):
+    """real-check's rule: per lane (bands top to bottom) the count; for lanes with all 19 bands
+    the mean |volume / (median scale * mass) - 1| and the 3 kb / 1.5 kb volume ratio."""
+    counts, errs, ratios = [], [], []
+    for _, b in bands.groupby("lane"):
+        b = b.sort_values("y_px")
+        counts.append(len(b))
+        if len(b) != len(mass):
+            continue
+        v = b["volume"].to_numpy(float)
+        k = np.median(v / mass)
+        errs += list(np.abs(v / (k * mass) - 1))
+        ratios.append(v[NEB_RATIO_IDX[0]] / v[NEB_RATIO_IDX[1]])
+    return counts, errs, ratios
+
+
+def run_ladder():
+    """The real NEB 1 kb Plus gel: bands per lane, volume vs the vendor's masses, 3 kb / 1.5 kb,
+    exoimage (automatic, real-check's rule; and with --ladder, its mass check on the bands it
+    matched to sizes) beside the Gel-Analyzer recipe on the same lanes."""
+    from exoimage.blot.ladders import load_ladder
+
+    p = SHARED / "dna_ladder_gel_8bit.tif"
+    if not p.exists():
+        print("\nladder gel: ../shared absent, skipped")
+        return
+    neb = load_ladder("neb-1kb-plus")
+    mass = np.array(neb.masses_ng, float)
+    target = neb.masses_ng[NEB_RATIO_IDX[0]] / neb.masses_ng[NEB_RATIO_IDX[1]]
+    r = analyze_blot_file(p, BlotParams())
+    lanes = r.lanes
+    pitch = float(np.median(np.diff(lanes["x_center_px"]))) if len(lanes) > 1 else 100.0
+    x0 = float(lanes["x_left_px"].min() - 0.15 * pitch)
+    x1 = float(lanes["x_right_px"].max() + 0.15 * pitch)
+    ga = gel_analyzer(r.image.data, len(lanes), x0, x1, True)
+    print(f"\nladder gel (NEB 1 kb Plus, 19 bands/lane; target mean |err| <= 10 %, 3kb/1.5kb {target:.3f} +- 3 %)")
+    print(f"{'metric':38s} {'exoimage':>26s} {'gel-analyzer':>26s}")
+    figs = {}
+    for tool, b in (("exoimage", r.bands), ("gel-analyzer", ga)):
+        c, e, q = _ladder_figures(b, mass)
+        figs[tool] = (",".join(map(str, c)), f"{100 * np.mean(e):.1f} %" if e else "n/a (no 19-band lane)",
+                      ",".join(f"{x:.3f}" for x in q) or "n/a")
+    for i, label in enumerate(("bands per lane", "mean |err| vs mass (19-band lanes)", "3kb/1.5kb per lane")):
+        print(f"{label:38s} {figs['exoimage'][i]:>26s} {figs['gel-analyzer'][i]:>26s}")
+    # with the ladder named: sizes assigned (missing ones chosen by the log-size fit), mass check,
+    # with the default background and with the gel beside the lane (edge) named
+    for bg in ("auto", "edge"):
+        for lane in sorted(lanes["lane"]):
+            rr = analyze_blot_file(p, BlotParams(ladder_lane=int(lane), ladder="neb-1kb-plus", background=bg))
+            t = rr.result.ladder.get("check") if rr.ok else None
+            if t is None or not len(t):
+                print(f"  --ladder neb-1kb-plus --background {bg}, lane {lane}: no mass check")
+                continue
+            top = t[t["size"] >= 1000]
+            print(f"  --ladder neb-1kb-plus --background {bg:5s} lane {lane}: {len(t)}/{len(mass)} bands matched, "
+                  f"mean |err| {t.attrs['mean_abs_error_pct']:5.1f} % (10-1 kb: {top['error_pct'].abs().mean():4.1f} %), "
+                  f"3kb/1.5kb {t.attrs.get('ratio', np.nan):.3f}")
+
+
 def run_speed():
     sim = scenario("realistic", seed=5, n_lanes=14, height=1648, width=1200)
     data = sim.data
@@ -312,4 +375,5 @@ if __name__ == "__main__":
     run_sim(1 if quick else 3)
     run_few_rows(1 if quick else 3)
     run_real()
+    run_ladder()
     run_speed()

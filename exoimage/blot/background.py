@@ -45,7 +45,7 @@ from .profile import lane_index
 
 __all__ = ["REGISTRY", "CHOICES", "METHODS", "register", "Region", "LaneContext", "lane_background",
            "auto_methods", "lane_label", "ball_radius_px", "edge_border_px", "edge_background",
-           "gap_background", "rolling_ball_background", "flank_background", "valley_background",
+           "gap_background", "off_lane_profile", "rolling_ball_background", "flank_background", "valley_background",
            "BALL_RADIUS_FRACTION", "MIN_BALL_RADIUS_PX", "MIN_FREE_PX"]
 
 #: Default rolling-ball radius as a fraction of the lane length, and its floor (px). The project's
@@ -343,6 +343,40 @@ def gap_background(signal: np.ndarray, lane: Lane, others, border_px: int = 3, s
     bg = wts @ V
     bg = ndi.median_filter(bg, size=max(3, smooth_px), mode="nearest")
     return ndi.gaussian_filter1d(bg, smooth_px / 3.0, mode="nearest")
+
+
+def off_lane_profile(signal: np.ndarray, lane: Lane, lanes, border_px: int = 3) -> np.ndarray | None:
+    """The free gel or membrane beside a lane, per row, on the lane profile's scale.
+
+    Per row, the median of the middle third (at least ``border_px`` columns) of each
+    gap between ``lane`` and its neighbours in its piece, averaged over the (one or
+    two) gaps, times the lane width. Unlike :func:`edge_background` it is not
+    smoothed along the lane, so structures of the gel itself (the well row, a
+    membrane's cut edge, a dye front) keep their shape. ``None`` when no neighbour
+    gap is at least ``3 * border_px`` wide (lanes touch: nothing beside them is free).
+    """
+    h, w = signal.shape
+    mine = sorted([o for o in lanes if o.piece == lane.piece], key=lambda o: o.x_left_px)
+    i = next(k for k, o in enumerate(mine) if o.lane == lane.lane)
+    gaps = []  # (first, last) column of a gap between lanes
+    if i > 0:
+        gaps.append((mine[i - 1].x_right_px + 1, lane.x_left_px - 1))
+    if i + 1 < len(mine):
+        gaps.append((lane.x_right_px + 1, mine[i + 1].x_left_px - 1))
+    sides = []
+    for a, b in gaps:
+        n = b - a + 1
+        if n < 3 * border_px:
+            continue
+        m = max(border_px, n // 3)
+        c0 = a + (n - m) // 2
+        rows, cc, valid = lane_index(lane, w, np.arange(c0, c0 + m) - lane.x_left_px)
+        if not valid.all():
+            continue
+        sides.append(np.median(signal[rows[:, None], cc], axis=1).astype(np.float64))
+    if not sides:
+        return None
+    return np.mean(sides, axis=0) * lane.width_px
 
 
 def rolling_ball_background(profile: np.ndarray, radius_px: float) -> np.ndarray:

@@ -48,8 +48,11 @@ def _gauss_sum(p, x):
     return out
 
 
-def _fit_cluster(x, yv, centres, sigma0):
-    """Least-squares sum of Gaussians; returns [(amp, centre, sigma), ...] sorted by centre."""
+def _fit_cluster(x, yv, centres, sigma0, centre_tol=None, sigma_max=None):
+    """Least-squares sum of Gaussians; returns [(amp, centre, sigma), ...] sorted by centre.
+
+    Centres stay within ``centre_tol`` px of their start and SDs below ``sigma_max``
+    when given (a shoulder's component must not drift over its neighbour's plateau)."""
 
     def jac(p):
         k = len(p) // 3
@@ -65,11 +68,15 @@ def _fit_cluster(x, yv, centres, sigma0):
 
     p0, lo, hi = [], [], []
     span = x[-1] - x[0] + 1
-    for c in centres:
+    k = len(centres)
+    s0 = np.broadcast_to(np.asarray(sigma0, float), (k,))
+    tol = np.broadcast_to(np.asarray(np.inf if centre_tol is None else centre_tol, float), (k,))
+    smax = np.broadcast_to(np.asarray(span if sigma_max is None else sigma_max, float), (k,))
+    for i, c in enumerate(centres):
         a0 = max(float(np.interp(c, x, yv)), 1e-9)
-        p0 += [a0, c, sigma0]
-        lo += [0.0, x[0], 0.5]
-        hi += [np.inf, x[-1], max(1.0, span)]
+        p0 += [a0, c, s0[i]]
+        lo += [0.0, max(x[0], c - tol[i]), 0.5]
+        hi += [np.inf, min(x[-1], c + tol[i]), max(1.0, min(span, smax[i]))]
     p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
     # Levenberg-Marquardt (MINPACK, fast) first; the bounded trust-region method only
     # when that leaves the physical range (negative amplitude, centre outside, ...)
@@ -92,6 +99,65 @@ def descend(profile: np.ndarray, p: int, lo: int, hi: int, stop: float, slack: f
     while b < hi and profile[b + 1] > stop and profile[b + 1] <= profile[b] + slack:
         b += 1
     return a, b
+
+
+#: A curvature peak (a shoulder) is a band of its own only where the profile has fallen below this
+#: share of a higher neighbouring maximum's height: within the half maximum of a band it is that
+#: band's flat or notched top (an overloaded band, like the NEB ladder's 3 kb band), which two
+#: Gaussians would fit as a false doublet. The half maximum is the band's conventional extent
+#: (FWHM); not fitted.
+FLAT_TOP = 0.5
+
+
+def _on_top_of(cs: np.ndarray, c: int, q: int) -> bool:
+    """Whether ``c`` lies on the top of the (higher) maximum at ``q``: the profile from
+    ``q`` to ``c`` stays at or above :data:`FLAT_TOP` of the maximum's height."""
+    lo, hi = min(c, q), max(c, q)
+    return bool(cs[q] >= cs[c] and cs[lo:hi + 1].min() >= FLAT_TOP * cs[q])
+
+
+def _with_shoulders(corr: np.ndarray, cs: np.ndarray, peaks: list, a: int, b: int, thr: float) -> list:
+    """``peaks`` of the cluster ``a..b`` plus its shoulders: minima of the second derivative
+    (scale 0.45 of the strongest peak's half-width) not already explained by a peak, nor
+    lying on the flat top of a higher maximum (:data:`FLAT_TOP`)."""
+    hp = max(peaks, key=lambda q: cs[q])
+    half = cs[hp] / 2
+    l = hp
+    while l > a and cs[l] > half:
+        l -= 1
+    r = hp
+    while r < b and cs[r] > half:
+        r += 1
+    sig_c = max(1.0, 0.45 * max(1.0, (r - l) / 2.0))
+    d2 = -ndi.gaussian_filter1d(corr, sig_c, order=2, mode="nearest")
+    seg = d2[a:b + 1]
+    d2n = robust_sd(d2)
+    cpk, cpr = find_peaks(seg, prominence=max(0.05 * max(seg.max(), 1e-12), 4 * d2n))
+    # a curvature bump mostly on the convex side: not the concave foot of a band in a valley
+    cpk = [int(c + a) for c, pr in zip(cpk, cpr["prominences"])
+           if cs[c + a] > 0.04 * cs[hp] and cs[c + a] > thr and d2[c + a] > -0.5 * pr]
+    cand = sorted(set(peaks))
+    for c in cpk:
+        if all(abs(c - q) > 1.2 * sig_c for q in cand) and not any(_on_top_of(cs, c, q) for q in peaks):
+            cand.append(c)
+    return sorted(cand)
+
+
+def _half_width(cs: np.ndarray, p: int, a: int, b: int) -> float:
+    """Half width at half maximum (px, at least 1) of the peak at ``p`` within ``a..b``.
+
+    Each side ends where the profile falls to half the peak or stops falling (a
+    neighbouring band); of the sides that reached half the steeper one counts (a
+    band on another's tail looks broader on that side), else the wider one."""
+    half = cs[p] / 2
+    l = p
+    while l > a and cs[l] > half and cs[l - 1] <= cs[l]:
+        l -= 1
+    r = p
+    while r < b and cs[r] > half and cs[r + 1] <= cs[r]:
+        r += 1
+    sides = [w for w, end in ((p - l, cs[l]), (r - p, cs[r])) if end <= half]
+    return max(1.0, float(min(sides) if sides else max(p - l, r - p)))
 
 
 def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_px: float = 1.5,
@@ -155,6 +221,8 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
         pk = pk[(strict & (high | near)) | (ok & near & high)]
     if not len(pk):
         return []
+    maxima = set(int(q) for q in pk)
+    hw_lane = float(np.median([_half_width(cs, int(q), 0, n - 1) for q in pk]))
     # band region per peak
     regions = []
     for p in pk:
@@ -185,29 +253,13 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
     for ci, cl in enumerate(clusters):
         a, b = cl["a"], cl["b"]
         peaks = list(cl["peaks"])
-        # half-width of the highest peak, for padding and the curvature scale
-        hp = max(peaks, key=lambda q: cs[q])
-        half = cs[hp] / 2
-        l = hp
-        while l > a and cs[l] > half:
-            l -= 1
-        r = hp
-        while r < b and cs[r] > half:
-            r += 1
-        hw = max(1.0, (r - l) / 2.0)
         if resolve:
-            # shoulders: minima of the second derivative not already explained by a peak
-            sig_c = max(1.0, 0.45 * hw)
-            d2 = -ndi.gaussian_filter1d(corr, sig_c, order=2, mode="nearest")
-            seg = d2[a:b + 1]
-            d2n = robust_sd(d2)
-            cpk, cpr = find_peaks(seg, prominence=max(0.05 * max(seg.max(), 1e-12), 4 * d2n))
-            cpk = [int(c + a) for c in cpk if cs[c + a] > 0.04 * cs[hp] and cs[c + a] > thr]
-            cand = sorted(set(peaks))
-            for c in cpk:
-                if all(abs(c - q) > 1.2 * sig_c for q in cand):
-                    cand.append(c)
-            peaks = sorted(cand)
+            peaks = _with_shoulders(corr, cs, peaks, a, b, thr)
+        # half-widths of the cluster's peaks (a shoulder's own is not measurable: the
+        # lane's typical band's)
+        hws = np.array([_half_width(cs, q, a, b) if q in maxima else hw_lane for q in peaks])
+        hp = max(peaks, key=lambda q: cs[q])
+        hw = float(hws[peaks.index(hp)])
         a2, b2 = a, b
         # do not pad into the next cluster
         if ci > 0:
@@ -223,7 +275,10 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
             out.append(BandFit(y=c, sigma=hw / 1.1774, top=a2, bottom=b2, peak=float(cs[p]),
                                fraction=1.0, cluster=ci, deconvolved=False))
             continue
-        comps = _fit_cluster(x, yv, peaks, hw / 1.1774 / max(1, len(peaks) - 0.5))
+        # centres within 1.5 typical half-widths of where they were found, SDs at most
+        # twice the typical one (a component must not swallow its neighbours' flanks)
+        tol, smax = 1.5 * hws, 2.0 * hws / 1.1774
+        comps = _fit_cluster(x, yv, peaks, hws / 1.1774, tol, smax)
         # drop components that vanished or merged, refit once
         keep = []
         for comp in comps:
@@ -235,7 +290,8 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
         if not keep:
             keep = [max(comps, key=lambda c: c[0] * c[2])]
         if len(keep) != len(comps) and len(keep) > 1:
-            keep = _fit_cluster(x, yv, [c[1] for c in keep], float(np.mean([c[2] for c in keep])))
+            keep = _fit_cluster(x, yv, [c[1] for c in keep], float(np.mean([c[2] for c in keep])),
+                                float(tol.max()), float(smax.max()))
         if len(keep) == 1:
             amp, c, s = keep[0]
             out.append(BandFit(y=float(c), sigma=float(s), top=a2, bottom=b2, peak=float(amp),
@@ -394,8 +450,8 @@ def ladder_calibration(y_bands, kda, *, max_missing: int = 3):
                          f"for {len(kd)} markers")
 
     def score(ys, ks):
-        A = np.vstack([ys, np.ones_like(ys)]).T
-        res = np.linalg.lstsq(A, np.log(ks), rcond=None)[1]
+        cols = [ys, np.ones_like(ys)]
+        res = np.linalg.lstsq(np.vstack(cols).T, np.log(ks), rcond=None)[1]
         return float(res[0]) if len(res) else 0.0
 
     if len(yb) == len(kd):

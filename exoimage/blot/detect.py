@@ -48,7 +48,7 @@ def detect_bands(prep: Prepared, lanes: list[Lane], params: BlotParams, *, conte
         thr = params.min_snr * pn
         pk, _ = find_peaks(cs, height=max(thr, params.min_snr_px * noise * ln.width_px), prominence=thr)
         peaks[ln.lane] = ln.y_top_px + pk
-    rows, det = [], {}
+    rows, det, lane_fits = [], {}, {}
     for ln in lanes:
         ctx = contexts[ln.lane]
         prof, radius = ctx.profile, ctx.radius_px
@@ -90,6 +90,12 @@ def detect_bands(prep: Prepared, lanes: list[Lane], params: BlotParams, *, conte
             # the ball, narrower than a smear, cut its flanks: regions redrawn above the edges
             if any(f.bottom - f.top + 1 > radius for f in fits):
                 _widen_broad_bands(fits, corr_edge, radius, pnoise)
+        lane_fits[ln.lane] = fits
+    # structures of the gel itself (well row, cut edge, dye front) are not bands
+    shared = _shared_with_gel(prep, lanes, contexts, det, lane_fits, params)
+    for ln in lanes:
+        ctx = contexts[ln.lane]
+        fits = [f for i, f in enumerate(lane_fits[ln.lane]) if i not in shared[ln.lane]]
         regs = [G.Region(f.top, f.bottom, f.cluster if f.deconvolved else None) for f in fits]
         methods = G.auto_methods(ctx, regs) if auto else [params.background] * len(fits)
         for f, m in zip(fits, methods):
@@ -152,6 +158,79 @@ def harmonise_row_regions(regions: pd.DataFrame, row: np.ndarray, lanes: list[La
             changed = True
     if changed:
         regions["y_top_px"], regions["y_bottom_px"] = top, bot
+
+
+#: A peak of a lane is a structure of the gel or membrane itself, not a band of the lane, when the
+#: free gel beside the lane carries at least this share of it: the well row (wells are cut across the
+#: whole gel, loaded or not), a membrane's cut edge, a dye front or a glow across the gel bottom. A
+#: band is made in its lane; even one wider than the lane leaves most of its signal inside. Half:
+#: the midpoint between "only in the lane" (0) and "as much beside as in it" (1); not fitted (the
+#: NEB ladder gel's well row and bottom glow reach 1.0-1.9 in every lane, its bands below 0.05).
+SHARED_FRACTION = 0.5
+#: ... and when it is faint beside the lane's bands: its peak below this share of the lane's
+#: strongest band's. A band wider than its lane rectangle (or a lane drawn off its band) also
+#: shows beside it, but it is the lane's signal; the well row, a cut edge or a glow of the gel
+#: are weak beside the bands run into the gel (the NEB gel: well and glow peaks under 5 % of the
+#: strongest band's). A quarter: not fitted.
+FAINT_FRACTION = 0.25
+
+
+def _shared_fraction(ctx, off_c: np.ndarray | None, corr: np.ndarray, y0: int, y1: int) -> float:
+    """Share of a lane's signal above its ball over image rows ``y0..y1`` that the gel
+    beside the lane also carries (NaN where the lane has no such rows or no free gel)."""
+    ln = ctx.lane
+    a, b = max(0, y0 - ln.y_top_px), min(len(corr) - 1, y1 - ln.y_top_px)
+    if off_c is None or b < a:
+        return np.nan
+    lane_sig = float(corr[a:b + 1].sum())
+    return float(off_c[a:b + 1].sum()) / lane_sig if lane_sig > 0 else np.nan
+
+
+def _shared_with_gel(prep, lanes, contexts, det, lane_fits, params) -> dict:
+    """``{lane: indices of its fits}`` that are structures of the gel, not bands.
+
+    Fits are taken as groups (a deconvolved cluster is one). Candidates are the
+    topmost group of a lane (the well row, a cut edge) and groups with a broad member
+    (taller than half the ball radius: a dye front, a glow across the gel). A candidate
+    is dropped when the free gel beside the lane (:func:`~.background.off_lane_profile`
+    above its own rolling ball) carries at least :data:`SHARED_FRACTION` of its signal
+    over its rows, in its lane and in every other lane of the piece that has free gel
+    beside it (a structure of the gel runs across the whole piece; a faint smear on a
+    blotchy membrane does not look shared in every lane), and its peak is below
+    :data:`FAINT_FRACTION` of the lane's strongest other band.
+    """
+    off = {}
+    for ln in lanes:
+        o = G.off_lane_profile(prep.signal, ln, lanes, params.edge_border_px)
+        off[ln.lane] = None if o is None else o - G.rolling_ball_background(o, contexts[ln.lane].radius_px)
+    out = {ln.lane: set() for ln in lanes}
+    for ln in lanes:
+        fits = lane_fits[ln.lane]
+        if off[ln.lane] is None or not fits:
+            continue
+        radius = contexts[ln.lane].radius_px
+        groups = {}
+        for i, f in enumerate(fits):
+            groups.setdefault(("c", f.cluster) if f.deconvolved else ("b", i), []).append(i)
+        top_key = min(groups, key=lambda k: min(fits[i].top for i in groups[k]))
+        others = [o for o in lanes if o.piece == ln.piece and o.lane != ln.lane and off[o.lane] is not None]
+        for key, idx in groups.items():
+            broad = any(fits[i].bottom - fits[i].top + 1 > 0.5 * radius for i in idx)
+            if not (key == top_key or broad):
+                continue
+            y0 = ln.y_top_px + min(fits[i].top for i in idx)
+            y1 = ln.y_top_px + max(fits[i].bottom for i in idx)
+            own = _shared_fraction(contexts[ln.lane], off[ln.lane], det[ln.lane], y0, y1)
+            fr = [_shared_fraction(contexts[o.lane], off[o.lane], det[o.lane], y0, y1) for o in others]
+            fr = [own] + [f for f in fr if np.isfinite(f)]
+            # faint beside the lane's bands: a band too wide for its lane rectangle also shows
+            # beside it, but it is a lane's main signal, not a glow under it
+            peak = float(det[ln.lane][min(fits[i].top for i in idx):max(fits[i].bottom for i in idx) + 1].max())
+            rest = [fits[i].peak for i in range(len(fits)) if i not in idx]
+            faint = bool(rest) and peak < FAINT_FRACTION * max(rest)
+            if np.isfinite(own) and faint and min(fr) >= SHARED_FRACTION:
+                out[ln.lane].update(idx)
+    return out
 
 
 def _add_broad_bands(fits, corr_edge: np.ndarray, radius: float, min_snr: float, pix_noise: float) -> list:

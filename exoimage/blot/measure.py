@@ -42,17 +42,21 @@ import pandas as pd
 from ..io import Image, ImageReadError
 from . import background as G
 from .bands import assign_rows, ladder_calibration, mw_from_y
+from .ladders import load_ladder
 from .lanes import Lane, Piece
 from .pipeline import BAND_COLUMNS, LANE_COLUMNS, BlotParams, BlotResult, _as_image, signal_of
 from .profile import lane_profile, mask_profile
 from .signal import clipped_masks, detect_ceiling, image_warnings, pixel_noise_sd
 
-__all__ = ["REGION_COLUMNS", "measure", "prepare", "Prepared", "lane_contexts", "lane_traces", "pieces_of",
+__all__ = ["REGION_COLUMNS", "LADDER_CHECK_COLUMNS", "ladder_mass_check", "measure", "prepare", "Prepared", "lane_contexts", "lane_traces", "pieces_of",
            "lane_gaps"]
 
 #: columns of a regions table (see the module docstring); the first three are required
 REGION_COLUMNS = ["lane", "y_top_px", "y_bottom_px", "y_px", "sigma_px", "snr", "background_method",
                   "deconvolved", "cluster", "fraction", "fit_top_px", "fit_bottom_px"]
+#: bands whose volume is below this many SDs of the volume's pixel noise (or negative) are flagged
+#: ``below_noise``: 2 SD, the usual two-sided 95 % limit of "different from zero"
+BELOW_NOISE_SD = 2.0
 #: a deconvolved cluster is measured as one when its members' fractions add up to 1 within this
 #: (they are areas / their sum, exact to rounding)
 FRACTION_SUM_TOL = 1e-6
@@ -369,18 +373,30 @@ def _finish(bands: pd.DataFrame, regions: pd.DataFrame, lanes: list[Lane], det: 
     """QC flags, rows, molecular weights (a failure is a warning), then band ids in lane/y order."""
     bands["saturated"] = bands["saturated_px"] > 0
     bands["low_snr"] = bands["snr"] < params.low_snr
+    # a volume within BELOW_NOISE_SD noise SDs of zero (or negative) is not a measured signal: the
+    # SD of a region's sum of R rows x W columns of independent pixel noise is noise_sd*sqrt(R*W)
+    width = bands["lane"].map({ln.lane: ln.width_px for ln in lanes}).to_numpy(float)
+    rows_n = (bands["y_bottom_px"] - bands["y_top_px"] + 1).to_numpy(float)
+    vol_sd = prep.noise_sd * np.sqrt(np.clip(rows_n * width, 1.0, None))
+    bands["below_noise"] = bands["volume"].to_numpy(float) < BELOW_NOISE_SD * vol_sd
     bands["mw_kda"] = np.nan
+    bands["size_bp"] = np.nan
     rows, offsets = assign_rows(lanes, bands["lane"].to_numpy(), bands["y_px"].to_numpy(),
                                 bands["sigma_px"].to_numpy(), det)
     if len(bands):
         bands["row"] = rows
     warns = list(prep.warnings)
     ladder = {}
-    if params.ladder_lane and params.ladder_kda:
+    known = load_ladder(params.ladder) if params.ladder else None
+    sizes = list(known.sizes) if known is not None else params.ladder_kda
+    column = "size_bp" if known is not None and known.unit == "bp" else "mw_kda"
+    if params.ladder_lane and sizes:
         try:
-            ladder = _apply_ladder(bands, lanes, offsets, params, prep.image.path)
+            ladder = _apply_ladder(bands, lanes, offsets, params, prep.image.path, sizes, column)
         except ImageReadError as exc:
             warns.append(f"no molecular weights: {exc.problem}")
+        if ladder and known is not None and known.masses_ng is not None:
+            ladder["check"] = ladder_mass_check(bands, ladder, known)
     order = bands.sort_values(["lane", "y_px"], kind="stable").index
     bands = bands.loc[order].reset_index(drop=True)
     regions = regions.loc[order].reset_index(drop=True)
@@ -408,13 +424,14 @@ def lane_traces(image, lanes: list[Lane], regions: pd.DataFrame | None = None,
     return out
 
 
-def _apply_ladder(bands, lanes, offsets, params, path) -> dict:
-    """Apparent molecular weights of all bands of the ladder's piece, in place; the fit."""
+def _apply_ladder(bands, lanes, offsets, params, path, sizes, column="mw_kda") -> dict:
+    """Apparent molecular weights (``column``: ``mw_kda`` or ``size_bp``) of all bands of
+    the ladder's piece from the marker ``sizes`` (largest first), in place; the fit."""
     lad = next(ln for ln in lanes if ln.lane == params.ladder_lane)
     lb = bands[bands["lane"] == lad.lane]
     if len(lb) < 2:
         raise ImageReadError(path, f"ladder lane {lad.lane}: found {len(lb)} bands, need at least 2")
-    kda = [float(k) for k in params.ladder_kda]
+    kda = [float(k) for k in sizes]
     # keep the strongest bands if there are far more than markers
     if len(lb) > len(kda) + 3:
         lb = lb.nlargest(len(kda) + 3, "volume")
@@ -436,5 +453,44 @@ def _apply_ladder(bands, lanes, offsets, params, path) -> dict:
     m = (bands["piece"] == lad.piece).to_numpy()
     lane_off = bands.loc[m, "lane"].map(lambda L: offsets.get(L, lad_off)).to_numpy(float)
     y_eq = bands.loc[m, "y_px"].to_numpy() - lane_off + lad_off
-    bands.loc[m, "mw_kda"] = mw_from_y(y_eq, y_l, k_l)
-    return {"lane": lad.lane, "y_px": y_l.tolist(), "kda": k_l.tolist()}
+    bands.loc[m, column] = mw_from_y(y_eq, y_l, k_l)
+    return {"lane": lad.lane, "y_px": y_l.tolist(), "kda": k_l.tolist(), "unit": "bp" if column == "size_bp" else "kDa"}
+
+
+#: columns of the mass-proportionality check (:func:`ladder_mass_check`, ``ladder_check.csv``)
+LADDER_CHECK_COLUMNS = ["image", "ladder", "lane", "size", "unit", "y_px", "volume", "mass_ng", "expected_volume",
+                        "error_pct"]
+
+
+def ladder_mass_check(bands: pd.DataFrame, ladder: dict, known) -> pd.DataFrame:
+    """Volume against the vendor's mass for every matched band of the ladder lane.
+
+    The lane's scale is the median of volume / mass (robust to one misassigned band);
+    ``error_pct`` = 100 * (volume / (scale * mass) - 1). The table's ``attrs`` hold the
+    mean |error| (%) and, with ``known.ratio_bands``, the volume ratio of those two bands
+    and the vendor's mass ratio. An image row's ``image`` is filled by the caller's table.
+    """
+    lb = bands[bands["lane"] == ladder["lane"]]
+    mass = dict(zip(known.sizes, known.masses_ng))
+    rows = []
+    for y, sz in zip(ladder["y_px"], ladder["kda"]):
+        i = (lb["y_px"] - y).abs().idxmin()
+        rows.append(dict(image=lb.loc[i, "image"], ladder=known.name, lane=ladder["lane"], size=float(sz),
+                         unit=known.unit, y_px=float(y), volume=float(lb.loc[i, "volume"]),
+                         mass_ng=float(mass.get(float(sz), np.nan))))
+    t = pd.DataFrame(rows, columns=LADDER_CHECK_COLUMNS)
+    if not len(t):
+        return t
+    ok = t["mass_ng"] > 0
+    scale = float(np.median(t.loc[ok, "volume"] / t.loc[ok, "mass_ng"])) if ok.any() else np.nan
+    t["expected_volume"] = scale * t["mass_ng"]
+    t["error_pct"] = 100 * (t["volume"] / t["expected_volume"] - 1)
+    t.attrs["mean_abs_error_pct"] = float(t["error_pct"].abs().mean())
+    t.attrs["n_bands"] = int(len(t))
+    t.attrs["n_sizes"] = len(known.sizes)
+    if known.ratio_bands:
+        a, b = (t[t["size"] == v] for v in known.ratio_bands)
+        if len(a) and len(b):
+            t.attrs["ratio"] = float(a["volume"].iloc[0] / b["volume"].iloc[0])
+        t.attrs["ratio_expected"] = float(mass[known.ratio_bands[0]] / mass[known.ratio_bands[1]])
+    return t

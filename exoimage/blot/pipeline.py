@@ -11,6 +11,7 @@ from ..io import Image, ImageReadError, read_image, validate_image
 from ..params import CheckedParams
 from .background import CHOICES as BACKGROUND_CHOICES  # the registry's names (auto first)
 from .lanes import Piece, find_lanes, find_pieces, lanes_from_bounds
+from .ladders import LADDER_NAMES
 from .signal import POLARITIES, detect_polarity, to_signal
 
 __all__ = ["BlotParams", "BlotResult", "BlotFileResult", "quantify_blot", "analyze_blot_file",
@@ -36,8 +37,8 @@ LANE_COLUMNS = ["image", "lane", "piece", "x_left_px", "x_right_px", "x_center_p
                 "y_top_px", "y_bottom_px", "slope_dx_per_dy", "x_center_top_px", "x_center_bottom_px",
                 "is_ladder", "n_bands", "lane_total", "background"]
 BAND_COLUMNS = ["image", "lane", "row", "band_id", "y_px", "y_top_px", "y_bottom_px", "sigma_px",
-                "volume", "background", "saturated", "saturated_px", "hot_px", "snr", "low_snr",
-                "deconvolved", "is_ladder", "mw_kda", "background_method"]
+                "volume", "background", "saturated", "saturated_px", "hot_px", "snr", "low_snr", "below_noise",
+                "deconvolved", "is_ladder", "mw_kda", "size_bp", "background_method"]
 IMAGE_COLUMNS = ["image", "status", "error", "polarity", "polarity_source", "dtype", "file_format",
                  "ceiling", "ceiling_source", "noise_sd", "n_pieces", "n_lanes", "n_rows", "n_bands",
                  "n_saturated_bands", "background", "warnings"]
@@ -72,6 +73,10 @@ class BlotParams(CheckedParams):
         Lane number (1-based) of the molecular-weight marker.
     ladder_kda : list of float or None
         Marker weights in kDa, largest first.
+    ladder : str or None
+        A known ladder by name (:data:`~exoimage.blot.ladders.LADDER_NAMES`) in
+        ``ladder_lane``: its sizes replace ``ladder_kda`` (a bp ladder fills
+        ``size_bp`` instead of ``mw_kda``), its masses give the mass check.
     edge_border_px : int
         Width of the strips beside a lane used by the ``'edge'`` background, px.
     row_regions : bool
@@ -127,6 +132,12 @@ class BlotParams(CheckedParams):
         "max_len": MAX_LADDER_MARKERS, "requires": "ladder_lane", "optional": True,
         "cli": "--ladder-kda", "metavar": "KDA,...", "label": "Ladder weights", "auto": "none",
         "help": "marker weights in kDa, largest first, e.g. 250,150,100,75,50,37,25,20,15,10"})
+    ladder: str | None = field(default=None, metadata={
+        "type": "str", "choices": LADDER_NAMES, "optional": True, "requires": "ladder_lane",
+        "excludes": "ladder_kda", "cli": "--ladder", "metavar": "NAME", "label": "Known ladder", "auto": "none",
+        "help": "a known ladder in the ladder lane (exoimage/blot/ladders/*.toml): its sizes give every band a "
+                "molecular weight (kDa) or size (bp); where its masses are known, volumes are checked against "
+                "them (ladder_check.csv)"})
     edge_border_px: int = field(default=3, metadata={
         "type": "int", "unit": "px", "min": 1, "cli": "--edge-border", "metavar": "PX",
         "label": "Edge strip width", "advanced": True,

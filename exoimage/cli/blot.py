@@ -131,7 +131,7 @@ def run(args) -> int:
     if found is None:
         return 1
     inputs, out = found
-    image_rows, lane_tabs, band_tabs, norm_tabs, linear = [], [], [], [], {}
+    image_rows, lane_tabs, band_tabs, norm_tabs, linear, check_tabs = [], [], [], [], {}, []
     want_norm = spec.wanted or args.lane_sheet is not None
     for f in inputs:
         row, res, norms = _one_file(f, args, params, spec, sheet, want_norm, out)
@@ -140,6 +140,9 @@ def run(args) -> int:
             continue
         lane_tabs.append(res.lanes)
         band_tabs.append(res.bands)
+        chk = res.result.ladder.get("check") if res.result is not None else None
+        if chk is not None and len(chk):
+            check_tabs.append(chk.assign(image=f.rel))
         norm_tabs += norms
         for nt in norms:
             if "linear_range" in nt.attrs:
@@ -153,6 +156,8 @@ def run(args) -> int:
         write_table(lanes, out / "lanes.csv")
         write_table(bands, out / "bands.csv")
         write_table(images, out / "images.csv")
+        if check_tabs:  # a known ladder with published masses (--ladder): volume vs mass
+            write_table(pd.concat(check_tabs, ignore_index=True), out / "ladder_check.csv")
         if want_norm:
             norm = (pd.concat(norm_tabs, ignore_index=True) if norm_tabs
                     else pd.DataFrame(columns=NORMALIZED_COLUMNS))

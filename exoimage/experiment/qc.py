@@ -55,7 +55,8 @@ RULES_SCHEMA = {
     "calibration": {"missing": _STATUS, "scale_bar": _STATUS, "source": _TEXT},
     "tem": {"min_vesicles": _COUNT, "d50_ci_halfwidth_pct": {**_PCT, "min_exclusive": True},
             "border_fraction": _FRACTION, "source": _TEXT},
-    "blot": {"saturated": _STATUS, "lossy_or_8bit": _STATUS, "low_snr": _STATUS, "replicate_cv_pct": _PCT,
+    "blot": {"saturated": _STATUS, "lossy_or_8bit": _STATUS, "low_snr": _STATUS, "below_noise": _STATUS,
+             "replicate_cv_pct": _PCT,
              "linear_r2": _FRACTION, "source": _TEXT},
     "misev": {"missing_category": _STATUS, "promiscuous_control": _STATUS, "source": _TEXT,
               "single_particle_missing": _STATUS, "single_particle_source": _TEXT,
@@ -368,9 +369,20 @@ def _blot_image(q: QcInput):
                     f"{nsat} saturated band(s)" if nsat else "no saturated band", br["source"])
         if "low_snr" in b:
             nlow = int(b["low_snr"].astype(bool).sum())
-            yield QcRow("blot", r.image, "signal above noise", br["low_snr"] if nlow else "PASS",
-                        f"{nlow} band(s) below the noise threshold" if nlow else "all bands above noise",
-                        br["source"])
+            vol = pd.to_numeric(b["volume"], errors="coerce") if "volume" in b else pd.Series(dtype=float)
+            nneg = int((vol < 0).sum())
+            nsub = int(b["below_noise"].fillna(False).astype(bool).sum()) if "below_noise" in b else nneg
+            why = []
+            if nneg:
+                why.append(f"{nneg} band(s) with a negative volume (background above the band)")
+            if nsub > nneg:
+                why.append(f"{nsub - nneg} band(s) with a volume within the noise of zero")
+            if nlow:
+                why.append(f"{nlow} band(s) below the noise threshold (low_snr)")
+            status = overall_status([br["below_noise"] if (nneg or nsub) else "PASS",
+                                     br["low_snr"] if nlow else "PASS"])
+            yield QcRow("blot", r.image, "signal above noise", status,
+                        "; ".join(why) if why else "all bands above noise", br["source"])
 
 
 @qc_rule("blot_linear_range")

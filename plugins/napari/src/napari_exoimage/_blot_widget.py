@@ -35,7 +35,7 @@ from ._common import (BackgroundJobs, MplCanvas, camera, fill_table, image_from_
 from ._forms import ParamForm, gui_words
 
 BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "background", "snr", "saturated", "saturated_px",
-                      "low_snr", "hot_px", "deconvolved", "mw_kda", "y_px", "background_method"]
+                      "low_snr", "below_noise", "hot_px", "deconvolved", "mw_kda", "y_px", "background_method"]
 LANE_COLOR, LADDER_COLOR = "lime", "magenta"
 BAND_COLOR, SATURATED_COLOR, LOW_SNR_COLOR = "yellow", "red", "orange"
 REPORT_TOOLTIP = ("Write the QC report (report.html, the same report as `exoimage run`) for the lanes and "
@@ -326,7 +326,10 @@ class BlotWidget(BackgroundJobs, QWidget):
 
     def _show_result(self, res):
         b = res.bands
-        colors = ["#7a1f1f" if s else ("#6b4a10" if lo else None) for s, lo in zip(b["saturated"], b["low_snr"])]
+        # saturated: dark red; negative or sub-noise volume (below_noise) or low SNR: dark orange
+        below = b["below_noise"] if "below_noise" in b else b["low_snr"] & False
+        colors = ["#7a1f1f" if s else ("#6b4a10" if (lo or bn) else None)
+                  for s, lo, bn in zip(b["saturated"], b["low_snr"], below)]
         fill_table(self.band_table, b, BAND_TABLE_COLUMNS, row_colors=colors,
                    formats={"volume": "{:.4g}", "background": "{:.4g}", "snr": "{:.1f}", "mw_kda": "{:.1f}",
                             "y_px": "{:.1f}"})

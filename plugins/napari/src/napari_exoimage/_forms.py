@@ -126,16 +126,20 @@ class BoolEditor(QCheckBox):
 
 
 class ChoiceEditor(QComboBox):
+    """A list of choices; an optional parameter's first item is empty ("not given": None)."""
+
     def __init__(self, meta: dict, tip: str):
         super().__init__()
-        self.addItems([str(c) for c in meta["choices"]])
+        self.optional = bool(meta.get("optional"))
+        self.addItems(([""] if self.optional else []) + [str(c) for c in meta["choices"]])
         self.setToolTip(tip)
 
     def param_value(self):
-        return self.currentText()
+        text = self.currentText()
+        return None if self.optional and not text else text
 
     def set_param_value(self, v):
-        self.setCurrentText(str(v))
+        self.setCurrentText("" if v is None else str(v))
 
 
 def _text_of(v) -> str:
