@@ -74,7 +74,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 #: than a band) is compared with the off-membrane floor; a piece boundary is a row where that level
 #: dips by at least this fraction of the membrane's rise above the floor on both sides (a cut edge
 #: between two strips: the strips' edges are darker than their middles even when they touch)
-PIECE_DIP_FRAC = 0.2
+PIECE_DIP_FRAC = 0.12
 #: a dip this deep (60 % of the rise: the dark gaps of the Kodak images dip 83-160 %) is a gap
 #: whatever its shape; a shallower one must be a straight edge across the membrane (see _dip_splits)
 PIECE_DEEP_FRAC = 0.6
@@ -87,19 +87,23 @@ PIECE_EDGE_FRAC = 0.5
 #: membrane pieces smaller than this fraction of the image height are not pieces (a label, a pen
 #: mark, the gap's glow); the Kodak strips are 25-45 % of the frame, a single piece 60-100 %
 PIECE_MIN_HEIGHT_FRAC = 0.12
-#: median window of the level image, in downsampled px (~4 full px each): wider than a band's
-#: height (~30-40 px on a 736-row Kodak frame) so the level is the membrane, not its bands
-PIECE_MEDIAN = 15
+#: the level image is a low percentile over a window taller than a band (Kodak bands 30-50 px =
+#: 8-13 downsampled px) and wider than a lane pitch (Kodak 58-90 px = 15-23, simulated 70 px = 23),
+#: so it always holds membrane between lanes and above or below the bands: the membrane's level,
+#: not its bands'
+PIECE_LEVEL_ROWS, PIECE_LEVEL_COLS, PIECE_LEVEL_PCT = 15, 25, 20
 
 
 def _level_image(signal: np.ndarray):
-    """(downsampling factor, membrane-level image): block mean to ~300 px, then a median wider than a band."""
+    """(downsampling factor, membrane-level image): block mean to ~300 px, then a low percentile
+    over a window larger than a band and a lane pitch (see PIECE_LEVEL_ROWS)."""
     h, w = signal.shape
     f = max(1, int(np.ceil(max(h, w) / 300)))
     hh, ww = h // f * f, w // f * f
     small = signal[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
-    k = int(min(PIECE_MEDIAN, max(3, min(small.shape) // 6))) | 1
-    return f, ndi.median_filter(small, size=k, mode="nearest")
+    ky = int(min(PIECE_LEVEL_ROWS, max(3, small.shape[0] // 6))) | 1
+    kx = int(min(PIECE_LEVEL_COLS, max(3, small.shape[1] // 6))) | 1
+    return f, ndi.percentile_filter(small, PIECE_LEVEL_PCT, size=(ky, kx), mode="nearest")
 
 
 def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> list[tuple[int, int]]:
@@ -107,24 +111,29 @@ def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> 
 
     A dip deeper than ``PIECE_DEEP_FRAC`` of the membrane's rise above ``floor``
     is a gap between pieces; a shallower one (down to ``PIECE_DIP_FRAC``: two
-    strips touching) counts only when the dip row is darker than the membrane
-    above and below it in at least ``PIECE_DIP_COLUMNS`` of the membrane's
-    columns (a straight cut edge; a bubble or a smear row is local).
+    strips touching) counts only when the dip row is darker, by a tenth of the
+    rise, than the membrane at the highest rows on both sides in at least
+    ``PIECE_DIP_COLUMNS`` of the membrane's columns (a straight cut edge; a
+    bubble or a smear row is local).
     """
     n = len(prof)
     rise = float(np.percentile(prof, 90)) - floor
     if rise <= 0:
         return [(0, n)]
     pk, props = find_peaks(-prof, prominence=PIECE_DIP_FRAC * rise)
-    g = max(2, min_len // 3)
+    reach = 2 * min_len
     cuts = [0]
     for p, pr in sorted(zip(pk, props["prominences"])):
         if pr < PIECE_DEEP_FRAC * rise:
-            up = m[max(0, p - g - 2):max(1, p - 2)].mean(axis=0)
-            dn = m[p + 3:p + g + 3].mean(axis=0) if p + 3 < n else up
+            lo, hi = max(0, p - reach), min(n, p + reach + 1)
+            ul = lo + int(np.argmax(prof[lo:p])) if p > lo else p
+            dr = p + 1 + int(np.argmax(prof[p + 1:hi])) if hi > p + 1 else p
+            up = m[max(0, ul - 1):ul + 2].mean(axis=0)
+            dn = m[max(0, dr - 1):dr + 2].mean(axis=0)
             at = m[max(0, p - 1):p + 2].mean(axis=0)
             mem = np.maximum(up, dn) > floor + 0.3 * rise
-            if not mem.any() or float(np.mean((at < np.minimum(up, dn))[mem])) < PIECE_DIP_COLUMNS:
+            dip = at < np.minimum(up, dn) - 0.1 * rise
+            if not mem.any() or float(np.mean(dip[mem])) < PIECE_DIP_COLUMNS:
                 continue
         if p - cuts[-1] >= min_len and n - p >= min_len:
             cuts.append(int(p))
@@ -134,15 +143,16 @@ def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> 
 
 def _edge_run(prof: np.ndarray, floor: float, min_len: int):
     """(start, end) of the longest run of ``prof`` above half-way from ``floor`` to its membrane level."""
+    n = len(prof)
     lev = float(np.percentile(prof, 75))
     if lev <= floor:
-        return 0, len(prof)
+        return 0, n
     on = prof > floor + PIECE_EDGE_FRAC * (lev - floor)
     # close short dips (a pen mark, a dark band gap) before taking the run
     on = ndi.binary_closing(on, np.ones(max(3, min_len // 2), bool)) | on
     runs = _runs(on)
     if not runs:
-        return 0, len(prof)
+        return 0, n
     return max(runs, key=lambda r: r[1] - r[0])
 
 
@@ -179,10 +189,7 @@ def find_pieces(signal: np.ndarray, *, min_height_frac: float = PIECE_MIN_HEIGHT
         ya, yb = a + ya, a + yb
         if yb - ya < min_len:
             continue
-        colp = ndi.gaussian_filter1d(np.percentile(m[ya:yb], 50, axis=0), 1.0)
-        xa, xb = _edge_run(colp, floor, max(2, int(0.05 * sw)))
-        if xb - xa < max(4, int(0.1 * sw)):
-            continue
+        xa, xb = 0, sw
         y0, y1 = ya * f, (yb * f if yb < sh else h)
         x0, x1 = xa * f, (xb * f if xb < sw else w)
         pieces.append(Piece(len(pieces) + 1, int(y0), int(y1), int(x0), int(x1)))
@@ -615,13 +622,24 @@ LANE_WIDTH_MIN_PITCH, LANE_WIDTH_MAX_PITCH = 0.5, 0.92
 
 
 def _evidence_profile(ts: np.ndarray, wins) -> np.ndarray:
-    """Column profile of the band rows: each row's mean profile scaled by its robust maximum, summed."""
+    """Column profile of the band rows: each row's mean profile scaled by its robust maximum,
+    summed (linear: the dips between touching bands keep their depth)."""
     out = np.zeros(ts.shape[1])
     for a, b in wins:
         pr = ts[a:b].mean(axis=0)
         s = float(np.percentile(pr, 99))
         if s > 0:
             out += np.clip(pr, 0, None) / s
+    return ndi.gaussian_filter1d(out, 1.5)
+
+
+def _presence_profile(ts: np.ndarray, wins) -> np.ndarray:
+    """Column profile of band evidence for telling lanes from empty membrane: the band rows' and
+    the whole piece height's profiles (a marker lane's bands are at heights of their own), each
+    log-compressed in units of its noise (a 2-fold dilution series weighs about as much as an
+    ordinary lane) and scaled to its maximum, summed."""
+    prs = _row_profiles(ts, list(wins) + [(0, ts.shape[0])])
+    out = np.sum(prs, axis=0) if prs else np.zeros(ts.shape[1])
     return ndi.gaussian_filter1d(out, 1.5)
 
 
@@ -676,7 +694,7 @@ def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
 
     def contrast(k):
         p, z = ps[k], zs[k]
-        x0 = (float(np.angle(z * 1j)) / (2 * np.pi) * p) % p
+        x0 = (-float(np.angle(-1j * z)) / (2 * np.pi) * p) % p
         pos = np.arange(x0, wid, p)
         pos = pos[(pos >= i0) & (pos < i1)]
         mid = pos + p / 2
@@ -691,9 +709,9 @@ def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
     if _DEBUG is not None:
         _DEBUG.append(dict(p=float(ps[k]), a=amp, ps=ps))
     _, p, z = best
-    # the derivative's phase is a quarter period ahead of the lanes' (d/dx cos = -sin)
-    ph = float(np.angle(z * 1j))
-    return p, (ph / (2 * np.pi) * p) % p
+    # the lanes' Fourier coefficient is the derivative's divided by i (d/dx exp(iwx) = iw exp(iwx));
+    # a comb cos(w (x - x0)) has the coefficient's angle -w x0
+    return p, (-float(np.angle(-1j * z)) / (2 * np.pi) * p) % p
 
 
 def _fwhm(e: np.ndarray, x: float, pitch: float) -> float:
@@ -742,7 +760,9 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
         sm = ndi.uniform_filter1d(e, 2 * core + 1)
         cs.append(float(lo + np.argmax(sm[lo:hi + 1])))
     cs = np.array(cs)
-    ev = np.array([float(e[max(0, int(c) - core):int(c) + core + 1].mean()) - base for c in cs])
+    q = _presence_profile(ts, wins)
+    qb = float(np.percentile(q, 10))
+    ev = np.array([float(q[max(0, int(c) - core):int(c) + core + 1].mean()) - qb for c in cs])
     if n_lanes:
         n = min(int(n_lanes), len(cs))
         tot = np.convolve(ev, np.ones(n), mode="valid")
