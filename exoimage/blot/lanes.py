@@ -612,6 +612,11 @@ def _matched_centre(lin: np.ndarray, p: int, w: float, spacing: float) -> float:
 #: empty membrane and the gap beside the outer lanes < 0.1
 LANE_EVIDENCE_FRAC = 0.15
 LANE_HARMONIC_FRAC = 0.5
+#: the best-repeating band row holds a band where its profile reaches this fraction of its maximum
+LANE_SPAN_FRAC = 0.15
+#: a marker lane beside the sample lanes: its whole-height band evidence is at least this fraction
+#: of the sample lanes' median (a ladder has 8-15 bands against the samples' few rows)
+LANE_MARKER_FRAC = 0.5
 LANE_PEAK_SIGMA = 4.0
 _DEBUG = None
 #: lane width from the bands' own extent: this multiple of their median full width at half maximum
@@ -634,13 +639,17 @@ def _evidence_profile(ts: np.ndarray, wins) -> np.ndarray:
 
 
 def _presence_profile(ts: np.ndarray, wins) -> np.ndarray:
-    """Column profile of band evidence for telling lanes from empty membrane: the band rows' and
-    the whole piece height's profiles (a marker lane's bands are at heights of their own), each
-    log-compressed in units of its noise (a 2-fold dilution series weighs about as much as an
-    ordinary lane) and scaled to its maximum, summed."""
-    prs = _row_profiles(ts, list(wins) + [(0, ts.shape[0])])
+    """Column profile of band evidence for telling lanes from empty membrane: the band rows'
+    profiles, each log-compressed in units of its noise (a 2-fold dilution series weighs about as
+    much as an ordinary lane) and scaled to its maximum, summed."""
+    prs = _row_profiles(ts, list(wins))
     out = np.sum(prs, axis=0) if prs else np.zeros(ts.shape[1])
     return ndi.gaussian_filter1d(out, 1.5)
+
+
+def _whole_profile(ts: np.ndarray) -> np.ndarray:
+    """The band evidence of the whole piece height (log-compressed as :func:`_presence_profile`)."""
+    return _presence_profile(ts, [(0, ts.shape[0])])
 
 
 def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
@@ -760,20 +769,45 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
         sm = ndi.uniform_filter1d(e, 2 * core + 1)
         cs.append(float(lo + np.argmax(sm[lo:hi + 1])))
     cs = np.array(cs)
-    q = _presence_profile(ts, wins)
-    qb = float(np.percentile(q, 10))
-    ev = np.array([float(q[max(0, int(c) - core):int(c) + core + 1].mean()) - qb for c in cs])
+    def at(prof):
+        qb = float(np.percentile(prof, 10))
+        return np.array([float(prof[max(0, int(c) - core):int(c) + core + 1].mean()) - qb for c in cs])
+
+    # sample lanes: band evidence in the band rows; a marker lane (bands at heights of their own)
+    # shows over the whole height, beside the sample lanes
+    ev = at(_presence_profile(ts, wins)) if len(wins) else at(_presence_profile(ts, []))
+    evw = at(_whole_profile(ts))
     if n_lanes:
         n = min(int(n_lanes), len(cs))
         tot = np.convolve(ev, np.ones(n), mode="valid")
         k = int(np.argmax(tot))
         keep = np.arange(k, k + n)
     else:
-        ref = float(np.percentile(ev[ev > 0], 75)) if (ev > 0).any() else 0.0
-        good = np.flatnonzero(ev >= LANE_EVIDENCE_FRAC * ref) if ref > 0 else np.array([], int)
+        # the span of the sample lanes: where the band row that repeats best lane after lane (its
+        # own linear profile) carries a band; pen marks and writing in other rows do not repeat
+        if len(wins):
+            best = max(wins, key=lambda w: _period_score(ts[w[0]:w[1]].mean(axis=0)))
+            evb = at(ndi.gaussian_filter1d(ts[best[0]:best[1]].mean(axis=0), 1.5))
+        else:
+            evb = ev
+        refb = float(evb.max())
+        good = np.flatnonzero(evb >= LANE_SPAN_FRAC * refb) if refb > 0 else np.array([], int)
         if not len(good):
             return [], 0.0
-        keep = np.arange(good[0], good[-1] + 1)
+        i0, i1 = int(good[0]), int(good[-1])
+        # and beyond it, lanes whose band evidence over all band rows is as a lane's
+        ref = float(np.percentile(ev[i0:i1 + 1], 75))
+        while i0 > 0 and ref > 0 and ev[i0 - 1] >= LANE_EVIDENCE_FRAC * ref and evb[i0 - 1] > 0:
+            i0 -= 1
+        while i1 < len(cs) - 1 and ref > 0 and ev[i1 + 1] >= LANE_EVIDENCE_FRAC * ref and evb[i1 + 1] > 0:
+            i1 += 1
+        wref = float(np.median(evw[i0:i1 + 1]))
+        if wref > 0:
+            if i0 > 0 and evw[i0 - 1] >= LANE_MARKER_FRAC * wref:
+                i0 -= 1
+            if i1 < len(cs) - 1 and evw[i1 + 1] >= LANE_MARKER_FRAC * wref:
+                i1 += 1
+        keep = np.arange(i0, i1 + 1)
     cs = cs[keep]
     fw = [_fwhm(e, c, pitch) for c in cs]
     fw = [f for f, v in zip(fw, ev[keep]) if f > 0 and v >= 0.3 * ev[keep].max()] or fw
