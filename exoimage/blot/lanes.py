@@ -185,8 +185,7 @@ def find_pieces(signal: np.ndarray, *, min_height_frac: float = PIECE_MIN_HEIGHT
     rowp = ndi.gaussian_filter1d(rowp, 1.0)
     pieces = []
     for a, b in _dip_splits(rowp, m, floor, min_len):
-        ya, yb = _edge_run(rowp[a:b], floor, min_len // 2)
-        ya, yb = a + ya, a + yb
+        ya, yb = a, b
         if yb - ya < min_len:
             continue
         xa, xb = 0, sw
