@@ -17,7 +17,7 @@ from scipy.signal import find_peaks
 
 from ..stats import robust_sd
 
-__all__ = ["Piece", "Lane", "find_pieces", "find_lanes", "lanes_from_bounds", "lane_columns"]
+__all__ = ["Piece", "Lane", "find_pieces", "find_lanes", "lanes_from_bounds", "lane_columns", "membrane_level"]
 
 
 @dataclass
@@ -29,6 +29,8 @@ class Piece:
     y1: int
     x0: int
     x1: int
+    #: the piece was cut out of the frame at a membrane edge (False: the blot fills the frame)
+    cut: bool = False
 
 
 @dataclass
@@ -86,7 +88,7 @@ PIECE_DIP_COLUMNS = 0.6
 PIECE_EDGE_FRAC = 0.5
 #: membrane pieces smaller than this fraction of the image height are not pieces (a label, a pen
 #: mark, the gap's glow); the Kodak strips are 25-45 % of the frame, a single piece 60-100 %
-PIECE_MIN_HEIGHT_FRAC = 0.12
+PIECE_MIN_HEIGHT_FRAC = 0.2
 #: the level image is a low percentile over a window taller than a band (Kodak bands 30-50 px =
 #: 8-13 downsampled px) and wider than a lane pitch (Kodak 58-90 px = 15-23, simulated 70 px = 23),
 #: so it always holds membrane between lanes and above or below the bands: the membrane's level,
@@ -104,6 +106,11 @@ def _level_image(signal: np.ndarray):
     ky = int(min(PIECE_LEVEL_ROWS, max(3, small.shape[0] // 6))) | 1
     kx = int(min(PIECE_LEVEL_COLS, max(3, small.shape[1] // 6))) | 1
     return f, ndi.percentile_filter(small, PIECE_LEVEL_PCT, size=(ky, kx), mode="nearest")
+
+
+def membrane_level(signal: np.ndarray) -> tuple[int, np.ndarray]:
+    """(downsampling factor, membrane-level image) of a blot: see :func:`find_pieces`."""
+    return _level_image(np.asarray(signal, float))
 
 
 def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> list[tuple[int, int]]:
@@ -191,7 +198,7 @@ def find_pieces(signal: np.ndarray, *, min_height_frac: float = PIECE_MIN_HEIGHT
         xa, xb = 0, sw
         y0, y1 = ya * f, (yb * f if yb < sh else h)
         x0, x1 = xa * f, (xb * f if xb < sw else w)
-        pieces.append(Piece(len(pieces) + 1, int(y0), int(y1), int(x0), int(x1)))
+        pieces.append(Piece(len(pieces) + 1, int(y0), int(y1), int(x0), int(x1), cut=True))
     if not pieces:
         return whole
     if len(pieces) == 1 and (pieces[0].y1 - pieces[0].y0) > 0.9 * h and (pieces[0].x1 - pieces[0].x0) > 0.9 * w:
@@ -611,6 +618,9 @@ def _matched_centre(lin: np.ndarray, p: int, w: float, spacing: float) -> float:
 #: empty membrane and the gap beside the outer lanes < 0.1
 LANE_EVIDENCE_FRAC = 0.15
 LANE_HARMONIC_FRAC = 0.5
+#: a lane's band in the best band row stands this many noise SDs of that row's profile above the
+#: membrane (the detection threshold of bands, min_snr, is 4 SD)
+LANE_MIN_SNR = 6.0
 #: the best-repeating band row holds a band where its profile reaches this fraction of its maximum
 LANE_SPAN_FRAC = 0.15
 #: a marker lane beside the sample lanes: its whole-height band evidence is at least this fraction
@@ -790,6 +800,13 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
         else:
             evb = ev
         refb = float(evb.max())
+        # a lane is a band far above the noise of its row (a piece of empty membrane or a gel's
+        # well region has band rows of noise and texture only)
+        if len(wins):
+            prb = ts[best[0]:best[1]].mean(axis=0)
+            nz = robust_sd(np.diff(prb)) / np.sqrt(2)
+            if refb < LANE_MIN_SNR * nz:
+                return [], 0.0
         good = np.flatnonzero(evb >= LANE_SPAN_FRAC * refb) if refb > 0 else np.array([], int)
         if not len(good):
             return [], 0.0
@@ -812,6 +829,86 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
     fw = [f for f, v in zip(fw, ev[keep]) if f > 0 and v >= 0.3 * ev[keep].max()] or fw
     lw = float(np.clip(LANE_WIDTH_FWHM * np.median(fw), LANE_WIDTH_MIN_PITCH * pitch, LANE_WIDTH_MAX_PITCH * pitch))
     return [float(c) for c in cs], lw
+
+
+def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
+    """Lane centres and width of a piece filling the frame (no cut edges): peaks of the combined
+    column profile of the band rows, completed on the lane grid (the finder used before membrane
+    pieces were found from cut edges; kept for whole-frame blots and gels)."""
+    col = _column_profile(ts, band_rows)
+    pitch = _pitch(col, min_lane_width_px, max(min_lane_width_px + 3, wid // 2))
+    dist = max(min_lane_width_px, int(0.6 * pitch)) if pitch else min_lane_width_px
+    col = ndi.gaussian_filter1d(col, max(2.0, (pitch or 0) / 8.0))
+    base = float(np.percentile(col, 10))
+    rng = float(col.max() - base)
+    if rng <= 0:
+        return [], 0.0
+    if n_lanes:
+        pk, props = find_peaks(col, distance=dist, prominence=1e-12 * rng)
+        order = np.argsort(props["prominences"])[::-1][:n_lanes]
+        pk = np.sort(pk[order])
+    else:
+        pk, props = find_peaks(col, distance=dist, prominence=0.08 * rng, height=base + 0.08 * rng)
+        if len(pk) > 1:
+            # drop peaks much weaker than their lane-mates (smudges between lanes)
+            keep = props["prominences"] >= 0.15 * np.median(props["prominences"])
+            pk = pk[keep]
+    if not len(pk):
+        return [], 0.0
+    if len(pk) > 1:
+        spacing = float(np.median(np.diff(pk)))
+    else:
+        spacing = float(pitch) if pitch else float(wid)
+    # lane width: 1.2 x the median full width at half maximum of the linear
+    # (not log-compressed) band-row profile, at most 90 % of the lane spacing
+    lin = np.zeros(wid)
+    for a, b in band_rows:
+        pr = ts[a:b].mean(axis=0)
+        if pr.max() > 0:
+            lin += pr / pr.max()
+    lin = ndi.gaussian_filter1d(lin, 1.0)
+    widths, mids, amps = [], [], []
+    half_sp = int(max(2, spacing / 2))
+    for p in pk:
+        seg = lin[max(0, p - half_sp):min(wid, p + half_sp + 1)]
+        base = float(seg.min())
+        top = float(lin[max(0, p - 3):p + 4].max())
+        hm = base + 0.5 * (top - base)
+        l = p
+        while l > 0 and lin[l] > hm:
+            l -= 1
+        r = p
+        while r < wid - 1 and lin[r] > hm:
+            r += 1
+        widths.append(r - l)
+        mids.append(0.5 * (l + r))
+        amps.append(top - base)
+    # faint lanes (a tenth of the strongest, say) have noisy half-maximum
+    # crossings: the width comes from the clear lanes, and their centres from a
+    # matched filter (lane mean minus the mean of the gaps beside it, blind to
+    # a sloping baseline) over the whole lane width
+    amps = np.array(amps)
+    faint = amps < 0.3 * amps.max()
+    medw = float(np.median(np.array(widths)[~faint]))
+    lw = min(1.2 * medw, 0.9 * spacing)
+    # lane centre: middle of the half-maximum crossings (more precise than the
+    # peak of a flat-topped profile) when that width is plausible
+    pk = [_matched_centre(lin, p, medw, spacing) if fa else
+          m if 0.6 * medw <= wdt <= 1.5 * medw else float(p)
+          for p, m, wdt, fa in zip(pk, mids, widths, faint)]
+    lw = max(lw, 3.0)
+    if not n_lanes:
+        # the lane step: the median spacing of the lanes found, each spacing divided by
+        # the multiple of the autocorrelation pitch it spans (lanes missing between)
+        grid = spacing
+        if pitch and len(pk) > 1:
+            d = np.diff(np.sort(np.asarray(pk, float)))
+            unit = float(np.median(d / np.maximum(1, np.rint(d / pitch))))
+            if abs(unit - pitch) <= 0.15 * pitch:
+                grid = unit
+        allc, allf = _grid_lanes(ts, pk, grid, lw, band_rows, faint)
+        pk = sorted(_regularise(allc, allf, grid))
+    return [float(p) for p in pk], float(lw)
 
 
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
@@ -861,9 +958,13 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         slope_r = _tilt(t, band_rows, max_tilt * fy)
         ts = _shear(t, slope_r, yref_r)
         yref, slope = fy * yref_r + (fy - 1) / 2.0, slope_r / fy
-        cs, lw = _comb_lanes(ts, band_rows, n_lanes, float(min_lane_width_px))
+        if pc.cut:
+            cs, lw = _comb_lanes(ts, band_rows, n_lanes, float(min_lane_width_px))
+        else:
+            cs, lw = _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid)
         if not cs:
             continue
+        cs = sorted(cs)
         bounds = []
         for c in cs:
             xl = int(round(c - lw / 2))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..params import check_instance, from_mapping
-from .normalize import match_lanes_by_position, normalize, parse_kda_range, row_volumes, rows_by_kda
+from .normalize import (ControlPairingError, match_lanes_by_position, normalize, pair_control_lanes, parse_kda_range,
+                        register_pieces, row_volumes, rows_by_kda)
 from .pipeline import MAX_LANES, BlotParams, analyze_blot_file
 
 #: most band rows a spec may name: a blot has a handful of rows; 100 is far above any real one
@@ -86,13 +87,37 @@ class NormalizationSpec:
         return any(getattr(self, f.name) is not None for f in fields(self))
 
 
-def _external_control(path, params: BlotParams, lanes: pd.DataFrame, spec: NormalizationSpec,
-                      total: bool):
-    """Control value per lane of ``lanes`` from a separate image of the same membrane."""
+def _signal_and_pieces(res):
+    """(linear signal, membrane pieces) of an analysed blot (BlotFileResult)."""
+    from .signal import to_signal
+
+    return to_signal(res.image.data, res.result.polarity), res.result.pieces
+
+
+def _external_control(path, params: BlotParams, target, spec: NormalizationSpec, total: bool):
+    """Control value per lane of the target from a separate image of the same membrane.
+
+    The two images are registered and their membrane pieces paired
+    (:func:`~exoimage.blot.normalize.register_pieces`); lanes pair per piece by position after
+    the piece's shift (:func:`~exoimage.blot.normalize.pair_control_lanes`).
+    """
+    lanes = target.lanes
     r = analyze_blot_file(path, params, name=str(path), lane_totals=total)
     if not r.ok:
         raise ValueError(f"control image: {r.image_row['error']}")
-    m = match_lanes_by_position(lanes, r.lanes)
+    if target.result is not None and target.image is not None and r.result is not None and r.image is not None:
+        st, pt = _signal_and_pieces(target)
+        sc, pc = _signal_and_pieces(r)
+        try:
+            shifts = register_pieces(st, pt, sc, pc)
+        except ControlPairingError as exc:
+            raise ValueError(f"control image {Path(path).name} cannot be paired with the target: {exc}") from None
+        m = pair_control_lanes(lanes, r.lanes, shifts)
+    else:
+        m = match_lanes_by_position(lanes, r.lanes)
+    if not m:
+        raise ValueError(f"control image {Path(path).name} cannot be paired with the target: no lane of it lies "
+                         f"where a target lane is after registering the two images")
     if total:
         vals = r.lanes.set_index("lane")["lane_total"]
         name = f"total protein ({Path(path).name})"
@@ -103,7 +128,14 @@ def _external_control(path, params: BlotParams, lanes: pd.DataFrame, spec: Norma
         elif spec.control_kda:
             rows = rows_by_kda(b, spec.control_kda)
         else:
-            rows = [int(b[b["row"] > 0].groupby("row")["volume"].sum().idxmax())]
+            # the strongest row of each control piece: a GAPDH strip per target strip
+            rows = []
+            for pcs in sorted(r.lanes["piece"].unique()):
+                lz = set(r.lanes.loc[r.lanes["piece"] == pcs, "lane"])
+                bb = b[(b["row"] > 0) & b["lane"].isin(lz)]
+                if len(bb):
+                    rows.append(int(bb.groupby("row")["volume"].sum().idxmax()))
+            rows = sorted(set(rows))
         vals = row_volumes(b, rows)["volume"]
         name = f"{Path(path).name} rows {','.join(map(str, rows))}"
     return pd.Series({a: vals.get(bb) for a, bb in m.items()}, dtype=float), name
@@ -148,9 +180,9 @@ def normalize_blot(res, spec: NormalizationSpec, params: BlotParams | None = Non
             ctrl_rows = rows_by_kda(b, spec.control_kda)
     ctrl_series, ctrl_name = None, ""
     if spec.control_image:
-        ctrl_series, ctrl_name = _external_control(spec.control_image, params, lanes, spec, total=False)
+        ctrl_series, ctrl_name = _external_control(spec.control_image, params, res, spec, total=False)
     elif spec.total_protein_image:
-        ctrl_series, ctrl_name = _external_control(spec.total_protein_image, params, lanes, spec, total=True)
+        ctrl_series, ctrl_name = _external_control(spec.total_protein_image, params, res, spec, total=True)
     sample = lanes.loc[~lanes["is_ladder"].astype(bool), "lane"]
     if sample.empty:
         raise ValueError("no sample lanes")
