@@ -626,6 +626,10 @@ LANE_SPAN_FRAC = 0.15
 #: a marker lane beside the sample lanes: its whole-height band evidence is at least this fraction
 #: of the sample lanes' median (a ladder has 8-15 bands against the samples' few rows)
 LANE_MARKER_FRAC = 0.5
+#: bands a marker lane shows at least (protein markers 8-15, DNA ladders 10-20)
+LANE_MARKER_BANDS = 4
+#: a marker band stands at least this fraction of the sample lanes' band in the best row
+LANE_MARKER_REL = 0.15
 LANE_PEAK_SIGMA = 4.0
 _DEBUG = None
 #: lane width from the bands' own extent: this multiple of their median full width at half maximum
@@ -750,21 +754,40 @@ def _fwhm(e: np.ndarray, x: float, pitch: float) -> float:
     return float(r - l)
 
 
+def _is_marker(ts: np.ndarray, c: float, core: int, band: float = 0.0) -> bool:
+    """A marker lane: at least ``LANE_MARKER_BANDS`` bands across the lane, each standing
+    ``LANE_MIN_SNR`` noise SDs and ``LANE_MARKER_REL`` of the sample lanes' band (``band``) out
+    in the vertical profiles of both halves of the lane (a band crosses the lane; a spot, a
+    bubble or a smudge does not, and membrane texture is weak against the bands)."""
+    c = int(round(c))
+    found = []
+    for lo, hi in ((c - core, c), (c, c + core + 1)):
+        v = ndi.gaussian_filter1d(ts[:, max(0, lo):max(lo + 1, hi)].mean(axis=1), 1.0)
+        nz = robust_sd(np.diff(v)) / np.sqrt(2)
+        if nz <= 0:
+            return False
+        pk, _ = find_peaks(v, prominence=max(LANE_MIN_SNR * nz, LANE_MARKER_REL * band), distance=3)
+        found.append(pk)
+    both = [p for p in found[0] if len(found[1]) and np.min(np.abs(found[1] - p)) <= 3]
+    return len(both) >= LANE_MARKER_BANDS
+
+
 def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
-    """Lane centres (px) and width of one piece from the comb fitted to its band rows (see module doc)."""
+    """(lane centres px, lane width px, centres of the marker lanes recognised) of one piece, from
+    the comb fitted to its band rows."""
     wid = ts.shape[1]
     e = _evidence_profile(ts, wins)
     if e.max() <= 0:
-        return [], 0.0
+        return [], 0.0, set()
     fit = _comb_pitch(e, pmin, max(pmin + 1, wid / 2.0))
     if fit is None:
-        return [], 0.0
+        return [], 0.0, set()
     pitch, x0 = fit
     ks = np.arange(int(np.floor(-x0 / pitch)), int(np.ceil((wid - x0) / pitch)) + 1)
     pos = x0 + ks * pitch
     pos = pos[(pos >= 0.25 * pitch) & (pos <= wid - 1 - 0.25 * pitch)]
     if not len(pos):
-        return [], 0.0
+        return [], 0.0, set()
     core = max(1, int(round(0.25 * pitch)))
     base = float(np.percentile(e, 10))
     # each comb position moves to its own lane (lanes are not cast perfectly evenly), within 0.2 pitch
@@ -786,16 +809,22 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
     # shows over the whole height, beside the sample lanes
     ev = at(_presence_profile(ts, wins)) if len(wins) else at(_presence_profile(ts, []))
     evw = at(_whole_profile(ts))
+    markers: set = set()
     if n_lanes:
         n = min(int(n_lanes), len(cs))
         tot = np.convolve(ev, np.ones(n), mode="valid")
         k = int(np.argmax(tot))
         keep = np.arange(k, k + n)
     else:
-        # the span of the sample lanes: where the band row that repeats best lane after lane (its
-        # own linear profile) carries a band; pen marks and writing in other rows do not repeat
+        # the span of the sample lanes: where the band row that repeats best lane after lane, and
+        # strongly (its period score times its bands' height), carries a band; pen marks and
+        # writing in other rows do not repeat, a faint row at a strip's edge is weak
         if len(wins):
-            best = max(wins, key=lambda w: _period_score(ts[w[0]:w[1]].mean(axis=0)))
+            def strength(w):
+                pr = ts[w[0]:w[1]].mean(axis=0)
+                return _period_score(pr) * float(np.percentile(pr, 95) - np.percentile(pr, 10))
+
+            best = max(wins, key=strength)
             evb = at(ndi.gaussian_filter1d(ts[best[0]:best[1]].mean(axis=0), 1.5))
         else:
             evb = ev
@@ -806,29 +835,25 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
             prb = ts[best[0]:best[1]].mean(axis=0)
             nz = robust_sd(np.diff(prb)) / np.sqrt(2)
             if refb < LANE_MIN_SNR * nz:
-                return [], 0.0
+                return [], 0.0, set()
         good = np.flatnonzero(evb >= LANE_SPAN_FRAC * refb) if refb > 0 else np.array([], int)
         if not len(good):
-            return [], 0.0
+            return [], 0.0, set()
         i0, i1 = int(good[0]), int(good[-1])
-        # and beyond it, lanes whose band evidence over all band rows is as a lane's
-        ref = float(np.percentile(ev[i0:i1 + 1], 75))
-        while i0 > 0 and ref > 0 and ev[i0 - 1] >= LANE_EVIDENCE_FRAC * ref and evb[i0 - 1] > 0:
-            i0 -= 1
-        while i1 < len(cs) - 1 and ref > 0 and ev[i1 + 1] >= LANE_EVIDENCE_FRAC * ref and evb[i1 + 1] > 0:
-            i1 += 1
         wref = float(np.median(evw[i0:i1 + 1]))
         if wref > 0:
-            if i0 > 0 and evw[i0 - 1] >= LANE_MARKER_FRAC * wref:
+            if i0 > 0 and evw[i0 - 1] >= LANE_MARKER_FRAC * wref and _is_marker(ts, cs[i0 - 1], core, refb):
                 i0 -= 1
-            if i1 < len(cs) - 1 and evw[i1 + 1] >= LANE_MARKER_FRAC * wref:
+                markers.add(float(cs[i0]))
+            if i1 < len(cs) - 1 and evw[i1 + 1] >= LANE_MARKER_FRAC * wref and _is_marker(ts, cs[i1 + 1], core, refb):
                 i1 += 1
+                markers.add(float(cs[i1]))
         keep = np.arange(i0, i1 + 1)
     cs = cs[keep]
     fw = [_fwhm(e, c, pitch) for c in cs]
     fw = [f for f, v in zip(fw, ev[keep]) if f > 0 and v >= 0.3 * ev[keep].max()] or fw
     lw = float(np.clip(LANE_WIDTH_FWHM * np.median(fw), LANE_WIDTH_MIN_PITCH * pitch, LANE_WIDTH_MAX_PITCH * pitch))
-    return [float(c) for c in cs], lw
+    return [float(c) for c in cs], lw, markers
 
 
 def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
@@ -958,8 +983,9 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         slope_r = _tilt(t, band_rows, max_tilt * fy)
         ts = _shear(t, slope_r, yref_r)
         yref, slope = fy * yref_r + (fy - 1) / 2.0, slope_r / fy
+        markers: set = set()
         if pc.cut:
-            cs, lw = _comb_lanes(ts, band_rows, n_lanes, float(min_lane_width_px))
+            cs, lw, markers = _comb_lanes(ts, band_rows, n_lanes, float(min_lane_width_px))
         else:
             cs, lw = _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid)
         if not cs:
@@ -976,12 +1002,13 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
                 mid = 0.5 * (cs[i - 1] + cs[i])
                 bounds[i - 1][1] = int(np.floor(mid)) - 1
                 bounds[i][0] = int(np.floor(mid)) + 1
-        for xl, xr in bounds:
+        for c, (xl, xr) in zip(cs, bounds):
             xl, xr = max(xl + pc.x0, pc.x0), min(xr + pc.x0, pc.x1 - 1)
             if xr - xl < 2:
                 continue
             lanes.append(Lane(lane=len(lanes) + 1, piece=pc.index, x_left_px=xl, x_right_px=xr,
-                              y_top_px=pc.y0, y_bottom_px=pc.y1 - 1, y_ref_px=yref + pc.y0, slope=slope))
+                              y_top_px=pc.y0, y_bottom_px=pc.y1 - 1, y_ref_px=yref + pc.y0, slope=slope,
+                              is_ladder=c in markers))
         mine = [ln for ln in lanes if ln.piece == pc.index]
         assert all(a.x_right_px < b.x_left_px for a, b in zip(mine, mine[1:])), "overlapping lanes"
     return lanes
