@@ -94,6 +94,9 @@ PIECE_MIN_HEIGHT_FRAC = 0.2
 #: so it always holds membrane between lanes and above or below the bands: the membrane's level,
 #: not its bands'
 PIECE_LEVEL_ROWS, PIECE_LEVEL_COLS, PIECE_LEVEL_PCT = 15, 25, 20
+#: percentile of the y pass (a lower one, 5, keeps 1-px cut lines but merged the July 4 GAPDH strips
+#: and split simulated blots between band rows)
+PIECE_LEVEL_PCT_Y = 20
 #: the level image's longest side, px
 PIECE_LEVEL_SIDE = 300
 
@@ -110,7 +113,7 @@ def _level_image(signal: np.ndarray):
     # separable (along x, then along y): ten times less work than the 2-D window, and as blind to
     # the bands (the x pass takes the membrane between lanes, the y pass that above and below rows)
     m = ndi.percentile_filter(small, PIECE_LEVEL_PCT, size=(1, kx), mode="nearest")
-    return f, ndi.percentile_filter(m, PIECE_LEVEL_PCT, size=(ky, 1), mode="nearest")
+    return f, ndi.percentile_filter(m, PIECE_LEVEL_PCT_Y, size=(ky, 1), mode="nearest")
 
 
 def membrane_level(signal: np.ndarray) -> tuple[int, np.ndarray]:
@@ -629,6 +632,8 @@ LANE_HARMONIC_FRAC = 0.5
 LANE_MIN_SNR = 6.0
 #: the best-repeating band row holds a band where its profile reaches this fraction of its maximum
 LANE_SPAN_FRAC = 0.15
+#: with three band rows or more, the outermost lanes hold a band in at least this fraction of them
+LANE_ROWS_FRAC = 0.5
 #: a marker lane beside the sample lanes: its whole-height band evidence is at least this fraction
 #: of the sample lanes' median (a ladder has 8-15 bands against the samples' few rows)
 LANE_MARKER_FRAC = 0.5
@@ -846,6 +851,19 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
         if not len(good):
             return [], 0.0, set()
         i0, i1 = int(good[0]), int(good[-1])
+        # the span's ends hold bands in most band rows (writing beside the marker, a label at
+        # the height of one row, is in one row only)
+        if len(wins) >= 3:
+            pres = np.zeros(len(cs), int)
+            for a, b in wins:
+                er = at(ndi.gaussian_filter1d(ts[a:b].mean(axis=0), 1.5))
+                if er.max() > 0:
+                    pres += er >= LANE_SPAN_FRAC * float(er.max())
+            need = int(np.ceil(LANE_ROWS_FRAC * len(wins)))
+            while i0 < i1 and pres[i0] < need:
+                i0 += 1
+            while i1 > i0 and pres[i1] < need:
+                i1 -= 1
         wref = float(np.median(evw[i0:i1 + 1]))
         if wref > 0:
             if i0 > 0 and evw[i0 - 1] >= LANE_MARKER_FRAC * wref and _is_marker(ts, cs[i0 - 1], core, refb):
