@@ -77,12 +77,14 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 #: dips by at least this fraction of the membrane's rise above the floor on both sides (a cut edge
 #: between two strips: the strips' edges are darker than their middles even when they touch)
 PIECE_DIP_FRAC = 0.12
-#: a dip this deep (60 % of the rise: the dark gaps of the Kodak images dip 83-160 %) is a gap
-#: whatever its shape; a shallower one must be a straight edge across the membrane (see _dip_splits)
-PIECE_DEEP_FRAC = 0.6
-#: fraction of the membrane's columns darker at a shallow dip than above and below it: touching
-#: Kodak strips 0.74-0.93; bubbles and smears of the RhoA membrane 0.25-0.47
-PIECE_DIP_COLUMNS = 0.6
+#: a dip this deep (half the rise: the dark gaps of the Kodak images dip 0.5-1.1) is a gap whatever
+#: its shape; a shallower one must be a straight edge across the membrane (see _dip_splits)
+PIECE_DEEP_FRAC = 0.5
+#: fraction of the membrane's columns darker at a shallow dip than at the highest rows on both
+#: sides: Kodak touching strips 0.78-0.98 (June 25, Oct 10); simulated frame-filling blots between a
+#: smear or band row and the ladder's lowest bands 0.25-0.69; RhoA bubble fields 0.23. Measured
+#: shallow Kodak seams at 0.60-0.68 (June 21 GAPDH, Oct 8) are missed at this value
+PIECE_DIP_COLUMNS = 0.7
 #: rows/columns belong to a piece where its level rises at least this fraction of the way from the
 #: off-membrane floor to the piece's membrane level (half-way: the cut edge)
 PIECE_EDGE_FRAC = 0.5
