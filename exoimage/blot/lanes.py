@@ -1,10 +1,14 @@
 """Membrane pieces and lanes.
 
 A blot image may hold several membrane pieces (strips imaged together). Pieces
-are the horizontal slabs whose row median is well above the dark off-membrane
-floor; inside each piece the lanes are found from a column profile of the
-band-like (short along y) signal, weighted towards the rows where bands line
-up across the membrane, so that isolated bubbles and smudges do not make lanes.
+are the horizontal slabs between the cut edges of the membrane (dips of its
+level against the off-membrane floor, whether the gap is dark or the strips
+touch). Inside a piece cut out of the frame the lanes are the positions of one
+comb (evenly spaced lanes) fitted to the band rows: the pitch from the spectrum
+of the band rows' profile (it survives touching bands), the lanes where the
+strongest repeating row carries a band, a marker lane beside them, widths from
+the bands' extent, never overlapping. A blot filling the frame keeps the grid
+finder (column-profile peaks completed on the lane grid).
 """
 
 from __future__ import annotations
@@ -85,9 +89,6 @@ PIECE_DEEP_FRAC = 0.5
 #: smear or band row and the ladder's lowest bands 0.25-0.69; RhoA bubble fields 0.23. Measured
 #: shallow Kodak seams at 0.60-0.68 (June 21 GAPDH, Oct 8) are missed at this value
 PIECE_DIP_COLUMNS = 0.7
-#: rows/columns belong to a piece where its level rises at least this fraction of the way from the
-#: off-membrane floor to the piece's membrane level (half-way: the cut edge)
-PIECE_EDGE_FRAC = 0.5
 #: membrane pieces smaller than this fraction of the image height are not pieces (a label, a pen
 #: mark, the gap's glow); the Kodak strips are 25-45 % of the frame, a single piece 60-100 %
 PIECE_MIN_HEIGHT_FRAC = 0.2
@@ -159,34 +160,20 @@ def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> 
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def _edge_run(prof: np.ndarray, floor: float, min_len: int):
-    """(start, end) of the longest run of ``prof`` above half-way from ``floor`` to its membrane level."""
-    n = len(prof)
-    lev = float(np.percentile(prof, 75))
-    if lev <= floor:
-        return 0, n
-    on = prof > floor + PIECE_EDGE_FRAC * (lev - floor)
-    # close short dips (a pen mark, a dark band gap) before taking the run
-    on = ndi.binary_closing(on, np.ones(max(3, min_len // 2), bool)) | on
-    runs = _runs(on)
-    if not runs:
-        return 0, n
-    return max(runs, key=lambda r: r[1] - r[0])
-
-
 def find_pieces(signal: np.ndarray, *, min_height_frac: float = PIECE_MIN_HEIGHT_FRAC) -> list[Piece]:
     """Membrane pieces found from the membrane's own level against the off-membrane area.
 
-    The image is reduced to a membrane-level image (block mean, then a median
-    wider than a band, so bands do not count). Its row profile (the 75th
-    percentile of each row: the membrane, whatever columns it occupies) is split
-    at every dip deeper than ``PIECE_DIP_FRAC`` of the membrane's rise above the
-    off-membrane floor on both sides: the cut edges of two strips, whether the
-    gap between them is dark or the strips touch. Each slab is then trimmed, in
-    rows and columns, to where its level rises half-way from the floor to its
-    membrane level (its cut edges). The floor is the 2nd percentile of the level
-    image; everything is relative to it, so an offset or a gain changes nothing.
-    An image with no off-membrane area is one piece.
+    The image is reduced to a membrane-level image (block mean, then a low percentile over a
+    window larger than a band and a lane pitch, so bands do not count). Its row profile (the
+    75th percentile of each row: the membrane, whatever columns it occupies) is split at the
+    cut edges between pieces: every dip deeper than ``PIECE_DEEP_FRAC`` of the membrane's rise
+    above the off-membrane floor (a gap, dark or not), and shallower dips (down to
+    ``PIECE_DIP_FRAC``: strips that touch) that darken ``PIECE_DIP_COLUMNS`` of the membrane's
+    columns (a straight cut, not a bubble or a smear). Pieces are the full-width slabs between
+    cuts, deepest cuts first, none lower than ``min_height_frac`` of the image; lanes then keep
+    to each piece's own band evidence (see :func:`find_lanes`). Everything is relative to the
+    floor (2nd percentile of the level image), so an offset or a gain changes nothing. An image
+    with no cut is one piece (``cut`` False), the whole frame.
     """
     h, w = signal.shape
     whole = [Piece(1, 0, h, 0, w)]
@@ -644,7 +631,6 @@ LANE_MARKER_BANDS = 4
 #: a marker band stands at least this fraction of the sample lanes' band in the best row
 LANE_MARKER_REL = 0.15
 LANE_PEAK_SIGMA = 4.0
-_DEBUG = None
 #: lane width from the bands' own extent: this multiple of their median full width at half maximum
 #: (the analyst's rectangles are ~1.1-1.3 x the bands' half-maximum width), between these fractions
 #: of the pitch (lanes never overlap; touching bands: the lane is the pitch less a gap)
@@ -741,8 +727,6 @@ def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
 
     k = max(cands, key=contrast)
     best = (amp[k], float(ps[k]), zs[k])
-    if _DEBUG is not None:
-        _DEBUG.append(dict(p=float(ps[k]), a=amp, ps=ps))
     _, p, z = best
     # the lanes' Fourier coefficient is the derivative's divided by i (d/dx exp(iwx) = iw exp(iwx));
     # a comb cos(w (x - x0)) has the coefficient's angle -w x0
@@ -802,7 +786,6 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
     if not len(pos):
         return [], 0.0, set()
     core = max(1, int(round(0.25 * pitch)))
-    base = float(np.percentile(e, 10))
     # each comb position moves to its own lane (lanes are not cast perfectly evenly), within 0.2 pitch
     cs = []
     for p in pos:

@@ -60,8 +60,9 @@ class NormalizationSpec:
     control_image: Path | None = field(default=None, metadata={
         "type": "path", "optional": True, "excludes": "total_protein_image", "cli": "--control-image",
         "label": "Control image", "auto": "none", "advanced": True,
-        "help": "separate image of the same membrane with the loading control (lanes matched by position; "
-                "the control rows are taken in it, else its strongest row)"})
+        "help": "separate image of the same membrane with the loading control (the two images are registered, "
+                "membrane pieces and lanes paired by position; the control rows are taken in it, else the "
+                "strongest row within each target piece)"})
     total_protein_image: Path | None = field(default=None, metadata={
         "type": "path", "optional": True, "cli": "--total-protein-image", "label": "Total-protein image",
         "auto": "none", "advanced": True,
