@@ -258,4 +258,6 @@ def test_real_kodak_blots_reproduced_by_measure_and_by_the_plugin_path():
         img = read_image(path)
         det = _check(img, BlotParams())
         tilted += any(ln.slope for ln in det.lane_geometry)
-    assert len(KODAK) == 21 and tilted >= 10
+    # tilt is per membrane piece (issue 12): a strip with one band row has no tilt evidence, so
+    # fewer images carry a tilted lane than when one grid spanned two offset strips (10 then, 8 now)
+    assert len(KODAK) == 21 and tilted >= 6

@@ -1,10 +1,14 @@
 """Membrane pieces and lanes.
 
 A blot image may hold several membrane pieces (strips imaged together). Pieces
-are the horizontal slabs whose row median is well above the dark off-membrane
-floor; inside each piece the lanes are found from a column profile of the
-band-like (short along y) signal, weighted towards the rows where bands line
-up across the membrane, so that isolated bubbles and smudges do not make lanes.
+are the horizontal slabs between the cut edges of the membrane (dips of its
+level against the off-membrane floor, whether the gap is dark or the strips
+touch). Inside a piece cut out of the frame the lanes are the positions of one
+comb (evenly spaced lanes) fitted to the band rows: the pitch from the spectrum
+of the band rows' profile (it survives touching bands), the lanes where the
+strongest repeating row carries a band, a marker lane beside them, widths from
+the bands' extent, never overlapping. A blot filling the frame keeps the grid
+finder (column-profile peaks completed on the lane grid).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from scipy.signal import find_peaks
 
 from ..stats import robust_sd
 
-__all__ = ["Piece", "Lane", "find_pieces", "find_lanes", "lanes_from_bounds", "lane_columns"]
+__all__ = ["Piece", "Lane", "find_pieces", "find_lanes", "lanes_from_bounds", "lane_columns", "membrane_level"]
 
 
 @dataclass
@@ -29,6 +33,8 @@ class Piece:
     y1: int
     x0: int
     x1: int
+    #: the piece was cut out of the frame at a membrane edge (False: the blot fills the frame)
+    cut: bool = False
 
 
 @dataclass
@@ -70,40 +76,129 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
-def find_pieces(signal: np.ndarray, *, min_height_frac: float = 0.12, contrast: float = 4.0) -> list[Piece]:
-    """Split the image into membrane pieces separated by dark off-membrane gaps.
+#: off-membrane vs membrane: the level of the smoothed membrane (bands removed by a median wider
+#: than a band) is compared with the off-membrane floor; a piece boundary is a row where that level
+#: dips by at least this fraction of the membrane's rise above the floor on both sides (a cut edge
+#: between two strips: the strips' edges are darker than their middles even when they touch)
+PIECE_DIP_FRAC = 0.12
+#: a dip this deep (half the rise: the dark gaps of the Kodak images dip 0.5-1.1) is a gap whatever
+#: its shape; a shallower one must be a straight edge across the membrane (see _dip_splits)
+PIECE_DEEP_FRAC = 0.5
+#: fraction of the membrane's columns darker at a shallow dip than at the highest rows on both
+#: sides: Kodak touching strips 0.78-0.98 (June 25, Oct 10); simulated frame-filling blots between a
+#: smear or band row and the ladder's lowest bands 0.25-0.69; RhoA bubble fields 0.23. Measured
+#: shallow Kodak seams at 0.60-0.68 (June 21 GAPDH, Oct 8) are missed at this value
+PIECE_DIP_COLUMNS = 0.7
+#: membrane pieces smaller than this fraction of the image height are not pieces (a label, a pen
+#: mark, the gap's glow); the Kodak strips are 25-45 % of the frame, a single piece 60-100 %
+PIECE_MIN_HEIGHT_FRAC = 0.2
+#: the level image is a low percentile over a window taller than a band (Kodak bands 30-50 px =
+#: 8-13 downsampled px) and wider than a lane pitch (Kodak 58-90 px = 15-23, simulated 70 px = 23),
+#: so it always holds membrane between lanes and above or below the bands: the membrane's level,
+#: not its bands'
+PIECE_LEVEL_ROWS, PIECE_LEVEL_COLS, PIECE_LEVEL_PCT = 15, 25, 20
+#: percentile of the y pass (a lower one, 5, keeps 1-px cut lines but merged the July 4 GAPDH strips
+#: and split simulated blots between band rows)
+PIECE_LEVEL_PCT_Y = 20
+#: the level image's longest side, px
+PIECE_LEVEL_SIDE = 300
 
-    Rows are "off" when their median is below 25 % of the way from the image's
-    dark floor (1st percentile) to the typical membrane level (75th percentile
-    of row medians). Splitting only happens when the membrane is at least
-    ``contrast`` times brighter than the floor, above the floor; otherwise (an
-    ordinary blot or gel filling the frame) the whole image is one piece.
-    Columns of each piece are trimmed to the main run of on-membrane columns.
-    """
+
+def _level_image(signal: np.ndarray):
+    """(downsampling factor, membrane-level image): block mean to ~300 px, then a low percentile
+    over a window larger than a band and a lane pitch (see PIECE_LEVEL_ROWS)."""
     h, w = signal.shape
-    f = max(1, int(np.ceil(max(h, w) / 300)))
+    f = max(1, int(np.ceil(max(h, w) / PIECE_LEVEL_SIDE)))
     hh, ww = h // f * f, w // f * f
     small = signal[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
-    floor = float(np.percentile(small, 1))
-    rowmed = np.median(small, axis=1) - floor
-    level = float(np.percentile(rowmed, 75))
+    ky = int(min(PIECE_LEVEL_ROWS, max(3, small.shape[0] // 6))) | 1
+    kx = int(min(PIECE_LEVEL_COLS, max(3, small.shape[1] // 6))) | 1
+    # separable (along x, then along y): ten times less work than the 2-D window, and as blind to
+    # the bands (the x pass takes the membrane between lanes, the y pass that above and below rows)
+    m = ndi.percentile_filter(small, PIECE_LEVEL_PCT, size=(1, kx), mode="nearest")
+    return f, ndi.percentile_filter(m, PIECE_LEVEL_PCT_Y, size=(ky, 1), mode="nearest")
+
+
+def membrane_level(signal: np.ndarray) -> tuple[int, np.ndarray]:
+    """(downsampling factor, membrane-level image) of a blot: see :func:`find_pieces`."""
+    return _level_image(np.asarray(signal, float))
+
+
+def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> list[tuple[int, int]]:
+    """Split a level profile at the cut edges between membrane pieces.
+
+    A dip deeper than ``PIECE_DEEP_FRAC`` of the membrane's rise above ``floor``
+    is a gap between pieces; a shallower one (down to ``PIECE_DIP_FRAC``: two
+    strips touching) counts only when the dip row is darker, by a tenth of the
+    rise, than the membrane at the highest rows on both sides in at least
+    ``PIECE_DIP_COLUMNS`` of the membrane's columns (a straight cut edge; a
+    bubble or a smear row is local).
+    """
+    n = len(prof)
+    rise = float(np.percentile(prof, 90)) - floor
+    if rise <= 0:
+        return [(0, n)]
+    pk, props = find_peaks(-prof, prominence=PIECE_DIP_FRAC * rise)
+    reach = 2 * min_len
+    cuts = []
+    # deepest first: a shallow dip never displaces the gap beside it
+    for p, pr in sorted(zip(pk, props["prominences"]), key=lambda t: -t[1]):
+        if pr < PIECE_DEEP_FRAC * rise:
+            lo, hi = max(0, p - reach), min(n, p + reach + 1)
+            ul = lo + int(np.argmax(prof[lo:p])) if p > lo else p
+            dr = p + 1 + int(np.argmax(prof[p + 1:hi])) if hi > p + 1 else p
+            up = m[max(0, ul - 1):ul + 2].mean(axis=0)
+            dn = m[max(0, dr - 1):dr + 2].mean(axis=0)
+            at = m[max(0, p - 1):p + 2].mean(axis=0)
+            mem = np.maximum(up, dn) > floor + 0.3 * rise
+            dip = at < np.minimum(up, dn) - 0.1 * rise
+            if not mem.any() or float(np.mean(dip[mem])) < PIECE_DIP_COLUMNS:
+                continue
+        if p >= min_len and n - p >= min_len and all(abs(p - c) >= min_len for c in cuts):
+            cuts.append(int(p))
+    cuts = [0] + sorted(cuts) + [n]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def find_pieces(signal: np.ndarray, *, min_height_frac: float = PIECE_MIN_HEIGHT_FRAC) -> list[Piece]:
+    """Membrane pieces found from the membrane's own level against the off-membrane area.
+
+    The image is reduced to a membrane-level image (block mean, then a low percentile over a
+    window larger than a band and a lane pitch, so bands do not count). Its row profile (the
+    75th percentile of each row: the membrane, whatever columns it occupies) is split at the
+    cut edges between pieces: every dip deeper than ``PIECE_DEEP_FRAC`` of the membrane's rise
+    above the off-membrane floor (a gap, dark or not), and shallower dips (down to
+    ``PIECE_DIP_FRAC``: strips that touch) that darken ``PIECE_DIP_COLUMNS`` of the membrane's
+    columns (a straight cut, not a bubble or a smear). Pieces are the full-width slabs between
+    cuts, deepest cuts first, none lower than ``min_height_frac`` of the image; lanes then keep
+    to each piece's own band evidence (see :func:`find_lanes`). Everything is relative to the
+    floor (2nd percentile of the level image), so an offset or a gain changes nothing. An image
+    with no cut is one piece (``cut`` False), the whole frame.
+    """
+    h, w = signal.shape
     whole = [Piece(1, 0, h, 0, w)]
-    if level <= 0 or level < (contrast - 1) * max(abs(floor), 1e-9) and floor > 0:
+    if h < 16 or w < 16:
         return whole
-    on = rowmed > 0.25 * level
-    runs = [(a, b) for a, b in _runs(on) if (b - a) >= min_height_frac * small.shape[0]]
-    if not runs:
+    f, m = _level_image(np.asarray(signal, float))
+    sh, sw = m.shape
+    floor = float(np.percentile(m, 2))
+    top = float(np.percentile(m, 98))
+    if not np.isfinite(top - floor) or top - floor <= 0:
         return whole
+    min_len = max(2, int(min_height_frac * sh))
+    rowp = np.percentile(m, 75, axis=1)
+    rowp = ndi.gaussian_filter1d(rowp, 1.0)
     pieces = []
-    for a, b in runs:
-        colmed = np.median(small[a:b], axis=0) - floor
-        lev = float(np.percentile(colmed, 75))
-        con = colmed > 0.25 * lev
-        cr = _runs(con)
-        c0, c1 = max(cr, key=lambda r: r[1] - r[0]) if cr else (0, small.shape[1])
-        y0, y1 = a * f, (b * f if b < small.shape[0] else h)
-        x0, x1 = c0 * f, (c1 * f if c1 < small.shape[1] else w)
-        pieces.append(Piece(len(pieces) + 1, int(y0), int(y1), int(x0), int(x1)))
+    for a, b in _dip_splits(rowp, m, floor, min_len):
+        ya, yb = a, b
+        if yb - ya < min_len:
+            continue
+        xa, xb = 0, sw
+        y0, y1 = ya * f, (yb * f if yb < sh else h)
+        x0, x1 = xa * f, (xb * f if xb < sw else w)
+        pieces.append(Piece(len(pieces) + 1, int(y0), int(y1), int(x0), int(x1), cut=True))
+    if not pieces:
+        return whole
     if len(pieces) == 1 and (pieces[0].y1 - pieces[0].y0) > 0.9 * h and (pieces[0].x1 - pieces[0].x0) > 0.9 * w:
         return whole
     return pieces
@@ -515,6 +610,341 @@ def _matched_centre(lin: np.ndarray, p: int, w: float, spacing: float) -> float:
     return bx
 
 
+#: lanes of one piece are cast by one comb: evenly spaced. A position of the comb holds a lane when
+#: its band evidence (the band rows' profile over the lane's core) reaches this fraction of the
+#: strong lanes' (75th percentile): faint B3AR/receptor lanes are 0.2-0.5 of the strong ones,
+#: empty membrane and the gap beside the outer lanes < 0.1
+LANE_EVIDENCE_FRAC = 0.15
+LANE_HARMONIC_FRAC = 0.5
+#: a lane's band in the best band row stands this many noise SDs of that row's profile above the
+#: membrane (the detection threshold of bands, min_snr, is 4 SD)
+LANE_MIN_SNR = 6.0
+#: the best-repeating band row holds a band where its profile reaches this fraction of its maximum
+LANE_SPAN_FRAC = 0.15
+#: with three band rows or more, the outermost lanes hold a band in at least this fraction of them
+LANE_ROWS_FRAC = 0.5
+#: a marker lane beside the sample lanes: its whole-height band evidence is at least this fraction
+#: of the sample lanes' median (a ladder has 8-15 bands against the samples' few rows)
+LANE_MARKER_FRAC = 0.5
+#: bands a marker lane shows at least (protein markers 8-15, DNA ladders 10-20)
+LANE_MARKER_BANDS = 4
+#: a marker band stands at least this fraction of the sample lanes' band in the best row
+LANE_MARKER_REL = 0.15
+LANE_PEAK_SIGMA = 4.0
+#: lane width from the bands' own extent: this multiple of their median full width at half maximum
+#: (the analyst's rectangles are ~1.1-1.3 x the bands' half-maximum width), between these fractions
+#: of the pitch (lanes never overlap; touching bands: the lane is the pitch less a gap)
+LANE_WIDTH_FWHM = 1.25
+LANE_WIDTH_MIN_PITCH, LANE_WIDTH_MAX_PITCH = 0.5, 0.92
+
+
+def _evidence_profile(ts: np.ndarray, wins) -> np.ndarray:
+    """Column profile of the band rows: each row's mean profile scaled by its robust maximum,
+    summed (linear: the dips between touching bands keep their depth)."""
+    out = np.zeros(ts.shape[1])
+    for a, b in wins:
+        pr = ts[a:b].mean(axis=0)
+        s = float(np.percentile(pr, 99))
+        if s > 0:
+            out += np.clip(pr, 0, None) / s
+    return ndi.gaussian_filter1d(out, 1.5)
+
+
+def _presence_profile(ts: np.ndarray, wins) -> np.ndarray:
+    """Column profile of band evidence for telling lanes from empty membrane: the band rows'
+    profiles, each log-compressed in units of its noise (a 2-fold dilution series weighs about as
+    much as an ordinary lane) and scaled to its maximum, summed."""
+    prs = _row_profiles(ts, list(wins))
+    out = np.sum(prs, axis=0) if prs else np.zeros(ts.shape[1])
+    return ndi.gaussian_filter1d(out, 1.5)
+
+
+def _whole_profile(ts: np.ndarray) -> np.ndarray:
+    """The band evidence of the whole piece height (log-compressed as :func:`_presence_profile`)."""
+    return _presence_profile(ts, [(0, ts.shape[0])])
+
+
+def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
+    """(pitch, phase x0) of the lane comb: the period with the largest Fourier amplitude of the
+    evidence profile with trends longer than the period removed, over the columns that carry bands.
+
+    The amplitude at the lane period comes from the dips between lanes as much as from the lanes,
+    so touching bands (no gap, only a dip) keep their pitch instead of doubling it.
+    """
+    wid = len(e)
+    sup = e > 0.2 * float(e.max())
+    if sup.sum() < 3:
+        return None
+    i0, i1 = int(np.flatnonzero(sup)[0]), int(np.flatnonzero(sup)[-1]) + 1
+    # the derivative: the plateau of touching bands and its two ends weigh the same at every period
+    # (a step's spectrum is flat), the dips and lanes repeat at the lane period
+    i0, i1 = max(0, i0 - 3), min(wid, i1 + 3)
+    d = np.gradient(e)[i0:i1]
+    xs = np.arange(i0, i1)
+    ps = np.arange(pmin, pmax + 0.25, 0.25)
+    ps = ps[(i1 - i0) >= 1.5 * ps]
+    if not len(ps):
+        return None
+    zs = np.array([np.sum(d * np.exp(-2j * np.pi * xs / p)) for p in ps])
+    amp = np.abs(zs)
+
+    def pick(a_):
+        k = int(np.argmax(a_))
+        return ps[k], zs[k]
+
+    def with_harmonic(k):
+        j = int(np.argmin(np.abs(ps - 2 * ps[k])))
+        if abs(ps[j] - 2 * ps[k]) <= 1.0 and amp[max(0, j - 4):j + 5].max() >= LANE_HARMONIC_FRAC * amp[k]:
+            lo = max(0, j - 4)
+            return lo + int(np.argmax(amp[lo:j + 5]))
+        return k
+
+    # the derivative favours the harmonics of the lane period (narrow gaps between wide lanes make
+    # two edges a lane): candidates are the best period (or its double when that carries
+    # LANE_HARMONIC_FRAC of its amplitude) and the best period near the spacing of the profile's
+    # own maxima (lanes, or the bumps of touching bands); the lane period is the candidate whose
+    # comb puts lanes on the profile's highs and the gaps between on its lows
+    cands = [with_harmonic(int(np.argmax(amp)))]
+    es = ndi.gaussian_filter1d(e, LANE_PEAK_SIGMA)
+    pk, _ = find_peaks(es, prominence=0.03 * float(es.max()))
+    if len(pk) >= 3:
+        rough = float(np.median(np.diff(pk)))
+        sel = (ps >= 0.7 * rough) & (ps <= 1.45 * rough)
+        if sel.any():
+            cands.append(int(np.argmax(np.where(sel, amp, 0.0))))
+
+    def contrast(k):
+        p, z = ps[k], zs[k]
+        x0 = (-float(np.angle(-1j * z)) / (2 * np.pi) * p) % p
+        pos = np.arange(x0, wid, p)
+        pos = pos[(pos >= i0) & (pos < i1)]
+        mid = pos + p / 2
+        ok = mid < i1
+        if ok.sum() < 1:
+            return -np.inf
+        ii, mm = np.rint(pos[ok]).astype(int), np.rint(mid[ok]).astype(int)
+        return float(np.median(es[ii] - es[np.clip(mm, 0, wid - 1)]))
+
+    k = max(cands, key=contrast)
+    best = (amp[k], float(ps[k]), zs[k])
+    _, p, z = best
+    # the lanes' Fourier coefficient is the derivative's divided by i (d/dx exp(iwx) = iw exp(iwx));
+    # a comb cos(w (x - x0)) has the coefficient's angle -w x0
+    return p, (-float(np.angle(-1j * z)) / (2 * np.pi) * p) % p
+
+
+def _fwhm(e: np.ndarray, x: float, pitch: float) -> float:
+    i = int(round(x))
+    lo, hi = max(0, int(i - pitch)), min(len(e), int(i + pitch) + 1)
+    seg = e[lo:hi]
+    if len(seg) < 3:
+        return 0.0
+    base = float(seg.min())
+    top = float(e[max(0, i - 2):i + 3].max())
+    hm = base + 0.5 * (top - base)
+    l = i
+    while l > lo and e[l] > hm:
+        l -= 1
+    r = i
+    while r < hi - 1 and e[r] > hm:
+        r += 1
+    return float(r - l)
+
+
+def _is_marker(ts: np.ndarray, c: float, core: int, band: float = 0.0) -> bool:
+    """A marker lane: at least ``LANE_MARKER_BANDS`` bands across the lane, each standing
+    ``LANE_MIN_SNR`` noise SDs and ``LANE_MARKER_REL`` of the sample lanes' band (``band``) out
+    in the vertical profiles of both halves of the lane (a band crosses the lane; a spot, a
+    bubble or a smudge does not, and membrane texture is weak against the bands)."""
+    c = int(round(c))
+    found = []
+    for lo, hi in ((c - core, c), (c, c + core + 1)):
+        v = ndi.gaussian_filter1d(ts[:, max(0, lo):max(lo + 1, hi)].mean(axis=1), 1.0)
+        nz = robust_sd(np.diff(v)) / np.sqrt(2)
+        if nz <= 0:
+            return False
+        pk, _ = find_peaks(v, prominence=max(LANE_MIN_SNR * nz, LANE_MARKER_REL * band), distance=3)
+        found.append(pk)
+    both = [p for p in found[0] if len(found[1]) and np.min(np.abs(found[1] - p)) <= 3]
+    return len(both) >= LANE_MARKER_BANDS
+
+
+def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
+    """(lane centres px, lane width px, centres of the marker lanes recognised) of one piece, from
+    the comb fitted to its band rows."""
+    wid = ts.shape[1]
+    e = _evidence_profile(ts, wins)
+    if e.max() <= 0:
+        return [], 0.0, set()
+    fit = _comb_pitch(e, pmin, max(pmin + 1, wid / 2.0))
+    if fit is None:
+        return [], 0.0, set()
+    pitch, x0 = fit
+    ks = np.arange(int(np.floor(-x0 / pitch)), int(np.ceil((wid - x0) / pitch)) + 1)
+    pos = x0 + ks * pitch
+    pos = pos[(pos >= 0.25 * pitch) & (pos <= wid - 1 - 0.25 * pitch)]
+    if not len(pos):
+        return [], 0.0, set()
+    core = max(1, int(round(0.25 * pitch)))
+    # each comb position moves to its own lane (lanes are not cast perfectly evenly), within 0.2 pitch
+    cs = []
+    for p in pos:
+        lo, hi = int(round(p - 0.2 * pitch)), int(round(p + 0.2 * pitch))
+        lo, hi = max(core, lo), min(wid - 1 - core, hi)
+        if hi <= lo:
+            cs.append(float(p))
+            continue
+        sm = ndi.uniform_filter1d(e, 2 * core + 1)
+        cs.append(float(lo + np.argmax(sm[lo:hi + 1])))
+    cs = np.array(cs)
+    def at(prof):
+        qb = float(np.percentile(prof, 10))
+        return np.array([float(prof[max(0, int(c) - core):int(c) + core + 1].mean()) - qb for c in cs])
+
+    # sample lanes: band evidence in the band rows; a marker lane (bands at heights of their own)
+    # shows over the whole height, beside the sample lanes
+    ev = at(_presence_profile(ts, wins)) if len(wins) else at(_presence_profile(ts, []))
+    evw = at(_whole_profile(ts))
+    markers: set = set()
+    if n_lanes:
+        n = min(int(n_lanes), len(cs))
+        tot = np.convolve(ev, np.ones(n), mode="valid")
+        k = int(np.argmax(tot))
+        keep = np.arange(k, k + n)
+    else:
+        # the span of the sample lanes: where the band row that repeats best lane after lane, and
+        # strongly (its period score times its bands' height), carries a band; pen marks and
+        # writing in other rows do not repeat, a faint row at a strip's edge is weak
+        if len(wins):
+            def strength(w):
+                pr = ts[w[0]:w[1]].mean(axis=0)
+                return _period_score(pr) * float(np.percentile(pr, 95) - np.percentile(pr, 10))
+
+            best = max(wins, key=strength)
+            evb = at(ndi.gaussian_filter1d(ts[best[0]:best[1]].mean(axis=0), 1.5))
+        else:
+            evb = ev
+        refb = float(evb.max())
+        # a lane is a band far above the noise of its row (a piece of empty membrane or a gel's
+        # well region has band rows of noise and texture only)
+        if len(wins):
+            prb = ts[best[0]:best[1]].mean(axis=0)
+            nz = robust_sd(np.diff(prb)) / np.sqrt(2)
+            if refb < LANE_MIN_SNR * nz:
+                return [], 0.0, set()
+        good = np.flatnonzero(evb >= LANE_SPAN_FRAC * refb) if refb > 0 else np.array([], int)
+        if not len(good):
+            return [], 0.0, set()
+        i0, i1 = int(good[0]), int(good[-1])
+        # the span's ends hold bands in most band rows (writing beside the marker, a label at
+        # the height of one row, is in one row only)
+        if len(wins) >= 3:
+            pres = np.zeros(len(cs), int)
+            for a, b in wins:
+                er = at(ndi.gaussian_filter1d(ts[a:b].mean(axis=0), 1.5))
+                if er.max() > 0:
+                    pres += er >= LANE_SPAN_FRAC * float(er.max())
+            need = int(np.ceil(LANE_ROWS_FRAC * len(wins)))
+            while i0 < i1 and pres[i0] < need:
+                i0 += 1
+            while i1 > i0 and pres[i1] < need:
+                i1 -= 1
+        wref = float(np.median(evw[i0:i1 + 1]))
+        if wref > 0:
+            if i0 > 0 and evw[i0 - 1] >= LANE_MARKER_FRAC * wref and _is_marker(ts, cs[i0 - 1], core, refb):
+                i0 -= 1
+                markers.add(float(cs[i0]))
+            if i1 < len(cs) - 1 and evw[i1 + 1] >= LANE_MARKER_FRAC * wref and _is_marker(ts, cs[i1 + 1], core, refb):
+                i1 += 1
+                markers.add(float(cs[i1]))
+        keep = np.arange(i0, i1 + 1)
+    cs = cs[keep]
+    fw = [_fwhm(e, c, pitch) for c in cs]
+    fw = [f for f, v in zip(fw, ev[keep]) if f > 0 and v >= 0.3 * ev[keep].max()] or fw
+    lw = float(np.clip(LANE_WIDTH_FWHM * np.median(fw), LANE_WIDTH_MIN_PITCH * pitch, LANE_WIDTH_MAX_PITCH * pitch))
+    return [float(c) for c in cs], lw, markers
+
+
+def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
+    """Lane centres and width of a piece filling the frame (no cut edges): peaks of the combined
+    column profile of the band rows, completed on the lane grid (the finder used before membrane
+    pieces were found from cut edges; kept for whole-frame blots and gels)."""
+    col = _column_profile(ts, band_rows)
+    pitch = _pitch(col, min_lane_width_px, max(min_lane_width_px + 3, wid // 2))
+    dist = max(min_lane_width_px, int(0.6 * pitch)) if pitch else min_lane_width_px
+    col = ndi.gaussian_filter1d(col, max(2.0, (pitch or 0) / 8.0))
+    base = float(np.percentile(col, 10))
+    rng = float(col.max() - base)
+    if rng <= 0:
+        return [], 0.0
+    if n_lanes:
+        pk, props = find_peaks(col, distance=dist, prominence=1e-12 * rng)
+        order = np.argsort(props["prominences"])[::-1][:n_lanes]
+        pk = np.sort(pk[order])
+    else:
+        pk, props = find_peaks(col, distance=dist, prominence=0.08 * rng, height=base + 0.08 * rng)
+        if len(pk) > 1:
+            # drop peaks much weaker than their lane-mates (smudges between lanes)
+            keep = props["prominences"] >= 0.15 * np.median(props["prominences"])
+            pk = pk[keep]
+    if not len(pk):
+        return [], 0.0
+    if len(pk) > 1:
+        spacing = float(np.median(np.diff(pk)))
+    else:
+        spacing = float(pitch) if pitch else float(wid)
+    # lane width: 1.2 x the median full width at half maximum of the linear
+    # (not log-compressed) band-row profile, at most 90 % of the lane spacing
+    lin = np.zeros(wid)
+    for a, b in band_rows:
+        pr = ts[a:b].mean(axis=0)
+        if pr.max() > 0:
+            lin += pr / pr.max()
+    lin = ndi.gaussian_filter1d(lin, 1.0)
+    widths, mids, amps = [], [], []
+    half_sp = int(max(2, spacing / 2))
+    for p in pk:
+        seg = lin[max(0, p - half_sp):min(wid, p + half_sp + 1)]
+        base = float(seg.min())
+        top = float(lin[max(0, p - 3):p + 4].max())
+        hm = base + 0.5 * (top - base)
+        l = p
+        while l > 0 and lin[l] > hm:
+            l -= 1
+        r = p
+        while r < wid - 1 and lin[r] > hm:
+            r += 1
+        widths.append(r - l)
+        mids.append(0.5 * (l + r))
+        amps.append(top - base)
+    # faint lanes (a tenth of the strongest, say) have noisy half-maximum
+    # crossings: the width comes from the clear lanes, and their centres from a
+    # matched filter (lane mean minus the mean of the gaps beside it, blind to
+    # a sloping baseline) over the whole lane width
+    amps = np.array(amps)
+    faint = amps < 0.3 * amps.max()
+    medw = float(np.median(np.array(widths)[~faint]))
+    lw = min(1.2 * medw, 0.9 * spacing)
+    # lane centre: middle of the half-maximum crossings (more precise than the
+    # peak of a flat-topped profile) when that width is plausible
+    pk = [_matched_centre(lin, p, medw, spacing) if fa else
+          m if 0.6 * medw <= wdt <= 1.5 * medw else float(p)
+          for p, m, wdt, fa in zip(pk, mids, widths, faint)]
+    lw = max(lw, 3.0)
+    if not n_lanes:
+        # the lane step: the median spacing of the lanes found, each spacing divided by
+        # the multiple of the autocorrelation pitch it spans (lanes missing between)
+        grid = spacing
+        if pitch and len(pk) > 1:
+            d = np.diff(np.sort(np.asarray(pk, float)))
+            unit = float(np.median(d / np.maximum(1, np.rint(d / pitch))))
+            if abs(unit - pitch) <= 0.15 * pitch:
+                grid = unit
+        allc, allf = _grid_lanes(ts, pk, grid, lw, band_rows, faint)
+        pk = sorted(_regularise(allc, allf, grid))
+    return [float(p) for p in pk], float(lw)
+
+
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
                min_lane_width_px: int = 8, max_tilt: float = 0.1) -> list[Lane]:
     """Find lanes (count and boundaries) in every membrane piece.
@@ -562,85 +992,34 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         slope_r = _tilt(t, band_rows, max_tilt * fy)
         ts = _shear(t, slope_r, yref_r)
         yref, slope = fy * yref_r + (fy - 1) / 2.0, slope_r / fy
-        col = _column_profile(ts, band_rows)
-        pitch = _pitch(col, min_lane_width_px, max(min_lane_width_px + 3, wid // 2))
-        dist = max(min_lane_width_px, int(0.6 * pitch)) if pitch else min_lane_width_px
-        col = ndi.gaussian_filter1d(col, max(2.0, (pitch or 0) / 8.0))
-        base = float(np.percentile(col, 10))
-        rng = float(col.max() - base)
-        if rng <= 0:
-            continue
-        if n_lanes:
-            pk, props = find_peaks(col, distance=dist, prominence=1e-12 * rng)
-            order = np.argsort(props["prominences"])[::-1][:n_lanes]
-            pk = np.sort(pk[order])
+        markers: set = set()
+        if pc.cut:
+            cs, lw, markers = _comb_lanes(ts, band_rows, n_lanes, float(min_lane_width_px))
         else:
-            pk, props = find_peaks(col, distance=dist, prominence=0.08 * rng, height=base + 0.08 * rng)
-            if len(pk) > 1:
-                # drop peaks much weaker than their lane-mates (smudges between lanes)
-                keep = props["prominences"] >= 0.15 * np.median(props["prominences"])
-                pk = pk[keep]
-        if not len(pk):
+            cs, lw = _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid)
+        if not cs:
             continue
-        if len(pk) > 1:
-            spacing = float(np.median(np.diff(pk)))
-        else:
-            spacing = float(pitch) if pitch else float(wid)
-        # lane width: 1.2 x the median full width at half maximum of the linear
-        # (not log-compressed) band-row profile, at most 90 % of the lane spacing
-        lin = np.zeros(wid)
-        for a, b in band_rows:
-            pr = ts[a:b].mean(axis=0)
-            if pr.max() > 0:
-                lin += pr / pr.max()
-        lin = ndi.gaussian_filter1d(lin, 1.0)
-        widths, mids, amps = [], [], []
-        half_sp = int(max(2, spacing / 2))
-        for p in pk:
-            seg = lin[max(0, p - half_sp):min(wid, p + half_sp + 1)]
-            base = float(seg.min())
-            top = float(lin[max(0, p - 3):p + 4].max())
-            hm = base + 0.5 * (top - base)
-            l = p
-            while l > 0 and lin[l] > hm:
-                l -= 1
-            r = p
-            while r < wid - 1 and lin[r] > hm:
-                r += 1
-            widths.append(r - l)
-            mids.append(0.5 * (l + r))
-            amps.append(top - base)
-        # faint lanes (a tenth of the strongest, say) have noisy half-maximum
-        # crossings: the width comes from the clear lanes, and their centres from a
-        # matched filter (lane mean minus the mean of the gaps beside it, blind to
-        # a sloping baseline) over the whole lane width
-        amps = np.array(amps)
-        faint = amps < 0.3 * amps.max()
-        medw = float(np.median(np.array(widths)[~faint]))
-        lw = min(1.2 * medw, 0.9 * spacing)
-        # lane centre: middle of the half-maximum crossings (more precise than the
-        # peak of a flat-topped profile) when that width is plausible
-        pk = [_matched_centre(lin, p, medw, spacing) if fa else
-              m if 0.6 * medw <= wdt <= 1.5 * medw else float(p)
-              for p, m, wdt, fa in zip(pk, mids, widths, faint)]
-        lw = max(lw, 3.0)
-        if not n_lanes:
-            # the lane step: the median spacing of the lanes found, each spacing divided by
-            # the multiple of the autocorrelation pitch it spans (lanes missing between)
-            grid = spacing
-            if pitch and len(pk) > 1:
-                d = np.diff(np.sort(np.asarray(pk, float)))
-                unit = float(np.median(d / np.maximum(1, np.rint(d / pitch))))
-                if abs(unit - pitch) <= 0.15 * pitch:
-                    grid = unit
-            allc, allf = _grid_lanes(ts, pk, grid, lw, band_rows, faint)
-            pk = sorted(_regularise(allc, allf, grid))
-        for p in pk:
-            xl = int(round(p - lw / 2)) + pc.x0
-            xr = int(round(p + lw / 2)) - 1 + pc.x0
-            xl, xr = max(xl, pc.x0), min(xr, pc.x1 - 1)
+        cs = sorted(cs)
+        bounds = []
+        for c in cs:
+            xl = int(round(c - lw / 2))
+            xr = int(round(c + lw / 2)) - 1
+            bounds.append([xl, xr])
+        # never two lanes on one: a lane moved towards its neighbour gives way at the midpoint
+        for i in range(1, len(bounds)):
+            if bounds[i][0] <= bounds[i - 1][1]:
+                mid = 0.5 * (cs[i - 1] + cs[i])
+                bounds[i - 1][1] = int(np.floor(mid)) - 1
+                bounds[i][0] = int(np.floor(mid)) + 1
+        for c, (xl, xr) in zip(cs, bounds):
+            xl, xr = max(xl + pc.x0, pc.x0), min(xr + pc.x0, pc.x1 - 1)
+            if xr - xl < 2:
+                continue
             lanes.append(Lane(lane=len(lanes) + 1, piece=pc.index, x_left_px=xl, x_right_px=xr,
-                              y_top_px=pc.y0, y_bottom_px=pc.y1 - 1, y_ref_px=yref + pc.y0, slope=slope))
+                              y_top_px=pc.y0, y_bottom_px=pc.y1 - 1, y_ref_px=yref + pc.y0, slope=slope,
+                              is_ladder=c in markers))
+        mine = [ln for ln in lanes if ln.piece == pc.index]
+        assert all(a.x_right_px < b.x_left_px for a, b in zip(mine, mine[1:])), "overlapping lanes"
     return lanes
 
 

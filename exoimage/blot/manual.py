@@ -84,7 +84,8 @@ def lanes_from_outlines(outlines, shape, *, ladder_lane: int | None = None,
         same = next((kl for kl, ko in known_outlines
                      if ko.shape == p.shape and np.abs(ko - p).max() <= OUTLINE_TOL_PX), None)
         if same is not None:
-            lanes.append(replace(same, lane=0, piece=1, is_ladder=False))
+            # a known lane keeps its marker flag (find_lanes recognises marker lanes)
+            lanes.append(replace(same, lane=0, piece=1))
             continue
         ymin, ymax = p[:, 0].min(), p[:, 0].max()
         yt = int(np.clip(round(ymin + 0.5), 0, h - 1))
@@ -116,7 +117,7 @@ def lanes_from_outlines(outlines, shape, *, ladder_lane: int | None = None,
     lanes.sort(key=lambda ln: (ln.piece, ln.x_center_px))
     for i, ln in enumerate(lanes, start=1):
         ln.lane = i
-        ln.is_ladder = ladder_lane == i
+        ln.is_ladder = (ladder_lane == i) if ladder_lane else ln.is_ladder
     return lanes
 
 

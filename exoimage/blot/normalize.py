@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["parse_kda_range", "rows_by_kda", "row_volumes", "match_lanes_by_position", "normalize",
-           "read_lane_sheet", "replicate_stats", "linear_range", "NORMALIZED_COLUMNS"]
+           "read_lane_sheet", "replicate_stats", "linear_range", "NORMALIZED_COLUMNS", "ControlPairingError",
+           "register_pieces", "pair_control_lanes"]
 
 NORMALIZED_COLUMNS = ["image", "lane", "sample", "group", "loaded", "target_rows", "target_volume",
                       "target_saturated", "control", "control_volume", "ratio", "reference_lane",
@@ -192,3 +193,131 @@ def linear_range(loaded, volume, r2_min: float = 0.995) -> dict:
     inside[np.flatnonzero(ok)[mask]] = True
     return dict(r2_all=float(r2_all), r2=float(r2), slope=float(c[0]), intercept=float(c[1]),
                 max_load_in_range=float(xs[mask].max()), inside=inside)
+
+
+# --------------------------------------------------------------------------
+# a separate control image: pieces and lanes paired by position after registration
+
+#: largest shift searched between the target and control images, as a fraction of the image
+#: side (the Kodak re-probes move a strip by up to ~90 px of 1092 = 8 %; a third is far beyond)
+MAX_SHIFT_FRAC = 1 / 3
+#: a control lane pairs with a target lane when its centre, after the piece's shift, is within
+#: this fraction of the target lane's pitch (half: never the neighbour's)
+PAIR_MAX_PITCH_FRAC = 0.5
+
+
+class ControlPairingError(ValueError):
+    """The target and control images cannot be paired (one-line message)."""
+
+
+def _xshift(pa: np.ndarray, pb: np.ndarray, max_shift: int) -> tuple[int, float]:
+    """(shift, normalised correlation) that best maps profile ``pa`` onto ``pb`` (b[x + s] ~ a[x]).
+
+    The profiles are compared by their derivatives, so the cut edges of the membrane (not the
+    exposure's overall level) place them."""
+    from scipy import ndimage as ndi
+
+    da = np.gradient(ndi.gaussian_filter1d(np.asarray(pa, float), 1.0))
+    db = np.gradient(ndi.gaussian_filter1d(np.asarray(pb, float), 1.0))
+    da, db = da - da.mean(), db - db.mean()
+    na, nb = float(np.linalg.norm(da)), float(np.linalg.norm(db))
+    if na == 0 or nb == 0:
+        return 0, 0.0
+    n = len(da)
+    best = (0, -np.inf)
+    for s in range(-max_shift, max_shift + 1):
+        a = da[max(0, -s):n - max(0, s)]
+        b = db[max(0, s):n + min(0, s)]
+        v = float(np.dot(a, b)) / (na * nb)
+        if v > best[1]:
+            best = (s, v)
+    return best
+
+
+def register_pieces(signal_t: np.ndarray, pieces_t, signal_c: np.ndarray, pieces_c) -> list[dict]:
+    """Pair the membrane pieces of a target and a control image and find each pair's x shift.
+
+    Both images are reduced to their membrane level (:func:`exoimage.blot.lanes.membrane_level`);
+    the whole images are registered first (:func:`skimage.registration.phase_cross_correlation`
+    of the level images: the membrane outline against the off-membrane area), each target piece
+    pairs with the control piece it overlaps most after that shift, and the pair's own x shift
+    (strips are re-laid independently) comes from the cross-correlation of the derivatives of
+    their column profiles (the cut edges, pen marks).
+
+    Returns
+    -------
+    list of dict
+        ``piece`` (target), ``control_piece``, ``dx_px`` and ``dy_px`` (control = target + shift),
+        ``score`` (normalised correlation of the pair's profiles).
+
+    Raises
+    ------
+    ControlPairingError
+        Images of different sizes, or a target piece that overlaps no control piece.
+    """
+    from skimage.registration import phase_cross_correlation
+
+    from .lanes import membrane_level
+
+    if signal_t.shape != signal_c.shape:
+        raise ControlPairingError(f"the control image is {signal_c.shape[1]}x{signal_c.shape[0]} px and the "
+                                  f"target {signal_t.shape[1]}x{signal_t.shape[0]} px: not two exposures of "
+                                  f"one membrane")
+    f, mt = membrane_level(signal_t)
+    _, mc = membrane_level(signal_c)
+
+    def z(m):
+        s = float(m.std())
+        return (m - m.mean()) / s if s > 0 else m * 0.0
+
+    (dy_s, dx_s), _, _ = phase_cross_correlation(z(mt), z(mc), normalization=None)
+    # phase_cross_correlation gives the shift that registers the moving image (mc) onto mt
+    dy, dx = -float(dy_s) * f, -float(dx_s) * f
+    h, w = signal_t.shape
+    if abs(dy) > MAX_SHIFT_FRAC * h or abs(dx) > MAX_SHIFT_FRAC * w:
+        dy, dx = 0.0, 0.0
+    out = []
+    for pt in pieces_t:
+        best = None
+        for pc in pieces_c:
+            ov = min(pt.y1 + dy, pc.y1) - max(pt.y0 + dy, pc.y0)
+            if ov > 0 and (best is None or ov > best[0]):
+                best = (ov, pc)
+        if best is None or best[0] < 0.3 * (pt.y1 - pt.y0):
+            raise ControlPairingError(f"membrane piece {pt.index} of the target (rows {pt.y0}-{pt.y1 - 1}) "
+                                      f"overlaps no membrane piece of the control image")
+        pc = best[1]
+        ra = slice(max(0, pt.y0 // f), max(pt.y0 // f + 1, pt.y1 // f))
+        rb = slice(max(0, pc.y0 // f), max(pc.y0 // f + 1, pc.y1 // f))
+        s, score = _xshift(mt[ra].mean(axis=0), mc[rb].mean(axis=0), int(MAX_SHIFT_FRAC * mt.shape[1]))
+        out.append(dict(piece=int(pt.index), control_piece=int(pc.index), dx_px=float(s * f), dy_px=dy,
+                        score=score))
+    return out
+
+
+def pair_control_lanes(lanes_t: pd.DataFrame, lanes_c: pd.DataFrame, shifts: list[dict]) -> dict:
+    """Target lane -> control lane, per piece pair, by position after the piece's shift.
+
+    A target lane pairs with the nearest control lane of the paired piece whose centre (at the
+    target lane's mid-height, shifted) lies within ``PAIR_MAX_PITCH_FRAC`` of the target piece's
+    lane pitch; a control lane serves one target lane at most. Target lanes left without a
+    partner are absent from the result.
+    """
+    out = {}
+    for sh in shifts:
+        lt = lanes_t[lanes_t["piece"] == sh["piece"]].sort_values("x_center_px")
+        lc = lanes_c[lanes_c["piece"] == sh["control_piece"]]
+        if lt.empty or lc.empty:
+            continue
+        xs = lt["x_center_px"].to_numpy(float)
+        pitch = float(np.median(np.diff(xs))) if len(xs) > 1 else float(lt["width_px"].iloc[0])
+        used = set()
+        for r in lt.itertuples():
+            want = r.x_center_px + sh["dx_px"]
+            d = (lc["x_center_px"] - want).abs()
+            d = d[~lc["lane"].isin(used)]
+            if len(d) and d.min() <= PAIR_MAX_PITCH_FRAC * pitch:
+                cl = int(lc.loc[d.idxmin(), "lane"])
+                used.add(cl)
+                out[int(r.lane)] = cl
+    return out

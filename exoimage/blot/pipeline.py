@@ -242,6 +242,8 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
         if not 1 <= params.ladder_lane <= len(lanes):
             raise ImageReadError(img.path, f"ladder lane {params.ladder_lane} does not exist "
                                            f"({len(lanes)} lanes found)")
+        for ln in lanes:  # the ladder named replaces any marker lane recognised
+            ln.is_ladder = False
         lanes[params.ladder_lane - 1].is_ladder = True
     contexts = lane_contexts(prep, lanes, params)
     regions = detect_bands(prep, lanes, params, contexts=contexts)

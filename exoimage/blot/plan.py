@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..params import check_instance, from_mapping
-from .normalize import match_lanes_by_position, normalize, parse_kda_range, row_volumes, rows_by_kda
+from .normalize import (ControlPairingError, normalize, pair_control_lanes, parse_kda_range, register_pieces,
+                        row_volumes, rows_by_kda)
 from .pipeline import MAX_LANES, BlotParams, analyze_blot_file
 
 #: most band rows a spec may name: a blot has a handful of rows; 100 is far above any real one
@@ -59,8 +60,9 @@ class NormalizationSpec:
     control_image: Path | None = field(default=None, metadata={
         "type": "path", "optional": True, "excludes": "total_protein_image", "cli": "--control-image",
         "label": "Control image", "auto": "none", "advanced": True,
-        "help": "separate image of the same membrane with the loading control (lanes matched by position; "
-                "the control rows are taken in it, else its strongest row)"})
+        "help": "separate image of the same membrane with the loading control (the two images are registered, "
+                "membrane pieces and lanes paired by position; the control rows are taken in it, else the "
+                "strongest row within each target piece)"})
     total_protein_image: Path | None = field(default=None, metadata={
         "type": "path", "optional": True, "cli": "--total-protein-image", "label": "Total-protein image",
         "auto": "none", "advanced": True,
@@ -86,27 +88,67 @@ class NormalizationSpec:
         return any(getattr(self, f.name) is not None for f in fields(self))
 
 
-def _external_control(path, params: BlotParams, lanes: pd.DataFrame, spec: NormalizationSpec,
-                      total: bool):
-    """Control value per lane of ``lanes`` from a separate image of the same membrane."""
+def _signal_and_pieces(res):
+    """(linear signal, membrane pieces) of an analysed blot (BlotFileResult)."""
+    from .signal import to_signal
+
+    return to_signal(res.image.data, res.result.polarity), res.result.pieces
+
+
+def _external_control(path, params: BlotParams, target, spec: NormalizationSpec, total: bool):
+    """Control value per lane of the target from a separate image of the same membrane.
+
+    The two images are registered and their membrane pieces paired
+    (:func:`~exoimage.blot.normalize.register_pieces`); lanes pair per piece by position after
+    the piece's shift (:func:`~exoimage.blot.normalize.pair_control_lanes`). The control of a
+    target lane is its paired lane's bands in the control rows (given, by weight, or else the
+    strongest row) that lie within the target piece's rows once registered: a control piece that
+    holds two strips serves each target strip with its own row.
+    """
+    lanes = target.lanes
     r = analyze_blot_file(path, params, name=str(path), lane_totals=total)
     if not r.ok:
         raise ValueError(f"control image: {r.image_row['error']}")
-    m = match_lanes_by_position(lanes, r.lanes)
+    name_c = Path(path).name
+    if target.result is None or target.image is None or r.result is None or r.image is None:
+        raise ValueError(f"control image {name_c} cannot be paired with the target: an image was not analysed")
+    st, pt = _signal_and_pieces(target)
+    sc, pc = _signal_and_pieces(r)
+    try:
+        shifts = register_pieces(st, pt, sc, pc)
+    except ControlPairingError as exc:
+        raise ValueError(f"control image {name_c} cannot be paired with the target: {exc}") from None
+    m = pair_control_lanes(lanes, r.lanes, shifts)
+    if not m:
+        raise ValueError(f"control image {name_c} cannot be paired with the target: no lane of it lies where a "
+                         f"target lane is after registering the two images")
     if total:
         vals = r.lanes.set_index("lane")["lane_total"]
-        name = f"total protein ({Path(path).name})"
-    else:
-        b = r.bands
-        if spec.control_rows:
-            rows = list(spec.control_rows)
-        elif spec.control_kda:
-            rows = rows_by_kda(b, spec.control_kda)
+        return (pd.Series({a: vals.get(bb) for a, bb in m.items()}, dtype=float),
+                f"total protein ({name_c})")
+    b = r.bands[r.bands["row"] > 0]
+    given = None
+    if spec.control_rows:
+        given = list(spec.control_rows)
+    elif spec.control_kda:
+        given = rows_by_kda(r.bands, spec.control_kda)
+    piece_of = {int(p.index): p for p in pt}
+    out, used_rows = {}, set()
+    for sh in shifts:
+        p = piece_of[sh["piece"]]
+        tl = [int(x) for x in lanes.loc[lanes["piece"] == sh["piece"], "lane"] if int(x) in m]
+        cl = [m[x] for x in tl]
+        inside = b[b["lane"].isin(cl) & (b["y_px"] >= p.y0 + sh["dy_px"]) & (b["y_px"] < p.y1 + sh["dy_px"])]
+        if given is not None:
+            rows = [x for x in given if x in set(inside["row"])]
         else:
-            rows = [int(b[b["row"] > 0].groupby("row")["volume"].sum().idxmax())]
-        vals = row_volumes(b, rows)["volume"]
-        name = f"{Path(path).name} rows {','.join(map(str, rows))}"
-    return pd.Series({a: vals.get(bb) for a, bb in m.items()}, dtype=float), name
+            rows = [int(inside.groupby("row")["volume"].sum().idxmax())] if len(inside) else []
+        used_rows.update(rows)
+        v = row_volumes(inside, rows)["volume"] if rows else pd.Series(dtype=float)
+        for t, c in zip(tl, cl):
+            out[t] = v.get(c)
+    name = f"{name_c} rows {','.join(map(str, sorted(used_rows)))}"
+    return pd.Series(out, dtype=float), name
 
 
 def normalize_blot(res, spec: NormalizationSpec, params: BlotParams | None = None,
@@ -148,9 +190,9 @@ def normalize_blot(res, spec: NormalizationSpec, params: BlotParams | None = Non
             ctrl_rows = rows_by_kda(b, spec.control_kda)
     ctrl_series, ctrl_name = None, ""
     if spec.control_image:
-        ctrl_series, ctrl_name = _external_control(spec.control_image, params, lanes, spec, total=False)
+        ctrl_series, ctrl_name = _external_control(spec.control_image, params, res, spec, total=False)
     elif spec.total_protein_image:
-        ctrl_series, ctrl_name = _external_control(spec.total_protein_image, params, lanes, spec, total=True)
+        ctrl_series, ctrl_name = _external_control(spec.total_protein_image, params, res, spec, total=True)
     sample = lanes.loc[~lanes["is_ladder"].astype(bool), "lane"]
     if sample.empty:
         raise ValueError("no sample lanes")

@@ -7,11 +7,12 @@ hand-made fixtures.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ..stats import robust_sd
 from ..warning_codes import coded
 
-__all__ = ["POLARITIES", "detect_polarity", "to_signal", "detect_ceiling", "clipped_masks",
+__all__ = ["POLARITIES", "detect_polarity", "to_signal", "detect_ceiling", "clipped_masks", "histogram_gap_fraction",
            "image_warnings", "pixel_noise_sd"]
 
 #: ``light-bands``: bands are brighter (larger raw values) than the background
@@ -141,6 +142,39 @@ def pixel_noise_sd(signal: np.ndarray) -> float:
     return float(max(sd, 1e-12))
 
 
+#: a value "should occur" where the histogram around it holds at least this many pixels per value:
+#: a Poisson count with mean 5 is zero with probability e^-5 < 1 %, so an empty value there is a
+#: gap and not chance (the sparse bright tail of a raw capture holds 0-2 pixels per value)
+GAP_DENSE_COUNT = 5.0
+#: the neighbourhood of values the expected count is averaged over (a stretch by k leaves k-1 of
+#: every k values empty: any k up to ~7 leaves the window mean as dense as the unstretched count)
+GAP_WINDOW = 15
+#: a judgement needs this many dense values (fewer: too few values to tell a pattern)
+GAP_MIN_DENSE_VALUES = 32
+#: stretched: more than this fraction of the dense values never occur (a 1.25x stretch empties 20 %)
+GAP_EMPTY_FRAC = 0.2
+#: most histogram bins counted: a 16-bit range (larger ranges only up to a quarter of the pixel count)
+GAP_MAX_BINS = 1 << 16
+
+
+def histogram_gap_fraction(counts: np.ndarray) -> tuple[float, int]:
+    """(fraction of empty values, number of values judged) where the histogram is dense.
+
+    A value is judged only where the mean count of the ``GAP_WINDOW`` values around it is at
+    least ``GAP_DENSE_COUNT`` (every value is expected to occur there); empty values in the sparse
+    tails of an unadjusted image are chance, not a stretch.
+    """
+    c = np.asarray(counts, float)
+    if not len(c):
+        return 0.0, 0
+    local = ndi.uniform_filter1d(c, GAP_WINDOW, mode="constant")
+    dense = local >= GAP_DENSE_COUNT
+    n = int(dense.sum())
+    if not n:
+        return 0.0, 0
+    return float(np.count_nonzero(c[dense] == 0) / n), n
+
+
 def image_warnings(data: np.ndarray, *, file_format: str = "array", was_rgb: bool = False,
                    polarity: str = "light-bands") -> list[str]:
     """Warnings about data that is not raw linear signal (quantities are still reported).
@@ -165,16 +199,15 @@ def image_warnings(data: np.ndarray, *, file_format: str = "array", was_rgb: boo
         lo, hi = np.percentile(flat, [0.5, 99.5])
         lo, hi = int(lo), int(hi)
         rng = hi - lo + 1
-        # only when the pixel count is high enough that an unadjusted image would fill
-        # every value: this also bounds the histogram to flat.size / 50 bins (a uint32
-        # image spanning 0..2e9 would otherwise ask for a 16 GB bincount)
-        if rng >= 32 and flat.size >= 50 * rng:
+        # the histogram's size is bounded (a uint32 image spanning 0..2e9 would otherwise ask for a
+        # 16 GB bincount); only its dense part is judged, so a wide sparse tail does not matter
+        if 32 <= rng <= max(GAP_MAX_BINS, flat.size // 4):
             counts = np.bincount(flat[(flat >= lo) & (flat <= hi)].astype(np.int64) - lo, minlength=rng)
-            empty = np.count_nonzero(counts == 0) / rng
-            if empty > 0.2:
+            empty, n_dense = histogram_gap_fraction(counts)
+            if n_dense >= GAP_MIN_DENSE_VALUES and empty > GAP_EMPTY_FRAC:
                 out.append(coded("histogram_gaps",
-                                 f"histogram has gaps ({100 * empty:.0f}% of values between the 0.5th and "
-                                 f"99.5th percentiles never occur): contrast was probably stretched"))
+                                 f"histogram has gaps ({100 * empty:.0f}% of the values in its dense part never "
+                                 f"occur): contrast was probably stretched"))
         top = np.iinfo(data.dtype).max
         f_top = np.count_nonzero(flat == top) / flat.size
         f_bot = np.count_nonzero(flat == 0) / flat.size
