@@ -78,7 +78,7 @@ import numpy as np
 
 from .warning_codes import coded
 
-try:  # optional extra
+try:  # optional extra (``--ocr tesseract``)
     import pytesseract as _pytesseract
 except ImportError:  # pragma: no cover - exercised via monkeypatch in tests
     _pytesseract = None
@@ -102,8 +102,13 @@ LOW_CONFIDENCE = 0.5
 #: relative difference between bar and metadata pixel size that gets a warning
 DISAGREEMENT_TOLERANCE = 0.02
 
-OCR_INSTALL_HINT = ("reading scale-bar labels needs OCR: pip install 'exoimage[ocr]' "
-                    "and apt-get install tesseract-ocr")
+#: OCR engines that can read a label; the first is the default (a default dependency)
+OCR_ENGINES = ("rapidocr", "tesseract")
+DEFAULT_OCR_ENGINE = OCR_ENGINES[0]
+OCR_INSTALL_HINT = ("reading scale-bar labels needs OCR: pip install rapidocr onnxruntime "
+                    "(default dependencies of exoimage)")
+TESSERACT_INSTALL_HINT = ("the tesseract engine needs pip install 'exoimage[ocr]' "
+                          "and apt-get install tesseract-ocr")
 
 _WHITELIST = "0123456789.,nmuµμpAÅ"
 #: nm/px a scale-bar reading may give (TEM/SEM/AFM micrographs); outside -> misread
@@ -154,19 +159,72 @@ class ScaleBar:
 # OCR availability
 
 
-def ocr_available() -> bool:
-    """True when both pytesseract and the tesseract program can be used."""
+def _engine_name(engine) -> str:
+    name = DEFAULT_OCR_ENGINE if engine is None else engine
+    if name not in OCR_ENGINES:
+        raise ValueError(f"OCR engine must be one of {', '.join(OCR_ENGINES)}, got {engine!r}")
+    return name
+
+
+def ocr_available(engine: str | None = None) -> bool:
+    """True when the OCR ``engine`` (default :data:`DEFAULT_OCR_ENGINE`) can be used."""
+    name = _engine_name(engine)
+    if name == "rapidocr":
+        import importlib.util
+
+        return (importlib.util.find_spec("rapidocr") is not None
+                and importlib.util.find_spec("onnxruntime") is not None)
     if _pytesseract is None:
         return False
     cmd = getattr(getattr(_pytesseract, "pytesseract", None), "tesseract_cmd", "tesseract")
     return shutil.which(cmd) is not None
 
 
-def require_ocr():
+def require_ocr(engine: str | None = None):
+    """Raise :class:`OCRUnavailableError` when the OCR ``engine`` cannot be used."""
+    name = _engine_name(engine)
+    if name == "rapidocr":
+        if not ocr_available(name):
+            raise OCRUnavailableError(f"rapidocr/onnxruntime is not installed; {OCR_INSTALL_HINT}")
+        return
     if _pytesseract is None:
-        raise OCRUnavailableError(f"pytesseract is not installed; {OCR_INSTALL_HINT}")
-    if not ocr_available():
-        raise OCRUnavailableError(f"the tesseract program is not installed; {OCR_INSTALL_HINT}")
+        raise OCRUnavailableError(f"pytesseract is not installed; {TESSERACT_INSTALL_HINT}")
+    if not ocr_available(name):
+        raise OCRUnavailableError(f"the tesseract program is not installed; {TESSERACT_INSTALL_HINT}")
+
+
+_RAPID_REC = None
+
+
+def _rapid_recogniser():
+    """PP-OCR's text-line recogniser (rapidocr, ONNX model shipped in its wheel), loaded once per process.
+
+    Only the recognition model is used: the lines to read are found here
+    geometrically, so detection (and its cost) is skipped. One thread: the
+    batch runs one image per core.
+    """
+    global _RAPID_REC
+    if _RAPID_REC is None:
+        import logging
+
+        from rapidocr import RapidOCR
+
+        eng = RapidOCR(params={"Global.log_level": "error",
+                               "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+                               "EngineConfig.onnxruntime.inter_op_num_threads": 1})
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+        _RAPID_REC = eng._load_rec_model()
+    return _RAPID_REC
+
+
+def _rapid_read(images) -> list:
+    """Read text lines (uint8 grey, dark text on white) with PP-OCR: [(text, score 0..1)]."""
+    from rapidocr.ch_ppocr_rec import TextRecInput
+
+    rec = _rapid_recogniser()
+    imgs = [np.ascontiguousarray(np.repeat(im[..., None], 3, axis=2)) for im in images]
+    out = rec(TextRecInput(img=imgs))
+    return [(str(t), float(sc)) for t, sc in zip(out.txts, out.scores)]
 
 
 # --------------------------------------------------------------------------
@@ -604,7 +662,7 @@ def _grow_line(seed, comps):
 # OCR
 
 
-def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
+def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand, engine: str = DEFAULT_OCR_ENGINE):
     """OCR one label line; returns (text, confidence 0..1)."""
     import cv2
 
@@ -637,6 +695,10 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
     grey = np.clip(np.abs(crop - bar.colour) / max(2 * line.soft, 1e-3), 0, 1)
     grey = np.where(keep, grey, 1.0)
     img8 = (grey * 255).astype(np.uint8)
+    if engine == "rapidocr":
+        raw8 = (np.clip(np.abs(crop - bar.colour) / max(2 * line.soft, 1e-3), 0, 1) * 255).astype(np.uint8)
+        raw8[~keep & (np.abs(crop - bar.colour) < line.soft)] = 255  # the bar and other marks, not the image
+        return _rapid_vote(n, line, bar, [img8, raw8], h)
     # Reads restricted to the label alphabet at a few text heights, plus
     # unrestricted reads; the majority value+unit wins and the share of reads
     # agreeing with it is the OCR confidence. (Tesseract's own word confidence is unreliable with a
@@ -678,6 +740,75 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
     if best[1] == "mm":  # mm bars are rare on micrographs and 'µm' can read as 'mm'
         conf = min(conf, 0.45)
     return text, float(conf)
+
+
+#: PP-OCR's recogniser input height (rapidocr config ``Rec.rec_img_shape``)
+_REC_HEIGHT = 48
+
+
+def _rapid_vote(n, line, bar, images, h):
+    """PP-OCR reads of one label line (blanked and raw cut-outs); (text, confidence)."""
+    micro = _has_descender(line)
+    prepared = []
+    for im in images:
+        scale = 0.7 * _REC_HEIGHT / max(h, 1)  # glyphs ~70 % of the input height, as in training crops
+        interp = cv2_inter(scale)
+        im = _resize(im, scale, interp)
+        pad = max(4, int(0.15 * _REC_HEIGHT))
+        prepared.append(_pad(im, pad))
+    reads = []
+    for text, score in _rapid_read(prepared):
+        t = _normalise_ocr_text(text)
+        if micro:
+            t = _micro_fix(t)
+        reads.append((t, score, _plausible(parse_label(t), bar.length)))
+    parsed = [(t, sc, p) for t, sc, p in reads if p]
+    if not parsed:
+        texts = [t for t, _, _ in reads if t]
+        return (texts[0] if texts else ""), 0.0
+    first = parsed[0]
+    agree = [r for r in parsed if _same(r[2], first[2])]
+    if len(agree) == len(reads):  # every cut-out gives the same reading
+        conf = 0.95 * min(r[1] for r in agree)
+    elif len(parsed) == 1:  # one reading, the other unreadable
+        best = parsed[0]
+        return best[0], float(0.7 * best[1])
+    else:  # readings disagree: the better scored one, never confident
+        best = max(parsed, key=lambda r: r[1])
+        return best[0], float(min(0.4, best[1]))
+    if first[2][1] == "mm":
+        conf = min(conf, 0.45)
+    return first[0], float(conf)
+
+
+def cv2_inter(scale):
+    import cv2
+
+    return cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
+
+
+def _resize(im, scale, interp):
+    import cv2
+
+    if abs(scale - 1) <= 0.05:
+        return im
+    return cv2.resize(im, (max(1, int(round(im.shape[1] * scale))), max(1, int(round(im.shape[0] * scale)))),
+                      interpolation=interp)
+
+
+def _pad(im, pad):
+    import cv2
+
+    return cv2.copyMakeBorder(im, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=255)
+
+
+def _normalise_ocr_text(text: str) -> str:
+    """Unicode look-alikes PP-OCR returns for the label characters."""
+    t = str(text)
+    for a, b in (("\u03bc", "µ"), ("\uff4d", "m"), ("\u3000", " "), ("\uff0c", ","), ("\u3002", "."),
+                 ("\uff0e", "."), ("\u00b7", "."), ("\u2126", ""), ("\u2014", "-")):
+        t = t.replace(a, b)
+    return t
 
 
 def _has_descender(line: _Line) -> bool:
@@ -741,7 +872,7 @@ def _tesseract(img8, cfg) -> str:
 # Public API
 
 
-def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
+def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None) -> ScaleBar | None:
     """Find a burned-in scale bar and (with ``ocr=True``) read its label.
 
     Returns None when no bar-like object is found. When a bar is found but
@@ -753,8 +884,9 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
     OCRUnavailableError
         ``ocr=True`` but pytesseract or tesseract is missing.
     """
+    engine = _engine_name(engine)
     if ocr:
-        require_ocr()
+        require_ocr(engine)
     n = _normalise(data)
     strip = _find_strip(n)
     cands = _bar_candidates(n)
@@ -766,7 +898,7 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
         result = _make_result(cand, lines, strip)
         if ocr and lines:
             for line in lines[:3]:
-                text, conf = _ocr_line(n, line, cand)
+                text, conf = _ocr_line(n, line, cand, engine)
                 parsed = _plausible(parse_label(text), cand.length) if conf > 0 else None
                 if parsed:
                     result.ocr_text = text
