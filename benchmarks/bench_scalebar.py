@@ -161,7 +161,8 @@ def _make_case(rng, font_list, cv2) -> Case:
     font = font_list[fsel] if fsel < len(font_list) else (
         "pil-default" if fsel == len(font_list) else "hershey:" + HERSHEY[fsel - len(font_list) - 1])
     small = rng.random() < 0.3
-    font_px = int(rng.integers(9, 14)) if small else int(rng.integers(14, max(16, W // 40)))
+    # small: 9-13 px on a 1376-px-wide export; software scales its labels with the image
+    font_px = max(9, int(rng.integers(9, 14) * W / 1376)) if small else int(rng.integers(14, max(16, W // 40)))
     length = int(rng.integers(max(60, 4 * font_px), max(80, int(0.25 * W))))
     thick = int(rng.integers(2, max(3, min(14, length // 12))))
     if style == "caps":
@@ -229,6 +230,7 @@ def _make_case(rng, font_list, cv2) -> Case:
         img[cap_top:cap_bot, bar_c:bar_c + cw] = ink
         img[cap_top:cap_bot, bar_c + length - cw:bar_c + length] = ink
         params["caps"] = mode
+    params["bar"] = (int(r0), int(bar_c), int(r0 + thick), int(bar_c + length))
     # the label
     mid = bar_c + length / 2
     if lpos == "above":

@@ -147,6 +147,7 @@ class ScaleBar:
     ocr_confidence: float | None = None
     ocr_text: str | None = None
     extra_boxes: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
 
     @property
     def length_nm(self) -> float | None:
@@ -303,6 +304,7 @@ def _normalise(data: np.ndarray) -> np.ndarray:
 
 
 _TOL = 0.12
+_DBG = False
 
 
 def _row_runs(mask_rows: np.ndarray):
@@ -359,7 +361,6 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
         if not opened.any():
             continue
         nlab, lab, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-        rawlab = None
         for i in range(1, nlab):
             x, y, w, h, area = stats[i]
             if w < kmin or w >= 0.97 * W:
@@ -381,6 +382,7 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
             c0 = int(np.median(st[rows])) + x
             c1 = int(np.median(en[rows])) + x
             L = c1 - c0
+            if _DBG: print("comp", polarity, x, y, w, h, "L", L, "t", t)
             if L < kmin or t * 5 > L:
                 continue
             if c0 <= 0 or c1 >= W:
@@ -397,26 +399,34 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
                 inner = n[r0 + 1:r1 - 1, c0 + 1:c1 - 1]
             s_uni = float(np.clip(1.0 - (float(inner.std()) - 0.04) / 0.1, 0, 1))
             bar_val = float(np.median(inner))
-            # contrast with the rows just above and below (2 px away)
+            # rows of the bar the run test missed (a label touching it, JPEG damage at the edges)
+            while r0 > 1 and _bar_like(n[r0 - 1, c0:c1], bar_val) > ROW_JOIN_FRACTION:
+                r0 -= 1
+            while r1 < H - 1 and _bar_like(n[r1, c0:c1], bar_val) > ROW_JOIN_FRACTION:
+                r1 += 1
+            t = r1 - r0
+            if t * 5 > L:
+                continue
+            # contrast with the rows just above and below (2 px away); a robust
+            # percentile, so that a label touching the bar (a minority of the
+            # row's pixels) does not hide the contrast
             above = n[max(0, r0 - 3):r0, c0:c1]
             below = n[r1:min(H, r1 + 3), c0:c1]
-            ca = abs(float(np.median(above[0 if above.shape[0] < 3 else 1])) - bar_val) if above.size else 0
-            cb = abs(float(np.median(below[-1 if below.shape[0] < 3 else 1])) - bar_val) if below.size else 0
+            ca = _row_contrast(above[0 if above.shape[0] < 3 else 1], bar_val) if above.size else 0
+            cb = _row_contrast(below[-1 if below.shape[0] < 3 else 1], bar_val) if below.size else 0
             s_con = float(np.clip((min(ca, cb) - 0.15) / 0.3, 0, 1))
             score = min(s_rect, s_uni, s_con)
+            if _DBG: print("  scores", s_rect, s_uni, s_con, ca, cb, bar_val)
             if score <= 0.05:
                 continue
-            # component of the unopened mask touching the bar (end caps)
-            if rawlab is None:
-                _, rawlab = cv2.connectedComponents(raw8, connectivity=8)
-            rid = rawlab[(r0 + r1) // 2, (c0 + c1) // 2]
-            cb_box = (r0, c0, r1, c1)
-            if rid:
-                win = rawlab[max(0, r0 - L // 4):min(H, r1 + L // 4), c0:c1]
-                rr, cc = np.nonzero(win == rid)
-                if len(rr):
-                    oy = max(0, r0 - L // 4)
-                    cb_box = (int(min(rr.min() + oy, r0)), c0, int(max(rr.max() + oy + 1, r1)), c1)
+            # ends the opening cut short (noise or JPEG breaking the runs): follow the bar's rows outwards
+            c0, c1 = _extend_ends(n, r0, r1, c0, c1, bar_val)
+            L = c1 - c0
+            if c0 <= 0 or c1 >= W or L >= 0.97 * W:
+                continue
+            # end caps / ticks: the unopened mask's component through the bar, in the end columns only
+            # (a label touching the bar's middle is not a cap)
+            cb_box = _cap_box(raw8, r0, r1, c0, c1)
             # background next to the ends (outline or image)
             bg_left = n[r0:r1, max(0, c0 - 4):max(0, c0 - 2)]
             bg_right = n[r0:r1, min(W, c1 + 2):min(W, c1 + 4)]
@@ -431,6 +441,83 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
         out = [c for c in out if c.length >= 0.35 * max(good)]
     out.sort(key=lambda c: (c.score > 0.5, c.length * c.score), reverse=True)
     return out[:max_candidates]
+
+
+def _extend_ends(n, r0, r1, c0, c1, bar_val):
+    """Move the bar's ends outwards while the bar's rows stay bar-coloured and the rows beside do not.
+
+    A glyph touching the end of the bar reaches above or below the bar's rows,
+    a continuation of the bar does not; gaps of up to ``EXTEND_GAP`` columns
+    (noise) are crossed when the bar goes on after them.
+    """
+    H, W = n.shape
+    t = r1 - r0
+    above = max(0, r0 - 2)
+    below = min(H - 1, r1 + 1)
+
+    def is_bar(c):
+        col = n[r0:r1, c]
+        if np.mean(np.abs(col - bar_val) < 0.3) < 0.7:
+            return False
+        return abs(float(n[above, c]) - bar_val) >= 0.3 and abs(float(n[below, c]) - bar_val) >= 0.3
+
+    for step in (-1, 1):
+        c = c0 - 1 if step < 0 else c1
+        gap = 0
+        last = None
+        while 0 < c < W - 1 and gap <= EXTEND_GAP:
+            if is_bar(c):
+                last, gap = c, 0
+            else:
+                gap += 1
+            c += step
+        if last is not None:
+            if step < 0:
+                c0 = last
+            else:
+                c1 = last + 1
+    del t
+    return c0, c1
+
+
+def _cap_box(raw8, r0, r1, c0, c1):
+    """Box of the bar with its end caps (components of the raw mask at the bar's end columns)."""
+    import cv2
+
+    H, W = raw8.shape
+    L = c1 - c0
+    reach = max(4, L // 4)
+    wr0, wr1 = max(0, r0 - reach), min(H, r1 + reach)
+    win = raw8[wr0:wr1, c0:c1]
+    _, lab = cv2.connectedComponents(win, connectivity=8)
+    mid = lab[(r0 + r1) // 2 - wr0, :]
+    ids = np.unique(mid[mid > 0])
+    box = (r0, c0, r1, c1)
+    if not len(ids):
+        return box
+    e = max(3, min(L // 10, 3 * (r1 - r0) + 3))
+    ends = np.concatenate([lab[:, :e], lab[:, -e:]], axis=1)
+    rr = np.nonzero(np.isin(ends, ids).any(axis=1))[0]
+    if len(rr):
+        box = (int(min(rr.min() + wr0, r0)), c0, int(max(rr.max() + wr0 + 1, r1)), c1)
+    return box
+
+
+#: columns of non-bar pixels an end may cross when the bar goes on after them (noise, JPEG)
+EXTEND_GAP = 2
+#: a row next to a bar whose pixels are this bar-coloured (share) is part of the bar
+ROW_JOIN_FRACTION = 0.9
+#: percentile of |row - bar colour| taken as a row's contrast: text touching the bar covers well under 40 %
+#: of the row next to it (strokes of a label spanning part of the bar)
+ROW_CONTRAST_PERCENTILE = 60
+
+
+def _bar_like(row, bar_val) -> float:
+    return float(np.mean(np.abs(row - bar_val) < 0.25)) if row.size else 0.0
+
+
+def _row_contrast(row, bar_val) -> float:
+    return float(np.percentile(np.abs(row - bar_val), ROW_CONTRAST_PERCENTILE))
 
 
 def _is_backing(a: _Cand, b: _Cand) -> bool:
@@ -575,6 +662,7 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
                 dots.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0, i))
             continue
         comps.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0, i))
+        if _DBG: print("comp", comps[-1], area)
     if not comps:
         return []
     lines = []
@@ -633,6 +721,11 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     return lines
 
 
+#: the widest gap between glyphs of one label, in glyph heights (the space in '0.5 µm' of wide fonts
+#: such as OpenCV's Hershey faces is ~1.2 heights)
+WORD_GAP = 2.0
+
+
 def _grow_line(seed, comps):
     """Components on the same text line as ``seed``, chained by small horizontal gaps."""
     line = [seed]
@@ -652,7 +745,7 @@ def _grow_line(seed, comps):
             if ov < 0.5 * min(h, ch) or ch > 2.2 * h:
                 continue
             gap = max(c[1] - c1, c0 - c[3], 0)
-            if gap <= 1.6 * h:
+            if gap <= WORD_GAP * max(h, ch):  # a line seeded by 'u' or 'm' is x-height tall, digits taller
                 line.append(c)
                 changed = True
     return line
@@ -698,7 +791,20 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand, engine: str = DEFAULT_OCR_
     if engine == "rapidocr":
         raw8 = (np.clip(np.abs(crop - bar.colour) / max(2 * line.soft, 1e-3), 0, 1) * 255).astype(np.uint8)
         raw8[~keep & (np.abs(crop - bar.colour) < line.soft)] = 255  # the bar and other marks, not the image
-        return _rapid_vote(n, line, bar, [img8, raw8], h)
+        # a wider cut-out of the raw pixels: glyphs the component search missed (faint, thin strokes)
+        # are in it; above/below the bar it spans the bar's width, beside it 2 heights more outwards
+        if line.where in ("above", "below"):
+            wc0, wc1 = min(c0, bar.c0), max(c1, bar.c1)
+        elif line.where == "right":
+            wc0, wc1 = c0, c1 + 2 * h
+        else:
+            wc0, wc1 = c0 - 2 * h, c1
+        wc0, wc1 = max(0, wc0 - m), min(W, wc1 + m)
+        wide = n[R0:R1, wc0:wc1]
+        wide8 = (np.clip(np.abs(wide - bar.colour) / max(2 * line.soft, 1e-3), 0, 1) * 255).astype(np.uint8)
+        br0, bc0, br1, bc1 = bar.comp_box
+        wide8[max(0, br0 - 1 - R0):max(0, br1 + 1 - R0), max(0, bc0 - 1 - wc0):max(0, bc1 + 1 - wc0)] = 255
+        return _rapid_vote(n, line, bar, [img8, raw8, wide8], h)
     # Reads restricted to the label alphabet at a few text heights, plus
     # unrestricted reads; the majority value+unit wins and the share of reads
     # agreeing with it is the OCR confidence. (Tesseract's own word confidence is unreliable with a
@@ -766,19 +872,26 @@ def _rapid_vote(n, line, bar, images, h):
     if not parsed:
         texts = [t for t, _, _ in reads if t]
         return (texts[0] if texts else ""), 0.0
-    first = parsed[0]
-    agree = [r for r in parsed if _same(r[2], first[2])]
-    if len(agree) == len(reads):  # every cut-out gives the same reading
-        conf = 0.95 * min(r[1] for r in agree)
-    elif len(parsed) == 1:  # one reading, the other unreadable
-        best = parsed[0]
-        return best[0], float(0.7 * best[1])
-    else:  # readings disagree: the better scored one, never confident
-        best = max(parsed, key=lambda r: r[1])
-        return best[0], float(min(0.4, best[1]))
-    if first[2][1] == "mm":
+    votes = {}
+    for r in parsed:
+        key = next((k for k in votes if _same(k, r[2])), r[2])
+        votes.setdefault(key, []).append(r)
+    # most votes; then the reading with more digits (the usual misread drops a glyph); then score
+    best = max(votes, key=lambda k: (len(votes[k]), len(re.sub(r"\D", "", _fmt(k[0]))),
+                                     sum(r[1] for r in votes[k])))
+    agree = votes[best]
+    score = min(r[1] for r in agree)
+    if len(votes) > 1:  # cut-outs disagree: never confident
+        conf = min(DISAGREEING_CUE_CONFIDENCE, score)
+    elif len(agree) == len(reads):  # every cut-out gives the same reading
+        conf = 0.95 * score
+    elif len(agree) >= 2:
+        conf = 0.8 * score
+    else:  # one reading, the others unreadable
+        conf = 0.6 * score
+    if best[1] == "mm":
         conf = min(conf, 0.45)
-    return first[0], float(conf)
+    return agree[0][0], float(conf)
 
 
 def cv2_inter(scale):
@@ -887,7 +1000,35 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
     engine = _engine_name(engine)
     if ocr:
         require_ocr(engine)
-    n = _normalise(data)
+    best = None
+    for n in _planes(data):
+        result = _search(n, ocr, engine)
+        if result is None:
+            continue
+        if best is None:
+            best = result
+        if result.nm_per_px is not None or (not ocr and result.label_box is not None):
+            return result
+    return best
+
+
+def _planes(data):
+    """The grey image, then (RGB exports only) the chroma image where coloured bars and labels stand out."""
+    yield _normalise(data)
+    d = np.asarray(data)
+    if d.ndim == 3 and d.shape[-1] in (3, 4):
+        rgb = d[..., :3].astype(np.float32)
+        chroma = rgb.max(axis=-1) - rgb.min(axis=-1)
+        if float(chroma.max()) >= COLOUR_MIN_CHROMA * (255.0 if d.dtype == np.uint8 else float(rgb.max()) or 1.0):
+            yield _normalise(chroma)
+
+
+#: a colour export's bar is looked for in its chroma (max - min channel) when some pixel reaches this
+#: share of the full scale (saturated overlay colours: yellow, green, red, cyan reach 1.0)
+COLOUR_MIN_CHROMA = 0.5
+
+
+def _search(n, ocr, engine):
     strip = _find_strip(n)
     cands = _bar_candidates(n)
     if not cands:
@@ -901,13 +1042,15 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
                 text, conf = _ocr_line(n, line, cand, engine)
                 parsed = _plausible(parse_label(text), cand.length) if conf > 0 else None
                 if parsed:
+                    cue, notes = _label_cues(line, cand, text, parsed)
                     result.ocr_text = text
                     result.label_text = f"{_fmt(parsed[0])} {parsed[1]}"
                     result.label_box = tuple(int(v) for v in line.box)
                     result.value, result.unit = parsed
                     result.nm_per_px = parsed[0] * _UNIT_NM[parsed[1]] / cand.length
                     result.ocr_confidence = conf
-                    result.confidence = float(np.clip(cand.score * conf, 0, 1))
+                    result.confidence = float(np.clip(min(cand.score * conf, cue), 0, 1))
+                    result.checks = notes
                     break
                 if result.label_text is None and text:
                     result.label_text = result.ocr_text = text
@@ -918,6 +1061,65 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
             best = result
             break
     return best
+
+
+#: mantissas of the label values microscope software chooses (1-2-5 series); others are possible but rarer
+ROUND_MANTISSAS = (1.0, 2.0, 5.0)
+#: mantissas still seen on real bars (250 nm, 1.5 µm, 0.3 µm, 0.4 µm ...)
+COMMON_MANTISSAS = (1.5, 2.5, 3.0, 4.0)
+#: confidence of a reading that disagrees with another cue: below LOW_CONFIDENCE, never high
+DISAGREEING_CUE_CONFIDENCE = 0.4
+
+
+def _label_cues(line, cand, text, parsed):
+    """Checks of a reading against the geometry; returns (confidence ceiling, notes).
+
+    * round number: a 1-2-5 mantissa passes; 1.5/2.5/3/4 get a ceiling of 0.85;
+      anything else (``'15 nm'``, ``'300 nm'`` still pass at 0.85 / ...) is capped
+      below :data:`LOW_CONFIDENCE`;
+    * alignment: a label above/below is centred on the bar or flush with one of its ends;
+    * glyph count: the label line's glyphs are not many more than the characters read
+      (a dropped digit, ``'5 µm'`` for ``'2.5 µm'``);
+    * decimal point: a dot-sized mark between the glyphs and no separator in the reading
+      (``'15 µm'`` for ``'1.5 µm'``).
+    Each failed check caps the confidence at :data:`DISAGREEING_CUE_CONFIDENCE`.
+    """
+    notes = []
+    ceiling = 1.0
+    v = parsed[0]
+    mant = v / 10 ** np.floor(np.log10(v))
+    if any(abs(mant - m) < 1e-6 for m in ROUND_MANTISSAS):
+        pass
+    elif any(abs(mant - m) < 1e-6 for m in COMMON_MANTISSAS):
+        ceiling = min(ceiling, 0.85)
+        notes.append("label value not in the 1-2-5 series")
+    else:
+        ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
+        notes.append("label value is not a round number")
+    r0, c0, r1, c1 = line.box
+    h = max(1, r1 - r0)
+    L = cand.c1 - cand.c0
+    if line.where in ("above", "below"):
+        tol = max(0.06 * L, 0.5 * h, 3)
+        centred = abs((c0 + c1) / 2 - (cand.c0 + cand.c1) / 2) <= tol
+        flush = abs(c0 - cand.c0) <= tol or abs(c1 - cand.c1) <= tol
+        if not (centred or flush):
+            ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
+            notes.append("label neither centred on the bar nor flush with an end")
+    glyphs = [c for c in line.comps if (c[2] - c[0]) >= 0.35 * h]
+    dots = [c for c in line.comps if (c[2] - c[0]) < 0.35 * h and c[0] >= r0 + 0.45 * h]
+    chars = [ch for ch in "".join(str(text).split()) if ch not in ".,"]
+    if len(chars) < len(glyphs) - 1:
+        ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
+        notes.append(f"{len(glyphs)} glyphs but {len(chars)} characters read")
+    num = re.match(r"\D*(\d+(?:[.,]\d+)?)", "".join(str(text).split()))
+    has_sep = bool(num and re.search(r"[.,]", num.group(1)))
+    digit_glyphs = sorted(glyphs, key=lambda c: c[1])
+    inner_dot = any(digit_glyphs and digit_glyphs[0][3] <= d[1] and d[3] <= digit_glyphs[-1][1] for d in dots)
+    if inner_dot and not has_sep:
+        ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
+        notes.append("a decimal point is drawn but none was read")
+    return ceiling, notes
 
 
 def _make_result(cand: _Cand, lines, strip) -> ScaleBar:
