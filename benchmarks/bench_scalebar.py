@@ -315,6 +315,9 @@ def main(argv=None) -> int:
              f"{sum(cases[x[0]].params['style'] == s for x in r)}")
     line("time per image, median (s)", lambda r: f"{np.median([x[3] for x in r]):.3f}")
     line("time per image, max (s)", lambda r: f"{np.max([x[3] for x in r]):.3f}")
+    for e in engines:
+        slow = sorted(res[e], key=lambda x: -x[3])[:3]
+        print(f"{e} slowest: " + ", ".join(f"#{x[0]} {x[3]:.2f} s" for x in slow))
     big = [i for i, c in enumerate(cases) if c.data.shape[1] >= 4096]
     if big:
         line(f"time per 4096-wide image, mean ({len(big)})", lambda r: f"{np.mean([r[i][3] for i in big]):.3f}")

@@ -287,24 +287,115 @@ def parse_label(text: str):
 # Geometry helpers
 
 
-def _normalise(data: np.ndarray) -> np.ndarray:
+class _Norm:
+    """A 2-D image normalised to 0..1 by its own minimum and maximum, computed only where looked at.
+
+    ``n[key]`` gives the normalised float32 values of ``data[key]``; the
+    near-black/near-white masks of the whole image are computed once each.
+    A full float copy of a 4096 x 4096 image would cost more than the whole
+    scale-bar search is allowed (benchmarks/bench_scalebar.py).
+    """
+
+    def __init__(self, d: np.ndarray):
+        d = np.asarray(d)
+        if d.ndim != 2:
+            raise ValueError(f"expected a 2-D image, got shape {d.shape}")
+        if d.dtype.kind == "b":
+            d = d.astype(np.uint8)
+        if d.dtype.kind == "f":
+            finite = np.isfinite(d)
+            if not finite.all():
+                d = np.where(finite, d, np.nanmin(np.where(finite, d, np.inf)) if finite.any() else 0)
+        elif d.dtype.kind not in "ui":
+            d = d.astype(np.float32)
+        self.d = d
+        self.shape = d.shape
+        lo, hi = (float(d.min()), float(d.max())) if d.size else (0.0, 0.0)
+        self.lo = lo
+        self.inv = 1.0 / (hi - lo) if hi > lo else 0.0
+        self.hi = hi
+        self._masks = {}
+
+    def __getitem__(self, key):
+        v = self.d[key]
+        return (np.asarray(v, np.float32) - np.float32(self.lo)) * np.float32(self.inv)
+
+    def full(self) -> np.ndarray:
+        return self[...]
+
+    def mask(self, polarity: str) -> np.ndarray:
+        """uint8 mask of the pixels within ``_TOL`` of the darkest ('dark') or brightest ('bright') value."""
+        if polarity not in self._masks:
+            rng = self.hi - self.lo
+            if rng <= 0:
+                m = np.zeros(self.shape, np.uint8)
+            elif polarity == "dark":
+                m = (self.d <= self.lo + _TOL * rng).view(np.uint8)
+            else:
+                m = (self.d >= self.hi - _TOL * rng).view(np.uint8)
+            self._masks[polarity] = m
+        return self._masks[polarity]
+
+
+def _normalise(data: np.ndarray) -> _Norm:
     d = np.asarray(data)
     if d.ndim == 3 and d.shape[-1] in (3, 4):
-        d = d[..., :3].astype(np.float32).mean(axis=-1)
-    if d.ndim != 2:
-        raise ValueError(f"expected a 2-D image, got shape {d.shape}")
-    d = d.astype(np.float32)
-    finite = np.isfinite(d)
-    if not finite.all():
-        d = np.where(finite, d, np.nanmin(np.where(finite, d, np.inf)))
-    lo, hi = float(d.min()), float(d.max())
-    if hi <= lo:
-        return np.zeros(d.shape, np.float32)
-    return (d - lo) / (hi - lo)
+        import cv2
+
+        rgb = np.ascontiguousarray(d[..., :3])
+        if rgb.dtype == np.uint8:  # fast path; same mean as below to within rounding
+            d = cv2.transform(rgb, np.full((1, 3), 1 / 3, np.float32)).astype(np.float32)
+        else:
+            d = rgb.astype(np.float32).mean(axis=-1)
+    return _Norm(d)
 
 
 _TOL = 0.12
 _DBG = False
+
+
+def _open_rows(mask: np.ndarray, k: int) -> np.ndarray:
+    """Horizontal opening (1 x ``k``) of a uint8 mask, computed only on rows holding >= ``k`` pixels.
+
+    The kernel is one row tall, so rows are independent and rows with fewer
+    than ``k`` pixels open to nothing: the result equals the opening of the
+    whole mask.
+    """
+    import cv2
+
+    counts = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    rows = np.flatnonzero(counts >= k)
+    out = np.zeros_like(mask)
+    if len(rows):
+        out[rows] = cv2.morphologyEx(np.ascontiguousarray(mask[rows]), cv2.MORPH_OPEN, np.ones((1, k), np.uint8),
+                                     borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return out
+
+
+def _components(mask: np.ndarray):
+    """Connected components (8-connected) of a sparse uint8 mask: (x, y, w, h, area, own-pixels mask).
+
+    Labelled band by band (runs of rows holding any pixel, cut to their
+    columns): the same components as labelling the whole image, at a fraction
+    of the cost when the mask is sparse.
+    """
+    import cv2
+
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not len(rows):
+        return
+    breaks = np.flatnonzero(np.diff(rows) > 1)
+    starts = np.concatenate([[rows[0]], rows[breaks + 1]])
+    ends = np.concatenate([rows[breaks], [rows[-1]]]) + 1
+    for ra, rb in zip(starts, ends):
+        band = mask[ra:rb]
+        cols = np.flatnonzero(band.any(axis=0))
+        ca, cb = int(cols[0]), int(cols[-1]) + 1
+        band = np.ascontiguousarray(band[:, ca:cb])
+        nlab, lab, stats, _ = cv2.connectedComponentsWithStats(band, connectivity=8)
+        for i in range(1, nlab):
+            x, y, w, h, area = (int(v) for v in stats[i])
+            yield x + ca, y + int(ra), w, h, area, lab[y:y + h, x:x + w] == i
 
 
 def _row_runs(mask_rows: np.ndarray):
@@ -355,19 +446,13 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
     out = []
     for polarity in ("dark", "bright"):
         colour = 0.0 if polarity == "dark" else 1.0
-        raw = (n <= _TOL) if polarity == "dark" else (n >= 1 - _TOL)
-        raw8 = raw.astype(np.uint8)
-        opened = cv2.morphologyEx(raw8, cv2.MORPH_OPEN, np.ones((1, kmin), np.uint8))
-        if not opened.any():
-            continue
-        nlab, lab, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-        for i in range(1, nlab):
-            x, y, w, h, area = stats[i]
+        raw8 = n.mask(polarity)
+        opened = _open_rows(raw8, kmin)
+        for x, y, w, h, area, sub in _components(opened):
             if w < kmin or w >= 0.97 * W:
                 continue
             if area < kmin:
                 continue
-            sub = lab[y:y + h, x:x + w] == i
             st, en, ln = _row_runs(sub)
             lmax = ln.max()
             if lmax < kmin:
@@ -572,7 +657,7 @@ def _find_strip(n: np.ndarray):
     H, W = n.shape
     best = None
     for colour in (0.0, 1.0):
-        near = (np.abs(n - colour) <= _TOL).mean(axis=1)
+        near = n.mask("dark" if colour == 0.0 else "bright").mean(axis=1, dtype=np.float32)
         for edge in ("bottom", "top"):
             prof = near[::-1] if edge == "bottom" else near
             if prof[0] < 0.5:
@@ -628,7 +713,8 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     wr0, wr1 = max(0, bar.r0 - reach), min(H, bar.r1 + reach)
     if strip is not None and strip[0] <= bar.r0 and bar.r1 <= strip[2]:
         wr0, wr1 = max(wr0, strip[0]), min(wr1, strip[2])
-    wc0, wc1 = max(0, bar.c0 - reach), min(W, bar.c1 + int(max(1.5 * reach, 0.3 * W)))
+    side = int(max(1.5 * reach, 0.3 * W))  # a label beside the bar can be longer than a short bar
+    wc0, wc1 = max(0, bar.c0 - side), min(W, bar.c1 + side)
     win = n[wr0:wr1, wc0:wc1]
     bg = bar.bg if abs(bar.bg - bar.colour) > 0.2 else 1.0 - bar.colour
     contrast = abs(bg - bar.colour)
@@ -848,6 +934,8 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand, engine: str = DEFAULT_OCR_
     return text, float(conf)
 
 
+#: a PP-OCR line score (mean character probability) at which one cut-out is read as sure
+SURE_SCORE = 0.9
 #: PP-OCR's recogniser input height (rapidocr config ``Rec.rec_img_shape``)
 _REC_HEIGHT = 48
 
@@ -863,11 +951,20 @@ def _rapid_vote(n, line, bar, images, h):
         pad = max(4, int(0.15 * _REC_HEIGHT))
         prepared.append(_pad(im, pad))
     reads = []
-    for text, score in _rapid_read(prepared):
-        t = _normalise_ocr_text(text)
-        if micro:
-            t = _micro_fix(t)
-        reads.append((t, score, _plausible(parse_label(t), bar.length)))
+
+    def run(ims):
+        for text, score in _rapid_read(ims):
+            t = _normalise_ocr_text(text)
+            if micro:
+                t = _micro_fix(t)
+            reads.append((t, score, _plausible(parse_label(t), bar.length)))
+
+    # PP-OCR costs ~0.1 s per cut-out on one core: the blanked cut-out first; the raw and wide ones
+    # only when it leaves a doubt (no reading, a low score, or a reading the geometry disputes)
+    run(prepared[:1])
+    p0 = reads[0][2]
+    if not (p0 and reads[0][1] >= SURE_SCORE and _label_cues(line, bar, reads[0][0], p0)[0] >= 1.0):
+        run(prepared[1:])
     parsed = [(t, sc, p) for t, sc, p in reads if p]
     if not parsed:
         texts = [t for t, _, _ in reads if t]
@@ -883,6 +980,8 @@ def _rapid_vote(n, line, bar, images, h):
     score = min(r[1] for r in agree)
     if len(votes) > 1:  # cut-outs disagree: never confident
         conf = min(DISAGREEING_CUE_CONFIDENCE, score)
+    elif len(reads) == 1:  # one sure reading the geometry agrees with
+        conf = 0.9 * score
     elif len(agree) == len(reads):  # every cut-out gives the same reading
         conf = 0.95 * score
     elif len(agree) >= 2:
@@ -1001,10 +1100,14 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
     if ocr:
         require_ocr(engine)
     best = None
-    for n in _planes(data):
+    for k, n in enumerate(_planes(data)):
         result = _search(n, ocr, engine)
         if result is None:
             continue
+        if k > 0:  # found in the chroma of a colour export
+            result.checks.append("coloured bar: measured in the chroma (JPEG keeps it at half resolution)")
+            if result.length_px < CHROMA_SURE_LENGTH_PX:
+                result.confidence = min(result.confidence, DISAGREEING_CUE_CONFIDENCE)
         if best is None:
             best = result
         if result.nm_per_px is not None or (not ocr and result.label_box is not None):
@@ -1023,9 +1126,16 @@ def _planes(data):
             yield _normalise(chroma)
 
 
+#: a coloured bar's ends are blurred by JPEG's half-resolution chroma (up to ~2 px per end): shorter bars
+#: than this (2 x 2 px = 1 %) give low-confidence readings
+CHROMA_SURE_LENGTH_PX = 400
 #: a colour export's bar is looked for in its chroma (max - min channel) when some pixel reaches this
 #: share of the full scale (saturated overlay colours: yellow, green, red, cyan reach 1.0)
 COLOUR_MIN_CHROMA = 0.5
+
+
+#: label lines OCR'd per image at most (each costs ~0.1-0.3 s): the nearest lines of the best bars
+MAX_OCR_LINES = 4
 
 
 def _search(n, ocr, engine):
@@ -1034,11 +1144,15 @@ def _search(n, ocr, engine):
     if not cands:
         return None
     best = None
+    budget = [MAX_OCR_LINES]
     for cand in cands[:4]:
         lines = _label_lines(n, cand, strip)
         result = _make_result(cand, lines, strip)
         if ocr and lines:
             for line in lines[:3]:
+                if budget[0] <= 0:
+                    break
+                budget[0] -= 1
                 text, conf = _ocr_line(n, line, cand, engine)
                 parsed = _plausible(parse_label(text), cand.length) if conf > 0 else None
                 if parsed:
@@ -1256,7 +1370,7 @@ def preview_rgb(data: np.ndarray, bar: ScaleBar | None, max_side: int = 2048) ->
     n = _normalise(data)
     H, W = n.shape
     f = min(1.0, max_side / max(H, W))
-    grey = (n * 255).astype(np.uint8)
+    grey = (n.full() * 255).astype(np.uint8)
     if f < 1:
         grey = cv2.resize(grey, (max(1, int(W * f)), max(1, int(H * f))), interpolation=cv2.INTER_AREA)
     rgb = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
