@@ -1120,9 +1120,14 @@ def _planes(data):
     yield _normalise(data)
     d = np.asarray(data)
     if d.ndim == 3 and d.shape[-1] in (3, 4):
-        rgb = d[..., :3].astype(np.float32)
-        chroma = rgb.max(axis=-1) - rgb.min(axis=-1)
-        if float(chroma.max()) >= COLOUR_MIN_CHROMA * (255.0 if d.dtype == np.uint8 else float(rgb.max()) or 1.0):
+        import cv2
+
+        if d.dtype not in (np.uint8, np.uint16, np.float32):
+            d = d.astype(np.float32)
+        r, g, b = (np.ascontiguousarray(d[..., i]) for i in range(3))  # numpy's max over a length-3 axis is slow
+        chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
+        full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(d.dtype, float(d.max()) or 1.0)
+        if float(chroma.max()) >= COLOUR_MIN_CHROMA * full:
             yield _normalise(chroma)
 
 
