@@ -148,6 +148,7 @@ class ScaleBar:
     ocr_text: str | None = None
     extra_boxes: list = field(default_factory=list)
     checks: list = field(default_factory=list)
+    ocr_engine: str | None = None
 
     @property
     def length_nm(self) -> float | None:
@@ -160,8 +161,15 @@ class ScaleBar:
 # OCR availability
 
 
+#: environment variable naming the OCR engine used when none is given (``exoimage tem --ocr`` sets it,
+#: so that the batch's worker processes read labels the same way)
+OCR_ENGINE_ENV = "EXOIMAGE_OCR_ENGINE"
+
+
 def _engine_name(engine) -> str:
-    name = DEFAULT_OCR_ENGINE if engine is None else engine
+    import os
+
+    name = (os.environ.get(OCR_ENGINE_ENV) or DEFAULT_OCR_ENGINE) if engine is None else engine
     if name not in OCR_ENGINES:
         raise ValueError(f"OCR engine must be one of {', '.join(OCR_ENGINES)}, got {engine!r}")
     return name
@@ -351,7 +359,6 @@ def _normalise(data: np.ndarray) -> _Norm:
 
 
 _TOL = 0.12
-_DBG = False
 
 
 def _open_rows(mask: np.ndarray, k: int) -> np.ndarray:
@@ -467,7 +474,6 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
             c0 = int(np.median(st[rows])) + x
             c1 = int(np.median(en[rows])) + x
             L = c1 - c0
-            if _DBG: print("comp", polarity, x, y, w, h, "L", L, "t", t)
             if L < kmin or t * 5 > L:
                 continue
             if c0 <= 0 or c1 >= W:
@@ -501,7 +507,6 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
             cb = _row_contrast(below[-1 if below.shape[0] < 3 else 1], bar_val) if below.size else 0
             s_con = float(np.clip((min(ca, cb) - 0.15) / 0.3, 0, 1))
             score = min(s_rect, s_uni, s_con)
-            if _DBG: print("  scores", s_rect, s_uni, s_con, ca, cb, bar_val)
             if score <= 0.05:
                 continue
             # ends the opening cut short (noise or JPEG breaking the runs): follow the bar's rows outwards
@@ -748,7 +753,6 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
                 dots.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0, i))
             continue
         comps.append((y + wr0, x + wc0, y + h + wr0, x + w + wc0, i))
-        if _DBG: print("comp", comps[-1], area)
     if not comps:
         return []
     lines = []
@@ -1104,6 +1108,8 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
         result = _search(n, ocr, engine)
         if result is None:
             continue
+        if ocr:
+            result.ocr_engine = engine
         if k > 0:  # found in the chroma of a colour export
             result.checks.append("coloured bar: measured in the chroma (JPEG keeps it at half resolution)")
             if result.length_px < CHROMA_SURE_LENGTH_PX:
@@ -1342,6 +1348,10 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
     image.metadata["scale_bar_confidence"] = round(float(bar.confidence), 3)
     image.metadata["scale_bar_box"] = tuple(int(v) for v in bar.bar_box)
     image.metadata["scale_bar_nm_per_px"] = float(bar.nm_per_px)
+    image.metadata["scale_bar_label_box"] = tuple(int(v) for v in bar.label_box) if bar.label_box else None
+    image.metadata["scale_bar_ocr_engine"] = bar.ocr_engine
+    if bar.checks:
+        image.metadata["scale_bar_checks"] = "; ".join(bar.checks)
     label = f"{_fmt(bar.value)} {bar.unit}"
     rel = 0.0
     if not known:
@@ -1351,7 +1361,7 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
             image.warnings.append(coded(
                 "scale_bar_low_confidence",
                 f"scale bar calibration has low confidence ({bar.confidence:.2f}): read '{label}' over "
-                f"{bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px; check it or give pixel_size_nm"))
+                f"{bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px; check the bar and label found, or give the pixel size"))
     else:
         rel = abs(bar.nm_per_px - image.pixel_size_nm) / image.pixel_size_nm
         if rel > DISAGREEMENT_TOLERANCE:
