@@ -179,14 +179,23 @@ def ocr_available(engine: str | None = None) -> bool:
     """True when the OCR ``engine`` (default :data:`DEFAULT_OCR_ENGINE`) can be used."""
     name = _engine_name(engine)
     if name == "rapidocr":
-        import importlib.util
-
-        return (importlib.util.find_spec("rapidocr") is not None
-                and importlib.util.find_spec("onnxruntime") is not None)
+        return _module_present("rapidocr") and _module_present("onnxruntime")
     if _pytesseract is None:
         return False
     cmd = getattr(getattr(_pytesseract, "pytesseract", None), "tesseract_cmd", "tesseract")
     return shutil.which(cmd) is not None
+
+
+def _module_present(name: str) -> bool:
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name] is not None  # None: import blocked
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def require_ocr(engine: str | None = None):
@@ -361,6 +370,13 @@ def _normalise(data: np.ndarray) -> _Norm:
 _TOL = 0.12
 
 
+#: shortest bar, as a share of the image width: software draws bars of 5-30 % of the width; shorter
+#: straight dark/bright runs are edges of the specimen (the flat top of a stained vesicle rim)
+MIN_BAR_FRACTION = 0.03
+#: geometry score (0..1) below which a bar-like shape is not masked out of the analysis
+MASK_MIN_SCORE = 0.5
+
+
 def _open_rows(mask: np.ndarray, k: int) -> np.ndarray:
     """Horizontal opening (1 x ``k``) of a uint8 mask, computed only on rows holding >= ``k`` pixels.
 
@@ -474,7 +490,7 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
             c0 = int(np.median(st[rows])) + x
             c1 = int(np.median(en[rows])) + x
             L = c1 - c0
-            if L < kmin or t * 5 > L:
+            if L < max(kmin, MIN_BAR_FRACTION * W) or t * 5 > L:
                 continue
             if c0 <= 0 or c1 >= W:
                 continue
@@ -806,6 +822,14 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
             dist = key((r0, c0, r1, c1)) / max(h, 1)
             if dist > 3.0:
                 continue
+            if where in ("right", "left"):
+                # beside the bar: wholly beyond its end and vertically centred on it
+                beyond = c0 >= bar.c1 - 1 if where == "right" else c1 <= bar.c0 + 1
+                if not beyond or abs((r0 + r1) / 2 - mid) > max(BESIDE_CENTRE_TOLERANCE * h, 2 * bar.thickness):
+                    continue
+            if where in ("above", "below") and not _aligned(c0, c1, h, bar):
+                # other text of a databar or an annotation near the bar: tried after the aligned lines
+                dist += MISALIGNED_PENALTY
             lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast))
     lines.sort(key=lambda ln: ln.distance)
     return lines
@@ -814,6 +838,22 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
 #: the widest gap between glyphs of one label, in glyph heights (the space in '0.5 µm' of wide fonts
 #: such as OpenCV's Hershey faces is ~1.2 heights)
 WORD_GAP = 2.0
+
+
+#: a label beside the bar has its vertical centre within this many text heights of the bar's
+#: (software centres it; a line merely overlapping the bar's rows is other text)
+BESIDE_CENTRE_TOLERANCE = 0.5
+#: added to the distance (in text heights) of a line above/below the bar that is neither centred on
+#: it nor flush with an end, so that an aligned label further away is read first
+MISALIGNED_PENALTY = 3.0
+
+
+def _aligned(c0, c1, h, bar) -> bool:
+    """A label above/below the bar is centred on it or flush with one of its ends."""
+    L = bar.c1 - bar.c0
+    tol = max(0.06 * L, 0.5 * h, 3)
+    return (abs((c0 + c1) / 2 - (bar.c0 + bar.c1) / 2) <= tol
+            or abs(c0 - bar.c0) <= tol or abs(c1 - bar.c1) <= tol)
 
 
 def _grow_line(seed, comps):
@@ -1199,9 +1239,9 @@ DISAGREEING_CUE_CONFIDENCE = 0.4
 def _label_cues(line, cand, text, parsed):
     """Checks of a reading against the geometry; returns (confidence ceiling, notes).
 
-    * round number: a 1-2-5 mantissa passes; 1.5/2.5/3/4 get a ceiling of 0.85;
-      anything else (``'15 nm'``, ``'300 nm'`` still pass at 0.85 / ...) is capped
-      below :data:`LOW_CONFIDENCE`;
+    * round number: a 1-2-5 mantissa passes; 1.5/2.5/3/4 (``'250 nm'``, ``'15 nm'``)
+      get a ceiling of 0.85; anything else (``'370 nm'``) is capped below
+      :data:`LOW_CONFIDENCE`;
     * alignment: a label above/below is centred on the bar or flush with one of its ends;
     * glyph count: the label line's glyphs are not many more than the characters read
       (a dropped digit, ``'5 µm'`` for ``'2.5 µm'``);
@@ -1223,12 +1263,8 @@ def _label_cues(line, cand, text, parsed):
         notes.append("label value is not a round number")
     r0, c0, r1, c1 = line.box
     h = max(1, r1 - r0)
-    L = cand.c1 - cand.c0
     if line.where in ("above", "below"):
-        tol = max(0.06 * L, 0.5 * h, 3)
-        centred = abs((c0 + c1) / 2 - (cand.c0 + cand.c1) / 2) <= tol
-        flush = abs(c0 - cand.c0) <= tol or abs(c1 - cand.c1) <= tol
-        if not (centred or flush):
+        if not _aligned(c0, c1, h, cand):
             ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
             notes.append("label neither centred on the bar nor flush with an end")
     glyphs = [c for c in line.comps if (c[2] - c[0]) >= 0.35 * h]
@@ -1273,7 +1309,7 @@ def annotation_mask(data: np.ndarray, bar: ScaleBar | None = None) -> np.ndarray
     mask = np.zeros((H, W), bool)
     strip = _find_strip(n)
     if bar is None:
-        cands = _bar_candidates(n)
+        cands = [c for c in _bar_candidates(n) if c.score >= MASK_MIN_SCORE]
         if cands:
             cand = cands[0]
             for c in cands[:4]:
