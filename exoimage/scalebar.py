@@ -507,10 +507,13 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
             s_uni = float(np.clip(1.0 - (float(inner.std()) - 0.04) / 0.1, 0, 1))
             bar_val = float(np.median(inner))
             # rows of the bar the run test missed (a label touching it, JPEG damage at the edges)
-            while r0 > 1 and _bar_like(n[r0 - 1, c0:c1], bar_val) > ROW_JOIN_FRACTION:
+            join = t + 1  # at most doubling the bar (beyond that it is a block, not a bar)
+            while r0 > 1 and join > 0 and _bar_like(n[r0 - 1, c0:c1], bar_val) > ROW_JOIN_FRACTION:
                 r0 -= 1
-            while r1 < H - 1 and _bar_like(n[r1, c0:c1], bar_val) > ROW_JOIN_FRACTION:
+                join -= 1
+            while r1 < H - 1 and join > 0 and _bar_like(n[r1, c0:c1], bar_val) > ROW_JOIN_FRACTION:
                 r1 += 1
+                join -= 1
             t = r1 - r0
             if t * 5 > L:
                 continue
@@ -582,7 +585,27 @@ def _extend_ends(n, r0, r1, c0, c1, bar_val):
                 c0 = last
             else:
                 c1 = last + 1
-    del t
+
+    # end caps: a tick (bar-coloured above or below the bar's rows) at one end means caps at both;
+    # a tick just outside the other end (the run test lost it to noise) belongs to the bar
+    def is_tick(c):
+        if not 0 <= c < W:
+            return False
+        if np.mean(np.abs(n[r0:r1, c] - bar_val) < 0.3) < 0.7:
+            return False
+        return abs(float(n[above, c]) - bar_val) < 0.3 or abs(float(n[below, c]) - bar_val) < 0.3
+
+    reach = CAP_SEARCH_PX + max(1, t)
+    left_in = any(is_tick(c) for c in range(c0, min(c1, c0 + reach)))
+    right_in = any(is_tick(c) for c in range(max(c0, c1 - reach), c1))
+    if right_in and not left_in:
+        out = [c for c in range(c0 - 1, max(-1, c0 - 1 - reach), -1) if is_tick(c)]
+        if out and np.all(np.diff([c0] + out) >= -(EXTEND_GAP + 1)):
+            c0 = min(out)
+    if left_in and not right_in:
+        out = [c for c in range(c1, min(W, c1 + reach)) if is_tick(c)]
+        if out and np.all(np.diff([c1 - 1] + out) <= EXTEND_GAP + 1):
+            c1 = max(out) + 1
     return c0, c1
 
 
@@ -609,6 +632,8 @@ def _cap_box(raw8, r0, r1, c0, c1):
     return box
 
 
+#: columns beyond a bar's end searched for its end cap (plus the bar's thickness)
+CAP_SEARCH_PX = 4
 #: columns of non-bar pixels an end may cross when the bar goes on after them (noise, JPEG)
 EXTEND_GAP = 2
 #: a row next to a bar whose pixels are this bar-coloured (share) is part of the bar
