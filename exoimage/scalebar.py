@@ -6,7 +6,9 @@ calibration is a bar drawn into the image with a label such as ``500 nm``,
 white databar strip along the bottom (or top) edge.
 
 * :func:`find_scale_bar` finds the bar geometrically and measures its length
-  to the pixel, then reads its label with Tesseract OCR.
+  to the pixel, then reads its label with OCR: PP-OCR's recogniser (rapidocr,
+  ONNX models shipped in its wheel; a default dependency) on a cut-out of the
+  label line only, or Tesseract (``engine="tesseract"``, optional).
 * :func:`annotation_mask` marks the bar, its label and any databar strip so
   that image analyses can ignore them.
 * :func:`calibrate_from_scale_bar` fills an :class:`~exoimage.io.Image`'s pixel
@@ -33,28 +35,31 @@ Boxes are ``(row0, col0, row1, col1)`` with exclusive ``row1``/``col1``, like
 Python slices; a solid bar covering columns 192..992 has ``length_px = 801``.
 
 Only horizontal bars are detected; bars must be close to the darkest or the
-brightest value in the image (burned-in bars are practically always pure black
-or pure white).
+brightest value of the grey image or, in a colour export, of its chroma
+(max - min channel: yellow, green, red, cyan overlays). A label touching the
+bar, noise breaking the bar's runs and end caps lost to noise are handled
+(rows joined, ends followed outwards, caps looked for at both ends).
 
 How the label is read
 ---------------------
 Text components of the bar's colour near the bar are grouped into lines; the
 candidate lines above, below, right and left of the bar are tried nearest
-first. Each line is cut out with the bar and everything else blanked, turned
-into dark text on white, rescaled to ~36 px text height and read by Tesseract
-(``--psm 7``) restricted to ``0123456789.,`` and the unit letters
-``n m u µ μ p A Å``. Accepted units: nm, µm (written ``µm``, ``μm`` or
-``um``), Å (``A`` is read as Å), mm. Decimal points and commas are both
-decimal separators (``0,2 µm`` = 0.2 µm).
+first, lines above/below that are neither centred on the bar nor flush with an
+end after the aligned ones, and a line beside the bar only when it is wholly
+beyond its end and vertically centred on it (other databar text is not the
+label). PP-OCR reads the line with everything else blanked; when that reading
+is not sure (score < 0.9, or a check below fails) it also reads the raw
+cut-out and a wider one; readings that disagree are capped at 0.4.
+Accepted units: nm, µm (written ``µm``, ``μm`` or ``um``), Å (``A`` is read
+as Å), mm. Decimal points and commas are both decimal separators.
 
-Each line is read several times (restricted and unrestricted alphabet, text
-heights 22-60 px); the majority value+unit wins. ``confidence`` is the bar's
-geometry score (rectangularity, uniformity, contrast; 0..1) times the share
-of reads agreeing with the winner (x 0.95). Readings giving an implausible
-pixel size (outside 0.001-10000 nm/px) are discarded; readings in mm are
-capped at confidence 0.45 (rare on micrographs, and 'µm' can read as 'mm').
-When a glyph of the label reaches below the baseline (only µ does, in a
-scale-bar label) a unit read as ``nm``/``mm``/digit+``m`` is taken as µm.
+``confidence`` is the bar's geometry score times the OCR's confidence, capped
+by checks against the geometry (each failed check: <= 0.4, below
+:data:`LOW_CONFIDENCE`): the label value is a 1-2-5 number (1.5/2.5/3/4:
+<= 0.85; anything else <= 0.4); a label above/below is centred or flush; the
+characters read are not fewer than the glyphs drawn; a drawn decimal point is
+read; mm readings (<= 0.45); a coloured bar shorter than 400 px (JPEG chroma).
+Failed checks are listed in ``ScaleBar.checks``.
 
 OCR confusions of µ: Tesseract's English model has no reliable µ, it reads it
 as ``u``, ``p``, ``y`` or ``j``; all of ``um``, ``pm``, ``ym``, ``jm`` are
@@ -62,10 +67,10 @@ therefore taken as **micrometres**. Picometre scale bars do not occur on
 TEM/SEM micrographs (a 1 pm bar is 1/100 of an atom), so ``pm`` is never read
 as picometres.
 
-OCR is optional: without ``pytesseract`` (``pip install 'exoimage[ocr]'``)
-and the ``tesseract`` program (``apt-get install tesseract-ocr``) this module
-still imports, ``find_scale_bar(..., ocr=False)`` and :func:`annotation_mask`
-work, and ``find_scale_bar(..., ocr=True)`` raises :class:`OCRUnavailableError`.
+Without an OCR engine this module still imports, ``find_scale_bar(...,
+ocr=False)`` and :func:`annotation_mask` work, and ``find_scale_bar(...,
+ocr=True)`` raises :class:`OCRUnavailableError`. The engine is ``engine=``,
+else the ``EXOIMAGE_OCR_ENGINE`` environment variable, else ``rapidocr``.
 """
 
 from __future__ import annotations

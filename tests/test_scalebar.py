@@ -500,17 +500,8 @@ def test_real_jpeg_through_the_read_path():
     assert md["scale_bar_confidence"] >= 0.5 and md["scale_bar_label_box"] is not None
 
 
-@needs_ocr
-@needs_real
-def test_real_jpeg_cli_tem_without_pixel_size(tmp_path):
-    import pandas as pd
-
-    from exoimage.cli import main
-
-    assert main(["tem", str(REAL_JPEG), "--out", str(tmp_path / "o")]) == 0
-    row = pd.read_csv(tmp_path / "o" / "images.csv").iloc[0]
-    assert row["pixel_size_source"] == "scale_bar" and row["scale_bar_text"] == "500 nm"
-    assert row["pixel_size_nm"] == pytest.approx(0.6242, rel=0.01)
+# `exoimage tem` on the ScanEV jpeg without --pixel-size: tests/test_cli_tem.py
+# (test_real_micrograph_calibrated_from_its_scale_bar, which also checks the vesicles).
 
 
 @needs_tesseract
