@@ -154,6 +154,7 @@ class ScaleBar:
     extra_boxes: list = field(default_factory=list)
     checks: list = field(default_factory=list)
     ocr_engine: str | None = None
+    orientation: str = "horizontal"
 
     @property
     def length_nm(self) -> float | None:
@@ -1198,7 +1199,47 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
             best = result
         if result.nm_per_px is not None or (not ocr and result.label_box is not None):
             return result
+    if best is None or best.geometry_score < VERTICAL_RETRY_SCORE:
+        # no horizontal bar: a vertical one, searched on the image turned a quarter clockwise (a label
+        # written bottom-to-top beside it then reads left to right)
+        d = np.asarray(data)
+        if d.ndim in (2, 3) and min(d.shape[:2]) >= 16:
+            turned = np.ascontiguousarray(np.rot90(d, -1))
+            for n in _planes(turned):
+                result = _search(n, ocr, engine)
+                if result is None or result.geometry_score < VERTICAL_RETRY_SCORE:
+                    continue
+                result = _unturn(result, d.shape[0])
+                if ocr:
+                    result.ocr_engine = engine
+                if result.nm_per_px is not None or not ocr:
+                    return result
+                best = best or result
+                break
     return best
+
+
+#: below this geometry score of the best horizontal candidate, vertical bars are looked for too
+VERTICAL_RETRY_SCORE = 0.5
+
+
+def _unturn(bar: ScaleBar, H: int) -> ScaleBar:
+    """Boxes of a bar found on ``np.rot90(image, -1)`` back in the image's coordinates.
+
+    On the turned image, pixel (r, c) is pixel (H - 1 - c, r) of the image.
+    """
+    def back(b):
+        if b is None:
+            return None
+        r0, c0, r1, c1 = b
+        return (H - c1, r0, H - c0, r1)
+
+    bar.bar_box = back(bar.bar_box)
+    bar.label_box = back(bar.label_box)
+    bar.strip_box = None  # strips run along the bottom or top edge only
+    bar.extra_boxes = [back(b) for b in bar.extra_boxes]
+    bar.orientation = "vertical"
+    return bar
 
 
 def _planes(data):

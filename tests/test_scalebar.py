@@ -510,3 +510,24 @@ def test_real_jpeg_tesseract_option(real):
     res = find_scale_bar(real.data, engine="tesseract")
     assert (res.value, res.unit) == (500.0, "nm") and res.ocr_engine == "tesseract"
     assert res.nm_per_px == pytest.approx(REAL_NM_PER_PX, rel=0.01)
+
+
+@needs_ocr
+@needs_fonts
+def test_vertical_bar_with_its_label_written_bottom_to_top():
+    img = _field((600, 500), seed=6)
+    img[100:400, 440:446] = 0  # a vertical 300 px bar near the right edge
+    from PIL import Image as PImage, ImageDraw, ImageFont
+
+    label = PImage.new("L", (130, 34), 255)
+    ImageDraw.Draw(label).text((2, 2), "500 nm", fill=0, font=ImageFont.truetype(_font("DejaVuSans.ttf"), 26))
+    rot = np.asarray(label.rotate(90, expand=True))  # reads bottom to top
+    r, c = 185, 400
+    sub = img[r:r + rot.shape[0], c:c + rot.shape[1]]
+    img[r:r + rot.shape[0], c:c + rot.shape[1]] = np.minimum(sub, rot)
+    res = find_scale_bar(img)
+    assert res is not None and res.orientation == "vertical"
+    assert res.bar_box == (100, 440, 400, 446)
+    assert abs(res.length_px - 300) <= 1
+    assert (res.value, res.unit) == (500.0, "nm") and res.nm_per_px == pytest.approx(500 / 300, rel=0.01)
+    assert annotation_mask(img, res)[100:400, 440:446].all()
