@@ -1019,6 +1019,8 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand, engine: str = DEFAULT_OCR_
     return text, float(conf)
 
 
+#: label lines shorter than this (px) are always read three ways (blanked, raw, wide cut-outs)
+SMALL_TEXT_PX = 14
 #: a PP-OCR line score (mean character probability) at which one cut-out is read as sure
 SURE_SCORE = 0.9
 #: PP-OCR's recogniser input height (rapidocr config ``Rec.rec_img_shape``)
@@ -1037,18 +1039,28 @@ def _rapid_vote(n, line, bar, images, h):
         prepared.append(_pad(im, pad))
     reads = []
 
+    corrected = set()
+
     def run(ims):
         for text, score in _rapid_read(ims):
             t = _normalise_ocr_text(text)
             if micro:
                 t = _micro_fix(t)
-            reads.append((t, score, _plausible(parse_label(t), bar.length)))
+            raw = parse_label(t)
+            p = _plausible(raw, bar.length)
+            if p is None and raw and raw[1] == "mm":  # 'nm' read as 'mm' (impossible as mm): a correction
+                p = _plausible((raw[0], "nm"), bar.length)
+                if p:
+                    corrected.add(len(reads))
+            reads.append((t, score, p))
 
     # PP-OCR costs ~0.1 s per cut-out on one core: the blanked cut-out first; the raw and wide ones
-    # only when it leaves a doubt (no reading, a low score, or a reading the geometry disputes)
+    # only when it leaves a doubt (no reading, a low score, or a reading the geometry disputes), or
+    # for small text, which loses glyphs (a leading '0.') in the blanked cut-out alone
     run(prepared[:1])
     p0 = reads[0][2]
-    if not (p0 and reads[0][1] >= SURE_SCORE and _label_cues(line, bar, reads[0][0], p0)[0] >= 1.0):
+    small = h < SMALL_TEXT_PX
+    if small or not (p0 and reads[0][1] >= SURE_SCORE and _label_cues(line, bar, reads[0][0], p0)[0] >= 1.0):
         run(prepared[1:])
     parsed = [(t, sc, p) for t, sc, p in reads if p]
     if not parsed:
@@ -1075,6 +1087,9 @@ def _rapid_vote(n, line, bar, images, h):
         conf = 0.6 * score
     if best[1] == "mm":
         conf = min(conf, 0.45)
+    if any(i in corrected for i, r in enumerate(reads) if r in agree):
+        conf = min(conf, DISAGREEING_CUE_CONFIDENCE)
+        return f"{_fmt(best[0])} {best[1]}", float(conf)  # the corrected reading (the caller re-parses)
     return agree[0][0], float(conf)
 
 

@@ -531,3 +531,15 @@ def test_vertical_bar_with_its_label_written_bottom_to_top():
     assert abs(res.length_px - 300) <= 1
     assert (res.value, res.unit) == (500.0, "nm") and res.nm_per_px == pytest.approx(500 / 300, rel=0.01)
     assert annotation_mask(img, res)[100:400, 440:446].all()
+
+
+@needs_fonts
+def test_nm_read_as_mm_is_corrected_at_low_confidence(monkeypatch):
+    img = _field(seed=7)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, "100 nm", 365, 205)
+    monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
+    # 100 mm over 300 px would be 333 µm per pixel: impossible on a micrograph, so 'mm' is 'nm' misread
+    _fake_ocr(monkeypatch, [[("100 mm", 0.99)], [("100 mm", 0.99), ("100 mm", 0.99)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert (res.value, res.unit) == (100.0, "nm") and res.confidence < 0.5
