@@ -86,6 +86,7 @@ for _name, _trusted, _what in (
         ("phenom", True, "Phenom ELID archive metadata"),
         ("tvips", True, "TVIPS EM-MENU TIFF metadata"),
         ("scale_bar", False, "read from the burned-in scale bar"),
+        ("scale_bar_drawn", True, "measured by the user on the burned-in scale bar (a line drawn in the plugin)"),
         (NO_CALIBRATION, False, "no pixel size")):
     register_calibration_source(_name, trusted=_trusted, description=_what)
 del _name, _trusted, _what

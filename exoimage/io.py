@@ -728,10 +728,10 @@ def _scale_bar_step(img: Image) -> None:
     except ImportError:
         return
     try:
-        bar = find_scale_bar(img.data, ocr=False)
-        if bar is not None and (img.pixel_size_nm is None or
-                                (img.pixel_size_source != "given" and ocr_available())):
-            bar = find_scale_bar(img.data, ocr=True)
+        # one search: the label is read (OCR) when it calibrates or cross-checks the image
+        read_label = img.pixel_size_nm is None or (img.pixel_size_source != "given" and ocr_available())
+        bar = find_scale_bar(img.data, ocr=read_label)
+        if bar is not None and read_label:
             img = calibrate_from_scale_bar(img, bar)
         elif img.pixel_size_nm is None:
             img = calibrate_from_scale_bar(img, bar)  # no bar: says so

@@ -6,7 +6,9 @@ calibration is a bar drawn into the image with a label such as ``500 nm``,
 white databar strip along the bottom (or top) edge.
 
 * :func:`find_scale_bar` finds the bar geometrically and measures its length
-  to the pixel, then reads its label with Tesseract OCR.
+  to the pixel, then reads its label with OCR: PP-OCR's recogniser (rapidocr,
+  ONNX models shipped in its wheel; a default dependency) on a cut-out of the
+  label line only, or Tesseract (``engine="tesseract"``, optional).
 * :func:`annotation_mask` marks the bar, its label and any databar strip so
   that image analyses can ignore them.
 * :func:`calibrate_from_scale_bar` fills an :class:`~exoimage.io.Image`'s pixel
@@ -33,28 +35,31 @@ Boxes are ``(row0, col0, row1, col1)`` with exclusive ``row1``/``col1``, like
 Python slices; a solid bar covering columns 192..992 has ``length_px = 801``.
 
 Only horizontal bars are detected; bars must be close to the darkest or the
-brightest value in the image (burned-in bars are practically always pure black
-or pure white).
+brightest value of the grey image or, in a colour export, of its chroma
+(max - min channel: yellow, green, red, cyan overlays). A label touching the
+bar, noise breaking the bar's runs and end caps lost to noise are handled
+(rows joined, ends followed outwards, caps looked for at both ends).
 
 How the label is read
 ---------------------
 Text components of the bar's colour near the bar are grouped into lines; the
 candidate lines above, below, right and left of the bar are tried nearest
-first. Each line is cut out with the bar and everything else blanked, turned
-into dark text on white, rescaled to ~36 px text height and read by Tesseract
-(``--psm 7``) restricted to ``0123456789.,`` and the unit letters
-``n m u µ μ p A Å``. Accepted units: nm, µm (written ``µm``, ``μm`` or
-``um``), Å (``A`` is read as Å), mm. Decimal points and commas are both
-decimal separators (``0,2 µm`` = 0.2 µm).
+first, lines above/below that are neither centred on the bar nor flush with an
+end after the aligned ones, and a line beside the bar only when it is wholly
+beyond its end and vertically centred on it (other databar text is not the
+label). PP-OCR reads the line with everything else blanked; when that reading
+is not sure (score < 0.9, or a check below fails) it also reads the raw
+cut-out and a wider one; readings that disagree are capped at 0.4.
+Accepted units: nm, µm (written ``µm``, ``μm`` or ``um``), Å (``A`` is read
+as Å), mm. Decimal points and commas are both decimal separators.
 
-Each line is read several times (restricted and unrestricted alphabet, text
-heights 22-60 px); the majority value+unit wins. ``confidence`` is the bar's
-geometry score (rectangularity, uniformity, contrast; 0..1) times the share
-of reads agreeing with the winner (x 0.95). Readings giving an implausible
-pixel size (outside 0.001-10000 nm/px) are discarded; readings in mm are
-capped at confidence 0.45 (rare on micrographs, and 'µm' can read as 'mm').
-When a glyph of the label reaches below the baseline (only µ does, in a
-scale-bar label) a unit read as ``nm``/``mm``/digit+``m`` is taken as µm.
+``confidence`` is the bar's geometry score times the OCR's confidence, capped
+by checks against the geometry (each failed check: <= 0.4, below
+:data:`LOW_CONFIDENCE`): the label value is a 1-2-5 number (1.5/2.5/3/4:
+<= 0.85; anything else <= 0.4); a label above/below is centred or flush; the
+characters read are not fewer than the glyphs drawn; a drawn decimal point is
+read; mm readings (<= 0.45); a coloured bar shorter than 400 px (JPEG chroma).
+Failed checks are listed in ``ScaleBar.checks``.
 
 OCR confusions of µ: Tesseract's English model has no reliable µ, it reads it
 as ``u``, ``p``, ``y`` or ``j``; all of ``um``, ``pm``, ``ym``, ``jm`` are
@@ -62,10 +67,10 @@ therefore taken as **micrometres**. Picometre scale bars do not occur on
 TEM/SEM micrographs (a 1 pm bar is 1/100 of an atom), so ``pm`` is never read
 as picometres.
 
-OCR is optional: without ``pytesseract`` (``pip install 'exoimage[ocr]'``)
-and the ``tesseract`` program (``apt-get install tesseract-ocr``) this module
-still imports, ``find_scale_bar(..., ocr=False)`` and :func:`annotation_mask`
-work, and ``find_scale_bar(..., ocr=True)`` raises :class:`OCRUnavailableError`.
+Without an OCR engine this module still imports, ``find_scale_bar(...,
+ocr=False)`` and :func:`annotation_mask` work, and ``find_scale_bar(...,
+ocr=True)`` raises :class:`OCRUnavailableError`. The engine is ``engine=``,
+else the ``EXOIMAGE_OCR_ENGINE`` environment variable, else ``rapidocr``.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ import numpy as np
 
 from .warning_codes import coded
 
-try:  # optional extra
+try:  # optional extra (``--ocr tesseract``)
     import pytesseract as _pytesseract
 except ImportError:  # pragma: no cover - exercised via monkeypatch in tests
     _pytesseract = None
@@ -102,8 +107,13 @@ LOW_CONFIDENCE = 0.5
 #: relative difference between bar and metadata pixel size that gets a warning
 DISAGREEMENT_TOLERANCE = 0.02
 
-OCR_INSTALL_HINT = ("reading scale-bar labels needs OCR: pip install 'exoimage[ocr]' "
-                    "and apt-get install tesseract-ocr")
+#: OCR engines that can read a label; the first is the default (a default dependency)
+OCR_ENGINES = ("rapidocr", "tesseract")
+DEFAULT_OCR_ENGINE = OCR_ENGINES[0]
+OCR_INSTALL_HINT = ("reading scale-bar labels needs OCR: pip install rapidocr onnxruntime "
+                    "(default dependencies of exoimage)")
+TESSERACT_INSTALL_HINT = ("the tesseract engine needs pip install 'exoimage[ocr]' "
+                          "and apt-get install tesseract-ocr")
 
 _WHITELIST = "0123456789.,nmuµμpAÅ"
 #: nm/px a scale-bar reading may give (TEM/SEM/AFM micrographs); outside -> misread
@@ -142,6 +152,9 @@ class ScaleBar:
     ocr_confidence: float | None = None
     ocr_text: str | None = None
     extra_boxes: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    ocr_engine: str | None = None
+    orientation: str = "horizontal"
 
     @property
     def length_nm(self) -> float | None:
@@ -154,19 +167,88 @@ class ScaleBar:
 # OCR availability
 
 
-def ocr_available() -> bool:
-    """True when both pytesseract and the tesseract program can be used."""
+#: environment variable naming the OCR engine used when none is given (``exoimage tem --ocr`` sets it,
+#: so that the batch's worker processes read labels the same way)
+OCR_ENGINE_ENV = "EXOIMAGE_OCR_ENGINE"
+
+
+def _engine_name(engine) -> str:
+    import os
+
+    name = (os.environ.get(OCR_ENGINE_ENV) or DEFAULT_OCR_ENGINE) if engine is None else engine
+    if name not in OCR_ENGINES:
+        raise ValueError(f"OCR engine must be one of {', '.join(OCR_ENGINES)}, got {engine!r}")
+    return name
+
+
+def ocr_available(engine: str | None = None) -> bool:
+    """True when the OCR ``engine`` (default :data:`DEFAULT_OCR_ENGINE`) can be used."""
+    name = _engine_name(engine)
+    if name == "rapidocr":
+        return _module_present("rapidocr") and _module_present("onnxruntime")
     if _pytesseract is None:
         return False
     cmd = getattr(getattr(_pytesseract, "pytesseract", None), "tesseract_cmd", "tesseract")
     return shutil.which(cmd) is not None
 
 
-def require_ocr():
+def _module_present(name: str) -> bool:
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name] is not None  # None: import blocked
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_ocr(engine: str | None = None):
+    """Raise :class:`OCRUnavailableError` when the OCR ``engine`` cannot be used."""
+    name = _engine_name(engine)
+    if name == "rapidocr":
+        if not ocr_available(name):
+            raise OCRUnavailableError(f"rapidocr/onnxruntime is not installed; {OCR_INSTALL_HINT}")
+        return
     if _pytesseract is None:
-        raise OCRUnavailableError(f"pytesseract is not installed; {OCR_INSTALL_HINT}")
-    if not ocr_available():
-        raise OCRUnavailableError(f"the tesseract program is not installed; {OCR_INSTALL_HINT}")
+        raise OCRUnavailableError(f"pytesseract is not installed; {TESSERACT_INSTALL_HINT}")
+    if not ocr_available(name):
+        raise OCRUnavailableError(f"the tesseract program is not installed; {TESSERACT_INSTALL_HINT}")
+
+
+_RAPID_REC = None
+
+
+def _rapid_recogniser():
+    """PP-OCR's text-line recogniser (rapidocr, ONNX model shipped in its wheel), loaded once per process.
+
+    Only the recognition model is used: the lines to read are found here
+    geometrically, so detection (and its cost) is skipped. One thread: the
+    batch runs one image per core.
+    """
+    global _RAPID_REC
+    if _RAPID_REC is None:
+        import logging
+
+        from rapidocr import RapidOCR
+
+        eng = RapidOCR(params={"Global.log_level": "error",
+                               "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+                               "EngineConfig.onnxruntime.inter_op_num_threads": 1})
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+        _RAPID_REC = eng._load_rec_model()
+    return _RAPID_REC
+
+
+def _rapid_read(images) -> list:
+    """Read text lines (uint8 grey, dark text on white) with PP-OCR: [(text, score 0..1)]."""
+    from rapidocr.ch_ppocr_rec import TextRecInput
+
+    rec = _rapid_recogniser()
+    imgs = [np.ascontiguousarray(np.repeat(im[..., None], 3, axis=2)) for im in images]
+    out = rec(TextRecInput(img=imgs))
+    return [(str(t), float(sc)) for t, sc in zip(out.txts, out.scores)]
 
 
 # --------------------------------------------------------------------------
@@ -228,23 +310,130 @@ def parse_label(text: str):
 # Geometry helpers
 
 
-def _normalise(data: np.ndarray) -> np.ndarray:
+class _Norm:
+    """A 2-D image normalised to 0..1 by its own minimum and maximum, computed only where looked at.
+
+    ``n[key]`` gives the normalised float32 values of ``data[key]``; the
+    near-black/near-white masks of the whole image are computed once each.
+    A full float copy of a 4096 x 4096 image would cost more than the whole
+    scale-bar search is allowed (benchmarks/bench_scalebar.py).
+    """
+
+    def __init__(self, d: np.ndarray):
+        d = np.asarray(d)
+        if d.ndim != 2:
+            raise ValueError(f"expected a 2-D image, got shape {d.shape}")
+        if d.dtype.kind == "b":
+            d = d.astype(np.uint8)
+        if d.dtype.kind == "f":
+            finite = np.isfinite(d)
+            if not finite.all():
+                d = np.where(finite, d, np.nanmin(np.where(finite, d, np.inf)) if finite.any() else 0)
+        elif d.dtype.kind not in "ui":
+            d = d.astype(np.float32)
+        self.d = d
+        self.shape = d.shape
+        lo, hi = (float(d.min()), float(d.max())) if d.size else (0.0, 0.0)
+        self.lo = lo
+        self.inv = 1.0 / (hi - lo) if hi > lo else 0.0
+        self.hi = hi
+        self._masks = {}
+
+    def __getitem__(self, key):
+        v = self.d[key]
+        return (np.asarray(v, np.float32) - np.float32(self.lo)) * np.float32(self.inv)
+
+    def full(self) -> np.ndarray:
+        return self[...]
+
+    def mask(self, polarity: str) -> np.ndarray:
+        """uint8 mask of the pixels within ``_TOL`` of the darkest ('dark') or brightest ('bright') value."""
+        if polarity not in self._masks:
+            rng = self.hi - self.lo
+            if rng <= 0:
+                m = np.zeros(self.shape, np.uint8)
+            elif polarity == "dark":
+                m = (self.d <= self.lo + _TOL * rng).view(np.uint8)
+            else:
+                m = (self.d >= self.hi - _TOL * rng).view(np.uint8)
+            self._masks[polarity] = m
+        return self._masks[polarity]
+
+
+def _normalise(data: np.ndarray) -> _Norm:
     d = np.asarray(data)
     if d.ndim == 3 and d.shape[-1] in (3, 4):
-        d = d[..., :3].astype(np.float32).mean(axis=-1)
-    if d.ndim != 2:
-        raise ValueError(f"expected a 2-D image, got shape {d.shape}")
-    d = d.astype(np.float32)
-    finite = np.isfinite(d)
-    if not finite.all():
-        d = np.where(finite, d, np.nanmin(np.where(finite, d, np.inf)))
-    lo, hi = float(d.min()), float(d.max())
-    if hi <= lo:
-        return np.zeros(d.shape, np.float32)
-    return (d - lo) / (hi - lo)
+        import cv2
+
+        rgb = np.ascontiguousarray(d[..., :3])
+        if rgb.dtype == np.uint8:  # fast path; same mean as below to within rounding
+            d = cv2.transform(rgb, np.full((1, 3), 1 / 3, np.float32)).astype(np.float32)
+        else:
+            d = rgb.astype(np.float32).mean(axis=-1)
+    return _Norm(d)
 
 
 _TOL = 0.12
+
+
+#: shortest bar, as a share of the image width: software draws bars of 5-30 % of the width; shorter
+#: straight dark/bright runs are edges of the specimen (the flat top of a stained vesicle rim)
+MIN_BAR_FRACTION = 0.03
+#: geometry score (0..1) below which a bar-like shape is not masked out of the analysis
+MASK_MIN_SCORE = 0.5
+
+
+def _open_rows(mask: np.ndarray, k: int) -> np.ndarray:
+    """Horizontal opening (1 x ``k``) of a uint8 mask, computed only on rows holding >= ``k`` pixels.
+
+    The kernel is one row tall, so rows are independent and rows with fewer
+    than ``k`` pixels open to nothing: the result equals the opening of the
+    whole mask.
+    """
+    import cv2
+
+    counts = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+    rows = np.flatnonzero(counts >= k)
+    out = np.zeros_like(mask)
+    if len(rows):
+        out[rows] = cv2.morphologyEx(np.ascontiguousarray(mask[rows]), cv2.MORPH_OPEN, np.ones((1, k), np.uint8),
+                                     borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return out
+
+
+def _components(mask: np.ndarray, min_run: int = 1):
+    """Connected components (8-connected) of an opened uint8 mask: (x, y, w, h, area, own-pixels mask).
+
+    The mask holds horizontal runs of at least ``min_run`` pixels, so it is
+    first labelled at 1/f of its width (f = ``min_run`` // 4, max-pooled
+    columns: no run is lost), and each coarse component is then labelled
+    exactly inside its own box. Same components as labelling the whole image
+    (each reported once), for a fraction of the cost on 4096 x 4096 images.
+    """
+    import cv2
+
+    H, W = mask.shape
+    f = max(1, min_run // 4)
+    if f > 1:
+        pooled = cv2.dilate(mask, np.ones((1, f), np.uint8), anchor=(0, 0),
+                            borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        coarse = np.ascontiguousarray(pooled[:, ::f])
+    else:
+        coarse = mask
+    nlab, _, stats, _ = cv2.connectedComponentsWithStats(coarse, connectivity=8)
+    seen = set()
+    for i in range(1, nlab):
+        x, y, w, h, _a = (int(v) for v in stats[i])
+        xa, xb = max(0, x * f - f), min(W, (x + w) * f + f)
+        sub = np.ascontiguousarray(mask[y:y + h, xa:xb])
+        n2, lab, st2, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
+        for j in range(1, n2):
+            x2, y2, w2, h2, area = (int(v) for v in st2[j])
+            key = (x2 + xa, y2 + y, w2, h2, area)
+            if key in seen:
+                continue
+            seen.add(key)
+            yield x2 + xa, y2 + y, w2, h2, area, lab[y2:y2 + h2, x2:x2 + w2] == j
 
 
 def _row_runs(mask_rows: np.ndarray):
@@ -295,20 +484,13 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
     out = []
     for polarity in ("dark", "bright"):
         colour = 0.0 if polarity == "dark" else 1.0
-        raw = (n <= _TOL) if polarity == "dark" else (n >= 1 - _TOL)
-        raw8 = raw.astype(np.uint8)
-        opened = cv2.morphologyEx(raw8, cv2.MORPH_OPEN, np.ones((1, kmin), np.uint8))
-        if not opened.any():
-            continue
-        nlab, lab, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-        rawlab = None
-        for i in range(1, nlab):
-            x, y, w, h, area = stats[i]
+        raw8 = n.mask(polarity)
+        opened = _open_rows(raw8, kmin)
+        for x, y, w, h, area, sub in _components(opened, kmin):
             if w < kmin or w >= 0.97 * W:
                 continue
             if area < kmin:
                 continue
-            sub = lab[y:y + h, x:x + w] == i
             st, en, ln = _row_runs(sub)
             lmax = ln.max()
             if lmax < kmin:
@@ -323,7 +505,7 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
             c0 = int(np.median(st[rows])) + x
             c1 = int(np.median(en[rows])) + x
             L = c1 - c0
-            if L < kmin or t * 5 > L:
+            if L < max(kmin, MIN_BAR_FRACTION * W) or t * 5 > L:
                 continue
             if c0 <= 0 or c1 >= W:
                 continue
@@ -339,26 +521,36 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
                 inner = n[r0 + 1:r1 - 1, c0 + 1:c1 - 1]
             s_uni = float(np.clip(1.0 - (float(inner.std()) - 0.04) / 0.1, 0, 1))
             bar_val = float(np.median(inner))
-            # contrast with the rows just above and below (2 px away)
+            # rows of the bar the run test missed (a label touching it, JPEG damage at the edges)
+            join = max(t + 1, L // 5)  # beyond L/5 rows it is a block, not a bar (the thinness test)
+            while r0 > 1 and join > 0 and _bar_like(n[r0 - 1, c0:c1], bar_val) > ROW_JOIN_FRACTION:
+                r0 -= 1
+                join -= 1
+            while r1 < H - 1 and join > 0 and _bar_like(n[r1, c0:c1], bar_val) > ROW_JOIN_FRACTION:
+                r1 += 1
+                join -= 1
+            t = r1 - r0
+            if t * 5 > L:
+                continue
+            # contrast with the rows just above and below (2 px away); a robust
+            # percentile, so that a label touching the bar (a minority of the
+            # row's pixels) does not hide the contrast
             above = n[max(0, r0 - 3):r0, c0:c1]
             below = n[r1:min(H, r1 + 3), c0:c1]
-            ca = abs(float(np.median(above[0 if above.shape[0] < 3 else 1])) - bar_val) if above.size else 0
-            cb = abs(float(np.median(below[-1 if below.shape[0] < 3 else 1])) - bar_val) if below.size else 0
+            ca = _row_contrast(above[0 if above.shape[0] < 3 else 1], bar_val) if above.size else 0
+            cb = _row_contrast(below[-1 if below.shape[0] < 3 else 1], bar_val) if below.size else 0
             s_con = float(np.clip((min(ca, cb) - 0.15) / 0.3, 0, 1))
             score = min(s_rect, s_uni, s_con)
             if score <= 0.05:
                 continue
-            # component of the unopened mask touching the bar (end caps)
-            if rawlab is None:
-                _, rawlab = cv2.connectedComponents(raw8, connectivity=8)
-            rid = rawlab[(r0 + r1) // 2, (c0 + c1) // 2]
-            cb_box = (r0, c0, r1, c1)
-            if rid:
-                win = rawlab[max(0, r0 - L // 4):min(H, r1 + L // 4), c0:c1]
-                rr, cc = np.nonzero(win == rid)
-                if len(rr):
-                    oy = max(0, r0 - L // 4)
-                    cb_box = (int(min(rr.min() + oy, r0)), c0, int(max(rr.max() + oy + 1, r1)), c1)
+            # ends the opening cut short (noise or JPEG breaking the runs): follow the bar's rows outwards
+            c0, c1 = _extend_ends(n, r0, r1, c0, c1, bar_val)
+            L = c1 - c0
+            if c0 <= 0 or c1 >= W or L >= 0.97 * W:
+                continue
+            # end caps / ticks: the unopened mask's component through the bar, in the end columns only
+            # (a label touching the bar's middle is not a cap)
+            cb_box = _cap_box(raw8, r0, r1, c0, c1)
             # background next to the ends (outline or image)
             bg_left = n[r0:r1, max(0, c0 - 4):max(0, c0 - 2)]
             bg_right = n[r0:r1, min(W, c1 + 2):min(W, c1 + 4)]
@@ -373,6 +565,105 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
         out = [c for c in out if c.length >= 0.35 * max(good)]
     out.sort(key=lambda c: (c.score > 0.5, c.length * c.score), reverse=True)
     return out[:max_candidates]
+
+
+def _extend_ends(n, r0, r1, c0, c1, bar_val):
+    """Move the bar's ends outwards while the bar's rows stay bar-coloured and the rows beside do not.
+
+    A glyph touching the end of the bar reaches above or below the bar's rows,
+    a continuation of the bar does not; gaps of up to ``EXTEND_GAP`` columns
+    (noise) are crossed when the bar goes on after them.
+    """
+    H, W = n.shape
+    t = r1 - r0
+    above = max(0, r0 - 2)
+    below = min(H - 1, r1 + 1)
+
+    def is_bar(c):
+        col = n[r0:r1, c]
+        if np.mean(np.abs(col - bar_val) < 0.3) < 0.7:
+            return False
+        return abs(float(n[above, c]) - bar_val) >= 0.3 and abs(float(n[below, c]) - bar_val) >= 0.3
+
+    for step in (-1, 1):
+        c = c0 - 1 if step < 0 else c1
+        gap = 0
+        last = None
+        while 0 < c < W - 1 and gap <= EXTEND_GAP:
+            if is_bar(c):
+                last, gap = c, 0
+            else:
+                gap += 1
+            c += step
+        if last is not None:
+            if step < 0:
+                c0 = last
+            else:
+                c1 = last + 1
+
+    # end caps: a tick (bar-coloured above or below the bar's rows) at one end means caps at both;
+    # a tick just outside the other end (the run test lost it to noise) belongs to the bar
+    def is_tick(c):
+        if not 0 <= c < W:
+            return False
+        if np.mean(np.abs(n[r0:r1, c] - bar_val) < 0.3) < 0.7:
+            return False
+        return abs(float(n[above, c]) - bar_val) < 0.3 or abs(float(n[below, c]) - bar_val) < 0.3
+
+    reach = CAP_SEARCH_PX + max(1, t)
+    left_in = any(is_tick(c) for c in range(c0, min(c1, c0 + reach)))
+    right_in = any(is_tick(c) for c in range(max(c0, c1 - reach), c1))
+    if right_in and not left_in:
+        out = [c for c in range(c0 - 1, max(-1, c0 - 1 - reach), -1) if is_tick(c)]
+        if out and np.all(np.diff([c0] + out) >= -(EXTEND_GAP + 1)):
+            c0 = min(out)
+    if left_in and not right_in:
+        out = [c for c in range(c1, min(W, c1 + reach)) if is_tick(c)]
+        if out and np.all(np.diff([c1 - 1] + out) <= EXTEND_GAP + 1):
+            c1 = max(out) + 1
+    return c0, c1
+
+
+def _cap_box(raw8, r0, r1, c0, c1):
+    """Box of the bar with its end caps (components of the raw mask at the bar's end columns)."""
+    import cv2
+
+    H, W = raw8.shape
+    L = c1 - c0
+    reach = max(4, L // 4)
+    wr0, wr1 = max(0, r0 - reach), min(H, r1 + reach)
+    win = raw8[wr0:wr1, c0:c1]
+    _, lab = cv2.connectedComponents(win, connectivity=8)
+    mid = lab[(r0 + r1) // 2 - wr0, :]
+    ids = np.unique(mid[mid > 0])
+    box = (r0, c0, r1, c1)
+    if not len(ids):
+        return box
+    e = max(3, min(L // 10, 3 * (r1 - r0) + 3))
+    ends = np.concatenate([lab[:, :e], lab[:, -e:]], axis=1)
+    rr = np.nonzero(np.isin(ends, ids).any(axis=1))[0]
+    if len(rr):
+        box = (int(min(rr.min() + wr0, r0)), c0, int(max(rr.max() + wr0 + 1, r1)), c1)
+    return box
+
+
+#: columns beyond a bar's end searched for its end cap (plus the bar's thickness)
+CAP_SEARCH_PX = 4
+#: columns of non-bar pixels an end may cross when the bar goes on after them (noise, JPEG)
+EXTEND_GAP = 2
+#: a row next to a bar whose pixels are this bar-coloured (share) is part of the bar
+ROW_JOIN_FRACTION = 0.9
+#: percentile of |row - bar colour| taken as a row's contrast: text touching the bar covers well under 40 %
+#: of the row next to it (strokes of a label spanning part of the bar)
+ROW_CONTRAST_PERCENTILE = 60
+
+
+def _bar_like(row, bar_val) -> float:
+    return float(np.mean(np.abs(row - bar_val) < 0.25)) if row.size else 0.0
+
+
+def _row_contrast(row, bar_val) -> float:
+    return float(np.percentile(np.abs(row - bar_val), ROW_CONTRAST_PERCENTILE))
 
 
 def _is_backing(a: _Cand, b: _Cand) -> bool:
@@ -427,7 +718,7 @@ def _find_strip(n: np.ndarray):
     H, W = n.shape
     best = None
     for colour in (0.0, 1.0):
-        near = (np.abs(n - colour) <= _TOL).mean(axis=1)
+        near = n.mask("dark" if colour == 0.0 else "bright").mean(axis=1, dtype=np.float32)
         for edge in ("bottom", "top"):
             prof = near[::-1] if edge == "bottom" else near
             if prof[0] < 0.5:
@@ -483,7 +774,8 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     wr0, wr1 = max(0, bar.r0 - reach), min(H, bar.r1 + reach)
     if strip is not None and strip[0] <= bar.r0 and bar.r1 <= strip[2]:
         wr0, wr1 = max(wr0, strip[0]), min(wr1, strip[2])
-    wc0, wc1 = max(0, bar.c0 - reach), min(W, bar.c1 + int(max(1.5 * reach, 0.3 * W)))
+    side = int(max(1.5 * reach, 0.3 * W))  # a label beside the bar can be longer than a short bar
+    wc0, wc1 = max(0, bar.c0 - side), min(W, bar.c1 + side)
     win = n[wr0:wr1, wc0:wc1]
     bg = bar.bg if abs(bar.bg - bar.colour) > 0.2 else 1.0 - bar.colour
     contrast = abs(bg - bar.colour)
@@ -570,9 +862,38 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
             dist = key((r0, c0, r1, c1)) / max(h, 1)
             if dist > 3.0:
                 continue
+            if where in ("right", "left"):
+                # beside the bar: wholly beyond its end and vertically centred on it
+                beyond = c0 >= bar.c1 - 1 if where == "right" else c1 <= bar.c0 + 1
+                if not beyond or abs((r0 + r1) / 2 - mid) > max(BESIDE_CENTRE_TOLERANCE * h, 2 * bar.thickness):
+                    continue
+            if where in ("above", "below") and not _aligned(c0, c1, h, bar):
+                # other text of a databar or an annotation near the bar: tried after the aligned lines
+                dist += MISALIGNED_PENALTY
             lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast))
     lines.sort(key=lambda ln: ln.distance)
     return lines
+
+
+#: the widest gap between glyphs of one label, in glyph heights (the space in '0.5 µm' of wide fonts
+#: such as OpenCV's Hershey faces is ~1.2 heights)
+WORD_GAP = 2.0
+
+
+#: a label beside the bar has its vertical centre within this many text heights of the bar's
+#: (software centres it; a line merely overlapping the bar's rows is other text)
+BESIDE_CENTRE_TOLERANCE = 0.5
+#: added to the distance (in text heights) of a line above/below the bar that is neither centred on
+#: it nor flush with an end, so that an aligned label further away is read first
+MISALIGNED_PENALTY = 3.0
+
+
+def _aligned(c0, c1, h, bar) -> bool:
+    """A label above/below the bar is centred on it or flush with one of its ends."""
+    L = bar.c1 - bar.c0
+    tol = max(0.06 * L, 0.5 * h, 3)
+    return (abs((c0 + c1) / 2 - (bar.c0 + bar.c1) / 2) <= tol
+            or abs(c0 - bar.c0) <= tol or abs(c1 - bar.c1) <= tol)
 
 
 def _grow_line(seed, comps):
@@ -594,7 +915,7 @@ def _grow_line(seed, comps):
             if ov < 0.5 * min(h, ch) or ch > 2.2 * h:
                 continue
             gap = max(c[1] - c1, c0 - c[3], 0)
-            if gap <= 1.6 * h:
+            if gap <= WORD_GAP * max(h, ch):  # a line seeded by 'u' or 'm' is x-height tall, digits taller
                 line.append(c)
                 changed = True
     return line
@@ -604,7 +925,7 @@ def _grow_line(seed, comps):
 # OCR
 
 
-def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
+def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand, engine: str = DEFAULT_OCR_ENGINE):
     """OCR one label line; returns (text, confidence 0..1)."""
     import cv2
 
@@ -637,6 +958,24 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
     grey = np.clip(np.abs(crop - bar.colour) / max(2 * line.soft, 1e-3), 0, 1)
     grey = np.where(keep, grey, 1.0)
     img8 = (grey * 255).astype(np.uint8)
+    if engine == "rapidocr":
+        raw8 = (np.clip(np.abs(crop - bar.colour) / max(2 * line.soft, 1e-3), 0, 1) * 255).astype(np.uint8)
+        raw8[~keep & (np.abs(crop - bar.colour) < line.soft)] = 255  # the bar and other marks, not the image
+        # a wider cut-out of the raw pixels: glyphs the component search missed (faint, thin strokes)
+        # are in it; above/below the bar it spans the bar's width, beside it 2 heights more outwards
+        if line.where in ("above", "below"):  # towards the bar's ends, 3 text heights at most (PP-OCR's
+            # cost grows with the width)
+            wc0, wc1 = max(min(c0, bar.c0), c0 - 3 * h), min(max(c1, bar.c1), c1 + 3 * h)
+        elif line.where == "right":
+            wc0, wc1 = c0, c1 + 2 * h
+        else:
+            wc0, wc1 = c0 - 2 * h, c1
+        wc0, wc1 = max(0, wc0 - m), min(W, wc1 + m)
+        wide = n[R0:R1, wc0:wc1]
+        wide8 = (np.clip(np.abs(wide - bar.colour) / max(2 * line.soft, 1e-3), 0, 1) * 255).astype(np.uint8)
+        br0, bc0, br1, bc1 = bar.comp_box
+        wide8[max(0, br0 - 1 - R0):max(0, br1 + 1 - R0), max(0, bc0 - 1 - wc0):max(0, bc1 + 1 - wc0)] = 255
+        return _rapid_vote(n, line, bar, [img8, raw8, wide8], h)
     # Reads restricted to the label alphabet at a few text heights, plus
     # unrestricted reads; the majority value+unit wins and the share of reads
     # agreeing with it is the OCR confidence. (Tesseract's own word confidence is unreliable with a
@@ -678,6 +1017,110 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand):
     if best[1] == "mm":  # mm bars are rare on micrographs and 'µm' can read as 'mm'
         conf = min(conf, 0.45)
     return text, float(conf)
+
+
+#: label lines shorter than this (px) are always read three ways (blanked, raw, wide cut-outs)
+SMALL_TEXT_PX = 14
+#: a PP-OCR line score (mean character probability) at which one cut-out is read as sure
+SURE_SCORE = 0.9
+#: PP-OCR's recogniser input height (rapidocr config ``Rec.rec_img_shape``)
+_REC_HEIGHT = 48
+
+
+def _rapid_vote(n, line, bar, images, h):
+    """PP-OCR reads of one label line (blanked and raw cut-outs); (text, confidence)."""
+    micro = _has_descender(line)
+    prepared = []
+    for im in images:
+        scale = 0.7 * _REC_HEIGHT / max(h, 1)  # glyphs ~70 % of the input height, as in training crops
+        interp = cv2_inter(scale)
+        im = _resize(im, scale, interp)
+        pad = max(4, int(0.15 * _REC_HEIGHT))
+        prepared.append(_pad(im, pad))
+    reads = []
+
+    corrected = set()
+
+    def run(ims):
+        for text, score in _rapid_read(ims):
+            t = _normalise_ocr_text(text)
+            if micro:
+                t = _micro_fix(t)
+            raw = parse_label(t)
+            p = _plausible(raw, bar.length)
+            if p is None and raw and raw[1] == "mm":  # 'nm' read as 'mm' (impossible as mm): a correction
+                p = _plausible((raw[0], "nm"), bar.length)
+                if p:
+                    corrected.add(len(reads))
+            reads.append((t, score, p))
+
+    # PP-OCR costs ~0.1 s per cut-out on one core: the blanked cut-out first; the raw and wide ones
+    # only when it leaves a doubt (no reading, a low score, or a reading the geometry disputes), or
+    # for small text, which loses glyphs (a leading '0.') in the blanked cut-out alone
+    run(prepared[:1])
+    p0 = reads[0][2]
+    small = h < SMALL_TEXT_PX
+    if small or not (p0 and reads[0][1] >= SURE_SCORE and _label_cues(line, bar, reads[0][0], p0)[0] >= 1.0):
+        run(prepared[1:])
+    parsed = [(t, sc, p) for t, sc, p in reads if p]
+    if not parsed:
+        texts = [t for t, _, _ in reads if t]
+        return (texts[0] if texts else ""), 0.0
+    votes = {}
+    for r in parsed:
+        key = next((k for k in votes if _same(k, r[2])), r[2])
+        votes.setdefault(key, []).append(r)
+    # most votes; then the reading with more digits (the usual misread drops a glyph); then score
+    best = max(votes, key=lambda k: (len(votes[k]), len(re.sub(r"\D", "", _fmt(k[0]))),
+                                     sum(r[1] for r in votes[k])))
+    agree = votes[best]
+    score = min(r[1] for r in agree)
+    if len(votes) > 1:  # cut-outs disagree: never confident
+        conf = min(DISAGREEING_CUE_CONFIDENCE, score)
+    elif len(reads) == 1:  # one sure reading the geometry agrees with
+        conf = 0.9 * score
+    elif len(agree) == len(reads):  # every cut-out gives the same reading
+        conf = 0.95 * score
+    elif len(agree) >= 2:
+        conf = 0.8 * score
+    else:  # one reading, the others unreadable
+        conf = 0.6 * score
+    if best[1] == "mm":
+        conf = min(conf, 0.45)
+    if any(i in corrected for i, r in enumerate(reads) if r in agree):
+        conf = min(conf, DISAGREEING_CUE_CONFIDENCE)
+        return f"{_fmt(best[0])} {best[1]}", float(conf)  # the corrected reading (the caller re-parses)
+    return agree[0][0], float(conf)
+
+
+def cv2_inter(scale):
+    import cv2
+
+    return cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
+
+
+def _resize(im, scale, interp):
+    import cv2
+
+    if abs(scale - 1) <= 0.05:
+        return im
+    return cv2.resize(im, (max(1, int(round(im.shape[1] * scale))), max(1, int(round(im.shape[0] * scale)))),
+                      interpolation=interp)
+
+
+def _pad(im, pad):
+    import cv2
+
+    return cv2.copyMakeBorder(im, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=255)
+
+
+def _normalise_ocr_text(text: str) -> str:
+    """Unicode look-alikes PP-OCR returns for the label characters."""
+    t = str(text)
+    for a, b in (("\u03bc", "µ"), ("\uff4d", "m"), ("\u3000", " "), ("\uff0c", ","), ("\u3002", "."),
+                 ("\uff0e", "."), ("\u00b7", "."), ("\u2126", ""), ("\u2014", "-")):
+        t = t.replace(a, b)
+    return t
 
 
 def _has_descender(line: _Line) -> bool:
@@ -741,7 +1184,7 @@ def _tesseract(img8, cfg) -> str:
 # Public API
 
 
-def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
+def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None) -> ScaleBar | None:
     """Find a burned-in scale bar and (with ``ocr=True``) read its label.
 
     Returns None when no bar-like object is found. When a bar is found but
@@ -753,29 +1196,122 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
     OCRUnavailableError
         ``ocr=True`` but pytesseract or tesseract is missing.
     """
+    engine = _engine_name(engine)
     if ocr:
-        require_ocr()
-    n = _normalise(data)
+        require_ocr(engine)
+    best = None
+    for k, n in enumerate(_planes(data)):
+        result = _search(n, ocr, engine)
+        if result is None:
+            continue
+        if ocr:
+            result.ocr_engine = engine
+        if k > 0:  # found in the chroma of a colour export
+            result.checks.append("coloured bar: measured in the chroma (JPEG keeps it at half resolution)")
+            if result.length_px < CHROMA_SURE_LENGTH_PX:
+                result.confidence = min(result.confidence, DISAGREEING_CUE_CONFIDENCE)
+        if best is None:
+            best = result
+        if result.nm_per_px is not None or (not ocr and result.label_box is not None):
+            return result
+    if best is None or best.geometry_score < VERTICAL_RETRY_SCORE:
+        # no horizontal bar: a vertical one, searched on the image turned a quarter clockwise (a label
+        # written bottom-to-top beside it then reads left to right)
+        d = np.asarray(data)
+        if d.ndim in (2, 3) and min(d.shape[:2]) >= 16:
+            turned = np.ascontiguousarray(np.rot90(d, -1))
+            for n in _planes(turned):
+                result = _search(n, ocr, engine)
+                if result is None or result.geometry_score < VERTICAL_RETRY_SCORE:
+                    continue
+                result = _unturn(result, d.shape[0])
+                if ocr:
+                    result.ocr_engine = engine
+                if result.nm_per_px is not None or not ocr:
+                    return result
+                best = best or result
+                break
+    return best
+
+
+#: below this geometry score of the best horizontal candidate, vertical bars are looked for too
+VERTICAL_RETRY_SCORE = 0.5
+
+
+def _unturn(bar: ScaleBar, H: int) -> ScaleBar:
+    """Boxes of a bar found on ``np.rot90(image, -1)`` back in the image's coordinates.
+
+    On the turned image, pixel (r, c) is pixel (H - 1 - c, r) of the image.
+    """
+    def back(b):
+        if b is None:
+            return None
+        r0, c0, r1, c1 = b
+        return (H - c1, r0, H - c0, r1)
+
+    bar.bar_box = back(bar.bar_box)
+    bar.label_box = back(bar.label_box)
+    bar.strip_box = None  # strips run along the bottom or top edge only
+    bar.extra_boxes = [back(b) for b in bar.extra_boxes]
+    bar.orientation = "vertical"
+    return bar
+
+
+def _planes(data):
+    """The grey image, then (RGB exports only) the chroma image where coloured bars and labels stand out."""
+    yield _normalise(data)
+    d = np.asarray(data)
+    if d.ndim == 3 and d.shape[-1] in (3, 4):
+        import cv2
+
+        if d.dtype not in (np.uint8, np.uint16, np.float32):
+            d = d.astype(np.float32)
+        r, g, b = (np.ascontiguousarray(d[..., i]) for i in range(3))  # numpy's max over a length-3 axis is slow
+        chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
+        full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(d.dtype, float(d.max()) or 1.0)
+        if float(chroma.max()) >= COLOUR_MIN_CHROMA * full:
+            yield _normalise(chroma)
+
+
+#: a coloured bar's ends are blurred by JPEG's half-resolution chroma (up to ~2 px per end): shorter bars
+#: than this (2 x 2 px = 1 %) give low-confidence readings
+CHROMA_SURE_LENGTH_PX = 400
+#: a colour export's bar is looked for in its chroma (max - min channel) when some pixel reaches this
+#: share of the full scale (saturated overlay colours: yellow, green, red, cyan reach 1.0)
+COLOUR_MIN_CHROMA = 0.5
+
+
+#: label lines OCR'd per image at most (each costs ~0.1-0.3 s): the nearest lines of the best bars
+MAX_OCR_LINES = 4
+
+
+def _search(n, ocr, engine):
     strip = _find_strip(n)
     cands = _bar_candidates(n)
     if not cands:
         return None
     best = None
+    budget = [MAX_OCR_LINES]
     for cand in cands[:4]:
         lines = _label_lines(n, cand, strip)
         result = _make_result(cand, lines, strip)
         if ocr and lines:
             for line in lines[:3]:
-                text, conf = _ocr_line(n, line, cand)
+                if budget[0] <= 0:
+                    break
+                budget[0] -= 1
+                text, conf = _ocr_line(n, line, cand, engine)
                 parsed = _plausible(parse_label(text), cand.length) if conf > 0 else None
                 if parsed:
+                    cue, notes = _label_cues(line, cand, text, parsed)
                     result.ocr_text = text
                     result.label_text = f"{_fmt(parsed[0])} {parsed[1]}"
                     result.label_box = tuple(int(v) for v in line.box)
                     result.value, result.unit = parsed
                     result.nm_per_px = parsed[0] * _UNIT_NM[parsed[1]] / cand.length
                     result.ocr_confidence = conf
-                    result.confidence = float(np.clip(cand.score * conf, 0, 1))
+                    result.confidence = float(np.clip(min(cand.score * conf, cue), 0, 1))
+                    result.checks = notes
                     break
                 if result.label_text is None and text:
                     result.label_text = result.ocr_text = text
@@ -786,6 +1322,61 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True) -> ScaleBar | None:
             best = result
             break
     return best
+
+
+#: mantissas of the label values microscope software chooses (1-2-5 series); others are possible but rarer
+ROUND_MANTISSAS = (1.0, 2.0, 5.0)
+#: mantissas still seen on real bars (250 nm, 1.5 µm, 0.3 µm, 0.4 µm ...)
+COMMON_MANTISSAS = (1.5, 2.5, 3.0, 4.0)
+#: confidence of a reading that disagrees with another cue: below LOW_CONFIDENCE, never high
+DISAGREEING_CUE_CONFIDENCE = 0.4
+
+
+def _label_cues(line, cand, text, parsed):
+    """Checks of a reading against the geometry; returns (confidence ceiling, notes).
+
+    * round number: a 1-2-5 mantissa passes; 1.5/2.5/3/4 (``'250 nm'``, ``'15 nm'``)
+      get a ceiling of 0.85; anything else (``'370 nm'``) is capped below
+      :data:`LOW_CONFIDENCE`;
+    * alignment: a label above/below is centred on the bar or flush with one of its ends;
+    * glyph count: the label line's glyphs are not many more than the characters read
+      (a dropped digit, ``'5 µm'`` for ``'2.5 µm'``);
+    * decimal point: a dot-sized mark between the glyphs and no separator in the reading
+      (``'15 µm'`` for ``'1.5 µm'``).
+    Each failed check caps the confidence at :data:`DISAGREEING_CUE_CONFIDENCE`.
+    """
+    notes = []
+    ceiling = 1.0
+    v = parsed[0]
+    mant = v / 10 ** np.floor(np.log10(v))
+    if any(abs(mant - m) < 1e-6 for m in ROUND_MANTISSAS):
+        pass
+    elif any(abs(mant - m) < 1e-6 for m in COMMON_MANTISSAS):
+        ceiling = min(ceiling, 0.85)
+        notes.append("label value not in the 1-2-5 series")
+    else:
+        ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
+        notes.append("label value is not a round number")
+    r0, c0, r1, c1 = line.box
+    h = max(1, r1 - r0)
+    if line.where in ("above", "below"):
+        if not _aligned(c0, c1, h, cand):
+            ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
+            notes.append("label neither centred on the bar nor flush with an end")
+    glyphs = [c for c in line.comps if (c[2] - c[0]) >= 0.35 * h]
+    dots = [c for c in line.comps if (c[2] - c[0]) < 0.35 * h and c[0] >= r0 + 0.45 * h]
+    chars = [ch for ch in "".join(str(text).split()) if ch not in ".,"]
+    if len(chars) < len(glyphs) - 1:
+        ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
+        notes.append(f"{len(glyphs)} glyphs but {len(chars)} characters read")
+    num = re.match(r"\D*(\d+(?:[.,]\d+)?)", "".join(str(text).split()))
+    has_sep = bool(num and re.search(r"[.,]", num.group(1)))
+    digit_glyphs = sorted(glyphs, key=lambda c: c[1])
+    inner_dot = any(digit_glyphs and digit_glyphs[0][3] <= d[1] and d[3] <= digit_glyphs[-1][1] for d in dots)
+    if inner_dot and not has_sep:
+        ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
+        notes.append("a decimal point is drawn but none was read")
+    return ceiling, notes
 
 
 def _make_result(cand: _Cand, lines, strip) -> ScaleBar:
@@ -814,7 +1405,7 @@ def annotation_mask(data: np.ndarray, bar: ScaleBar | None = None) -> np.ndarray
     mask = np.zeros((H, W), bool)
     strip = _find_strip(n)
     if bar is None:
-        cands = _bar_candidates(n)
+        cands = [c for c in _bar_candidates(n) if c.score >= MASK_MIN_SCORE]
         if cands:
             cand = cands[0]
             for c in cands[:4]:
@@ -889,6 +1480,10 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
     image.metadata["scale_bar_confidence"] = round(float(bar.confidence), 3)
     image.metadata["scale_bar_box"] = tuple(int(v) for v in bar.bar_box)
     image.metadata["scale_bar_nm_per_px"] = float(bar.nm_per_px)
+    image.metadata["scale_bar_label_box"] = tuple(int(v) for v in bar.label_box) if bar.label_box else None
+    image.metadata["scale_bar_ocr_engine"] = bar.ocr_engine
+    if bar.checks:
+        image.metadata["scale_bar_checks"] = "; ".join(bar.checks)
     label = f"{_fmt(bar.value)} {bar.unit}"
     rel = 0.0
     if not known:
@@ -898,7 +1493,7 @@ def calibrate_from_scale_bar(image, bar: ScaleBar | None = None):
             image.warnings.append(coded(
                 "scale_bar_low_confidence",
                 f"scale bar calibration has low confidence ({bar.confidence:.2f}): read '{label}' over "
-                f"{bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px; check it or give pixel_size_nm"))
+                f"{bar.length_px:.1f} px = {bar.nm_per_px:.4g} nm/px; check the bar and label found, or give the pixel size"))
     else:
         rel = abs(bar.nm_per_px - image.pixel_size_nm) / image.pixel_size_nm
         if rel > DISAGREEMENT_TOLERANCE:
@@ -922,7 +1517,7 @@ def preview_rgb(data: np.ndarray, bar: ScaleBar | None, max_side: int = 2048) ->
     n = _normalise(data)
     H, W = n.shape
     f = min(1.0, max_side / max(H, W))
-    grey = (n * 255).astype(np.uint8)
+    grey = (n.full() * 255).astype(np.uint8)
     if f < 1:
         grey = cv2.resize(grey, (max(1, int(W * f)), max(1, int(H * f))), interpolation=cv2.INTER_AREA)
     rgb = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,8 +18,7 @@ from exoimage.scalebar import ocr_available
 from exoimage.simulate.scalebar import draw_scale_bar, find_fonts
 
 needs_ocr = pytest.mark.skipif(not ocr_available(),
-                               reason="tesseract/pytesseract missing (apt-get install tesseract-ocr; "
-                                      "pip install 'exoimage[ocr]')")
+                               reason="rapidocr/onnxruntime missing (default dependencies of exoimage)")
 needs_fonts = pytest.mark.skipif(not find_fonts(), reason="no TrueType fonts (apt-get install fonts-dejavu-core)")
 
 #: the ScanEV jpg's bar measured by hand on the pixels: columns 192..992 of rows 2860..2879 (801 px), "500 nm"
@@ -85,10 +85,10 @@ def test_without_ocr_an_uncalibrated_image_is_a_warning_not_an_error(tmp_path, m
     from exoimage.tem import analyze_tem_image
 
     p, _ = _bar_field(tmp_path)
-    monkeypatch.setattr(scalebar, "_pytesseract", None)
+    monkeypatch.setitem(sys.modules, "rapidocr", None)  # the default OCR engine missing
     img = read_image(p, scale_bar="auto")
     assert img.pixel_size_nm is None and img.pixel_size_source == "none"
-    assert [w for w in img.warnings if w.startswith("scale bar not read (pytesseract is not installed")]
+    assert [w for w in img.warnings if w.startswith("scale bar not read (rapidocr/onnxruntime is not installed")]
     assert img.annotation_mask is None  # left to the analysis (as before the read path held it)
     res = analyze_tem_image(img, name="bar.png")
     assert not res.ok and "no pixel size" in res.image_row["error"]
@@ -99,7 +99,7 @@ def test_file_calibration_without_ocr_is_kept_quietly(tmp_path, monkeypatch):
     _, data = _bar_field(tmp_path)
     p = tmp_path / "cal.tif"
     write_calibrated_tiff(p, data, 1.25)
-    monkeypatch.setattr(scalebar, "_pytesseract", None)
+    monkeypatch.setitem(sys.modules, "rapidocr", None)
     calls = _spy_find(monkeypatch)
     img = read_image(p, scale_bar="auto")
     assert calls == [False] and img.warnings == []

@@ -24,8 +24,10 @@ REAL_NM_PER_PX = 500.0 / REAL_BAR_PX
 
 FONTS = find_fonts()
 needs_ocr = pytest.mark.skipif(not ocr_available(),
-                               reason="tesseract/pytesseract missing (apt-get install tesseract-ocr; "
-                                      "pip install 'exoimage[ocr]')")
+                               reason="rapidocr/onnxruntime missing (default dependencies of exoimage)")
+needs_tesseract = pytest.mark.skipif(not ocr_available("tesseract"),
+                                     reason="tesseract/pytesseract missing (apt-get install tesseract-ocr; "
+                                            "pip install 'exoimage[ocr]')")
 needs_fonts = pytest.mark.skipif(not FONTS, reason="no TrueType fonts (apt-get install fonts-dejavu-core)")
 needs_real = pytest.mark.skipif(not REAL_JPEG.exists(), reason="../shared data not available")
 
@@ -43,6 +45,9 @@ def _font(name):
     ("0,2 µm", (0.2, "µm")), ("0,2 μm", (0.2, "µm")), ("1 pm", (1.0, "µm")), ("2ym", (2.0, "µm")),
     ("100 Å", (100.0, "Å")), ("100A", (100.0, "Å")), ("0.1 mm", (0.1, "mm")), ("02um", (0.2, "µm")),
     ("IOO nm", (100.0, "nm")), (". 2um", (2.0, "µm")), ("0.25µm", (0.25, "µm")),
+    ("0,5 µm", (0.5, "µm")), ("1.5µm", (1.5, "µm")), ("2 jm", (2.0, "µm")), ("5 pum", (5.0, "µm")),
+    ("500 Å", (500.0, "Å")), ("500 \u212b", (500.0, "Å")), ("1 mm", (1.0, "mm")), ("200 nm.", (200.0, "nm")),
+    ("0.2 μm", (0.2, "µm")), ("50 nnm", (50.0, "nm")),
 ])
 def test_parse_label(text, expected):
     assert parse_label(text) == expected
@@ -282,8 +287,13 @@ def test_unreadable_label_warns_and_does_not_calibrate():
     assert any("could not be read" in w for w in img.warnings)
 
 
+def _block_rapidocr(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rapidocr", None)  # as if not installed
+    assert not ocr_available()
+
+
 def test_known_pixel_size_without_ocr_is_kept_quietly(monkeypatch):
-    monkeypatch.setattr(scalebar, "_pytesseract", None)
+    _block_rapidocr(monkeypatch)
     img = Image(data=np.zeros((50, 50), np.uint8), pixel_size_nm=0.6, pixel_size_source="imagej")
     calibrate_from_scale_bar(img)
     assert img.pixel_size_nm == 0.6 and img.warnings == []
@@ -308,25 +318,31 @@ def _import_without_pytesseract(monkeypatch):
 
 def test_imports_without_pytesseract(monkeypatch):
     mod = _import_without_pytesseract(monkeypatch)
-    assert mod.ocr_available() is False
+    assert mod.ocr_available("tesseract") is False
     data = np.full((200, 300), 150, np.uint8)
     data[170:175, 40:160] = 0
     with pytest.raises(mod.OCRUnavailableError) as err:
-        mod.find_scale_bar(data, ocr=True)
+        mod.find_scale_bar(data, ocr=True, engine="tesseract")
     msg = str(err.value)
     assert "pip install 'exoimage[ocr]'" in msg and "apt-get install tesseract-ocr" in msg
+    with pytest.raises(ValueError, match="OCR engine must be one of"):
+        mod.find_scale_bar(data, ocr=True, engine="easyocr")
     res = mod.find_scale_bar(data, ocr=False)
     assert res is not None and abs(res.length_px - 120) <= 1
     assert mod.annotation_mask(data)[170:175, 40:160].all()
 
 
 def test_cli_without_ocr_is_one_clear_line(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(scalebar, "_pytesseract", None)
+    _block_rapidocr(monkeypatch)
     from exoimage.cli import main
     data = np.full((100, 100), 128, np.uint8)
     import cv2
     cv2.imwrite(str(tmp_path / "a.png"), data)
     assert main(["calibrate", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install rapidocr onnxruntime" in err[0]
+    monkeypatch.setattr(scalebar, "_pytesseract", None)
+    assert main(["calibrate", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--ocr", "tesseract"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exoimage[ocr]" in err[0] and "tesseract-ocr" in err[0]
 
@@ -350,10 +366,12 @@ def test_cli_calibrate(tmp_path, capsys):
     assert rc == 0
     cap = capsys.readouterr()
     import re
-    m = re.search(r"bar\.png: '200 nm' over ([0-9.]+) px -> ([0-9.]+) nm/px \(confidence", cap.out)
+    m = re.search(r"bar\.png: '200 nm' \(OCR '[^']*'\) over ([0-9.]+) px -> ([0-9.]+) nm/px "
+                  r"\(confidence [0-9.]+\); bar box rows (\d+)-(\d+) cols (\d+)-(\d+), label box rows", cap.out)
     assert m, cap.out
     assert abs(float(m.group(1)) - sb.length_px) <= 1
     assert float(m.group(2)) == pytest.approx(sb.nm_per_px, rel=0.005)
+    assert abs(int(m.group(5)) - sb.bar_box[1]) <= 1 and abs(int(m.group(6)) - sb.bar_box[3]) <= 1
     assert cap.err.strip() == f"{tmp_path / 'nobar.png'}: no scale bar found"
     from exoimage.outputs import safe_stem  # previews are named by the input's unique stem
 
@@ -362,3 +380,166 @@ def test_cli_calibrate(tmp_path, capsys):
     assert (out / "calibration.csv").exists()
     # only files without a readable bar: non-zero exit
     assert main(["calibrate", str(tmp_path / "nobar.png"), "--out", str(out)]) == 1
+
+
+# --------------------------------------------------------------------------
+# label association and confidence cues (PP-OCR, the default engine)
+
+
+def _text_at(img, text, r, c, px=26, colour=0):
+    from PIL import Image as PImage, ImageDraw, ImageFont
+
+    pil = PImage.fromarray(img)
+    ImageDraw.Draw(pil).text((c, r), text, fill=colour, font=ImageFont.truetype(_font("DejaVuSans.ttf"), px))
+    return np.asarray(pil).copy()
+
+
+def _field(shape=(500, 700), seed=0):
+    return np.round(background_field(shape, np.random.default_rng(seed), lo=90, hi=200)).astype(np.uint8)
+
+
+@needs_ocr
+@needs_fonts
+def test_label_is_the_aligned_text_not_the_nearest():
+    img = _field()
+    img[400:406, 100:400] = 0  # a 300 px bar
+    img = _text_at(img, "200 nm", 418, 205)  # its label, centred below it, 12 px away
+    img = _text_at(img, "100 nm", 368, 402)  # other text, nearer (5 px above the bar's end), not aligned
+    res = find_scale_bar(img)
+    assert res.label_text == "200 nm", (res.label_text, res.label_box)
+    assert res.label_box[0] >= 406
+    assert res.nm_per_px == pytest.approx(200 / 300, rel=0.01)
+    assert res.confidence >= 0.5
+
+
+@needs_ocr
+@needs_fonts
+def test_unaligned_only_label_is_low_confidence():
+    img = _field(seed=1)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, "200 nm", 368, 330)  # above, hanging over the right end: neither centred nor flush
+    res = find_scale_bar(img)
+    assert res.nm_per_px is not None and res.confidence < 0.5
+    assert any("centred" in c for c in res.checks)
+
+
+@needs_ocr
+@needs_fonts
+def test_non_round_label_is_low_confidence():
+    img = _field(seed=2)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, "370 nm", 365, 205)
+    res = find_scale_bar(img)
+    assert (res.value, res.unit) == (370.0, "nm")
+    assert res.confidence < 0.5 and any("round" in c for c in res.checks)
+
+
+def _fake_ocr(monkeypatch, answers):
+    """PP-OCR replaced by a list of answers, one list of (text, score) per call."""
+    calls = iter(answers)
+    monkeypatch.setattr(scalebar, "_rapid_read", lambda images: next(calls)[:len(images)])
+
+
+@needs_fonts
+def test_disagreeing_cut_outs_are_low_confidence(monkeypatch):
+    img = _field(seed=3)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, "500 nm", 365, 205)
+    monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
+    # a doubtful first read (score below SURE_SCORE), then the raw and wide cut-outs say otherwise
+    _fake_ocr(monkeypatch, [[("500 nm", 0.8)], [("200 nm", 0.99), ("200 nm", 0.99)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert res.nm_per_px is not None and res.confidence <= scalebar.DISAGREEING_CUE_CONFIDENCE
+    # the same three cut-outs agreeing: confident
+    _fake_ocr(monkeypatch, [[("500 nm", 0.8)], [("500 nm", 0.99), ("500 nm", 0.99)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert res.value == 500 and res.confidence >= 0.5
+
+
+@needs_fonts
+def test_a_dropped_glyph_is_low_confidence(monkeypatch):
+    img = _field(seed=4)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, "2.5 µm", 365, 200)
+    monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
+    # every cut-out misses the '2.' (the failure seen on small bitmap fonts)
+    _fake_ocr(monkeypatch, [[("5 µm", 0.99)], [("5 µm", 0.99), ("5 µm", 0.99)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert res.value == 5 and res.confidence < 0.5
+    assert any("glyphs" in c or "decimal point" in c for c in res.checks)
+
+
+@needs_ocr
+@needs_fonts
+@pytest.mark.parametrize("colour", [(255, 255, 0), (0, 255, 0)])
+def test_coloured_bar_on_a_grey_export(colour):
+    grey = _field((500, 900), seed=5)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    rgb[400:410, 100:600] = colour  # 500 px: long enough for a sure chroma reading
+    from PIL import Image as PImage, ImageDraw, ImageFont
+
+    pil = PImage.fromarray(rgb)
+    ImageDraw.Draw(pil).text((300, 360), "1 µm", fill=colour, font=ImageFont.truetype(_font("DejaVuSans.ttf"), 30))
+    res = find_scale_bar(np.asarray(pil))
+    assert res is not None and (res.value, res.unit) == (1.0, "µm")
+    assert abs(res.length_px - 500) <= 1 and res.nm_per_px == pytest.approx(2.0, rel=0.01)
+
+
+# --------------------------------------------------------------------------
+# the real ScanEV jpeg from a default install: read path, CLI, Tesseract option
+
+
+@needs_ocr
+@needs_real
+def test_real_jpeg_through_the_read_path():
+    img = read_image(REAL_JPEG, scale_bar="auto")
+    assert img.pixel_size_source == "scale_bar"
+    assert img.pixel_size_nm == pytest.approx(0.6242, rel=0.01)
+    md = img.metadata
+    assert md["scale_bar_text"] == "500 nm" and md["scale_bar_ocr_engine"] == "rapidocr"
+    assert md["scale_bar_confidence"] >= 0.5 and md["scale_bar_label_box"] is not None
+
+
+# `exoimage tem` on the ScanEV jpeg without --pixel-size: tests/test_cli_tem.py
+# (test_real_micrograph_calibrated_from_its_scale_bar, which also checks the vesicles).
+
+
+@needs_tesseract
+@needs_real
+def test_real_jpeg_tesseract_option(real):
+    res = find_scale_bar(real.data, engine="tesseract")
+    assert (res.value, res.unit) == (500.0, "nm") and res.ocr_engine == "tesseract"
+    assert res.nm_per_px == pytest.approx(REAL_NM_PER_PX, rel=0.01)
+
+
+@needs_ocr
+@needs_fonts
+def test_vertical_bar_with_its_label_written_bottom_to_top():
+    img = _field((600, 500), seed=6)
+    img[100:400, 440:446] = 0  # a vertical 300 px bar near the right edge
+    from PIL import Image as PImage, ImageDraw, ImageFont
+
+    label = PImage.new("L", (130, 34), 255)
+    ImageDraw.Draw(label).text((2, 2), "500 nm", fill=0, font=ImageFont.truetype(_font("DejaVuSans.ttf"), 26))
+    rot = np.asarray(label.rotate(90, expand=True))  # reads bottom to top
+    r, c = 185, 400
+    sub = img[r:r + rot.shape[0], c:c + rot.shape[1]]
+    img[r:r + rot.shape[0], c:c + rot.shape[1]] = np.minimum(sub, rot)
+    res = find_scale_bar(img)
+    assert res is not None and res.orientation == "vertical"
+    assert res.bar_box == (100, 440, 400, 446)
+    assert abs(res.length_px - 300) <= 1
+    assert (res.value, res.unit) == (500.0, "nm") and res.nm_per_px == pytest.approx(500 / 300, rel=0.01)
+    assert annotation_mask(img, res)[100:400, 440:446].all()
+
+
+@needs_fonts
+def test_nm_read_as_mm_is_corrected_at_low_confidence(monkeypatch):
+    img = _field(seed=7)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, "100 nm", 365, 205)
+    monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
+    # 100 mm over 300 px would be 333 µm per pixel: impossible on a micrograph, so 'mm' is 'nm' misread
+    _fake_ocr(monkeypatch, [[("100 mm", 0.99)], [("100 mm", 0.99), ("100 mm", 0.99)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert (res.value, res.unit) == (100.0, "nm") and res.confidence < 0.5

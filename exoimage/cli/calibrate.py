@@ -15,10 +15,14 @@ def add_parser(sub):
                     "print the calibration it gives (label, bar length in px, nm/px, confidence). "
                     "Writes a preview PNG per image with the bar and label boxed, and "
                     "calibration.csv, so the calibration can be checked before a batch. "
-                    "Needs OCR: pip install 'exoimage[ocr]' and apt-get install tesseract-ocr.")
+                    "Labels are read with PP-OCR (rapidocr, a default dependency; no system package).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--out", type=Path, default=Path("calibration_preview"), metavar="DIR",
                    help="folder for the previews and calibration.csv (default ./calibration_preview)")
+    p.add_argument("--no-preview", action="store_true", help="write calibration.csv only, no PNG previews")
+    from .tem import add_ocr_option
+
+    add_ocr_option(p)
     add_max_pixels_option(p)
     return p
 
@@ -31,7 +35,7 @@ def run(args) -> int:
     from ..scalebar import OCRUnavailableError, find_scale_bar, preview_rgb, require_ocr
 
     try:
-        require_ocr()
+        require_ocr(args.ocr)
     except OCRUnavailableError as exc:
         print(f"exoimage calibrate: {exc}", file=sys.stderr)
         return 2
@@ -46,6 +50,7 @@ def run(args) -> int:
         row = {"image": f.rel, "scale_bar_text": None, "ocr_text": None, "value": None, "unit": None,
                "scale_bar_length_px": None, "nm_per_px": None, "scale_bar_confidence": None,
                "scale_bar_box": None, "label_box": None, "strip_box": None,
+               "checks": None, "ocr_engine": None,
                "file_pixel_size_nm": None, "file_pixel_size_source": None, "error": None}
         if f.error:  # found at discovery (FIFO, device, link loop...): never opened
             print(f"{f.rel}: {f.error}", file=sys.stderr)
@@ -54,7 +59,7 @@ def run(args) -> int:
             continue
         try:
             img = read_image(f.path, max_pixels=args.max_pixels)
-            bar = find_scale_bar(img.data, ocr=True)
+            bar = find_scale_bar(img.data, ocr=True, engine=args.ocr)
         except ImageReadError as exc:
             print(str(exc), file=sys.stderr)
             row["error"] = exc.problem
@@ -85,22 +90,35 @@ def run(args) -> int:
         else:
             n_ok += 1
             row.update(value=bar.value, unit=bar.unit, nm_per_px=bar.nm_per_px, ocr_text=bar.ocr_text,
-                       scale_bar_confidence=round(bar.confidence, 3))
-            line = (f"{f.rel}: '{bar.label_text}' over {bar.length_px:.1f} px "
-                    f"-> {bar.nm_per_px:.4g} nm/px (confidence {bar.confidence:.2f})")
+                       scale_bar_confidence=round(bar.confidence, 3), ocr_engine=bar.ocr_engine,
+                       checks="; ".join(bar.checks) if bar.checks else None)
+            line = (f"{f.rel}: '{bar.label_text}' (OCR {bar.ocr_text!r}) over {bar.length_px:.1f} px "
+                    f"-> {bar.nm_per_px:.4g} nm/px (confidence {bar.confidence:.2f}); "
+                    f"bar box {_box(bar.bar_box)}, label box {_box(bar.label_box)}")
             if bar.confidence < 0.5:
                 line += "  LOW CONFIDENCE: check the preview"
+                if bar.checks:
+                    line += f" ({'; '.join(bar.checks)})"
             if img.pixel_size_nm is not None:
                 rel = abs(bar.nm_per_px - img.pixel_size_nm) / img.pixel_size_nm
                 line += (f"; file says {img.pixel_size_nm:.4g} nm/px ({img.pixel_size_source}, "
                          f"{'agrees' if rel <= 0.02 else f'DISAGREES by {rel * 100:.1f}%'})")
             print(line)
-        preview = args.out / f"{safe_stem(f.rel)}_scalebar.png"
-        save_png(preview, preview_rgb(img.data, bar, max_side=1600))
+        if not args.no_preview:
+            preview = args.out / f"{safe_stem(f.rel)}_scalebar.png"
+            save_png(preview, preview_rgb(img.data, bar, max_side=1600))
         rows.append(row)
     write_table(pd.DataFrame(rows), args.out / "calibration.csv")
-    print(f"previews and calibration.csv in {args.out}")
+    print(f"{'calibration.csv' if args.no_preview else 'previews and calibration.csv'} in {args.out}")
     if n_ok == 0:
         print("exoimage calibrate: no readable scale bar in any input", file=sys.stderr)
         return 1
     return 0
+
+
+def _box(b) -> str:
+    """A box as rows r0-r1, columns c0-c1 (end-exclusive), or '-'."""
+    if b is None:
+        return "-"
+    r0, c0, r1, c1 = (int(v) for v in b)
+    return f"rows {r0}-{r1} cols {c0}-{c1}"

@@ -25,8 +25,29 @@ def add_parser(sub):
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
     add_tem_options(p)
+    add_ocr_option(p)
     add_max_pixels_option(p)
     return one_line_errors(p)
+
+
+def add_ocr_option(p):
+    """``--ocr ENGINE``: the OCR engine reading scale-bar labels (default PP-OCR via rapidocr)."""
+    from ..scalebar import DEFAULT_OCR_ENGINE, OCR_ENGINES
+
+    p.add_argument("--ocr", choices=OCR_ENGINES, default=None, metavar="ENGINE",
+                   help=f"OCR engine for burned-in scale-bar labels: {', '.join(OCR_ENGINES)} "
+                        f"(default {DEFAULT_OCR_ENGINE}; tesseract needs pip install 'exoimage[ocr]' and "
+                        f"apt-get install tesseract-ocr)")
+
+
+def use_ocr_engine(args) -> None:
+    """Make ``--ocr`` the engine of this process and of the worker processes it starts."""
+    import os
+
+    from ..scalebar import OCR_ENGINE_ENV
+
+    if getattr(args, "ocr", None):
+        os.environ[OCR_ENGINE_ENV] = args.ocr
 
 
 def add_tem_options(p):
@@ -100,6 +121,7 @@ def _one_file(f, args, params, out: Path):
 
 def run(args) -> int:
     params = params_from_args(args)
+    use_ocr_engine(args)
     found = inputs_and_out("exoimage tem", args.paths, args.out)
     if found is None:
         return 1

@@ -17,8 +17,7 @@ from napari_exoimage._common import image_from_layer, layer_pixel_size  # noqa: 
 from napari_exoimage._reader import get_reader  # noqa: E402
 
 needs_ocr = pytest.mark.skipif(not ocr_available(),
-                               reason="tesseract/pytesseract missing (apt-get install tesseract-ocr; "
-                                      "pip install 'exoimage[ocr]')")
+                               reason="rapidocr/onnxruntime missing (default dependencies of exoimage)")
 
 
 @needs_ocr

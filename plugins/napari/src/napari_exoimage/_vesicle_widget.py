@@ -26,6 +26,7 @@ from exoimage.tem_edits import remeasure_labels
 from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
                       layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar)
 from ._forms import ParamForm, gui_words
+from ._scalebar_panel import ScaleBarPanel
 
 TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "circularity", "aspect_ratio",
                  "touches_border", "confidence", "x_nm", "y_nm"]
@@ -66,6 +67,9 @@ class VesicleWidget(BackgroundJobs, QWidget):
         px_row.addWidget(self.px_source)
         form.addRow("Pixel size", px_row)
         lay.addLayout(form)
+        # what the reader read off the burned-in scale bar, and the drawn-line fallback
+        self.scale_bar_panel = ScaleBarPanel(self.viewer, self._calibrated_by_hand, self._error)
+        lay.addWidget(self.scale_bar_panel)
         # every detector parameter, generated from TemParams' metadata (rules, units, help)
         self.tem_form = ParamForm(TemParams)
         lay.addWidget(self.tem_form.widget)
@@ -119,12 +123,22 @@ class VesicleWidget(BackgroundJobs, QWidget):
         if layer is None:
             self.px_spin.setValue(0.0)
             self._mark_px(None, "")
+            self.scale_bar_panel.show_layer(None)
             return
         px, src = layer_pixel_size(layer)
         self.px_spin.blockSignals(True)
         self.px_spin.setValue(px or 0.0)
         self.px_spin.blockSignals(False)
         self._mark_px(px, src)
+        self.scale_bar_panel.show_layer(layer)
+
+    def _calibrated_by_hand(self, layer, px, src):
+        """The scale-bar panel measured the pixel size on a line drawn over the bar."""
+        self.px_spin.blockSignals(True)
+        self.px_spin.setValue(px)
+        self.px_spin.blockSignals(False)
+        self._mark_px(px, "the line drawn over the bar")
+        self._calibrate_layer(layer, px, src)
 
     def _mark_px(self, px, src):
         if px:
