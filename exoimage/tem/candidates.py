@@ -113,6 +113,12 @@ HOUGH_MIN_DIST_PX = 2.0
 HOUGH_MIN_RADIUS_ARG = 2
 HOUGH_MAX_RADIUS_ARG = 3
 
+# ---- circles on the band-passed image (the second look)
+#: the background removed before the second look's Hough transform: a Gaussian of this many
+#: smallest-vesicle radii (a dark stain pool or halo around a vesicle is a few of its radii
+#: wide; on the dark-EV crop in ../shared 2-6 gave the same three circles)
+DETREND_HOUGH_RADII = 4.0
+
 # ---- duplicates at the same scale
 #: a weaker candidate closer than this share of the smaller radius to a stronger one ...
 SAME_SCALE_DISTANCE_FRAC = 0.5
@@ -272,6 +278,24 @@ def hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float
                 cands.append((float(y), float(x), float(r), 0.0))
         ra = rb * HOUGH_NEXT_SPAN if rb < r_max else r_max * 2
     return cands
+
+
+def detrended_hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float,
+                               exclude: np.ndarray | None):
+    """:func:`hough_candidates` on ``work_n`` minus its smooth background (DETREND_HOUGH_RADII).
+
+    A vesicle inside a dark stain pool or broad halo has its rim edge on a
+    ramp that the 8-bit copy of :func:`hough_candidates` clips or drowns;
+    without the background the rim is a circle again.
+    """
+    from .outline import wide_background
+
+    det = work_n - wide_background(work_n, DETREND_HOUGH_RADII * r_min)
+    d = (det[1:, :] - det[:-1, :])[::2, ::2]
+    noise = robust_sd(d) / np.sqrt(2) if d.size else 0.0
+    if not noise > 0:
+        return []
+    return hough_candidates((det / noise).astype(np.float32), r_min, r_max, sign, exclude)
 
 
 def suppress_same_scale(cands, radius_frac=SAME_SCALE_DISTANCE_FRAC):

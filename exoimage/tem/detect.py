@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import pandas as pd
 
 from ..io import Image, ImageReadError, validate_image
 from ..stats import robust_sd
-from .candidates import (downsample, downsample_mask, hough_candidates, log_candidates, mask_candidates,
+from .candidates import (detrended_hough_candidates, downsample, downsample_mask, hough_candidates, log_candidates, mask_candidates,
                          suppress_same_scale, working_factor)
 from .measure import VESICLE_COLUMNS, shape_stats, star_mask, vesicle_row
-from .outline import N_ANGLES, closure, outline_levels, polar_area, polygon
+from .outline import N_ANGLES, body_minus_surround, closure, outline_levels, polar_area, polygon, smoothing_level
 from .params import NO_PIXEL_SIZE, TemParams
-from .select import outline_scores, passes_outline_rules, resolve_overlaps, smooth_convex_shape, stronger_polarity
+from .select import (SECOND_LOOK_RULES, outline_scores, passes_outline_rules, resolve_overlaps, smooth_convex_shape,
+                     stronger_polarity)
 
 __all__ = ["VesicleResult", "detect_vesicles", "measure_vesicles"]
 
@@ -104,7 +106,7 @@ def _candidates(work_n, r_min, r_max, sign, exclude_w, quick):
     log_cands = [c for c in log_cands if _new(c)]
     cands = mask_cands + suppress_same_scale(log_cands)
     if not quick:
-        cands += hough_candidates(work_n, r_min, r_max, sign, exclude_w)
+        cands += detrended_hough_candidates(work_n, r_min, r_max, sign, exclude_w)
     return cands
 
 
@@ -149,6 +151,40 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
         better = closure(s2, l2) > closure(strength, left)
         radii[better], strength[better], left[better], at_limit[better] = r2[better], s2[better], l2[better], a2[better]
         full_cands = [refined[i] if better[i] else full_cands[i] for i in range(len(full_cands))]
+    objs = _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limit)
+    if not quick:
+        # second look: what the first pass left, outlined on the band-passed image (a vesicle in a
+        # dark stain pool or broad halo: the pool's ramp swamps the body / stain step), with
+        # circle candidates from the band-passed image too
+        # (only outlines that failed on their edge alone: the right size, round, inside the search range)
+        sc1 = outline_scores(radii, strength, left, at_limit, px, params.min_contrast)
+        retry = passes_outline_rules(sc1, params, SECOND_LOOK_RULES) & ~passes_outline_rules(sc1, params)
+        rest = _outside_outlines([c for c, ok in zip(full_cands, retry) if ok], objs, data.shape)
+        if rest:
+            r2, s2, l2, a2 = outline_levels(data32, rest, sign, s_full, cache, detrend=True)
+            for o in _accepted(data, px, params, sign, rest, r2, s2, l2, a2, second=True):
+                # polarity evidence of the outline itself: on the band-passed image its body is not
+                # darker than its surround (for sign +1); the band-pass's ring around a dark
+                # precipitate is the one outline of the right sign whose body is the wrong one
+                band = cache[(smoothing_level(float(np.mean(o["radii"])), s_full), True)][0]
+                if sign * body_minus_surround(band, o["centre"], o["radii"]) >= 0:
+                    objs.append(o)
+    return resolve_overlaps(objs)
+
+
+def _outside_outlines(cands, objs, shape):
+    """The candidates (row, col, radius) whose centre is not inside any of the outlines ``objs``."""
+    if not objs or not cands:
+        return cands
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(o["poly"][:, ::-1]).astype(np.int32) for o in objs], 1)
+    H, W = shape
+    return [c for c in cands
+            if not mask[min(H - 1, max(0, int(round(c[0])))), min(W - 1, max(0, int(round(c[1]))))]]
+
+
+def _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limit, second=False):
+    """The objects (dicts) of the outlines that pass the outline and shape rules."""
     H, W = data.shape
     # cheap, vectorised first cut: the outline rules
     scores = outline_scores(radii, strength, left, at_limit, px, params.min_contrast)
@@ -164,8 +200,8 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
             continue
         objs.append(dict(poly=poly, centre=(cy, cx), radii=radii[k], score=float(scores.score[k]),
                          quality=float(scores.quality[k]), coverage=float(scores.coverage[k]), border=border,
-                         area=st["area"], circularity=st["circularity"], stats=st))
-    return resolve_overlaps(objs)
+                         area=st["area"], circularity=st["circularity"], stats=st, second=second))
+    return objs
 
 
 def _choose_polarity(data, px, params, exclude_mask):

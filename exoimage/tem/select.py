@@ -183,6 +183,10 @@ def within_search_range(s: OutlineScores, params) -> np.ndarray:
 OUTLINE_RULES = (in_size_range, round_enough, mostly_in_image, strong_edge, closed_edge, edge_all_round,
                  within_search_range)
 
+#: the rules an outline must pass to be worth a second look on the band-passed image
+#: (:func:`exoimage.tem.detect`): everything but the edge strength
+SECOND_LOOK_RULES = (in_size_range, round_enough, mostly_in_image, within_search_range)
+
 
 def passes_outline_rules(s: OutlineScores, params, rules=OUTLINE_RULES) -> np.ndarray:
     """Boolean per candidate: passes every rule of ``rules``."""
