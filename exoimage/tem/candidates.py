@@ -46,7 +46,7 @@ LOG_MIN_SIDE_SIGMAS = 4
 #: centre with its rim's level, in LoG sigmas
 LOG_FILL_RADIUS_SIGMAS = 0.6
 #: a LoG peak must stand this many robust SDs of the response above zero
-LOG_PEAK_MIN_SNR = 4.0
+LOG_PEAK_MIN_SNR = 2.5
 #: floor of the LoG peak threshold (a flat response has a zero SD)
 LOG_MIN_THRESHOLD = 1e-6
 #: local-maximum window: this many sigmas (odd), at least LOG_MIN_PEAK_WINDOW px

@@ -17,6 +17,7 @@ from ..io import Image, ImageReadError, validate_image
 from ..stats import robust_sd
 from .candidates import (detrended_hough_candidates, downsample, downsample_mask, hough_candidates, log_candidates, mask_candidates,
                          suppress_same_scale, working_factor)
+from .confidence import FEATURES, confidence_from_features, outline_features
 from .measure import VESICLE_COLUMNS, shape_stats, star_mask, vesicle_row
 from .outline import N_ANGLES, body_minus_surround, closure, outline_levels, polar_area, polygon, smoothing_level
 from .params import NO_PIXEL_SIZE, TemParams
@@ -41,9 +42,6 @@ RECENTRE_MIN_RADIUS_FRAC = 0.5
 #: an outline reaching within this many px of the image's outer pixel edge is cut by
 #: the border (pixel centres run from 0 to side - 1)
 BORDER_MARGIN_PX = 0.5
-#: the polarity decision runs on a copy shrunk so that the smallest vesicle spans
-#: about this many px (commit 2e9a576: auto ~1.5x one polarity instead of 2-3x)
-POLARITY_PX_PER_MIN_DIAMETER = 8.0
 
 
 @dataclass
@@ -61,6 +59,9 @@ class VesicleResult:
     pixel_size_nm : float
     polarity : str
         Polarity that was used ('light' or 'dark').
+    features : ndarray, optional
+        ``(n, len(FEATURES))`` outline features of each row of ``table``, the inputs of its
+        ``confidence`` (:mod:`exoimage.tem.confidence`).
     """
 
     table: pd.DataFrame
@@ -68,6 +69,7 @@ class VesicleResult:
     outlines: list = field(default_factory=list)
     pixel_size_nm: float = 1.0
     polarity: str = "light"
+    features: np.ndarray | None = None
 
 
 def _prepare(image, pixel_size_nm):
@@ -152,7 +154,7 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
         radii[better], strength[better], left[better], at_limit[better] = r2[better], s2[better], l2[better], a2[better]
         full_cands = [refined[i] if better[i] else full_cands[i] for i in range(len(full_cands))]
     objs = _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limit)
-    if not quick:
+    if True:
         # second look: what the first pass left, outlined on the band-passed image (a vesicle in a
         # dark stain pool or broad halo: the pool's ramp swamps the body / stain step), with
         # circle candidates from the band-passed image too
@@ -166,7 +168,7 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
                 # polarity evidence of the outline itself: on the band-passed image its body is not
                 # darker than its surround (for sign +1); the band-pass's ring around a dark
                 # precipitate is the one outline of the right sign whose body is the wrong one
-                band = cache[(smoothing_level(float(np.mean(o["radii"])), s_full), True)][0]
+                band = cache[(smoothing_level(o["cand_r"], s_full), True)][0]
                 if sign * body_minus_surround(band, o["centre"], o["radii"]) >= 0:
                     objs.append(o)
     return resolve_overlaps(objs)
@@ -200,27 +202,25 @@ def _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limi
             continue
         objs.append(dict(poly=poly, centre=(cy, cx), radii=radii[k], score=float(scores.score[k]),
                          quality=float(scores.quality[k]), coverage=float(scores.coverage[k]), border=border,
-                         area=st["area"], circularity=st["circularity"], stats=st, second=second))
+                         area=st["area"], circularity=st["circularity"], stats=st, second=second,
+                         cand_r=float(cr)))
     return objs
 
 
 def _choose_polarity(data, px, params, exclude_mask):
-    """('light' or 'dark', outlines or None): the polarity whose outlines are more and stronger.
+    """('light' or 'dark', outlines): the polarity whose outlines are more and stronger.
 
-    Decided by :func:`~exoimage.tem.select.stronger_polarity` on a copy shrunk so
-    that the smallest vesicle still spans ~8 px (both polarities there cost a
-    fraction of one full pass). When the image cannot be shrunk, both full
-    passes are run and the winner's outlines are returned.
+    Both polarities are run in full (with the second look: a light body inside
+    a dark pool or halo is an object of the light polarity even when the image
+    is mostly darker than its background; the shrunk quick decision used before
+    issue 13 did not see those and picked 'dark' for the dark-EV crop) and
+    :func:`~exoimage.tem.select.stronger_polarity` decides; the winner's
+    outlines are returned.
     """
-    k = max(1, int(np.floor(params.min_diameter_nm / px / POLARITY_PX_PER_MIN_DIAMETER)))
-    small = downsample(data, k)
-    ex = None if exclude_mask is None or k == 1 else downsample_mask(exclude_mask, k)
-    if k == 1:
-        ex = exclude_mask
-    light = _detect_one_polarity(small, px * k, params, +1.0, ex, quick=k > 1)
-    dark = _detect_one_polarity(small, px * k, params, -1.0, ex, quick=k > 1)
+    light = _detect_one_polarity(data, px, params, +1.0, exclude_mask)
+    dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask)
     pol = stronger_polarity(light, dark)
-    return pol, ((light if pol == "light" else dark) if k == 1 else None)
+    return pol, (light if pol == "light" else dark)
 
 
 def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams | None = None,
@@ -260,6 +260,7 @@ def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams
     labels = np.zeros(data.shape, np.int32)
     rows = []
     outlines = []
+    feats = []
     for vid, o in enumerate(objs, start=1):
         poly = o["poly"]
         y0 = max(0, int(np.floor(poly[:, 0].min())))
@@ -270,11 +271,15 @@ def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams
         sub = labels[y0:y1, x0:x1]
         sub[m & (sub == 0)] = vid
         st = o["stats"]
-        rows.append(vesicle_row(vid, st, px, o["border"], o["score"], params.min_contrast))
+        x = outline_features(o["score"], o["quality"], o["coverage"], st["circularity"], o.get("second", False),
+                             params.min_contrast)
+        feats.append(x)
+        rows.append(vesicle_row(vid, st, px, o["border"], o["score"], params.min_contrast,
+                                confidence=float(confidence_from_features(x))))
         outlines.append(poly)
     table = pd.DataFrame(rows, columns=VESICLE_COLUMNS)
     return VesicleResult(table=table, labels=labels, outlines=outlines, pixel_size_nm=px,
-                         polarity=polarity)
+                         polarity=polarity, features=np.array(feats).reshape(len(rows), len(FEATURES)))
 
 
 def measure_vesicles(image, pixel_size_nm: float | None = None, **kwargs) -> pd.DataFrame:

@@ -102,11 +102,14 @@ def _remap_cropped(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, rows: 
 
 
 def polar_outlines(img: np.ndarray, cands, sign: float, grad_noise: float, max_step: int = DP_MAX_STEP,
-                   jump_penalty: float = DP_JUMP_PENALTY):
+                   jump_penalty: float = DP_JUMP_PENALTY, sigma: float = 0.0):
     """Outline every candidate on a polar grid by dynamic programming.
 
     ``img`` is the (smoothed) full-resolution image; ``cands`` are (row, col,
-    radius) in full-resolution pixels. Returns arrays: radii (C, N_ANGLES) in
+    radius) in full-resolution pixels; ``sigma`` is the Gaussian smoothing of ``img`` (px): the
+    gradient maximum of a smoothed curved edge of radius R lies sigma^2 / 2R inside it (the
+    smoothed ring profile exp(-(r-R)^2/2 sigma^2)/sqrt(r R) peaks at r = R - sigma^2/2r), so each
+    radius is moved out by that. Returns arrays: radii (C, N_ANGLES) in
     px, per-angle edge strengths (C, N_ANGLES) in noise units, a mask of
     angles whose samples left the image, and a mask of angles whose edge lies at
     either end of the radial search.
@@ -180,6 +183,8 @@ def polar_outlines(img: np.ndarray, cands, sign: float, grad_noise: float, max_s
     delta = np.where((path > 0) & (path < M - 1), delta, 0.0)
     fpos = frac[0] + (path + delta) * (frac[1] - frac[0])
     radii = fpos * cr[:, :, 0]
+    if sigma > 0:
+        radii = radii + sigma ** 2 / (2.0 * np.maximum(radii, 1.0))
     # an angle "left the image" if the outline sample at the chosen radius was outside
     left = outside[rows[:, None], ang[None, :], path]
     at_limit = (path <= AT_LIMIT_SAMPLES) | (path >= M - 1 - AT_LIMIT_SAMPLES)
@@ -249,7 +254,8 @@ def outline_levels(data32, cands, sign, s_full, cache, detrend: bool = False):
             step = max(1, int(sigma))
             cache[key] = (smooth, robust_sd(gy[::2 * step, ::2 * step]) or 1.0)
         smooth, grad_noise = cache[key]
-        r_, s_, l_, a_ = polar_outlines(smooth, [cands[i] for i in idx], sign, grad_noise)
+        r_, s_, l_, a_ = polar_outlines(smooth, [cands[i] for i in idx], sign, grad_noise,
+                                        sigma=s_full * 2.0 ** lev)
         radii[idx], strength[idx], left[idx], at_limit[idx] = r_, s_, l_, a_
     return radii, strength, left, at_limit
 
