@@ -47,6 +47,9 @@ LOG_MIN_SIDE_SIGMAS = 4
 LOG_FILL_RADIUS_SIGMAS = 0.6
 #: a LoG peak must stand this many robust SDs of the response above zero
 LOG_PEAK_MIN_SNR = 2.5
+#: the LoG response's noise is measured outside the foreground mask when that leaves at
+#: least this share of the image (else on the whole image)
+LOG_MIN_BACKGROUND_FRACTION = 0.2
 #: floor of the LoG peak threshold (a flat response has a zero SD)
 LOG_MIN_THRESHOLD = 1e-6
 #: local-maximum window: this many sigmas (odd), at least LOG_MIN_PEAK_WINDOW px
@@ -153,8 +156,14 @@ def _subsample(a: np.ndarray) -> np.ndarray:
 
 
 def log_candidates(work: np.ndarray, r_min: float, r_max: float, sign: float,
-                   exclude: np.ndarray | None):
-    """Scale-space LoG blob candidates: list of (row, col, radius, strength) in working px."""
+                   exclude: np.ndarray | None, background: np.ndarray | None = None):
+    """Scale-space LoG blob candidates: list of (row, col, radius, strength) in working px.
+
+    ``background`` (bool, working px), when given, holds the pixels the response's noise is
+    measured on (outside the vesicles already found by the mask: in a crowded field the
+    vesicles themselves would inflate it and hide the faint ones), when at least
+    LOG_MIN_BACKGROUND_FRACTION of the image.
+    """
     cands = []
     radii = r_min * 2.0 ** (np.arange(0, LOG_MAX_SCALES) / LOG_SCALES_PER_OCTAVE)
     radii = radii[radii <= r_max * LOG_RADIUS_MARGIN]
@@ -180,7 +189,14 @@ def log_candidates(work: np.ndarray, r_min: float, r_max: float, sign: float,
         blur = cv2.GaussianBlur(filled, (0, 0), s)
         lap = cv2.Laplacian(blur, cv2.CV_32F, ksize=3)
         resp = (-sign) * lap * (s * s)
-        noise = robust_sd(_subsample(resp))
+        bg = None
+        if background is not None:
+            bg = cv2.resize(background.astype(np.uint8), (img.shape[1], img.shape[0]),
+                            interpolation=cv2.INTER_NEAREST).astype(bool) if level else background
+        if bg is not None and bg.mean() >= LOG_MIN_BACKGROUND_FRACTION:
+            noise = robust_sd(resp[bg][:: max(1, int(bg.sum()) // NOISE_SAMPLE_SIDE ** 2)])
+        else:
+            noise = robust_sd(_subsample(resp))
         thr = max(LOG_PEAK_MIN_SNR * noise, LOG_MIN_THRESHOLD)
         win = max(LOG_MIN_PEAK_WINDOW, int(LOG_PEAK_WINDOW_SIGMAS * s) | 1)
         mx = cv2.dilate(resp, cv2.getStructuringElement(cv2.MORPH_RECT, (win, win)))

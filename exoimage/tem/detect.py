@@ -98,7 +98,7 @@ def _candidates(work_n, r_min, r_max, sign, exclude_w, quick):
     # and inside it blobs much larger than the mask's inscribed circle there
     # (a large collapsed vesicle whose mask is only its brighter folds); other
     # LoG responses inside the mask are rim fragments of vesicles already proposed.
-    log_cands = log_candidates(work_n, r_min * LOG_MIN_RADIUS_FRAC, r_max, sign, exclude_w)
+    log_cands = log_candidates(work_n, r_min * LOG_MIN_RADIUS_FRAC, r_max, sign, exclude_w, background=~fg)
     hf, wf = fg.shape
 
     def _new(c):

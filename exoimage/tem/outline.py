@@ -144,26 +144,18 @@ def polar_outlines(img: np.ndarray, cands, sign: float, grad_noise: float, max_s
     M = N_RADII
     acc = cost[:, 0, :].copy()
     back = np.zeros((C, 2 * N_ANGLES, M), np.int8)
-    offsets = range(-max_step, max_step + 1)
-    pen = {o: jump_penalty * abs(o) for o in offsets}
+    offsets = np.arange(-max_step, max_step + 1)
+    pen = (jump_penalty * np.abs(offsets)).astype(acc.dtype)[:, None, None]
+    # acc shifted by each offset o (sh[:, j] = acc[:, j - o], -inf where j - o is outside), stacked
+    # in the order of ``offsets``: argmax takes the first of equal values, as a strict ">" scan would
+    padded = np.full((C, M + 2 * max_step), -np.inf, acc.dtype)
     for k in range(1, 2 * N_ANGLES):
         a = k % N_ANGLES
-        best = np.full_like(acc, -np.inf)
-        arg = np.zeros(acc.shape, np.int8)
-        for o in offsets:
-            sh = np.full_like(acc, -np.inf)
-            if o > 0:
-                sh[:, o:] = acc[:, :-o]
-            elif o < 0:
-                sh[:, :o] = acc[:, -o:]
-            else:
-                sh = acc
-            cand = sh - pen[o]
-            better = cand > best
-            best = np.where(better, cand, best)
-            arg = np.where(better, np.int8(o), arg)
-        acc = best + cost[:, a, :]
-        back[:, k, :] = arg
+        padded[:, max_step:max_step + M] = acc
+        stack = np.stack([padded[:, max_step - o:max_step - o + M] for o in offsets]) - pen
+        arg = np.argmax(stack, axis=0)
+        acc = np.take_along_axis(stack, arg[None], axis=0)[0] + cost[:, a, :]
+        back[:, k, :] = offsets[arg].astype(np.int8)
     idx = np.argmax(acc, axis=1)
     path = np.zeros((C, 2 * N_ANGLES), np.int64)
     path[:, -1] = idx
@@ -260,10 +252,26 @@ def outline_levels(data32, cands, sign, s_full, cache, detrend: bool = False):
     return radii, strength, left, at_limit
 
 
+def nan_percentile_rows(a: np.ndarray, q: float) -> np.ndarray:
+    """``np.nanpercentile(a, q, axis=1)`` (linear interpolation) of a 2-D array, vectorised
+    (numpy's runs a Python loop over the rows); NaN for a row without a finite value."""
+    a = np.asarray(a, float)
+    srt = np.sort(a, axis=1)  # NaN last
+    n = np.sum(~np.isnan(a), axis=1)
+    pos = (q / 100.0) * np.maximum(n - 1, 0)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    frac = pos - lo
+    rows = np.arange(a.shape[0])
+    v_lo, v_hi = srt[rows, lo], srt[rows, hi]
+    out = v_lo + frac * (v_hi - v_lo)
+    out[n == 0] = np.nan
+    return out
+
+
 def closure(strength, left):
     """The CLOSURE_PERCENTILE-th percentile of the edge strength around each outline (NaN-safe)."""
-    with np.errstate(all="ignore"):
-        v = np.nanpercentile(np.where(left, np.nan, strength), CLOSURE_PERCENTILE, axis=1)
+    v = nan_percentile_rows(np.where(left, np.nan, strength), CLOSURE_PERCENTILE)
     return np.nan_to_num(v, nan=-np.inf)
 
 

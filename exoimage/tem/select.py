@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .outline import N_ANGLES
+from .outline import N_ANGLES, nan_percentile_rows
 
 # ---- outline rules
 #: an outline's ``quality``: this percentile of its edge strength (its weakest fifth)
@@ -124,8 +124,8 @@ def outline_scores(radii, strength, left, at_limit, px, min_contrast) -> Outline
     valid = ~left
     strength_in = np.where(valid, strength, np.nan)
     with np.errstate(all="ignore"):
-        score_all = np.nanmedian(strength_in, axis=1)
-        qual_all = np.nanpercentile(strength_in, QUALITY_PERCENTILE, axis=1)
+        score_all = nan_percentile_rows(strength_in, 50.0)
+        qual_all = nan_percentile_rows(strength_in, QUALITY_PERCENTILE)
         coverage_all = np.nanmean(np.where(valid, strength > COVERAGE_EDGE_FRACTION * min_contrast, np.nan),
                                   axis=1)
     xy = np.stack([radii * np.cos(np.linspace(0, 2 * np.pi, N_ANGLES, endpoint=False)),
