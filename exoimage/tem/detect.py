@@ -112,9 +112,10 @@ def _candidates(work_n, r_min, r_max, sign, exclude_w, quick):
     return cands
 
 
-def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
+def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False, cache: dict | None = None):
     """Outlines of one polarity; ``quick`` (for the polarity decision) skips the
-    Hough candidates and the re-centring pass."""
+    Hough candidates and the re-centring pass; ``cache`` (a dict) keeps the smoothed images
+    between calls on the same image (they do not depend on the polarity)."""
     f = working_factor(px, params.min_diameter_nm)
     work = downsample(data, f)
     wpx = px * f
@@ -137,7 +138,7 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
     full_cands = [((y + 0.5) * f - 0.5, (x + 0.5) * f - 0.5, r * f) for y, x, r, _ in cands]
     s_full = max(OUTLINE_SMOOTH_MIN_PX, OUTLINE_SMOOTH_PER_FACTOR * f)
     data32 = data.astype(np.float32, copy=False)
-    cache = {}
+    cache = {} if cache is None else cache
     radii, strength, left, at_limit = outline_levels(data32, full_cands, sign, s_full, cache)
     if not quick:
         # one refinement: re-centre each outline on its centroid at its own size
@@ -154,7 +155,7 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
         radii[better], strength[better], left[better], at_limit[better] = r2[better], s2[better], l2[better], a2[better]
         full_cands = [refined[i] if better[i] else full_cands[i] for i in range(len(full_cands))]
     objs = _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limit)
-    if True:
+    if not quick:
         # second look: what the first pass left, outlined on the band-passed image (a vesicle in a
         # dark stain pool or broad halo: the pool's ramp swamps the body / stain step), with
         # circle candidates from the band-passed image too
@@ -210,15 +211,21 @@ def _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limi
 def _choose_polarity(data, px, params, exclude_mask):
     """('light' or 'dark', outlines): the polarity whose outlines are more and stronger.
 
-    Both polarities are run in full (with the second look: a light body inside
-    a dark pool or halo is an object of the light polarity even when the image
-    is mostly darker than its background; the shrunk quick decision used before
-    issue 13 did not see those and picked 'dark' for the dark-EV crop) and
-    :func:`~exoimage.tem.select.stronger_polarity` decides; the winner's
-    outlines are returned.
+    The light polarity is run in full (with the second look: a light body
+    inside a dark pool or halo is an object of the light polarity even when the
+    image is mostly darker than its background; the shrunk quick decision used
+    before issue 13 did not see those and picked 'dark' for the dark-EV crop),
+    the dark one first quickly (no Hough, no re-centring, no second look) at
+    full resolution; only when that beats the light outlines
+    (:func:`~exoimage.tem.select.stronger_polarity`) is the dark polarity run in
+    full and compared again. The winner's outlines are returned.
     """
-    light = _detect_one_polarity(data, px, params, +1.0, exclude_mask)
-    dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask)
+    cache = {}
+    light = _detect_one_polarity(data, px, params, +1.0, exclude_mask, cache=cache)
+    dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask, quick=True, cache=cache)
+    if stronger_polarity(light, dark) == "light":
+        return "light", light
+    dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask, cache=cache)
     pol = stronger_polarity(light, dark)
     return pol, (light if pol == "light" else dark)
 

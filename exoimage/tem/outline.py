@@ -239,7 +239,8 @@ def outline_levels(data32, cands, sign, s_full, cache, detrend: bool = False):
         key = (int(lev), bool(detrend))
         if key not in cache:
             sigma = s_full * 2.0 ** lev
-            smooth = cv2.GaussianBlur(data32, (0, 0), sigma)
+            plain = (int(lev), False)
+            smooth = cache[plain][0] if plain in cache else cv2.GaussianBlur(data32, (0, 0), sigma)
             if detrend:
                 smooth = smooth - wide_background(data32, DETREND_RATIO * sigma)
             gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) / SOBEL3_NORM
