@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..io import Image, ImageReadError, validate_image
 from ..stats import robust_sd
-from .candidates import (detrended_hough_candidates, downsample, downsample_mask, hough_candidates, log_candidates, mask_candidates,
+from .candidates import (detrended_hough_candidates, downsample, downsample_mask, log_candidates, mask_candidates,
                          suppress_same_scale, working_factor)
 from .confidence import FEATURES, confidence_from_features, outline_features
 from .measure import VESICLE_COLUMNS, shape_stats, star_mask, vesicle_row
@@ -39,6 +39,10 @@ OUTLINE_SMOOTH_MIN_PX = 0.8
 OUTLINE_SMOOTH_PER_FACTOR = 1.2
 #: a re-centred outline's radius is at least this share of the smallest radius
 RECENTRE_MIN_RADIUS_FRAC = 0.5
+#: an outline within this many working px of annotation pixels (scale bar, its label, a databar)
+#: is dropped: its edge may be the annotation's (the ScanEV micrograph: a 33 nm "vesicle" on the
+#: stain just above the "500 nm" label)
+ANNOTATION_MARGIN_WORK_PX = 2.0
 #: an outline reaching within this many px of the image's outer pixel edge is cut by
 #: the border (pixel centres run from 0 to side - 1)
 BORDER_MARGIN_PX = 0.5
@@ -175,6 +179,22 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False, c
     return resolve_overlaps(objs)
 
 
+def _near_mask(poly, mask, margin):
+    """Whether the polygon, grown by ``margin`` px, covers a pixel of ``mask``."""
+    H, W = mask.shape
+    y0 = max(0, int(np.floor(poly[:, 0].min() - margin)))
+    x0 = max(0, int(np.floor(poly[:, 1].min() - margin)))
+    y1 = min(H, int(np.ceil(poly[:, 0].max() + margin)) + 1)
+    x1 = min(W, int(np.ceil(poly[:, 1].max() + margin)) + 1)
+    if y1 <= y0 or x1 <= x0 or not mask[y0:y1, x0:x1].any():
+        return False
+    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(m, [np.round(poly[:, ::-1] - [x0, y0]).astype(np.int32)], 1)
+    k = 2 * int(np.ceil(margin)) + 1
+    m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return bool((m.astype(bool) & mask[y0:y1, x0:x1]).any())
+
+
 def _outside_outlines(cands, objs, shape):
     """The candidates (row, col, radius) whose centre is not inside any of the outlines ``objs``."""
     if not objs or not cands:
@@ -262,6 +282,9 @@ def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams
         polarity = params.polarity
     if objs is None:
         objs = _detect_one_polarity(data, px, params, 1.0 if polarity == "light" else -1.0, exclude_mask)
+    if exclude_mask is not None and np.any(exclude_mask):
+        margin = ANNOTATION_MARGIN_WORK_PX * working_factor(px, params.min_diameter_nm)
+        objs = [o for o in objs if not _near_mask(o["poly"], exclude_mask, margin)]
     # order: top-to-bottom, left-to-right, for stable ids
     objs.sort(key=lambda o: (round(o["stats"]["centroid"][0]), o["stats"]["centroid"][1]))
     labels = np.zeros(data.shape, np.int32)
