@@ -9,14 +9,21 @@ Method
 2. **Candidates.** A scale-normalised Laplacian-of-Gaussian over radii from
    ``min_diameter_nm/2`` to ``max_diameter_nm/2`` (an octave pyramid, so large
    scales stay cheap) marks blobs lighter than their surroundings (or darker,
-   with ``polarity='dark'``). The LoG ignores smooth, uneven stain.
+   with ``polarity='dark'``). The LoG ignores smooth, uneven stain. With
+   ``polarity='auto'`` the light polarity runs in full, the dark one quickly
+   and in full only when it beats the light outlines.
 3. **Outlines.** Around each candidate the full-resolution image is sampled on
    a polar grid; the outline is the closed path, found by dynamic programming,
    that follows the strongest light-to-dark edge going outwards (the body /
    stain boundary) with bounded changes in radius between neighbouring angles.
    A collapsed, darker cup centre does not matter: the path looks for the
    outer edge, so the interior is filled by construction. The edge position is
-   refined to sub-pixel precision.
+   refined to sub-pixel precision and moved out by the smoothing's curvature
+   shift (sigma^2 / 2R). Outlines that failed only on edge strength, and
+   circles found on the band-passed image, get a second look on the
+   band-passed image (a vesicle inside a dark stain pool or broad halo), kept
+   when their body is not darker than their surround there. The edge rule is
+   documented in ``docs/tem.md``.
 4. **Decisions.** Outlines with an edge weaker than ``min_contrast`` times the
    noise of the image's gradient, outside the size range, too irregular, or
    sitting on annotation pixels are dropped; duplicates of the same vesicle are
@@ -26,7 +33,8 @@ Method
 5. **Measurements** come from the sub-pixel outline: equivalent-circle
    diameter, Feret diameters, circularity, aspect ratio. Vesicles whose
    outline reaches the image border are flagged (``touches_border``) and not
-   sized.
+   sized. ``confidence`` is a logistic map of outline features fitted on
+   simulator truth (:mod:`.confidence`).
 
 Everything is deterministic: the same input gives the same output, byte for byte.
 

@@ -46,7 +46,10 @@ LOG_MIN_SIDE_SIGMAS = 4
 #: centre with its rim's level, in LoG sigmas
 LOG_FILL_RADIUS_SIGMAS = 0.6
 #: a LoG peak must stand this many robust SDs of the response above zero
-LOG_PEAK_MIN_SNR = 4.0
+LOG_PEAK_MIN_SNR = 2.5
+#: the LoG response's noise is measured outside the foreground mask when that leaves at
+#: least this share of the image (else on the whole image)
+LOG_MIN_BACKGROUND_FRACTION = 0.2
 #: floor of the LoG peak threshold (a flat response has a zero SD)
 LOG_MIN_THRESHOLD = 1e-6
 #: local-maximum window: this many sigmas (odd), at least LOG_MIN_PEAK_WINDOW px
@@ -113,6 +116,12 @@ HOUGH_MIN_DIST_PX = 2.0
 HOUGH_MIN_RADIUS_ARG = 2
 HOUGH_MAX_RADIUS_ARG = 3
 
+# ---- circles on the band-passed image (the second look)
+#: the background removed before the second look's Hough transform: a Gaussian of this many
+#: smallest-vesicle radii (a dark stain pool or halo around a vesicle is a few of its radii
+#: wide; on the dark-EV crop in ../shared 2-6 gave the same three circles)
+DETREND_HOUGH_RADII = 4.0
+
 # ---- duplicates at the same scale
 #: a weaker candidate closer than this share of the smaller radius to a stronger one ...
 SAME_SCALE_DISTANCE_FRAC = 0.5
@@ -147,8 +156,14 @@ def _subsample(a: np.ndarray) -> np.ndarray:
 
 
 def log_candidates(work: np.ndarray, r_min: float, r_max: float, sign: float,
-                   exclude: np.ndarray | None):
-    """Scale-space LoG blob candidates: list of (row, col, radius, strength) in working px."""
+                   exclude: np.ndarray | None, background: np.ndarray | None = None):
+    """Scale-space LoG blob candidates: list of (row, col, radius, strength) in working px.
+
+    ``background`` (bool, working px), when given, holds the pixels the response's noise is
+    measured on (outside the vesicles already found by the mask: in a crowded field the
+    vesicles themselves would inflate it and hide the faint ones), when at least
+    LOG_MIN_BACKGROUND_FRACTION of the image.
+    """
     cands = []
     radii = r_min * 2.0 ** (np.arange(0, LOG_MAX_SCALES) / LOG_SCALES_PER_OCTAVE)
     radii = radii[radii <= r_max * LOG_RADIUS_MARGIN]
@@ -174,7 +189,14 @@ def log_candidates(work: np.ndarray, r_min: float, r_max: float, sign: float,
         blur = cv2.GaussianBlur(filled, (0, 0), s)
         lap = cv2.Laplacian(blur, cv2.CV_32F, ksize=3)
         resp = (-sign) * lap * (s * s)
-        noise = robust_sd(_subsample(resp))
+        bg = None
+        if background is not None:
+            bg = cv2.resize(background.astype(np.uint8), (img.shape[1], img.shape[0]),
+                            interpolation=cv2.INTER_NEAREST).astype(bool) if level else background
+        if bg is not None and bg.mean() >= LOG_MIN_BACKGROUND_FRACTION:
+            noise = robust_sd(resp[bg][:: max(1, int(bg.sum()) // NOISE_SAMPLE_SIDE ** 2)])
+        else:
+            noise = robust_sd(_subsample(resp))
         thr = max(LOG_PEAK_MIN_SNR * noise, LOG_MIN_THRESHOLD)
         win = max(LOG_MIN_PEAK_WINDOW, int(LOG_PEAK_WINDOW_SIGMAS * s) | 1)
         mx = cv2.dilate(resp, cv2.getStructuringElement(cv2.MORPH_RECT, (win, win)))
@@ -272,6 +294,24 @@ def hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float
                 cands.append((float(y), float(x), float(r), 0.0))
         ra = rb * HOUGH_NEXT_SPAN if rb < r_max else r_max * 2
     return cands
+
+
+def detrended_hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float,
+                               exclude: np.ndarray | None):
+    """:func:`hough_candidates` on ``work_n`` minus its smooth background (DETREND_HOUGH_RADII).
+
+    A vesicle inside a dark stain pool or broad halo has its rim edge on a
+    ramp that the 8-bit copy of :func:`hough_candidates` clips or drowns;
+    without the background the rim is a circle again.
+    """
+    from .outline import wide_background
+
+    det = work_n - wide_background(work_n, DETREND_HOUGH_RADII * r_min)
+    d = (det[1:, :] - det[:-1, :])[::2, ::2]
+    noise = robust_sd(d) / np.sqrt(2) if d.size else 0.0
+    if not noise > 0:
+        return []
+    return hough_candidates((det / noise).astype(np.float32), r_min, r_max, sign, exclude)
 
 
 def suppress_same_scale(cands, radius_frac=SAME_SCALE_DISTANCE_FRAC):

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import pandas as pd
 
 from ..io import Image, ImageReadError, validate_image
 from ..stats import robust_sd
-from .candidates import (downsample, downsample_mask, hough_candidates, log_candidates, mask_candidates,
+from .candidates import (detrended_hough_candidates, downsample, downsample_mask, log_candidates, mask_candidates,
                          suppress_same_scale, working_factor)
+from .confidence import FEATURES, confidence_from_features, outline_features
 from .measure import VESICLE_COLUMNS, shape_stats, star_mask, vesicle_row
-from .outline import N_ANGLES, closure, outline_levels, polar_area, polygon
+from .outline import N_ANGLES, body_minus_surround, closure, outline_levels, polar_area, polygon, smoothing_level
 from .params import NO_PIXEL_SIZE, TemParams
-from .select import outline_scores, passes_outline_rules, resolve_overlaps, smooth_convex_shape, stronger_polarity
+from .select import (SECOND_LOOK_RULES, outline_scores, passes_outline_rules, resolve_overlaps, smooth_convex_shape,
+                     stronger_polarity)
 
 __all__ = ["VesicleResult", "detect_vesicles", "measure_vesicles"]
 
@@ -36,12 +39,13 @@ OUTLINE_SMOOTH_MIN_PX = 0.8
 OUTLINE_SMOOTH_PER_FACTOR = 1.2
 #: a re-centred outline's radius is at least this share of the smallest radius
 RECENTRE_MIN_RADIUS_FRAC = 0.5
+#: an outline within this many working px of annotation pixels (scale bar, its label, a databar)
+#: is dropped: its edge may be the annotation's (the ScanEV micrograph: a 33 nm "vesicle" on the
+#: stain just above the "500 nm" label)
+ANNOTATION_MARGIN_WORK_PX = 2.0
 #: an outline reaching within this many px of the image's outer pixel edge is cut by
 #: the border (pixel centres run from 0 to side - 1)
 BORDER_MARGIN_PX = 0.5
-#: the polarity decision runs on a copy shrunk so that the smallest vesicle spans
-#: about this many px (commit 2e9a576: auto ~1.5x one polarity instead of 2-3x)
-POLARITY_PX_PER_MIN_DIAMETER = 8.0
 
 
 @dataclass
@@ -59,6 +63,9 @@ class VesicleResult:
     pixel_size_nm : float
     polarity : str
         Polarity that was used ('light' or 'dark').
+    features : ndarray, optional
+        ``(n, len(FEATURES))`` outline features of each row of ``table``, the inputs of its
+        ``confidence`` (:mod:`exoimage.tem.confidence`).
     """
 
     table: pd.DataFrame
@@ -66,6 +73,7 @@ class VesicleResult:
     outlines: list = field(default_factory=list)
     pixel_size_nm: float = 1.0
     polarity: str = "light"
+    features: np.ndarray | None = None
 
 
 def _prepare(image, pixel_size_nm):
@@ -94,7 +102,7 @@ def _candidates(work_n, r_min, r_max, sign, exclude_w, quick):
     # and inside it blobs much larger than the mask's inscribed circle there
     # (a large collapsed vesicle whose mask is only its brighter folds); other
     # LoG responses inside the mask are rim fragments of vesicles already proposed.
-    log_cands = log_candidates(work_n, r_min * LOG_MIN_RADIUS_FRAC, r_max, sign, exclude_w)
+    log_cands = log_candidates(work_n, r_min * LOG_MIN_RADIUS_FRAC, r_max, sign, exclude_w, background=~fg)
     hf, wf = fg.shape
 
     def _new(c):
@@ -104,13 +112,14 @@ def _candidates(work_n, r_min, r_max, sign, exclude_w, quick):
     log_cands = [c for c in log_cands if _new(c)]
     cands = mask_cands + suppress_same_scale(log_cands)
     if not quick:
-        cands += hough_candidates(work_n, r_min, r_max, sign, exclude_w)
+        cands += detrended_hough_candidates(work_n, r_min, r_max, sign, exclude_w)
     return cands
 
 
-def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
+def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False, cache: dict | None = None):
     """Outlines of one polarity; ``quick`` (for the polarity decision) skips the
-    Hough candidates and the re-centring pass."""
+    Hough candidates and the re-centring pass; ``cache`` (a dict) keeps the smoothed images
+    between calls on the same image (they do not depend on the polarity)."""
     f = working_factor(px, params.min_diameter_nm)
     work = downsample(data, f)
     wpx = px * f
@@ -133,7 +142,7 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
     full_cands = [((y + 0.5) * f - 0.5, (x + 0.5) * f - 0.5, r * f) for y, x, r, _ in cands]
     s_full = max(OUTLINE_SMOOTH_MIN_PX, OUTLINE_SMOOTH_PER_FACTOR * f)
     data32 = data.astype(np.float32, copy=False)
-    cache = {}
+    cache = {} if cache is None else cache
     radii, strength, left, at_limit = outline_levels(data32, full_cands, sign, s_full, cache)
     if not quick:
         # one refinement: re-centre each outline on its centroid at its own size
@@ -149,6 +158,56 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
         better = closure(s2, l2) > closure(strength, left)
         radii[better], strength[better], left[better], at_limit[better] = r2[better], s2[better], l2[better], a2[better]
         full_cands = [refined[i] if better[i] else full_cands[i] for i in range(len(full_cands))]
+    objs = _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limit)
+    if not quick:
+        # second look: what the first pass left, outlined on the band-passed image (a vesicle in a
+        # dark stain pool or broad halo: the pool's ramp swamps the body / stain step), with
+        # circle candidates from the band-passed image too
+        # (only outlines that failed on their edge alone: the right size, round, inside the search range)
+        sc1 = outline_scores(radii, strength, left, at_limit, px, params.min_contrast)
+        retry = passes_outline_rules(sc1, params, SECOND_LOOK_RULES) & ~passes_outline_rules(sc1, params)
+        rest = _outside_outlines([c for c, ok in zip(full_cands, retry) if ok], objs, data.shape)
+        if rest:
+            r2, s2, l2, a2 = outline_levels(data32, rest, sign, s_full, cache, detrend=True)
+            for o in _accepted(data, px, params, sign, rest, r2, s2, l2, a2, second=True):
+                # polarity evidence of the outline itself: on the band-passed image its body is not
+                # darker than its surround (for sign +1); the band-pass's ring around a dark
+                # precipitate is the one outline of the right sign whose body is the wrong one
+                band = cache[(smoothing_level(o["cand_r"], s_full), True)][0]
+                if sign * body_minus_surround(band, o["centre"], o["radii"]) >= 0:
+                    objs.append(o)
+    return resolve_overlaps(objs)
+
+
+def _near_mask(poly, mask, margin):
+    """Whether the polygon, grown by ``margin`` px, covers a pixel of ``mask``."""
+    H, W = mask.shape
+    y0 = max(0, int(np.floor(poly[:, 0].min() - margin)))
+    x0 = max(0, int(np.floor(poly[:, 1].min() - margin)))
+    y1 = min(H, int(np.ceil(poly[:, 0].max() + margin)) + 1)
+    x1 = min(W, int(np.ceil(poly[:, 1].max() + margin)) + 1)
+    if y1 <= y0 or x1 <= x0 or not mask[y0:y1, x0:x1].any():
+        return False
+    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(m, [np.round(poly[:, ::-1] - [x0, y0]).astype(np.int32)], 1)
+    k = 2 * int(np.ceil(margin)) + 1
+    m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return bool((m.astype(bool) & mask[y0:y1, x0:x1]).any())
+
+
+def _outside_outlines(cands, objs, shape):
+    """The candidates (row, col, radius) whose centre is not inside any of the outlines ``objs``."""
+    if not objs or not cands:
+        return cands
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(o["poly"][:, ::-1]).astype(np.int32) for o in objs], 1)
+    H, W = shape
+    return [c for c in cands
+            if not mask[min(H - 1, max(0, int(round(c[0])))), min(W - 1, max(0, int(round(c[1]))))]]
+
+
+def _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limit, second=False):
+    """The objects (dicts) of the outlines that pass the outline and shape rules."""
     H, W = data.shape
     # cheap, vectorised first cut: the outline rules
     scores = outline_scores(radii, strength, left, at_limit, px, params.min_contrast)
@@ -164,27 +223,31 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False):
             continue
         objs.append(dict(poly=poly, centre=(cy, cx), radii=radii[k], score=float(scores.score[k]),
                          quality=float(scores.quality[k]), coverage=float(scores.coverage[k]), border=border,
-                         area=st["area"], circularity=st["circularity"], stats=st))
-    return resolve_overlaps(objs)
+                         area=st["area"], circularity=st["circularity"], stats=st, second=second,
+                         cand_r=float(cr)))
+    return objs
 
 
 def _choose_polarity(data, px, params, exclude_mask):
-    """('light' or 'dark', outlines or None): the polarity whose outlines are more and stronger.
+    """('light' or 'dark', outlines): the polarity whose outlines are more and stronger.
 
-    Decided by :func:`~exoimage.tem.select.stronger_polarity` on a copy shrunk so
-    that the smallest vesicle still spans ~8 px (both polarities there cost a
-    fraction of one full pass). When the image cannot be shrunk, both full
-    passes are run and the winner's outlines are returned.
+    The light polarity is run in full (with the second look: a light body
+    inside a dark pool or halo is an object of the light polarity even when the
+    image is mostly darker than its background; the shrunk quick decision used
+    before issue 13 did not see those and picked 'dark' for the dark-EV crop),
+    the dark one first quickly (no Hough, no re-centring, no second look) at
+    full resolution; only when that beats the light outlines
+    (:func:`~exoimage.tem.select.stronger_polarity`) is the dark polarity run in
+    full and compared again. The winner's outlines are returned.
     """
-    k = max(1, int(np.floor(params.min_diameter_nm / px / POLARITY_PX_PER_MIN_DIAMETER)))
-    small = downsample(data, k)
-    ex = None if exclude_mask is None or k == 1 else downsample_mask(exclude_mask, k)
-    if k == 1:
-        ex = exclude_mask
-    light = _detect_one_polarity(small, px * k, params, +1.0, ex, quick=k > 1)
-    dark = _detect_one_polarity(small, px * k, params, -1.0, ex, quick=k > 1)
+    cache = {}
+    light = _detect_one_polarity(data, px, params, +1.0, exclude_mask, cache=cache)
+    dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask, quick=True, cache=cache)
+    if stronger_polarity(light, dark) == "light":
+        return "light", light
+    dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask, cache=cache)
     pol = stronger_polarity(light, dark)
-    return pol, ((light if pol == "light" else dark) if k == 1 else None)
+    return pol, (light if pol == "light" else dark)
 
 
 def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams | None = None,
@@ -219,11 +282,15 @@ def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams
         polarity = params.polarity
     if objs is None:
         objs = _detect_one_polarity(data, px, params, 1.0 if polarity == "light" else -1.0, exclude_mask)
+    if exclude_mask is not None and np.any(exclude_mask):
+        margin = ANNOTATION_MARGIN_WORK_PX * working_factor(px, params.min_diameter_nm)
+        objs = [o for o in objs if not _near_mask(o["poly"], exclude_mask, margin)]
     # order: top-to-bottom, left-to-right, for stable ids
     objs.sort(key=lambda o: (round(o["stats"]["centroid"][0]), o["stats"]["centroid"][1]))
     labels = np.zeros(data.shape, np.int32)
     rows = []
     outlines = []
+    feats = []
     for vid, o in enumerate(objs, start=1):
         poly = o["poly"]
         y0 = max(0, int(np.floor(poly[:, 0].min())))
@@ -234,11 +301,15 @@ def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams
         sub = labels[y0:y1, x0:x1]
         sub[m & (sub == 0)] = vid
         st = o["stats"]
-        rows.append(vesicle_row(vid, st, px, o["border"], o["score"], params.min_contrast))
+        x = outline_features(o["score"], o["quality"], o["coverage"], st["circularity"], o.get("second", False),
+                             params.min_contrast)
+        feats.append(x)
+        rows.append(vesicle_row(vid, st, px, o["border"], o["score"], params.min_contrast,
+                                confidence=float(confidence_from_features(x))))
         outlines.append(poly)
     table = pd.DataFrame(rows, columns=VESICLE_COLUMNS)
     return VesicleResult(table=table, labels=labels, outlines=outlines, pixel_size_nm=px,
-                         polarity=polarity)
+                         polarity=polarity, features=np.array(feats).reshape(len(rows), len(FEATURES)))
 
 
 def measure_vesicles(image, pixel_size_nm: float | None = None, **kwargs) -> pd.DataFrame:

@@ -23,11 +23,6 @@ VESICLE_COLUMNS = [
     "contrast_snr", "confidence",
 ]
 
-#: ``confidence`` is a logistic function of the outline's edge contrast (``contrast_snr``):
-#: 0.5 at CONFIDENCE_MIDPOINT x min_contrast, its width CONFIDENCE_WIDTH x min_contrast.
-#: Set when the column was introduced; it is not calibrated against real vesicles (issue 13).
-CONFIDENCE_MIDPOINT = 1.5
-CONFIDENCE_WIDTH = 0.3
 
 
 def shape_stats(poly: np.ndarray) -> dict:
@@ -84,14 +79,9 @@ def star_mask(centre, radii, y0, y1, x0, x1):
     return np.hypot(dy, dx) <= r
 
 
-def confidence(score: float, min_contrast: float) -> float:
-    """The ``confidence`` column: logistic in the edge contrast (see :data:`CONFIDENCE_MIDPOINT`)."""
-    return float(1.0 / (1.0 + np.exp(-(score - CONFIDENCE_MIDPOINT * min_contrast)
-                                     / (CONFIDENCE_WIDTH * min_contrast))))
-
-
-def vesicle_row(vid, st, px, border, score, min_contrast):
-    """One row of :data:`VESICLE_COLUMNS` (``image`` empty) from shape statistics ``st``."""
+def vesicle_row(vid, st, px, border, score, min_contrast, confidence=float("nan")):
+    """One row of :data:`VESICLE_COLUMNS` (``image`` empty) from shape statistics ``st``;
+    ``confidence`` as :mod:`exoimage.tem.confidence` gives it."""
     cy, cx = st["centroid"]
     nan = float("nan")
     sized = not border
@@ -107,7 +97,7 @@ def vesicle_row(vid, st, px, border, score, min_contrast):
         aspect_ratio=round(st["feret_max"] / st["feret_min"], 4) if sized and st["feret_min"] > 0 else nan,
         touches_border=bool(border),
         contrast_snr=round(score, 3),
-        confidence=round(confidence(score, min_contrast), 4),
+        confidence=round(float(confidence), 4),
     )
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .outline import N_ANGLES
+from .outline import N_ANGLES, nan_percentile_rows
 
 # ---- outline rules
 #: an outline's ``quality``: this percentile of its edge strength (its weakest fifth)
@@ -124,8 +124,8 @@ def outline_scores(radii, strength, left, at_limit, px, min_contrast) -> Outline
     valid = ~left
     strength_in = np.where(valid, strength, np.nan)
     with np.errstate(all="ignore"):
-        score_all = np.nanmedian(strength_in, axis=1)
-        qual_all = np.nanpercentile(strength_in, QUALITY_PERCENTILE, axis=1)
+        score_all = nan_percentile_rows(strength_in, 50.0)
+        qual_all = nan_percentile_rows(strength_in, QUALITY_PERCENTILE)
         coverage_all = np.nanmean(np.where(valid, strength > COVERAGE_EDGE_FRACTION * min_contrast, np.nan),
                                   axis=1)
     xy = np.stack([radii * np.cos(np.linspace(0, 2 * np.pi, N_ANGLES, endpoint=False)),
@@ -182,6 +182,10 @@ def within_search_range(s: OutlineScores, params) -> np.ndarray:
 #: the outline rules, in order; an outline must pass every one
 OUTLINE_RULES = (in_size_range, round_enough, mostly_in_image, strong_edge, closed_edge, edge_all_round,
                  within_search_range)
+
+#: the rules an outline must pass to be worth a second look on the band-passed image
+#: (:func:`exoimage.tem.detect`): everything but the edge strength
+SECOND_LOOK_RULES = (in_size_range, round_enough, mostly_in_image, within_search_range)
 
 
 def passes_outline_rules(s: OutlineScores, params, rules=OUTLINE_RULES) -> np.ndarray:
