@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from exoimage.blot import quantify_blot
-from exoimage.blot.lanes import find_lanes, find_pieces
+from exoimage.blot.lanes import bound_groups, find_lanes, find_pieces, lanes_from_bounds
 from exoimage.blot.signal import histogram_gap_fraction, image_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +151,47 @@ def test_histogram_gaps_judged_only_where_the_histogram_is_dense():
     counts[::3] = 100
     frac, n = histogram_gap_fraction(counts)
     assert n == 300 and abs(frac - 2 / 3) < 0.01
+
+
+def _bounds_of(centres, half=0.45 * PITCH):
+    return [(int(c - half), int(c + half)) for c in centres]
+
+
+def test_lane_bounds_per_piece_one_group_each():
+    """--lane-bounds on a two-strip membrane: one group of bounds per piece (a range left of the
+    previous one starts the next piece); each lane spans its own piece's rows and measures the
+    band of its own strip."""
+    img, truth = two_strips(shift_px=40.0)
+    bounds = _bounds_of(truth[0][2]) + _bounds_of(truth[1][2])
+    assert [len(g) for g in bound_groups(bounds)] == [9, 9]
+    res = quantify_blot(img, lane_bounds=bounds)
+    lanes = res.lanes
+    assert list(lanes.piece) == [1] * 9 + [2] * 9
+    assert list(lanes.lane) == list(range(1, 19))
+    top, bottom = lanes[lanes.piece == 1], lanes[lanes.piece == 2]
+    # the pieces' rows: the top lanes end at the cut, the bottom ones start there
+    assert (top.y_bottom_px < truth[1][0] + 30).all() and (bottom.y_top_px > truth[0][1] - 30).all()
+    # every lane has its strip's one band row (at y0 + 120), measured once
+    b = res.bands
+    for ln, (y0, _, _) in zip(lanes.itertuples(), [truth[0]] * 9 + [truth[1]] * 9):
+        near = b[(b.lane == ln.lane) & (np.abs(b.y_px - (y0 + 120)) < 8)]
+        assert len(near) == 1, (ln.lane, b[b.lane == ln.lane])
+
+
+def test_lane_bounds_one_group_serves_every_piece_and_wrong_group_count_is_an_error():
+    img, truth = two_strips(shift_px=0.0)
+    sig = img.astype(float)
+    pieces = find_pieces(sig)
+    assert len(pieces) == 2
+    lanes = lanes_from_bounds(_bounds_of(truth[0][2]), sig.shape, pieces)
+    assert [ln.piece for ln in lanes] == [1] * 9 + [2] * 9
+    assert [ln.x_left_px for ln in lanes[:9]] == [ln.x_left_px for ln in lanes[9:]]
+    three = [(100, 140), (150, 190), (90, 130), (80, 120)]
+    with pytest.raises(ValueError, match="3 groups of lanes .* but 2 membrane pieces"):
+        lanes_from_bounds(three, sig.shape, pieces)
+    # one piece (or none given): full height and sorted, as before
+    one = lanes_from_bounds([(150, 190), (100, 140)], sig.shape)
+    assert [(ln.x_left_px, ln.y_top_px, ln.y_bottom_px) for ln in one] == [(100, 0, 735), (150, 0, 735)]
 
 
 def _truth_lanes_found(lanes, pieces_truth):

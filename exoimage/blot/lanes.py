@@ -1023,16 +1023,50 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
     return lanes
 
 
-def lanes_from_bounds(bounds, shape) -> list[Lane]:
-    """Lanes from explicit ``[(x_left, x_right), ...]`` (px, inclusive), full image height."""
+def bound_groups(bounds) -> list[list[tuple[int, int]]]:
+    """Split explicit lane bounds into one group per membrane piece.
+
+    The bounds of a piece are given left to right; a bound that starts left of the previous
+    one starts the next piece's group (``40-90,110-160,30-80,100-150`` -> two groups).
+    """
+    groups: list[list[tuple[int, int]]] = []
+    for a, b in bounds:
+        a, b = int(a), int(b)
+        if not groups or a < groups[-1][-1][0]:
+            groups.append([])
+        groups[-1].append((a, b))
+    return groups
+
+
+def lanes_from_bounds(bounds, shape, pieces: list[Piece] | None = None) -> list[Lane]:
+    """Lanes from explicit ``[(x_left, x_right), ...]`` (px, inclusive).
+
+    Without ``pieces`` (or with one piece) the lanes span the full image height, in the order
+    left to right. With several membrane pieces the lanes span each piece's rows: one group of
+    bounds (:func:`bound_groups`) is used for every piece, or one group per piece, top piece
+    first; any other number of groups is a ``ValueError``. Lanes are numbered 1..N over the
+    image, top piece first, as :func:`find_lanes` numbers them.
+    """
     h, w = shape
-    out = []
-    for i, (a, b) in enumerate(sorted(bounds), start=1):
+    for a, b in bounds:
         a, b = int(a), int(b)
         if not (0 <= a < b < w):
             raise ValueError(f"lane bounds {a}-{b} px are outside the image width (0-{w - 1})")
-        out.append(Lane(lane=i, piece=1, x_left_px=a, x_right_px=b, y_top_px=0, y_bottom_px=h - 1,
-                        y_ref_px=h / 2))
+    if not pieces or len(pieces) == 1:
+        return [Lane(lane=i, piece=1, x_left_px=int(a), x_right_px=int(b), y_top_px=0, y_bottom_px=h - 1,
+                     y_ref_px=h / 2) for i, (a, b) in enumerate(sorted(bounds), start=1)]
+    groups = bound_groups(bounds)
+    if len(groups) == 1:
+        groups = groups * len(pieces)
+    if len(groups) != len(pieces):
+        raise ValueError(f"lane bounds give {len(groups)} groups of lanes (a bound left of the previous one "
+                         f"starts the next piece) but {len(pieces)} membrane pieces were found; give one group "
+                         f"for all pieces or one per piece")
+    out = []
+    for pc, grp in zip(pieces, groups):
+        for a, b in grp:
+            out.append(Lane(lane=len(out) + 1, piece=pc.index, x_left_px=a, x_right_px=b, y_top_px=pc.y0,
+                            y_bottom_px=pc.y1 - 1, y_ref_px=0.5 * (pc.y0 + pc.y1 - 1)))
     return out
 
 
