@@ -190,6 +190,8 @@ def test_lane_bounds_one_group_serves_every_piece_and_wrong_group_count_is_an_er
     with pytest.raises(ValueError, match="3 groups of lanes .* but 2 membrane pieces"):
         lanes_from_bounds(three, sig.shape, pieces)
     # one piece (or none given): full height and sorted, as before
+    with pytest.raises(ValueError, match="2 groups of overlapping lanes .* one membrane piece"):
+        lanes_from_bounds([(100, 140), (150, 190), (120, 160)], sig.shape)
     one = lanes_from_bounds([(150, 190), (100, 140)], sig.shape)
     assert [(ln.x_left_px, ln.y_top_px, ln.y_bottom_px) for ln in one] == [(100, 0, 735), (150, 0, 735)]
 

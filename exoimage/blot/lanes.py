@@ -1042,7 +1042,8 @@ def lanes_from_bounds(bounds, shape, pieces: list[Piece] | None = None) -> list[
     """Lanes from explicit ``[(x_left, x_right), ...]`` (px, inclusive).
 
     Without ``pieces`` (or with one piece) the lanes span the full image height, in the order
-    left to right. With several membrane pieces the lanes span each piece's rows: one group of
+    left to right (groups of bounds that overlap are then a ``ValueError``: they were meant for
+    pieces that were not found). With several membrane pieces the lanes span each piece's rows: one group of
     bounds (:func:`bound_groups`) is used for every piece, or one group per piece, top piece
     first; any other number of groups is a ``ValueError``. Lanes are numbered 1..N over the
     image, top piece first, as :func:`find_lanes` numbers them.
@@ -1053,6 +1054,11 @@ def lanes_from_bounds(bounds, shape, pieces: list[Piece] | None = None) -> list[
         if not (0 <= a < b < w):
             raise ValueError(f"lane bounds {a}-{b} px are outside the image width (0-{w - 1})")
     if not pieces or len(pieces) == 1:
+        srt = sorted((int(a), int(b)) for a, b in bounds)
+        n_groups = len(bound_groups(bounds))
+        if n_groups > 1 and any(b >= a2 for (_, b), (a2, _) in zip(srt, srt[1:])):
+            raise ValueError(f"lane bounds give {n_groups} groups of overlapping lanes (a range left of the "
+                             f"previous one starts the next piece) but one membrane piece was found")
         return [Lane(lane=i, piece=1, x_left_px=int(a), x_right_px=int(b), y_top_px=0, y_bottom_px=h - 1,
                      y_ref_px=h / 2) for i, (a, b) in enumerate(sorted(bounds), start=1)]
     groups = bound_groups(bounds)
