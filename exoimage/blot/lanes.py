@@ -769,14 +769,16 @@ def _is_marker(ts: np.ndarray, c: float, core: int, band: float = 0.0) -> bool:
     return len(both) >= LANE_MARKER_BANDS
 
 
-def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
+def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float, pmax: float | None = None,
+                snap: bool = True):
     """(lane centres px, lane width px, centres of the marker lanes recognised) of one piece, from
-    the comb fitted to its band rows."""
+    the comb fitted to its band rows (pitch ``pmin`` .. ``pmax``, default half the piece's width);
+    ``snap``: each comb position moves onto its lane's evidence maximum."""
     wid = ts.shape[1]
     e = _evidence_profile(ts, wins)
     if e.max() <= 0:
         return [], 0.0, set()
-    fit = _comb_pitch(e, pmin, max(pmin + 1, wid / 2.0))
+    fit = _comb_pitch(e, pmin, max(pmin + 1, wid / 2.0 if pmax is None else min(pmax, wid / 2.0)))
     if fit is None:
         return [], 0.0, set()
     pitch, x0 = fit
@@ -791,7 +793,7 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
     for p in pos:
         lo, hi = int(round(p - 0.2 * pitch)), int(round(p + 0.2 * pitch))
         lo, hi = max(core, lo), min(wid - 1 - core, hi)
-        if hi <= lo:
+        if hi <= lo or not snap:
             cs.append(float(p))
             continue
         sm = ndi.uniform_filter1d(e, 2 * core + 1)
@@ -945,6 +947,45 @@ def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
     return [float(p) for p in pk], float(lw)
 
 
+#: pieces of one image are strips of one gel, cast by one comb: a cut piece whose lanes come out at
+#: LANE_PITCH_SHARE_RATIO times (or more) another cut piece's pitch has merged touching bands
+#: (Kodak GAPDH rows with no dip between lanes: 3 lanes of 187 px beside 9 of ~57 px); its comb is
+#: fitted again with the pitch within LANE_PITCH_SHARE_TOL of the other piece's. 1.8: below two
+#: pitches (a doubled pitch) and above the Kodak pitches' spread between blots (55-90 px, 1.64)
+LANE_PITCH_SHARE_RATIO = 1.8
+LANE_PITCH_SHARE_TOL = 0.15
+#: lanes a piece needs for its pitch to serve another piece
+LANE_PITCH_SHARE_MIN_LANES = 5
+
+
+def _piece_pitch(cs) -> float | None:
+    return float(np.median(np.diff(sorted(cs)))) if len(cs) >= 2 else None
+
+
+def _share_comb_pitch(found, n_lanes, pmin: float) -> None:
+    """Refit, in place, the comb of a cut piece whose pitch is :data:`LANE_PITCH_SHARE_RATIO` times
+    the pitch of another cut piece of the image (that has at least :data:`LANE_PITCH_SHARE_MIN_LANES`
+    lanes), with the pitch near that piece's, the lanes on the comb itself (merged bands have no
+    maxima of their own to move onto) and a whole pitch wide; the refit is kept when it finds more
+    lanes."""
+    refs = [_piece_pitch(f[5]) for f in found if f[0].cut and len(f[5]) >= LANE_PITCH_SHARE_MIN_LANES]
+    refs = [p for p in refs if p]
+    if not refs:
+        return
+    ref = min(refs)
+    for f in found:
+        pc, ts, wins, cs = f[0], f[1], f[2], f[5]
+        p = _piece_pitch(cs)
+        if not pc.cut or p is None or p < LANE_PITCH_SHARE_RATIO * ref:
+            continue
+        cs2, lw2, mk2 = _comb_lanes(ts, wins, n_lanes, max(pmin, (1 - LANE_PITCH_SHARE_TOL) * ref),
+                                    (1 + LANE_PITCH_SHARE_TOL) * ref, snap=False)
+        if len(cs2) > len(cs):
+            # merged bands leave no free membrane between the lanes: each lane is a whole pitch wide
+            # (the lanes then meet at the midpoints, and no background is taken from between them)
+            f[5:8] = [cs2, _piece_pitch(cs2) or lw2, mk2]
+
+
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
                min_lane_width_px: int = 8, max_tilt: float = 0.1) -> list[Lane]:
     """Find lanes (count and boundaries) in every membrane piece.
@@ -969,7 +1010,7 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
     """
     if pieces is None:
         pieces = find_pieces(signal)
-    lanes: list[Lane] = []
+    found = []
     for pc in pieces:
         sub = signal[pc.y0:pc.y1, pc.x0:pc.x1]
         hgt, wid = sub.shape
@@ -997,6 +1038,10 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
             cs, lw, markers = _comb_lanes(ts, band_rows, n_lanes, float(min_lane_width_px))
         else:
             cs, lw = _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid)
+        found.append([pc, ts, band_rows, yref, slope, cs, lw, markers])
+    _share_comb_pitch(found, n_lanes, float(min_lane_width_px))
+    lanes: list[Lane] = []
+    for pc, _, _, yref, slope, cs, lw, markers in found:
         if not cs:
             continue
         cs = sorted(cs)
