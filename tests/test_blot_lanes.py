@@ -153,6 +153,46 @@ def test_histogram_gaps_judged_only_where_the_histogram_is_dense():
     assert n == 300 and abs(frac - 2 / 3) < 0.01
 
 
+def merged_top_strip(seed: int = 3):
+    """Two strips of one gel (one comb, pitch PITCH): the lower strip's 9 bands are apart, the upper
+    strip's 9 bands run into one another with no dip at all (a Kodak GAPDH row). -> (image, truth)."""
+    rng = np.random.default_rng(seed)
+    h, w = 736, 1092
+    img = np.full((h, w), 300.0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    truth = []
+    for k, (y0, y1, x0) in enumerate([(90, 360, 230.0), (420, 680, 200.0)]):
+        img[y0:y1, int(x0) - 60:int(x0 + 9 * PITCH + 100)] += 500.0
+        cs = x0 + PITCH / 2 + PITCH * np.arange(9)
+        ey = np.exp(-0.5 * ((yy - (y0 + 120)) / 9.0) ** 2)
+        if k == 0:
+            ex = np.clip((xx - x0) / 4.0, 0, 1) * np.clip((x0 + 9 * PITCH - xx) / 4.0, 0, 1)
+            img += 3000.0 * ex * ey
+        else:
+            for c in cs:
+                img += 3000.0 * np.clip(1 - (np.abs(xx - c) / (0.35 * PITCH)) ** 6, 0, None) * ey
+        truth.append((y0, y1, cs))
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(img, 0, 65535).astype(np.uint16), truth
+
+
+def test_merged_bands_take_the_pitch_of_the_other_strip():
+    """A strip whose bands merge into one row (no dip to place lanes by) is cast by the same comb
+    as the other strip of the image: it gets that pitch, 9 lanes on its band, a whole pitch wide
+    (no free membrane between merged bands)."""
+    img, truth = merged_top_strip()
+    sig = img.astype(float)
+    pieces = find_pieces(sig)
+    assert len(pieces) == 2
+    per = _lanes_by_piece(find_lanes(sig, pieces))
+    for pc, (_, _, cs) in zip(sorted(per), truth):
+        _assert_lanes_match(per[pc], cs)
+    top = sorted(per[1], key=lambda ln: ln.x_left_px)
+    assert all(b.x_left_px - a.x_right_px <= 2 for a, b in zip(top, top[1:]))
+    # the bottom strip (bands apart) keeps lanes narrower than its pitch
+    assert max(ln.width_px for ln in per[2]) < 0.95 * PITCH
+
+
 def _bounds_of(centres, half=0.45 * PITCH):
     return [(int(c - half), int(c + half)) for c in centres]
 

@@ -769,16 +769,14 @@ def _is_marker(ts: np.ndarray, c: float, core: int, band: float = 0.0) -> bool:
     return len(both) >= LANE_MARKER_BANDS
 
 
-def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float, pmax: float | None = None,
-                snap: bool = True):
+def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
     """(lane centres px, lane width px, centres of the marker lanes recognised) of one piece, from
-    the comb fitted to its band rows (pitch ``pmin`` .. ``pmax``, default half the piece's width);
-    ``snap``: each comb position moves onto its lane's evidence maximum."""
+    the comb fitted to its band rows."""
     wid = ts.shape[1]
     e = _evidence_profile(ts, wins)
     if e.max() <= 0:
         return [], 0.0, set()
-    fit = _comb_pitch(e, pmin, max(pmin + 1, wid / 2.0 if pmax is None else min(pmax, wid / 2.0)))
+    fit = _comb_pitch(e, pmin, max(pmin + 1, wid / 2.0))
     if fit is None:
         return [], 0.0, set()
     pitch, x0 = fit
@@ -793,7 +791,7 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float, pmax: fl
     for p in pos:
         lo, hi = int(round(p - 0.2 * pitch)), int(round(p + 0.2 * pitch))
         lo, hi = max(core, lo), min(wid - 1 - core, hi)
-        if hi <= lo or not snap:
+        if hi <= lo:
             cs.append(float(p))
             continue
         sm = ndi.uniform_filter1d(e, 2 * core + 1)
@@ -949,11 +947,10 @@ def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
 
 #: pieces of one image are strips of one gel, cast by one comb: a cut piece whose lanes come out at
 #: LANE_PITCH_SHARE_RATIO times (or more) another cut piece's pitch has merged touching bands
-#: (Kodak GAPDH rows with no dip between lanes: 3 lanes of 187 px beside 9 of ~57 px); its comb is
-#: fitted again with the pitch within LANE_PITCH_SHARE_TOL of the other piece's. 1.8: below two
-#: pitches (a doubled pitch) and above the Kodak pitches' spread between blots (55-90 px, 1.64)
+#: (Kodak GAPDH rows with no dip between lanes: 3 lanes of 187 px beside 10 of ~54 px); its lanes are
+#: placed again at the other piece's pitch (:func:`_merged_lanes`). 1.8: below two pitches (a doubled
+#: pitch) and above the Kodak pitches' spread between blots (55-90 px, 1.64)
 LANE_PITCH_SHARE_RATIO = 1.8
-LANE_PITCH_SHARE_TOL = 0.15
 #: lanes a piece needs for its pitch to serve another piece
 LANE_PITCH_SHARE_MIN_LANES = 5
 
@@ -962,14 +959,35 @@ def _piece_pitch(cs) -> float | None:
     return float(np.median(np.diff(sorted(cs)))) if len(cs) >= 2 else None
 
 
-def _share_comb_pitch(found, n_lanes, pmin: float) -> None:
-    """Refit, in place, the comb of a cut piece whose pitch is :data:`LANE_PITCH_SHARE_RATIO` times
-    the pitch of another cut piece of the image (that has at least :data:`LANE_PITCH_SHARE_MIN_LANES`
-    lanes), with the pitch near that piece's, the lanes on the comb itself (merged bands have no
-    maxima of their own to move onto) and a whole pitch wide; the refit is kept when it finds more
-    lanes."""
+def _merged_lanes(ts: np.ndarray, wins, ref: float):
+    """(lane centres, width) of a band row of merged lanes cast by a comb of pitch ``ref``: the row's
+    extent (where its evidence profile is at least half its median over the bands' support, the
+    longest such run) holds a whole number of lanes, ``n = round(extent / ref)``, each
+    ``extent / n`` wide, side by side. A row of lanes has no Fourier phase of its own when its
+    bands merge: its two ends alone favour the pitches that fit a half number of times."""
+    e = _evidence_profile(ts, wins)
+    if e.max() <= 0:
+        return [], 0.0
+    es = ndi.gaussian_filter1d(e, LANE_PEAK_SIGMA)
+    hi = float(np.median(es[es > 0.2 * es.max()]))
+    runs = _runs(es >= 0.5 * hi)
+    if not runs:
+        return [], 0.0
+    a, b = max(runs, key=lambda r: r[1] - r[0])
+    n = int(round((b - a) / ref))
+    if n < 2:
+        return [], 0.0
+    p = (b - a) / n
+    return [a + p * (k + 0.5) for k in range(n)], p
+
+
+def _share_comb_pitch(found, pmin: float) -> None:
+    """Refit, in place, a cut piece whose pitch is :data:`LANE_PITCH_SHARE_RATIO` times the pitch of
+    another cut piece of the image (one with at least :data:`LANE_PITCH_SHARE_MIN_LANES` lanes): its
+    bands merged, and its lanes become :func:`_merged_lanes` at that piece's pitch, a whole pitch
+    wide (no free membrane between merged bands); kept when there are more of them."""
     refs = [_piece_pitch(f[5]) for f in found if f[0].cut and len(f[5]) >= LANE_PITCH_SHARE_MIN_LANES]
-    refs = [p for p in refs if p]
+    refs = [p for p in refs if p and p >= pmin]
     if not refs:
         return
     ref = min(refs)
@@ -978,12 +996,9 @@ def _share_comb_pitch(found, n_lanes, pmin: float) -> None:
         p = _piece_pitch(cs)
         if not pc.cut or p is None or p < LANE_PITCH_SHARE_RATIO * ref:
             continue
-        cs2, lw2, mk2 = _comb_lanes(ts, wins, n_lanes, max(pmin, (1 - LANE_PITCH_SHARE_TOL) * ref),
-                                    (1 + LANE_PITCH_SHARE_TOL) * ref, snap=False)
+        cs2, lw2 = _merged_lanes(ts, wins, ref)
         if len(cs2) > len(cs):
-            # merged bands leave no free membrane between the lanes: each lane is a whole pitch wide
-            # (the lanes then meet at the midpoints, and no background is taken from between them)
-            f[5:8] = [cs2, _piece_pitch(cs2) or lw2, mk2]
+            f[5:8] = [cs2, lw2 + 1.0, set()]
 
 
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
@@ -1039,7 +1054,8 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         else:
             cs, lw = _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid)
         found.append([pc, ts, band_rows, yref, slope, cs, lw, markers])
-    _share_comb_pitch(found, n_lanes, float(min_lane_width_px))
+    if not n_lanes:
+        _share_comb_pitch(found, float(min_lane_width_px))
     lanes: list[Lane] = []
     for pc, _, _, yref, slope, cs, lw, markers in found:
         if not cs:
