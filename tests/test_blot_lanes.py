@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from exoimage.blot import quantify_blot
-from exoimage.blot.lanes import find_lanes, find_pieces
+from exoimage.blot.lanes import bound_groups, find_lanes, find_pieces, lanes_from_bounds
 from exoimage.blot.signal import histogram_gap_fraction, image_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +151,89 @@ def test_histogram_gaps_judged_only_where_the_histogram_is_dense():
     counts[::3] = 100
     frac, n = histogram_gap_fraction(counts)
     assert n == 300 and abs(frac - 2 / 3) < 0.01
+
+
+def merged_top_strip(seed: int = 3):
+    """Two strips of one gel (one comb, pitch PITCH): the lower strip's 9 bands are apart, the upper
+    strip's 9 bands run into one another with no dip at all (a Kodak GAPDH row). -> (image, truth)."""
+    rng = np.random.default_rng(seed)
+    h, w = 736, 1092
+    img = np.full((h, w), 300.0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    truth = []
+    for k, (y0, y1, x0) in enumerate([(90, 360, 230.0), (420, 680, 200.0)]):
+        img[y0:y1, int(x0) - 60:int(x0 + 9 * PITCH + 100)] += 500.0
+        cs = x0 + PITCH / 2 + PITCH * np.arange(9)
+        ey = np.exp(-0.5 * ((yy - (y0 + 120)) / 9.0) ** 2)
+        if k == 0:
+            ex = np.clip((xx - x0) / 4.0, 0, 1) * np.clip((x0 + 9 * PITCH - xx) / 4.0, 0, 1)
+            img += 3000.0 * ex * ey
+        else:
+            for c in cs:
+                img += 3000.0 * np.clip(1 - (np.abs(xx - c) / (0.35 * PITCH)) ** 6, 0, None) * ey
+        truth.append((y0, y1, cs))
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(img, 0, 65535).astype(np.uint16), truth
+
+
+def test_merged_bands_take_the_pitch_of_the_other_strip():
+    """A strip whose bands merge into one row (no dip to place lanes by) is cast by the same comb
+    as the other strip of the image: it gets that pitch, 9 lanes on its band, a whole pitch wide
+    (no free membrane between merged bands)."""
+    img, truth = merged_top_strip()
+    sig = img.astype(float)
+    pieces = find_pieces(sig)
+    assert len(pieces) == 2
+    per = _lanes_by_piece(find_lanes(sig, pieces))
+    for pc, (_, _, cs) in zip(sorted(per), truth):
+        _assert_lanes_match(per[pc], cs)
+    top = sorted(per[1], key=lambda ln: ln.x_left_px)
+    assert all(b.x_left_px - a.x_right_px <= 2 for a, b in zip(top, top[1:]))
+    # the bottom strip (bands apart) keeps lanes narrower than its pitch
+    assert max(ln.width_px for ln in per[2]) < 0.95 * PITCH
+
+
+def _bounds_of(centres, half=0.45 * PITCH):
+    return [(int(c - half), int(c + half)) for c in centres]
+
+
+def test_lane_bounds_per_piece_one_group_each():
+    """--lane-bounds on a two-strip membrane: one group of bounds per piece (a range left of the
+    previous one starts the next piece); each lane spans its own piece's rows and measures the
+    band of its own strip."""
+    img, truth = two_strips(shift_px=40.0)
+    bounds = _bounds_of(truth[0][2]) + _bounds_of(truth[1][2])
+    assert [len(g) for g in bound_groups(bounds)] == [9, 9]
+    res = quantify_blot(img, lane_bounds=bounds)
+    lanes = res.lanes
+    assert list(lanes.piece) == [1] * 9 + [2] * 9
+    assert list(lanes.lane) == list(range(1, 19))
+    top, bottom = lanes[lanes.piece == 1], lanes[lanes.piece == 2]
+    # the pieces' rows: the top lanes end at the cut, the bottom ones start there
+    assert (top.y_bottom_px < truth[1][0] + 30).all() and (bottom.y_top_px > truth[0][1] - 30).all()
+    # every lane has its strip's one band row (at y0 + 120), measured once
+    b = res.bands
+    for ln, (y0, _, _) in zip(lanes.itertuples(), [truth[0]] * 9 + [truth[1]] * 9):
+        near = b[(b.lane == ln.lane) & (np.abs(b.y_px - (y0 + 120)) < 8)]
+        assert len(near) == 1, (ln.lane, b[b.lane == ln.lane])
+
+
+def test_lane_bounds_one_group_serves_every_piece_and_wrong_group_count_is_an_error():
+    img, truth = two_strips(shift_px=0.0)
+    sig = img.astype(float)
+    pieces = find_pieces(sig)
+    assert len(pieces) == 2
+    lanes = lanes_from_bounds(_bounds_of(truth[0][2]), sig.shape, pieces)
+    assert [ln.piece for ln in lanes] == [1] * 9 + [2] * 9
+    assert [ln.x_left_px for ln in lanes[:9]] == [ln.x_left_px for ln in lanes[9:]]
+    three = [(100, 140), (150, 190), (90, 130), (80, 120)]
+    with pytest.raises(ValueError, match="3 groups of lanes .* but 2 membrane pieces"):
+        lanes_from_bounds(three, sig.shape, pieces)
+    # one piece (or none given): full height and sorted, as before
+    with pytest.raises(ValueError, match="2 groups of overlapping lanes .* one membrane piece"):
+        lanes_from_bounds([(100, 140), (150, 190), (120, 160)], sig.shape)
+    one = lanes_from_bounds([(150, 190), (100, 140)], sig.shape)
+    assert [(ln.x_left_px, ln.y_top_px, ln.y_bottom_px) for ln in one] == [(100, 0, 735), (150, 0, 735)]
 
 
 def _truth_lanes_found(lanes, pieces_truth):

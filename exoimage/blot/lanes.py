@@ -945,6 +945,62 @@ def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
     return [float(p) for p in pk], float(lw)
 
 
+#: pieces of one image are strips of one gel, cast by one comb: a cut piece whose lanes come out at
+#: LANE_PITCH_SHARE_RATIO times (or more) another cut piece's pitch has merged touching bands
+#: (Kodak GAPDH rows with no dip between lanes: 3 lanes of 187 px beside 10 of ~54 px); its lanes are
+#: placed again at the other piece's pitch (:func:`_merged_lanes`). 1.8: below two pitches (a doubled
+#: pitch) and above the Kodak pitches' spread between blots (55-90 px, 1.64)
+LANE_PITCH_SHARE_RATIO = 1.8
+#: lanes a piece needs for its pitch to serve another piece
+LANE_PITCH_SHARE_MIN_LANES = 5
+
+
+def _piece_pitch(cs) -> float | None:
+    return float(np.median(np.diff(sorted(cs)))) if len(cs) >= 2 else None
+
+
+def _merged_lanes(ts: np.ndarray, wins, ref: float):
+    """(lane centres, width) of a band row of merged lanes cast by a comb of pitch ``ref``: the row's
+    extent (where its evidence profile is at least half its median over the bands' support, the
+    longest such run) holds a whole number of lanes, ``n = round(extent / ref)``, each
+    ``extent / n`` wide, side by side. A row of lanes has no Fourier phase of its own when its
+    bands merge: its two ends alone favour the pitches that fit a half number of times."""
+    e = _evidence_profile(ts, wins)
+    if e.max() <= 0:
+        return [], 0.0
+    es = ndi.gaussian_filter1d(e, LANE_PEAK_SIGMA)
+    hi = float(np.median(es[es > 0.2 * es.max()]))
+    runs = _runs(es >= 0.5 * hi)
+    if not runs:
+        return [], 0.0
+    a, b = max(runs, key=lambda r: r[1] - r[0])
+    n = int(round((b - a) / ref))
+    if n < 2:
+        return [], 0.0
+    p = (b - a) / n
+    return [a + p * (k + 0.5) for k in range(n)], p
+
+
+def _share_comb_pitch(found, pmin: float) -> None:
+    """Refit, in place, a cut piece whose pitch is :data:`LANE_PITCH_SHARE_RATIO` times the pitch of
+    another cut piece of the image (one with at least :data:`LANE_PITCH_SHARE_MIN_LANES` lanes): its
+    bands merged, and its lanes become :func:`_merged_lanes` at that piece's pitch, a whole pitch
+    wide (no free membrane between merged bands); kept when there are more of them."""
+    refs = [_piece_pitch(f[5]) for f in found if f[0].cut and len(f[5]) >= LANE_PITCH_SHARE_MIN_LANES]
+    refs = [p for p in refs if p and p >= pmin]
+    if not refs:
+        return
+    ref = min(refs)
+    for f in found:
+        pc, ts, wins, cs = f[0], f[1], f[2], f[5]
+        p = _piece_pitch(cs)
+        if not pc.cut or p is None or p < LANE_PITCH_SHARE_RATIO * ref:
+            continue
+        cs2, lw2 = _merged_lanes(ts, wins, ref)
+        if len(cs2) > len(cs):
+            f[5:8] = [cs2, lw2 + 1.0, set()]
+
+
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
                min_lane_width_px: int = 8, max_tilt: float = 0.1) -> list[Lane]:
     """Find lanes (count and boundaries) in every membrane piece.
@@ -969,7 +1025,7 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
     """
     if pieces is None:
         pieces = find_pieces(signal)
-    lanes: list[Lane] = []
+    found = []
     for pc in pieces:
         sub = signal[pc.y0:pc.y1, pc.x0:pc.x1]
         hgt, wid = sub.shape
@@ -997,6 +1053,11 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
             cs, lw, markers = _comb_lanes(ts, band_rows, n_lanes, float(min_lane_width_px))
         else:
             cs, lw = _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid)
+        found.append([pc, ts, band_rows, yref, slope, cs, lw, markers])
+    if not n_lanes:
+        _share_comb_pitch(found, float(min_lane_width_px))
+    lanes: list[Lane] = []
+    for pc, _, _, yref, slope, cs, lw, markers in found:
         if not cs:
             continue
         cs = sorted(cs)
@@ -1023,16 +1084,56 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
     return lanes
 
 
-def lanes_from_bounds(bounds, shape) -> list[Lane]:
-    """Lanes from explicit ``[(x_left, x_right), ...]`` (px, inclusive), full image height."""
+def bound_groups(bounds) -> list[list[tuple[int, int]]]:
+    """Split explicit lane bounds into one group per membrane piece.
+
+    The bounds of a piece are given left to right; a bound that starts left of the previous
+    one starts the next piece's group (``40-90,110-160,30-80,100-150`` -> two groups).
+    """
+    groups: list[list[tuple[int, int]]] = []
+    for a, b in bounds:
+        a, b = int(a), int(b)
+        if not groups or a < groups[-1][-1][0]:
+            groups.append([])
+        groups[-1].append((a, b))
+    return groups
+
+
+def lanes_from_bounds(bounds, shape, pieces: list[Piece] | None = None) -> list[Lane]:
+    """Lanes from explicit ``[(x_left, x_right), ...]`` (px, inclusive).
+
+    Without ``pieces`` (or with one piece) the lanes span the full image height, in the order
+    left to right (groups of bounds that overlap are then a ``ValueError``: they were meant for
+    pieces that were not found). With several membrane pieces the lanes span each piece's rows: one group of
+    bounds (:func:`bound_groups`) is used for every piece, or one group per piece, top piece
+    first; any other number of groups is a ``ValueError``. Lanes are numbered 1..N over the
+    image, top piece first, as :func:`find_lanes` numbers them.
+    """
     h, w = shape
-    out = []
-    for i, (a, b) in enumerate(sorted(bounds), start=1):
+    for a, b in bounds:
         a, b = int(a), int(b)
         if not (0 <= a < b < w):
             raise ValueError(f"lane bounds {a}-{b} px are outside the image width (0-{w - 1})")
-        out.append(Lane(lane=i, piece=1, x_left_px=a, x_right_px=b, y_top_px=0, y_bottom_px=h - 1,
-                        y_ref_px=h / 2))
+    if not pieces or len(pieces) == 1:
+        srt = sorted((int(a), int(b)) for a, b in bounds)
+        n_groups = len(bound_groups(bounds))
+        if n_groups > 1 and any(b >= a2 for (_, b), (a2, _) in zip(srt, srt[1:])):
+            raise ValueError(f"lane bounds give {n_groups} groups of overlapping lanes (a range left of the "
+                             f"previous one starts the next piece) but one membrane piece was found")
+        return [Lane(lane=i, piece=1, x_left_px=int(a), x_right_px=int(b), y_top_px=0, y_bottom_px=h - 1,
+                     y_ref_px=h / 2) for i, (a, b) in enumerate(sorted(bounds), start=1)]
+    groups = bound_groups(bounds)
+    if len(groups) == 1:
+        groups = groups * len(pieces)
+    if len(groups) != len(pieces):
+        raise ValueError(f"lane bounds give {len(groups)} groups of lanes (a bound left of the previous one "
+                         f"starts the next piece) but {len(pieces)} membrane pieces were found; give one group "
+                         f"for all pieces or one per piece")
+    out = []
+    for pc, grp in zip(pieces, groups):
+        for a, b in grp:
+            out.append(Lane(lane=len(out) + 1, piece=pc.index, x_left_px=a, x_right_px=b, y_top_px=pc.y0,
+                            y_bottom_px=pc.y1 - 1, y_ref_px=0.5 * (pc.y0 + pc.y1 - 1)))
     return out
 
 

@@ -55,7 +55,8 @@ class BlotParams(CheckedParams):
     n_lanes : int or None
         Force this many lanes per membrane piece.
     lane_bounds : list of (int, int) or None
-        Explicit lanes ``[(x_left_px, x_right_px), ...]`` (inclusive), full height.
+        Explicit lanes ``[(x_left_px, x_right_px), ...]`` (inclusive): full height, or each
+        membrane piece's rows where there are several (:func:`.lanes.lanes_from_bounds`).
     background : str
         ``'auto'`` (default: ``'edge'`` for lanes with free membrane beside them,
         else ``'rolling-ball'``), ``'rolling-ball'``, ``'valley'``, ``'edge'`` or ``'none'``.
@@ -95,8 +96,9 @@ class BlotParams(CheckedParams):
     lane_bounds: list | None = field(default=None, metadata={
         "type": "int_pairs", "unit": "px", "min": 0, "max_len": MAX_LANES, "optional": True,
         "cli": "--lane-bounds", "label": "Lane bounds", "auto": "lanes found automatically", "advanced": True,
-        "help": "explicit lanes as inclusive column ranges in px, e.g. 40-90,110-160 (full image height; "
-                "overrides the lane count)"})
+        "help": "explicit lanes as inclusive column ranges in px, e.g. 40-90,110-160 (overrides the lane "
+                "count); on a membrane of several pieces they span each piece's rows, and a range left of the "
+                "previous one starts the next piece's lanes"})
     # the choices: exoimage.blot.bands.BACKGROUNDS (a registry of backgrounds is coming, issue 11)
     background: str = field(default=DEFAULT_BACKGROUND, metadata={
         "type": "str", "choices": BACKGROUND_CHOICES, "cli": "--background", "label": "Background",
@@ -231,10 +233,12 @@ def quantify_blot(image, params: BlotParams | None = None, *, name: str = "", la
     img, signal = prep.image, prep.signal
     if params.lane_bounds:
         try:
-            lanes = lanes_from_bounds(params.lane_bounds, signal.shape)
+            # explicit lanes per membrane piece where there are several (lanes.lanes_from_bounds)
+            found = find_pieces(signal)
+            pieces = found if len(found) > 1 else [Piece(1, 0, signal.shape[0], 0, signal.shape[1])]
+            lanes = lanes_from_bounds(params.lane_bounds, signal.shape, pieces)
         except ValueError as exc:
             raise ImageReadError(img.path, str(exc)) from None
-        pieces = [Piece(1, 0, signal.shape[0], 0, signal.shape[1])]
     else:
         pieces = find_pieces(signal)
         lanes = find_lanes(signal, pieces, n_lanes=params.n_lanes)
