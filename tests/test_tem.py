@@ -205,12 +205,13 @@ def test_solid_speck_rule_light_only():
     """The speck rule: a dome above DOME_FRACTION of the step and DOME_MIN_SNR noise SDs, light
     polarity only (a dark vesicle's lighter rim makes it a dome in the dark polarity)."""
     from exoimage.tem.outline import interior_dome
-    from exoimage.tem.select import solid_speck
+    from exoimage.tem.select import DOME_MIN_SNR, solid_speck
 
     img = _disc_and_dome()
     radii = np.full(96, 30.0)
-    dome_v, step_v = interior_dome(img, (80, 80), radii, 1.0, 10.0)
-    dome_s, step_s = interior_dome(img, (80, 200), radii, 1.0, 10.0)
+    dome_v, step_v, ring_v = interior_dome(img, (80, 80), radii, 1.0, 10.0)
+    dome_s, step_s, ring_s = interior_dome(img, (80, 200), radii, 1.0, 10.0)
     assert dome_v < 0 < step_v and dome_s > 0.2 * step_s > 0
-    assert not solid_speck(dome_v, step_v, 1.0) and solid_speck(dome_s, step_s, 1.0)
-    assert not solid_speck(dome_s, step_s, -1.0)
+    assert not solid_speck(dome_v, step_v, ring_v, 1.0) and solid_speck(dome_s, step_s, ring_s, 1.0)
+    assert not solid_speck(dome_s, step_s, ring_s, -1.0)
+    assert not solid_speck(dome_s, step_s, 2 * DOME_MIN_SNR, 1.0)  # a domed vesicle in a dark stain ring
