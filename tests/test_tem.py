@@ -173,3 +173,45 @@ def test_overlay_has_a_scale_bar_of_a_round_length():
     rgb = draw_overlay(big, np.zeros((4000, 4000), np.int32), empty, pixel_size_nm=0.5)
     white = (rgb == 255).all(axis=2)
     assert max(int(white[y].sum()) for y in range(1800, 2048)) == 512
+
+
+def _disc_and_dome(seed=0):
+    """A flat light disc with a bright rim (a vesicle) at (80, 80) and a light speck of the same
+    size brightest in its middle (debris, the ScanEV speck at (558, 462)) at (80, 200); 0.6 nm/px,
+    both 60 px (36 nm) across with a sharp edge."""
+    yy, xx = np.mgrid[0:160, 0:280]
+    R = 30.0
+    r1 = np.hypot(yy - 80, xx - 80) / R
+    r2 = np.hypot(yy - 80, xx - 200) / R
+    img = 1000.0 + 150.0 * (r1 <= 1) + 80.0 * ((r1 > 0.75) & (r1 <= 1))
+    img += 300.0 * (r2 <= 1) * (0.5 + 0.5 * (1 - np.minimum(r2, 1) ** 2))
+    return img + np.random.default_rng(seed).normal(0, 10, img.shape)
+
+
+def test_light_speck_brightest_in_its_middle_is_not_a_vesicle(monkeypatch):
+    """issue 13: a rimless light speck whose centre stands above its rim band is rejected by the
+    solid_speck rule (not by a size cut): without the rule it is detected, with it only the vesicle."""
+    import exoimage.tem.detect as det
+
+    img = _disc_and_dome()
+    t = measure_vesicles(img, 0.6, polarity="light")
+    assert len(t) == 1 and abs(t.x_px[0] - 80) < 3 and abs(t.y_px[0] - 80) < 3
+    monkeypatch.setattr(det, "solid_speck", lambda *a: False)
+    t = measure_vesicles(img, 0.6, polarity="light")
+    assert len(t) == 2 and (abs(t.x_px - 200) < 3).sum() == 1
+
+
+def test_solid_speck_rule_light_only():
+    """The speck rule: a dome above DOME_FRACTION of the step and DOME_MIN_SNR noise SDs, light
+    polarity only (a dark vesicle's lighter rim makes it a dome in the dark polarity)."""
+    from exoimage.tem.outline import interior_dome
+    from exoimage.tem.select import DOME_MIN_SNR, solid_speck
+
+    img = _disc_and_dome()
+    radii = np.full(96, 30.0)
+    dome_v, step_v, ring_v = interior_dome(img, (80, 80), radii, 1.0, 10.0)
+    dome_s, step_s, ring_s = interior_dome(img, (80, 200), radii, 1.0, 10.0)
+    assert dome_v < 0 < step_v and dome_s > 0.2 * step_s > 0
+    assert not solid_speck(dome_v, step_v, ring_v, 1.0) and solid_speck(dome_s, step_s, ring_s, 1.0)
+    assert not solid_speck(dome_s, step_s, ring_s, -1.0)
+    assert not solid_speck(dome_s, step_s, 2 * DOME_MIN_SNR, 1.0)  # a domed vesicle in a dark stain ring

@@ -19,10 +19,11 @@ from .candidates import (detrended_hough_candidates, downsample, downsample_mask
                          suppress_same_scale, working_factor)
 from .confidence import FEATURES, confidence_from_features, outline_features
 from .measure import VESICLE_COLUMNS, shape_stats, star_mask, vesicle_row
-from .outline import N_ANGLES, body_minus_surround, closure, outline_levels, polar_area, polygon, smoothing_level
+from .outline import (N_ANGLES, body_minus_surround, closure, interior_dome, outline_levels, polar_area, polygon,
+                      smoothing_level)
 from .params import NO_PIXEL_SIZE, TemParams
 from .select import (SECOND_LOOK_RULES, outline_scores, passes_outline_rules, resolve_overlaps, smooth_convex_shape,
-                     stronger_polarity)
+                     solid_speck, stronger_polarity)
 
 __all__ = ["VesicleResult", "detect_vesicles", "measure_vesicles"]
 
@@ -213,6 +214,7 @@ def _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limi
     scores = outline_scores(radii, strength, left, at_limit, px, params.min_contrast)
     keep = passes_outline_rules(scores, params)
     objs = []
+    noise = None
     for k in np.flatnonzero(keep):
         cy, cx, cr = full_cands[k]
         poly = polygon(cy, cx, radii[k])
@@ -221,6 +223,11 @@ def _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limi
                       or (poly[:, 0] > H - 1 - BORDER_MARGIN_PX).any() or (poly[:, 1] > W - 1 - BORDER_MARGIN_PX).any())
         if not smooth_convex_shape(st, params, border):
             continue
+        if sign > 0:
+            if noise is None:  # per-pixel noise of the full-resolution image
+                noise = robust_sd((data[1:, :] - data[:-1, :])[::2, ::2]) / np.sqrt(2)
+            if solid_speck(*interior_dome(data, (cy, cx), radii[k], sign, noise), sign):
+                continue
         objs.append(dict(poly=poly, centre=(cy, cx), radii=radii[k], score=float(scores.score[k]),
                          quality=float(scores.quality[k]), coverage=float(scores.coverage[k]), border=border,
                          area=st["area"], circularity=st["circularity"], stats=st, second=second,

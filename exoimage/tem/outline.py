@@ -203,6 +203,56 @@ def body_minus_surround(img: np.ndarray, centre, radii, inner=BODY_FRACS, outer=
     return float(med(inner) - med(outer))
 
 
+#: interior profile of :func:`interior_dome`: the median over the angles of the image, smoothed by
+#: DOME_SMOOTH_FRAC x the outline's radius (at least 1 px), at these fractions of the radius: the
+#: centre, the band just inside the outline (where a vesicle's rim or cup wall lies), the body, just
+#: outside (where the stain pooled around a vesicle makes a dark ring) and the background beyond
+DOME_SMOOTH_FRAC = 0.08
+DOME_CENTRE_FRACS = (0.0, 0.1, 0.2, 0.3, 0.4)
+DOME_RIM_FRACS = (0.65, 0.75, 0.85, 0.95)
+DOME_BODY_FRACS = tuple(np.round(np.arange(0.0, 0.951, 0.05), 2))
+DOME_OUTSIDE_FRACS = (1.05, 1.15, 1.25)
+DOME_RING_FRACS = (1.05, 1.15, 1.25, 1.35)
+DOME_BEYOND_FRACS = (1.6, 1.8, 2.0)
+
+
+def interior_dome(data: np.ndarray, centre, radii, sign: float, noise: float) -> tuple:
+    """(dome, step, ring) of a polar outline, in ``noise`` units of ``data`` (signed by ``sign``).
+
+    ``dome`` is how far the centre of the body stands above the band just inside the outline
+    (DOME_CENTRE_FRACS vs DOME_RIM_FRACS of the radius), ``step`` the body (DOME_BODY_FRACS)
+    above just outside (DOME_OUTSIDE_FRACS), ``ring`` how far the darkest level just outside
+    (DOME_RING_FRACS) lies below the background beyond (DOME_BEYOND_FRACS); each level is the
+    median over the angles (levels of several fractions averaged), on ``data`` smoothed by
+    DOME_SMOOTH_FRAC x the median radius. A rim or a cup makes ``dome`` <= 0, a flat disc ~0;
+    an object brightest in its middle has ``dome`` > 0.
+    """
+    cy, cx = centre
+    R = float(np.median(radii))
+    s = max(1.0, DOME_SMOOTH_FRAC * R)
+    ext = max(DOME_BEYOND_FRACS) * float(np.max(radii)) + 4 * s + 2
+    H, W = data.shape
+    y0, y1 = max(0, int(cy - ext)), min(H, int(np.ceil(cy + ext)) + 1)
+    x0, x1 = max(0, int(cx - ext)), min(W, int(np.ceil(cx + ext)) + 1)
+    if y1 - y0 < 2 or x1 - x0 < 2 or noise <= 0:
+        return 0.0, 0.0, 0.0
+    sub = cv2.GaussianBlur(np.ascontiguousarray(data[y0:y1, x0:x1], np.float32), (0, 0), s)
+    theta = np.linspace(0, 2 * np.pi, radii.size, endpoint=False)
+
+    def levels(fracs):
+        rr = radii[:, None] * np.asarray(fracs, float)[None, :]
+        mx = (cx - x0 + rr * np.cos(theta)[:, None]).astype(np.float32)
+        my = (cy - y0 + rr * np.sin(theta)[:, None]).astype(np.float32)
+        v = cv2.remap(sub, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return sign * np.median(v, axis=0) / noise
+
+    c, rim, body, out, beyond = (float(np.mean(levels(f))) for f in (DOME_CENTRE_FRACS, DOME_RIM_FRACS,
+                                                                      DOME_BODY_FRACS, DOME_OUTSIDE_FRACS,
+                                                                      DOME_BEYOND_FRACS))
+    ring = beyond - float(np.min(levels(DOME_RING_FRACS)))
+    return c - rim, body - out, ring
+
+
 def wide_background(img: np.ndarray, sigma: float) -> np.ndarray:
     """The smooth background of ``img``: a Gaussian of ``sigma`` px of the image clipped to its median
     +- DETREND_CLIP_SDS robust SDs (a very dark precipitate or a bright vesicle barely moves it, so
