@@ -352,6 +352,8 @@ def draw_blot_overlay(image, result: BlotResult, *, max_side: int | None = None,
                     cv2.FONT_HERSHEY_SIMPLEX, fs, col, th)
     if traces and result.lane_geometry:
         _draw_traces(rgb, img, result, th)
+        rgb[result.saturated_mask] = (255, 0, 0)  # QC marks stay on top of the traces
+        rgb[result.hot_mask] = (255, 140, 0)
     geo = {ln.lane: ln for ln in result.lane_geometry}
     for b in result.bands.itertuples():
         ln = geo[b.lane]
