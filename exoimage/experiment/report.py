@@ -629,8 +629,14 @@ def blot_section(r: ReportInput) -> str:
                 continue
             cap = (f"<b>{_e(x.rel)}</b> · marker {_e(x.marker or '?')} · {_e(row.get('n_lanes'))} lanes, "
                    f"{_e(row.get('n_bands'))} bands, {_e(row.get('n_saturated_bands'))} saturated")
+            lc = getattr(x, "ladder_check", None) or {}
+            if lc:
+                cap += (f" · ladder {_e(lc.get('ladder'))} (lane {_e(lc.get('lane'))}): band volumes vs the "
+                        f"vendor's masses, mean |error| {lc.get('mean_abs_error_pct', float('nan')):.1f} % over "
+                        f"{_e(lc.get('n_bands'))} of {_e(lc.get('n_sizes'))} bands")
             parts.append(f"<figure>{_img(_thumb(r.out / x.overlay, 520), x.rel)}<figcaption>{cap}. "
-                         f"Lanes and bands outlined; saturated pixels in red.</figcaption></figure>")
+                         f"Lanes and bands outlined; in each lane its profile (white) and the background "
+                         f"subtracted (blue); saturated pixels in red.</figcaption></figure>")
         parts.append("</div>")
         marker_png = marker_figure(r.tables["normalized"])
         if marker_png:
