@@ -230,7 +230,7 @@ def blot_record_from_result(rel: str, result, image, *, params=None, marker=None
     return blot_record(rel, blot_image_row(rel, result, image, params), marker=marker,
                        lanes=result.lanes.assign(image=rel), bands=result.bands.assign(image=rel),
                        normalized=normalized, provenance=provenance, warnings=tuple(result.warnings),
-                       overlay=overlay)
+                       overlay=overlay, ladder_check=(getattr(result, "ladder", None) or {}).get("check"))
 
 
 def error_record(kind: str, rel: str, sample, error: str, *, marker=None, row_extra: dict | None = None,
