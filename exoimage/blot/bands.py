@@ -216,7 +216,7 @@ def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, al
     comps = _fit_cluster(x, yv, ps, h0 / 1.1774, 1.5 * h0, 2.0 * h0 / 1.1774)
     added, tries = 0, 0
     excluded = np.zeros(len(x), bool)
-    while added < MAX_RESIDUAL_BANDS and tries < 2 * MAX_RESIDUAL_BANDS:
+    while added < MAX_RESIDUAL_BANDS and tries < MAX_RESIDUAL_BANDS + 1:
         tries += 1
         model = _gauss_sum(np.ravel(comps), x)
         var = _misfit_var(model, noise, hw_lane)
@@ -237,8 +237,11 @@ def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, al
         tps = sorted(trial_of)
         s0 = np.array([s_lane if q == c else comps[ps.index(q)][2] for q in tps])
         h = np.array([trial_of[q] for q in tps])
-        trial = _fit_cluster(x, yv, tps, s0, 1.5 * h, 2.0 * h / 1.1774)
         chi_old = float(np.sum(res ** 2 / var))
+        # a component at c explains at most the residual around it: not worth a fit below the penalty
+        if float(np.sum((res ** 2 / var)[np.abs(x - c) <= 2 * s_lane])) <= penalty:
+            continue
+        trial = _fit_cluster(x, yv, tps, s0, 1.5 * h, 2.0 * h / 1.1774)
         chi_new = float(np.sum((yv - _gauss_sum(np.ravel(trial), x)) ** 2 / var))
         tc = np.array([t[1] for t in trial])
         j = tps.index(c)
@@ -484,11 +487,6 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
             out.append(BandFit(y=float(c), sigma=float(s), top=int(top), bottom=int(max(top, bottom)),
                                peak=float(amp), fraction=float(fr[i]), cluster=ci, deconvolved=True,
                                hidden=start in added))
-    if look and not any(f.hidden for f in out):
-        # nothing hidden: the bands as found without looking (clusters not joined)
-        return find_bands(corr, noise, min_snr=min_snr, smooth_px=smooth_px, resolve=resolve,
-                          min_height=min_height, min_prominence=min_prominence, support=support,
-                          support_tol_px=support_tol_px)
     return out
 
 
