@@ -48,7 +48,7 @@ def detect_bands(prep: Prepared, lanes: list[Lane], params: BlotParams, *, conte
         thr = params.min_snr * pn
         pk, _ = find_peaks(cs, height=max(thr, params.min_snr_px * noise * ln.width_px), prominence=thr)
         peaks[ln.lane] = ln.y_top_px + pk
-    rows, det, lane_fits = [], {}, {}
+    rows, det, lane_fits, finders = [], {}, {}, {}
     for ln in lanes:
         ctx = contexts[ln.lane]
         prof, radius = ctx.profile, ctx.radius_px
@@ -65,32 +65,41 @@ def detect_bands(prep: Prepared, lanes: list[Lane], params: BlotParams, *, conte
         # baseline-corrected profile itself (membrane texture), whichever is larger
         pnoise = max(noise * np.sqrt(ln.width_px), _robust_sd(corr_det))
 
-        def find(pn):
+        def find(pn, hidden=True, corr_det=corr_det, ln=ln, support=support, sup_tol=sup_tol):
             return find_bands(corr_det, pn, min_snr=params.min_snr, resolve=params.resolve,
                               min_height=params.min_snr_px * noise * ln.width_px,
                               min_prominence=params.min_snr * noise * np.sqrt(ln.width_px),
-                              support=support, support_tol_px=sup_tol)
+                              support=support, support_tol_px=sup_tol, hidden=hidden,
+                              hidden_tol_px=HIDDEN_TOL_PX)
 
-        fits = find(pnoise)
-        # second pass: the spread measured outside the bands found (a lane full of
-        # bands, like a ladder, otherwise inflates the noise and hides faint bands)
-        outside = np.ones(n, bool)
-        for f in fits:
-            outside[f.top:f.bottom + 1] = False
-        if 0.2 * n <= outside.sum() <= 0.7 * n:  # only for lanes crowded with bands
-            pnoise2 = max(noise * np.sqrt(ln.width_px), _robust_sd(corr_det[outside]))
-            if pnoise2 < 0.8 * pnoise:
-                pnoise = pnoise2
-                fits = find(pnoise)
-        if auto and ctx.free_px >= G.MIN_FREE_PX:
-            corr_edge = prof - G.REGISTRY["edge"].func(ctx, [])
-            # smears the ball ate before they could be detected: broad peaks above the
-            # lane-edge background where no band was found
-            fits = _add_broad_bands(fits, corr_edge, radius, params.min_snr, noise * np.sqrt(ln.width_px))
-            # the ball, narrower than a smear, cut its flanks: regions redrawn above the edges
-            if any(f.bottom - f.top + 1 > radius for f in fits):
-                _widen_broad_bands(fits, corr_edge, radius, pnoise)
+        def lane_bands(hidden=True, corr_det=corr_det, prof=prof, ctx=ctx, ln=ln, find=find, n=n,
+                       radius=radius, pnoise=pnoise):
+            fits = find(pnoise, hidden)
+            # second pass: the spread measured outside the bands found (a lane full of
+            # bands, like a ladder, otherwise inflates the noise and hides faint bands)
+            outside = np.ones(n, bool)
+            for f in fits:
+                outside[f.top:f.bottom + 1] = False
+            if 0.2 * n <= outside.sum() <= 0.7 * n:  # only for lanes crowded with bands
+                pnoise2 = max(noise * np.sqrt(ln.width_px), _robust_sd(corr_det[outside]))
+                if pnoise2 < 0.8 * pnoise:
+                    pnoise = pnoise2
+                    fits = find(pnoise, hidden)
+            if auto and ctx.free_px >= G.MIN_FREE_PX:
+                corr_edge = prof - G.REGISTRY["edge"].func(ctx, [])
+                # smears the ball ate before they could be detected: broad peaks above the
+                # lane-edge background where no band was found
+                fits = _add_broad_bands(fits, corr_edge, radius, params.min_snr, noise * np.sqrt(ln.width_px))
+                # the ball, narrower than a smear, cut its flanks: regions redrawn above the edges
+                if any(f.bottom - f.top + 1 > radius for f in fits):
+                    _widen_broad_bands(fits, corr_edge, radius, pnoise)
+            return fits
+
+        fits = lane_bands()
         lane_fits[ln.lane] = fits
+        finders[ln.lane] = lane_bands
+    if params.resolve:
+        _confirm_hidden(lanes, det, lane_fits, finders, params, noise)
     # structures of the gel itself (well row, cut edge, dye front) are not bands
     shared = _shared_with_gel(prep, lanes, contexts, det, lane_fits, params)
     for ln in lanes:
@@ -110,6 +119,63 @@ def detect_bands(prep: Prepared, lanes: list[Lane], params: BlotParams, *, conte
                              regions["sigma_px"].to_numpy(), det)
         harmonise_row_regions(regions, row, lanes)
     return regions
+
+
+#: A band found only in a cluster fit's residual (``BandFit.hidden``) is kept when at least this many
+#: other lanes of its piece have a band at the same height (after the lanes' offsets, within
+#: :data:`HIDDEN_TOL_PX`): the same fragment or protein run in several lanes (a ladder run twice,
+#: replicate samples); a lump of one lane's smear or texture is not repeated. Two: a majority of
+#: three lanes; a piece with fewer other lanes needs them all. Not fitted.
+HIDDEN_LANES = 2
+#: px: a hidden band's height is known to about this (a third of a typical band's FWHM)
+HIDDEN_TOL_PX = 3.0
+
+
+def _confirm_hidden(lanes, det, lane_fits, finders, params, noise) -> None:
+    """Keep the hidden bands of ``lane_fits`` (in place) that :data:`HIDDEN_LANES` other lanes
+    of the piece repeat; lanes with unconfirmed ones are detected again allowing only the
+    confirmed ones."""
+    from .bands import lane_offsets
+
+    for pc in sorted({ln.piece for ln in lanes}):
+        mine = sorted([ln for ln in lanes if ln.piece == pc], key=lambda o: o.x_left_px)
+        if not any(f.hidden for ln in mine for f in lane_fits[ln.lane]):
+            continue
+        need = min(HIDDEN_LANES, len(mine) - 1)
+        if need < 1:
+            allowed = {ln.lane: [] for ln in mine}
+        else:
+            height = max(ln.y_bottom_px - ln.y_top_px + 1 for ln in mine)
+            off = lane_offsets(det, [ln.lane for ln in mine], int(0.03 * height) + 2)
+            ys = {ln.lane: np.array([ln.y_top_px + f.y for f in lane_fits[ln.lane]]) for ln in mine}
+            anchors = {ln.lane: np.array([ln.y_top_px + f.y for f in lane_fits[ln.lane] if not f.hidden])
+                       for ln in mine}
+            allowed = {}
+            for ln in mine:
+                keep = []
+                for f in lane_fits[ln.lane]:
+                    if not f.hidden or not len(anchors[ln.lane]):
+                        continue
+                    # compared locally (a gel's smile changes down the lane): relative to the
+                    # nearest band of its own, matched to the other lane's band nearest to it
+                    y = ln.y_top_px + f.y
+                    q = anchors[ln.lane][np.argmin(np.abs(anchors[ln.lane] - y))]
+                    n_same = 0
+                    for o in mine:
+                        if o.lane == ln.lane or not len(anchors[o.lane]):
+                            continue
+                        a_o = anchors[o.lane]
+                        q2 = a_o[np.argmin(np.abs(a_o - (q - off[ln.lane] + off[o.lane])))]
+                        n_same += bool(np.abs(ys[o.lane] - (y + q2 - q)).min() <= HIDDEN_TOL_PX)
+                    if n_same >= need:
+                        keep.append(f.y)
+                allowed[ln.lane] = keep
+        for ln in mine:
+            fits = lane_fits[ln.lane]
+            n_hidden = sum(f.hidden for f in fits)
+            if n_hidden == len(allowed[ln.lane]):
+                continue
+            lane_fits[ln.lane] = finders[ln.lane](np.asarray(allowed[ln.lane], float))
 
 
 def harmonise_row_regions(regions: pd.DataFrame, row: np.ndarray, lanes: list[Lane],

@@ -321,9 +321,18 @@ def analyze_blot_file(path, params: BlotParams | None = None, *, name: str | Non
 # overlay
 
 
-def draw_blot_overlay(image, result: BlotResult, *, max_side: int | None = None) -> np.ndarray:
+#: overlay colours of the lane profile trace and of the background under it (RGB)
+TRACE_COLOUR = (255, 255, 255)
+BACKGROUND_COLOUR = (70, 130, 255)
+
+
+def draw_blot_overlay(image, result: BlotResult, *, max_side: int | None = None, traces: bool = True) -> np.ndarray:
     """RGB uint8 picture: lanes (green, ladder magenta), band regions (yellow,
-    deconvolved cyan), row numbers, solid saturated pixels red, hot pixels orange."""
+    deconvolved cyan), row numbers, solid saturated pixels red, hot pixels orange.
+
+    With ``traces`` every lane also carries its profile (white) and the background
+    that was subtracted from it (blue, :data:`BACKGROUND_COLOUR`), drawn down the lane on
+    one scale per lane (signal to the right): a band's volume is the area between them."""
     import cv2
 
     img = _as_image(image)
@@ -347,6 +356,10 @@ def draw_blot_overlay(image, result: BlotResult, *, max_side: int | None = None)
         cv2.polylines(rgb, [pts], True, col, th)
         cv2.putText(rgb, str(ln.lane), (int(ln.x_center_px + st) - 6 * th, yt + 14 * th),
                     cv2.FONT_HERSHEY_SIMPLEX, fs, col, th)
+    if traces and result.lane_geometry:
+        _draw_traces(rgb, img, result, th)
+        rgb[result.saturated_mask] = (255, 0, 0)  # QC marks stay on top of the traces
+        rgb[result.hot_mask] = (255, 140, 0)
     geo = {ln.lane: ln for ln in result.lane_geometry}
     for b in result.bands.itertuples():
         ln = geo[b.lane]
@@ -365,3 +378,30 @@ def draw_blot_overlay(image, result: BlotResult, *, max_side: int | None = None)
         f = max_side / max(rgb.shape[:2])
         rgb = cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     return rgb
+
+
+def _draw_traces(rgb: np.ndarray, img: Image, result: BlotResult, th: int) -> None:
+    """Each lane's profile and its background as two polylines inside the lane (in place)."""
+    import cv2
+
+    from .measure import lane_traces
+
+    traces = lane_traces(img, result.lane_geometry, result.regions, result.params)
+    for ln in result.lane_geometry:
+        tr = traces.get(ln.lane)
+        if tr is None or not len(tr):
+            continue
+        y = tr["y_px"].to_numpy()
+        prof, bg = tr["profile"].to_numpy(float), tr["background"].to_numpy(float)
+        lo = float(min(np.nanmin(prof), np.nanmin(bg)))
+        hi = float(np.nanmax(prof))
+        if not np.isfinite(hi - lo) or hi <= lo:
+            continue
+        shift = np.array([ln.shift_at(v) for v in y])
+        x0 = ln.x_left_px + 2 * th
+        span = max(1, ln.x_right_px - ln.x_left_px - 4 * th)
+        for vals, col in ((prof, TRACE_COLOUR), (bg, BACKGROUND_COLOUR)):
+            xs = x0 + shift + (vals - lo) / (hi - lo) * span
+            pts = np.stack([np.round(xs), y], axis=1).astype(np.int32)
+            cv2.polylines(rgb, [pts], False, (0, 0, 0), th + 2)  # dark edge: readable on bright bands
+            cv2.polylines(rgb, [pts], False, col, th)

@@ -299,7 +299,7 @@ def _process_blot(task, job, out) -> BlotRecord:
                        normalized=pd.concat(norms, ignore_index=True) if norms else None,
                        control_marker=spec.options.get("control_marker", ""),
                        linear_range=[t.attrs.get("linear_range") for t in norms], overlay=f"overlays/{stem}.png",
-                       **common)
+                       ladder_check=res.result.ladder.get("check"), **common)
 
 
 def _error_record(task: ImageTask, sha256, reason: str, params: dict | None = None) -> ImageRecord:

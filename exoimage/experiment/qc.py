@@ -56,7 +56,8 @@ RULES_SCHEMA = {
     "tem": {"min_vesicles": _COUNT, "d50_ci_halfwidth_pct": {**_PCT, "min_exclusive": True},
             "border_fraction": _FRACTION, "source": _TEXT},
     "blot": {"saturated": _STATUS, "lossy_or_8bit": _STATUS, "low_snr": _STATUS, "below_noise": _STATUS,
-             "replicate_cv_pct": _PCT,
+             "replicate_cv_pct": _PCT, "ladder_mass_error_pct": _PCT, "ladder_mass": _STATUS,
+             "ladder_source": _TEXT,
              "linear_r2": _FRACTION, "source": _TEXT},
     "misev": {"missing_category": _STATUS, "promiscuous_control": _STATUS, "source": _TEXT,
               "single_particle_missing": _STATUS, "single_particle_source": _TEXT,
@@ -383,6 +384,23 @@ def _blot_image(q: QcInput):
                                      br["low_snr"] if nlow else "PASS"])
             yield QcRow("blot", r.image, "signal above noise", status,
                         "; ".join(why) if why else "all bands above noise", br["source"])
+
+
+@qc_rule("blot_ladder_mass")
+def _blot_ladder_mass(q: QcInput):
+    """A known ladder with published masses: band volumes proportional to the masses (mean |error|)."""
+    br = q.rules["blot"]
+    chk = q.tables.get("ladder_check")
+    for c in (chk.to_dict("records") if chk is not None and len(chk) else []):
+        err, lim = c.get("mean_abs_error_pct", np.nan), br["ladder_mass_error_pct"]
+        ok = bool(np.isfinite(err) and err <= lim)
+        found = f"{c.get('n_bands')} of {c.get('n_sizes')} bands"
+        ratio = c.get("ratio", np.nan)
+        extra = (f"; volume ratio {ratio:.3f} (masses give {c.get('ratio_expected', np.nan):.3f})"
+                 if np.isfinite(ratio) else "")
+        yield QcRow("blot", c.get("image", ""), "ladder mass proportionality", "PASS" if ok else br["ladder_mass"],
+                    f"{c.get('ladder')} in lane {c.get('lane')}: mean |volume error| vs the vendor's masses "
+                    f"{err:.1f} % over {found} (rule: <= {lim:g} %){extra}", br["ladder_source"])
 
 
 @qc_rule("blot_linear_range")

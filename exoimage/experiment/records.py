@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 
 from .. import __version__
 from ..warning_codes import CodedWarning, warning_code
 
-__all__ = ["Provenance", "ImageRecord", "TemRecord", "BlotRecord", "RECORD_TYPES", "tem_record", "blot_record",
+__all__ = ["Provenance", "ImageRecord", "TemRecord", "BlotRecord", "RECORD_TYPES", "tem_record", "blot_record", "ladder_check_summary", "LADDER_CHECK_KEYS",
            "blot_record_from_result", "error_record", "record_fields", "record_from_fields"]
 
 
@@ -123,6 +124,9 @@ class BlotRecord(ImageRecord):
     normalized: pd.DataFrame | None = None
     #: one entry per normalised table: its linear-range fit (dict) or None
     linear_range: list = field(default_factory=list)
+    #: the mass-proportionality check of a known ladder with published masses (``ladder``, ``lane``,
+    #: ``mean_abs_error_pct``, ``n_bands``, ``n_sizes``, ``ratio``, ``ratio_expected``); empty: none
+    ladder_check: dict = field(default_factory=dict)
 
 
 #: kind -> record class
@@ -181,18 +185,36 @@ def _with_marker_columns(normalized: pd.DataFrame | None, marker, control_marker
 
 def blot_record(rel: str, image_row: dict, *, marker=None, lanes=None, bands=None, normalized=None,
                 control_marker=None, linear_range=(), provenance: Provenance | None = None, warnings=(),
-                overlay: str | None = None, seconds: float | None = None) -> BlotRecord:
+                overlay: str | None = None, seconds: float | None = None, ladder_check=None) -> BlotRecord:
     """The record of one blot (``image_row`` as :func:`exoimage.blot.analyze_blot_file` gives it).
 
     ``normalized`` gets ``marker`` and ``control_marker`` columns after
-    ``image`` when it has none.
+    ``image`` when it has none. ``ladder_check``: the table of
+    :func:`exoimage.blot.measure.ladder_mass_check` (its summary is kept, :func:`ladder_check_summary`).
     """
     row = dict(image_row)
     row["marker"] = marker
     return BlotRecord(rel=rel, sample=None, image_row=row, marker=marker, lanes=lanes, bands=bands,
                       normalized=_with_marker_columns(normalized, marker, control_marker),
                       linear_range=list(linear_range), provenance=provenance or Provenance(),
-                      warnings=tuple(warnings), overlay=overlay, seconds=seconds)
+                      warnings=tuple(warnings), overlay=overlay, seconds=seconds,
+                      ladder_check=ladder_check_summary(ladder_check))
+
+
+#: the summary of a ladder mass check a blot record keeps (plain values)
+LADDER_CHECK_KEYS = ("ladder", "lane", "mean_abs_error_pct", "n_bands", "n_sizes", "ratio", "ratio_expected")
+
+
+def ladder_check_summary(check) -> dict:
+    """``{key: value}`` (:data:`LADDER_CHECK_KEYS`) of a :func:`~exoimage.blot.measure.ladder_mass_check`
+    table (None or empty: ``{}``); numbers as plain floats, NaN where not known."""
+    if check is None or not len(check):
+        return {}
+    a = check.attrs
+    return {"ladder": str(check["ladder"].iloc[0]), "lane": int(check["lane"].iloc[0]),
+            "mean_abs_error_pct": float(a.get("mean_abs_error_pct", np.nan)),
+            "n_bands": int(a.get("n_bands", len(check))), "n_sizes": int(a.get("n_sizes", len(check))),
+            "ratio": float(a.get("ratio", np.nan)), "ratio_expected": float(a.get("ratio_expected", np.nan))}
 
 
 def blot_record_from_result(rel: str, result, image, *, params=None, marker=None, normalized=None,
@@ -208,7 +230,7 @@ def blot_record_from_result(rel: str, result, image, *, params=None, marker=None
     return blot_record(rel, blot_image_row(rel, result, image, params), marker=marker,
                        lanes=result.lanes.assign(image=rel), bands=result.bands.assign(image=rel),
                        normalized=normalized, provenance=provenance, warnings=tuple(result.warnings),
-                       overlay=overlay)
+                       overlay=overlay, ladder_check=(getattr(result, "ladder", None) or {}).get("check"))
 
 
 def error_record(kind: str, rel: str, sample, error: str, *, marker=None, row_extra: dict | None = None,
@@ -309,5 +331,8 @@ def record_from_fields(scalars: dict, tables: dict) -> ImageRecord:
         if not isinstance(kw["linear_range"], list) \
                 or not all(x is None or isinstance(x, dict) for x in kw["linear_range"]):
             raise ValueError("bad linear range")
+        lc = kw["ladder_check"]
+        if not isinstance(lc, dict) or (lc and set(lc) != set(LADDER_CHECK_KEYS)):
+            raise ValueError("bad ladder check")
     kw.update({k: tables.get(k) for k in cls.TABLES})
     return cls(**kw)

@@ -827,7 +827,8 @@ def blot_section(r: ReportInput) -> str:
         fig, note = blot_figure(r.out / x.overlay, x)
         blots.append({"rel": x.rel, "error": None, "marker": x.marker or "?", "n_lanes": row.get("n_lanes"),
                       "n_bands": row.get("n_bands"), "n_saturated": row.get("n_saturated_bands"),
-                      "overlay": fig, "axes_note": note})
+                      "overlay": fig, "axes_note": note,
+                      "ladder_check": getattr(x, "ladder_check", None) or {}})
     markers = r.tables["markers"]
     return _render("blots.html.j2", blots=blots,
                    markers_fig=_figure(marker_figure(r.tables["normalized"]), "normalised marker signal per sample"),

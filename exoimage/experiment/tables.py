@@ -71,6 +71,7 @@ def experiment_tables(records: list, *, sample_names: list, sample_meta: dict | 
     from ..blot import BAND_COLUMNS, LANE_COLUMNS
     from ..blot.normalize import NORMALIZED_COLUMNS
     from .nta import NtaRun, nta_sample_columns, nta_size_density
+    from .records import LADDER_CHECK_KEYS
 
     nta = nta if nta is not None else NtaRun()
     sample_meta = sample_meta or {}
@@ -89,6 +90,8 @@ def experiment_tables(records: list, *, sample_names: list, sample_meta: dict | 
                          NORMALIZED_COLUMNS[:1] + ["marker", "control_marker"] + NORMALIZED_COLUMNS[1:])
     markers = marker_summary(normalized)
     linear = [{**lr, "image": r.rel} for r in blot for lr in (r.linear_range or []) if lr]
+    ladder_check = pd.DataFrame([{"image": r.rel, **r.ladder_check} for r in blot if getattr(r, "ladder_check", None)],
+                                columns=["image", *LADDER_CHECK_KEYS])
     warnings = pd.DataFrame([{"image": r.rel, "kind": r.kind, "code": warning_code(w),
                               "warning": str(w)} for r in records for w in r.warnings], columns=WARNING_COLUMNS)
 
@@ -117,7 +120,7 @@ def experiment_tables(records: list, *, sample_names: list, sample_meta: dict | 
     samples = samples[SAMPLE_COLUMNS + extra]
     return {"vesicles": vesicles, "tem_images": tem_images, "blot_images": blot_images, "lanes": lanes,
             "bands": bands, "normalized": normalized, "markers": markers, "samples": samples,
-            "linear_range": pd.DataFrame(linear), "warnings": warnings, "nta_files": nta.files,
+            "linear_range": pd.DataFrame(linear), "ladder_check": ladder_check, "warnings": warnings, "nta_files": nta.files,
             "nta_videos": nta.videos, "nta_bins": nta.bins, "nta_warnings": nta.warnings,
             "nta_density": nta_size_density(nta.bins)}
 
