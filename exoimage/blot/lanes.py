@@ -89,12 +89,6 @@ PIECE_DEEP_FRAC = 0.5
 #: smear or band row and the ladder's lowest bands 0.25-0.69; RhoA bubble fields 0.23. Measured
 #: shallow Kodak seams at 0.60-0.68 (June 21 GAPDH, Oct 8) are missed at this value
 PIECE_DIP_COLUMNS = 0.7
-#: or a faint straight seam: at least PIECE_SEAM_COLUMNS of the membrane's columns darker by
-#: PIECE_SEAM_DEPTH of the rise (a cut edge darkens nearly every column, if only a little). Kodak
-#: Oct 8 / Oct 10 seams 0.78-0.86; simulated frame-filling blots 0.55-0.61 and RhoA's bubble field
-#: 0.65 (the 18 bench scenarios' shallow dips and the sample blots); June 21 GAPDH's seam (0.66)
-#: stays missed
-PIECE_SEAM_DEPTH, PIECE_SEAM_COLUMNS = 0.05, 0.75
 #: membrane pieces smaller than this fraction of the image height are not pieces (a label, a pen
 #: mark, the gap's glow); the Kodak strips are 25-45 % of the frame, a single piece 60-100 %
 PIECE_MIN_HEIGHT_FRAC = 0.2
@@ -158,9 +152,7 @@ def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> 
             at = m[max(0, p - 1):p + 2].mean(axis=0)
             mem = np.maximum(up, dn) > floor + 0.3 * rise
             dip = at < np.minimum(up, dn) - 0.1 * rise
-            faint = at < np.minimum(up, dn) - PIECE_SEAM_DEPTH * rise
-            if not mem.any() or (float(np.mean(dip[mem])) < PIECE_DIP_COLUMNS
-                                 and float(np.mean(faint[mem])) < PIECE_SEAM_COLUMNS):
+            if not mem.any() or float(np.mean(dip[mem])) < PIECE_DIP_COLUMNS:
                 continue
         if p >= min_len and n - p >= min_len and all(abs(p - c) >= min_len for c in cuts):
             cuts.append(int(p))
@@ -1044,20 +1036,6 @@ LANE_PITCH_SHARE_RATIO = 1.8
 LANE_PITCH_SHARE_MIN_LANES = 5
 
 
-#: lanes stand apart: the median dip between neighbouring lanes (see _pair_dip) is at least this
-#: (Kodak strips with gaps between bands 0.57-0.84; touching GAPDH rows 0.08-0.26)
-LANE_SEPARATED_DIP = 0.5
-
-
-def _median_dip(f) -> float:
-    """Median dip between the neighbouring lanes of a piece of :func:`find_lanes`' list."""
-    cs = sorted(f[5])
-    if len(cs) < 2:
-        return 0.0
-    e = _evidence_profile(f[1], f[2])
-    return float(np.median([_pair_dip(e, a, b) for a, b in zip(cs, cs[1:])]))
-
-
 def _piece_pitch(cs) -> float | None:
     return float(np.median(np.diff(sorted(cs)))) if len(cs) >= 2 else None
 
@@ -1089,21 +1067,6 @@ def _share_comb_pitch(found, pmin: float) -> None:
     another cut piece of the image (one with at least :data:`LANE_PITCH_SHARE_MIN_LANES` lanes): its
     bands merged, and its lanes become :func:`_merged_lanes` at that piece's pitch, a whole pitch
     wide (no free membrane between merged bands); kept when there are more of them."""
-    # a harmonic first: a piece at half (1 / LANE_PITCH_SHARE_RATIO or less) the pitch of a piece
-    # whose lanes stand apart takes that piece's pitch (its comb fitted the edges of wide bands)
-    sep = [(_piece_pitch(f[5]), f) for f in found if f[0].cut and len(f[5]) >= LANE_PITCH_SHARE_MIN_LANES
-           and _median_dip(f) >= LANE_SEPARATED_DIP]
-    sep = [(p, f) for p, f in sep if p and p >= pmin]
-    if sep:
-        big = max(p for p, _ in sep)
-        for f in found:
-            p = _piece_pitch(f[5])
-            if (not f[0].cut or p is None or p * LANE_PITCH_SHARE_RATIO > big
-                    or _median_dip(f) >= LANE_SEPARATED_DIP):
-                continue
-            cs2, lw2 = _merged_lanes(f[1], f[2], big)
-            if len(cs2) >= LANE_PITCH_SHARE_MIN_LANES:
-                f[5:9] = [cs2, lw2 + 1.0, set(), {}]
     refs = [_piece_pitch(f[5]) for f in found if f[0].cut and len(f[5]) >= LANE_PITCH_SHARE_MIN_LANES]
     refs = [p for p in refs if p and p >= pmin]
     if not refs:
