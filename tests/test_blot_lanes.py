@@ -281,3 +281,38 @@ def test_kodak_every_analyst_lane_found_on_two_strips(rel):
     # 9 sample lanes a strip, a marker lane at most beside them
     for g in _lanes_by_piece(lanes).values():
         assert 9 <= len(g) <= 10
+
+
+def _bumps(centres, widths, n=700, flat=()):
+    """An evidence profile: one flat-topped band per centre (half-width ``widths``), gaps between."""
+    x = np.arange(n, dtype=float)
+    e = np.zeros(n)
+    for c, hw in zip(centres, widths):
+        e = np.maximum(e, np.clip(1 - (np.abs(x - c) / hw) ** 4, 0, None))
+    return e
+
+
+def test_a_wide_band_split_by_the_comb_is_merged_into_one_lane():
+    from exoimage.blot.lanes import _merge_split_lanes
+    # eight lanes 50 px apart with gaps, then one band 64 px wide (x 498-562) the comb saw as two
+    cs = [50.0 + 50 * k for k in range(8)]
+    e = _bumps(cs + [530.0], [20.0] * 8 + [32.0])
+    out, widths = _merge_split_lanes(e, cs[:-1] + [cs[-1], 512.0, 548.0], 28.0)
+    assert len(out) == 9
+    assert abs(out[-1] - 530.0) <= 3
+    assert 60 <= widths[out[-1]] <= 90  # the band's extent, not one lane's
+    assert np.allclose(out[:8], cs, atol=1e-9)
+
+
+def test_touching_lanes_with_dips_and_a_merged_row_are_not_merged():
+    from exoimage.blot.lanes import _merge_split_lanes
+    cs = [50.0 + 50 * k for k in range(9)]
+    # touching bands with a dip between each pair, two of them closer than the rest
+    near = cs[:4] + [cs[4] - 8, cs[5] + 8] + cs[6:]
+    e = _bumps(near, [24.0] * 9)
+    out, widths = _merge_split_lanes(e, near, 40.0)
+    assert out == sorted(near) and not widths
+    # one plateau (bands merged into one row): no lane stands out as split, nothing merged
+    flat = np.clip(1 - (np.abs(np.arange(700) - 250.0) / 230.0) ** 8, 0, None)
+    out, widths = _merge_split_lanes(flat, cs, 40.0)
+    assert out == cs and not widths

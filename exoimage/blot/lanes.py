@@ -865,6 +865,87 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
     return [float(c) for c in cs], lw, markers
 
 
+#: a lane split in two: two neighbouring comb lanes closer than LANE_SPLIT_SPACING of the piece's
+#: median lane spacing whose evidence profile between them dips less than LANE_SPLIT_DIP of the
+#: piece's median dip between neighbours (dip: 1 - the profile's minimum between two lane centres
+#: over the lower of their two peaks) are one band, one lane. Kodak: the wide right-hand band of
+#: July 23 B2AR (35 px apart at a 49 px spacing, dip 0.28 of the median) and the first GAPDH lane
+#: of April 22 bottom (33 at 59 px, 0.09); the nearest pairs of real lanes there (touching GAPDH
+#: bands) dip 0.40-0.47 of the median
+LANE_SPLIT_SPACING = 0.8
+LANE_SPLIT_DIP = 0.35
+#: the merged band must look like one lane: its half-maximum extent at most this many spacings
+LANE_SPLIT_MAX_FWHM = 1.6
+
+
+def _pair_dip(e: np.ndarray, a: float, b: float) -> float:
+    """1 - (minimum of ``e`` between columns a and b) / (lower of the two peaks near a and b)."""
+    ia, ib = int(round(a)), int(round(b))
+    pa = float(e[max(0, ia - 3):ia + 4].max())
+    pb = float(e[max(0, ib - 3):ib + 4].max())
+    lo = min(pa, pb)
+    if lo <= 0 or ib <= ia:
+        return 1.0
+    return 1.0 - float(e[ia:ib + 1].min()) / lo
+
+
+def _half_max_extent(e: np.ndarray, x: float, reach: float) -> tuple[float, float]:
+    """(left, right) columns where ``e`` falls to half its height above the local minimum (within
+    ``reach`` px) on either side of column x."""
+    i = int(round(x))
+    lo, hi = max(0, int(i - reach)), min(len(e), int(i + reach) + 1)
+    base = float(e[lo:hi].min())
+    top = float(e[max(0, i - 2):i + 3].max())
+    hm = base + 0.5 * (top - base)
+    l = i
+    while l > lo and e[l] > hm:
+        l -= 1
+    r = i
+    while r < hi - 1 and e[r] > hm:
+        r += 1
+    return float(l), float(r)
+
+
+def _merge_split_lanes(e: np.ndarray, cs, lw: float):
+    """(centres, {centre: width}) with each lane split in two merged back (see
+    :data:`LANE_SPLIT_DIP`): the merged lane spans the band's half-maximum extent widened as every
+    lane is (``LANE_WIDTH_FWHM``), centred on it."""
+    cs = sorted(float(c) for c in cs)
+    widths: dict = {}
+    if len(cs) < 4:
+        return cs, widths
+    while len(cs) >= 4:
+        sp = np.diff(cs)
+        med_sp = float(np.median(sp))
+        dips = np.array([_pair_dip(e, a, b) for a, b in zip(cs, cs[1:])])
+        med_dip = float(np.median(dips))
+        if med_sp <= 0 or med_dip <= 0:
+            break
+        cand = [i for i in range(len(sp)) if sp[i] < LANE_SPLIT_SPACING * med_sp
+                and dips[i] < LANE_SPLIT_DIP * med_dip]
+        if not cand:
+            break
+        i = min(cand, key=lambda k: dips[k])
+        mid = 0.5 * (cs[i] + cs[i + 1])
+        l, r = _half_max_extent(e, mid, 1.5 * med_sp)
+        # touching bands: the merged band ends at the dips to its neighbours
+        if i > 0:
+            a = int(round(cs[i - 1]))
+            l = max(l, float(a + np.argmin(e[a:int(round(cs[i])) + 1])))
+        if i + 2 < len(cs):
+            a = int(round(cs[i + 1]))
+            r = min(r, float(a + np.argmin(e[a:int(round(cs[i + 2])) + 1])))
+        fw = r - l
+        if fw > LANE_SPLIT_MAX_FWHM * med_sp or fw < sp[i]:
+            break
+        c = 0.5 * (l + r)
+        w = max(lw, LANE_WIDTH_FWHM * fw)
+        widths = {k: v for k, v in widths.items() if k not in (cs[i], cs[i + 1])}
+        cs = cs[:i] + [c] + cs[i + 2:]
+        widths[c] = w
+    return cs, widths
+
+
 def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
     """Lane centres and width of a piece filling the frame (no cut edges): peaks of the combined
     column profile of the band rows, completed on the lane grid (the finder used before membrane
@@ -998,7 +1079,7 @@ def _share_comb_pitch(found, pmin: float) -> None:
             continue
         cs2, lw2 = _merged_lanes(ts, wins, ref)
         if len(cs2) > len(cs):
-            f[5:8] = [cs2, lw2 + 1.0, set()]
+            f[5:9] = [cs2, lw2 + 1.0, set(), {}]
 
 
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
@@ -1049,22 +1130,28 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         ts = _shear(t, slope_r, yref_r)
         yref, slope = fy * yref_r + (fy - 1) / 2.0, slope_r / fy
         markers: set = set()
+        widths: dict = {}
         if pc.cut:
             cs, lw, markers = _comb_lanes(ts, band_rows, n_lanes, float(min_lane_width_px))
+            if not n_lanes and cs:
+                kept = set(markers)
+                cs, widths = _merge_split_lanes(_evidence_profile(ts, band_rows), cs, lw)
+                markers = {c for c in cs if c in kept}
         else:
             cs, lw = _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid)
-        found.append([pc, ts, band_rows, yref, slope, cs, lw, markers])
+        found.append([pc, ts, band_rows, yref, slope, cs, lw, markers, widths if pc.cut and not n_lanes else {}])
     if not n_lanes:
         _share_comb_pitch(found, float(min_lane_width_px))
     lanes: list[Lane] = []
-    for pc, _, _, yref, slope, cs, lw, markers in found:
+    for pc, _, _, yref, slope, cs, lw, markers, widths in found:
         if not cs:
             continue
         cs = sorted(cs)
         bounds = []
         for c in cs:
-            xl = int(round(c - lw / 2))
-            xr = int(round(c + lw / 2)) - 1
+            w = widths.get(c, lw)
+            xl = int(round(c - w / 2))
+            xr = int(round(c + w / 2)) - 1
             bounds.append([xl, xr])
         # never two lanes on one: a lane moved towards its neighbour gives way at the midpoint
         for i in range(1, len(bounds)):
