@@ -75,6 +75,7 @@ else the ``EXOIMAGE_OCR_ENGINE`` environment variable, else ``rapidocr``.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -966,10 +967,11 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand, engine: str = DEFAULT_OCR_
         if line.where in ("above", "below"):  # towards the bar's ends, 3 text heights at most (PP-OCR's
             # cost grows with the width)
             wc0, wc1 = max(min(c0, bar.c0), c0 - 3 * h), min(max(c1, bar.c1), c1 + 3 * h)
-        elif line.where == "right":
-            wc0, wc1 = c0, c1 + 2 * h
+        elif line.where == "right":  # also towards the bar: glyphs close to its end (a leading '0.' or
+            # digit) can be left out of the line by the component search; the bar itself is blanked below
+            wc0, wc1 = max(bar.c1 + 1, c0 - 2 * h), c1 + 2 * h
         else:
-            wc0, wc1 = c0 - 2 * h, c1
+            wc0, wc1 = c0 - 2 * h, min(bar.c0 - 1, c1 + 2 * h)
         wc0, wc1 = max(0, wc0 - m), min(W, wc1 + m)
         wide = n[R0:R1, wc0:wc1]
         wide8 = (np.clip(np.abs(wide - bar.colour) / max(2 * line.soft, 1e-3), 0, 1) * 255).astype(np.uint8)
@@ -1052,7 +1054,14 @@ def _rapid_vote(n, line, bar, images, h):
                 p = _plausible((raw[0], "nm"), bar.length)
                 if p:
                     corrected.add(len(reads))
+            compact = "".join(t.split())
+            if raw is None and compact.endswith(_NM_LOOKALIKES):  # 'n' of small text read as 'r' or 'h'
+                p = _plausible(parse_label(compact[:-2] + "nm"), bar.length)
+                if p:
+                    corrected.add(len(reads))
             reads.append((t, score, p))
+            if os.environ.get("EXOIMAGE_SB_DEBUG"):
+                print("  rapid read", repr(text), "->", repr(t), round(score, 3), p, "micro" if micro else "")
 
     # PP-OCR costs ~0.1 s per cut-out on one core: the blanked cut-out first; the raw and wide ones
     # only when it leaves a doubt (no reading, a low score, or a reading the geometry disputes), or
@@ -1073,6 +1082,11 @@ def _rapid_vote(n, line, bar, images, h):
     # most votes; then the reading with more digits (the usual misread drops a glyph); then score
     best = max(votes, key=lambda k: (len(votes[k]), len(re.sub(r"\D", "", _fmt(k[0]))),
                                      sum(r[1] for r in votes[k])))
+    # the widest cut-out (last read) holds every pixel of the others: when it reads the same number with
+    # glyphs in front ('0.5 µm' where the line alone gives '5 µm'), those glyphs were cut off the line
+    wide = reads[-1][2] if len(reads) >= 3 else None
+    if wide and wide[1] == best[1] and not _same(wide, best) and _extends(_fmt(wide[0]), _fmt(best[0])):
+        best = next(k for k in votes if _same(k, wide))
     agree = votes[best]
     score = min(r[1] for r in agree)
     if len(votes) > 1:  # cut-outs disagree: never confident
@@ -1091,6 +1105,16 @@ def _rapid_vote(n, line, bar, images, h):
         conf = min(conf, DISAGREEING_CUE_CONFIDENCE)
         return f"{_fmt(best[0])} {best[1]}", float(conf)  # the corrected reading (the caller re-parses)
     return agree[0][0], float(conf)
+
+
+#: unit endings PP-OCR gives for 'nm' in small text (the 'n' loses its shoulder or gains an ascender)
+_NM_LOOKALIKES = ("rm", "hm")
+
+
+def _extends(longer: str, shorter: str) -> bool:
+    """``longer``'s digits end with all of ``shorter``'s and have more in front ('0.5' over '5')."""
+    da, db = re.sub(r"\D", "", longer), re.sub(r"\D", "", shorter)
+    return len(da) > len(db) and da.endswith(db)
 
 
 def cv2_inter(scale):
@@ -1128,11 +1152,14 @@ def _has_descender(line: _Line) -> bool:
     big = [c for c in line.comps if (c[2] - c[0]) >= 0.5 * (line.box[2] - line.box[0])]
     if len(big) < 2:
         return False
+    big = sorted(big, key=lambda c: c[1])
     bottoms = np.array([c[2] for c in big])
     heights = np.array([c[2] - c[0] for c in big])
     base = float(np.median(bottoms))
     hmed = float(np.median(heights))
-    return bool(np.any(bottoms > base + 0.18 * hmed))
+    # µ follows the number: the first glyph is a digit, whatever hangs below it (a stain blob or a
+    # vesicle edge merged with a '1') is not a descender
+    return bool(np.any(bottoms[1:] > base + 0.18 * hmed))
 
 
 def _micro_fix(text: str) -> str:
