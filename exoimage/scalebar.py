@@ -1040,6 +1040,9 @@ def _rapid_vote(n, line, bar, images, h):
         pad = max(4, int(0.15 * _REC_HEIGHT))
         prepared.append(_pad(im, pad))
     reads = []
+    if os.environ.get("EXOIMAGE_SB_DEBUG"):
+        import pickle
+        pickle.dump((images, h), open("/tmp/sb2/last_images.pkl", "wb"))
 
     corrected = set()
 
@@ -1055,7 +1058,7 @@ def _rapid_vote(n, line, bar, images, h):
                 if p:
                     corrected.add(len(reads))
             compact = "".join(t.split())
-            if raw is None and compact.endswith(_NM_LOOKALIKES):  # 'n' of small text read as 'r' or 'h'
+            if raw is None and not micro and compact.endswith(_NM_LOOKALIKES):  # 'n' of small text read as 'r' or 'h'
                 p = _plausible(parse_label(compact[:-2] + "nm"), bar.length)
                 if p:
                     corrected.add(len(reads))
@@ -1072,6 +1075,13 @@ def _rapid_vote(n, line, bar, images, h):
     if small or not (p0 and reads[0][1] >= SURE_SCORE and _label_cues(line, bar, reads[0][0], p0)[0] >= 1.0):
         run(prepared[1:])
     parsed = [(t, sc, p) for t, sc, p in reads if p]
+    keys = [(p[0], p[1]) for _, _, p in parsed]
+    if len(images) >= 3 and len(reads) > 1 and (len(set(keys)) != 1 or len(keys) < 2):
+        # no reading, cut-outs that disagree, or one reading alone: read the raw and wide cut-outs again denoised (noise and
+        # JPEG blocks break thin strokes of small glyphs): upscaled with cubic interpolation first, so
+        # the median filter smooths the blocks without erasing strokes 1-2 px wide
+        run([_denoised(im, h) for im in images[1:3]])
+        parsed = [(t, sc, p) for t, sc, p in reads if p]
     if not parsed:
         texts = [t for t, _, _ in reads if t]
         return (texts[0] if texts else ""), 0.0
@@ -1079,12 +1089,13 @@ def _rapid_vote(n, line, bar, images, h):
     for r in parsed:
         key = next((k for k in votes if _same(k, r[2])), r[2])
         votes.setdefault(key, []).append(r)
-    # most votes; then the reading with more digits (the usual misread drops a glyph); then score
-    best = max(votes, key=lambda k: (len(votes[k]), len(re.sub(r"\D", "", _fmt(k[0]))),
-                                     sum(r[1] for r in votes[k])))
+    # most votes; then the reading the geometry checks accept (round value, glyph count, decimal point);
+    # then the reading with more digits (the usual misread drops a glyph); then score
+    best = max(votes, key=lambda k: (len(votes[k]), _label_cues(line, bar, votes[k][0][0], k)[0],
+                                     len(re.sub(r"\D", "", _fmt(k[0]))), sum(r[1] for r in votes[k])))
     # the widest cut-out (last read) holds every pixel of the others: when it reads the same number with
     # glyphs in front ('0.5 µm' where the line alone gives '5 µm'), those glyphs were cut off the line
-    wide = reads[-1][2] if len(reads) >= 3 else None
+    wide = reads[2][2] if len(reads) >= 3 else None
     if wide and wide[1] == best[1] and not _same(wide, best) and _extends(_fmt(wide[0]), _fmt(best[0])):
         best = next(k for k in votes if _same(k, wide))
     agree = votes[best]
@@ -1107,8 +1118,22 @@ def _rapid_vote(n, line, bar, images, h):
     return agree[0][0], float(conf)
 
 
+#: upscaling before the median filter of :func:`_denoised`, and the filter's size at that scale
+DENOISE_UPSCALE, DENOISE_MEDIAN = 3, 5
+
+
+def _denoised(im, h):
+    """A cut-out upscaled (cubic) and median-filtered, ready for the recogniser like the others."""
+    import cv2
+
+    up = cv2.resize(im, None, fx=DENOISE_UPSCALE, fy=DENOISE_UPSCALE, interpolation=cv2.INTER_CUBIC)
+    up = cv2.medianBlur(up, DENOISE_MEDIAN)
+    scale = 0.7 * _REC_HEIGHT / max(h * DENOISE_UPSCALE, 1)
+    return _pad(_resize(up, scale, cv2_inter(scale)), max(4, int(0.15 * _REC_HEIGHT)))
+
+
 #: unit endings PP-OCR gives for 'nm' in small text (the 'n' loses its shoulder or gains an ascender)
-_NM_LOOKALIKES = ("rm", "hm")
+_NM_LOOKALIKES = ("rm", "hm", "om")
 
 
 def _extends(longer: str, shorter: str) -> bool:
