@@ -1258,8 +1258,10 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
             continue
         if ocr:
             result.ocr_engine = engine
-        if k > 0:  # found in the chroma of a colour export
-            result.checks.append("coloured bar: measured in the chroma (JPEG keeps it at half resolution)")
+        if k > 0:  # found in the chroma or one channel of a colour export
+            result.checks.append("coloured bar: measured in the chroma (JPEG keeps it at half resolution)"
+                                 if k == 1 else "coloured bar: measured in one colour channel (JPEG keeps "
+                                 "its colour at half resolution)")
             if result.length_px < CHROMA_SURE_LENGTH_PX:
                 result.confidence = min(result.confidence, DISAGREEING_CUE_CONFIDENCE)
         if best is None:
@@ -1323,6 +1325,11 @@ def _planes(data):
         full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(d.dtype, float(d.max()) or 1.0)
         if float(chroma.max()) >= COLOUR_MIN_CHROMA * full:
             yield _normalise(chroma)
+            # each channel alone: a coloured overlay has full contrast in at least one (yellow or cyan
+            # in blue or red against grey), and a channel keeps the luminance's full resolution that
+            # the JPEG chroma lacks (thin bars, small labels)
+            for ch in (r, g, b):
+                yield _normalise(ch)
 
 
 #: a coloured bar's ends are blurred by JPEG's half-resolution chroma (up to ~2 px per end): shorter bars
