@@ -1095,8 +1095,10 @@ def _rapid_vote(n, line, bar, images, h):
                                      len(re.sub(r"\D", "", _fmt(k[0]))), sum(r[1] for r in votes[k])))
     # the widest cut-out (last read) holds every pixel of the others: when it reads the same number with
     # glyphs in front ('0.5 µm' where the line alone gives '5 µm'), those glyphs were cut off the line
+    # (not when a wide cut-out, plain or denoised, itself gives the majority reading)
     wide = reads[2][2] if len(reads) >= 3 else None
-    if wide and wide[1] == best[1] and not _same(wide, best) and _extends(_fmt(wide[0]), _fmt(best[0])):
+    wide_agrees = any(r[2] and _same(r[2], best) for i, r in enumerate(reads) if i in (2, 4))
+    if wide and wide[1] == best[1] and not wide_agrees and _extends(_fmt(wide[0]), _fmt(best[0])):
         best = next(k for k in votes if _same(k, wide))
     agree = votes[best]
     score = min(r[1] for r in agree)
