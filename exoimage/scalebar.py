@@ -1040,9 +1040,6 @@ def _rapid_vote(n, line, bar, images, h):
         pad = max(4, int(0.15 * _REC_HEIGHT))
         prepared.append(_pad(im, pad))
     reads = []
-    if os.environ.get("EXOIMAGE_SB_DEBUG"):
-        import pickle
-        pickle.dump((images, h), open("/tmp/sb2/last_images.pkl", "wb"))
 
     corrected = set()
 
@@ -1063,8 +1060,6 @@ def _rapid_vote(n, line, bar, images, h):
                 if p:
                     corrected.add(len(reads))
             reads.append((t, score, p))
-            if os.environ.get("EXOIMAGE_SB_DEBUG"):
-                print("  rapid read", repr(text), "->", repr(t), round(score, 3), p, "micro" if micro else "")
 
     # PP-OCR costs ~0.1 s per cut-out on one core: the blanked cut-out first; the raw and wide ones
     # only when it leaves a doubt (no reading, a low score, or a reading the geometry disputes), or
