@@ -75,7 +75,6 @@ else the ``EXOIMAGE_OCR_ENGINE`` environment variable, else ``rapidocr``.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import dataclass, field
