@@ -322,17 +322,18 @@ def main(argv=None) -> int:
     if big:
         line(f"time per 4096-wide image, mean ({len(big)})", lambda r: f"{np.mean([r[i][3] for i in big]):.3f}")
     for e in engines:
-        fails = [x for x in res[e] if x[2] is None or x[2] > 0.01]
+        fails = [x for x in res[e] if x[2] is None or x[2] > 0.01 or (args.failures and x[1].confidence < 0.5)]
         if not fails:
             continue
-        print(f"{e}: {len(fails)} not read or wrong")
+        print(f"{e}: {len(fails)} not read or wrong" + (" (or read at confidence < 0.5)" if args.failures else ""))
         for i, b, err, _ in fails if args.failures else fails[:8]:
             c = cases[i]
             p = c.params
             got = "no bar" if b is None else (f"label unread ({b.label_text!r}), bar {b.length_px:.1f} px"
                                               if b.nm_per_px is None else
                                               f"read {b.label_text!r} ({b.ocr_text!r}) over {b.length_px:.1f} px, "
-                                              f"err {100 * err:.1f}%, conf {b.confidence:.2f}")
+                                              f"err {100 * err:.1f}%, conf {b.confidence:.2f}"
+                                              f"{' ' + '; '.join(b.checks) if b.checks else ''}")
             print(f"  #{i}: {got}; truth {c.label!r} {c.length_px} px; {p['style']} {p['polarity']} "
                   f"label {p['label_pos']} {p['font']} {p['font_px']}px t={p['thickness']} gap={p['gap']} "
                   f"jpeg={p['jpeg']} noise={p['noise']} {p['shape'][1]}x{p['shape'][0]}"

@@ -966,10 +966,11 @@ def _ocr_line(n: np.ndarray, line: _Line, bar: _Cand, engine: str = DEFAULT_OCR_
         if line.where in ("above", "below"):  # towards the bar's ends, 3 text heights at most (PP-OCR's
             # cost grows with the width)
             wc0, wc1 = max(min(c0, bar.c0), c0 - 3 * h), min(max(c1, bar.c1), c1 + 3 * h)
-        elif line.where == "right":
-            wc0, wc1 = c0, c1 + 2 * h
+        elif line.where == "right":  # also towards the bar: glyphs close to its end (a leading '0.' or
+            # digit) can be left out of the line by the component search; the bar itself is blanked below
+            wc0, wc1 = max(bar.c1 + 1, c0 - 2 * h), c1 + 2 * h
         else:
-            wc0, wc1 = c0 - 2 * h, c1
+            wc0, wc1 = c0 - 2 * h, min(bar.c0 - 1, c1 + 2 * h)
         wc0, wc1 = max(0, wc0 - m), min(W, wc1 + m)
         wide = n[R0:R1, wc0:wc1]
         wide8 = (np.clip(np.abs(wide - bar.colour) / max(2 * line.soft, 1e-3), 0, 1) * 255).astype(np.uint8)
@@ -1052,6 +1053,11 @@ def _rapid_vote(n, line, bar, images, h):
                 p = _plausible((raw[0], "nm"), bar.length)
                 if p:
                     corrected.add(len(reads))
+            compact = "".join(t.split())
+            if raw is None and not micro and compact.endswith(_NM_LOOKALIKES):  # 'n' of small text read as 'r' or 'h'
+                p = _plausible(parse_label(compact[:-2] + "nm"), bar.length)
+                if p:
+                    corrected.add(len(reads))
             reads.append((t, score, p))
 
     # PP-OCR costs ~0.1 s per cut-out on one core: the blanked cut-out first; the raw and wide ones
@@ -1063,6 +1069,13 @@ def _rapid_vote(n, line, bar, images, h):
     if small or not (p0 and reads[0][1] >= SURE_SCORE and _label_cues(line, bar, reads[0][0], p0)[0] >= 1.0):
         run(prepared[1:])
     parsed = [(t, sc, p) for t, sc, p in reads if p]
+    keys = [(p[0], p[1]) for _, _, p in parsed]
+    if len(images) >= 3 and len(reads) > 1 and (len(set(keys)) != 1 or len(keys) < 2):
+        # no reading, cut-outs that disagree, or one reading alone: read the raw and wide cut-outs again denoised (noise and
+        # JPEG blocks break thin strokes of small glyphs): upscaled with cubic interpolation first, so
+        # the median filter smooths the blocks without erasing strokes 1-2 px wide
+        run([_denoised(im, h) for im in images[1:3]])
+        parsed = [(t, sc, p) for t, sc, p in reads if p]
     if not parsed:
         texts = [t for t, _, _ in reads if t]
         return (texts[0] if texts else ""), 0.0
@@ -1070,9 +1083,17 @@ def _rapid_vote(n, line, bar, images, h):
     for r in parsed:
         key = next((k for k in votes if _same(k, r[2])), r[2])
         votes.setdefault(key, []).append(r)
-    # most votes; then the reading with more digits (the usual misread drops a glyph); then score
-    best = max(votes, key=lambda k: (len(votes[k]), len(re.sub(r"\D", "", _fmt(k[0]))),
-                                     sum(r[1] for r in votes[k])))
+    # most votes; then the reading the geometry checks accept (round value, glyph count, decimal point);
+    # then the reading with more digits (the usual misread drops a glyph); then score
+    best = max(votes, key=lambda k: (len(votes[k]), _label_cues(line, bar, votes[k][0][0], k)[0],
+                                     len(re.sub(r"\D", "", _fmt(k[0]))), sum(r[1] for r in votes[k])))
+    # the widest cut-out (last read) holds every pixel of the others: when it reads the same number with
+    # glyphs in front ('0.5 µm' where the line alone gives '5 µm'), those glyphs were cut off the line
+    # (not when a wide cut-out, plain or denoised, itself gives the majority reading)
+    wide = reads[2][2] if len(reads) >= 3 else None
+    wide_agrees = any(r[2] and _same(r[2], best) for i, r in enumerate(reads) if i in (2, 4))
+    if wide and wide[1] == best[1] and not wide_agrees and _extends(_fmt(wide[0]), _fmt(best[0])):
+        best = next(k for k in votes if _same(k, wide))
     agree = votes[best]
     score = min(r[1] for r in agree)
     if len(votes) > 1:  # cut-outs disagree: never confident
@@ -1091,6 +1112,30 @@ def _rapid_vote(n, line, bar, images, h):
         conf = min(conf, DISAGREEING_CUE_CONFIDENCE)
         return f"{_fmt(best[0])} {best[1]}", float(conf)  # the corrected reading (the caller re-parses)
     return agree[0][0], float(conf)
+
+
+#: upscaling before the median filter of :func:`_denoised`, and the filter's size at that scale
+DENOISE_UPSCALE, DENOISE_MEDIAN = 3, 5
+
+
+def _denoised(im, h):
+    """A cut-out upscaled (cubic) and median-filtered, ready for the recogniser like the others."""
+    import cv2
+
+    up = cv2.resize(im, None, fx=DENOISE_UPSCALE, fy=DENOISE_UPSCALE, interpolation=cv2.INTER_CUBIC)
+    up = cv2.medianBlur(up, DENOISE_MEDIAN)
+    scale = 0.7 * _REC_HEIGHT / max(h * DENOISE_UPSCALE, 1)
+    return _pad(_resize(up, scale, cv2_inter(scale)), max(4, int(0.15 * _REC_HEIGHT)))
+
+
+#: unit endings PP-OCR gives for 'nm' in small text (the 'n' loses its shoulder or gains an ascender)
+_NM_LOOKALIKES = ("rm", "hm", "om")
+
+
+def _extends(longer: str, shorter: str) -> bool:
+    """``longer``'s digits end with all of ``shorter``'s and have more in front ('0.5' over '5')."""
+    da, db = re.sub(r"\D", "", longer), re.sub(r"\D", "", shorter)
+    return len(da) > len(db) and da.endswith(db)
 
 
 def cv2_inter(scale):
@@ -1128,11 +1173,14 @@ def _has_descender(line: _Line) -> bool:
     big = [c for c in line.comps if (c[2] - c[0]) >= 0.5 * (line.box[2] - line.box[0])]
     if len(big) < 2:
         return False
+    big = sorted(big, key=lambda c: c[1])
     bottoms = np.array([c[2] for c in big])
     heights = np.array([c[2] - c[0] for c in big])
     base = float(np.median(bottoms))
     hmed = float(np.median(heights))
-    return bool(np.any(bottoms > base + 0.18 * hmed))
+    # µ follows the number: the first glyph is a digit, whatever hangs below it (a stain blob or a
+    # vesicle edge merged with a '1') is not a descender
+    return bool(np.any(bottoms[1:] > base + 0.18 * hmed))
 
 
 def _micro_fix(text: str) -> str:
@@ -1206,8 +1254,10 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
             continue
         if ocr:
             result.ocr_engine = engine
-        if k > 0:  # found in the chroma of a colour export
-            result.checks.append("coloured bar: measured in the chroma (JPEG keeps it at half resolution)")
+        if k > 0:  # found in the chroma or one channel of a colour export
+            result.checks.append("coloured bar: measured in the chroma (JPEG keeps it at half resolution)"
+                                 if k == 1 else "coloured bar: measured in one colour channel (JPEG keeps "
+                                 "its colour at half resolution)")
             if result.length_px < CHROMA_SURE_LENGTH_PX:
                 result.confidence = min(result.confidence, DISAGREEING_CUE_CONFIDENCE)
         if best is None:
@@ -1271,6 +1321,11 @@ def _planes(data):
         full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(d.dtype, float(d.max()) or 1.0)
         if float(chroma.max()) >= COLOUR_MIN_CHROMA * full:
             yield _normalise(chroma)
+            # each channel alone: a coloured overlay has full contrast in at least one (yellow or cyan
+            # in blue or red against grey), and a channel keeps the luminance's full resolution that
+            # the JPEG chroma lacks (thin bars, small labels)
+            for ch in (r, g, b):
+                yield _normalise(ch)
 
 
 #: a coloured bar's ends are blurred by JPEG's half-resolution chroma (up to ~2 px per end): shorter bars

@@ -447,7 +447,9 @@ def test_disagreeing_cut_outs_are_low_confidence(monkeypatch):
     img = _text_at(img, "500 nm", 365, 205)
     monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
     # a doubtful first read (score below SURE_SCORE), then the raw and wide cut-outs say otherwise
-    _fake_ocr(monkeypatch, [[("500 nm", 0.8)], [("200 nm", 0.99), ("200 nm", 0.99)]])
+    # (a disagreement makes the raw and wide cut-outs be read again, denoised: a third call)
+    _fake_ocr(monkeypatch, [[("500 nm", 0.8)], [("200 nm", 0.99), ("200 nm", 0.99)],
+                            [("200 nm", 0.99), ("500 nm", 0.99)]])
     res = find_scale_bar(img, engine="rapidocr")
     assert res.nm_per_px is not None and res.confidence <= scalebar.DISAGREEING_CUE_CONFIDENCE
     # the same three cut-outs agreeing: confident
@@ -543,3 +545,49 @@ def test_nm_read_as_mm_is_corrected_at_low_confidence(monkeypatch):
     _fake_ocr(monkeypatch, [[("100 mm", 0.99)], [("100 mm", 0.99), ("100 mm", 0.99)]])
     res = find_scale_bar(img, engine="rapidocr")
     assert (res.value, res.unit) == (100.0, "nm") and res.confidence < 0.5
+
+
+@needs_fonts
+def test_lone_reading_is_re_read_denoised(monkeypatch):
+    img = _field(seed=5)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, "500 nm", 365, 205)
+    monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
+    # only the wide cut-out gives a (wrong) reading; the denoised raw and wide cut-outs agree on 500 nm
+    _fake_ocr(monkeypatch, [[("00 nm", 0.8)], [("00 nm", 0.9), ("7500 nm", 0.8)],
+                            [("500 nm", 0.97), ("500 nm", 0.9)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert (res.value, res.unit) == (500.0, "nm")
+    # two of five reads disagree with it: never confident
+    assert res.confidence <= scalebar.DISAGREEING_CUE_CONFIDENCE
+
+
+@needs_fonts
+def test_nm_lookalike_is_a_low_confidence_correction(monkeypatch):
+    img = _field(seed=6)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, "200 nm", 365, 205)
+    monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
+    _fake_ocr(monkeypatch, [[("200 rm", 0.95)], [("200rm", 0.95), ("200 rm", 0.95)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert (res.value, res.unit) == (200.0, "nm")
+    assert res.confidence <= scalebar.DISAGREEING_CUE_CONFIDENCE
+
+
+@needs_fonts
+def test_wide_cut_out_with_leading_glyphs_wins(monkeypatch):
+    img = _field(seed=7)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, "0.5 µm", 365, 205)
+    monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
+    # the line and raw cut-outs lost the '0.' the wide cut-out holds
+    _fake_ocr(monkeypatch, [[("5 µm", 0.99)], [("5 µm", 0.99), ("0.5 µm", 0.9)],
+                            [("5 µm", 0.99), ("0.5 µm", 0.9)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert (res.value, res.unit) == (0.5, "µm")
+    assert res.confidence <= scalebar.DISAGREEING_CUE_CONFIDENCE
+
+
+def test_extends_needs_more_leading_digits():
+    assert scalebar._extends("0.5", "5") and scalebar._extends("250", "50")
+    assert not scalebar._extends("5", "5") and not scalebar._extends("500", "200")
