@@ -73,3 +73,12 @@ def test_measure_band_beside_a_cut_edge_inside_the_lane():
     m = measure(img, lanes, regions)
     truth = band[200:253].sum()
     assert abs(m.bands["volume"].iloc[0] / truth - 1) < 0.05
+
+
+def test_membrane_rows_do_not_move_with_a_gain():
+    # (relative to the lane's median level: a gain moves nothing; a large added constant would)
+    p, _ = _profile()
+    want = G.membrane_rows(p)
+    assert want != (0, N)
+    for q in (3.0 * p, 0.2 * p, 1000.0 * p):
+        assert G.membrane_rows(q) == want
