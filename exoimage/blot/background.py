@@ -46,7 +46,8 @@ from .profile import lane_index
 __all__ = ["REGISTRY", "CHOICES", "METHODS", "register", "Region", "LaneContext", "lane_background",
            "auto_methods", "lane_label", "ball_radius_px", "edge_border_px", "edge_background",
            "gap_background", "off_lane_profile", "rolling_ball_background", "flank_background", "valley_background",
-           "BALL_RADIUS_FRACTION", "MIN_BALL_RADIUS_PX", "MIN_FREE_PX"]
+           "membrane_rows", "BALL_RADIUS_FRACTION", "MIN_BALL_RADIUS_PX", "MIN_FREE_PX",
+           "OFF_MEMBRANE_FRACTION", "OFF_MEMBRANE_MIN_STEP_NOISE"]
 
 #: Default rolling-ball radius as a fraction of the lane length, and its floor (px). The project's
 #: default since the first blot pipeline (docs/blot.md, ``--ball-radius``): the ball must be wider
@@ -58,6 +59,14 @@ MIN_BALL_RADIUS_PX = 25.0
 #: Smallest free margin (px) beside every lane of a piece for the lane-edge and gap backgrounds
 #: under smears (``auto``): with lanes touching, the pixels beside a lane belong to its neighbour.
 MIN_FREE_PX = 2
+
+#: Off-membrane rows at a lane end (the membrane's cut edge inside the lane): the end run whose
+#: smoothed profile is below this fraction of the lane's median level. Half way between the
+#: membrane's level and nothing, the usual half-maximum edge criterion; not fitted to data.
+OFF_MEMBRANE_FRACTION = 0.5
+#: ... and only where that step is this many times the profile's row-to-row noise (a lane whose
+#: level is near zero has no edge to find: noise alone must never make one).
+OFF_MEMBRANE_MIN_STEP_NOISE = 20.0
 
 
 def ball_radius_px(n_rows: int, radius_px: float | None = None) -> float:
@@ -220,8 +229,20 @@ def none(ctx: LaneContext, regions: list[Region]) -> np.ndarray:
 @register("flank", choice=False)
 def flank(ctx: LaneContext, regions: list[Region]) -> np.ndarray:
     """The rolling ball, replaced under every region (a deconvolved cluster as one) by a
-    least-squares line through the profile just outside it (:func:`flank_background`)."""
-    return flank_background(ctx.profile, _joined(regions), ctx.ball)
+    least-squares line through the profile just outside it (:func:`flank_background`).
+
+    Rows off the membrane at the lane's ends (:func:`membrane_rows`: the lane runs past the
+    membrane's cut edge) are no flank, and the ball is rolled over the membrane rows only
+    (the off-membrane ends held at the nearest membrane row's level), so neither a flank line
+    nor the ball follows the profile down the cut edge under the bands next to it."""
+    lo, hi = membrane_rows(ctx.profile)
+    ball = ctx.ball
+    if lo > 0 or hi < len(ctx.profile):
+        held = ctx.profile.astype(float).copy()
+        held[:lo], held[hi:] = held[lo], held[hi - 1]
+        ball = rolling_ball_background(held, ctx.radius_px)
+        ball[:lo], ball[hi:] = ctx.ball[:lo], ctx.ball[hi:]
+    return flank_background(ctx.profile, _joined(regions), ball, valid=(lo, hi))
 
 
 @register("gap", choice=False)
@@ -397,7 +418,34 @@ def rolling_ball_background(profile: np.ndarray, radius_px: float) -> np.ndarray
     return np.minimum(base, ps)
 
 
-def flank_background(profile: np.ndarray, regions, fallback: np.ndarray, flank_px: int | None = None) -> np.ndarray:
+def membrane_rows(profile: np.ndarray) -> tuple[int, int]:
+    """Rows ``lo..hi-1`` of a lane profile that lie on the membrane (or gel).
+
+    A run of rows at either end of the lane whose smoothed profile (Gaussian, 2 px) is below
+    :data:`OFF_MEMBRANE_FRACTION` of the lane's median level is off the membrane: the lane
+    runs past the membrane's cut edge. Only a step of at least
+    :data:`OFF_MEMBRANE_MIN_STEP_NOISE` times the row-to-row noise counts; ``(0, n)``
+    otherwise (and when the run would leave fewer than half the rows).
+    """
+    p = np.asarray(profile, float)
+    n = len(p)
+    if n < 8:
+        return 0, n
+    ps = ndi.gaussian_filter1d(p, 2.0, mode="nearest")
+    level = float(np.median(ps))
+    noise = 1.4826 * float(np.median(np.abs(np.diff(p)))) / np.sqrt(2.0)
+    thr = OFF_MEMBRANE_FRACTION * level
+    if not level > 0 or level - thr < OFF_MEMBRANE_MIN_STEP_NOISE * noise:
+        return 0, n
+    on = np.flatnonzero(ps >= thr)
+    lo, hi = int(on[0]), int(on[-1]) + 1
+    if hi - lo < n // 2:
+        return 0, n
+    return lo, hi
+
+
+def flank_background(profile: np.ndarray, regions, fallback: np.ndarray, flank_px: int | None = None,
+                     valid: tuple[int, int] | None = None) -> np.ndarray:
     """Local straight-line baseline under each band region, fitted (least squares) to the
     profile just outside it.
 
@@ -407,11 +455,15 @@ def flank_background(profile: np.ndarray, regions, fallback: np.ndarray, flank_p
     or an opening, is not biased by noise, so faint and strong bands lose or gain
     nothing systematically. A region with fewer than 3 flank points on one side gets
     ``fallback`` (the rolling ball) shifted to the mean level of its free flank; with
-    neither side free it keeps ``fallback``.
+    neither side free it keeps ``fallback``. Rows outside ``valid`` (``(lo, hi)``: rows
+    ``lo..hi-1``, default all) are never flank points.
     """
     n = len(profile)
     base = fallback.astype(float).copy()
     inside = np.zeros(n, bool)
+    if valid is not None:
+        inside[:max(0, valid[0])] = True
+        inside[min(n, valid[1]):] = True
     for a, b in regions:
         inside[max(0, a):min(n, b + 1)] = True
     x = np.arange(n)
