@@ -127,8 +127,8 @@ def test_simulated_one_smear_row_is_one_piece_seed_511():
     sim = simulate_blot(n_lanes=7, height=420, seed=511, rows=[("cd63", 60.0, "smear", 4.0e5, 3.0)],
                         loads=[1.0, 0.95, 1.3, 1.4, 0.7, 0.68], smile_px=3.0, noise=1.0, dust=2)
     assert len(find_pieces(sim.data.astype(float))) == 1
-    # the automatic polarity reads this blot as dark bands (see the helper's report); even on that
-    # inverted signal the valley is no cut
+    # detect_polarity's tail vote reads this blot as dark bands (a fault of its own: 12 of 740
+    # simulated blots, all with a smear row); even on that inverted signal the valley is no cut
     assert len(find_pieces(prepare(sim.data, BlotParams()).signal)) == 1
     res = quantify_blot(sim.data, ladder_lane=1, ladder_kda=LADDER, polarity="light-bands")
     assert len(res.lanes) == 7
