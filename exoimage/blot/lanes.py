@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.signal import find_peaks
+from scipy.signal import find_peaks, peak_widths
 
 from ..stats import robust_sd
 
@@ -89,6 +89,12 @@ PIECE_DEEP_FRAC = 0.5
 #: smear or band row and the ladder's lowest bands 0.25-0.69; RhoA bubble fields 0.23. Measured
 #: shallow Kodak seams at 0.60-0.68 (June 21 GAPDH, Oct 8) are missed at this value
 PIECE_DIP_COLUMNS = 0.7
+#: a shallow dip must also be as narrow as a cut line seen through the level filter: its width at
+#: half prominence at most this many level-window heights (PIECE_LEVEL_ROWS). Kodak touching strips
+#: 1.10-1.14 (Oct 10, June 25: a 1-5 px edge widened to the window), the missed Oct 8 seams
+#: 1.09-1.29; simulated one-row blots split falsely between a band row and the ladder's lowest bands
+#: 1.55-7.1 (a valley between band rows is as wide as the rows are apart)
+PIECE_DIP_WIDTH = 1.4
 #: membrane pieces smaller than this fraction of the image height are not pieces (a label, a pen
 #: mark, the gap's glow); the Kodak strips are 25-45 % of the frame, a single piece 60-100 %
 PIECE_MIN_HEIGHT_FRAC = 0.2
@@ -104,6 +110,11 @@ PIECE_LEVEL_PCT_Y = 20
 PIECE_LEVEL_SIDE = 300
 
 
+def _level_rows(n: int) -> int:
+    """Height (rows) of the level image's percentile window for a level image ``n`` rows tall."""
+    return int(min(PIECE_LEVEL_ROWS, max(3, n // 6))) | 1
+
+
 def _level_image(signal: np.ndarray):
     """(downsampling factor, membrane-level image): block mean to ~300 px, then a low percentile
     over a window larger than a band and a lane pitch (see PIECE_LEVEL_ROWS)."""
@@ -111,7 +122,7 @@ def _level_image(signal: np.ndarray):
     f = max(1, int(np.ceil(max(h, w) / PIECE_LEVEL_SIDE)))
     hh, ww = h // f * f, w // f * f
     small = signal[:hh, :ww].reshape(hh // f, f, ww // f, f).mean(axis=(1, 3))
-    ky = int(min(PIECE_LEVEL_ROWS, max(3, small.shape[0] // 6))) | 1
+    ky = _level_rows(small.shape[0])
     kx = int(min(PIECE_LEVEL_COLS, max(3, small.shape[1] // 6))) | 1
     # separable (along x, then along y): ten times less work than the 2-D window, and as blind to
     # the bands (the x pass takes the membrane between lanes, the y pass that above and below rows)
@@ -132,18 +143,25 @@ def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> 
     strips touching) counts only when the dip row is darker, by a tenth of the
     rise, than the membrane at the highest rows on both sides in at least
     ``PIECE_DIP_COLUMNS`` of the membrane's columns (a straight cut edge; a
-    bubble or a smear row is local).
+    bubble or a smear row is local) and is no wider than ``PIECE_DIP_WIDTH``
+    level-window heights at half its prominence (a cut line, not the valley
+    between two band rows of one membrane).
     """
     n = len(prof)
     rise = float(np.percentile(prof, 90)) - floor
     if rise <= 0:
         return [(0, n)]
     pk, props = find_peaks(-prof, prominence=PIECE_DIP_FRAC * rise)
+    widths = peak_widths(-prof, pk, rel_height=0.5, prominence_data=(props["prominences"], props["left_bases"],
+                                                                      props["right_bases"]))[0]
+    max_width = PIECE_DIP_WIDTH * _level_rows(n)
     reach = 2 * min_len
     cuts = []
     # deepest first: a shallow dip never displaces the gap beside it
-    for p, pr in sorted(zip(pk, props["prominences"]), key=lambda t: -t[1]):
+    for p, pr, wd in sorted(zip(pk, props["prominences"], widths), key=lambda t: -t[1]):
         if pr < PIECE_DEEP_FRAC * rise:
+            if wd > max_width:
+                continue
             lo, hi = max(0, p - reach), min(n, p + reach + 1)
             ul = lo + int(np.argmax(prof[lo:p])) if p > lo else p
             dr = p + 1 + int(np.argmax(prof[p + 1:hi])) if hi > p + 1 else p
@@ -169,7 +187,8 @@ def find_pieces(signal: np.ndarray, *, min_height_frac: float = PIECE_MIN_HEIGHT
     cut edges between pieces: every dip deeper than ``PIECE_DEEP_FRAC`` of the membrane's rise
     above the off-membrane floor (a gap, dark or not), and shallower dips (down to
     ``PIECE_DIP_FRAC``: strips that touch) that darken ``PIECE_DIP_COLUMNS`` of the membrane's
-    columns (a straight cut, not a bubble or a smear). Pieces are the full-width slabs between
+    columns (a straight cut, not a bubble or a smear) and are as narrow as a cut line
+    (``PIECE_DIP_WIDTH``: not the valley between band rows). Pieces are the full-width slabs between
     cuts, deepest cuts first, none lower than ``min_height_frac`` of the image; lanes then keep
     to each piece's own band evidence (see :func:`find_lanes`). Everything is relative to the
     floor (2nd percentile of the level image), so an offset or a gain changes nothing. An image
