@@ -113,7 +113,8 @@ def _candidates(work_n, r_min, r_max, sign, exclude_w, quick):
     log_cands = [c for c in log_cands if _new(c)]
     cands = mask_cands + suppress_same_scale(log_cands)
     if not quick:
-        cands += detrended_hough_candidates(work_n, r_min, r_max, sign, exclude_w)
+        # (the overlapping Hough spans find many circles twice: one outline each is enough)
+        cands += suppress_same_scale(detrended_hough_candidates(work_n, r_min, r_max, sign, exclude_w))
     return cands
 
 
