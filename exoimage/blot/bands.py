@@ -6,6 +6,7 @@ re-exported here).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,19 +42,60 @@ class BandFit:
 
 
 def _gauss_sum(p, x):
-    k = len(p) // 3
-    out = np.zeros_like(x, dtype=float)
-    for i in range(k):
-        a, c, s = p[3 * i:3 * i + 3]
-        out += a * np.exp(-0.5 * ((x - c) / s) ** 2)
+    p = np.asarray(p, dtype=float)
+    if not len(p):
+        return np.zeros_like(x, dtype=float)
+    a, c, s = p[0::3, None], p[1::3, None], p[2::3, None]
+    g = a * np.exp(-0.5 * ((x[None, :] - c) / s) ** 2)
+    # summed component by component in order, as a loop would (same float result)
+    out = g[0].copy()
+    for row in g[1:]:
+        out += row
     return out
+
+
+#: fits of one cluster kept for reuse (a lane is searched again with other noise or allowed hidden
+#: bands, and a cluster with nothing added is refitted from the same start): identical inputs give
+#: the identical fit. Bounded: entries are a few kB.
+_FIT_CACHE_SIZE = 512
 
 
 def _fit_cluster(x, yv, centres, sigma0, centre_tol=None, sigma_max=None):
     """Least-squares sum of Gaussians; returns [(amp, centre, sigma), ...] sorted by centre.
 
     Centres stay within ``centre_tol`` px of their start and SDs below ``sigma_max``
-    when given (a shoulder's component must not drift over its neighbour's plateau)."""
+    when given (a shoulder's component must not drift over its neighbour's plateau).
+    Results are cached on the exact inputs (:data:`_FIT_CACHE_SIZE`)."""
+    x = np.ascontiguousarray(x, dtype=float)
+    yv = np.ascontiguousarray(yv, dtype=float)
+    k = len(centres)
+
+    def arr(v, fill):
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(fill if v is None else v, float), (k,)))
+
+    cen = np.ascontiguousarray(np.asarray(centres, float))
+    key = (x.tobytes(), yv.tobytes(), cen.tobytes(), arr(sigma0, 0.0).tobytes(),
+           arr(centre_tol, np.nan).tobytes(), arr(sigma_max, np.nan).tobytes())
+    return list(_fit_cluster_cached(key, x, yv, tuple(centres), sigma0, centre_tol, sigma_max))
+
+
+def _fit_cluster_cached(key, x, yv, centres, sigma0, centre_tol, sigma_max):
+    hit = _FIT_CACHE.get(key)
+    if hit is None:
+        hit = tuple(_fit_cluster_uncached(x, yv, centres, sigma0, centre_tol, sigma_max))
+        with _FIT_LOCK:  # batch runs may detect bands in several threads
+            while len(_FIT_CACHE) >= _FIT_CACHE_SIZE:
+                _FIT_CACHE.pop(next(iter(_FIT_CACHE)))
+            _FIT_CACHE[key] = hit
+    return hit
+
+
+_FIT_CACHE: dict = {}
+_FIT_LOCK = threading.Lock()
+
+
+def _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol=None, sigma_max=None):
+    """:func:`_fit_cluster` without the cache."""
 
     def jac(p):
         k = len(p) // 3
