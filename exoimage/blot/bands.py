@@ -97,16 +97,34 @@ _FIT_LOCK = threading.Lock()
 def _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol=None, sigma_max=None):
     """:func:`_fit_cluster` without the cache."""
 
+    xr = x[None, :]
+    last: dict = {}
+
+    def parts(p):
+        # the components' scaled offsets and Gaussians at ``p``, shared by the residual and
+        # the Jacobian (the solvers ask for both at the same point)
+        key = p.tobytes()
+        if last.get("key") != key:
+            a, c, s = p[0::3, None], p[1::3, None], p[2::3, None]
+            u = (xr - c) / s
+            last.update(key=key, a=a, s=s, u=u, g=np.exp(-0.5 * u * u))
+        return last
+
+    def fun(p):
+        m = parts(p)
+        ag = m["a"] * m["g"]
+        out = ag[0].copy()
+        for row in ag[1:]:  # summed in component order, as _gauss_sum does
+            out += row
+        return out - yv
+
     def jac(p):
-        k = len(p) // 3
-        J = np.empty((len(x), 3 * k))
-        for i in range(k):
-            a, c, s = p[3 * i:3 * i + 3]
-            u = (x - c) / s
-            g = np.exp(-0.5 * u * u)
-            J[:, 3 * i] = g
-            J[:, 3 * i + 1] = a * g * u / s
-            J[:, 3 * i + 2] = a * g * u * u / s
+        m = parts(p)
+        agu = m["a"] * m["g"] * m["u"]
+        J = np.empty((len(x), len(p)))
+        J[:, 0::3] = m["g"].T
+        J[:, 1::3] = (agu / m["s"]).T
+        J[:, 2::3] = (agu * m["u"] / m["s"]).T
         return J
 
     p0, lo, hi = [], [], []
@@ -123,10 +141,10 @@ def _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol=None, sigma_max=Non
     p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
     # Levenberg-Marquardt (MINPACK, fast) first; the bounded trust-region method only
     # when that leaves the physical range (negative amplitude, centre outside, ...)
-    res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, jac=jac, method="lm", max_nfev=200,
+    res = least_squares(fun, p0, jac=jac, method="lm", max_nfev=200,
                         x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
     if not (res.success and np.all(res.x >= np.array(lo)) and np.all(res.x <= np.array(hi))):
-        res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, jac=jac, bounds=(lo, hi), max_nfev=100,
+        res = least_squares(fun, p0, jac=jac, bounds=(lo, hi), max_nfev=100,
                             x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
     comps = [tuple(res.x[3 * i:3 * i + 3]) for i in range(len(centres))]
     return sorted(comps, key=lambda c: c[1])
