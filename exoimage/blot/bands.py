@@ -6,6 +6,7 @@ re-exported here).
 
 from __future__ import annotations
 
+import inspect
 import threading
 from dataclasses import dataclass
 
@@ -374,6 +375,84 @@ def _gap_bands(clusters: list, cs: np.ndarray, thr: float, hw_lane: float, allow
     return out
 
 
+def _find_clusters(corr, noise, min_snr, smooth_px, resolve, min_height, min_prominence, support,
+                   support_tol_px, hidden, hidden_tol_px):
+    """The band clusters of :func:`find_bands` before any fit (``None``: no band), with the
+    values its fits need: ``(clusters, cs, thr, maxima, hw_lane, look, allowed)``."""
+    n = len(corr)
+    cs = ndi.gaussian_filter1d(corr, smooth_px, mode="nearest")
+    thr = min_snr * noise
+    floor = thr if min_prominence is None else min(thr, min_prominence)
+    pk, props = find_peaks(cs, height=thr, prominence=floor)
+    if len(pk):
+        # a peak standing less than ``thr`` above its surroundings is still a band when
+        # its dip is deep relative to its own height (a band beside a stronger one)
+        strict = props["prominences"] >= thr
+        ok = strict | (props["prominences"] >= 0.25 * cs[pk])
+        if support is not None and len(support):
+            sup = np.asarray(support, float)
+            near = np.array([np.abs(sup - p).min() <= support_tol_px for p in pk])
+        else:
+            near = np.zeros(len(pk), bool)
+        # the absolute height floor (per-pixel signal) applies to bands on their own; a
+        # peak standing ``min_snr`` profile-noise SDs out where another lane has a clear
+        # band (a faint copy of the same protein) is a band too
+        high = cs[pk] >= min_height
+        pk = pk[(strict & (high | near)) | (ok & near & high)]
+    if not len(pk):
+        return None
+    maxima = set(int(q) for q in pk)
+    hw_lane = float(np.median([_half_width(cs, int(q), 0, n - 1) for q in pk]))
+    # band region per peak
+    regions = []
+    for p in pk:
+        # half-maximum half-width of this peak
+        half = cs[p] / 2
+        l = p
+        while l > 0 and cs[l] > half:
+            l -= 1
+        r = p
+        while r < n - 1 and cs[r] > half:
+            r += 1
+        hwp = max(1.0, (r - l) / 2.0)
+        # region: down to 0.5 % of the peak or a valley, but at most 3 half-widths
+        # (about 3.5 sigma) from the peak, so that faint and strong copies of the
+        # same band get regions of the same shape (noise does not cut weak tails)
+        stop = 0.005 * cs[p]
+        lim_a, lim_b = max(0, int(np.floor(p - 3 * hwp))), min(n - 1, int(np.ceil(p + 3 * hwp)))
+        regions.append(list(descend(cs, p, lim_a, lim_b, stop, noise)))
+    # merge regions that touch into clusters
+    clusters = []
+    for (a, b), p in zip(regions, pk):
+        if clusters and a <= clusters[-1]["b"] + 1:
+            clusters[-1]["b"] = max(clusters[-1]["b"], b)
+            clusters[-1]["peaks"].append(p)
+        else:
+            clusters.append({"a": a, "b": b, "peaks": [p]})
+    look = resolve and hidden is not False and hidden is not None
+    allowed = None if hidden is True or not look else np.asarray(hidden, float)
+    if look and allowed is not None and not len(allowed):
+        look = False
+    if look:
+        clusters = _gap_bands(clusters, cs, thr, hw_lane, allowed, hidden_tol_px)
+    return clusters, cs, thr, maxima, hw_lane, look, allowed
+
+
+def band_cover(corr: np.ndarray, noise: float, **kwargs) -> np.ndarray:
+    """Rows (bool mask over ``corr``) that the bands of ``find_bands(corr, noise, **kwargs)``
+    cover, without fitting them: every cluster's bands tile its region exactly (a single
+    band spans it, split bands meet at their split points), so this is the union of the
+    clusters' regions (incl. above-threshold gaps when hidden bands are looked for)."""
+    cover = np.zeros(len(corr), bool)
+    args = inspect.signature(find_bands).bind(corr, noise, **kwargs)
+    args.apply_defaults()
+    found = _find_clusters(**args.arguments)
+    if found is not None:
+        for cl in found[0]:
+            cover[cl["a"]:cl["b"] + 1] = True
+    return cover
+
+
 def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_px: float = 1.5,
                resolve: bool = True, min_height: float = 0.0,
                min_prominence: float | None = None, support=None,
@@ -420,62 +499,11 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
         half the band's half-width; overlapping bands share a cluster region
         split at the point where the fitted components are equal.
     """
-    n = len(corr)
-    cs = ndi.gaussian_filter1d(corr, smooth_px, mode="nearest")
-    thr = min_snr * noise
-    floor = thr if min_prominence is None else min(thr, min_prominence)
-    pk, props = find_peaks(cs, height=thr, prominence=floor)
-    if len(pk):
-        # a peak standing less than ``thr`` above its surroundings is still a band when
-        # its dip is deep relative to its own height (a band beside a stronger one)
-        strict = props["prominences"] >= thr
-        ok = strict | (props["prominences"] >= 0.25 * cs[pk])
-        if support is not None and len(support):
-            sup = np.asarray(support, float)
-            near = np.array([np.abs(sup - p).min() <= support_tol_px for p in pk])
-        else:
-            near = np.zeros(len(pk), bool)
-        # the absolute height floor (per-pixel signal) applies to bands on their own; a
-        # peak standing ``min_snr`` profile-noise SDs out where another lane has a clear
-        # band (a faint copy of the same protein) is a band too
-        high = cs[pk] >= min_height
-        pk = pk[(strict & (high | near)) | (ok & near & high)]
-    if not len(pk):
+    found = _find_clusters(corr, noise, min_snr, smooth_px, resolve, min_height, min_prominence, support,
+                           support_tol_px, hidden, hidden_tol_px)
+    if found is None:
         return []
-    maxima = set(int(q) for q in pk)
-    hw_lane = float(np.median([_half_width(cs, int(q), 0, n - 1) for q in pk]))
-    # band region per peak
-    regions = []
-    for p in pk:
-        # half-maximum half-width of this peak
-        half = cs[p] / 2
-        l = p
-        while l > 0 and cs[l] > half:
-            l -= 1
-        r = p
-        while r < n - 1 and cs[r] > half:
-            r += 1
-        hwp = max(1.0, (r - l) / 2.0)
-        # region: down to 0.5 % of the peak or a valley, but at most 3 half-widths
-        # (about 3.5 sigma) from the peak, so that faint and strong copies of the
-        # same band get regions of the same shape (noise does not cut weak tails)
-        stop = 0.005 * cs[p]
-        lim_a, lim_b = max(0, int(np.floor(p - 3 * hwp))), min(n - 1, int(np.ceil(p + 3 * hwp)))
-        regions.append(list(descend(cs, p, lim_a, lim_b, stop, noise)))
-    # merge regions that touch into clusters
-    clusters = []
-    for (a, b), p in zip(regions, pk):
-        if clusters and a <= clusters[-1]["b"] + 1:
-            clusters[-1]["b"] = max(clusters[-1]["b"], b)
-            clusters[-1]["peaks"].append(p)
-        else:
-            clusters.append({"a": a, "b": b, "peaks": [p]})
-    look = resolve and hidden is not False and hidden is not None
-    allowed = None if hidden is True or not look else np.asarray(hidden, float)
-    if look and allowed is not None and not len(allowed):
-        look = False
-    if look:
-        clusters = _gap_bands(clusters, cs, thr, hw_lane, allowed, hidden_tol_px)
+    clusters, cs, thr, maxima, hw_lane, look, allowed = found
     out: list[BandFit] = []
     for ci, cl in enumerate(clusters):
         a, b = cl["a"], cl["b"]
