@@ -6,8 +6,10 @@ re-exported here).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import inspect
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,10 +57,25 @@ def _gauss_sum(p, x):
     return out
 
 
-#: fits of one cluster kept for reuse (a lane is searched again with other noise or allowed hidden
-#: bands, and a cluster with nothing added is refitted from the same start): identical inputs give
-#: the identical fit. Bounded: entries are a few kB.
-_FIT_CACHE_SIZE = 512
+#: the cluster fits of the current :func:`fit_cache` block, keyed on their exact inputs (None: none)
+_FITS: contextvars.ContextVar = contextvars.ContextVar("exoimage_blot_fits", default=None)
+
+
+@contextlib.contextmanager
+def fit_cache():
+    """Within this block a cluster fit with exactly the inputs of an earlier one is reused
+    (a lane searched again with another noise or only the confirmed hidden bands, a cluster
+    refitted from the same start): identical inputs give the identical fit. Nested blocks
+    share the outer one's; the fits are dropped when the outermost block ends (per context,
+    so threads do not share them)."""
+    if _FITS.get() is not None:
+        yield
+        return
+    token = _FITS.set({})
+    try:
+        yield
+    finally:
+        _FITS.reset(token)
 
 
 def _fit_cluster(x, yv, centres, sigma0, centre_tol=None, sigma_max=None):
@@ -66,33 +83,22 @@ def _fit_cluster(x, yv, centres, sigma0, centre_tol=None, sigma_max=None):
 
     Centres stay within ``centre_tol`` px of their start and SDs below ``sigma_max``
     when given (a shoulder's component must not drift over its neighbour's plateau).
-    Results are cached on the exact inputs (:data:`_FIT_CACHE_SIZE`)."""
+    Inside :func:`fit_cache` a fit with identical inputs is reused."""
+    cache = _FITS.get()
+    if cache is None:
+        return _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol, sigma_max)
     x = np.ascontiguousarray(x, dtype=float)
     yv = np.ascontiguousarray(yv, dtype=float)
     k = len(centres)
 
     def arr(v, fill):
-        return np.ascontiguousarray(np.broadcast_to(np.asarray(fill if v is None else v, float), (k,)))
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(fill if v is None else v, float), (k,))).tobytes()
 
-    cen = np.ascontiguousarray(np.asarray(centres, float))
-    key = (x.tobytes(), yv.tobytes(), cen.tobytes(), arr(sigma0, 0.0).tobytes(),
-           arr(centre_tol, np.nan).tobytes(), arr(sigma_max, np.nan).tobytes())
-    return list(_fit_cluster_cached(key, x, yv, tuple(centres), sigma0, centre_tol, sigma_max))
-
-
-def _fit_cluster_cached(key, x, yv, centres, sigma0, centre_tol, sigma_max):
-    hit = _FIT_CACHE.get(key)
-    if hit is None:
-        hit = tuple(_fit_cluster_uncached(x, yv, centres, sigma0, centre_tol, sigma_max))
-        with _FIT_LOCK:  # batch runs may detect bands in several threads
-            while len(_FIT_CACHE) >= _FIT_CACHE_SIZE:
-                _FIT_CACHE.pop(next(iter(_FIT_CACHE)))
-            _FIT_CACHE[key] = hit
-    return hit
-
-
-_FIT_CACHE: dict = {}
-_FIT_LOCK = threading.Lock()
+    key = (x.tobytes(), yv.tobytes(), arr(centres, 0.0), arr(sigma0, 0.0), arr(centre_tol, np.nan),
+           arr(sigma_max, np.nan))
+    if key not in cache:
+        cache[key] = tuple(_fit_cluster_uncached(x, yv, centres, sigma0, centre_tol, sigma_max))
+    return list(cache[key])
 
 
 def _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol=None, sigma_max=None):
@@ -439,12 +445,12 @@ def _find_clusters(corr, noise, min_snr, smooth_px, resolve, min_height, min_pro
 
 
 def band_cover(corr: np.ndarray, noise: float, **kwargs) -> np.ndarray:
-    """Rows (bool mask over ``corr``) that the bands of ``find_bands(corr, noise, **kwargs)``
+    """Rows (bool mask over ``corr``) that the bands of :func:`find_bands` ``(corr, noise, **kwargs)``
     cover, without fitting them: every cluster's bands tile its region exactly (a single
     band spans it, split bands meet at their split points), so this is the union of the
     clusters' regions (incl. above-threshold gaps when hidden bands are looked for)."""
     cover = np.zeros(len(corr), bool)
-    args = inspect.signature(find_bands).bind(corr, noise, **kwargs)
+    args = inspect.signature(_find_bands).bind(corr, noise, **kwargs)
     args.apply_defaults()
     found = _find_clusters(**args.arguments)
     if found is not None:
@@ -453,7 +459,7 @@ def band_cover(corr: np.ndarray, noise: float, **kwargs) -> np.ndarray:
     return cover
 
 
-def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_px: float = 1.5,
+def _find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_px: float = 1.5,
                resolve: bool = True, min_height: float = 0.0,
                min_prominence: float | None = None, support=None,
                support_tol_px: float = 6.0, hidden=False, hidden_tol_px: float = 3.0) -> list[BandFit]:
@@ -576,6 +582,12 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
                                peak=float(amp), fraction=float(fr[i]), cluster=ci, deconvolved=True,
                                hidden=start in added))
     return out
+
+
+@functools.wraps(_find_bands)
+def find_bands(*args, **kwargs):
+    with fit_cache():
+        return _find_bands(*args, **kwargs)
 
 
 def lane_offsets(profiles: dict, order: list, max_shift: int) -> dict:

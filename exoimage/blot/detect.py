@@ -15,7 +15,7 @@ from scipy.signal import find_peaks
 
 from ..stats import robust_sd as _robust_sd
 from . import background as G
-from .bands import BandFit, assign_rows, band_cover, descend, find_bands
+from .bands import BandFit, assign_rows, band_cover, descend, find_bands, fit_cache
 from .lanes import Lane
 from .measure import REGION_COLUMNS, Prepared, lane_contexts
 from .pipeline import BlotParams
@@ -34,6 +34,11 @@ def detect_bands(prep: Prepared, lanes: list[Lane], params: BlotParams, *, conte
     take their row's common shape (:func:`harmonise_row_regions`).
     ``contexts`` (from :func:`~exoimage.blot.measure.lane_contexts`) saves recomputing profiles.
     """
+    with fit_cache():  # a lane's clusters are fitted again when it is searched again
+        return _detect_bands(prep, lanes, params, contexts)
+
+
+def _detect_bands(prep, lanes, params, contexts):
     contexts = contexts if contexts is not None else lane_contexts(prep, lanes, params)
     noise = prep.noise_sd
     auto = params.background == "auto"
