@@ -265,6 +265,22 @@ def _misfit_var(model: np.ndarray, noise: float, hw_lane: float) -> np.ndarray:
     return noise ** 2 + (SHAPE_ERROR * env) ** 2
 
 
+def _may_be_allowed(x, starts, centre_tol, js, allowed, tol) -> bool:
+    """Whether the ``js``-th (in order) fitted centres of a fit started at ``starts`` with
+    centres within ``centre_tol`` of them (and inside ``x``) can each be within ``tol`` of an
+    ``allowed`` one (None: all are allowed). The j-th smallest fitted centre lies between the
+    j-th smallest lower and upper bounds, so False means no fit could be kept: not worth one."""
+    if allowed is None:
+        return True
+    al = np.asarray(allowed, float)
+    if not len(al):
+        return False
+    lo = np.sort([max(x[0], q - t) for q, t in zip(starts, centre_tol)])
+    hi = np.sort([min(x[-1], q + t) for q, t in zip(starts, centre_tol)])
+    slack = tol + 1e-6  # float margin: only ever keeps a fit that could be skipped
+    return all(bool(np.any((al >= lo[j] - slack) & (al <= hi[j] + slack))) for j in js)
+
+
 def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, allowed=None, tol=3.0):
     """``peaks`` and half-widths of a cluster plus the bands its fit residual shows
     (:data:`SHAPE_ERROR`, :data:`MAX_RESIDUAL_BANDS`) and the set of those added; with
@@ -308,6 +324,8 @@ def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, al
         # a component at c explains at most the residual around it: not worth a fit below the penalty
         if float(np.sum((res ** 2 / var)[np.abs(x - c) <= 2 * s_lane])) <= penalty:
             continue
+        if not _may_be_allowed(x, tps, 1.5 * h, [tps.index(c)], allowed, tol):
+            continue
         trial = _fit_cluster(x, yv, tps, s0, 1.5 * h, 2.0 * h / 1.1774)
         chi_new = float(np.sum((yv - _gauss_sum(np.ravel(trial), x)) ** 2 / var))
         tc = np.array([t[1] for t in trial])
@@ -340,6 +358,8 @@ def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, al
         tps = sorted(trial_of)
         s0 = np.array([s_lane if k in (c1, c2) else comps[ps.index(k)][2] for k in tps])
         h = np.array([trial_of[k] for k in tps])
+        if not _may_be_allowed(x, tps, 1.5 * h, [tps.index(c1), tps.index(c2)], allowed, tol):
+            continue
         trial = _fit_cluster(x, yv, tps, s0, 1.5 * h, 2.0 * h / 1.1774)
         chi_new = float(np.sum((yv - _gauss_sum(np.ravel(trial), x)) ** 2 / var))
         tc = np.array([t[1] for t in trial])
