@@ -6,6 +6,10 @@ re-exported here).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,30 +45,93 @@ class BandFit:
 
 
 def _gauss_sum(p, x):
-    k = len(p) // 3
-    out = np.zeros_like(x, dtype=float)
-    for i in range(k):
-        a, c, s = p[3 * i:3 * i + 3]
-        out += a * np.exp(-0.5 * ((x - c) / s) ** 2)
+    p = np.asarray(p, dtype=float)
+    if not len(p):
+        return np.zeros_like(x, dtype=float)
+    a, c, s = p[0::3, None], p[1::3, None], p[2::3, None]
+    g = a * np.exp(-0.5 * ((x[None, :] - c) / s) ** 2)
+    # summed component by component in order, as a loop would (same float result)
+    out = g[0].copy()
+    for row in g[1:]:
+        out += row
     return out
+
+
+#: the cluster fits of the current :func:`fit_cache` block, keyed on their exact inputs (None: none)
+_FITS: contextvars.ContextVar = contextvars.ContextVar("exoimage_blot_fits", default=None)
+
+
+@contextlib.contextmanager
+def fit_cache():
+    """Within this block a cluster fit with exactly the inputs of an earlier one is reused
+    (a lane searched again with another noise or only the confirmed hidden bands, a cluster
+    refitted from the same start): identical inputs give the identical fit. Nested blocks
+    share the outer one's; the fits are dropped when the outermost block ends (per context,
+    so threads do not share them)."""
+    if _FITS.get() is not None:
+        yield
+        return
+    token = _FITS.set({})
+    try:
+        yield
+    finally:
+        _FITS.reset(token)
 
 
 def _fit_cluster(x, yv, centres, sigma0, centre_tol=None, sigma_max=None):
     """Least-squares sum of Gaussians; returns [(amp, centre, sigma), ...] sorted by centre.
 
     Centres stay within ``centre_tol`` px of their start and SDs below ``sigma_max``
-    when given (a shoulder's component must not drift over its neighbour's plateau)."""
+    when given (a shoulder's component must not drift over its neighbour's plateau).
+    Inside :func:`fit_cache` a fit with identical inputs is reused."""
+    cache = _FITS.get()
+    if cache is None:
+        return _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol, sigma_max)
+    x = np.ascontiguousarray(x, dtype=float)
+    yv = np.ascontiguousarray(yv, dtype=float)
+    k = len(centres)
+
+    def arr(v, fill):
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(fill if v is None else v, float), (k,))).tobytes()
+
+    key = (x.tobytes(), yv.tobytes(), arr(centres, 0.0), arr(sigma0, 0.0), arr(centre_tol, np.nan),
+           arr(sigma_max, np.nan))
+    if key not in cache:
+        cache[key] = tuple(_fit_cluster_uncached(x, yv, centres, sigma0, centre_tol, sigma_max))
+    return list(cache[key])
+
+
+def _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol=None, sigma_max=None):
+    """:func:`_fit_cluster` without the cache."""
+
+    xr = x[None, :]
+    last: dict = {}
+
+    def parts(p):
+        # the components' scaled offsets and Gaussians at ``p``, shared by the residual and
+        # the Jacobian (the solvers ask for both at the same point)
+        key = p.tobytes()
+        if last.get("key") != key:
+            a, c, s = p[0::3, None], p[1::3, None], p[2::3, None]
+            u = (xr - c) / s
+            last.update(key=key, a=a, s=s, u=u, g=np.exp(-0.5 * u * u))
+        return last
+
+    def fun(p):
+        m = parts(p)
+        ag = m["a"] * m["g"]
+        out = ag[0].copy()
+        for row in ag[1:]:  # summed in component order, as _gauss_sum does
+            out += row
+        return out - yv
 
     def jac(p):
-        k = len(p) // 3
-        J = np.empty((len(x), 3 * k))
-        for i in range(k):
-            a, c, s = p[3 * i:3 * i + 3]
-            u = (x - c) / s
-            g = np.exp(-0.5 * u * u)
-            J[:, 3 * i] = g
-            J[:, 3 * i + 1] = a * g * u / s
-            J[:, 3 * i + 2] = a * g * u * u / s
+        m = parts(p)
+        agu = m["a"] * m["g"] * m["u"]
+        J = np.empty((len(x), len(p)))
+        J[:, 0::3] = m["g"].T
+        J[:, 1::3] = (agu / m["s"]).T
+        J[:, 2::3] = (agu * m["u"] / m["s"]).T
         return J
 
     p0, lo, hi = [], [], []
@@ -81,10 +148,10 @@ def _fit_cluster(x, yv, centres, sigma0, centre_tol=None, sigma_max=None):
     p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
     # Levenberg-Marquardt (MINPACK, fast) first; the bounded trust-region method only
     # when that leaves the physical range (negative amplitude, centre outside, ...)
-    res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, jac=jac, method="lm", max_nfev=200,
+    res = least_squares(fun, p0, jac=jac, method="lm", max_nfev=200,
                         x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
     if not (res.success and np.all(res.x >= np.array(lo)) and np.all(res.x <= np.array(hi))):
-        res = least_squares(lambda p: _gauss_sum(p, x) - yv, p0, jac=jac, bounds=(lo, hi), max_nfev=100,
+        res = least_squares(fun, p0, jac=jac, bounds=(lo, hi), max_nfev=100,
                             x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
     comps = [tuple(res.x[3 * i:3 * i + 3]) for i in range(len(centres))]
     return sorted(comps, key=lambda c: c[1])
@@ -198,6 +265,22 @@ def _misfit_var(model: np.ndarray, noise: float, hw_lane: float) -> np.ndarray:
     return noise ** 2 + (SHAPE_ERROR * env) ** 2
 
 
+def _may_be_allowed(x, starts, centre_tol, js, allowed, tol) -> bool:
+    """Whether the ``js``-th (in order) fitted centres of a fit started at ``starts`` with
+    centres within ``centre_tol`` of them (and inside ``x``) can each be within ``tol`` of an
+    ``allowed`` one (None: all are allowed). The j-th smallest fitted centre lies between the
+    j-th smallest lower and upper bounds, so False means no fit could be kept: not worth one."""
+    if allowed is None:
+        return True
+    al = np.asarray(allowed, float)
+    if not len(al):
+        return False
+    lo = np.sort([max(x[0], q - t) for q, t in zip(starts, centre_tol)])
+    hi = np.sort([min(x[-1], q + t) for q, t in zip(starts, centre_tol)])
+    slack = tol + 1e-6  # float margin: only ever keeps a fit that could be skipped
+    return all(bool(np.any((al >= lo[j] - slack) & (al <= hi[j] + slack))) for j in js)
+
+
 def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, allowed=None, tol=3.0):
     """``peaks`` and half-widths of a cluster plus the bands its fit residual shows
     (:data:`SHAPE_ERROR`, :data:`MAX_RESIDUAL_BANDS`) and the set of those added; with
@@ -241,6 +324,8 @@ def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, al
         # a component at c explains at most the residual around it: not worth a fit below the penalty
         if float(np.sum((res ** 2 / var)[np.abs(x - c) <= 2 * s_lane])) <= penalty:
             continue
+        if not _may_be_allowed(x, tps, 1.5 * h, [tps.index(c)], allowed, tol):
+            continue
         trial = _fit_cluster(x, yv, tps, s0, 1.5 * h, 2.0 * h / 1.1774)
         chi_new = float(np.sum((yv - _gauss_sum(np.ravel(trial), x)) ** 2 / var))
         tc = np.array([t[1] for t in trial])
@@ -273,6 +358,8 @@ def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, al
         tps = sorted(trial_of)
         s0 = np.array([s_lane if k in (c1, c2) else comps[ps.index(k)][2] for k in tps])
         h = np.array([trial_of[k] for k in tps])
+        if not _may_be_allowed(x, tps, 1.5 * h, [tps.index(c1), tps.index(c2)], allowed, tol):
+            continue
         trial = _fit_cluster(x, yv, tps, s0, 1.5 * h, 2.0 * h / 1.1774)
         chi_new = float(np.sum((yv - _gauss_sum(np.ravel(trial), x)) ** 2 / var))
         tc = np.array([t[1] for t in trial])
@@ -314,7 +401,85 @@ def _gap_bands(clusters: list, cs: np.ndarray, thr: float, hw_lane: float, allow
     return out
 
 
-def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_px: float = 1.5,
+def _find_clusters(corr, noise, min_snr, smooth_px, resolve, min_height, min_prominence, support,
+                   support_tol_px, hidden, hidden_tol_px):
+    """The band clusters of :func:`find_bands` before any fit (``None``: no band), with the
+    values its fits need: ``(clusters, cs, thr, maxima, hw_lane, look, allowed)``."""
+    n = len(corr)
+    cs = ndi.gaussian_filter1d(corr, smooth_px, mode="nearest")
+    thr = min_snr * noise
+    floor = thr if min_prominence is None else min(thr, min_prominence)
+    pk, props = find_peaks(cs, height=thr, prominence=floor)
+    if len(pk):
+        # a peak standing less than ``thr`` above its surroundings is still a band when
+        # its dip is deep relative to its own height (a band beside a stronger one)
+        strict = props["prominences"] >= thr
+        ok = strict | (props["prominences"] >= 0.25 * cs[pk])
+        if support is not None and len(support):
+            sup = np.asarray(support, float)
+            near = np.array([np.abs(sup - p).min() <= support_tol_px for p in pk])
+        else:
+            near = np.zeros(len(pk), bool)
+        # the absolute height floor (per-pixel signal) applies to bands on their own; a
+        # peak standing ``min_snr`` profile-noise SDs out where another lane has a clear
+        # band (a faint copy of the same protein) is a band too
+        high = cs[pk] >= min_height
+        pk = pk[(strict & (high | near)) | (ok & near & high)]
+    if not len(pk):
+        return None
+    maxima = set(int(q) for q in pk)
+    hw_lane = float(np.median([_half_width(cs, int(q), 0, n - 1) for q in pk]))
+    # band region per peak
+    regions = []
+    for p in pk:
+        # half-maximum half-width of this peak
+        half = cs[p] / 2
+        l = p
+        while l > 0 and cs[l] > half:
+            l -= 1
+        r = p
+        while r < n - 1 and cs[r] > half:
+            r += 1
+        hwp = max(1.0, (r - l) / 2.0)
+        # region: down to 0.5 % of the peak or a valley, but at most 3 half-widths
+        # (about 3.5 sigma) from the peak, so that faint and strong copies of the
+        # same band get regions of the same shape (noise does not cut weak tails)
+        stop = 0.005 * cs[p]
+        lim_a, lim_b = max(0, int(np.floor(p - 3 * hwp))), min(n - 1, int(np.ceil(p + 3 * hwp)))
+        regions.append(list(descend(cs, p, lim_a, lim_b, stop, noise)))
+    # merge regions that touch into clusters
+    clusters = []
+    for (a, b), p in zip(regions, pk):
+        if clusters and a <= clusters[-1]["b"] + 1:
+            clusters[-1]["b"] = max(clusters[-1]["b"], b)
+            clusters[-1]["peaks"].append(p)
+        else:
+            clusters.append({"a": a, "b": b, "peaks": [p]})
+    look = resolve and hidden is not False and hidden is not None
+    allowed = None if hidden is True or not look else np.asarray(hidden, float)
+    if look and allowed is not None and not len(allowed):
+        look = False
+    if look:
+        clusters = _gap_bands(clusters, cs, thr, hw_lane, allowed, hidden_tol_px)
+    return clusters, cs, thr, maxima, hw_lane, look, allowed
+
+
+def band_cover(corr: np.ndarray, noise: float, **kwargs) -> np.ndarray:
+    """Rows (bool mask over ``corr``) that the bands of :func:`find_bands` ``(corr, noise, **kwargs)``
+    cover, without fitting them: every cluster's bands tile its region exactly (a single
+    band spans it, split bands meet at their split points), so this is the union of the
+    clusters' regions (incl. above-threshold gaps when hidden bands are looked for)."""
+    cover = np.zeros(len(corr), bool)
+    args = inspect.signature(_find_bands).bind(corr, noise, **kwargs)
+    args.apply_defaults()
+    found = _find_clusters(**args.arguments)
+    if found is not None:
+        for cl in found[0]:
+            cover[cl["a"]:cl["b"] + 1] = True
+    return cover
+
+
+def _find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_px: float = 1.5,
                resolve: bool = True, min_height: float = 0.0,
                min_prominence: float | None = None, support=None,
                support_tol_px: float = 6.0, hidden=False, hidden_tol_px: float = 3.0) -> list[BandFit]:
@@ -360,62 +525,11 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
         half the band's half-width; overlapping bands share a cluster region
         split at the point where the fitted components are equal.
     """
-    n = len(corr)
-    cs = ndi.gaussian_filter1d(corr, smooth_px, mode="nearest")
-    thr = min_snr * noise
-    floor = thr if min_prominence is None else min(thr, min_prominence)
-    pk, props = find_peaks(cs, height=thr, prominence=floor)
-    if len(pk):
-        # a peak standing less than ``thr`` above its surroundings is still a band when
-        # its dip is deep relative to its own height (a band beside a stronger one)
-        strict = props["prominences"] >= thr
-        ok = strict | (props["prominences"] >= 0.25 * cs[pk])
-        if support is not None and len(support):
-            sup = np.asarray(support, float)
-            near = np.array([np.abs(sup - p).min() <= support_tol_px for p in pk])
-        else:
-            near = np.zeros(len(pk), bool)
-        # the absolute height floor (per-pixel signal) applies to bands on their own; a
-        # peak standing ``min_snr`` profile-noise SDs out where another lane has a clear
-        # band (a faint copy of the same protein) is a band too
-        high = cs[pk] >= min_height
-        pk = pk[(strict & (high | near)) | (ok & near & high)]
-    if not len(pk):
+    found = _find_clusters(corr, noise, min_snr, smooth_px, resolve, min_height, min_prominence, support,
+                           support_tol_px, hidden, hidden_tol_px)
+    if found is None:
         return []
-    maxima = set(int(q) for q in pk)
-    hw_lane = float(np.median([_half_width(cs, int(q), 0, n - 1) for q in pk]))
-    # band region per peak
-    regions = []
-    for p in pk:
-        # half-maximum half-width of this peak
-        half = cs[p] / 2
-        l = p
-        while l > 0 and cs[l] > half:
-            l -= 1
-        r = p
-        while r < n - 1 and cs[r] > half:
-            r += 1
-        hwp = max(1.0, (r - l) / 2.0)
-        # region: down to 0.5 % of the peak or a valley, but at most 3 half-widths
-        # (about 3.5 sigma) from the peak, so that faint and strong copies of the
-        # same band get regions of the same shape (noise does not cut weak tails)
-        stop = 0.005 * cs[p]
-        lim_a, lim_b = max(0, int(np.floor(p - 3 * hwp))), min(n - 1, int(np.ceil(p + 3 * hwp)))
-        regions.append(list(descend(cs, p, lim_a, lim_b, stop, noise)))
-    # merge regions that touch into clusters
-    clusters = []
-    for (a, b), p in zip(regions, pk):
-        if clusters and a <= clusters[-1]["b"] + 1:
-            clusters[-1]["b"] = max(clusters[-1]["b"], b)
-            clusters[-1]["peaks"].append(p)
-        else:
-            clusters.append({"a": a, "b": b, "peaks": [p]})
-    look = resolve and hidden is not False and hidden is not None
-    allowed = None if hidden is True or not look else np.asarray(hidden, float)
-    if look and allowed is not None and not len(allowed):
-        look = False
-    if look:
-        clusters = _gap_bands(clusters, cs, thr, hw_lane, allowed, hidden_tol_px)
+    clusters, cs, thr, maxima, hw_lane, look, allowed = found
     out: list[BandFit] = []
     for ci, cl in enumerate(clusters):
         a, b = cl["a"], cl["b"]
@@ -488,6 +602,12 @@ def find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_p
                                peak=float(amp), fraction=float(fr[i]), cluster=ci, deconvolved=True,
                                hidden=start in added))
     return out
+
+
+@functools.wraps(_find_bands)
+def find_bands(*args, **kwargs):
+    with fit_cache():
+        return _find_bands(*args, **kwargs)
 
 
 def lane_offsets(profiles: dict, order: list, max_shift: int) -> dict:

@@ -15,7 +15,7 @@ from scipy.signal import find_peaks
 
 from ..stats import robust_sd as _robust_sd
 from . import background as G
-from .bands import BandFit, assign_rows, descend, find_bands
+from .bands import BandFit, assign_rows, band_cover, descend, find_bands, fit_cache
 from .lanes import Lane
 from .measure import REGION_COLUMNS, Prepared, lane_contexts
 from .pipeline import BlotParams
@@ -34,6 +34,11 @@ def detect_bands(prep: Prepared, lanes: list[Lane], params: BlotParams, *, conte
     take their row's common shape (:func:`harmonise_row_regions`).
     ``contexts`` (from :func:`~exoimage.blot.measure.lane_contexts`) saves recomputing profiles.
     """
+    with fit_cache():  # a lane's clusters are fitted again when it is searched again
+        return _detect_bands(prep, lanes, params, contexts)
+
+
+def _detect_bands(prep, lanes, params, contexts):
     contexts = contexts if contexts is not None else lane_contexts(prep, lanes, params)
     noise = prep.noise_sd
     auto = params.background == "auto"
@@ -65,26 +70,24 @@ def detect_bands(prep: Prepared, lanes: list[Lane], params: BlotParams, *, conte
         # baseline-corrected profile itself (membrane texture), whichever is larger
         pnoise = max(noise * np.sqrt(ln.width_px), _robust_sd(corr_det))
 
-        def find(pn, hidden=True, corr_det=corr_det, ln=ln, support=support, sup_tol=sup_tol):
-            return find_bands(corr_det, pn, min_snr=params.min_snr, resolve=params.resolve,
-                              min_height=params.min_snr_px * noise * ln.width_px,
-                              min_prominence=params.min_snr * noise * np.sqrt(ln.width_px),
-                              support=support, support_tol_px=sup_tol, hidden=hidden,
-                              hidden_tol_px=HIDDEN_TOL_PX)
+        def find(pn, hidden=True, corr_det=corr_det, ln=ln, support=support, sup_tol=sup_tol, cover=False):
+            return (band_cover if cover else find_bands)(
+                corr_det, pn, min_snr=params.min_snr, resolve=params.resolve,
+                min_height=params.min_snr_px * noise * ln.width_px,
+                min_prominence=params.min_snr * noise * np.sqrt(ln.width_px),
+                support=support, support_tol_px=sup_tol, hidden=hidden, hidden_tol_px=HIDDEN_TOL_PX)
 
         def lane_bands(hidden=True, corr_det=corr_det, prof=prof, ctx=ctx, ln=ln, find=find, n=n,
                        radius=radius, pnoise=pnoise):
-            fits = find(pnoise, hidden)
             # second pass: the spread measured outside the bands found (a lane full of
-            # bands, like a ladder, otherwise inflates the noise and hides faint bands)
-            outside = np.ones(n, bool)
-            for f in fits:
-                outside[f.top:f.bottom + 1] = False
+            # bands, like a ladder, otherwise inflates the noise and hides faint bands);
+            # the rows those bands cover are known before their fits (band_cover)
+            outside = ~find(pnoise, hidden, cover=True)
             if 0.2 * n <= outside.sum() <= 0.7 * n:  # only for lanes crowded with bands
                 pnoise2 = max(noise * np.sqrt(ln.width_px), _robust_sd(corr_det[outside]))
                 if pnoise2 < 0.8 * pnoise:
                     pnoise = pnoise2
-                    fits = find(pnoise, hidden)
+            fits = find(pnoise, hidden)
             if auto and ctx.free_px >= G.MIN_FREE_PX:
                 corr_edge = prof - G.REGISTRY["edge"].func(ctx, [])
                 # smears the ball ate before they could be detected: broad peaks above the
