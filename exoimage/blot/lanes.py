@@ -683,13 +683,14 @@ def _whole_profile(ts: np.ndarray) -> np.ndarray:
     return _presence_profile(ts, [(0, ts.shape[0])])
 
 
-def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
-    """(pitch, phase x0) of the lane comb: the period with the largest Fourier amplitude of the
-    evidence profile with trends longer than the period removed, over the columns that carry bands.
+#: periods of the comb spectrum evaluated per block (bounds the periods x columns work array)
+COMB_SPECTRUM_BLOCK = 256
 
-    The amplitude at the lane period comes from the dips between lanes as much as from the lanes,
-    so touching bands (no gap, only a dip) keep their pitch instead of doubling it.
-    """
+
+def _comb_spectrum(e: np.ndarray, pmin: float, pmax: float):
+    """(periods, Fourier coefficients, i0, i1) of the derivative of the evidence profile ``e`` over
+    the columns that carry bands (``i0:i1``), at periods ``pmin..pmax`` in 0.25 px steps, or None
+    when there are too few such columns."""
     wid = len(e)
     sup = e > 0.2 * float(e.max())
     if sup.sum() < 3:
@@ -704,7 +705,25 @@ def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
     ps = ps[(i1 - i0) >= 1.5 * ps]
     if not len(ps):
         return None
-    zs = np.array([np.sum(d * np.exp(-2j * np.pi * xs / p)) for p in ps])
+    zs = np.empty(len(ps), complex)
+    for j in range(0, len(ps), COMB_SPECTRUM_BLOCK):
+        q = ps[j:j + COMB_SPECTRUM_BLOCK]
+        zs[j:j + len(q)] = np.exp(-2j * np.pi * np.outer(1.0 / q, xs)) @ d
+    return ps, zs, i0, i1
+
+
+def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
+    """(pitch, phase x0) of the lane comb: the period with the largest Fourier amplitude of the
+    evidence profile with trends longer than the period removed, over the columns that carry bands.
+
+    The amplitude at the lane period comes from the dips between lanes as much as from the lanes,
+    so touching bands (no gap, only a dip) keep their pitch instead of doubling it.
+    """
+    wid = len(e)
+    spec = _comb_spectrum(e, pmin, pmax)
+    if spec is None:
+        return None
+    ps, zs, i0, i1 = spec
     amp = np.abs(zs)
 
     def pick(a_):
