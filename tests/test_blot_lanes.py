@@ -316,3 +316,44 @@ def test_touching_lanes_with_dips_and_a_merged_row_are_not_merged():
     flat = np.clip(1 - (np.abs(np.arange(700) - 250.0) / 230.0) ** 8, 0, None)
     out, widths = _merge_split_lanes(flat, cs, 40.0)
     assert out == cs and not widths
+
+
+def _share_case(ripple_period: float):
+    """Two cut pieces: a reference with 9 lanes at 50 px, and a piece of merged bands (a plateau
+    over 9 x 50 px, soft ends) rippled at ``ripple_period`` whose comb was fitted at 75 px."""
+    from scipy import ndimage as ndi
+
+    from exoimage.blot.lanes import Piece
+
+    wid, x0, pitch = 1000, 200, 50.0
+    x = np.arange(wid)
+    prof = ((x >= x0) & (x < x0 + 9 * pitch)).astype(float)
+    prof = ndi.gaussian_filter1d(prof, 10.0) * (1 + 0.15 * np.cos(2 * np.pi * (x - x0 - pitch / 2) / ripple_period))
+    ts = np.zeros((60, wid))
+    ts[20:40] = prof
+    ref = [Piece(1, 0, 60, 0, wid, True), None, [], 0.0, 0.0, list(100 + pitch * np.arange(9)), 30.0, set(), {}]
+    merged = [Piece(2, 60, 120, 0, wid, True), ts, [(20, 40)], 0.0, 0.0, list(x0 + 25 + 75.0 * np.arange(6)),
+              60.0, set(), {}]
+    return ref, merged
+
+
+def test_merged_bands_whose_spectrum_peaks_at_the_other_strip_pitch_share_it():
+    """A strip fitted at 1.5 pitches (below the doubled-pitch sharing ratio) whose own comb spectrum
+    peaks at the other strip's pitch takes that pitch: 9 lanes at 50 px over its merged band."""
+    from exoimage.blot.lanes import _share_comb_pitch
+
+    ref, merged = _share_case(50.0)
+    _share_comb_pitch([ref, merged], 8.0)
+    cs = np.asarray(merged[5])
+    assert len(cs) == 9
+    assert np.all(np.abs(np.diff(cs) - 50.0) <= 2.0)
+    assert abs(cs[0] - 225.0) <= 6.0
+
+
+def test_a_strip_whose_spectrum_agrees_with_its_own_longer_pitch_keeps_it():
+    from exoimage.blot.lanes import _share_comb_pitch
+
+    ref, merged = _share_case(75.0)
+    before = list(merged[5])
+    _share_comb_pitch([ref, merged], 8.0)
+    assert merged[5] == before

@@ -1072,6 +1072,14 @@ def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
 LANE_PITCH_SHARE_RATIO = 1.8
 #: lanes a piece needs for its pitch to serve another piece
 LANE_PITCH_SHARE_MIN_LANES = 5
+#: a cut piece whose comb pitch is at least LANE_PITCH_SUB_RATIO times another piece's pitch, while
+#: the strongest period of its own comb spectrum lies within LANE_PITCH_SUB_TOL of that pitch, has
+#: merged bands too: its own spectrum says the other piece's comb, its comb fit took a longer period
+#: (a doubled or 1.5-fold one: 1.4 is below 1.5 with room for uneven casting). Kodak July 23 GAPDH:
+#: the bottom strip's spectrum peaks at 46 px, its comb at 94 px (78 after merging), the top strip's
+#: pitch is 54 px
+LANE_PITCH_SUB_RATIO = 1.4
+LANE_PITCH_SUB_TOL = 0.2
 
 
 def _piece_pitch(cs) -> float | None:
@@ -1104,7 +1112,9 @@ def _share_comb_pitch(found, pmin: float) -> None:
     """Refit, in place, a cut piece whose pitch is :data:`LANE_PITCH_SHARE_RATIO` times the pitch of
     another cut piece of the image (one with at least :data:`LANE_PITCH_SHARE_MIN_LANES` lanes): its
     bands merged, and its lanes become :func:`_merged_lanes` at that piece's pitch, a whole pitch
-    wide (no free membrane between merged bands); kept when there are more of them."""
+    wide (no free membrane between merged bands); kept when there are more of them. A piece only
+    :data:`LANE_PITCH_SUB_RATIO` times that pitch is refitted so when its own comb spectrum peaks
+    within :data:`LANE_PITCH_SUB_TOL` of that pitch (a sub-harmonic its comb fit passed over)."""
     refs = [_piece_pitch(f[5]) for f in found if f[0].cut and len(f[5]) >= LANE_PITCH_SHARE_MIN_LANES]
     refs = [p for p in refs if p and p >= pmin]
     if not refs:
@@ -1113,8 +1123,17 @@ def _share_comb_pitch(found, pmin: float) -> None:
     for f in found:
         pc, ts, wins, cs = f[0], f[1], f[2], f[5]
         p = _piece_pitch(cs)
-        if not pc.cut or p is None or p < LANE_PITCH_SHARE_RATIO * ref:
+        if not pc.cut or p is None or p < LANE_PITCH_SUB_RATIO * ref:
             continue
+        if p < LANE_PITCH_SHARE_RATIO * ref:
+            # below a doubled pitch: shared only when the piece's own spectrum peaks at ``ref``
+            e = _evidence_profile(ts, wins)
+            spec = _comb_spectrum(e, pmin, max(pmin + 1, ts.shape[1] / 2.0)) if e.max() > 0 else None
+            if spec is None:
+                continue
+            own = float(spec[0][int(np.argmax(np.abs(spec[1])))])
+            if abs(own - ref) > LANE_PITCH_SUB_TOL * ref:
+                continue
         cs2, lw2 = _merged_lanes(ts, wins, ref)
         if len(cs2) > len(cs):
             f[5:9] = [cs2, lw2 + 1.0, set(), {}]
