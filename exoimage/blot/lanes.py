@@ -685,6 +685,8 @@ def _whole_profile(ts: np.ndarray) -> np.ndarray:
 
 #: periods of the comb spectrum evaluated per block (bounds the periods x columns work array)
 COMB_SPECTRUM_BLOCK = 256
+#: columns per block of the split exponential (any value gives the same spectrum; 64 is fast)
+COMB_SPECTRUM_SPLIT = 64
 
 
 def _comb_spectrum(e: np.ndarray, pmin: float, pmax: float):
@@ -705,10 +707,19 @@ def _comb_spectrum(e: np.ndarray, pmin: float, pmax: float):
     ps = ps[(i1 - i0) >= 1.5 * ps]
     if not len(ps):
         return None
+    # exp(-2 pi i x / p) with x = i0 + S h + l is exp(.. (i0 + S h)) exp(.. l): two small tables of
+    # exponentials per period instead of one per column (the exponentials are the cost)
+    s_ = COMB_SPECTRUM_SPLIT
+    nh = -(-len(d) // s_)
+    dd = np.zeros(nh * s_)
+    dd[:len(d)] = d
+    dd = dd.reshape(nh, s_)
     zs = np.empty(len(ps), complex)
     for j in range(0, len(ps), COMB_SPECTRUM_BLOCK):
-        q = ps[j:j + COMB_SPECTRUM_BLOCK]
-        zs[j:j + len(q)] = np.exp(-2j * np.pi * np.outer(1.0 / q, xs)) @ d
+        w = -2j * np.pi / ps[j:j + COMB_SPECTRUM_BLOCK]
+        hi = np.exp(np.outer(w, i0 + s_ * np.arange(nh)))
+        lo = np.exp(np.outer(w, np.arange(s_)))
+        zs[j:j + len(w)] = np.sum((lo @ dd.T) * hi, axis=1)
     return ps, zs, i0, i1
 
 
