@@ -1387,6 +1387,51 @@ COMMON_MANTISSAS = (1.5, 2.5, 3.0, 4.0)
 DISAGREEING_CUE_CONFIDENCE = 0.4
 
 
+#: a glyph of a label is at least this fraction of the line's tallest component (the x-height of
+#: 'n', 'm' and 'u' is ~0.75 of the digit height in DejaVu and Hershey faces; JPEG specks are smaller)
+GLYPH_MIN_HEIGHT = 0.5
+#: ... and holds at least this fraction of the median glyph's ink (a '1' of a sans face holds ~0.3)
+GLYPH_MIN_INK = 0.15
+#: pieces of one glyph (strokes broken by JPEG blocks or noise, the stem and bowl of µ, the ring of Å)
+#: overlap in columns or are at most this many px apart, and together are no wider than
+#: GLYPH_MAX_WIDTH digit heights (an 'm' of DejaVu Sans is ~1.15; two digits '10' span >= 1.4)
+GLYPH_PIECE_GAP = 1
+GLYPH_MAX_WIDTH = 1.25
+#: glyphs counted beyond the characters read before the reading is doubted
+GLYPH_COUNT_SLACK = 1
+
+
+def _glyphs(line) -> list:
+    """The label line's glyphs: its components, specks dropped and pieces of one glyph merged.
+
+    Returns a list of boxes ``(r0, c0, r1, c1)``, left to right.
+    """
+    r0, _, r1, _ = line.box
+    h = max(1, r1 - r0)
+    tall = [c for c in line.comps if (c[2] - c[0]) >= 0.35 * h]
+    if not tall:
+        return []
+    ref = max(c[2] - c[0] for c in tall)
+    ink = {}
+    if line.labels is not None:
+        wr0, wc0 = line.origin
+        for c in tall:
+            sub = line.labels[max(0, c[0] - wr0):max(0, c[2] - wr0), max(0, c[1] - wc0):max(0, c[3] - wc0)]
+            ink[c] = int(np.count_nonzero(sub == c[4]))
+    merged = []
+    for c in sorted(tall, key=lambda c: c[1]):
+        if merged:
+            m = merged[-1]
+            gap = c[1] - m[3]
+            if gap <= GLYPH_PIECE_GAP and max(m[3], c[3]) - m[1] <= GLYPH_MAX_WIDTH * ref:
+                merged[-1] = [min(m[0], c[0]), m[1], max(m[2], c[2]), max(m[3], c[3]), m[4] + ink.get(c, 0)]
+                continue
+        merged.append([c[0], c[1], c[2], c[3], ink.get(c, 0)])
+    med = float(np.median([m[4] for m in merged])) if ink else 0.0
+    return [tuple(m[:4]) for m in merged
+            if (m[2] - m[0]) >= GLYPH_MIN_HEIGHT * ref and (not ink or m[4] >= GLYPH_MIN_INK * med)]
+
+
 def _label_cues(line, cand, text, parsed):
     """Checks of a reading against the geometry; returns (confidence ceiling, notes).
 
@@ -1418,10 +1463,10 @@ def _label_cues(line, cand, text, parsed):
         if not _aligned(c0, c1, h, cand):
             ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
             notes.append("label neither centred on the bar nor flush with an end")
-    glyphs = [c for c in line.comps if (c[2] - c[0]) >= 0.35 * h]
+    glyphs = _glyphs(line)
     dots = [c for c in line.comps if (c[2] - c[0]) < 0.35 * h and c[0] >= r0 + 0.45 * h]
     chars = [ch for ch in "".join(str(text).split()) if ch not in ".,"]
-    if len(chars) < len(glyphs) - 1:
+    if len(chars) < len(glyphs) - GLYPH_COUNT_SLACK:
         ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
         notes.append(f"{len(glyphs)} glyphs but {len(chars)} characters read")
     num = re.match(r"\D*(\d+(?:[.,]\d+)?)", "".join(str(text).split()))

@@ -591,3 +591,45 @@ def test_wide_cut_out_with_leading_glyphs_wins(monkeypatch):
 def test_extends_needs_more_leading_digits():
     assert scalebar._extends("0.5", "5") and scalebar._extends("250", "50")
     assert not scalebar._extends("5", "5") and not scalebar._extends("500", "200")
+
+
+def _label_with_gap(img, text, r, c, px=26):
+    """Draw ``text`` and return (image, (c0, c1) columns of the gap at its space)."""
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(_font("DejaVuSans.ttf"), px)
+    head = text.split(" ")[0]
+    g0 = c + int(np.ceil(font.getbbox(head)[2]))
+    g1 = c + int(np.floor(font.getbbox(head + " n")[0] + font.getlength(head + " ")))
+    return _text_at(img, text, r, c, px), (g0, g1)
+
+
+@needs_fonts
+def test_specks_are_not_counted_as_glyphs(monkeypatch):
+    img = _field(seed=5)
+    img[400:406, 100:400] = 0
+    img, (g0, g1) = _label_with_gap(img, "10 nm", 365, 215)
+    assert g1 - g0 >= 4
+    # two thin dark scratches (JPEG ringing, dust) in the space between '10' and 'nm'
+    img[372:383, g0 + 1] = 0
+    img[374:384, g1 - 2] = 0
+    monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
+    _fake_ocr(monkeypatch, [[("10 nm", 0.99)], [("10 nm", 0.99), ("10 nm", 0.99)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert res.value == 10 and res.confidence >= 0.5
+    assert not any("glyphs" in c for c in res.checks)
+
+
+@needs_fonts
+def test_dropped_digits_are_low_confidence(monkeypatch):
+    img = _field(seed=6)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, "100 nm", 365, 205)
+    monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
+    # every cut-out drops both '0's: a round value, so only the glyph count can doubt it
+    # (one glyph more than characters read is tolerated: GLYPH_COUNT_SLACK)
+    _fake_ocr(monkeypatch, [[("1 nm", 0.99)], [("1 nm", 0.99), ("1 nm", 0.99)],
+                            [("1 nm", 0.99), ("1 nm", 0.99)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert res.value == 1 and res.confidence < 0.5
+    assert any("glyphs" in c for c in res.checks)
