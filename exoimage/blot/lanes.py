@@ -784,20 +784,10 @@ def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
 
 def _fwhm(e: np.ndarray, x: float, pitch: float) -> float:
     i = int(round(x))
-    lo, hi = max(0, int(i - pitch)), min(len(e), int(i + pitch) + 1)
-    seg = e[lo:hi]
-    if len(seg) < 3:
+    if min(len(e), int(i + pitch) + 1) - max(0, int(i - pitch)) < 3:
         return 0.0
-    base = float(seg.min())
-    top = float(e[max(0, i - 2):i + 3].max())
-    hm = base + 0.5 * (top - base)
-    l = i
-    while l > lo and e[l] > hm:
-        l -= 1
-    r = i
-    while r < hi - 1 and e[r] > hm:
-        r += 1
-    return float(r - l)
+    left, right = _half_max_extent(e, x, pitch)
+    return right - left
 
 
 def _is_marker(ts: np.ndarray, c: float, core: int, band: float = 0.0) -> bool:
