@@ -151,7 +151,10 @@ MAX_BYTES_PER_SAMPLE = 4
 #: Value: the worst case at >= 2048^2 px (44.4 tem, 44.2 blot: float64 input)
 #: plus ~12 %. Below ~2 Mpx a fixed ~20 MB (modules loaded on first use, fixed
 #: buffers) dominates, which the worker's import baseline more than covers.
-PEAK_BYTES_PER_PIXEL = {"tem": 50.0, "blot": 50.0}
+#: TEM re-measured after issue 13's second look on a band-passed image
+#: (tests/test_hostile_readers.py, 2048^2 field): 62.9 B/px, so 62.9 + ~12 % = 70.
+#: Issue 14 is to bring it back down; the table above predates that change.
+PEAK_BYTES_PER_PIXEL = {"tem": 70.0, "blot": 50.0}
 
 #: Most top-level IFDs a TIFF may chain (single image + thumbnails / reduced
 #: levels; a stack is refused anyway). The chain is walked before tifffile sees
