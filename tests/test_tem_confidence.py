@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from exoimage.io import Image
-from exoimage.simulate.tem_fields import match_detections, simulate_field
+from exoimage.simulate.tem_fields import simulate_field
 from exoimage.tem import TemParams, analyze_tem_image, detect_vesicles
-from exoimage.tem.confidence import FEATURES, FIT_MIN_CONTRAST, FIT_SEEDS, confidence_from_features
+from exoimage.tem.confidence import (FEATURES, FIT_MIN_CONTRAST, FIT_SEEDS, confidence_from_features,
+                                     label_detections)
 
 #: held-out cells (scenario, nm/px) with doubtful objects: lobed particles with a speckled
 #: background, precipitate / crystal / text, and a wide size range with ghosts and precipitate
@@ -20,11 +21,7 @@ def _labelled(min_contrast):
         img, truth = simulate_field(sc, px, seed=HELD_OUT_SEED, quick=True)
         res = analyze_tem_image(Image.from_array(img, px), params=TemParams(min_contrast=min_contrast))
         t = res.vesicles
-        m = match_detections(t, truth)
-        ok = np.zeros(len(t), bool)
-        for i, _ in m["pairs"]:
-            ok[i] = True
-        keep = ~t["touches_border"].to_numpy(bool) | ok
+        ok, keep = label_detections(t, truth)
         conf.append(t["confidence"].to_numpy(float)[keep])
         real.append(ok[keep])
     return np.concatenate(conf), np.concatenate(real)

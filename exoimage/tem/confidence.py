@@ -85,6 +85,23 @@ def _fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = FIT_L2):
     return tuple(float(v) for v in w[1:]), float(w[0])
 
 
+def label_detections(table, truth):
+    """Which detections are real, and which are scored, against simulator truth.
+
+    Returns ``(real, keep)``: boolean arrays over the rows of ``table``; ``real`` marks
+    the detections matched one-to-one to a truth vesicle (``match_detections``), ``keep``
+    the ones scored (not border-cut, unless matched).
+    """
+    from ..simulate.tem_fields import match_detections
+
+    m = match_detections(table, truth)
+    real = np.zeros(len(table), bool)
+    for i, _ in m["pairs"]:
+        real[i] = True
+    keep = ~table["touches_border"].to_numpy(bool) | real
+    return real, keep
+
+
 def labelled_detections(seeds, scenarios=None, quick: bool = True, min_contrast: float | None = None):
     """(features (n, k), real (n,) bool, scenario per row) of the detections on simulated fields.
 
@@ -95,7 +112,7 @@ def labelled_detections(seeds, scenarios=None, quick: bool = True, min_contrast:
     import pandas as pd
 
     from ..io import Image
-    from ..simulate.tem_fields import FIELD_SCENARIOS, match_detections, simulate_field
+    from ..simulate.tem_fields import FIELD_SCENARIOS, simulate_field
     from .detect import detect_vesicles
     from .pipeline import _annotation_mask
 
@@ -109,12 +126,7 @@ def labelled_detections(seeds, scenarios=None, quick: bool = True, min_contrast:
                 im = Image(data=img, pixel_size_nm=px)
                 kw = {} if min_contrast is None else {"min_contrast": min_contrast}
                 res = detect_vesicles(im, exclude_mask=_annotation_mask(im), **kw)
-                t = res.table
-                m = match_detections(t, truth)
-                real = np.zeros(len(t), bool)
-                for i, _ in m["pairs"]:
-                    real[i] = True
-                keep = ~t["touches_border"].to_numpy(bool) | real
+                real, keep = label_detections(res.table, truth)
                 X.append(res.features[keep])
                 y.append(real[keep])
                 where += [f"{sc}@{px}"] * int(keep.sum())
