@@ -18,7 +18,12 @@ To add a background, write one function here and decorate it with
 
 * under every region the rolling ball refined by a least-squares line through
   the profile just outside the region (``flank``; deconvolved clusters as one
-  region), recorded as ``rolling-ball``;
+  region), recorded as ``rolling-ball``; where the piece has free gel (membrane) beside every
+  lane and that baseline lies above the free gel's level (:func:`gel_envelope`: the lane-edge
+  background shifted to the lane's own band-free ends) by more than
+  :data:`ENVELOPE_MIN_NOISE` profile-noise SDs on average over the region, the gel's level
+  instead: between closely spaced bands (a ladder) the profile never comes down to the
+  background, and a line through the valleys runs through the bands' tails;
 * under a *smear* - a region taller than the ball radius, in a lane whose
   membrane piece has at least :data:`MIN_FREE_PX` of free membrane beside every
   lane - the ``gap`` background (a quadratic across the lane through the nearest
@@ -46,8 +51,8 @@ from .profile import lane_index
 __all__ = ["REGISTRY", "CHOICES", "METHODS", "register", "Region", "LaneContext", "lane_background",
            "auto_methods", "lane_label", "ball_radius_px", "edge_border_px", "edge_background",
            "gap_background", "off_lane_profile", "rolling_ball_background", "flank_background", "valley_background",
-           "membrane_rows", "BALL_RADIUS_FRACTION", "MIN_BALL_RADIUS_PX", "MIN_FREE_PX",
-           "OFF_MEMBRANE_FRACTION", "OFF_MEMBRANE_MIN_STEP_NOISE"]
+           "membrane_rows", "gel_envelope", "row_noise_sd", "BALL_RADIUS_FRACTION", "MIN_BALL_RADIUS_PX", "MIN_FREE_PX",
+           "OFF_MEMBRANE_FRACTION", "OFF_MEMBRANE_MIN_STEP_NOISE", "MIN_FREE_END_PX", "ENVELOPE_MIN_NOISE"]
 
 #: Default rolling-ball radius as a fraction of the lane length, and its floor (px). The project's
 #: default since the first blot pipeline (docs/blot.md, ``--ball-radius``): the ball must be wider
@@ -59,6 +64,14 @@ MIN_BALL_RADIUS_PX = 25.0
 #: Smallest free margin (px) beside every lane of a piece for the lane-edge and gap backgrounds
 #: under smears (``auto``): with lanes touching, the pixels beside a lane belong to its neighbour.
 MIN_FREE_PX = 2
+
+#: Fewest band-free membrane rows at a lane end for that end to give the lane's offset from the
+#: free gel beside it (:func:`gel_envelope`): the same floor as a flank's (8 rows).
+MIN_FREE_END_PX = 8
+#: ``auto`` puts a region's background on the free gel's level (:func:`gel_envelope`) when its
+#: flank baseline lies above it by more than this many profile-row noise SDs on average over
+#: the region: 3 SD, beyond what the noise of the two estimates makes (not fitted to data).
+ENVELOPE_MIN_NOISE = 3.0
 
 #: Off-membrane rows at a lane end (the membrane's cut edge inside the lane): the end run whose
 #: smoothed profile is below this fraction of the lane's median level. Half way between the
@@ -169,6 +182,16 @@ def auto(ctx: LaneContext, regions: list[Region]):
     ``flank`` under every region, ``gap`` (else ``edge``) under smears."""
     methods, gap = _auto_plan(ctx, regions)
     bg = flank(ctx, regions)
+    env = gel_envelope(ctx, regions)
+    if env is not None:
+        # the flank (or ball) in the bands' tails: above the free gel's level by more than
+        # noise over the region; below it, or within noise, it stays (a minimum of two noisy
+        # baselines would be biased low)
+        tol = ENVELOPE_MIN_NOISE * row_noise_sd(ctx.profile)
+        for r, m in zip(regions, methods):
+            s = slice(r.top, r.bottom + 1)
+            if m == "rolling-ball" and float(np.mean(bg[s] - env[s])) > tol:
+                bg[s] = env[s]
     edge = None
     for r, m in zip(regions, methods):
         if m == "gap":
@@ -178,6 +201,47 @@ def auto(ctx: LaneContext, regions: list[Region]):
                 edge = REGISTRY["edge"].func(ctx, regions)
             bg[r.top:r.bottom + 1] = edge[r.top:r.bottom + 1]
     return bg, methods
+
+
+def gel_envelope(ctx: LaneContext, regions: list[Region]) -> np.ndarray | None:
+    """Upper bound on the background under a lane's bands from the free gel (membrane) beside it.
+
+    Between closely spaced bands the profile never comes down to the background: the
+    valleys between them are the bands' tails, so a baseline through them (``flank``, the
+    ball) rises into the bands. The free gel beside the lane is not reached by the bands'
+    tails: the lane-edge background (:func:`edge_background`) gives the background's
+    shape along the lane, and the lane's own band-free ends (membrane rows above its first
+    and below its last region) its offset from the lane: the median of profile minus edge
+    over each end, joined by a straight line (one end: a constant). ``None`` where the
+    piece has no free margin of :data:`MIN_FREE_PX` beside every lane, or the lane has
+    neither end free (at least :data:`MIN_FREE_END_PX` rows).
+    """
+    if ctx.free_px < MIN_FREE_PX or not regions:
+        return None
+    lo, hi = membrane_rows(ctx.profile)
+    top = min(r.top for r in regions)
+    bottom = max(r.bottom for r in regions)
+    edge = edge_background(ctx.signal, ctx.lane, edge_border_px(ctx))
+    d = ctx.profile - edge
+    ends = []  # (row, offset)
+    if top - lo >= MIN_FREE_END_PX:
+        ends.append((0.5 * (lo + top - 1), float(np.median(d[lo:top]))))
+    if hi - bottom - 1 >= MIN_FREE_END_PX:
+        ends.append((0.5 * (bottom + 1 + hi - 1), float(np.median(d[bottom + 1:hi]))))
+    if not ends:
+        return None
+    y = np.arange(len(d))
+    if len(ends) == 1:
+        off = np.full(len(d), ends[0][1])
+    else:
+        (y0, o0), (y1, o1) = ends
+        off = o0 + (o1 - o0) * (y - y0) / (y1 - y0)
+    return edge + off
+
+
+def row_noise_sd(profile: np.ndarray) -> float:
+    """Noise SD of one value of a lane profile, from its row-to-row differences (robust)."""
+    return 1.4826 * float(np.median(np.abs(np.diff(np.asarray(profile, float))))) / np.sqrt(2.0)
 
 
 def _is_smear(r: Region, ctx: LaneContext) -> bool:
