@@ -584,7 +584,10 @@ def _find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_
             out.append(BandFit(y=float(c), sigma=float(s), top=a2, bottom=b2, peak=float(amp),
                                fraction=1.0, cluster=ci, deconvolved=False))
             continue
-        areas = np.array([k[0] * k[2] for k in keep])
+        # each component's share of the cluster's rows (the volume shared is their sum): a
+        # component at the window's end whose Gaussian runs on past it (into the next
+        # cluster's rows) gets only what lies inside, not its whole area
+        areas = np.array([_gauss_sum(k, x).sum() for k in keep])
         fr = areas / areas.sum()
         # split points between neighbours: where the two fitted components are equal
         splits = []
