@@ -251,8 +251,9 @@ MIN_CLUSTER_PEAKS = 2
 MIN_SEPARATION_HW = 1.5
 #: a fitted component broader (SD) than the lane's typical band by this factor or more is tried as
 #: two bands (a blend with no dip): the SD of two equal bands :data:`MIN_SEPARATION_HW` apart,
-#: sqrt(1 + (d / 2 sigma)^2); beyond ``SPLIT_MAX`` (three or more bands' worth) it is a smear and
-#: kept whole. Not fitted.
+#: sqrt(1 + (d / 2 sigma)^2); beyond ``SPLIT_MAX`` (three or more bands' worth) of the lane's typical
+#: band, or of the cluster's other components where they are broader (bands broaden down a gel), it
+#: is a smear and kept whole. Not fitted.
 SPLIT_MIN = float(np.sqrt(1.0 + (MIN_SEPARATION_HW * 1.1774 / 2.0) ** 2))
 SPLIT_MAX = 3.0
 
@@ -345,7 +346,12 @@ def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, al
         if added >= MAX_RESIDUAL_BANDS:
             break
         amp, cen, sig = comps[ps.index(q)]
-        if not SPLIT_MIN * s_lane < sig <= SPLIT_MAX * s_lane:
+        # a smear is broad against the bands beside it: bands broaden down a gel, so the
+        # cluster's other components (where they are broader than the lane's typical band)
+        # set the upper limit
+        others = [c[2] for k, c in zip(ps, comps) if k != q]
+        s_here = max(s_lane, float(np.median(others))) if others else s_lane
+        if not SPLIT_MIN * s_lane < sig <= SPLIT_MAX * s_here:
             continue
         model = _gauss_sum(np.ravel(comps), x)
         var = _misfit_var(model, noise, hw_lane)
