@@ -112,4 +112,7 @@ def test_real_gel_dense_bands_volumes_above_the_gel_and_shared_within_their_rows
         err = 100 * np.abs(v / (np.median(v / mass) * mass) - 1)
         assert v[5] / v[7] == pytest.approx(120 / 57, rel=0.03)
         assert err[8:14].mean() < 20
+        # the 0.9 kb band, found in the residual on the 1.0 kb band's tail, is no broader than
+        # one band may be (+21 to +42 % when it could widen to twice the lane's typical SD)
+        assert err[10] < 20
     assert n19 >= 3

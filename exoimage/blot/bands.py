@@ -282,6 +282,15 @@ def _may_be_allowed(x, starts, centre_tol, js, allowed, tol) -> bool:
     return all(bool(np.any((al >= lo[j] - slack) & (al <= hi[j] + slack))) for j in js)
 
 
+def _sd_max(starts, hws, orig, s_lane) -> np.ndarray:
+    """Upper bounds of the components' SDs: twice their own half-width's SD for the bands found
+    with a maximum or shoulder (``orig``), and :data:`SPLIT_MIN` of the lane's typical SD for a
+    band added from a fit's residual: it has no shape of its own to measure, and one broader than
+    that would be taken for two bands (a hidden band fitted broader swallows its neighbours' tails:
+    the NEB 0.9 kb band on the 1.0 kb band's)."""
+    return np.array([2.0 * h / 1.1774 if q in orig else SPLIT_MIN * s_lane for q, h in zip(starts, hws)])
+
+
 def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, allowed=None, tol=3.0):
     """``peaks`` and half-widths of a cluster plus the bands its fit residual shows
     (:data:`SHAPE_ERROR`, :data:`MAX_RESIDUAL_BANDS`) and the set of those added; with
@@ -296,6 +305,7 @@ def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, al
     penalty = 3.0 * np.log(len(x))  # BIC: three more parameters
 
     ps = sorted(hw_of)
+    orig = set(ps)
     h0 = np.array([hw_of[q] for q in ps])
     comps = _fit_cluster(x, yv, ps, h0 / 1.1774, 1.5 * h0, 2.0 * h0 / 1.1774)
     added, tries = 0, 0
@@ -327,7 +337,7 @@ def _residual_bands(x, yv, peaks, hws, hw_lane, cs, maxima, thr, min_snr=4.0, al
             continue
         if not _may_be_allowed(x, tps, 1.5 * h, [tps.index(c)], allowed, tol):
             continue
-        trial = _fit_cluster(x, yv, tps, s0, 1.5 * h, 2.0 * h / 1.1774)
+        trial = _fit_cluster(x, yv, tps, s0, 1.5 * h, _sd_max(tps, h, orig, s_lane))
         chi_new = float(np.sum((yv - _gauss_sum(np.ravel(trial), x)) ** 2 / var))
         tc = np.array([t[1] for t in trial])
         j = tps.index(c)
@@ -570,7 +580,7 @@ def _find_bands(corr: np.ndarray, noise: float, *, min_snr: float = 4.0, smooth_
             continue
         # centres within 1.5 typical half-widths of where they were found, SDs at most
         # twice the typical one (a component must not swallow its neighbours' flanks)
-        tol, smax = 1.5 * hws, 2.0 * hws / 1.1774
+        tol, smax = 1.5 * hws, _sd_max(peaks, hws, set(peaks) - added, hw_lane / 1.1774)
         comps = _fit_cluster(x, yv, peaks, hws / 1.1774, tol, smax)
         # drop components that vanished or merged, refit once
         keep = []
