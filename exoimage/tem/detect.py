@@ -237,7 +237,8 @@ def _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limi
 
 
 def _choose_polarity(data, px, params, exclude_mask):
-    """('light' or 'dark', outlines): the polarity whose outlines are more and stronger.
+    """('light' or 'dark', outlines): the image's polarity (whose outlines are more and stronger)
+    and the outlines, decided per object where both polarities occur.
 
     The light polarity is run in full (with the second look: a light body
     inside a dark pool or halo is an object of the light polarity even when the
@@ -246,7 +247,10 @@ def _choose_polarity(data, px, params, exclude_mask):
     the dark one first quickly (no Hough, no re-centring, no second look) at
     full resolution; only when that beats the light outlines
     (:func:`~exoimage.tem.select.stronger_polarity`) is the dark polarity run in
-    full and compared again. The winner's outlines are returned.
+    full and compared again. The light outlines are returned with the dark ones that do not
+    duplicate them: every dark object ringed by a lighter rim (:func:`_rim_outlines`, outlined
+    at the rim), and where the image is dark, the others as they are (issue 13: dark EVs on
+    grainy stain, some lighter than their halo and found by the light polarity, others not).
     """
     cache = {}
     light = _detect_one_polarity(data, px, params, +1.0, exclude_mask, cache=cache)
@@ -267,12 +271,13 @@ def _choose_polarity(data, px, params, exclude_mask):
 def _rim_outlines(data, px, params, objs, cache):
     """For each dark-body object, the object outlined at the outer edge of a lighter rim around it
     (a light-to-dark edge going outwards, as a light vesicle's), or None where no such edge closes
-    around it outside its own outline (a solid dark disc: stain precipitate, or a plain dark body).
+    around it (a solid dark disc: stain precipitate, or a plain dark body).
 
     The rim is traced from the object's centre at its median radius (the radial search spans
     0.35-1.75 of it) on the plain and the band-passed image (the second look's: a broad halo's
     ramp removed), the better closed of the two kept; it must pass every outline and shape rule
-    and enclose the dark outline (mean radius not smaller).
+    and enclose the dark outline (the body's edge, inside the rim; mean radius not smaller).
+    A stain ring with a sharp outer edge, which the dark outline would follow, is not handled.
     """
     if not objs:
         return []
@@ -286,8 +291,8 @@ def _rim_outlines(data, px, params, objs, cache):
     out = []
     for k, o in enumerate(objs):
         if np.mean(r1[k]) < np.mean(o["radii"]):
-            out.append(None)
-            continue
+            out.append(None)  # inside the dark outline: not a rim around the body (the band-pass's
+            continue  # overshoot inside a solid dark disc is a light-to-dark ring too)
         acc = _accepted(data, px, params, +1.0, [cands[k]], r1[k:k + 1], s1[k:k + 1], l1[k:k + 1], a1[k:k + 1],
                         second=bool(better[k]))
         out.append(acc[0] if acc else None)
