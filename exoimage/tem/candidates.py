@@ -65,6 +65,11 @@ NOISE_SAMPLE_SIDE = 256
 #: half of it. Kept as the product ``8.0 * r * 6.7`` the detector was tuned with (the
 #: same rounding).
 MASK_BG_RADIUS_FACTORS = (8.0, 6.7)
+#: ... and at most this share of the image's longer side: in a small field (a crop, or a
+#: field at high magnification) a window spanning the whole field follows no stain pool or
+#: unevenness, and the threshold below (robust SDs of image - background) then measures the
+#: pools instead of the noise (issue 13, stain_pools: no light mask at all at 0.35 nm/px)
+MASK_BG_MAX_SIDE_FRAC = 0.125
 #: the image is shrunk by (background radius / this) before the background medians
 MASK_BG_SHRINK_PER_RADIUS = 4
 #: pixel values are clipped to +- this many noise SDs before the medians (hot pixels)
@@ -238,7 +243,8 @@ def mask_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float,
     img = sign * work_n
     # background: a coarse median (robust to vesicles covering < half its window)
     # at a scale of a few hundred nm, so uneven stain does not leak into the mask
-    bg_r = min(r_max, MASK_BG_RADIUS_FACTORS[0] * r_min * MASK_BG_RADIUS_FACTORS[1])
+    bg_r = min(r_max, MASK_BG_RADIUS_FACTORS[0] * r_min * MASK_BG_RADIUS_FACTORS[1],
+               max(img.shape) * MASK_BG_MAX_SIDE_FRAC)
     k = max(1, int(bg_r // MASK_BG_SHRINK_PER_RADIUS))
     small = cv2.resize(img, (max(1, img.shape[1] // k), max(1, img.shape[0] // k)),
                        interpolation=cv2.INTER_AREA) if k > 1 else img

@@ -142,7 +142,7 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False, c
     # wider smoothing keeps their edge and removes more noise), in a few
     # octave-spaced levels; edge strength is in noise units of each level.
     full_cands = [((y + 0.5) * f - 0.5, (x + 0.5) * f - 0.5, r * f) for y, x, r, _ in cands]
-    s_full = max(OUTLINE_SMOOTH_MIN_PX, OUTLINE_SMOOTH_PER_FACTOR * f)
+    s_full = _outline_smoothing(px, params)
     data32 = data.astype(np.float32, copy=False)
     cache = {} if cache is None else cache
     radii, strength, left, at_limit = outline_levels(data32, full_cands, sign, s_full, cache)
@@ -237,7 +237,8 @@ def _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limi
 
 
 def _choose_polarity(data, px, params, exclude_mask):
-    """('light' or 'dark', outlines): the polarity whose outlines are more and stronger.
+    """('light' or 'dark', outlines): the image's polarity (whose outlines are more and stronger)
+    and the outlines, decided per object where both polarities occur.
 
     The light polarity is run in full (with the second look: a light body
     inside a dark pool or halo is an object of the light polarity even when the
@@ -246,16 +247,61 @@ def _choose_polarity(data, px, params, exclude_mask):
     the dark one first quickly (no Hough, no re-centring, no second look) at
     full resolution; only when that beats the light outlines
     (:func:`~exoimage.tem.select.stronger_polarity`) is the dark polarity run in
-    full and compared again. The winner's outlines are returned.
+    full and compared again. The light outlines are returned with the dark ones that do not
+    duplicate them: every dark object ringed by a lighter rim (:func:`_rim_outlines`, outlined
+    at the rim), and where the image is dark, the others as they are (issue 13: dark EVs on
+    grainy stain, some lighter than their halo and found by the light polarity, others not).
     """
     cache = {}
     light = _detect_one_polarity(data, px, params, +1.0, exclude_mask, cache=cache)
     dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask, quick=True, cache=cache)
-    if stronger_polarity(light, dark) == "light":
-        return "light", light
-    dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask, cache=cache)
+    if stronger_polarity(light, dark) == "dark":
+        dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask, cache=cache)
     pol = stronger_polarity(light, dark)
-    return pol, (light if pol == "light" else dark)
+    # per object: a dark body ringed by a lighter rim whose outer edge closes (a dark vesicle in a
+    # pool of stain) is a vesicle of either image polarity, outlined at that rim's outer edge; a
+    # dark body without one (stain precipitate) counts only where the image is dark
+    rims = _rim_outlines(data, px, params, dark, cache)
+    dark_objs = [r if r is not None else o for o, r in zip(dark, rims) if r is not None or pol == "dark"]
+    if not dark_objs:
+        return pol, light
+    return pol, resolve_overlaps(light + dark_objs)
+
+
+def _rim_outlines(data, px, params, objs, cache):
+    """For each dark-body object, the object outlined at the outer edge of a lighter rim around it
+    (a light-to-dark edge going outwards, as a light vesicle's), or None where no such edge closes
+    around it (a solid dark disc: stain precipitate, or a plain dark body).
+
+    The rim is traced from the object's centre at its median radius (the radial search spans
+    0.35-1.75 of it) on the plain and the band-passed image (the second look's: a broad halo's
+    ramp removed), the better closed of the two kept; it must pass every outline and shape rule
+    and enclose the dark outline (the body's edge, inside the rim; mean radius not smaller).
+    A stain ring with a sharp outer edge, which the dark outline would follow, is not handled.
+    """
+    if not objs:
+        return []
+    s_full = _outline_smoothing(px, params)
+    data32 = data.astype(np.float32, copy=False)
+    cands = [(o["centre"][0], o["centre"][1], float(np.median(o["radii"]))) for o in objs]
+    r1, s1, l1, a1 = outline_levels(data32, cands, +1.0, s_full, cache)
+    r2, s2, l2, a2 = outline_levels(data32, cands, +1.0, s_full, cache, detrend=True)
+    better = closure(s2, l2) > closure(s1, l1)
+    r1[better], s1[better], l1[better], a1[better] = r2[better], s2[better], l2[better], a2[better]
+    out = []
+    for k, o in enumerate(objs):
+        if np.mean(r1[k]) < np.mean(o["radii"]):
+            out.append(None)  # inside the dark outline: not a rim around the body (the band-pass's
+            continue  # overshoot inside a solid dark disc is a light-to-dark ring too)
+        acc = _accepted(data, px, params, +1.0, [cands[k]], r1[k:k + 1], s1[k:k + 1], l1[k:k + 1], a1[k:k + 1],
+                        second=bool(better[k]))
+        out.append(acc[0] if acc else None)
+    return out
+
+
+def _outline_smoothing(px, params):
+    """The base outline smoothing sigma (full-resolution px) at this pixel size."""
+    return max(OUTLINE_SMOOTH_MIN_PX, OUTLINE_SMOOTH_PER_FACTOR * working_factor(px, params.min_diameter_nm))
 
 
 def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams | None = None,
