@@ -49,7 +49,7 @@ from .profile import lane_profile, mask_profile
 from .signal import clipped_masks, detect_ceiling, image_warnings, pixel_noise_sd
 
 __all__ = ["REGION_COLUMNS", "LADDER_CHECK_COLUMNS", "ladder_mass_check", "measure", "prepare", "Prepared", "lane_contexts", "lane_traces", "pieces_of",
-           "lane_gaps"]
+           "lane_gaps", "piece_rows", "PIECE_ROW_SHARE"]
 
 #: columns of a regions table (see the module docstring); the first three are required
 REGION_COLUMNS = ["lane", "y_top_px", "y_bottom_px", "y_px", "sigma_px", "snr", "background_method",
@@ -236,9 +236,103 @@ def lane_row(name: str, ln: Lane, *, n_bands: int, lane_total: float, background
 # measurement
 
 
-def _background(ctx: G.LaneContext, regs: list[_Reg], method: str):
-    """(baseline, method per region) of one lane, placed under the regions' background rows."""
-    return G.lane_background(method, ctx, [G.Region(r.fa, r.fb, r.cluster, r.method) for r in regs])
+def _background(ctx: G.LaneContext, regs: list[_Reg], method: str, rows: list | None = None):
+    """(baseline, method per region) of one lane, placed under the regions' background rows.
+
+    ``rows``: rows ``(top, bottom)`` (profile indices) of the piece's band rows this lane
+    lacks (:func:`piece_rows`); they are kept out of the baseline as band rows and joined
+    with the regions they touch, as a deconvolved cluster's members are, but not measured."""
+    bg_regs = [G.Region(r.fa, r.fb, r.cluster, r.method) for r in regs]
+    bg, methods = G.lane_background(method, ctx, _joined_rows(bg_regs, rows or []))
+    return bg, methods[:len(regs)]
+
+
+def _joined_rows(regs: list[G.Region], rows: list) -> list[G.Region]:
+    """``regs`` followed by ``rows`` as regions, each row joined (one ``cluster`` key) with
+    the regions it overlaps or nearly touches (fewer than :data:`MIN_FLANK_PX` free rows
+    between them: no flank) and with those regions' whole clusters."""
+    if not rows:
+        return regs
+    items = list(regs) + [G.Region(int(a), int(b)) for a, b in rows]
+    parent = list(range(len(items)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first = {}
+    for i, r in enumerate(regs):
+        if r.cluster is not None:
+            parent[find(i)] = find(first.setdefault(r.cluster, i))
+    for j in range(len(regs), len(items)):
+        p = items[j]
+        for i, r in enumerate(items):
+            if i != j and r.top <= p.bottom + MIN_FLANK_PX and p.top <= r.bottom + MIN_FLANK_PX:
+                parent[find(i)] = find(j)
+    joined = {find(j) for j in range(len(regs), len(items))}
+    return [r._replace(cluster=("piece-row", find(i))) if find(i) in joined else r for i, r in enumerate(items)]
+
+
+#: fewest free rows on a side that give a flank line (:func:`~.background.flank_background`'s 3)
+MIN_FLANK_PX = 3
+#: a row of a membrane piece is a band row of every sample lane of the piece (for the
+#: baseline) when more than this share of them hold a band in it: a simple majority
+PIECE_ROW_SHARE = 0.5
+
+
+def piece_rows(lanes: list[Lane], regs: dict, contexts: dict) -> dict:
+    """``{lane: [(top, bottom), ...]}``: the band rows of its piece a sample lane lacks.
+
+    A weak band next to a strong one is found in some lanes and not in others; where it is
+    found the strong band is fitted with it and its baseline runs under both, where it is not
+    the strong band's flank lies on it, so the strong band's volume would depend on whether
+    its neighbour was detected in that lane. The regions of a piece's sample lanes are grouped
+    into rows (:func:`~exoimage.blot.bands.assign_rows` on their rows' mid-points, a quarter
+    of their height as SD, corrected for the lanes' offsets: the regions' rows alone decide,
+    so regions drawn by hand give detection's rows); a row that holds a band in more than :data:`PIECE_ROW_SHARE` of the lanes is a
+    band row of every lane, placed in a lane without one at the median of the members'
+    offset-corrected tops and bottoms. A row is not placed where one of the lane's regions is
+    centred inside it or covers its centre (the band is there, counted in another row).
+    """
+    ids, ys, sds, ext = [], [], [], []
+    for ln in lanes:
+        if ln.is_ladder:
+            continue
+        for r in regs.get(ln.lane, []):
+            ids.append(ln.lane)
+            ys.append(ln.y_top_px + 0.5 * (r.a + r.b))
+            sds.append(0.25 * (r.b - r.a + 1))
+            ext.append((ln.y_top_px + r.a, ln.y_top_px + r.b))
+    out = {}
+    if not ids:
+        return out
+    det = {ln.lane: contexts[ln.lane].profile - contexts[ln.lane].ball for ln in lanes}
+    row, off = assign_rows(lanes, np.array(ids), np.array(ys), np.array(sds), det)
+    ids, ys, ext = np.array(ids), np.array(ys, float), np.array(ext, float)
+    by_lane = {ln.lane: ln for ln in lanes}
+    for pc in sorted({ln.piece for ln in lanes}):
+        sample = [ln.lane for ln in lanes if ln.piece == pc and not ln.is_ladder]
+        for rw in sorted(set(row[np.isin(ids, sample)].tolist())):
+            m = row == rw
+            have = set(ids[m].tolist())
+            if len(have) <= PIECE_ROW_SHARE * len(sample):
+                continue
+            o = np.array([off[v] for v in ids[m]])
+            lo, hi = float(np.median(ext[m, 0] - o)), float(np.median(ext[m, 1] - o))
+            for lane_no in sample:
+                if lane_no in have:
+                    continue
+                ln = by_lane[lane_no]
+                a = max(0, int(round(lo + off[lane_no])) - ln.y_top_px)
+                b = min(ln.y_bottom_px - ln.y_top_px, int(round(hi + off[lane_no])) - ln.y_top_px)
+                c = 0.5 * (a + b)
+                own = regs.get(lane_no, [])
+                if b < a or any(a <= 0.5 * (r.a + r.b) <= b or r.a <= c <= r.b for r in own):
+                    continue
+                out.setdefault(lane_no, []).append((a, b))
+    return out
 
 
 def measure(image, lanes: list[Lane], regions: pd.DataFrame, params: BlotParams | None = None, *,
@@ -297,10 +391,13 @@ def measure_prepared(prep: Prepared, lanes: list[Lane], regions: pd.DataFrame, p
         contexts = lane_contexts(prep, lanes, params)
     masks = np.nonzero(prep.saturated_mask), np.nonzero(prep.hot_mask)
     band_rows, region_rows, lane_rows = [], [], []
+    lane_regs = {ln.lane: _lane_regions(cols, ln) for ln in lanes}
+    missing = piece_rows(lanes, lane_regs, contexts)
     for ln in lanes:
         ctx = contexts[ln.lane]
-        regs = _lane_regions(cols, ln)
-        b_rows, r_rows, methods = _measure_lane(name, ctx, ln, regs, params, prep.noise_sd, masks)
+        regs = lane_regs[ln.lane]
+        b_rows, r_rows, methods = _measure_lane(name, ctx, ln, regs, params, prep.noise_sd, masks,
+                                                missing.get(ln.lane))
         band_rows += b_rows
         region_rows += r_rows
         tot = np.nan
@@ -321,9 +418,10 @@ def measure_prepared(prep: Prepared, lanes: list[Lane], regions: pd.DataFrame, p
 
 
 def _measure_lane(name: str, ctx: G.LaneContext, ln: Lane, regs: list[_Reg], params: BlotParams,
-                  noise: float, masks) -> tuple[list, list, list]:
-    """Band rows, region rows and background methods of one lane's regions."""
-    bg, methods = _background(ctx, regs, params.background)
+                  noise: float, masks, rows: list | None = None) -> tuple[list, list, list]:
+    """Band rows, region rows and background methods of one lane's regions (``rows``: the
+    piece's band rows the lane lacks, :func:`piece_rows`)."""
+    bg, methods = _background(ctx, regs, params.background, rows)
     net = ctx.profile - bg
     sat_p, hot_p = mask_profile(masks[0], ln), mask_profile(masks[1], ln)
     span = {}
@@ -416,9 +514,12 @@ def lane_traces(image, lanes: list[Lane], regions: pd.DataFrame | None = None,
     prep = prepare(image, params)
     cols = _region_columns(regions)
     out = {}
-    for lane_no, ctx in lane_contexts(prep, lanes, params).items():
+    contexts = lane_contexts(prep, lanes, params)
+    lane_regs = {ln.lane: _lane_regions(cols, ln) for ln in lanes}
+    missing = piece_rows(lanes, lane_regs, contexts)
+    for lane_no, ctx in contexts.items():
         ln = ctx.lane
-        bg, _ = _background(ctx, _lane_regions(cols, ln), params.background)
+        bg, _ = _background(ctx, lane_regs[ln.lane], params.background, missing.get(ln.lane))
         out[lane_no] = pd.DataFrame({"y_px": np.arange(ln.y_top_px, ln.y_bottom_px + 1),
                                      "profile": ctx.profile, "background": bg})
     return out
