@@ -31,8 +31,8 @@ def _small(data: np.ndarray, max_side: int = 400) -> np.ndarray:
 #: structure wider than this fraction of the image's longer side is background (gradients, blotches,
 #: a smear row's broad rise), removed before the tails vote: bands and lanes are narrower. Every
 #: fraction from 0.1 to 0.4 decides the same (simulated blots: 0 wrong of 1300, the tails'
-#: smallest ratio 1.4 at 0.1, 2.6 at 0.2; real Kodak, NEB gel, RhoA, sample blots: 0 wrong,
-#: smallest 2.95); below 0.1 flat-topped saturated bands ring and lose their tail
+#: smallest ratio 1.24 at 0.1, 2.23 at 0.2, 1.64 at 0.4; real Kodak, NEB gel, RhoA, sample blots:
+#: 0 wrong, smallest 2.95); below 0.1 flat-topped saturated bands ring and lose their tail (50-84 wrong)
 POLARITY_BACKGROUND_FRAC = 0.2
 #: the background is smoothed on a copy reduced to about this many px per side (its scale is a
 #: fifth of the image: the reduction changes nothing that is kept, and costs a thousandth)
