@@ -264,7 +264,12 @@ def _truth_lanes_found(lanes, pieces_truth):
 
 
 @pytest.mark.parametrize("rel", ["B2AR/July4/July4.2013_B2AR_10wtop_16wbottom_GAPDH.tif",
-                                 "B3AR/June 25/June25.2013_B3AR_10wtop_16wbottom_GAPDH.tif"])
+                                 "B3AR/June 25/June25.2013_B3AR_10wtop_16wbottom_GAPDH.tif",
+                                 # a faint seam the level filter widens into the valley between
+                                 # the strips (found by its thin dark line)
+                                 "B3AR/June21/June21.2013_B3AR_10wtop_16wbottom_GAPDH.tif",
+                                 # ... and a merged GAPDH row whose comb took half the pitch
+                                 "B2AR/Oct 8/Oct8_B2ARtop_GAPDHbottom.tif"])
 def test_kodak_every_analyst_lane_found_on_two_strips(rel):
     if not (KODAK / rel).exists():
         pytest.skip("../shared Kodak blots absent")
@@ -357,3 +362,49 @@ def test_a_strip_whose_spectrum_agrees_with_its_own_longer_pitch_keeps_it():
     before = list(merged[5])
     _share_comb_pitch([ref, merged], 8.0)
     assert merged[5] == before
+
+
+def _seam_frame(seam: bool, seed: int = 0) -> np.ndarray:
+    """One membrane whose level sinks between its two band rows (a broad valley), with or
+    without a thin straight dark line there (``seam``: two strips meeting, slightly tilted)."""
+    rng = np.random.default_rng(seed)
+    h, w = 736, 1092
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    mem = (xx >= 60) & (xx < 1000) & (yy >= 80) & (yy < 700)
+    img = 300.0 + mem * (400.0 - 160.0 * np.exp(-0.5 * ((yy - 440) / 70.0) ** 2))
+    for yb in (230, 560):
+        for i in range(9):
+            img += 2000.0 * np.clip(1 - (np.abs(xx - 200 - 56 * i) / 22) ** 6, 0, None) * \
+                np.exp(-0.5 * ((yy - yb) / 9.0) ** 2)
+    if seam:
+        img -= 150.0 * ((np.abs(yy - (440 + 0.012 * (xx - 500))) <= 3) & mem)
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(img, 0, 65535).astype(np.uint16)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_thin_straight_seam_in_a_wide_valley_cuts_and_the_valley_alone_does_not(seed):
+    sig = _seam_frame(True, seed).astype(float)
+    pieces = find_pieces(sig)
+    assert len(pieces) == 2 and all(pc.cut for pc in pieces)
+    assert 420 <= pieces[0].y1 <= 460
+    per = _lanes_by_piece(find_lanes(sig, pieces))
+    assert [len(per[k]) for k in sorted(per)] == [9, 9]
+    assert len(find_pieces(_seam_frame(False, seed).astype(float))) == 1
+
+
+def test_a_comb_at_half_the_pitch_is_merged_pairwise():
+    from exoimage.blot.lanes import _merge_split_lanes
+    # nine touching bands 90 px apart (narrow dips between them); the comb put two lanes on each
+    cs = [100.0 + 90 * k for k in range(9)]
+    x = np.arange(1000, dtype=float)
+    e = np.clip(1 - (np.abs(x - 460.0) / 410.0) ** 8, 0, None)
+    for c in cs[:-1]:
+        e *= 1 - 0.5 * np.exp(-0.5 * ((x - c - 45.0) / 4.0) ** 2)
+    half = sorted([c - 22.5 for c in cs] + [c + 22.5 for c in cs])
+    out, widths = _merge_split_lanes(e, half, 40.0)
+    assert np.allclose(out, cs, atol=3), out
+    assert all(50 <= widths[c] <= 0.92 * 90 + 1e-9 for c in out), widths
+    # the comb at the right pitch is left alone
+    out, widths = _merge_split_lanes(e, cs, 80.0)
+    assert out == cs and not widths

@@ -95,6 +95,18 @@ PIECE_DIP_COLUMNS = 0.7
 #: 1.09-1.29; simulated one-row blots split falsely between a band row and the ladder's lowest bands
 #: 1.55-7.1 (a valley between band rows is as wide as the rows are apart)
 PIECE_DIP_WIDTH = 1.4
+#: a shallow dip that fails the straight-edge rules above (too wide, or too few columns darker:
+#: the level filter widens a thin seam into the lower membrane between two strips) is still a cut
+#: when a straight thin dark line runs through it: in the x-pass level image (bands gone, a line
+#: across the membrane kept) the dark-line depth (vertical closing over PIECE_LINE_ROWS rows minus
+#: the image) reaches a tenth of the rise, on one straight line (within PIECE_LINE_TOL rows), in at
+#: least this fraction of the membrane's columns. Kodak seams 0.64 (June 21 GAPDH), 0.66 (June 25),
+#: 0.55-0.83 (Oct 10, Oct 8); simulated one-row blots and frame-filling blots (valleys between band
+#: rows, smears, bubbles: 168 dips over 360 blots and the sample blots) at most 0.23. Half: between the two (not fitted)
+PIECE_LINE_COLUMNS = 0.5
+#: rows of the dark-line closing (a cut line is 1-8 px wide: 1-2 rows of the level image)
+PIECE_LINE_ROWS = 3
+PIECE_LINE_TOL = 1.5
 #: membrane pieces smaller than this fraction of the image height are not pieces (a label, a pen
 #: mark, the gap's glow); the Kodak strips are 25-45 % of the frame, a single piece 60-100 %
 PIECE_MIN_HEIGHT_FRAC = 0.2
@@ -118,6 +130,13 @@ def _level_rows(n: int) -> int:
 def _level_image(signal: np.ndarray):
     """(downsampling factor, membrane-level image): block mean to ~300 px, then a low percentile
     over a window larger than a band and a lane pitch (see PIECE_LEVEL_ROWS)."""
+    f, _, m = _level_images(signal)
+    return f, m
+
+
+def _level_images(signal: np.ndarray):
+    """(downsampling factor, x-pass level image, membrane-level image) of :func:`_level_image`:
+    the x pass alone (bands gone, a thin dark line across the membrane kept) and both passes."""
     h, w = signal.shape
     f = max(1, int(np.ceil(max(h, w) / PIECE_LEVEL_SIDE)))
     hh, ww = h // f * f, w // f * f
@@ -127,7 +146,7 @@ def _level_image(signal: np.ndarray):
     # separable (along x, then along y): ten times less work than the 2-D window, and as blind to
     # the bands (the x pass takes the membrane between lanes, the y pass that above and below rows)
     m = ndi.percentile_filter(small, PIECE_LEVEL_PCT, size=(1, kx), mode="nearest")
-    return f, ndi.percentile_filter(m, PIECE_LEVEL_PCT_Y, size=(ky, 1), mode="nearest")
+    return f, m, ndi.percentile_filter(m, PIECE_LEVEL_PCT_Y, size=(ky, 1), mode="nearest")
 
 
 def membrane_level(signal: np.ndarray) -> tuple[int, np.ndarray]:
@@ -135,7 +154,32 @@ def membrane_level(signal: np.ndarray) -> tuple[int, np.ndarray]:
     return _level_image(np.asarray(signal, float))
 
 
-def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> list[tuple[int, int]]:
+def _cut_line_columns(mx: np.ndarray, p: int, reach: float, mem: np.ndarray, depth: float) -> float:
+    """Fraction of the membrane columns ``mem`` crossed by one straight thin dark line within
+    ``reach`` rows of row ``p`` of the x-pass level image ``mx``: per column, the deepest dark
+    line (closing over :data:`PIECE_LINE_ROWS` rows minus the image) at least ``depth`` deep,
+    on a straight line fitted to those rows (twice refitted to the columns within
+    :data:`PIECE_LINE_TOL` rows of it)."""
+    n = mx.shape[0]
+    a, b = max(0, int(p - reach)), min(n, int(np.ceil(p + reach)) + 1)
+    lo, hi = max(0, a - PIECE_LINE_ROWS), min(n, b + PIECE_LINE_ROWS)
+    bh = (ndi.grey_closing(mx[lo:hi], size=(PIECE_LINE_ROWS, 1), mode="nearest") - mx[lo:hi])[a - lo:b - lo]
+    if not len(bh) or not mem.any():
+        return 0.0
+    deep = bh.max(axis=0) >= depth
+    rows = bh.argmax(axis=0).astype(float)
+    xs = np.arange(bh.shape[1], dtype=float)
+    ok = deep & mem
+    for _ in range(3):
+        if ok.sum() < 3:
+            return 0.0
+        c = np.polyfit(xs[ok], rows[ok], 1)
+        ok = deep & mem & (np.abs(rows - np.polyval(c, xs)) <= PIECE_LINE_TOL)
+    return float(np.mean(ok[mem]))
+
+
+def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int,
+                mx: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Split a level profile at the cut edges between membrane pieces.
 
     A dip deeper than ``PIECE_DEEP_FRAC`` of the membrane's rise above ``floor``
@@ -160,8 +204,6 @@ def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> 
     # deepest first: a shallow dip never displaces the gap beside it
     for p, pr, wd in sorted(zip(pk, props["prominences"], widths), key=lambda t: -t[1]):
         if pr < PIECE_DEEP_FRAC * rise:
-            if wd > max_width:
-                continue
             lo, hi = max(0, p - reach), min(n, p + reach + 1)
             ul = lo + int(np.argmax(prof[lo:p])) if p > lo else p
             dr = p + 1 + int(np.argmax(prof[p + 1:hi])) if hi > p + 1 else p
@@ -170,7 +212,8 @@ def _dip_splits(prof: np.ndarray, m: np.ndarray, floor: float, min_len: int) -> 
             at = m[max(0, p - 1):p + 2].mean(axis=0)
             mem = np.maximum(up, dn) > floor + 0.3 * rise
             dip = at < np.minimum(up, dn) - 0.1 * rise
-            if not mem.any() or float(np.mean(dip[mem])) < PIECE_DIP_COLUMNS:
+            edge = wd <= max_width and mem.any() and float(np.mean(dip[mem])) >= PIECE_DIP_COLUMNS
+            if not edge and (mx is None or _cut_line_columns(mx, p, wd, mem, 0.1 * rise) < PIECE_LINE_COLUMNS):
                 continue
         if p >= min_len and n - p >= min_len and all(abs(p - c) >= min_len for c in cuts):
             cuts.append(int(p))
@@ -198,7 +241,7 @@ def find_pieces(signal: np.ndarray, *, min_height_frac: float = PIECE_MIN_HEIGHT
     whole = [Piece(1, 0, h, 0, w)]
     if h < 16 or w < 16:
         return whole
-    f, m = _level_image(np.asarray(signal, float))
+    f, mx, m = _level_images(np.asarray(signal, float))
     sh, sw = m.shape
     floor = float(np.percentile(m, 2))
     top = float(np.percentile(m, 98))
@@ -208,7 +251,7 @@ def find_pieces(signal: np.ndarray, *, min_height_frac: float = PIECE_MIN_HEIGHT
     rowp = np.percentile(m, 75, axis=1)
     rowp = ndi.gaussian_filter1d(rowp, 1.0)
     pieces = []
-    for a, b in _dip_splits(rowp, m, floor, min_len):
+    for a, b in _dip_splits(rowp, m, floor, min_len, mx):
         ya, yb = a, b
         if yb - ya < min_len:
             continue
@@ -945,12 +988,43 @@ def _half_max_extent(e: np.ndarray, x: float, reach: float) -> tuple[float, floa
     return float(l), float(r)
 
 
+def _merge_half_pitch(e: np.ndarray, cs) -> tuple[list[float], dict]:
+    """(centres, {centre: width}) of a comb fitted at half the lane pitch, every lane split in two:
+    every other gap between neighbouring lanes is none (its dips' median below
+    :data:`LANE_SPLIT_DIP` of the other gaps' median: the Kodak Oct 8 GAPDH strip, a merged row
+    whose narrow dips between lanes made the half period the comb's, 0.07; 0.52 or more on every
+    other Kodak strip), so the lanes across those gaps are merged pairwise (centre midway, width
+    from the merged bands' half-maximum extent as :func:`_comb_lanes` sets it). Unchanged otherwise."""
+    cs = sorted(float(c) for c in cs)
+    if len(cs) < 5:
+        return cs, {}
+    dips = np.array([_pair_dip(e, a, b) for a, b in zip(cs, cs[1:])])
+    med = [float(np.median(dips[0::2])), float(np.median(dips[1::2]))]
+    s = int(np.argmin(med))
+    if med[1 - s] <= 0 or med[s] >= LANE_SPLIT_DIP * med[1 - s]:
+        return cs, {}
+    out, merged, i = [], [], 0
+    while i < len(cs):
+        if i % 2 == s and i + 1 < len(cs):
+            out.append(0.5 * (cs[i] + cs[i + 1]))
+            merged.append(out[-1])
+            i += 2
+        else:
+            out.append(cs[i])
+            i += 1
+    pitch = float(np.median(np.diff(out))) if len(out) > 1 else 2.0 * float(np.median(np.diff(cs)))
+    fw = [f for f in (_fwhm(e, c, pitch) for c in merged) if f > 0]
+    w = LANE_WIDTH_FWHM * float(np.median(fw)) if fw else LANE_WIDTH_MAX_PITCH * pitch
+    w = float(np.clip(w, LANE_WIDTH_MIN_PITCH * pitch, LANE_WIDTH_MAX_PITCH * pitch))
+    return out, {c: w for c in merged}
+
+
 def _merge_split_lanes(e: np.ndarray, cs, lw: float):
-    """(centres, {centre: width}) with each lane split in two merged back (see
+    """(centres, {centre: width}) with a comb at half the lane pitch merged back
+    (:func:`_merge_half_pitch`) and each lane split in two merged back (see
     :data:`LANE_SPLIT_DIP`): the merged lane spans the band's half-maximum extent widened as every
     lane is (``LANE_WIDTH_FWHM``), centred on it."""
-    cs = sorted(float(c) for c in cs)
-    widths: dict = {}
+    cs, widths = _merge_half_pitch(e, cs)
     if len(cs) < 4:
         return cs, widths
     while len(cs) >= 4:

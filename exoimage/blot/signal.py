@@ -28,6 +28,17 @@ def _small(data: np.ndarray, max_side: int = 400) -> np.ndarray:
     return data[:h, :w].astype(np.float64).reshape(h // f, f, w // f, f).mean(axis=(1, 3))
 
 
+#: structure wider than this fraction of the image's longer side is background (gradients, blotches,
+#: a smear row's broad rise), removed before the tails vote: bands and lanes are narrower. Every
+#: fraction from 0.1 to 0.4 decides the same (simulated blots: 0 wrong of 1300, the tails'
+#: smallest ratio 1.24 at 0.1, 2.23 at 0.2, 1.64 at 0.4; real Kodak, NEB gel, RhoA, sample blots:
+#: 0 wrong, smallest 2.95); below 0.1 flat-topped saturated bands ring and lose their tail (50-84 wrong)
+POLARITY_BACKGROUND_FRAC = 0.2
+#: the background is smoothed on a copy reduced to about this many px per side (its scale is a
+#: fifth of the image: the reduction changes nothing that is kept, and costs a thousandth)
+POLARITY_BACKGROUND_SIDE = 64
+
+
 def detect_polarity(data: np.ndarray, white_is_zero: bool = False) -> str:
     """Decide whether bands are lighter or darker than the background.
 
@@ -42,15 +53,35 @@ def detect_polarity(data: np.ndarray, white_is_zero: bool = False) -> str:
     Returns
     -------
     str
-        ``'light-bands'`` or ``'dark-bands'``. The background is taken as the
-        median; bands are on the side of the longer tail (0.5th/99.5th
-        percentiles of a block-averaged copy, so that single hot pixels do not vote).
+        ``'light-bands'`` or ``'dark-bands'``. Bands are on the side of the longer
+        tail (0.5th/99.5th percentiles about the median) of a block-averaged copy (so
+        that single hot pixels do not vote) with its background removed: structure
+        wider than :data:`POLARITY_BACKGROUND_FRAC` of the image (a gradient, blotches,
+        a smear's broad rise shift the median and lengthen either tail). Linear in the
+        data: an offset or a gain changes nothing.
     """
     if white_is_zero:
         return "light-bands"
     s = _small(data)
-    lo, med, hi = np.percentile(s, [0.5, 50, 99.5])
+    r = s - _large_scale(s, POLARITY_BACKGROUND_FRAC)
+    lo, med, hi = np.percentile(r, [0.5, 50, 99.5])
     return "light-bands" if (hi - med) >= (med - lo) else "dark-bands"
+
+
+def _large_scale(s: np.ndarray, frac: float) -> np.ndarray:
+    """``s`` smoothed by a Gaussian of SD ``frac`` x its longer side (reflected at the edges),
+    computed on a block-mean copy of about :data:`POLARITY_BACKGROUND_SIDE` px per side and
+    interpolated back (linear) to ``s``'s shape."""
+    k = max(1, int(max(s.shape) // POLARITY_BACKGROUND_SIDE))
+    h, w = s.shape[0] // k * k, s.shape[1] // k * k
+    if k == 1 or h < k or w < k:
+        return ndi.gaussian_filter(s, frac * max(s.shape), mode="nearest")
+    c = s[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+    g = ndi.gaussian_filter(c, frac * max(c.shape), mode="nearest")
+    # block centres at (i + 0.5) k - 0.5 in s's pixels
+    yi = np.clip((np.arange(s.shape[0]) + 0.5) / k - 0.5, 0, g.shape[0] - 1)
+    xi = np.clip((np.arange(s.shape[1]) + 0.5) / k - 0.5, 0, g.shape[1] - 1)
+    return ndi.map_coordinates(g, np.meshgrid(yi, xi, indexing="ij"), order=1, mode="nearest")
 
 
 def _dtype_top(data: np.ndarray) -> float:
