@@ -383,8 +383,11 @@ MIN_BAR_FRACTION = 0.03
 MASK_MIN_SCORE = 0.5
 
 
-def _open_rows(mask: np.ndarray, k: int) -> np.ndarray:
+def _open_rows(mask: np.ndarray, k: int, close: int = 0) -> np.ndarray:
     """Horizontal opening (1 x ``k``) of a uint8 mask, computed only on rows holding >= ``k`` pixels.
+
+    With ``close`` > 0 the rows are first closed (1 x ``close + 1``): a bar's row whose run is broken
+    by a few pixels of noise or JPEG outside the colour tolerance stays one run.
 
     The kernel is one row tall, so rows are independent and rows with fewer
     than ``k`` pixels open to nothing: the result equals the opening of the
@@ -396,7 +399,11 @@ def _open_rows(mask: np.ndarray, k: int) -> np.ndarray:
     rows = np.flatnonzero(counts >= k)
     out = np.zeros_like(mask)
     if len(rows):
-        out[rows] = cv2.morphologyEx(np.ascontiguousarray(mask[rows]), cv2.MORPH_OPEN, np.ones((1, k), np.uint8),
+        sub = np.ascontiguousarray(mask[rows])
+        if close:  # gaps of up to ``close`` px (noise, JPEG) do not break a run
+            sub = cv2.morphologyEx(sub, cv2.MORPH_CLOSE, np.ones((1, close + 1), np.uint8),
+                                   borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        out[rows] = cv2.morphologyEx(sub, cv2.MORPH_OPEN, np.ones((1, k), np.uint8),
                                      borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return out
 
@@ -485,7 +492,7 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
     for polarity in ("dark", "bright"):
         colour = 0.0 if polarity == "dark" else 1.0
         raw8 = n.mask(polarity)
-        opened = _open_rows(raw8, kmin)
+        opened = _open_rows(raw8, kmin, close=EXTEND_GAP)
         for x, y, w, h, area, sub in _components(opened, kmin):
             if w < kmin or w >= 0.97 * W:
                 continue
@@ -621,6 +628,24 @@ def _extend_ends(n, r0, r1, c0, c1, bar_val):
         out = [c for c in range(c1, min(W, c1 + reach)) if is_tick(c)]
         if out and np.all(np.diff([c1 - 1] + out) <= EXTEND_GAP + 1):
             c1 = max(out) + 1
+    if not left_in and not right_in:
+        # both caps outside the ends found (a thin bar whose run test stopped at the caps' inner edges:
+        # the caps' columns have bar-coloured pixels above/below, so they are not 'bar' columns): a
+        # tick right next to each end, caps come in pairs
+        def outer(start, step):
+            last = None
+            for k in range(reach):
+                c = start + step * k
+                if not is_tick(c):
+                    if last is None and k == 0:
+                        continue  # one column of JPEG/noise softening between the end and the cap
+                    break
+                last = c
+            return last
+
+        lo, hi = outer(c0 - 1, -1), outer(c1, 1)
+        if lo is not None and hi is not None:
+            c0, c1 = lo, hi + 1
     return c0, c1
 
 
@@ -762,6 +787,7 @@ class _Line:
     labels: np.ndarray = None  # component label image of the search window
     origin: tuple = (0, 0)  # window offset (row, col)
     soft: float = 0.5  # colour distance at which a pixel stops being text
+    ink: np.ndarray = None  # |pixel - text colour| over the search window (0: text colour)
 
 
 def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
@@ -781,7 +807,7 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     contrast = abs(bg - bar.colour)
     # hysteresis: glyphs are the pixels closer to the text colour than to the
     # background, in components holding some pixels of (almost) the text colour
-    dist = np.abs(win - bar.colour)
+    dist = ink = np.abs(win - bar.colour)
     text = (dist < 0.5 * contrast).astype(np.uint8)
     # blank the bar and its caps (with a 1 px margin)
     cr0, cc0, cr1, cc1 = bar.comp_box
@@ -870,7 +896,7 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
             if where in ("above", "below") and not _aligned(c0, c1, h, bar):
                 # other text of a databar or an annotation near the bar: tried after the aligned lines
                 dist += MISALIGNED_PENALTY
-            lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast))
+            lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast, ink))
     lines.sort(key=lambda ln: ln.distance)
     return lines
 
@@ -1473,10 +1499,81 @@ def _label_cues(line, cand, text, parsed):
     has_sep = bool(num and re.search(r"[.,]", num.group(1)))
     digit_glyphs = sorted(glyphs, key=lambda c: c[1])
     inner_dot = any(digit_glyphs and digit_glyphs[0][3] <= d[1] and d[3] <= digit_glyphs[-1][1] for d in dots)
+    if not inner_dot and not has_sep and num:
+        inner_dot = _dot_in_gap(line, digit_glyphs[:len(re.sub(r"\D", "", num.group(1)))])
     if inner_dot and not has_sep:
         ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
         notes.append("a decimal point is drawn but none was read")
+    if _touches_bar(line, cand):
+        ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
+        notes.append("label touches the bar (its glyphs' edge rows are lost to the bar)")
     return ceiling, notes
+
+
+#: share of the label's columns more text-coloured in the row beside the bar than the rest of that
+#: row: the label's glyphs reach into it (a label touching the bar)
+TOUCH_EXCESS = 0.15
+
+
+def _window(line, r0, r1, c0, c1):
+    """``line.ink`` over image rows r0:r1, columns c0:c1 (clipped to the search window)."""
+    wr0, wc0 = line.origin
+    h, w = line.ink.shape
+    return line.ink[max(0, r0 - wr0):max(0, min(h, r1 - wr0)), max(0, c0 - wc0):max(0, min(w, c1 - wc0))]
+
+
+def _touches_bar(line, cand) -> bool:
+    """The label's glyphs reach the bar: the row between them (blanked with the bar before the
+    label's components were found) is text-coloured along the label, not along the rest of the bar.
+
+    Glyph rows merged into the bar are lost: an 'n' without its shoulder reads as 'u' (nm -> µm),
+    a 'u' without its bowl as 'n'.
+    """
+    if line.ink is None or line.where not in ("above", "below"):
+        return False
+    br0, bc0, br1, bc1 = cand.comp_box
+    r0, c0, r1, c1 = line.box
+    row = br1 if line.where == "below" else br0 - 1
+    if (line.where == "below" and r0 > br1 + 1) or (line.where == "above" and r1 < br0 - 1):
+        return False
+    full = _window(line, row, row + 1, bc0, bc1)
+    if full.size == 0:
+        return False
+    txt = full[0] < line.soft
+    a, b = max(0, c0 - bc0), max(0, min(bc1, c1) - bc0)
+    inside = txt[a:b]
+    outside = np.concatenate([txt[:a], txt[b:]])
+    if inside.size == 0:
+        return False
+    return float(inside.mean()) > (float(outside.mean()) if outside.size else 0.0) + TOUCH_EXCESS
+
+
+#: a gap between two digits holding a decimal point is at least this many text heights wide (the
+#: digits' own spacing is ~0.1-0.25 of their height in sans, serif and mono faces)
+DOT_GAP_MIN = 0.35
+
+
+def _dot_in_gap(line, glyphs) -> bool:
+    """A decimal point too small or faint to be a component of its own (labels ~10 px tall, JPEG):
+    a gap between two glyphs of the number wide enough for a point, with text-coloured pixels low in
+    it and none high in it."""
+    if line.ink is None or len(glyphs) < 2:
+        return False
+    r0, _, r1, _ = line.box
+    h = max(1, r1 - r0)
+    for a, b in zip(glyphs[:-1], glyphs[1:]):
+        g0, g1 = a[3], b[1]
+        if g1 - g0 < DOT_GAP_MIN * h:  # digits' own spacing: no room for a point (a '1's foot is low ink)
+            continue
+        if g1 - g0 >= 3:  # off the glyphs' anti-aliased edges
+            g0, g1 = g0 + 1, g1 - 1
+        if g1 <= g0:
+            continue
+        low = _window(line, r1 - max(1, int(round(0.3 * h))), r1, g0, g1)
+        high = _window(line, r0, r0 + max(1, int(round(0.55 * h))), g0, g1)
+        if low.size and high.size and (low < 1.4 * line.soft).any() and not (high < line.soft).any():
+            return True
+    return False
 
 
 def _make_result(cand: _Cand, lines, strip) -> ScaleBar:
