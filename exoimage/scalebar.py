@@ -790,8 +790,28 @@ class _Line:
     ink: np.ndarray = None  # |pixel - text colour| over the search window (0: text colour)
 
 
+#: a glyph's component holds a pixel within this share of the text-background contrast of the text
+#: colour (the component search keeps pixels within half of it): thin strokes of ~10 px labels, softened
+#: by JPEG, come to ~0.3 of the contrast from the text colour at best
+STRONG_TEXT = 0.35
+
+
+#: share of the text-background contrast within which a pixel is text: first half of it; when no line
+#: is found that way, more (thin strokes of ~10 px labels under JPEG break apart at one half)
+TEXT_SHARES = (0.5, 0.7)
+
+
 def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     """Candidate text lines next to the bar, nearest first."""
+    for share in TEXT_SHARES:
+        lines = _label_lines_at(n, bar, strip, share)
+        if lines:
+            return lines
+    return []
+
+
+def _label_lines_at(n: np.ndarray, bar: _Cand, strip, share: float) -> list:
+    """:func:`_label_lines` with text pixels within ``share`` of the contrast of the text colour."""
     import cv2
 
     H, W = n.shape
@@ -808,13 +828,13 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     # hysteresis: glyphs are the pixels closer to the text colour than to the
     # background, in components holding some pixels of (almost) the text colour
     dist = ink = np.abs(win - bar.colour)
-    text = (dist < 0.5 * contrast).astype(np.uint8)
+    text = (dist < share * contrast).astype(np.uint8)
     # blank the bar and its caps (with a 1 px margin)
     cr0, cc0, cr1, cc1 = bar.comp_box
     text[max(0, cr0 - 1 - wr0):max(0, cr1 + 1 - wr0), max(0, cc0 - 1 - wc0):max(0, cc1 + 1 - wc0)] = 0
     nlab, lab, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
     strong = np.zeros(nlab, bool)
-    strong[np.unique(lab[(dist < min(0.3 * contrast, 0.25)) & (text > 0)])] = True
+    strong[np.unique(lab[(dist < STRONG_TEXT * contrast) & (text > 0)])] = True
     strong[0] = False
     lab = np.where(strong[lab], lab, 0)
     comps, dots = [], []
@@ -1122,7 +1142,10 @@ def _rapid_vote(n, line, bar, images, h):
         best = next(k for k in votes if _same(k, wide))
     agree = votes[best]
     score = min(r[1] for r in agree)
-    if len(votes) > 1:  # cut-outs disagree: never confident
+    # a cut-out whose reading has no unit but another number ('25' beside '15 µm'): it disagrees too
+    other_number = any(p is None and _number(t) is not None and abs(_number(t) - best[0]) > 1e-9 * best[0]
+                       for t, _, p in reads)
+    if len(votes) > 1 or other_number:  # cut-outs disagree: never confident
         conf = min(DISAGREEING_CUE_CONFIDENCE, score)
     elif len(reads) == 1:  # one sure reading the geometry agrees with
         conf = 0.9 * score
@@ -1138,6 +1161,15 @@ def _rapid_vote(n, line, bar, images, h):
         conf = min(conf, DISAGREEING_CUE_CONFIDENCE)
         return f"{_fmt(best[0])} {best[1]}", float(conf)  # the corrected reading (the caller re-parses)
     return agree[0][0], float(conf)
+
+
+def _number(text: str) -> float | None:
+    """The first number in an OCR reading (decimal point or comma), or None."""
+    m = re.search(r"\d*[.,]?\d+", "".join(str(text).split()))
+    try:
+        return float(m.group(0).replace(",", ".")) if m else None
+    except ValueError:
+        return None
 
 
 #: upscaling before the median filter of :func:`_denoised`, and the filter's size at that scale
@@ -1374,10 +1406,18 @@ def _search(n, ocr, engine):
     best = None
     budget = [MAX_OCR_LINES]
     for cand in cands[:4]:
-        lines = _label_lines(n, cand, strip)
-        result = _make_result(cand, lines, strip)
-        if ocr and lines:
-            for line in lines[:3]:
+        result = None
+        # text pixels within half the contrast of the text colour first; when that gives no line or no
+        # readable one, more of it (thin strokes of small labels broken apart by JPEG)
+        for share in TEXT_SHARES:
+            lines = _label_lines_at(n, cand, strip, share)
+            if result is None or (result.label_box is None and lines):
+                result = _make_result(cand, lines, strip)
+            if not ocr:
+                if lines:
+                    break
+                continue
+            for line in lines[:3 if share == TEXT_SHARES[0] else 2]:
                 if budget[0] <= 0:
                     break
                 budget[0] -= 1
@@ -1397,6 +1437,9 @@ def _search(n, ocr, engine):
                 if result.label_text is None and text:
                     result.label_text = result.ocr_text = text
                     result.ocr_confidence = conf
+            if result.nm_per_px is not None:
+                break
+        lines = result.label_box is not None
         if best is None:
             best = result
         if (not ocr and lines) or result.nm_per_px is not None:
