@@ -790,12 +790,6 @@ class _Line:
     ink: np.ndarray = None  # |pixel - text colour| over the search window (0: text colour)
 
 
-#: a glyph's component holds a pixel within this share of the text-background contrast of the text
-#: colour (the component search keeps pixels within half of it): thin strokes of ~10 px labels, softened
-#: by JPEG, come to ~0.3 of the contrast from the text colour at best
-STRONG_TEXT = 0.35
-
-
 #: share of the text-background contrast within which a pixel is text: first half of it; when no line
 #: is found that way, more (thin strokes of ~10 px labels under JPEG break apart at one half)
 TEXT_SHARES = (0.5, 0.7)
@@ -834,7 +828,8 @@ def _label_lines_at(n: np.ndarray, bar: _Cand, strip, share: float) -> list:
     text[max(0, cr0 - 1 - wr0):max(0, cr1 + 1 - wr0), max(0, cc0 - 1 - wc0):max(0, cc1 + 1 - wc0)] = 0
     nlab, lab, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
     strong = np.zeros(nlab, bool)
-    strong[np.unique(lab[(dist < STRONG_TEXT * contrast) & (text > 0)])] = True
+    # (the looser pass also looks further for the strong pixels: its strokes are the faint ones)
+    strong[np.unique(lab[(dist < min(0.3 * contrast, 0.25) * share / TEXT_SHARES[0]) & (text > 0)])] = True
     strong[0] = False
     lab = np.where(strong[lab], lab, 0)
     comps, dots = [], []
@@ -1440,12 +1435,88 @@ def _search(n, ocr, engine):
             if result.nm_per_px is not None:
                 break
         lines = result.label_box is not None
+        if ocr and result.nm_per_px is not None and strip is not None and strip[0] <= cand.r0 \
+                and cand.r1 <= strip[2] and result.confidence >= LOW_CONFIDENCE:
+            _databar_check(n, strip, cand, result, engine)
         if best is None:
             best = result
         if (not ocr and lines) or result.nm_per_px is not None:
             best = result
             break
     return best
+
+
+#: the databar's horizontal field width and the bar's reading agree within this (plus the HFW's own
+#: printed precision)
+HFW_TOLERANCE = 0.02
+_HFW_RE = re.compile(r"HFW[:=]?(\d+(?:[.,]\d+)?)(nm|µm|um|mm)", re.IGNORECASE)
+
+
+def _databar_check(n, strip, cand, result, engine) -> None:
+    """Cross-check a reading with the databar's horizontal field width (FEI/Thermo ``HFW 2.07 µm``).
+
+    The strip's other text lines are read (PP-OCR only, in one batch); an ``HFW`` field gives the
+    image's nm/px as HFW / image width. A reading that disagrees by more than :data:`HFW_TOLERANCE`
+    (plus half a unit of the HFW's last printed digit) is capped at
+    :data:`DISAGREEING_CUE_CONFIDENCE` (the check is listed in ``checks``); an agreeing one is left as
+    it is (agreement never raises a confidence). Nothing happens when
+    the strip has no readable HFW. A printed magnification is not used: turning it into nm/px needs
+    the detector's pixel pitch (TEM cameras) or the vendor's reference display width (SEM), which the
+    image does not carry.
+    """
+    import cv2
+
+    if engine != "rapidocr":
+        return
+    H, W = n.shape
+    r0, r1 = strip[0], strip[2]
+    sub = n[r0:r1, :]
+    contrast = abs(cand.bg - cand.colour) if abs(cand.bg - cand.colour) > 0.2 else 1.0
+    dist = np.abs(sub - cand.colour)
+    text = (dist < 0.5 * contrast).astype(np.uint8)
+    blank = [cand.comp_box] + ([result.label_box] if result.label_box else [])
+    for b0, c0, b1, c1 in blank:
+        text[max(0, b0 - 2 - r0):max(0, b1 + 2 - r0), max(0, c0 - 2):min(W, c1 + 2)] = 0
+    nlab, _, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
+    comps = [(int(y) + r0, int(x), int(y + h) + r0, int(x + w), i) for i, (x, y, w, h, a) in enumerate(stats)
+             if i and 5 <= h <= 0.8 * (r1 - r0) and w < 0.3 * W and a >= 5]
+    if not comps:
+        return
+    lines, used = [], set()
+    for c in sorted(comps, key=lambda c: c[1]):
+        if c[4] in used:
+            continue
+        line = _grow_line(c, comps)
+        used.update(x[4] for x in line)
+        if len(line) >= 4:  # 'HFW' and a number at least
+            lines.append((min(x[0] for x in line), min(x[1] for x in line),
+                          max(x[2] for x in line), max(x[3] for x in line)))
+    if not lines or len(lines) > 12:
+        return
+    ims = []
+    for b0, c0, b1, c1 in lines:
+        h = b1 - b0
+        m = max(2, int(0.3 * h))
+        crop = np.abs(n[max(0, b0 - m):min(H, b1 + m), max(0, c0 - m):min(W, c1 + m)] - cand.colour)
+        im8 = (np.clip(crop / max(contrast, 1e-3), 0, 1) * 255).astype(np.uint8)
+        scale = 0.7 * _REC_HEIGHT / max(h, 1)
+        ims.append(_pad(_resize(im8, scale, cv2_inter(scale)), max(4, int(0.15 * _REC_HEIGHT))))
+    for t, _score in _rapid_read(ims):
+        m = _HFW_RE.search("".join(_normalise_ocr_text(t).split()))
+        if not m:
+            continue
+        num, unit = m.group(1).replace(",", "."), m.group(2).lower()
+        scale_nm = {"nm": 1.0, "µm": 1e3, "um": 1e3, "mm": 1e6}[unit if unit != "µm" else "µm"]
+        hfw_nm = float(num) * scale_nm
+        decimals = len(num.split(".")[1]) if "." in num else 0
+        tol = HFW_TOLERANCE + 0.5 * 10 ** -decimals / max(float(num), 1e-9)
+        nm_px = hfw_nm / W
+        rel = abs(result.nm_per_px - nm_px) / nm_px
+        if rel > tol:
+            result.confidence = min(result.confidence, DISAGREEING_CUE_CONFIDENCE)
+            result.checks.append(f"disagrees by {100 * rel:.0f} % with the databar's HFW {m.group(1)} {m.group(2)} "
+                                 f"over {W} px ({nm_px:.4g} nm/px)")
+        return
 
 
 #: mantissas of the label values microscope software chooses (1-2-5 series); others are possible but rarer
