@@ -1301,12 +1301,15 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
     if ocr:
         require_ocr(engine)
     best = None
-    for k, n in enumerate(_planes(data)):
+    planes = _planes(data)
+    for k, n in enumerate(planes):
         result = _search(n, ocr, engine)
         if result is None:
             continue
         if ocr:
             result.ocr_engine = engine
+        if k == 1 and result.nm_per_px is not None:
+            k = _remeasure_in_channels(result, planes)
         if k > 0:  # found in the chroma or one channel of a colour export
             result.checks.append("coloured bar: measured in the chroma (JPEG keeps it at half resolution)"
                                  if k == 1 else "coloured bar: measured in one colour channel (JPEG keeps "
@@ -1335,6 +1338,28 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
                 best = best or result
                 break
     return best
+
+
+def _remeasure_in_channels(result: ScaleBar, planes) -> int:
+    """Length of a bar read in the chroma plane, measured again in the colour channel where it is sharpest.
+
+    JPEG keeps the chroma at half resolution, each channel mixes it with the full-resolution luminance:
+    the same bar (same rows, ends within 3 px) found in a channel with a better geometry score gives the
+    length. Returns 2 when a channel's length was used, else 1 (the plane the length comes from).
+    """
+    r0, c0, r1, c1 = result.bar_box
+    best = None
+    for n in planes:  # the remaining planes: the channels
+        for cand in _bar_candidates(n):
+            if abs(cand.r0 - r0) <= 3 and abs(cand.c0 - c0) <= 3 and abs(cand.c1 - c1) <= 3:
+                if cand.score >= MASK_MIN_SCORE and (best is None or cand.score > best.score):
+                    best = cand
+    if best is None:
+        return 1
+    result.length_px = float(best.length)
+    result.bar_box = (int(best.r0), int(best.c0), int(best.r1), int(best.c1))
+    result.nm_per_px = result.value * _UNIT_NM[result.unit] / best.length
+    return 2
 
 
 #: below this geometry score of the best horizontal candidate, vertical bars are looked for too
