@@ -58,8 +58,12 @@ by checks against the geometry (each failed check: <= 0.4, below
 :data:`LOW_CONFIDENCE`): the label value is a 1-2-5 number (1.5/2.5/3/4:
 <= 0.85; anything else <= 0.4); a label above/below is centred or flush; the
 characters read are not fewer than the glyphs drawn; a drawn decimal point is
-read; mm readings (<= 0.45); a coloured bar shorter than 400 px (JPEG chroma).
-Failed checks are listed in ``ScaleBar.checks``.
+read (also a point too small to be a component: ink low in a gap between digits at least 0.35
+text heights wide); the label does not touch the bar (glyph rows merged into the bar are lost: 'n'
+reads as 'u'); no cut-out reads another number; in a databar printing ``HFW``, the reading agrees
+with HFW / image width (2 % plus the HFW's printed precision; a printed magnification is not used,
+it needs the detector's pixel pitch); mm readings (<= 0.45); a coloured bar shorter than 400 px
+(JPEG chroma). Failed checks are listed in ``ScaleBar.checks``.
 
 OCR confusions of µ: Tesseract's English model has no reliable µ, it reads it
 as ``u``, ``p``, ``y`` or ``j``; all of ``um``, ``pm``, ``ym``, ``jm`` are
