@@ -58,8 +58,12 @@ by checks against the geometry (each failed check: <= 0.4, below
 :data:`LOW_CONFIDENCE`): the label value is a 1-2-5 number (1.5/2.5/3/4:
 <= 0.85; anything else <= 0.4); a label above/below is centred or flush; the
 characters read are not fewer than the glyphs drawn; a drawn decimal point is
-read; mm readings (<= 0.45); a coloured bar shorter than 400 px (JPEG chroma).
-Failed checks are listed in ``ScaleBar.checks``.
+read (also a point too small to be a component: ink low in a gap between digits at least 0.35
+text heights wide); the label does not touch the bar (glyph rows merged into the bar are lost: 'n'
+reads as 'u'); no cut-out reads another number; in a databar printing ``HFW``, the reading agrees
+with HFW / image width (2 % plus the HFW's printed precision; a printed magnification is not used,
+it needs the detector's pixel pitch); mm readings (<= 0.45); a coloured bar shorter than 400 px
+(JPEG chroma). Failed checks are listed in ``ScaleBar.checks``.
 
 OCR confusions of µ: Tesseract's English model has no reliable µ, it reads it
 as ``u``, ``p``, ``y`` or ``j``; all of ``um``, ``pm``, ``ym``, ``jm`` are
@@ -383,8 +387,11 @@ MIN_BAR_FRACTION = 0.03
 MASK_MIN_SCORE = 0.5
 
 
-def _open_rows(mask: np.ndarray, k: int) -> np.ndarray:
+def _open_rows(mask: np.ndarray, k: int, close: int = 0) -> np.ndarray:
     """Horizontal opening (1 x ``k``) of a uint8 mask, computed only on rows holding >= ``k`` pixels.
+
+    With ``close`` > 0 the rows are first closed (1 x ``close + 1``): a bar's row whose run is broken
+    by a few pixels of noise or JPEG outside the colour tolerance stays one run.
 
     The kernel is one row tall, so rows are independent and rows with fewer
     than ``k`` pixels open to nothing: the result equals the opening of the
@@ -396,7 +403,11 @@ def _open_rows(mask: np.ndarray, k: int) -> np.ndarray:
     rows = np.flatnonzero(counts >= k)
     out = np.zeros_like(mask)
     if len(rows):
-        out[rows] = cv2.morphologyEx(np.ascontiguousarray(mask[rows]), cv2.MORPH_OPEN, np.ones((1, k), np.uint8),
+        sub = np.ascontiguousarray(mask[rows])
+        if close:  # gaps of up to ``close`` px (noise, JPEG) do not break a run
+            sub = cv2.morphologyEx(sub, cv2.MORPH_CLOSE, np.ones((1, close + 1), np.uint8),
+                                   borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        out[rows] = cv2.morphologyEx(sub, cv2.MORPH_OPEN, np.ones((1, k), np.uint8),
                                      borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return out
 
@@ -485,7 +496,7 @@ def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
     for polarity in ("dark", "bright"):
         colour = 0.0 if polarity == "dark" else 1.0
         raw8 = n.mask(polarity)
-        opened = _open_rows(raw8, kmin)
+        opened = _open_rows(raw8, kmin, close=EXTEND_GAP)
         for x, y, w, h, area, sub in _components(opened, kmin):
             if w < kmin or w >= 0.97 * W:
                 continue
@@ -621,6 +632,24 @@ def _extend_ends(n, r0, r1, c0, c1, bar_val):
         out = [c for c in range(c1, min(W, c1 + reach)) if is_tick(c)]
         if out and np.all(np.diff([c1 - 1] + out) <= EXTEND_GAP + 1):
             c1 = max(out) + 1
+    if not left_in and not right_in:
+        # both caps outside the ends found (a thin bar whose run test stopped at the caps' inner edges:
+        # the caps' columns have bar-coloured pixels above/below, so they are not 'bar' columns): a
+        # tick right next to each end, caps come in pairs
+        def outer(start, step):
+            last = None
+            for k in range(reach):
+                c = start + step * k
+                if not is_tick(c):
+                    if last is None and k == 0:
+                        continue  # one column of JPEG/noise softening between the end and the cap
+                    break
+                last = c
+            return last
+
+        lo, hi = outer(c0 - 1, -1), outer(c1, 1)
+        if lo is not None and hi is not None:
+            c0, c1 = lo, hi + 1
     return c0, c1
 
 
@@ -762,10 +791,25 @@ class _Line:
     labels: np.ndarray = None  # component label image of the search window
     origin: tuple = (0, 0)  # window offset (row, col)
     soft: float = 0.5  # colour distance at which a pixel stops being text
+    ink: np.ndarray = None  # |pixel - text colour| over the search window (0: text colour)
+
+
+#: share of the text-background contrast within which a pixel is text: first half of it; when no line
+#: is found that way, more (thin strokes of ~10 px labels under JPEG break apart at one half)
+TEXT_SHARES = (0.5, 0.7)
 
 
 def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     """Candidate text lines next to the bar, nearest first."""
+    for share in TEXT_SHARES:
+        lines = _label_lines_at(n, bar, strip, share)
+        if lines:
+            return lines
+    return []
+
+
+def _label_lines_at(n: np.ndarray, bar: _Cand, strip, share: float) -> list:
+    """:func:`_label_lines` with text pixels within ``share`` of the contrast of the text colour."""
     import cv2
 
     H, W = n.shape
@@ -781,14 +825,15 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
     contrast = abs(bg - bar.colour)
     # hysteresis: glyphs are the pixels closer to the text colour than to the
     # background, in components holding some pixels of (almost) the text colour
-    dist = np.abs(win - bar.colour)
-    text = (dist < 0.5 * contrast).astype(np.uint8)
+    dist = ink = np.abs(win - bar.colour)
+    text = (dist < share * contrast).astype(np.uint8)
     # blank the bar and its caps (with a 1 px margin)
     cr0, cc0, cr1, cc1 = bar.comp_box
     text[max(0, cr0 - 1 - wr0):max(0, cr1 + 1 - wr0), max(0, cc0 - 1 - wc0):max(0, cc1 + 1 - wc0)] = 0
     nlab, lab, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
     strong = np.zeros(nlab, bool)
-    strong[np.unique(lab[(dist < min(0.3 * contrast, 0.25)) & (text > 0)])] = True
+    # (the looser pass also looks further for the strong pixels: its strokes are the faint ones)
+    strong[np.unique(lab[(dist < min(0.3 * contrast, 0.25) * share / TEXT_SHARES[0]) & (text > 0)])] = True
     strong[0] = False
     lab = np.where(strong[lab], lab, 0)
     comps, dots = [], []
@@ -870,7 +915,7 @@ def _label_lines(n: np.ndarray, bar: _Cand, strip=None) -> list:
             if where in ("above", "below") and not _aligned(c0, c1, h, bar):
                 # other text of a databar or an annotation near the bar: tried after the aligned lines
                 dist += MISALIGNED_PENALTY
-            lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast))
+            lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast, ink))
     lines.sort(key=lambda ln: ln.distance)
     return lines
 
@@ -1096,7 +1141,10 @@ def _rapid_vote(n, line, bar, images, h):
         best = next(k for k in votes if _same(k, wide))
     agree = votes[best]
     score = min(r[1] for r in agree)
-    if len(votes) > 1:  # cut-outs disagree: never confident
+    # a cut-out whose reading has no unit but another number ('25' beside '15 µm'): it disagrees too
+    other_number = any(p is None and _number(t) is not None and abs(_number(t) - best[0]) > 1e-9 * best[0]
+                       for t, _, p in reads)
+    if len(votes) > 1 or other_number:  # cut-outs disagree: never confident
         conf = min(DISAGREEING_CUE_CONFIDENCE, score)
     elif len(reads) == 1:  # one sure reading the geometry agrees with
         conf = 0.9 * score
@@ -1112,6 +1160,15 @@ def _rapid_vote(n, line, bar, images, h):
         conf = min(conf, DISAGREEING_CUE_CONFIDENCE)
         return f"{_fmt(best[0])} {best[1]}", float(conf)  # the corrected reading (the caller re-parses)
     return agree[0][0], float(conf)
+
+
+def _number(text: str) -> float | None:
+    """The first number in an OCR reading (decimal point or comma), or None."""
+    m = re.search(r"\d*[.,]?\d+", "".join(str(text).split()))
+    try:
+        return float(m.group(0).replace(",", ".")) if m else None
+    except ValueError:
+        return None
 
 
 #: upscaling before the median filter of :func:`_denoised`, and the filter's size at that scale
@@ -1248,12 +1305,15 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
     if ocr:
         require_ocr(engine)
     best = None
-    for k, n in enumerate(_planes(data)):
+    planes = _planes(data)
+    for k, n in enumerate(planes):
         result = _search(n, ocr, engine)
         if result is None:
             continue
         if ocr:
             result.ocr_engine = engine
+        if k == 1 and result.nm_per_px is not None:
+            k = _remeasure_in_channels(result, planes)
         if k > 0:  # found in the chroma or one channel of a colour export
             result.checks.append("coloured bar: measured in the chroma (JPEG keeps it at half resolution)"
                                  if k == 1 else "coloured bar: measured in one colour channel (JPEG keeps "
@@ -1282,6 +1342,28 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
                 best = best or result
                 break
     return best
+
+
+def _remeasure_in_channels(result: ScaleBar, planes) -> int:
+    """Length of a bar read in the chroma plane, measured again in the colour channel where it is sharpest.
+
+    JPEG keeps the chroma at half resolution, each channel mixes it with the full-resolution luminance:
+    the same bar (same rows, ends within 3 px) found in a channel with a better geometry score gives the
+    length. Returns 2 when a channel's length was used, else 1 (the plane the length comes from).
+    """
+    r0, c0, r1, c1 = result.bar_box
+    best = None
+    for n in planes:  # the remaining planes: the channels
+        for cand in _bar_candidates(n):
+            if abs(cand.r0 - r0) <= 3 and abs(cand.c0 - c0) <= 3 and abs(cand.c1 - c1) <= 3:
+                if cand.score >= MASK_MIN_SCORE and (best is None or cand.score > best.score):
+                    best = cand
+    if best is None:
+        return 1
+    result.length_px = float(best.length)
+    result.bar_box = (int(best.r0), int(best.c0), int(best.r1), int(best.c1))
+    result.nm_per_px = result.value * _UNIT_NM[result.unit] / best.length
+    return 2
 
 
 #: below this geometry score of the best horizontal candidate, vertical bars are looked for too
@@ -1348,10 +1430,18 @@ def _search(n, ocr, engine):
     best = None
     budget = [MAX_OCR_LINES]
     for cand in cands[:4]:
-        lines = _label_lines(n, cand, strip)
-        result = _make_result(cand, lines, strip)
-        if ocr and lines:
-            for line in lines[:3]:
+        result = None
+        # text pixels within half the contrast of the text colour first; when that gives no line or no
+        # readable one, more of it (thin strokes of small labels broken apart by JPEG)
+        for share in TEXT_SHARES:
+            lines = _label_lines_at(n, cand, strip, share)
+            if result is None or (result.label_box is None and lines):
+                result = _make_result(cand, lines, strip)
+            if not ocr:
+                if lines:
+                    break
+                continue
+            for line in lines[:3 if share == TEXT_SHARES[0] else 2]:
                 if budget[0] <= 0:
                     break
                 budget[0] -= 1
@@ -1371,12 +1461,91 @@ def _search(n, ocr, engine):
                 if result.label_text is None and text:
                     result.label_text = result.ocr_text = text
                     result.ocr_confidence = conf
+            if result.nm_per_px is not None:
+                break
+        lines = result.label_box is not None
+        if ocr and result.nm_per_px is not None and strip is not None and strip[0] <= cand.r0 \
+                and cand.r1 <= strip[2] and result.confidence >= LOW_CONFIDENCE:
+            _databar_check(n, strip, cand, result, engine)
         if best is None:
             best = result
         if (not ocr and lines) or result.nm_per_px is not None:
             best = result
             break
     return best
+
+
+#: the databar's horizontal field width and the bar's reading agree within this (plus the HFW's own
+#: printed precision)
+HFW_TOLERANCE = 0.02
+_HFW_RE = re.compile(r"HFW[:=]?(\d+(?:[.,]\d+)?)(nm|µm|um|mm)", re.IGNORECASE)
+
+
+def _databar_check(n, strip, cand, result, engine) -> None:
+    """Cross-check a reading with the databar's horizontal field width (FEI/Thermo ``HFW 2.07 µm``).
+
+    The strip's other text lines are read (PP-OCR only, in one batch); an ``HFW`` field gives the
+    image's nm/px as HFW / image width. A reading that disagrees by more than :data:`HFW_TOLERANCE`
+    (plus half a unit of the HFW's last printed digit) is capped at
+    :data:`DISAGREEING_CUE_CONFIDENCE` (the check is listed in ``checks``); an agreeing one is left as
+    it is (agreement never raises a confidence). Nothing happens when
+    the strip has no readable HFW. A printed magnification is not used: turning it into nm/px needs
+    the detector's pixel pitch (TEM cameras) or the vendor's reference display width (SEM), which the
+    image does not carry.
+    """
+    import cv2
+
+    if engine != "rapidocr":
+        return
+    H, W = n.shape
+    r0, r1 = strip[0], strip[2]
+    sub = n[r0:r1, :]
+    contrast = abs(cand.bg - cand.colour) if abs(cand.bg - cand.colour) > 0.2 else 1.0
+    dist = np.abs(sub - cand.colour)
+    text = (dist < 0.5 * contrast).astype(np.uint8)
+    blank = [cand.comp_box] + ([result.label_box] if result.label_box else [])
+    for b0, c0, b1, c1 in blank:
+        text[max(0, b0 - 2 - r0):max(0, b1 + 2 - r0), max(0, c0 - 2):min(W, c1 + 2)] = 0
+    nlab, _, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
+    comps = [(int(y) + r0, int(x), int(y + h) + r0, int(x + w), i) for i, (x, y, w, h, a) in enumerate(stats)
+             if i and 5 <= h <= 0.8 * (r1 - r0) and w < 0.3 * W and a >= 5]
+    if not comps:
+        return
+    lines, used = [], set()
+    for c in sorted(comps, key=lambda c: c[1]):
+        if c[4] in used:
+            continue
+        line = _grow_line(c, comps)
+        used.update(x[4] for x in line)
+        if len(line) >= 4:  # 'HFW' and a number at least
+            lines.append((min(x[0] for x in line), min(x[1] for x in line),
+                          max(x[2] for x in line), max(x[3] for x in line)))
+    if not lines or len(lines) > 12:
+        return
+    ims = []
+    for b0, c0, b1, c1 in lines:
+        h = b1 - b0
+        m = max(2, int(0.3 * h))
+        crop = np.abs(n[max(0, b0 - m):min(H, b1 + m), max(0, c0 - m):min(W, c1 + m)] - cand.colour)
+        im8 = (np.clip(crop / max(contrast, 1e-3), 0, 1) * 255).astype(np.uint8)
+        scale = 0.7 * _REC_HEIGHT / max(h, 1)
+        ims.append(_pad(_resize(im8, scale, cv2_inter(scale)), max(4, int(0.15 * _REC_HEIGHT))))
+    for t, _score in _rapid_read(ims):
+        m = _HFW_RE.search("".join(_normalise_ocr_text(t).split()))
+        if not m:
+            continue
+        num, unit = m.group(1).replace(",", "."), m.group(2).lower()
+        scale_nm = {"nm": 1.0, "µm": 1e3, "um": 1e3, "mm": 1e6}[unit if unit != "µm" else "µm"]
+        hfw_nm = float(num) * scale_nm
+        decimals = len(num.split(".")[1]) if "." in num else 0
+        tol = HFW_TOLERANCE + 0.5 * 10 ** -decimals / max(float(num), 1e-9)
+        nm_px = hfw_nm / W
+        rel = abs(result.nm_per_px - nm_px) / nm_px
+        if rel > tol:
+            result.confidence = min(result.confidence, DISAGREEING_CUE_CONFIDENCE)
+            result.checks.append(f"disagrees by {100 * rel:.0f} % with the databar's HFW {m.group(1)} {m.group(2)} "
+                                 f"over {W} px ({nm_px:.4g} nm/px)")
+        return
 
 
 #: mantissas of the label values microscope software chooses (1-2-5 series); others are possible but rarer
@@ -1473,10 +1642,81 @@ def _label_cues(line, cand, text, parsed):
     has_sep = bool(num and re.search(r"[.,]", num.group(1)))
     digit_glyphs = sorted(glyphs, key=lambda c: c[1])
     inner_dot = any(digit_glyphs and digit_glyphs[0][3] <= d[1] and d[3] <= digit_glyphs[-1][1] for d in dots)
+    if not inner_dot and not has_sep and num:
+        inner_dot = _dot_in_gap(line, digit_glyphs[:len(re.sub(r"\D", "", num.group(1)))])
     if inner_dot and not has_sep:
         ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
         notes.append("a decimal point is drawn but none was read")
+    if _touches_bar(line, cand):
+        ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
+        notes.append("label touches the bar (its glyphs' edge rows are lost to the bar)")
     return ceiling, notes
+
+
+#: share of the label's columns more text-coloured in the row beside the bar than the rest of that
+#: row: the label's glyphs reach into it (a label touching the bar)
+TOUCH_EXCESS = 0.15
+
+
+def _window(line, r0, r1, c0, c1):
+    """``line.ink`` over image rows r0:r1, columns c0:c1 (clipped to the search window)."""
+    wr0, wc0 = line.origin
+    h, w = line.ink.shape
+    return line.ink[max(0, r0 - wr0):max(0, min(h, r1 - wr0)), max(0, c0 - wc0):max(0, min(w, c1 - wc0))]
+
+
+def _touches_bar(line, cand) -> bool:
+    """The label's glyphs reach the bar: the row between them (blanked with the bar before the
+    label's components were found) is text-coloured along the label, not along the rest of the bar.
+
+    Glyph rows merged into the bar are lost: an 'n' without its shoulder reads as 'u' (nm -> µm),
+    a 'u' without its bowl as 'n'.
+    """
+    if line.ink is None or line.where not in ("above", "below"):
+        return False
+    br0, bc0, br1, bc1 = cand.comp_box
+    r0, c0, r1, c1 = line.box
+    row = br1 if line.where == "below" else br0 - 1
+    if (line.where == "below" and r0 > br1 + 1) or (line.where == "above" and r1 < br0 - 1):
+        return False
+    full = _window(line, row, row + 1, bc0, bc1)
+    if full.size == 0:
+        return False
+    txt = full[0] < line.soft
+    a, b = max(0, c0 - bc0), max(0, min(bc1, c1) - bc0)
+    inside = txt[a:b]
+    outside = np.concatenate([txt[:a], txt[b:]])
+    if inside.size == 0:
+        return False
+    return float(inside.mean()) > (float(outside.mean()) if outside.size else 0.0) + TOUCH_EXCESS
+
+
+#: a gap between two digits holding a decimal point is at least this many text heights wide (the
+#: digits' own spacing is ~0.1-0.25 of their height in sans, serif and mono faces)
+DOT_GAP_MIN = 0.35
+
+
+def _dot_in_gap(line, glyphs) -> bool:
+    """A decimal point too small or faint to be a component of its own (labels ~10 px tall, JPEG):
+    a gap between two glyphs of the number wide enough for a point, with text-coloured pixels low in
+    it and none high in it."""
+    if line.ink is None or len(glyphs) < 2:
+        return False
+    r0, _, r1, _ = line.box
+    h = max(1, r1 - r0)
+    for a, b in zip(glyphs[:-1], glyphs[1:]):
+        g0, g1 = a[3], b[1]
+        if g1 - g0 < DOT_GAP_MIN * h:  # digits' own spacing: no room for a point (a '1's foot is low ink)
+            continue
+        if g1 - g0 >= 3:  # off the glyphs' anti-aliased edges
+            g0, g1 = g0 + 1, g1 - 1
+        if g1 <= g0:
+            continue
+        low = _window(line, r1 - max(1, int(round(0.3 * h))), r1, g0, g1)
+        high = _window(line, r0, r0 + max(1, int(round(0.55 * h))), g0, g1)
+        if low.size and high.size and (low < 1.4 * line.soft).any() and not (high < line.soft).any():
+            return True
+    return False
 
 
 def _make_result(cand: _Cand, lines, strip) -> ScaleBar:

@@ -40,6 +40,9 @@ def add_parser(sub):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_pdf_options(p)
     add_max_pixels_option(p)
+    from .tem import add_ocr_option
+
+    add_ocr_option(p)
     return p
 
 
@@ -105,6 +108,14 @@ def run(args) -> int:
             return _fail(_as_option(exc))
     if args.max_pixels is not None:
         exp.max_pixels = args.max_pixels
+    if getattr(args, "ocr", None):
+        from ..scalebar import OCRUnavailableError, require_ocr
+
+        try:
+            require_ocr(args.ocr)
+        except OCRUnavailableError as exc:
+            return _fail(f"--ocr {args.ocr}: {exc}")
+        exp.ocr_engine = args.ocr
     try:
         summary = run_experiment(exp, args.out, workers=workers, scheduler=args.scheduler,
                                  progress=not args.no_progress, retry_failed=args.retry_failed,

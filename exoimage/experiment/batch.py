@@ -245,6 +245,26 @@ def _max_pixels_kw(job: dict) -> dict:
     return {"max_pixels": mp} if mp is not None else {}
 
 
+@contextlib.contextmanager
+def _ocr_engine_env(engine):
+    """The run's scale-bar OCR engine (``exoimage run --ocr``) for the duration of one task, in whatever
+    process runs it (a local worker or a Dask worker on another machine)."""
+    from ..scalebar import OCR_ENGINE_ENV
+
+    if engine is None:
+        yield
+        return
+    old = os.environ.get(OCR_ENGINE_ENV)
+    os.environ[OCR_ENGINE_ENV] = engine
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(OCR_ENGINE_ENV, None)
+        else:
+            os.environ[OCR_ENGINE_ENV] = old
+
+
 def _job_provenance(job: dict) -> Provenance:
     return _provenance(job["task"], job.get("sha256"), job.get("params"))
 
@@ -256,8 +276,9 @@ def _process_tem(task, job, out) -> TemRecord:
     from ..tem import TemParams, analyze_tem_file, draw_overlay
 
     params = from_mapping(TemParams, job["exp_tem_params"])
-    res = analyze_tem_file(task.path, pixel_size_nm=task.pixel_size_nm, params=params, name=task.rel,
-                           **_max_pixels_kw(job))
+    with _ocr_engine_env(job.get("ocr_engine")):
+        res = analyze_tem_file(task.path, pixel_size_nm=task.pixel_size_nm, params=params, name=task.rel,
+                               **_max_pixels_kw(job))
     overlay = None
     if res.ok:
         stem = safe_stem(task.rel)
@@ -483,7 +504,8 @@ def run_tasks(exp: Experiment, out: Path, *, workers: int | None = None, schedul
             _log.info("%s: cache entry %s, recomputing", t.rel, status)
         jobs.append({"task": t, "out": str(out), "key": binding["key"], "sha256": h, "binding": binding,
                      "params": params, "exp_tem_params": exp.tem_params,
-                     "max_pixels": getattr(exp, "max_pixels", None)})
+                     "max_pixels": getattr(exp, "max_pixels", None),
+                     "ocr_engine": getattr(exp, "ocr_engine", None)})
     progress = progress or Progress()
     progress.start(len(jobs), reused=stats["n_cached"])
     stats["n_computed"] = len(jobs)

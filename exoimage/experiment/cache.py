@@ -77,10 +77,21 @@ def _one_line(exc) -> str:
 # keys
 
 
+def _ocr_engine(exp: Experiment) -> str | None:
+    """The scale-bar OCR engine of ``exp``'s TEM images when it is not the default (None when it is)."""
+    from ..scalebar import DEFAULT_OCR_ENGINE, _engine_name
+
+    engine = _engine_name(getattr(exp, "ocr_engine", None))
+    return None if engine == DEFAULT_OCR_ENGINE else engine
+
+
 def _params_for(task: ImageTask, exp: Experiment) -> dict:
     max_pixels = getattr(exp, "max_pixels", None)
     extra = {"max_pixels": max_pixels} if max_pixels is not None else {}
     if task.kind == "tem":
+        engine = _ocr_engine(exp)
+        if engine is not None:  # a scale-bar label read by another engine can give another calibration
+            extra["ocr_engine"] = engine
         return {"tem": exp.tem_params, "pixel_size_nm": task.pixel_size_nm, **extra}
     spec = task.blot
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in spec.options.items()}

@@ -214,6 +214,9 @@ class Experiment:
     rules: dict | None = None  # the QC rules (defaults + rules_path), checked at load
     max_pixels: int | None = None  # [experiment] max_pixels; None: exoimage.io.DEFAULT_MAX_PIXELS
     reference_sample: str | None = None  # [experiment] reference_sample (the MISEV purity reference)
+    #: OCR engine reading burned-in scale-bar labels (``exoimage run --ocr``); None: ``$EXOIMAGE_OCR_ENGINE``,
+    #: else the default (:data:`exoimage.scalebar.DEFAULT_OCR_ENGINE`)
+    ocr_engine: str | None = None
     #: path relative to the experiment folder -> one-line problem, for the NTA entries found at
     #: discovery that cannot be read (not a regular file, link loop...); they are in ``nta`` too
     input_errors: dict = field(default_factory=dict)
