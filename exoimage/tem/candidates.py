@@ -223,7 +223,8 @@ def log_candidates(work: np.ndarray, r_min: float, r_max: float, sign: float,
 
 def mask_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float,
                     exclude: np.ndarray | None):
-    """Candidates from a filled foreground mask: centres of its distance-transform maxima.
+    """Candidates from a filled foreground mask: centres of its distance-transform maxima, and
+    the centroid of each of its components at the radius of the component's box.
 
     The LoG misses collapsed cups whose dark centre cancels the light rim at
     the vesicle's own scale; thresholding the light rim, closing it and
@@ -263,6 +264,15 @@ def mask_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float,
         if exclude is not None and exclude[y, x]:
             continue
         cands.append((float(y), float(x), float(max(dt[y, x], r_min)), float(dt[y, x])))
+    # and each component's centroid at the radius of its box: an irregular or lobed vesicle's
+    # inscribed circle lies well off its centre and is much smaller than it (issue 13)
+    n, _, stats, cents = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    for k in range(1, n):
+        r = 0.5 * float(np.sqrt(stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT]))
+        x, y = cents[k]
+        iy, ix = int(round(y)), int(round(x))
+        if r_min <= r <= r_max and not (exclude is not None and exclude[iy, ix]):
+            cands.append((float(y), float(x), r, float(dt[iy, ix])))
     return cands, fg.astype(bool), dt
 
 
