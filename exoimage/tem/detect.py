@@ -44,6 +44,8 @@ RECENTRE_MIN_RADIUS_FRAC = 0.5
 #: centre and inscribed radius of an irregular or lobed vesicle give a part of it first
 #: (issue 13, lobed fields at 1 nm/px: F1 0.77 with one pass, 0.83 with three)
 RECENTRE_PASSES = 3
+#: a further pass re-outlines a candidate only when its centre or radius moves more than this (px)
+RECENTRE_MIN_SHIFT_PX = 1.0
 #: an outline within this many working px of annotation pixels (scale bar, its label, a databar)
 #: is dropped: its edge may be the annotation's (the ScanEV micrograph: a 33 nm "vesicle" on the
 #: stain just above the "500 nm" label)
@@ -152,7 +154,8 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False, c
     radii, strength, left, at_limit = outline_levels(data32, full_cands, sign, s_full, cache)
     theta = np.linspace(0, 2 * np.pi, N_ANGLES, endpoint=False)
     todo = np.arange(0 if quick else len(full_cands))
-    for _pass in range(RECENTRE_PASSES):
+    # (dark bodies: one pass; their outlines, re-centred again, drift onto the dark halos they share)
+    for _pass in range(RECENTRE_PASSES if sign > 0 else 1):
         # refinement: re-centre each outline on its centroid at its own size, again while it
         # improves (Hough, LoG and mask centres of irregular vesicles can be well off-centre and
         # their first outline a part of the vesicle)
@@ -164,6 +167,17 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False, c
             ry, rx = cy + np.mean(r * np.sin(theta)), cx + np.mean(r * np.cos(theta))
             area = polar_area(r)
             refined.append((ry, rx, max(np.sqrt(max(area, 1e-9) / np.pi), RECENTRE_MIN_RADIUS_FRAC * r_min * f)))
+        if _pass:
+            # again only for outlines that still fail the outline rules (a part of an irregular
+            # vesicle; a good outline re-centred again can only drift onto its neighbours), and
+            # only where the centre or the size moves (elsewhere the outline would not change)
+            sc_t = outline_scores(radii[todo], strength[todo], left[todo], at_limit[todo], px, params.min_contrast)
+            moved = ~passes_outline_rules(sc_t, params) & np.array(
+                [max(np.hypot(c[0] - full_cands[i][0], c[1] - full_cands[i][1]), abs(c[2] - full_cands[i][2]))
+                 > RECENTRE_MIN_SHIFT_PX for c, i in zip(refined, todo)], bool)
+            todo, refined = todo[moved], [c for c, m in zip(refined, moved) if m]
+            if not todo.size:
+                break
         r2, s2, l2, a2 = outline_levels(data32, refined, sign, s_full, cache)
         # keep whichever outline of the two has the better closed edge
         better = closure(s2, l2) > closure(strength[todo], left[todo])
