@@ -226,9 +226,15 @@ def log_candidates(work: np.ndarray, r_min: float, r_max: float, sign: float,
     return cands
 
 
+#: a component's centroid candidate is the same as one of its distance-transform peaks when
+#: both centre and radius lie within this share of its radius (issue 13)
+COMPONENT_SAME_FRAC = 0.2
+
+
 def mask_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float,
                     exclude: np.ndarray | None):
-    """Candidates from a filled foreground mask: centres of its distance-transform maxima.
+    """Candidates from a filled foreground mask: centres of its distance-transform maxima, and
+    (light bodies) :func:`_component_candidates`.
 
     The LoG misses collapsed cups whose dark centre cancels the light rim at
     the vesicle's own scale; thresholding the light rim, closing it and
@@ -269,7 +275,35 @@ def mask_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float,
         if exclude is not None and exclude[y, x]:
             continue
         cands.append((float(y), float(x), float(max(dt[y, x], r_min)), float(dt[y, x])))
+    if sign > 0:
+        # light bodies only: a dark body's mask holds its dark halo too, and neighbours' halos join
+        # (dark_grain fields at 1 nm/px: two touching EVs proposed, and outlined, as one)
+        cands += _component_candidates(fg, cands, r_min, r_max, exclude)
     return cands, fg.astype(bool), dt
+
+
+def _component_candidates(fg, peaks, r_min, r_max, exclude):
+    """The centroid of each component of the mask ``fg`` at the radius of its box (sqrt(w h) / 2):
+    an irregular or lobed vesicle's inscribed circle (its distance-transform peak, in ``peaks``)
+    lies well off its centre and is much smaller than it (issue 13). A component whose centroid and
+    radius both lie within COMPONENT_SAME_FRAC of its radius of one of its peaks (a round vesicle)
+    is not proposed again."""
+    n, lab, stats, cents = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
+    same = {}
+    for y, x, r, _ in peaks:
+        same.setdefault(int(lab[int(y), int(x)]), []).append((y, x, r))
+    out = []
+    for k in range(1, n):
+        r = 0.5 * float(np.sqrt(stats[k, cv2.CC_STAT_WIDTH] * stats[k, cv2.CC_STAT_HEIGHT]))
+        x, y = cents[k]
+        iy, ix = int(round(y)), int(round(x))
+        if not (r_min <= r <= r_max) or (exclude is not None and exclude[iy, ix]):
+            continue
+        if any(np.hypot(py - y, px - x) < COMPONENT_SAME_FRAC * r and abs(pr - r) < COMPONENT_SAME_FRAC * r
+               for py, px, pr in same.get(k, ())):
+            continue
+        out.append((float(y), float(x), r, float(r)))
+    return out
 
 
 def hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float,
