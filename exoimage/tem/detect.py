@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import pandas as pd
+from scipy import ndimage as ndi
 
 from ..io import Image, ImageReadError, validate_image
 from ..stats import robust_sd
@@ -53,6 +54,22 @@ ANNOTATION_MARGIN_WORK_PX = 2.0
 #: an outline reaching within this many px of the image's outer pixel edge is cut by
 #: the border (pixel centres run from 0 to side - 1)
 BORDER_MARGIN_PX = 0.5
+#: ring test (:func:`_ring_outline`): rays from a dark outline, from RING_OFFSETS_FRAC[0] to
+#: RING_OFFSETS_FRAC[1] of its mean radius, sampled every RING_STEP_PX; the inner edge is sought
+#: within +- RING_INNER_FRAC, the rim's outer edge up to RING_RIM_FRAC beyond it, the halo's rise up
+#: to RING_HALO_FRAC beyond that; "far" is from RING_FAR_FRAC on
+RING_OFFSETS_FRAC = (-0.4, 2.0)
+RING_STEP_PX = 0.5
+RING_INNER_FRAC = 0.3
+RING_RIM_FRAC = 0.4
+RING_HALO_FRAC = 0.5
+RING_FAR_FRAC = 1.5
+#: ... the profile's slope is smoothed by this share of the radius (at least 1 px)
+RING_SLOPE_SMOOTH_FRAC = 0.03
+#: ... averaged in this many sectors round the body; each step of the test is this many standard
+#: errors (across sectors) above zero
+RING_SECTORS = 8
+RING_MIN_T = 4.0
 
 
 @dataclass
@@ -124,10 +141,13 @@ def _candidates(work_n, r_min, r_max, sign, exclude_w, quick):
     return cands
 
 
-def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False, cache: dict | None = None):
+def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False, cache: dict | None = None,
+                         near_misses: list | None = None):
     """Outlines of one polarity; ``quick`` (for the polarity decision) skips the
     Hough candidates and the re-centring pass; ``cache`` (a dict) keeps the smoothed images
-    between calls on the same image (they do not depend on the polarity)."""
+    between calls on the same image (they do not depend on the polarity). ``near_misses`` (a
+    list), when given, receives the objects of the first pass's outlines that failed on their
+    edge alone (:data:`~exoimage.tem.select.SECOND_LOOK_RULES`), outside the accepted ones."""
     f = working_factor(px, params.min_diameter_nm)
     work = downsample(data, f)
     wpx = px * f
@@ -187,6 +207,14 @@ def _detect_one_polarity(data, px, params, sign, exclude, quick: bool = False, c
             full_cands[i] = c
         todo = idx
     objs = _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limit)
+    if near_misses is not None:
+        sc0 = outline_scores(radii, strength, left, at_limit, px, params.min_contrast)
+        miss = np.flatnonzero(passes_outline_rules(sc0, params, SECOND_LOOK_RULES) & ~passes_outline_rules(sc0, params))
+        cands_m = _outside_outlines([full_cands[i] for i in miss], objs, data.shape)
+        keep = [i for i in miss if full_cands[i] in cands_m]
+        if keep:
+            near_misses += _accepted(data, px, params, sign, [full_cands[i] for i in keep], radii[keep], strength[keep],
+                                     left[keep], at_limit[keep], rules=SECOND_LOOK_RULES)
     if not quick:
         # second look: what the first pass left, outlined on the band-passed image (a vesicle in a
         # dark stain pool or broad halo: the pool's ramp swamps the body / stain step), with
@@ -234,12 +262,13 @@ def _outside_outlines(cands, objs, shape):
             if not mask[min(H - 1, max(0, int(round(c[0])))), min(W - 1, max(0, int(round(c[1]))))]]
 
 
-def _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limit, second=False):
-    """The objects (dicts) of the outlines that pass the outline and shape rules."""
+def _accepted(data, px, params, sign, full_cands, radii, strength, left, at_limit, second=False, rules=None):
+    """The objects (dicts) of the outlines that pass the outline (``rules``, default all) and
+    shape rules."""
     H, W = data.shape
     # cheap, vectorised first cut: the outline rules
     scores = outline_scores(radii, strength, left, at_limit, px, params.min_contrast)
-    keep = passes_outline_rules(scores, params)
+    keep = passes_outline_rules(scores, params) if rules is None else passes_outline_rules(scores, params, rules)
     objs = []
     noise = None
     for k in np.flatnonzero(keep):
@@ -280,7 +309,8 @@ def _choose_polarity(data, px, params, exclude_mask):
     """
     cache = {}
     light = _detect_one_polarity(data, px, params, +1.0, exclude_mask, cache=cache)
-    dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask, quick=True, cache=cache)
+    dark_misses = []
+    dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask, quick=True, cache=cache, near_misses=dark_misses)
     if stronger_polarity(light, dark) == "dark":
         dark = _detect_one_polarity(data, px, params, -1.0, exclude_mask, cache=cache)
     pol = stronger_polarity(light, dark)
@@ -288,7 +318,11 @@ def _choose_polarity(data, px, params, exclude_mask):
     # pool of stain) is a vesicle of either image polarity, outlined at that rim's outer edge; a
     # dark body without one (stain precipitate) counts only where the image is dark
     rims = _rim_outlines(data, px, params, dark, cache)
+    # where no rim edge closes on its own: the ring as a whole, averaged round the body
+    rims = [r if r is not None else _ring_outline(data, px, params, o, cache) for o, r in zip(dark, rims)]
     dark_objs = [r if r is not None else o for o, r in zip(dark, rims) if r is not None or pol == "dark"]
+    # a dark body whose own edge was too weak to pass is kept where the whole ring round it is there
+    dark_objs += [r for r in (_ring_outline(data, px, params, o, cache) for o in dark_misses) if r is not None]
     if not dark_objs:
         return pol, light
     return pol, resolve_overlaps(light + dark_objs)
@@ -323,6 +357,81 @@ def _rim_outlines(data, px, params, objs, cache):
                         second=bool(better[k]))
         out.append(acc[0] if acc else None)
     return out
+
+
+def _ring_profile(img, centre, radii, offsets):
+    """Samples (len(radii), len(offsets)) of ``img`` at ``radii + offsets`` (px) from ``centre``
+    along each outline angle (NaN outside the image)."""
+    theta = np.linspace(0, 2 * np.pi, radii.size, endpoint=False)
+    rho = np.maximum(radii[:, None] + offsets[None, :], 0.0)
+    map_x = (centre[1] + rho * np.cos(theta)[:, None]).astype(np.float32)
+    map_y = (centre[0] + rho * np.sin(theta)[:, None]).astype(np.float32)
+    return cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=float("nan"))
+
+
+def _t_stat(v):
+    """Mean over standard error of the values ``v`` (NaN for fewer than 2 or no spread)."""
+    sd = np.std(v, ddof=1)
+    return float(np.mean(v) / (sd / np.sqrt(v.size))) if v.size > 1 and sd > 0 else np.nan
+
+
+def _ring_outline(data, px, params, obj, cache):
+    """The dark-body object ``obj`` outlined at the outer edge of a lighter rim between its body
+    and a dark halo, or None where the ring is not there.
+
+    The two edges of the rim are tested together, on the image (finest outline smoothing) sampled
+    along rays from the dark outline and averaged round it (per angle the rim is a few noise SDs at
+    best): going outwards, the profile rises steeply at the dark outline (the body's edge, the
+    rim's inner edge), its slope then drops to a minimum (the rim's outer edge: a light-to-dark
+    fall, on a dark halo's rising ramp it may only flatten the profile) and rises again (the halo
+    fading out), and the rim's outer edge is still darker than far away (in a halo). Each step is
+    tested in RING_SECTORS sectors: the slope drop, the slope rise after it and the halo depth must
+    each be RING_MIN_T standard errors across sectors above zero (so the ring closes round the
+    body, concentric). A dark disc without a rim (stain precipitate, a crystal) rises to the
+    background and stays there; one whose outline is on its halo has no second rise. The outline
+    is the dark one moved out to the slope minimum; it must pass the shape rules.
+    """
+    radii = np.asarray(obj["radii"], float)
+    rm = float(np.mean(radii))
+    s_full = _outline_smoothing(px, params)
+    key = ("ring", s_full)
+    if key not in cache:
+        cache[key] = cv2.GaussianBlur(data.astype(np.float32, copy=False), (0, 0), s_full)
+    offs = np.arange(RING_OFFSETS_FRAC[0] * rm, RING_OFFSETS_FRAC[1] * rm + RING_STEP_PX, RING_STEP_PX)
+    prof = _ring_profile(cache[key], obj["centre"], radii, offs)
+    sec = np.array([np.nanmean(prof[ix], axis=0) if np.isfinite(prof[ix]).any(axis=0).all() else
+                    np.full(offs.size, np.nan) for ix in np.array_split(np.arange(radii.size), RING_SECTORS)])
+    if not np.isfinite(sec).all():
+        return None  # a sector's rays leave the image
+    slope = ndi.gaussian_filter1d(np.gradient(sec, axis=1), max(1.0, RING_SLOPE_SMOOTH_FRAC * rm) / RING_STEP_PX,
+                                  axis=1) / RING_STEP_PX
+    mean_slope = slope.mean(axis=0)
+
+    def extreme(lo, hi, fn):
+        ix = np.flatnonzero((offs > lo) & (offs <= hi))
+        return (ix[fn(mean_slope[ix])], ix) if ix.size else (None, ix)
+
+    i_in, _ = extreme(-RING_INNER_FRAC * rm, RING_INNER_FRAC * rm, np.argmax)
+    i_out, w_out = extreme(offs[i_in], offs[i_in] + RING_RIM_FRAC * rm, np.argmin)
+    if i_out is None or i_out == w_out[-1]:
+        return None  # the slope falls all the way: no rim's outer edge
+    i_h, _ = extreme(offs[i_out], offs[i_out] + RING_HALO_FRAC * rm, np.argmax)
+    far = sec[:, offs >= RING_FAR_FRAC * rm].mean(axis=1)
+    tests = (_t_stat(slope[:, i_in] - slope[:, i_out]), _t_stat(slope[:, i_h] - slope[:, i_out]),
+             _t_stat(far - sec[:, i_out]))
+    if not all(t >= RING_MIN_T for t in tests):  # (NaN fails)
+        return None
+    new_r = radii + offs[i_out]
+    poly = polygon(obj["centre"][0], obj["centre"][1], new_r)
+    H, W = data.shape
+    st = shape_stats(poly)
+    border = bool(obj["border"] or (poly[:, 0] < BORDER_MARGIN_PX).any() or (poly[:, 1] < BORDER_MARGIN_PX).any()
+                  or (poly[:, 0] > H - 1 - BORDER_MARGIN_PX).any() or (poly[:, 1] > W - 1 - BORDER_MARGIN_PX).any())
+    if not smooth_convex_shape(st, params, border):
+        return None
+    return {**obj, "poly": poly, "radii": new_r, "stats": st, "area": st["area"], "circularity": st["circularity"],
+            "border": border}
 
 
 def _outline_smoothing(px, params):
