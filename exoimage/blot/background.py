@@ -361,6 +361,25 @@ def lane_label(method: str, methods: list[str]) -> str:
 # the baselines themselves (plain functions on arrays)
 
 
+def row_median(vals: np.ndarray) -> np.ndarray:
+    """``np.median(vals, axis=1).astype(np.float64)`` of a (rows x few columns) array, by selection:
+    the middle value (odd count, a sorting network of min/max for three) or the mean of the two
+    middle ones (even), the same numbers as :func:`numpy.median` gives, several times faster for
+    the few border columns the edge and gap backgrounds take. Rows holding NaN go to numpy."""
+    vals = np.asarray(vals)
+    k = vals.shape[1] if vals.ndim == 2 else 0
+    if k == 0 or (vals.dtype.kind == "f" and np.isnan(vals).any()) or vals.dtype.kind not in "uif":
+        return np.median(vals, axis=1).astype(np.float64)
+    if k == 3:
+        a, b, c = vals[:, 0], vals[:, 1], vals[:, 2]
+        return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c)).astype(np.float64)
+    h = k // 2
+    if k % 2:
+        return np.partition(vals, h, axis=1)[:, h].astype(np.float64)
+    part = np.partition(vals, [h - 1, h], axis=1)
+    return np.mean(part[:, h - 1:h + 1], axis=1).astype(np.float64)
+
+
 def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_px: int = 41) -> np.ndarray:
     """Lane-edge (local border) background: median of the ``border_px`` columns just
     outside each side of the lane, per row, smoothed along the lane, times the lane width.
@@ -378,7 +397,7 @@ def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_p
     if not parts:
         return np.zeros(len(rows))
     cols = np.concatenate(parts, axis=1)
-    vals = np.median(signal[rows[:, None], cols], axis=1).astype(np.float64)
+    vals = row_median(signal[rows[:, None], cols])
     vals = ndi.median_filter(vals, size=max(3, smooth_px), mode="nearest")
     vals = ndi.gaussian_filter1d(vals, smooth_px / 3.0, mode="nearest")
     return vals * lane.width_px
@@ -419,7 +438,7 @@ def gap_background(signal: np.ndarray, lane: Lane, others, border_px: int = 3, s
         rows, cols, valid = lane_index(lane, w, offs)
         if not valid.all():
             return None
-        vals.append(np.median(signal[rows[:, None], cols], axis=1).astype(np.float64))
+        vals.append(row_median(signal[rows[:, None], cols]))
     V = np.array(vals)  # gaps x rows
     u = (xs - xc) / max(1.0, lane.width_px)
     A = np.stack([np.ones_like(u), u, u ** 2], axis=1)
@@ -458,7 +477,7 @@ def off_lane_profile(signal: np.ndarray, lane: Lane, lanes, border_px: int = 3) 
         rows, cc, valid = lane_index(lane, w, np.arange(c0, c0 + m) - lane.x_left_px)
         if not valid.all():
             continue
-        sides.append(np.median(signal[rows[:, None], cc], axis=1).astype(np.float64))
+        sides.append(row_median(signal[rows[:, None], cc]))
     if not sides:
         return None
     return np.mean(sides, axis=0) * lane.width_px
