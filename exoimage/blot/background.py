@@ -39,7 +39,7 @@ applies (:func:`auto_methods`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -126,6 +126,9 @@ class LaneContext:
         Smallest free margin beside the lanes of the lane's membrane piece, px.
     border_px : int
         Width of the strips beside the lane used by the lane-edge background, px.
+    memo : dict
+        Baselines of the lane that depend on nothing but these fields (edge, gap, membrane
+        rows, the held ball), computed once per context (:func:`_memo`; read-only arrays).
     """
 
     signal: np.ndarray
@@ -136,6 +139,32 @@ class LaneContext:
     radius_px: float
     free_px: int
     border_px: int
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+def _memo(ctx: LaneContext, key: str, make: Callable):
+    """``make()`` once per context and ``key`` (detection and measurement ask for the same
+    baselines of a lane); arrays are returned read-only, as they are shared."""
+    if key not in ctx.memo:
+        v = make()
+        if isinstance(v, np.ndarray):
+            v.flags.writeable = False
+        elif isinstance(v, tuple):
+            for a in v:
+                if isinstance(a, np.ndarray):
+                    a.flags.writeable = False
+        ctx.memo[key] = v
+    return ctx.memo[key]
+
+
+def _edge(ctx: LaneContext) -> np.ndarray:
+    """The lane-edge background of the context's lane (:func:`edge_background`), memoised."""
+    return _memo(ctx, "edge", lambda: edge_background(ctx.signal, ctx.lane, edge_border_px(ctx)))
+
+
+def _membrane(ctx: LaneContext) -> tuple[int, int]:
+    """:func:`membrane_rows` of the context's profile, memoised."""
+    return _memo(ctx, "membrane", lambda: membrane_rows(ctx.profile))
 
 
 def edge_border_px(ctx: LaneContext) -> int:
@@ -218,10 +247,10 @@ def gel_envelope(ctx: LaneContext, regions: list[Region]) -> np.ndarray | None:
     """
     if ctx.free_px < MIN_FREE_PX or not regions:
         return None
-    lo, hi = membrane_rows(ctx.profile)
+    lo, hi = _membrane(ctx)
     top = min(r.top for r in regions)
     bottom = max(r.bottom for r in regions)
-    edge = edge_background(ctx.signal, ctx.lane, edge_border_px(ctx))
+    edge = _edge(ctx)
     d = ctx.profile - edge
     ends = []  # (row, offset)
     if top - lo >= MIN_FREE_END_PX:
@@ -281,7 +310,7 @@ def valley(ctx: LaneContext, regions: list[Region]) -> np.ndarray:
 @register("edge")
 def edge(ctx: LaneContext, regions: list[Region]) -> np.ndarray:
     """Lane edge: the median of the strips just beside the lane, per row (:func:`edge_background`)."""
-    return edge_background(ctx.signal, ctx.lane, edge_border_px(ctx))
+    return _edge(ctx)
 
 
 @register("none")
@@ -299,21 +328,28 @@ def flank(ctx: LaneContext, regions: list[Region]) -> np.ndarray:
     membrane's cut edge) are no flank, and the ball is rolled over the membrane rows only
     (the off-membrane ends held at the nearest membrane row's level), so neither a flank line
     nor the ball follows the profile down the cut edge under the bands next to it."""
-    lo, hi = membrane_rows(ctx.profile)
+    lo, hi = _membrane(ctx)
     ball = ctx.ball
     if lo > 0 or hi < len(ctx.profile):
-        held = ctx.profile.astype(float).copy()
-        held[:lo], held[hi:] = held[lo], held[hi - 1]
-        ball = rolling_ball_background(held, ctx.radius_px)
-        ball[:lo], ball[hi:] = ctx.ball[:lo], ctx.ball[hi:]
+        ball = _memo(ctx, "held-ball", lambda: _held_ball(ctx, lo, hi))
     return flank_background(ctx.profile, _joined(regions), ball, valid=(lo, hi))
+
+
+def _held_ball(ctx: LaneContext, lo: int, hi: int) -> np.ndarray:
+    """The ball rolled over the membrane rows ``lo..hi-1`` only, the ends held at the nearest
+    membrane row's level (the ball itself outside them)."""
+    held = ctx.profile.astype(float).copy()
+    held[:lo], held[hi:] = held[lo], held[hi - 1]
+    ball = rolling_ball_background(held, ctx.radius_px)
+    ball[:lo], ball[hi:] = ctx.ball[:lo], ctx.ball[hi:]
+    return ball
 
 
 @register("gap", choice=False)
 def gap(ctx: LaneContext, regions: list[Region]) -> np.ndarray | None:
     """From the free membrane between the lanes: a quadratic across the lane through the
     nearest gaps on either side (:func:`gap_background`); None with too few gaps."""
-    return gap_background(ctx.signal, ctx.lane, ctx.lanes)
+    return _memo(ctx, "gap", lambda: gap_background(ctx.signal, ctx.lane, ctx.lanes))
 
 
 def _joined(regions: list[Region]) -> list[tuple[int, int]]:
@@ -346,7 +382,7 @@ def lane_background(method: str, ctx: LaneContext, regions: list[Region]) -> tup
     bg = m.func(ctx, regions)
     if bg is None:
         raise ValueError(f"lane {ctx.lane.lane}: the {method} background cannot be formed here")
-    return bg, [method] * len(regions)
+    return np.array(bg, dtype=float), [method] * len(regions)
 
 
 def lane_label(method: str, methods: list[str]) -> str:

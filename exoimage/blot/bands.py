@@ -228,6 +228,24 @@ def _on_top_of(cs: np.ndarray, c: int, q: int) -> bool:
     return bool(cs[q] >= cs[c] and cs[lo:hi + 1].min() >= FLAT_TOP * cs[q])
 
 
+def _curvature(corr: np.ndarray, sig_c: float):
+    """Minus the second derivative of ``corr`` at scale ``sig_c`` and its robust SD; inside
+    :func:`fit_cache` reused for another cluster of the lane at the same scale (the clusters'
+    half-widths take few values)."""
+    cache = _FITS.get()
+    key = None
+    if cache is not None:
+        key = ("curvature", np.asarray(corr).dtype.str, np.ascontiguousarray(corr).tobytes(), float(sig_c))
+        if key in cache:
+            return cache[key]
+    d2 = -ndi.gaussian_filter1d(corr, sig_c, order=2, mode="nearest")
+    out = (d2, robust_sd(d2))
+    if key is not None:
+        d2.flags.writeable = False  # shared between clusters: read only
+        cache[key] = out
+    return out
+
+
 def _with_shoulders(corr: np.ndarray, cs: np.ndarray, peaks: list, a: int, b: int, thr: float) -> list:
     """``peaks`` of the cluster ``a..b`` plus its shoulders: minima of the second derivative
     (scale 0.45 of the strongest peak's half-width) not already explained by a peak, nor
@@ -241,9 +259,8 @@ def _with_shoulders(corr: np.ndarray, cs: np.ndarray, peaks: list, a: int, b: in
     while r < b and cs[r] > half:
         r += 1
     sig_c = max(1.0, 0.45 * max(1.0, (r - l) / 2.0))
-    d2 = -ndi.gaussian_filter1d(corr, sig_c, order=2, mode="nearest")
+    d2, d2n = _curvature(corr, sig_c)
     seg = d2[a:b + 1]
-    d2n = robust_sd(d2)
     cpk, cpr = find_peaks(seg, prominence=max(0.05 * max(seg.max(), 1e-12), 4 * d2n))
     # a curvature bump mostly on the convex side: not the concave foot of a band in a valley
     cpk = [int(c + a) for c, pr in zip(cpk, cpr["prominences"])
