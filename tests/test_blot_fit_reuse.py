@@ -65,7 +65,7 @@ def test_direct_solvers_give_least_squares_own_fits(monkeypatch):
     # wrapping: every fit of the ladder profiles (LM, and the bounded fallback) is the same numbers
     from scipy.optimize import least_squares
 
-    def via_least_squares_lm(fun, jac, p0):
+    def via_least_squares_lm(fun, jac, p0, jac_cols=None):
         r = least_squares(fun, p0, jac=jac, method="lm", max_nfev=B._LM_NFEV, **B._LSQ)
         return r.x, bool(r.success)
 

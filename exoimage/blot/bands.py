@@ -127,14 +127,18 @@ def _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol=None, sigma_max=Non
             out += row
         return out - yv
 
-    def jac(p, f=None):
+    def jac_cols(p):
+        # the Jacobian transposed: one row per parameter (MINPACK's columns, no transpose)
         m = parts(p)
         agu = m["a"] * m["g"] * m["u"]
-        J = np.empty((len(x), len(p)))
-        J[:, 0::3] = m["g"].T
-        J[:, 1::3] = (agu / m["s"]).T
-        J[:, 2::3] = (agu * m["u"] / m["s"]).T
-        return J
+        Jt = np.empty((len(p), len(x)))
+        Jt[0::3] = m["g"]
+        Jt[1::3] = agu / m["s"]
+        Jt[2::3] = agu * m["u"] / m["s"]
+        return Jt
+
+    def jac(p, f=None):
+        return np.ascontiguousarray(jac_cols(p).T)  # one row per profile row
 
     p0, lo, hi = [], [], []
     span = x[-1] - x[0] + 1
@@ -151,7 +155,7 @@ def _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol=None, sigma_max=Non
     # Levenberg-Marquardt (MINPACK, fast) first; the bounded trust-region method only
     # when that leaves the physical range (negative amplitude, centre outside, ...)
     lo, hi = np.array(lo), np.array(hi)
-    x_fit, success = _solve_lm(fun, jac, p0)
+    x_fit, success = _solve_lm(fun, jac, p0, jac_cols)
     if not (success and np.all(x_fit >= lo) and np.all(x_fit <= hi)):
         x_fit = _solve_trf(fun, jac, p0, lo, hi)
     comps = [tuple(x_fit[3 * i:3 * i + 3]) for i in range(len(centres))]
@@ -174,17 +178,19 @@ except (ImportError, ValueError, TypeError):  # pragma: no cover - other scipy l
     _DIRECT = False
 
 
-def _solve_lm(fun, jac, p0):
+def _solve_lm(fun, jac, p0, jac_cols=None):
     """``least_squares(fun, p0, jac=jac, method="lm", max_nfev=200, **_LSQ)``: ``(x, success)``.
 
     With scipy 1.16+ MINPACK's ``lmder`` is called as least_squares calls it (``x_scale="jac"``
     is MINPACK's own scaling, ``diag=None``; status 1-4 is success), without the wrapper
     least_squares puts around every evaluation of ``fun`` and ``jac`` (the same evaluations in
-    the same order, so the identical result, in about half the time)."""
+    the same order, so the identical result, in about half the time); ``jac_cols``, the
+    Jacobian transposed, is handed to MINPACK as its columns (``col_deriv``)."""
     if not _DIRECT:
         res = least_squares(fun, p0, jac=jac, method="lm", max_nfev=_LM_NFEV, **_LSQ)
         return res.x, bool(res.success)
-    x, _info, status = _lmder(fun, jac, p0.copy(), (), True, False, _LSQ["ftol"], _LSQ["xtol"],
+    cols = jac_cols is not None
+    x, _info, status = _lmder(fun, jac_cols if cols else jac, p0.copy(), (), True, cols, _LSQ["ftol"], _LSQ["xtol"],
                               _LSQ["gtol"], _LM_NFEV, 100.0, None)
     return x, status in (1, 2, 3, 4)
 
