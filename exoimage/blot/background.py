@@ -128,7 +128,8 @@ class LaneContext:
         Width of the strips beside the lane used by the lane-edge background, px.
     memo : dict
         Baselines of the lane that depend on nothing but these fields (edge, gap, membrane
-        rows, the held ball), computed once per context (:func:`_memo`; read-only arrays).
+        rows, the held ball), computed once per context (:func:`_memo`; read-only arrays; not
+        an argument: a :func:`dataclasses.replace`-d context starts empty).
     """
 
     signal: np.ndarray
@@ -139,7 +140,7 @@ class LaneContext:
     radius_px: float
     free_px: int
     border_px: int
-    memo: dict = field(default_factory=dict, compare=False, repr=False)
+    memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
 
 def _memo(ctx: LaneContext, key: str, make: Callable):
