@@ -69,3 +69,20 @@ def test_envelope_needs_free_gel_and_a_free_lane_end():
     assert G.gel_envelope(_ctx(img, free_px=40), [G.Region(0, H - 1)]) is None
     env = G.gel_envelope(_ctx(img, free_px=40), _regions(DENSE))
     assert abs(np.median(env) / (GEL * (X1 - X0 + 1)) - 1) < 0.01
+
+
+def test_context_baselines_computed_once_are_the_baselines():
+    # edge / membrane rows are kept on the context (shared by detection and measurement): the
+    # same numbers as computed afresh, read-only, and a context with other data starts afresh
+    import dataclasses
+
+    img, _ = _gel(DENSE)
+    ctx = _ctx(img, 40)
+    fresh = G.edge_background(img, ctx.lane, G.edge_border_px(ctx))
+    first = G.REGISTRY["edge"].func(ctx, [])
+    assert np.array_equal(first, fresh) and not first.flags.writeable
+    assert G.REGISTRY["edge"].func(ctx, []) is first
+    bg, _ = G.lane_background("edge", ctx, [])
+    assert np.array_equal(bg, fresh) and bg.flags.writeable  # callers get their own copy
+    other = dataclasses.replace(ctx, signal=img + 5.0)
+    assert np.allclose(G.REGISTRY["edge"].func(other, []), fresh + 5.0 * ctx.lane.width_px)

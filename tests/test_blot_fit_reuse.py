@@ -58,3 +58,43 @@ def test_fits_reused_in_a_fit_cache_block_are_the_same_fits(monkeypatch):
     assert n_first > 0 and len(calls) == n_first  # the second search fitted nothing anew
     assert first == fresh and again == fresh
     assert B._FITS.get() is None  # nothing kept after the block
+
+
+def test_direct_solvers_give_least_squares_own_fits(monkeypatch):
+    # the cluster fits call MINPACK / trust-region-reflective as least_squares does, without its
+    # wrapping: every fit of the ladder profiles (LM, and the bounded fallback) is the same numbers
+    from scipy.optimize import least_squares
+
+    def via_least_squares_lm(fun, jac, p0, jac_cols=None):
+        r = least_squares(fun, p0, jac=jac, method="lm", max_nfev=B._LM_NFEV, **B._LSQ)
+        return r.x, bool(r.success)
+
+    def via_least_squares_trf(fun, jac, p0, lo, hi):
+        return least_squares(fun, p0, jac=jac, bounds=(lo, hi), max_nfev=B._TRF_NFEV, **B._LSQ).x
+
+    profs = [_ladder(s) for s in range(3)]
+    fast = [find_bands(p, 10.0, hidden=True) for p in profs]
+    n_trf = []
+    solve_trf = B._solve_trf
+    monkeypatch.setattr(B, "_solve_trf", lambda *a: n_trf.append(1) or solve_trf(*a))
+    assert [find_bands(p, 10.0, hidden=True) for p in profs] == fast
+    monkeypatch.setattr(B, "_solve_lm", via_least_squares_lm)
+    monkeypatch.setattr(B, "_solve_trf", via_least_squares_trf)
+    assert [find_bands(p, 10.0, hidden=True) for p in profs] == fast
+    assert len(n_trf) > 0  # the bounded fallback was exercised too
+
+
+def test_row_median_is_numpys_median():
+    from exoimage.blot.background import row_median
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.uint8, np.uint16, np.float32, np.float64):
+        for k in range(1, 8):
+            v = np.clip(rng.normal(100, 40, (300, k)), 0, None).astype(dtype)
+            v[:20] = v[:20, :1]  # ties
+            want = np.median(v, axis=1).astype(np.float64)
+            got = row_median(v)
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+    v = rng.normal(size=(30, 3))
+    v[4, 1] = np.nan
+    assert np.array_equal(row_median(v), np.median(v, axis=1), equal_nan=True)

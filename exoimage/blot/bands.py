@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
+import scipy
 from scipy.optimize import least_squares
 from scipy.signal import find_peaks
 
@@ -112,7 +113,8 @@ def _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol=None, sigma_max=Non
         # the Jacobian (the solvers ask for both at the same point)
         key = p.tobytes()
         if last.get("key") != key:
-            a, c, s = p[0::3, None], p[1::3, None], p[2::3, None]
+            q = np.array(p, dtype=float)  # a copy: a solver may reuse the array it passed
+            a, c, s = q[0::3, None], q[1::3, None], q[2::3, None]
             u = (xr - c) / s
             last.update(key=key, a=a, s=s, u=u, g=np.exp(-0.5 * u * u))
         return last
@@ -125,14 +127,18 @@ def _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol=None, sigma_max=Non
             out += row
         return out - yv
 
-    def jac(p):
+    def jac_cols(p):
+        # the Jacobian transposed: one row per parameter (MINPACK's columns, no transpose)
         m = parts(p)
         agu = m["a"] * m["g"] * m["u"]
-        J = np.empty((len(x), len(p)))
-        J[:, 0::3] = m["g"].T
-        J[:, 1::3] = (agu / m["s"]).T
-        J[:, 2::3] = (agu * m["u"] / m["s"]).T
-        return J
+        Jt = np.empty((len(p), len(x)))
+        Jt[0::3] = m["g"]
+        Jt[1::3] = agu / m["s"]
+        Jt[2::3] = agu * m["u"] / m["s"]
+        return Jt
+
+    def jac(p, f=None):
+        return np.ascontiguousarray(jac_cols(p).T)  # one row per profile row
 
     p0, lo, hi = [], [], []
     span = x[-1] - x[0] + 1
@@ -148,13 +154,57 @@ def _fit_cluster_uncached(x, yv, centres, sigma0, centre_tol=None, sigma_max=Non
     p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
     # Levenberg-Marquardt (MINPACK, fast) first; the bounded trust-region method only
     # when that leaves the physical range (negative amplitude, centre outside, ...)
-    res = least_squares(fun, p0, jac=jac, method="lm", max_nfev=200,
-                        x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
-    if not (res.success and np.all(res.x >= np.array(lo)) and np.all(res.x <= np.array(hi))):
-        res = least_squares(fun, p0, jac=jac, bounds=(lo, hi), max_nfev=100,
-                            x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
-    comps = [tuple(res.x[3 * i:3 * i + 3]) for i in range(len(centres))]
+    lo, hi = np.array(lo), np.array(hi)
+    x_fit, success = _solve_lm(fun, jac, p0, jac_cols)
+    if not (success and np.all(x_fit >= lo) and np.all(x_fit <= hi)):
+        x_fit = _solve_trf(fun, jac, p0, lo, hi)
+    comps = [tuple(x_fit[3 * i:3 * i + 3]) for i in range(len(centres))]
     return sorted(comps, key=lambda c: c[1])
+
+
+#: the cluster fits' solver settings (scipy.optimize.least_squares)
+_LSQ = dict(x_scale="jac", ftol=1e-6, xtol=1e-6, gtol=1e-6)
+_LM_NFEV, _TRF_NFEV = 200, 100
+
+try:  # the solvers least_squares runs, called without its per-evaluation wrapping (scipy 1.16-1.x)
+    from scipy.optimize._lsq.common import make_strictly_feasible as _feasible
+    from scipy.optimize._lsq.trf import trf as _trf
+    from scipy.optimize._minpack import _lmder
+    _DIRECT = (1, 16) <= tuple(int(v) for v in scipy.__version__.split(".")[:2]) < (2, 0) and \
+        list(inspect.signature(_trf).parameters)[:16] == [
+            "fun", "jac", "x0", "f0", "J0", "lb", "ub", "ftol", "xtol", "gtol", "max_nfev", "x_scale",
+            "loss_function", "tr_solver", "tr_options", "verbose"]
+except (ImportError, ValueError, TypeError):  # pragma: no cover - other scipy layouts
+    _DIRECT = False
+
+
+def _solve_lm(fun, jac, p0, jac_cols=None):
+    """``least_squares(fun, p0, jac=jac, method="lm", max_nfev=200, **_LSQ)``: ``(x, success)``.
+
+    With scipy 1.16+ MINPACK's ``lmder`` is called as least_squares calls it (``x_scale="jac"``
+    is MINPACK's own scaling, ``diag=None``; status 1-4 is success), without the wrapper
+    least_squares puts around every evaluation of ``fun`` and ``jac`` (the same evaluations in
+    the same order, so the identical result, in about half the time); ``jac_cols``, the
+    Jacobian transposed, is handed to MINPACK as its columns (``col_deriv``)."""
+    if not _DIRECT:
+        res = least_squares(fun, p0, jac=jac, method="lm", max_nfev=_LM_NFEV, **_LSQ)
+        return res.x, bool(res.success)
+    cols = jac_cols is not None
+    x, _info, status = _lmder(fun, jac_cols if cols else jac, p0.copy(), (), True, cols, _LSQ["ftol"], _LSQ["xtol"],
+                              _LSQ["gtol"], _LM_NFEV, 100.0, None)
+    return x, status in (1, 2, 3, 4)
+
+
+def _solve_trf(fun, jac, p0, lo, hi):
+    """``least_squares(fun, p0, jac=jac, bounds=(lo, hi), max_nfev=100, **_LSQ).x``; with scipy
+    1.16+ its trust-region-reflective solver is called as least_squares calls it (start moved
+    strictly inside the bounds, exact trust-region solver, linear loss), without the wrapping."""
+    if not _DIRECT:
+        return least_squares(fun, p0, jac=jac, bounds=(lo, hi), max_nfev=_TRF_NFEV, **_LSQ).x
+    x0 = _feasible(np.asarray(p0, float), lo, hi)
+    f0 = fun(x0)
+    return _trf(fun, jac, x0, f0, jac(x0), lo, hi, _LSQ["ftol"], _LSQ["xtol"], _LSQ["gtol"], _TRF_NFEV,
+                _LSQ["x_scale"], None, "exact", {}, 0).x
 
 
 def descend(profile: np.ndarray, p: int, lo: int, hi: int, stop: float, slack: float = 0.0) -> tuple[int, int]:
@@ -184,6 +234,24 @@ def _on_top_of(cs: np.ndarray, c: int, q: int) -> bool:
     return bool(cs[q] >= cs[c] and cs[lo:hi + 1].min() >= FLAT_TOP * cs[q])
 
 
+def _curvature(corr: np.ndarray, sig_c: float):
+    """Minus the second derivative of ``corr`` at scale ``sig_c`` and its robust SD; inside
+    :func:`fit_cache` reused for another cluster of the lane at the same scale (the clusters'
+    half-widths take few values)."""
+    cache = _FITS.get()
+    key = None
+    if cache is not None:
+        key = ("curvature", np.asarray(corr).dtype.str, np.ascontiguousarray(corr).tobytes(), float(sig_c))
+        if key in cache:
+            return cache[key]
+    d2 = -ndi.gaussian_filter1d(corr, sig_c, order=2, mode="nearest")
+    out = (d2, robust_sd(d2))
+    if key is not None:
+        d2.flags.writeable = False  # shared between clusters: read only
+        cache[key] = out
+    return out
+
+
 def _with_shoulders(corr: np.ndarray, cs: np.ndarray, peaks: list, a: int, b: int, thr: float) -> list:
     """``peaks`` of the cluster ``a..b`` plus its shoulders: minima of the second derivative
     (scale 0.45 of the strongest peak's half-width) not already explained by a peak, nor
@@ -197,9 +265,8 @@ def _with_shoulders(corr: np.ndarray, cs: np.ndarray, peaks: list, a: int, b: in
     while r < b and cs[r] > half:
         r += 1
     sig_c = max(1.0, 0.45 * max(1.0, (r - l) / 2.0))
-    d2 = -ndi.gaussian_filter1d(corr, sig_c, order=2, mode="nearest")
+    d2, d2n = _curvature(corr, sig_c)
     seg = d2[a:b + 1]
-    d2n = robust_sd(d2)
     cpk, cpr = find_peaks(seg, prominence=max(0.05 * max(seg.max(), 1e-12), 4 * d2n))
     # a curvature bump mostly on the convex side: not the concave foot of a band in a valley
     cpk = [int(c + a) for c, pr in zip(cpk, cpr["prominences"])
@@ -641,7 +708,9 @@ def lane_offsets(profiles: dict, order: list, max_shift: int) -> dict:
         n = min(len(a), len(b))
         a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
         lags = np.arange(-max_shift, max_shift + 1)
-        xc = np.array([np.dot(a[max(0, -k):n - max(0, k)], b[max(0, k):n - max(0, -k)]) for k in lags])
+        # xc[k] = sum_i a[i] b[i + k] over the overlap: b padded with zeros, one window per lag
+        bp = np.concatenate([np.zeros(max_shift), b, np.zeros(max_shift)])
+        xc = np.lib.stride_tricks.sliding_window_view(bp, n)[:len(lags)] @ a
         m = int(np.argmax(xc))
         k = float(lags[m])
         if 0 < m < len(lags) - 1:

@@ -389,7 +389,7 @@ def measure_prepared(prep: Prepared, lanes: list[Lane], regions: pd.DataFrame, p
         raise ValueError(f"regions refer to lane(s) {', '.join(map(str, unknown))}, which do not exist")
     if contexts is None or any(contexts.get(ln.lane) is None or contexts[ln.lane].lane != ln for ln in lanes):
         contexts = lane_contexts(prep, lanes, params)
-    masks = np.nonzero(prep.saturated_mask), np.nonzero(prep.hot_mask)
+    masks = _points(prep.saturated_mask), _points(prep.hot_mask)
     band_rows, region_rows, lane_rows = [], [], []
     lane_regs = {ln.lane: _lane_regions(cols, ln) for ln in lanes}
     missing = piece_rows(lanes, lane_regs, contexts)
@@ -415,6 +415,14 @@ def measure_prepared(prep: Prepared, lanes: list[Lane], regions: pd.DataFrame, p
                       ceiling_source=prep.ceiling_source, noise_sd=prep.noise_sd, warnings=warns,
                       saturated_mask=prep.saturated_mask, hot_mask=prep.hot_mask, ladder=ladder, params=params,
                       regions=regs_out)
+
+
+def _points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero(mask)`` of an image mask; a mask with no pixel set (the usual case) is only
+    tested, not scanned for indices (several ms on a large image)."""
+    if not mask.any():
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    return np.nonzero(mask)
 
 
 def _measure_lane(name: str, ctx: G.LaneContext, ln: Lane, regs: list[_Reg], params: BlotParams,
