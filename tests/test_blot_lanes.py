@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from exoimage.blot import quantify_blot
-from exoimage.blot.lanes import bound_groups, find_lanes, find_pieces, lanes_from_bounds
+from exoimage.blot.lanes import _merged_lanes, bound_groups, find_lanes, find_pieces, lanes_from_bounds
 from exoimage.blot.signal import histogram_gap_fraction, image_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,6 +191,29 @@ def test_merged_bands_take_the_pitch_of_the_other_strip():
     assert all(b.x_left_px - a.x_right_px <= 2 for a, b in zip(top, top[1:]))
     # the bottom strip (bands apart) keeps lanes narrower than its pitch
     assert max(ln.width_px for ln in per[2]) < 0.95 * PITCH
+
+
+def test_merged_lanes_follow_the_dips_between_touching_bands():
+    """A row of touching bands cast unevenly (lane edges up to 10 px off the even grid, a shallow
+    dip of 6-15 % between neighbours: the Kodak April 22 GAPDH row), placed at a comb pitch: its
+    lanes end at the dips between the bands, not on an even grid (which misses them by 10 px)."""
+    rng = np.random.default_rng(5)
+    w = 700
+    edges = 60.0 + PITCH * np.arange(10) + np.array([0, 10, 4, -8, -6, 4, 10, 2, -4, 0])
+    x = np.arange(w, dtype=float)
+    row = np.clip((x - edges[0]) / 4.0, 0, 1) * np.clip((edges[-1] - x) / 4.0, 0, 1)
+    for e, d in zip(edges[1:-1], rng.uniform(0.06, 0.15, 8)):
+        row *= 1 - d * np.exp(-0.5 * ((x - e) / 4.0) ** 2)
+    # a band row 20 px high, with noise at 1 % of the band
+    ts = np.zeros((60, w))
+    ts[20:40] = 100.0 * row + rng.normal(0, 1.0, (20, w))
+    cs, widths = _merged_lanes(ts, [(20, 40)], PITCH)
+    assert len(cs) == 9
+    inner = np.array([c + widths[c] / 2 for c in cs[:-1]])   # right edge (+1 px) of each lane
+    assert np.abs(inner - edges[1:-1]).max() <= 3, (inner, edges)
+    # and the row's two ends
+    assert abs(cs[0] - widths[cs[0]] / 2 + 0.5 - edges[0]) <= 4
+    assert abs(cs[-1] + widths[cs[-1]] / 2 - 0.5 - edges[-1]) <= 4
 
 
 def _bounds_of(centres, half=0.45 * PITCH):

@@ -1161,33 +1161,57 @@ def _piece_pitch(cs) -> float | None:
     return float(np.median(np.diff(sorted(cs)))) if len(cs) >= 2 else None
 
 
+#: a boundary between merged lanes moves to the deepest dip of the row's evidence profile within
+#: this fraction of the pitch of its even position (touching bands still dip a little between
+#: lanes; lanes are not cast perfectly evenly)
+LANE_MERGED_SNAP = 0.3
+#: least prominence of such a dip, as a fraction of the row's median evidence level (noise dips
+#: are shallower)
+LANE_MERGED_DIP_PROM = 0.03
+
+
 def _merged_lanes(ts: np.ndarray, wins, ref: float):
-    """(lane centres, width) of a band row of merged lanes cast by a comb of pitch ``ref``: the row's
-    extent (where its evidence profile is at least half its median over the bands' support, the
-    longest such run) holds a whole number of lanes, ``n = round(extent / ref)``, each
-    ``extent / n`` wide, side by side. A row of lanes has no Fourier phase of its own when its
-    bands merge: its two ends alone favour the pitches that fit a half number of times."""
+    """(lane centres, {centre: width}) of a band row of merged lanes cast by a comb of pitch
+    ``ref``: the row's extent (where its evidence profile is at least half its median over the
+    bands' support, the longest such run) holds a whole number of lanes, ``n = round(extent /
+    ref)``, side by side. Each boundary between two lanes is the row's dip nearest its even
+    position (the deepest local minimum of the evidence profile within :data:`LANE_MERGED_SNAP`
+    of the pitch; the even position where there is none). A row of lanes has no Fourier phase of
+    its own when its bands merge: its two ends alone favour the pitches that fit a half number of
+    times."""
     e = _evidence_profile(ts, wins)
     if e.max() <= 0:
-        return [], 0.0
+        return [], {}
     es = ndi.gaussian_filter1d(e, LANE_PEAK_SIGMA)
     hi = float(np.median(es[es > 0.2 * es.max()]))
     runs = _runs(es >= 0.5 * hi)
     if not runs:
-        return [], 0.0
+        return [], {}
     a, b = max(runs, key=lambda r: r[1] - r[0])
     n = int(round((b - a) / ref))
     if n < 2:
-        return [], 0.0
+        return [], {}
     p = (b - a) / n
-    return [a + p * (k + 0.5) for k in range(n)], p
+    # dips: local minima of the profile, by prominence (noise dips are shallow)
+    dx, props = find_peaks(-e, prominence=LANE_MERGED_DIP_PROM * hi)
+    prom = props["prominences"]
+    edges = [float(a)]
+    for k in range(1, n):
+        # the lanes left share the rest of the row evenly
+        step = (b - edges[-1]) / (n - k + 1)
+        x = edges[-1] + step
+        near = np.flatnonzero(np.abs(dx - x) <= LANE_MERGED_SNAP * p)
+        edges.append(float(dx[near[np.argmax(prom[near])]]) if len(near) else x)
+    edges.append(float(b))
+    cs = [0.5 * (l + r) for l, r in zip(edges, edges[1:])]
+    return cs, {c: r - l + 1.0 for c, l, r in zip(cs, edges, edges[1:])}
 
 
 def _share_comb_pitch(found, pmin: float) -> None:
     """Refit, in place, a cut piece whose pitch is :data:`LANE_PITCH_SHARE_RATIO` times the pitch of
     another cut piece of the image (one with at least :data:`LANE_PITCH_SHARE_MIN_LANES` lanes): its
-    bands merged, and its lanes become :func:`_merged_lanes` at that piece's pitch, a whole pitch
-    wide (no free membrane between merged bands); kept when there are more of them. A piece only
+    bands merged, and its lanes become :func:`_merged_lanes` at that piece's pitch, side by side
+    from dip to dip (no free membrane between merged bands); kept when there are more of them. A piece only
     :data:`LANE_PITCH_SUB_RATIO` times that pitch is refitted so when its own comb spectrum peaks
     within :data:`LANE_PITCH_SUB_TOL` of that pitch (a sub-harmonic its comb fit passed over)."""
     refs = [_piece_pitch(f[5]) for f in found if f[0].cut and len(f[5]) >= LANE_PITCH_SHARE_MIN_LANES]
@@ -1209,9 +1233,9 @@ def _share_comb_pitch(found, pmin: float) -> None:
             own = float(spec[0][int(np.argmax(np.abs(spec[1])))])
             if abs(own - ref) > LANE_PITCH_SUB_TOL * ref:
                 continue
-        cs2, lw2 = _merged_lanes(ts, wins, ref)
+        cs2, w2 = _merged_lanes(ts, wins, ref)
         if len(cs2) > len(cs):
-            f[5:9] = [cs2, lw2 + 1.0, set(), {}]
+            f[5:9] = [cs2, float(np.median(list(w2.values()))), set(), w2]
 
 
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
