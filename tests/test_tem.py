@@ -319,3 +319,42 @@ def test_irregular_lobed_particles_found_whole():
     img, truth = simulate_field("lobed", 1.0, seed=1, quick=True)
     m = match_detections(analyze_tem_image(Image.from_array(img, 1.0)).vesicles, truth)
     assert m["recall"] >= 0.8 and m["precision"] >= 0.7
+
+
+def _outline(cy, cx, ry, rx=None, quality=3.0):
+    """An object dict as the selection sees it: an elliptic outline (rows, cols) and its quality."""
+    from exoimage.tem.measure import shape_stats
+
+    t = np.linspace(0, 2 * np.pi, 96, endpoint=False)
+    poly = np.stack([cy + ry * np.sin(t), cx + (rx or ry) * np.cos(t)], axis=1)
+    st = shape_stats(poly)
+    return dict(poly=poly, centre=(cy, cx), quality=quality, score=quality, area=st["area"],
+                circularity=st["circularity"], stats=st)
+
+
+def _kept(objs):
+    from exoimage.tem.select import resolve_overlaps
+
+    return sorted((round(o["centre"][1]), round(o["stats"]["area"] ** 0.5)) for o in resolve_overlaps(objs))
+
+
+def test_outline_across_two_vesicles_is_dropped_for_the_pair():
+    """Issue 13 (the ScanEV collapsed pair): a strong outline around one vesicle and half of its
+    neighbour would win the overlap rules against the neighbour; the two vesicles stay instead."""
+    left, right = _outline(100, 100, 40, quality=2.3), _outline(100, 190, 48, quality=2.2)
+    bridge = _outline(100, 125, 62, 72, quality=3.9)  # covers the left one and runs through the right one
+    assert _kept([left, right, bridge]) == _kept([left, right])
+    # without the left vesicle the same outline is no bridge: the better of two overlapping outlines stays
+    assert _kept([right, bridge]) == _kept([bridge])
+
+
+def test_collapsed_vesicle_kept_whole_touching_pair_split():
+    """Folds of a collapsed vesicle (outlines no crisper than its outer edge) go, the outer stays; an
+    outline around two touching vesicles (a weak edge across the stain between them, their own
+    outlines much crisper) goes, the two stay."""
+    outer = _outline(100, 100, 62, quality=2.3)
+    folds = [_outline(82, 97, 44, quality=2.9), _outline(145, 100, 15, quality=2.0)]  # fill 0.55 of it
+    assert _kept([outer] + folds) == _kept([outer])
+    merged = _outline(100, 100, 42, 84, quality=1.0)
+    pair = [_outline(100, 58, 40, quality=3.5), _outline(100, 142, 40, quality=3.3)]
+    assert _kept([merged] + pair) == _kept(pair)
