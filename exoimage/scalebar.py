@@ -1312,11 +1312,18 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
             continue
         if ocr:
             result.ocr_engine = engine
+        thin = k == 2
         if k == 1 and result.nm_per_px is not None:
-            k = _remeasure_in_channels(result, planes)
+            # planes 1 and 2: the chroma and its thin lines raised; 3-5 the colour channels
+            k = 1 if _remeasure_in_channels(result, planes, skip=1) == 1 else 3
+        if thin and result.nm_per_px is not None:
+            k = 1 if not _thin_ends_in_channels(result, planes) else 3
+        if thin:  # a line only the raising made bar-coloured: never a sure reading
+            result.checks.append("thin coloured bar: found with its thin lines raised in the chroma")
+            result.confidence = min(result.confidence, DISAGREEING_CUE_CONFIDENCE)
         if k > 0:  # found in the chroma or one channel of a colour export
             result.checks.append("coloured bar: measured in the chroma (JPEG keeps it at half resolution)"
-                                 if k == 1 else "coloured bar: measured in one colour channel (JPEG keeps "
+                                 if k <= 2 else "coloured bar: measured in one colour channel (JPEG keeps "
                                  "its colour at half resolution)")
             if result.length_px < CHROMA_SURE_LENGTH_PX:
                 result.confidence = min(result.confidence, DISAGREEING_CUE_CONFIDENCE)
@@ -1330,8 +1337,13 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
         d = np.asarray(data)
         if d.ndim in (2, 3) and min(d.shape[:2]) >= 16:
             turned = np.ascontiguousarray(np.rot90(d, -1))
-            for n in _planes(turned):
-                result = _search(n, ocr, engine)
+            # the grey and chroma planes only (and the chroma's thin lines), no databar strip (strips run along the bottom or top
+            # edge): the single channels of a colour export only sharpen what the chroma already
+            # shows, and five more full searches would take a 4096^2 image past its time budget
+            for k, n in enumerate(_planes(turned)):
+                if k > 2:
+                    break
+                result = _search(n, ocr, engine, strips=False)
                 if result is None or result.geometry_score < VERTICAL_RETRY_SCORE:
                     continue
                 result = _unturn(result, d.shape[0])
@@ -1344,7 +1356,7 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
     return best
 
 
-def _remeasure_in_channels(result: ScaleBar, planes) -> int:
+def _remeasure_in_channels(result: ScaleBar, planes, skip: int = 0) -> int:
     """Length of a bar read in the chroma plane, measured again in the colour channel where it is sharpest.
 
     JPEG keeps the chroma at half resolution, each channel mixes it with the full-resolution luminance:
@@ -1353,16 +1365,27 @@ def _remeasure_in_channels(result: ScaleBar, planes) -> int:
     """
     r0, c0, r1, c1 = result.bar_box
     best = None
+    for _ in range(skip):  # the chroma's thin-line plane, when the bar was found in the chroma itself
+        next(planes, None)
     for n in planes:  # the remaining planes: the channels
-        for cand in _bar_candidates(n):
-            if abs(cand.r0 - r0) <= 3 and abs(cand.c0 - c0) <= 3 and abs(cand.c1 - c1) <= 3:
-                if cand.score >= MASK_MIN_SCORE and (best is None or cand.score > best.score):
-                    best = cand
+        # only a window around the bar is searched (same value range as the whole channel, so the
+        # same masks): the bar's rows and ends, and margins wide enough for its contrast and caps
+        H, W = n.shape
+        t = r1 - r0
+        wr0, wr1 = max(0, r0 - 8 * t - 32), min(H, r1 + 8 * t + 32)
+        wc0, wc1 = max(0, c0 - 64), min(W, c1 + 64)
+        win = _Norm(n.d[wr0:wr1, wc0:wc1])
+        win.lo, win.hi, win.inv = n.lo, n.hi, n.inv
+        for cand in _bar_candidates(win):
+            cr0, cr1, cc0, cc1 = cand.r0 + wr0, cand.r1 + wr0, cand.c0 + wc0, cand.c1 + wc0
+            if abs(cr0 - r0) <= 3 and abs(cc0 - c0) <= 3 and abs(cc1 - c1) <= 3:
+                if cand.score >= MASK_MIN_SCORE and (best is None or cand.score > best[0].score):
+                    best = (cand, (cr0, cc0, cr1, cc1))
     if best is None:
         return 1
-    result.length_px = float(best.length)
-    result.bar_box = (int(best.r0), int(best.c0), int(best.r1), int(best.c1))
-    result.nm_per_px = result.value * _UNIT_NM[result.unit] / best.length
+    result.length_px = float(best[0].length)
+    result.bar_box = tuple(int(v) for v in best[1])
+    result.nm_per_px = result.value * _UNIT_NM[result.unit] / best[0].length
     return 2
 
 
@@ -1403,11 +1426,100 @@ def _planes(data):
         full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(d.dtype, float(d.max()) or 1.0)
         if float(chroma.max()) >= COLOUR_MIN_CHROMA * full:
             yield _normalise(chroma)
+            yield _normalise(_thin_lines_raised(chroma))
             # each channel alone: a coloured overlay has full contrast in at least one (yellow or cyan
             # in blue or red against grey), and a channel keeps the luminance's full resolution that
             # the JPEG chroma lacks (thin bars, small labels)
             for ch in (r, g, b):
                 yield _normalise(ch)
+
+
+def _thin_lines_raised(chroma: np.ndarray) -> np.ndarray:
+    """The chroma image with thin horizontal lines raised to the full colour (clipped at its maximum).
+
+    JPEG keeps the chroma at half resolution: a 1-2 px coloured bar comes out at about half the
+    chroma of the label beside it, too faint for the near-brightest mask. Its excess over the
+    vertical opening (:data:`THIN_LINE_PX` px tall: the white top-hat, zero inside thicker strokes)
+    is added twice, so a line at half the colour reaches the full colour while the thick glyphs and
+    the grey field keep their values.
+    """
+    import cv2
+
+    c = chroma if chroma.dtype in (np.uint8, np.uint16, np.float32) else chroma.astype(np.float32)
+    top = cv2.morphologyEx(c, cv2.MORPH_TOPHAT, np.ones((THIN_LINE_PX, 1), np.uint8))
+    out = cv2.add(c, cv2.add(top, top))  # integer types saturate: no overflow
+    return np.minimum(out, c.max(), out=out)
+
+
+def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
+    """Ends of a thin bar found in the chroma, measured again in the colour channel where it shows best.
+
+    The chroma's 16 px JPEG blocks (4:2:0) move a thin line's ends by up to a block; each channel
+    carries the full-resolution luminance. In the channel where the bar's rows differ most from the
+    rows just above and below, the ends are where that difference (the larger of the two sides: an
+    end tick makes one side bar-coloured) falls to half its median along the bar, looked for within
+    :data:`THIN_END_SEARCH_PX` of the chroma's ends (linear interpolation between columns).
+    Returns True when the length was measured there.
+    """
+    r0, c0, r1, c1 = result.bar_box
+    best = None
+    for n in planes:  # the remaining planes: the channels
+        H, W = n.shape
+        t = r1 - r0
+        if r0 < 3 or r1 + 3 > H:
+            return False
+        a, b = max(0, c0 - THIN_END_SEARCH_PX), min(W, c1 + THIN_END_SEARCH_PX)
+        bar = n[r0:r1, a:b].mean(axis=0)
+        above = n[r0 - 3:r0 - 1, a:b].mean(axis=0)
+        below = n[r1 + 1:r1 + 3, a:b].mean(axis=0)
+        inner = slice(c0 - a + THIN_END_SEARCH_PX, c1 - a - THIN_END_SEARCH_PX)
+        if inner.stop - inner.start < 8:
+            return False
+        sign = np.sign(np.median((bar - 0.5 * (above + below))[inner]))
+        prof = np.maximum(sign * (bar - above), sign * (bar - below))
+        level = float(np.median(prof[inner]))
+        if best is None or level > best[0]:
+            best = (level, prof, a, inner)
+    if best is None or best[0] < THIN_MIN_CONTRAST:
+        return False
+    level, prof, a, inner = best
+    half = 0.5 * level
+    hi = prof >= half
+    # the run of columns above half the level through the bar's middle
+    mid = (inner.start + inner.stop) // 2
+    lo_i = mid
+    while lo_i > 0 and hi[lo_i - 1]:
+        lo_i -= 1
+    hi_i = mid
+    while hi_i < len(prof) - 1 and hi[hi_i + 1]:
+        hi_i += 1
+    if lo_i == 0 or hi_i == len(prof) - 1 or not hi[mid]:
+        return False  # the run leaves the searched window: no end found
+
+    def cross(i_in, i_out):  # column where the profile crosses half, between an inside and an outside column
+        p_in, p_out = prof[i_in], prof[i_out]
+        return i_in + (i_out - i_in) * (p_in - half) / max(p_in - p_out, 1e-6)
+
+    left = cross(lo_i, lo_i - 1) + 0.5  # pixel edges: the half-level crossing at a column's centre
+    right = cross(hi_i, hi_i + 1) + 0.5
+    length = float(right - left)
+    if abs(length - result.length_px) > 2 * THIN_END_SEARCH_PX:
+        return False
+    result.length_px = length
+    result.bar_box = (r0, int(a + lo_i), r1, int(a + hi_i + 1))
+    result.nm_per_px = result.value * _UNIT_NM[result.unit] / length
+    return True
+
+
+#: the thin bar's ends are looked for this far (px) beyond and inside the chroma's ends (a JPEG chroma
+#: block, 16 px, plus margin)
+THIN_END_SEARCH_PX = 24
+#: a thin bar's rows differ from the rows beside by at least this (normalised channel) to be measured
+THIN_MIN_CONTRAST = 0.1
+
+
+#: rows a thin coloured line spans at most after JPEG's chroma subsampling (1-2 px bars: 2-3 rows)
+THIN_LINE_PX = 5
 
 
 #: a coloured bar's ends are blurred by JPEG's half-resolution chroma (up to ~2 px per end): shorter bars
@@ -1422,8 +1534,8 @@ COLOUR_MIN_CHROMA = 0.5
 MAX_OCR_LINES = 4
 
 
-def _search(n, ocr, engine):
-    strip = _find_strip(n)
+def _search(n, ocr, engine, strips=True):
+    strip = _find_strip(n) if strips else None
     cands = _bar_candidates(n)
     if not cands:
         return None
@@ -1522,15 +1634,29 @@ def _databar_check(n, strip, cand, result, engine) -> None:
                           max(x[2] for x in line), max(x[3] for x in line)))
     if not lines or len(lines) > 12:
         return
-    ims = []
-    for b0, c0, b1, c1 in lines:
-        h = b1 - b0
-        m = max(2, int(0.3 * h))
-        crop = np.abs(n[max(0, b0 - m):min(H, b1 + m), max(0, c0 - m):min(W, c1 + m)] - cand.colour)
-        im8 = (np.clip(crop / max(contrast, 1e-3), 0, 1) * 255).astype(np.uint8)
-        scale = 0.7 * _REC_HEIGHT / max(h, 1)
-        ims.append(_pad(_resize(im8, scale, cv2_inter(scale)), max(4, int(0.15 * _REC_HEIGHT))))
-    for t, _score in _rapid_read(ims):
+
+    def images(boxes):
+        ims = []
+        for b0, c0, b1, c1 in boxes:
+            h = b1 - b0
+            m = max(2, int(0.3 * h))
+            crop = np.abs(n[max(0, b0 - m):min(H, b1 + m), max(0, c0 - m):min(W, c1 + m)] - cand.colour)
+            im8 = (np.clip(crop / max(contrast, 1e-3), 0, 1) * 255).astype(np.uint8)
+            scale = 0.7 * _REC_HEIGHT / max(h, 1)
+            ims.append(_pad(_resize(im8, scale, cv2_inter(scale)), max(4, int(0.15 * _REC_HEIGHT))))
+        return ims
+
+    # all lines side by side in one image, a blank line height apart: the recogniser's cost is per
+    # image (each is padded to >= 320 x 48) far more than per pixel of width, and the HFW field is
+    # found in the text read wherever it stands
+    ims = images(lines)
+    h = max(im.shape[0] for im in ims)
+    row = [np.full((h, _REC_HEIGHT), 255, np.uint8)]
+    for im in ims:
+        top = (h - im.shape[0]) // 2
+        row += [np.pad(im, ((top, h - im.shape[0] - top), (0, 0)), constant_values=255),
+                np.full((h, _REC_HEIGHT), 255, np.uint8)]
+    for t, _score in _rapid_read([np.hstack(row)]):
         m = _HFW_RE.search("".join(_normalise_ocr_text(t).split()))
         if not m:
             continue
