@@ -21,10 +21,16 @@ def _gel(bands, seed=0):
 
 
 def _ctx(img, free_px):
-    ln = lanes_from_bounds([(X0, X1)], img.shape)[0]
+    """The lane X0..X1 with ``free_px`` of free gel on each side: neighbour lanes of its piece
+    start ``free_px`` px beside it (free_px 0: they touch it)."""
+    if free_px >= X0:  # the image sides are the nearest: 40 px of gel each side
+        lanes = lanes_from_bounds([(X0, X1)], img.shape)
+    else:
+        lanes = lanes_from_bounds([(0, X0 - free_px - 1), (X0, X1), (X1 + free_px + 1, W - 1)], img.shape)
+    ln = next(v for v in lanes if v.x_left_px == X0)
     prof = img[:, X0:X1 + 1].sum(axis=1)
     radius = G.ball_radius_px(H)
-    return G.LaneContext(img, ln, [ln], prof, G.rolling_ball_background(prof, radius), radius, free_px, 3)
+    return G.LaneContext(img, ln, lanes, prof, G.rolling_ball_background(prof, radius), radius, free_px, 3)
 
 
 #: a ladder-like run of bands closer than their tails (sd 6 px, 18 px apart)

@@ -51,7 +51,7 @@ from .profile import lane_index
 __all__ = ["REGISTRY", "CHOICES", "METHODS", "register", "Region", "LaneContext", "lane_background",
            "auto_methods", "lane_label", "ball_radius_px", "edge_border_px", "edge_background",
            "gap_background", "off_lane_profile", "rolling_ball_background", "flank_background", "valley_background",
-           "membrane_rows", "gel_envelope", "row_noise_sd", "BALL_RADIUS_FRACTION", "MIN_BALL_RADIUS_PX", "MIN_FREE_PX",
+           "membrane_rows", "gel_envelope", "lane_gap", "own_free_px", "row_noise_sd", "BALL_RADIUS_FRACTION", "MIN_BALL_RADIUS_PX", "MIN_FREE_PX",
            "OFF_MEMBRANE_FRACTION", "OFF_MEMBRANE_MIN_STEP_NOISE", "MIN_FREE_END_PX", "ENVELOPE_MIN_NOISE"]
 
 #: Default rolling-ball radius as a fraction of the lane length, and its floor (px). The project's
@@ -169,9 +169,11 @@ def _membrane(ctx: LaneContext) -> tuple[int, int]:
 
 
 def edge_border_px(ctx: LaneContext) -> int:
-    """Strip width for the lane-edge background: ``border_px``, narrowed to the free
-    margin when that is at least :data:`MIN_FREE_PX` (so the strips stay off the neighbours)."""
-    return min(ctx.border_px, ctx.free_px) if ctx.free_px >= MIN_FREE_PX else ctx.border_px
+    """Strip width for the lane-edge background: ``border_px``, narrowed to the lane's own free
+    margin (:func:`own_free_px`) when that is at least :data:`MIN_FREE_PX` (so the strips stay
+    off the neighbours; the lane's own, so moving one lane leaves the others' strips alone)."""
+    free = own_free_px(ctx)
+    return min(ctx.border_px, free) if free >= MIN_FREE_PX else ctx.border_px
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,21 @@ def auto(ctx: LaneContext, regions: list[Region]):
     return bg, methods
 
 
+def lane_gap(ln: Lane, lanes: list, width: int) -> int:
+    """A lane's free margin, px: the smaller of its gaps to the nearest lane of its piece on
+    either side, or to the image side of ``width`` px (lanes overlapping it are not neighbours)."""
+    left = min([ln.x_left_px - o.x_right_px - 1 for o in lanes
+                if o.piece == ln.piece and o.x_right_px < ln.x_left_px] + [ln.x_left_px])
+    right = min([o.x_left_px - ln.x_right_px - 1 for o in lanes
+                 if o.piece == ln.piece and o.x_left_px > ln.x_right_px] + [width - 1 - ln.x_right_px])
+    return int(min(left, right))
+
+
+def own_free_px(ctx: LaneContext) -> int:
+    """The context's lane's own free margin, px (:func:`lane_gap`)."""
+    return lane_gap(ctx.lane, ctx.lanes, ctx.signal.shape[1])
+
+
 def gel_envelope(ctx: LaneContext, regions: list[Region]) -> np.ndarray | None:
     """Upper bound on the background under a lane's bands from the free gel (membrane) beside it.
 
@@ -243,10 +260,11 @@ def gel_envelope(ctx: LaneContext, regions: list[Region]) -> np.ndarray | None:
     shape along the lane, and the lane's own band-free ends (membrane rows above its first
     and below its last region) its offset from the lane: the median of profile minus edge
     over each end, joined by a straight line (one end: a constant). ``None`` where the
-    piece has no free margin of :data:`MIN_FREE_PX` beside every lane, or the lane has
-    neither end free (at least :data:`MIN_FREE_END_PX` rows).
+    lane itself has no free margin of :data:`MIN_FREE_PX` on both sides (:func:`own_free_px`:
+    the lane's own gaps, so moving one lane does not change its piece's other lanes), or the
+    lane has neither end free (at least :data:`MIN_FREE_END_PX` rows).
     """
-    if ctx.free_px < MIN_FREE_PX or not regions:
+    if own_free_px(ctx) < MIN_FREE_PX or not regions:
         return None
     lo, hi = _membrane(ctx)
     top = min(r.top for r in regions)

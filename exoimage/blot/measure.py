@@ -98,14 +98,7 @@ def prepare(image, params: BlotParams) -> Prepared:
 def lane_gaps(lanes: list[Lane], width: int) -> dict:
     """Smallest free margin (px) beside each lane: to its neighbours in the same piece,
     or to the image side. Lanes overlapping this one are not counted as neighbours."""
-    out = {}
-    for ln in lanes:
-        left = min([ln.x_left_px - o.x_right_px - 1 for o in lanes
-                    if o.piece == ln.piece and o.x_right_px < ln.x_left_px] + [ln.x_left_px])
-        right = min([o.x_left_px - ln.x_right_px - 1 for o in lanes
-                     if o.piece == ln.piece and o.x_left_px > ln.x_right_px] + [width - 1 - ln.x_right_px])
-        out[ln.lane] = min(left, right)
-    return out
+    return {ln.lane: G.lane_gap(ln, lanes, width) for ln in lanes}
 
 
 def lane_contexts(prep: Prepared, lanes: list[Lane], params: BlotParams) -> dict:
