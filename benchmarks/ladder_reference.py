@@ -10,6 +10,7 @@ volume/mass), mean |error| over 76 bands, 3 kb / 1.5 kb per lane.
 Usage: PYTHONPATH=$PWD python benchmarks/ladder_reference.py [path/to/dna_ladder_gel_8bit.tif]
 """
 import sys
+from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 from exoimage.io import read_image
@@ -55,5 +56,10 @@ def main(path):
               + " ".join(f"{k}:{e:+.0f}" for k, e in zip(KB, E.mean(0))))
 
 
+DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "dna_ladder_gel_8bit.tif"
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/real/dna_ladder_gel_8bit.tif")
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
+    if not path.is_file():
+        sys.exit(f"{path}: no such file (pass the NEB 1 kb Plus gel's path; ../shared/ beside the checkout holds it)")
+    main(path)
