@@ -458,3 +458,34 @@ def test_merged_lanes_of_uneven_width_are_counted_from_the_dips():
     err = np.abs(right - edges[1:-1])
     # every edge on its dip but the invisible one, which lies within a third of a lane of it
     assert np.delete(err, 6).max() <= 3 and err[6] <= 0.3 * PITCH, (right, edges)
+
+
+def test_lanes_reach_their_bands_with_free_membrane_between():
+    """Bands with Gaussian flanks across the lane (the Kodak bands' are; a lane 1.25 half-maximum
+    widths wide ends 1.47 SD out, where its band is still at a third of its peak): every lane
+    reaches out to where its band falls to 0.15 of its peak above the floor beside it (1.95 SD at
+    an end lane; between neighbours 2.5 SD apart the floor is the dip their tails make, 1.7 SD),
+    leaving 2 px or more free between lanes (the lane-edge background needs them)."""
+    rng = np.random.default_rng(11)
+    h, w = 736, 1092
+    img = np.full((h, w), 300.0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    x0, sd = 200.0, 0.2 * PITCH
+    cs = x0 + PITCH / 2 + PITCH * np.arange(9)
+    for y0, y1 in ((90, 360), (420, 680)):
+        img[y0:y1, int(x0) - 60:int(x0 + 9 * PITCH + 160)] += 500.0
+        for i, c in enumerate(cs):
+            amp = 3000.0 * (0.6 + 0.4 * ((i * 7) % 5) / 4)
+            img += amp * np.exp(-0.5 * ((xx - c) / sd) ** 2) * np.exp(-0.5 * ((yy - y0 - 120) / 9.0) ** 2)
+    img += rng.normal(0, 12, img.shape)
+    sig = np.clip(img, 0, 65535)
+    per = _lanes_by_piece(find_lanes(sig, find_pieces(sig)))
+    assert len(per) == 2
+    for lns in per.values():
+        lns = sorted(lns, key=lambda ln: ln.x_left_px)
+        _assert_lanes_match(lns, cs)
+        free = [b.x_left_px - a.x_right_px - 1 for a, b in zip(lns, lns[1:])]
+        assert min(free) >= 2, free
+        for ln, c in zip(lns, cs):
+            assert ln.x_left_px <= c - 1.6 * sd and ln.x_right_px >= c + 1.6 * sd, (ln, c)
+        assert lns[0].x_left_px <= cs[0] - 1.85 * sd and lns[-1].x_right_px >= cs[-1] + 1.85 * sd

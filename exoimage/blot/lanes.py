@@ -1288,6 +1288,82 @@ def _share_comb_pitch(found, pmin: float) -> None:
             f[5:9] = [cs2, float(np.median(list(w2.values()))), set(), w2]
 
 
+#: lanes reach their bands' extent as an analyst draws them (the comb's lanes are one width, centred:
+#: a wider band, or one off its lane's centre, sticks out): each edge of a lane moves out to where
+#: the band rows' evidence profile falls to LANE_EDGE_LEVEL of the lane's peak above the floor beside
+#: it (towards a neighbour the profile's lowest point between the two centres: the dip between
+#: touching bands, the membrane between apart ones; beyond an end lane the lowest evidence within
+#: LANE_END_REACH pitches). A Gaussian band's profile is at 0.15 of its peak 1.95 SD from its centre,
+#: so the lane holds 95 % of the band's width-wise mass (its half-maximum width 76 %). The analysts'
+#: end rectangles on the Kodak strips end at 0.0-0.7 of the end band's peak, median 0.12
+LANE_EDGE_LEVEL = 0.15
+#: free membrane, px, an edge keeps from the lowest point towards a neighbour (so from the
+#: neighbour's edge LANE_FREE_PX + 1) and from the piece's side: the lane-edge strips and the gel
+#: envelope need :data:`~exoimage.blot.background.MIN_FREE_PX` = 2 free beside a lane. A lane never
+#: shrinks; lanes that touch already (merged bands) stay so
+LANE_FREE_PX = 2
+#: an end lane's outer edge moves out by at most this fraction of the lane pitch
+LANE_END_REACH = 0.5
+
+
+def _widen_lanes(e: np.ndarray, cs, bounds, markers) -> None:
+    """Widen, in place, the lanes ``bounds`` ([left, right] per centre of ``cs``, piece columns) to
+    their bands' extent in the evidence profile ``e`` (see :data:`LANE_EDGE_LEVEL`). A marker lane
+    keeps its bounds (its bands are not in the band rows)."""
+    wid = len(e)
+    n = len(cs)
+    pitch = float(np.median(np.diff(cs)))
+    reach = int(LANE_END_REACH * pitch)
+    # per gap between neighbours: the lowest point between their centres
+    dips = []
+    for i in range(n - 1):
+        ca, cb = int(round(cs[i])), int(round(cs[i + 1]))
+        dips.append(ca + int(np.argmin(e[ca:cb + 1])) if cb > ca else None)
+    for i in range(n):
+        if cs[i] in markers:
+            continue
+        xl, xr = bounds[i]
+        lo, hi = max(0, xl), min(wid, xr + 1)
+        if hi <= lo:
+            continue
+        peak = float(e[lo:hi].max())
+        for side in (0, 1):
+            if side == 0:
+                if i > 0:
+                    if dips[i - 1] is None or cs[i - 1] in markers:
+                        continue
+                    stop = max(dips[i - 1] + LANE_FREE_PX, bounds[i - 1][1] + LANE_FREE_PX + 1)
+                    base = float(e[dips[i - 1]])
+                else:
+                    stop = max(LANE_FREE_PX, xl - reach)
+                    out = e[max(0, xl - reach):max(0, xl)]
+                    if not len(out):
+                        continue
+                    base = float(out.min())
+                level = base + LANE_EDGE_LEVEL * (peak - base)
+                x = xl
+                while x > stop and e[x - 1] > level:
+                    x -= 1
+                bounds[i][0] = min(xl, x)
+            else:
+                if i < n - 1:
+                    if dips[i] is None or cs[i + 1] in markers:
+                        continue
+                    stop = min(dips[i] - LANE_FREE_PX, bounds[i + 1][0] - LANE_FREE_PX - 1)
+                    base = float(e[dips[i]])
+                else:
+                    stop = min(wid - 1 - LANE_FREE_PX, xr + reach)
+                    out = e[xr + 1:xr + 1 + reach]
+                    if not len(out):
+                        continue
+                    base = float(out.min())
+                level = base + LANE_EDGE_LEVEL * (peak - base)
+                x = xr
+                while x < stop and e[x + 1] > level:
+                    x += 1
+                bounds[i][1] = max(xr, x)
+
+
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
                min_lane_width_px: int = 8, max_tilt: float = 0.1) -> list[Lane]:
     """Find lanes (count and boundaries) in every membrane piece.
@@ -1349,7 +1425,7 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
     if not n_lanes:
         _share_comb_pitch(found, float(min_lane_width_px))
     lanes: list[Lane] = []
-    for pc, _, _, yref, slope, cs, lw, markers, widths in found:
+    for pc, ts, band_rows, yref, slope, cs, lw, markers, widths in found:
         if not cs:
             continue
         cs = sorted(cs)
@@ -1359,6 +1435,8 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
             xl = int(round(c - w / 2))
             xr = int(round(c + w / 2)) - 1
             bounds.append([xl, xr])
+        if pc.cut and not n_lanes and len(cs) >= 2:
+            _widen_lanes(_evidence_profile(ts, band_rows), cs, bounds, markers)
         # never two lanes on one: a lane moved towards its neighbour gives way at the midpoint
         for i in range(1, len(bounds)):
             if bounds[i][0] <= bounds[i - 1][1]:
