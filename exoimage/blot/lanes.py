@@ -1161,24 +1161,86 @@ def _piece_pitch(cs) -> float | None:
     return float(np.median(np.diff(sorted(cs)))) if len(cs) >= 2 else None
 
 
-#: a boundary between merged lanes moves to the deepest dip of the row's evidence profile within
-#: this fraction of the pitch of its even position (touching bands still dip a little between
-#: lanes; lanes are not cast perfectly evenly)
-LANE_MERGED_SNAP = 0.3
-#: least prominence of such a dip, as a fraction of the row's median evidence level (noise dips
-#: are shallower)
+#: a boundary between merged lanes: a dip of the row's evidence profile at least this prominent, as
+#: a fraction of the row's median evidence level (touching bands still dip a little between lanes;
+#: noise dips are shallower). July 23 GAPDH bottom strip: the dips between its touching lanes
+#: 0.044-0.49, the profile's noise dips below 0.01
 LANE_MERGED_DIP_PROM = 0.03
+#: two such dips closer than this fraction of the pitch are one boundary (the more prominent one;
+#: lanes are cast a pitch apart, 0.6: the closest :func:`_grid_lanes` lets two lanes be)
+LANE_MERGED_DIP_MERGE = 0.6
+#: a stretch between two boundaries holding several lanes is cut at the most prominent such dip
+#: within this fraction of the stretch's pitch of each even position (the even position where there
+#: is none): lanes are not cast perfectly evenly
+LANE_MERGED_SNAP = 0.3
+#: a dip that leaves more than this fraction of a lane over a whole number of lanes on both sides
+#: (between two other boundaries) is not a lane edge when the two stretches together hold a whole
+#: number of lanes more nearly: a crack or a hole in one band (Kodak April 22 GAPDH top strip: a dip
+#: of 0.49 inside its third lane, stretches of 1.49 and 1.56 pitches, 3.05 together)
+LANE_MERGED_HALF = 0.3
+
+
+def _lane_count(length: float, ref: float) -> tuple[int, float]:
+    """(lanes, how far the stretch is from that many pitches, in pitches) of a stretch of
+    ``length`` px at pitch ``ref``: the nearest whole number of pitches, at least one."""
+    x = length / ref
+    n = max(1, int(round(x)))
+    return n, abs(x - n)
+
+
+def _merged_edges(e: np.ndarray, a: int, b: int, ref: float, hi: float) -> list[float]:
+    """Lane edges of a row of merged lanes (evidence profile ``e``, extent ``a:b``, median evidence
+    level ``hi``) cast by a comb of pitch ``ref``: the row's prominent dips
+    (:data:`LANE_MERGED_DIP_PROM`; of two within :data:`LANE_MERGED_DIP_MERGE` pitches of each other
+    or of the row's ends the more prominent, the ends first) bound stretches of whole lanes, less a
+    dip that leaves half lanes on both sides (:data:`LANE_MERGED_HALF`); a stretch holds
+    ``round(length / ref)`` lanes, at least one (the extent ends at the row's half level, so an
+    end stretch holds no band tail to count); a stretch of several lanes is cut at its
+    most prominent of those dips near the even positions (:data:`LANE_MERGED_SNAP`; the even
+    position where there is none)."""
+    dx, props = find_peaks(-e, prominence=LANE_MERGED_DIP_PROM * hi)
+    prom = props["prominences"]
+    sel = (dx > a) & (dx < b)
+    dx, prom = dx[sel], prom[sel]
+    gap = LANE_MERGED_DIP_MERGE * ref
+    kept = [float(a), float(b)]
+    for i in np.argsort(-prom, kind="stable"):
+        if all(abs(dx[i] - x) >= gap for x in kept):
+            kept.append(float(dx[i]))
+    bounds = sorted(kept)
+    while len(bounds) > 3:
+        best = None
+        for k in range(2, len(bounds) - 2):
+            r1 = _lane_count(bounds[k] - bounds[k - 1], ref)[1]
+            r2 = _lane_count(bounds[k + 1] - bounds[k], ref)[1]
+            r12 = _lane_count(bounds[k + 1] - bounds[k - 1], ref)[1]
+            if min(r1, r2) > LANE_MERGED_HALF and r12 < min(r1, r2) and (best is None or r12 < best[0]):
+                best = (r12, k)
+        if best is None:
+            break
+        del bounds[best[1]]
+    edges = [float(a)]
+    for l, r in zip(bounds, bounds[1:]):
+        n = _lane_count(r - l, ref)[0]
+        p = (r - l) / n
+        for j in range(1, n):
+            x = edges[-1] + (r - edges[-1]) / (n - j + 1)
+            near = np.flatnonzero(np.abs(dx - x) <= LANE_MERGED_SNAP * p)
+            edges.append(float(dx[near[np.argmax(prom[near])]]) if len(near) else x)
+        edges.append(float(r))
+    return edges
 
 
 def _merged_lanes(ts: np.ndarray, wins, ref: float):
     """(lane centres, {centre: width}) of a band row of merged lanes cast by a comb of pitch
     ``ref``: the row's extent (where its evidence profile is at least half its median over the
-    bands' support, the longest such run) holds a whole number of lanes, ``n = round(extent /
-    ref)``, side by side. Each boundary between two lanes is the row's dip nearest its even
-    position (the deepest local minimum of the evidence profile within :data:`LANE_MERGED_SNAP`
-    of the pitch; the even position where there is none). A row of lanes has no Fourier phase of
-    its own when its bands merge: its two ends alone favour the pitches that fit a half number of
-    times."""
+    bands' support, the longest such run) is cut into lanes at the row's dips
+    (:func:`_merged_edges`: the dips between touching bands are the lane edges, whatever the lanes'
+    uneven widths), side by side from dip to dip: no free membrane between merged bands (a free
+    margin would put the lane-edge strips and the gel envelope on the neighbours' band tails; with
+    3 px left free the Kodak April 22 B2AR 10w ZDF/ZL moved from -12 to -44 points). A row of lanes has no
+    Fourier phase of its own when its bands merge: its two ends alone favour the pitches that fit a
+    half number of times, so the comb only gives the pitch."""
     e = _evidence_profile(ts, wins)
     if e.max() <= 0:
         return [], {}
@@ -1188,21 +1250,9 @@ def _merged_lanes(ts: np.ndarray, wins, ref: float):
     if not runs:
         return [], {}
     a, b = max(runs, key=lambda r: r[1] - r[0])
-    n = int(round((b - a) / ref))
-    if n < 2:
+    edges = _merged_edges(e, a, b, ref, hi)
+    if len(edges) < 3:
         return [], {}
-    p = (b - a) / n
-    # dips: local minima of the profile, by prominence (noise dips are shallow)
-    dx, props = find_peaks(-e, prominence=LANE_MERGED_DIP_PROM * hi)
-    prom = props["prominences"]
-    edges = [float(a)]
-    for k in range(1, n):
-        # the lanes left share the rest of the row evenly
-        step = (b - edges[-1]) / (n - k + 1)
-        x = edges[-1] + step
-        near = np.flatnonzero(np.abs(dx - x) <= LANE_MERGED_SNAP * p)
-        edges.append(float(dx[near[np.argmax(prom[near])]]) if len(near) else x)
-    edges.append(float(b))
     cs = [0.5 * (l + r) for l, r in zip(edges, edges[1:])]
     return cs, {c: r - l + 1.0 for c, l, r in zip(cs, edges, edges[1:])}
 
@@ -1236,6 +1286,82 @@ def _share_comb_pitch(found, pmin: float) -> None:
         cs2, w2 = _merged_lanes(ts, wins, ref)
         if len(cs2) > len(cs):
             f[5:9] = [cs2, float(np.median(list(w2.values()))), set(), w2]
+
+
+#: lanes reach their bands' extent as an analyst draws them (the comb's lanes are one width, centred:
+#: a wider band, or one off its lane's centre, sticks out): each edge of a lane moves out to where
+#: the band rows' evidence profile falls to LANE_EDGE_LEVEL of the lane's peak above the floor beside
+#: it (towards a neighbour the profile's lowest point between the two centres: the dip between
+#: touching bands, the membrane between apart ones; beyond an end lane the lowest evidence within
+#: LANE_END_REACH pitches). A Gaussian band's profile is at 0.15 of its peak 1.95 SD from its centre,
+#: so the lane holds 95 % of the band's width-wise mass (its half-maximum width 76 %). The analysts'
+#: end rectangles on the Kodak strips end at 0.0-0.7 of the end band's peak, median 0.12
+LANE_EDGE_LEVEL = 0.15
+#: free membrane, px, an edge keeps from the lowest point towards a neighbour (so from the
+#: neighbour's edge LANE_FREE_PX + 1) and from the piece's side: the lane-edge strips and the gel
+#: envelope need :data:`~exoimage.blot.background.MIN_FREE_PX` = 2 free beside a lane. A lane never
+#: shrinks; lanes that touch already (merged bands) stay so
+LANE_FREE_PX = 2
+#: an end lane's outer edge moves out by at most this fraction of the lane pitch
+LANE_END_REACH = 0.5
+
+
+def _widen_lanes(e: np.ndarray, cs, bounds, markers) -> None:
+    """Widen, in place, the lanes ``bounds`` ([left, right] per centre of ``cs``, piece columns) to
+    their bands' extent in the evidence profile ``e`` (see :data:`LANE_EDGE_LEVEL`). A marker lane
+    keeps its bounds (its bands are not in the band rows)."""
+    wid = len(e)
+    n = len(cs)
+    pitch = float(np.median(np.diff(cs)))
+    reach = int(LANE_END_REACH * pitch)
+    # per gap between neighbours: the lowest point between their centres
+    dips = []
+    for i in range(n - 1):
+        ca, cb = int(round(cs[i])), int(round(cs[i + 1]))
+        dips.append(ca + int(np.argmin(e[ca:cb + 1])) if cb > ca else None)
+    for i in range(n):
+        if cs[i] in markers:
+            continue
+        xl, xr = bounds[i]
+        lo, hi = max(0, xl), min(wid, xr + 1)
+        if hi <= lo:
+            continue
+        peak = float(e[lo:hi].max())
+        for side in (0, 1):
+            if side == 0:
+                if i > 0:
+                    if dips[i - 1] is None or cs[i - 1] in markers:
+                        continue
+                    stop = max(dips[i - 1] + LANE_FREE_PX, bounds[i - 1][1] + LANE_FREE_PX + 1)
+                    base = float(e[dips[i - 1]])
+                else:
+                    stop = max(LANE_FREE_PX, xl - reach)
+                    out = e[max(0, xl - reach):max(0, xl)]
+                    if not len(out):
+                        continue
+                    base = float(out.min())
+                level = base + LANE_EDGE_LEVEL * (peak - base)
+                x = xl
+                while x > stop and e[x - 1] > level:
+                    x -= 1
+                bounds[i][0] = min(xl, x)
+            else:
+                if i < n - 1:
+                    if dips[i] is None or cs[i + 1] in markers:
+                        continue
+                    stop = min(dips[i] - LANE_FREE_PX, bounds[i + 1][0] - LANE_FREE_PX - 1)
+                    base = float(e[dips[i]])
+                else:
+                    stop = min(wid - 1 - LANE_FREE_PX, xr + reach)
+                    out = e[xr + 1:xr + 1 + reach]
+                    if not len(out):
+                        continue
+                    base = float(out.min())
+                level = base + LANE_EDGE_LEVEL * (peak - base)
+                x = xr
+                while x < stop and e[x + 1] > level:
+                    x += 1
+                bounds[i][1] = max(xr, x)
 
 
 def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes: int | None = None,
@@ -1299,7 +1425,7 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
     if not n_lanes:
         _share_comb_pitch(found, float(min_lane_width_px))
     lanes: list[Lane] = []
-    for pc, _, _, yref, slope, cs, lw, markers, widths in found:
+    for pc, ts, band_rows, yref, slope, cs, lw, markers, widths in found:
         if not cs:
             continue
         cs = sorted(cs)
@@ -1309,6 +1435,8 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
             xl = int(round(c - w / 2))
             xr = int(round(c + w / 2)) - 1
             bounds.append([xl, xr])
+        if pc.cut and not n_lanes and len(cs) >= 2:
+            _widen_lanes(_evidence_profile(ts, band_rows), cs, bounds, markers)
         # never two lanes on one: a lane moved towards its neighbour gives way at the midpoint
         for i in range(1, len(bounds)):
             if bounds[i][0] <= bounds[i - 1][1]:
