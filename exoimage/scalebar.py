@@ -370,8 +370,9 @@ def _normalise(data: np.ndarray) -> _Norm:
         import cv2
 
         rgb = np.ascontiguousarray(d[..., :3])
-        if rgb.dtype == np.uint8:  # fast path; same mean as below to within rounding
-            d = cv2.transform(rgb, np.full((1, 3), 1 / 3, np.float32)).astype(np.float32)
+        if rgb.dtype == np.uint8:  # fast path: the exact channel sum (3 x the mean; _Norm rescales it)
+            r, g, b = cv2.split(rgb)
+            d = cv2.add(cv2.add(r, g, dtype=cv2.CV_16U), b, dtype=cv2.CV_16U)
         else:
             d = rgb.astype(np.float32).mean(axis=-1)
     return _Norm(d)
@@ -487,13 +488,13 @@ class _Cand:
     bg: float
 
 
-def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
+def _bar_candidates(n: np.ndarray, max_candidates: int = 8, polarities=("dark", "bright")) -> list:
     import cv2
 
     H, W = n.shape
     kmin = int(max(11, round(0.015 * W))) | 1  # odd: an even opening kernel shifts by 1 px
     out = []
-    for polarity in ("dark", "bright"):
+    for polarity in polarities:
         colour = 0.0 if polarity == "dark" else 1.0
         raw8 = n.mask(polarity)
         opened = _open_rows(raw8, kmin, close=EXTEND_GAP)
@@ -744,10 +745,13 @@ def _subpixel_length(n, r0, r1, c0, c1, bar_val) -> float:
 
 def _find_strip(n: np.ndarray):
     """Return ``(row0, 0, row1, W)`` of a black or white databar strip along the bottom/top, or None."""
+    import cv2
+
     H, W = n.shape
     best = None
     for colour in (0.0, 1.0):
-        near = n.mask("dark" if colour == 0.0 else "bright").mean(axis=1, dtype=np.float32)
+        m = n.mask("dark" if colour == 0.0 else "bright")
+        near = cv2.reduce(m, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / float(W)
         for edge in ("bottom", "top"):
             prof = near[::-1] if edge == "bottom" else near
             if prof[0] < 0.5:
@@ -1306,8 +1310,9 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
         require_ocr(engine)
     best = None
     planes = _planes(data)
-    for k, n in enumerate(planes):
-        result = _search(n, ocr, engine)
+    for k, make in enumerate(planes):
+        n = make()
+        result = _search(n, ocr, engine, polarities=_plane_polarities(k))
         if result is None:
             continue
         if ocr:
@@ -1340,10 +1345,11 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
             # the grey and chroma planes only (and the chroma's thin lines), no databar strip (strips run along the bottom or top
             # edge): the single channels of a colour export only sharpen what the chroma already
             # shows, and five more full searches would take a 4096^2 image past its time budget
-            for k, n in enumerate(_planes(turned)):
+            for k, make in enumerate(_planes(turned)):
                 if k > 2:
                     break
-                result = _search(n, ocr, engine, strips=False)
+                n = make()
+                result = _search(n, ocr, engine, strips=False, polarities=_plane_polarities(k))
                 if result is None or result.geometry_score < VERTICAL_RETRY_SCORE:
                     continue
                 result = _unturn(result, d.shape[0])
@@ -1367,7 +1373,8 @@ def _remeasure_in_channels(result: ScaleBar, planes, skip: int = 0) -> int:
     best = None
     for _ in range(skip):  # the chroma's thin-line plane, when the bar was found in the chroma itself
         next(planes, None)
-    for n in planes:  # the remaining planes: the channels
+    for make in planes:  # the remaining planes: the channels
+        n = make()
         # only a window around the bar is searched (same value range as the whole channel, so the
         # same masks): the bar's rows and ends, and margins wide enough for its contrast and caps
         H, W = n.shape
@@ -1412,26 +1419,42 @@ def _unturn(bar: ScaleBar, H: int) -> ScaleBar:
     return bar
 
 
+def _plane_polarities(k: int) -> tuple:
+    """Bar colours looked for in plane ``k`` of :func:`_planes`.
+
+    In the chroma planes (1 and 2) only bright bars: the chroma's low end is every grey pixel (the
+    whole micrograph, one component spanning the image that costs more to label than the rest of
+    the search), and a grey bar is the grey plane's (0) to find, not the chroma's.
+    """
+    return ("bright",) if k in (1, 2) else ("dark", "bright")
+
+
 def _planes(data):
-    """The grey image, then (RGB exports only) the chroma image where coloured bars and labels stand out."""
-    yield _normalise(data)
+    """Makers (zero-argument callables) of the planes searched for a bar, in order, each built when called.
+
+    The grey image, then (RGB exports only) the chroma image where coloured bars and labels stand
+    out, the chroma with its thin lines raised, and each colour channel. A plane skipped (not
+    called) costs nothing: on a 4096 x 4096 colour export each costs ~10-30 ms.
+    """
     d = np.asarray(data)
+    yield lambda: _normalise(d)
     if d.ndim == 3 and d.shape[-1] in (3, 4):
         import cv2
 
         if d.dtype not in (np.uint8, np.uint16, np.float32):
             d = d.astype(np.float32)
-        r, g, b = (np.ascontiguousarray(d[..., i]) for i in range(3))  # numpy's max over a length-3 axis is slow
+        # numpy's max over a length-3 axis is slow; cv2.split copies the channels out fastest
+        r, g, b = cv2.split(np.ascontiguousarray(d[..., :3]))
         chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
         full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(d.dtype, float(d.max()) or 1.0)
         if float(chroma.max()) >= COLOUR_MIN_CHROMA * full:
-            yield _normalise(chroma)
-            yield _normalise(_thin_lines_raised(chroma))
+            yield lambda: _normalise(chroma)
+            yield lambda: _normalise(_thin_lines_raised(chroma))
             # each channel alone: a coloured overlay has full contrast in at least one (yellow or cyan
             # in blue or red against grey), and a channel keeps the luminance's full resolution that
             # the JPEG chroma lacks (thin bars, small labels)
             for ch in (r, g, b):
-                yield _normalise(ch)
+                yield lambda ch=ch: _normalise(ch)
 
 
 def _thin_lines_raised(chroma: np.ndarray) -> np.ndarray:
@@ -1463,7 +1486,8 @@ def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
     """
     r0, c0, r1, c1 = result.bar_box
     best = None
-    for n in planes:  # the remaining planes: the channels
+    for make in planes:  # the remaining planes: the channels
+        n = make()
         H, W = n.shape
         t = r1 - r0
         if r0 < 3 or r1 + 3 > H:
@@ -1534,9 +1558,9 @@ COLOUR_MIN_CHROMA = 0.5
 MAX_OCR_LINES = 4
 
 
-def _search(n, ocr, engine, strips=True):
+def _search(n, ocr, engine, strips=True, polarities=("dark", "bright")):
     strip = _find_strip(n) if strips else None
-    cands = _bar_candidates(n)
+    cands = _bar_candidates(n, polarities=polarities)
     if not cands:
         return None
     best = None
