@@ -1310,9 +1310,12 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
         require_ocr(engine)
     best = None
     planes = _planes(data)
+    # one OCR budget for the whole image, shared by the planes of a colour export and the vertical
+    # retry (per plane, six planes could OCR 24 lines: > 1 s for a label that stays unread)
+    budget = [MAX_OCR_LINES]
     for k, make in enumerate(planes):
         n = make()
-        result = _search(n, ocr, engine, polarities=_plane_polarities(k))
+        result = _search(n, ocr, engine, polarities=_plane_polarities(k), budget=budget)
         if result is None:
             continue
         if ocr:
@@ -1349,7 +1352,7 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
                 if k > 2:
                     break
                 n = make()
-                result = _search(n, ocr, engine, strips=False, polarities=_plane_polarities(k))
+                result = _search(n, ocr, engine, strips=False, polarities=_plane_polarities(k), budget=budget)
                 if result is None or result.geometry_score < VERTICAL_RETRY_SCORE:
                     continue
                 result = _unturn(result, d.shape[0])
@@ -1554,17 +1557,20 @@ CHROMA_SURE_LENGTH_PX = 400
 COLOUR_MIN_CHROMA = 0.5
 
 
-#: label lines OCR'd per image at most (each costs ~0.1-0.3 s): the nearest lines of the best bars
+#: label lines OCR'd per image at most (each costs ~0.04-0.2 s), over all its planes and orientations:
+#: the nearest lines of the best bars
 MAX_OCR_LINES = 4
 
 
-def _search(n, ocr, engine, strips=True, polarities=("dark", "bright")):
+def _search(n, ocr, engine, strips=True, polarities=("dark", "bright"), budget=None):
+    """The best bar of one plane and its reading; ``budget`` is a one-element list holding the label
+    lines the image may still OCR (decremented here; a fresh :data:`MAX_OCR_LINES` when None)."""
     strip = _find_strip(n) if strips else None
     cands = _bar_candidates(n, polarities=polarities)
     if not cands:
         return None
     best = None
-    budget = [MAX_OCR_LINES]
+    budget = [MAX_OCR_LINES] if budget is None else budget
     for cand in cands[:4]:
         result = None
         # text pixels within half the contrast of the text colour first; when that gives no line or no
@@ -1791,7 +1797,10 @@ def _label_cues(line, cand, text, parsed):
     num = re.match(r"\D*(\d+(?:[.,]\d+)?)", "".join(str(text).split()))
     has_sep = bool(num and re.search(r"[.,]", num.group(1)))
     digit_glyphs = sorted(glyphs, key=lambda c: c[1])
-    inner_dot = any(digit_glyphs and digit_glyphs[0][3] <= d[1] and d[3] <= digit_glyphs[-1][1] for d in dots)
+    # a point stands in a gap between two glyphs, clear of both: a mark within a glyph's columns is
+    # part of it (the dotted zero of DejaVu Sans Mono, a serif's foot). All the line's glyphs, not
+    # only as many as digits were read: the reading may have dropped the digit before the point
+    inner_dot = any(a[3] <= d[1] and d[3] <= b[1] for a, b in zip(digit_glyphs[:-1], digit_glyphs[1:]) for d in dots)
     if not inner_dot and not has_sep and num:
         inner_dot = _dot_in_gap(line, digit_glyphs[:len(re.sub(r"\D", "", num.group(1)))])
     if inner_dot and not has_sep:
