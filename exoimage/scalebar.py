@@ -1145,6 +1145,13 @@ def _rapid_vote(n, line, bar, images, h):
         best = next(k for k in votes if _same(k, wide))
     agree = votes[best]
     score = min(r[1] for r in agree)
+    # a minority reading that is the best one without its decimal point ('15 µm' beside '1.5 µm': the
+    # blanked cut-out loses a point too small to be a component of the line) does not dispute it when
+    # the geometry sees a point drawn between the digits: that cue and the other cut-outs agree
+    for k in [k for k in votes if k != best and len(votes[k]) < len(agree)]:
+        if k[1] == best[1] and _drops_point(_fmt(k[0]), _fmt(best[0])) and \
+                "a decimal point is drawn but none was read" in _label_cues(line, bar, votes[k][0][0], k)[1]:
+            del votes[k]
     # a cut-out whose reading has no unit but another number ('25' beside '15 µm'): it disagrees too
     other_number = any(p is None and _number(t) is not None and abs(_number(t) - best[0]) > 1e-9 * best[0]
                        for t, _, p in reads)
@@ -1164,6 +1171,15 @@ def _rapid_vote(n, line, bar, images, h):
         conf = min(conf, DISAGREEING_CUE_CONFIDENCE)
         return f"{_fmt(best[0])} {best[1]}", float(conf)  # the corrected reading (the caller re-parses)
     return agree[0][0], float(conf)
+
+
+def _drops_point(without: str, with_point: str) -> bool:
+    """``without`` is ``with_point`` with its decimal point left out (``'15'`` of ``'1.5'``; ``'5'``
+    of ``'0.5'``, as ``'05'`` parses)."""
+    if "." not in with_point or "." in without:
+        return False
+    digits = with_point.replace(".", "")
+    return without in (digits, digits.lstrip("0"))
 
 
 def _number(text: str) -> float | None:
