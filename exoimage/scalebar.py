@@ -49,7 +49,10 @@ end after the aligned ones, and a line beside the bar only when it is wholly
 beyond its end and vertically centred on it (other databar text is not the
 label). PP-OCR reads the line with everything else blanked; when that reading
 is not sure (score < 0.9, or a check below fails) it also reads the raw
-cut-out and a wider one; readings that disagree are capped at 0.4.
+cut-out and a wider one; readings that disagree are capped at 0.4 (a reading that
+is another's without its decimal point does not disagree when a point is seen drawn
+between the digits). At most :data:`MAX_OCR_LINES` label lines are read per image,
+over all its planes (grey, chroma, colour channels) and the vertical retry.
 Accepted units: nm, µm (written ``µm``, ``μm`` or ``um``), Å (``A`` is read
 as Å), mm. Decimal points and commas are both decimal separators.
 
@@ -58,8 +61,9 @@ by checks against the geometry (each failed check: <= 0.4, below
 :data:`LOW_CONFIDENCE`): the label value is a 1-2-5 number (1.5/2.5/3/4:
 <= 0.85; anything else <= 0.4); a label above/below is centred or flush; the
 characters read are not fewer than the glyphs drawn; a drawn decimal point is
-read (also a point too small to be a component: ink low in a gap between digits at least 0.35
-text heights wide); the label does not touch the bar (glyph rows merged into the bar are lost: 'n'
+read (a dot-sized mark in a gap between two glyphs, clear of both - a dot within a glyph, as
+in a dotted zero, is none - or a point too small to be a component: ink low in a gap between
+digits at least 0.35 text heights wide); the label does not touch the bar (glyph rows merged into the bar are lost: 'n'
 reads as 'u'); no cut-out reads another number; in a databar printing ``HFW``, the reading agrees
 with HFW / image width (2 % plus the HFW's printed precision; a printed magnification is not used,
 it needs the detector's pixel pitch); mm readings (<= 0.45); a coloured bar shorter than 400 px
