@@ -49,7 +49,10 @@ end after the aligned ones, and a line beside the bar only when it is wholly
 beyond its end and vertically centred on it (other databar text is not the
 label). PP-OCR reads the line with everything else blanked; when that reading
 is not sure (score < 0.9, or a check below fails) it also reads the raw
-cut-out and a wider one; readings that disagree are capped at 0.4.
+cut-out and a wider one; readings that disagree are capped at 0.4 (a reading that
+is another's without its decimal point does not disagree when a point is seen drawn
+between the digits). At most :data:`MAX_OCR_LINES` label lines are read per image,
+over all its planes (grey, chroma, colour channels) and the vertical retry.
 Accepted units: nm, µm (written ``µm``, ``μm`` or ``um``), Å (``A`` is read
 as Å), mm. Decimal points and commas are both decimal separators.
 
@@ -58,8 +61,9 @@ by checks against the geometry (each failed check: <= 0.4, below
 :data:`LOW_CONFIDENCE`): the label value is a 1-2-5 number (1.5/2.5/3/4:
 <= 0.85; anything else <= 0.4); a label above/below is centred or flush; the
 characters read are not fewer than the glyphs drawn; a drawn decimal point is
-read (also a point too small to be a component: ink low in a gap between digits at least 0.35
-text heights wide); the label does not touch the bar (glyph rows merged into the bar are lost: 'n'
+read (a dot-sized mark in a gap between two glyphs, clear of both - a dot within a glyph, as
+in a dotted zero, is none - or a point too small to be a component: ink low in a gap between
+digits at least 0.35 text heights wide); the label does not touch the bar (glyph rows merged into the bar are lost: 'n'
 reads as 'u'); no cut-out reads another number; in a databar printing ``HFW``, the reading agrees
 with HFW / image width (2 % plus the HFW's printed precision; a printed magnification is not used,
 it needs the detector's pixel pitch); mm readings (<= 0.45); a coloured bar shorter than 400 px
@@ -370,8 +374,9 @@ def _normalise(data: np.ndarray) -> _Norm:
         import cv2
 
         rgb = np.ascontiguousarray(d[..., :3])
-        if rgb.dtype == np.uint8:  # fast path; same mean as below to within rounding
-            d = cv2.transform(rgb, np.full((1, 3), 1 / 3, np.float32)).astype(np.float32)
+        if rgb.dtype == np.uint8:  # fast path: the exact channel sum (3 x the mean; _Norm rescales it)
+            r, g, b = cv2.split(rgb)
+            d = cv2.add(cv2.add(r, g, dtype=cv2.CV_16U), b, dtype=cv2.CV_16U)
         else:
             d = rgb.astype(np.float32).mean(axis=-1)
     return _Norm(d)
@@ -487,13 +492,13 @@ class _Cand:
     bg: float
 
 
-def _bar_candidates(n: np.ndarray, max_candidates: int = 8) -> list:
+def _bar_candidates(n: np.ndarray, max_candidates: int = 8, polarities=("dark", "bright")) -> list:
     import cv2
 
     H, W = n.shape
     kmin = int(max(11, round(0.015 * W))) | 1  # odd: an even opening kernel shifts by 1 px
     out = []
-    for polarity in ("dark", "bright"):
+    for polarity in polarities:
         colour = 0.0 if polarity == "dark" else 1.0
         raw8 = n.mask(polarity)
         opened = _open_rows(raw8, kmin, close=EXTEND_GAP)
@@ -744,10 +749,13 @@ def _subpixel_length(n, r0, r1, c0, c1, bar_val) -> float:
 
 def _find_strip(n: np.ndarray):
     """Return ``(row0, 0, row1, W)`` of a black or white databar strip along the bottom/top, or None."""
+    import cv2
+
     H, W = n.shape
     best = None
     for colour in (0.0, 1.0):
-        near = n.mask("dark" if colour == 0.0 else "bright").mean(axis=1, dtype=np.float32)
+        m = n.mask("dark" if colour == 0.0 else "bright")
+        near = cv2.reduce(m, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / float(W)
         for edge in ("bottom", "top"):
             prof = near[::-1] if edge == "bottom" else near
             if prof[0] < 0.5:
@@ -1141,6 +1149,13 @@ def _rapid_vote(n, line, bar, images, h):
         best = next(k for k in votes if _same(k, wide))
     agree = votes[best]
     score = min(r[1] for r in agree)
+    # a minority reading that is the best one without its decimal point ('15 µm' beside '1.5 µm': the
+    # blanked cut-out loses a point too small to be a component of the line) does not dispute it when
+    # the geometry sees a point drawn between the digits: that cue and the other cut-outs agree
+    for k in [k for k in votes if k != best and len(votes[k]) < len(agree)]:
+        if k[1] == best[1] and _drops_point(_fmt(k[0]), _fmt(best[0])) and \
+                "a decimal point is drawn but none was read" in _label_cues(line, bar, votes[k][0][0], k)[1]:
+            del votes[k]
     # a cut-out whose reading has no unit but another number ('25' beside '15 µm'): it disagrees too
     other_number = any(p is None and _number(t) is not None and abs(_number(t) - best[0]) > 1e-9 * best[0]
                        for t, _, p in reads)
@@ -1160,6 +1175,15 @@ def _rapid_vote(n, line, bar, images, h):
         conf = min(conf, DISAGREEING_CUE_CONFIDENCE)
         return f"{_fmt(best[0])} {best[1]}", float(conf)  # the corrected reading (the caller re-parses)
     return agree[0][0], float(conf)
+
+
+def _drops_point(without: str, with_point: str) -> bool:
+    """``without`` is ``with_point`` with its decimal point left out (``'15'`` of ``'1.5'``; ``'5'``
+    of ``'0.5'``, as ``'05'`` parses)."""
+    if "." not in with_point or "." in without:
+        return False
+    digits = with_point.replace(".", "")
+    return without in (digits, digits.lstrip("0"))
 
 
 def _number(text: str) -> float | None:
@@ -1306,8 +1330,12 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
         require_ocr(engine)
     best = None
     planes = _planes(data)
-    for k, n in enumerate(planes):
-        result = _search(n, ocr, engine)
+    # one OCR budget for the whole image, shared by the planes of a colour export and the vertical
+    # retry (per plane, six planes could OCR 24 lines: > 1 s for a label that stays unread)
+    budget = [MAX_OCR_LINES]
+    for k, make in enumerate(planes):
+        n = make()
+        result = _search(n, ocr, engine, polarities=_plane_polarities(k), budget=budget)
         if result is None:
             continue
         if ocr:
@@ -1340,10 +1368,11 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
             # the grey and chroma planes only (and the chroma's thin lines), no databar strip (strips run along the bottom or top
             # edge): the single channels of a colour export only sharpen what the chroma already
             # shows, and five more full searches would take a 4096^2 image past its time budget
-            for k, n in enumerate(_planes(turned)):
+            for k, make in enumerate(_planes(turned)):
                 if k > 2:
                     break
-                result = _search(n, ocr, engine, strips=False)
+                n = make()
+                result = _search(n, ocr, engine, strips=False, polarities=_plane_polarities(k), budget=budget)
                 if result is None or result.geometry_score < VERTICAL_RETRY_SCORE:
                     continue
                 result = _unturn(result, d.shape[0])
@@ -1367,7 +1396,8 @@ def _remeasure_in_channels(result: ScaleBar, planes, skip: int = 0) -> int:
     best = None
     for _ in range(skip):  # the chroma's thin-line plane, when the bar was found in the chroma itself
         next(planes, None)
-    for n in planes:  # the remaining planes: the channels
+    for make in planes:  # the remaining planes: the channels
+        n = make()
         # only a window around the bar is searched (same value range as the whole channel, so the
         # same masks): the bar's rows and ends, and margins wide enough for its contrast and caps
         H, W = n.shape
@@ -1412,26 +1442,42 @@ def _unturn(bar: ScaleBar, H: int) -> ScaleBar:
     return bar
 
 
+def _plane_polarities(k: int) -> tuple:
+    """Bar colours looked for in plane ``k`` of :func:`_planes`.
+
+    In the chroma planes (1 and 2) only bright bars: the chroma's low end is every grey pixel (the
+    whole micrograph, one component spanning the image that costs more to label than the rest of
+    the search), and a grey bar is the grey plane's (0) to find, not the chroma's.
+    """
+    return ("bright",) if k in (1, 2) else ("dark", "bright")
+
+
 def _planes(data):
-    """The grey image, then (RGB exports only) the chroma image where coloured bars and labels stand out."""
-    yield _normalise(data)
+    """Makers (zero-argument callables) of the planes searched for a bar, in order, each built when called.
+
+    The grey image, then (RGB exports only) the chroma image where coloured bars and labels stand
+    out, the chroma with its thin lines raised, and each colour channel. A plane skipped (not
+    called) costs nothing: on a 4096 x 4096 colour export each costs ~10-30 ms.
+    """
     d = np.asarray(data)
+    yield lambda: _normalise(d)
     if d.ndim == 3 and d.shape[-1] in (3, 4):
         import cv2
 
         if d.dtype not in (np.uint8, np.uint16, np.float32):
             d = d.astype(np.float32)
-        r, g, b = (np.ascontiguousarray(d[..., i]) for i in range(3))  # numpy's max over a length-3 axis is slow
+        # numpy's max over a length-3 axis is slow; cv2.split copies the channels out fastest
+        r, g, b = cv2.split(np.ascontiguousarray(d[..., :3]))
         chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
         full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(d.dtype, float(d.max()) or 1.0)
         if float(chroma.max()) >= COLOUR_MIN_CHROMA * full:
-            yield _normalise(chroma)
-            yield _normalise(_thin_lines_raised(chroma))
+            yield lambda: _normalise(chroma)
+            yield lambda: _normalise(_thin_lines_raised(chroma))
             # each channel alone: a coloured overlay has full contrast in at least one (yellow or cyan
             # in blue or red against grey), and a channel keeps the luminance's full resolution that
             # the JPEG chroma lacks (thin bars, small labels)
             for ch in (r, g, b):
-                yield _normalise(ch)
+                yield lambda ch=ch: _normalise(ch)
 
 
 def _thin_lines_raised(chroma: np.ndarray) -> np.ndarray:
@@ -1463,7 +1509,8 @@ def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
     """
     r0, c0, r1, c1 = result.bar_box
     best = None
-    for n in planes:  # the remaining planes: the channels
+    for make in planes:  # the remaining planes: the channels
+        n = make()
         H, W = n.shape
         t = r1 - r0
         if r0 < 3 or r1 + 3 > H:
@@ -1530,17 +1577,20 @@ CHROMA_SURE_LENGTH_PX = 400
 COLOUR_MIN_CHROMA = 0.5
 
 
-#: label lines OCR'd per image at most (each costs ~0.1-0.3 s): the nearest lines of the best bars
+#: label lines OCR'd per image at most (each costs ~0.04-0.2 s), over all its planes and orientations:
+#: the nearest lines of the best bars
 MAX_OCR_LINES = 4
 
 
-def _search(n, ocr, engine, strips=True):
+def _search(n, ocr, engine, strips=True, polarities=("dark", "bright"), budget=None):
+    """The best bar of one plane and its reading; ``budget`` is a one-element list holding the label
+    lines the image may still OCR (decremented here; a fresh :data:`MAX_OCR_LINES` when None)."""
     strip = _find_strip(n) if strips else None
-    cands = _bar_candidates(n)
+    cands = _bar_candidates(n, polarities=polarities)
     if not cands:
         return None
     best = None
-    budget = [MAX_OCR_LINES]
+    budget = [MAX_OCR_LINES] if budget is None else budget
     for cand in cands[:4]:
         result = None
         # text pixels within half the contrast of the text colour first; when that gives no line or no
@@ -1767,7 +1817,10 @@ def _label_cues(line, cand, text, parsed):
     num = re.match(r"\D*(\d+(?:[.,]\d+)?)", "".join(str(text).split()))
     has_sep = bool(num and re.search(r"[.,]", num.group(1)))
     digit_glyphs = sorted(glyphs, key=lambda c: c[1])
-    inner_dot = any(digit_glyphs and digit_glyphs[0][3] <= d[1] and d[3] <= digit_glyphs[-1][1] for d in dots)
+    # a point stands in a gap between two glyphs, clear of both: a mark within a glyph's columns is
+    # part of it (the dotted zero of DejaVu Sans Mono, a serif's foot). All the line's glyphs, not
+    # only as many as digits were read: the reading may have dropped the digit before the point
+    inner_dot = any(a[3] <= d[1] and d[3] <= b[1] for a, b in zip(digit_glyphs[:-1], digit_glyphs[1:]) for d in dots)
     if not inner_dot and not has_sep and num:
         inner_dot = _dot_in_gap(line, digit_glyphs[:len(re.sub(r"\D", "", num.group(1)))])
     if inner_dot and not has_sep:

@@ -658,3 +658,27 @@ def test_dropped_digits_are_low_confidence(monkeypatch):
     res = find_scale_bar(img, engine="rapidocr")
     assert res.value == 1 and res.confidence < 0.5
     assert any("glyphs" in c for c in res.checks)
+
+
+@needs_fonts
+@pytest.mark.parametrize("drawn,confident", [("1.5 µm", True), ("15 µm", False)])
+def test_a_cut_out_that_drops_a_drawn_point_does_not_dispute(monkeypatch, drawn, confident):
+    """The blanked cut-out reads '15 µm', the raw and wide ones '1.5 µm': when the geometry sees the
+    point drawn between the digits the lone '15' is explained (a point too small for a component of
+    the line) and the reading keeps a confidence; when no point is drawn the cut-outs disagree."""
+    img = _field(seed=4)
+    img[400:406, 100:400] = 0
+    img = _text_at(img, drawn, 365, 200)
+    monkeypatch.setattr(scalebar, "require_ocr", lambda engine=None: None)
+    _fake_ocr(monkeypatch, [[("15 µm", 0.96)], [("1.5 µm", 0.96), ("1.5 µm", 0.98)],
+                            [("1.5 µm", 0.95), ("1.5 µm", 0.97)]])
+    res = find_scale_bar(img, engine="rapidocr")
+    assert (res.value, res.unit) == (1.5, "µm")
+    assert (res.confidence >= scalebar.LOW_CONFIDENCE) is confident, res.checks
+    assert res.confidence <= 0.85  # 1.5 is not in the 1-2-5 series
+
+
+def test_drops_point():
+    assert scalebar._drops_point("15", "1.5") and scalebar._drops_point("5", "0.5")
+    assert not scalebar._drops_point("25", "1.5") and not scalebar._drops_point("1.5", "1.5")
+    assert not scalebar._drops_point("150", "1.5")

@@ -115,3 +115,43 @@ def test_databar_hfw_disagreement_caps_the_confidence(factor, capped):
     sb._databar_check(n, strip, cand, res, "rapidocr")
     assert (res.confidence < sb.LOW_CONFIDENCE) is capped, res.checks
     assert bool(res.checks) is capped
+
+
+MONO = next((f for f in FONTS if f.endswith("DejaVuSansMono.ttf")), None)
+
+
+@pytest.mark.skipif(MONO is None, reason="no DejaVu Sans Mono")
+@pytest.mark.parametrize("label,reading,capped", [
+    ("200 nm", "200 nm", False),  # the dot inside each zero of DejaVu Sans Mono is no decimal point
+    ("2.5 um", "25 um", True),    # a point between the digits is one
+])
+def test_a_dotted_zero_is_no_decimal_point(label, reading, capped):
+    img = _field()
+    img[400:408, 200:500] = 255
+    m = _text_mask(label, MONO, 30)
+    rows = np.nonzero(m.max(axis=1) > 0.3)[0]
+    _paste(img, m, 370 - int(rows[-1]), 290, 255.0)
+    n, cand = _search(img)
+    lines = sb._label_lines(n, cand)
+    assert lines and lines[0].where == "above"
+    cue, notes = sb._label_cues(lines[0], cand, reading, sb.parse_label(reading))
+    assert ("a decimal point is drawn but none was read" in notes) is capped, notes
+    assert (cue < sb.LOW_CONFIDENCE) is capped, notes
+
+
+@pytest.mark.skipif(not sb.ocr_available("rapidocr"), reason="rapidocr not installed")
+@needs_fonts
+def test_one_ocr_budget_per_image(monkeypatch):
+    """A colour export whose label stays unread: its planes (grey, chroma, channels) and the vertical
+    retry share one budget of label lines, not one each."""
+    img = np.repeat(_field()[..., None], 3, axis=2)
+    yellow = np.array([255.0, 255.0, 0.0])
+    img[500:508, 200:500] = yellow
+    m = _text_mask("500 nm", SANS, 24)
+    for k in range(3):
+        _paste(img[..., k], m, 460, 300, float(yellow[k]))
+    calls = []
+    monkeypatch.setattr(sb, "_ocr_line", lambda *a, **k: (calls.append(1), ("", 0.0))[1])
+    bar = sb.find_scale_bar(np.clip(img, 0, 255).astype(np.uint8), engine="rapidocr")
+    assert bar is not None and bar.nm_per_px is None
+    assert 1 <= len(calls) <= sb.MAX_OCR_LINES
