@@ -8,7 +8,9 @@ depend on the start angle), that follows the strongest light-to-dark edge
 going outwards (the body / stain boundary) with at most :data:`DP_MAX_STEP`
 radial samples between neighbouring angles, each step costing
 :data:`DP_JUMP_PENALTY`. The edge position is refined to sub-pixel precision
-by a parabola through the edge strength around the chosen sample.
+by a parabola through the edge strength around the chosen sample. After selection the
+outlines are moved out to the outer foot of the edge ramp in excess of the imaging blur
+(:func:`outer_foot_shifts`, issue 13; docs/tem.md).
 
 Edge strengths are in noise SDs of the image gradient at the smoothing used:
 the smoothing grows with the candidate's size, in octave levels
@@ -347,23 +349,36 @@ RAMP_STEP_PX = 0.25
 #: the ramp's width is the distance between its RAMP_HI and RAMP_LO levels (fractions of the fall
 #: from the highest level inside the outline to the lowest outside, within the window)
 RAMP_HI, RAMP_LO = 0.9, 0.1
-#: the imaging blur's ramp width (the smaller of two estimates): this percentile of the ramp widths
-#: of the field's well-contrasted outlines (the RAMP_CONTRAST_TOP share with the largest fall, not
-#: border-cut), and STEP_PERCENTILE of the widths across the image's strongest edges
-#: (:func:`image_step_width`). 25: on the simulator the latter read 3.58 / 6.41 / 3.08 px where a
-#: blurred step is 4.0 / 6.7 / 3.1 px wide (1, 0.5, 1.7 nm/px; seed 0), the 10th 3.3 / 5.7 / 2.8
+#: the imaging blur's ramp width: STEP_PERCENTILE of the widths across the image's strongest edges
+#: away from the outlines (:func:`image_step_width`); where there is none, BLUR_PERCENTILE of the
+#: ramp widths of the field's well-contrasted outlines (the RAMP_CONTRAST_TOP share with the
+#: largest fall, not border-cut). 25: on the simulator the former read 3.58 / 6.41 / 3.08 px where
+#: a blurred step is 4.0 / 6.7 / 3.1 px wide (1, 0.5, 1.7 nm/px; seed 0), the 10th 3.3 / 5.7 / 2.8
 #: (noise and grain peaks narrow the low tail), the median 3.9 / 7.1 / 3.7
 BLUR_PERCENTILE = 10
 STEP_PERCENTILE = 25
+#: edges of the image within this many radii (plus RAMP_WINDOW_PX[0]) of an outline's centre are
+#: not used for the blur (they are the vesicles' own edges)
+OUTLINE_AWAY_FRAC = 1.3
+#: 10-90 % width of a Gaussian-blurred step, in its sigmas (2 x 1.2816)
+GAUSS_10_90 = 2.5631
+#: how a ramp's width in excess of the blur's is taken (:func:`outer_foot_shifts`): "linear"
+#: (w - w_blur) or "quadrature" (variance additivity). Quadrature is the better model of a
+#: meniscus ramp blurred by the optics (ScanEV cups B / C 122 / 117 nm vs 117 / 113 linear; the
+#: meniscus scenario at 0.5 / 2 nm/px -1 / -4 % vs -8 / -12 %), but it amplifies the small width
+#: differences of sharp simulated steps next to a halo (quick bench: dense 1.5 nm/px median
+#: |error| 1.0 -> 2.2 %, dark_grain 1 nm/px 2.1 -> 3.1 %, small_evs 0.5 1.2 -> 1.65 %): linear
+EXCESS = "linear"
 RAMP_CONTRAST_TOP = 0.5
 
 
-def edge_ramp(fine: np.ndarray, centre, radii, valid=None, align: bool = False) -> dict:
+def edge_ramp(fine: np.ndarray, centre, radii, valid=None) -> dict:
     """The edge ramp of a polar outline on ``fine`` (the image smoothed by RAMP_SIGMA_PX).
 
-    The profile is sampled along every (valid, in-image) angle at ``radii + t`` and averaged over
-    the angles (the outline's own shape is followed, so the averaging removes noise, not the
-    edge). Oriented so that the inside is the higher side, it falls from ``hi`` (its highest level
+    The profile is sampled along every (valid, in-image) angle at ``radii + t`` and its median
+    over the angles taken (the outline's own shape is followed, so this removes noise and a cap
+    sticking out at a few angles, not the edge). Oriented so that the inside is the higher side,
+    it falls from ``hi`` (its highest level
     inside the outline, t <= 0) to ``lo`` (its lowest outside, t >= 0); ``t_hi`` / ``t_lo`` are
     where it last exceeds RAMP_HI / first goes below RAMP_LO of that fall around the outline's
     steepest fall, ``t_half`` where it crosses half of it. Returns dict(width, t_half, t_lo,
@@ -392,25 +407,6 @@ def edge_ramp(fine: np.ndarray, centre, radii, valid=None, align: bool = False) 
     # orientation: the inside is the higher side (light vesicles, rims; dark bodies are lower)
     if np.mean(prof[:i0]) < np.mean(prof[i0 + 1:]):
         prof, v = -prof, -v
-    if align:
-        # each angle's profile shifted to its own half-height crossing nearest the outline (the
-        # outline's tracing error and a cap sticking out at some angles do not widen the ramp)
-        mid = 0.5 * (prof[:i0 + 1].max() + prof[i0:].min())
-        above = v >= mid
-        cr = above[:, :-1] & ~above[:, 1:]  # falls through mid between sample j and j+1
-        j = np.arange(t.size - 1)
-        dist = np.where(cr, np.abs(j - i0), t.size)
-        jj = np.argmin(dist, axis=1)
-        has = dist[np.arange(v.shape[0]), jj] < t.size // 4
-        a, b = v[np.arange(v.shape[0]), jj], v[np.arange(v.shape[0]), jj + 1]
-        f = np.where(a != b, (a - mid) / np.where(a != b, a - b, 1.0), 0.0)
-        c = np.where(has, t[jj] + f * RAMP_STEP_PX, 0.0)
-        vv = np.array([np.interp(t, t - ck, vk, left=np.nan, right=np.nan) for ck, vk in zip(c, v)])
-        keep = has
-        if keep.sum() >= max(3, 0.25 * keep.size):
-            prof = np.nanmedian(vv[keep], axis=0)
-            good = np.isfinite(prof)
-            prof = np.interp(t, t[good], prof[good])
     ins, out = prof[:i0 + 1], prof[i0:]
     hi, lo = float(ins.max()), float(out.min())
     fall = hi - lo
@@ -454,17 +450,19 @@ def outer_foot_shifts(data: np.ndarray, outlines, border=None, mask=None) -> tup
     the part of its edge ramp that exceeds the imaging blur.
 
     ``outlines`` are (centre, radii) pairs traced at the steepest fall (the half-height of the
-    edge). A sharp step blurred by the imaging has a ramp of width ``w_blur`` (the smaller of
-    :func:`blur_ramp_width`, from the field's outlines, and :func:`image_step_width`, from the
-    image's strongest edges outside ``mask``'s False pixels; so one vesicle alone works); a stain meniscus (a graded layer of
-    stain at the vesicle's edge, which annotators count as vesicle) widens the ramp to ``w``.
-    The vesicle's outer edge is the foot of that meniscus: half-height + max(0, w - w_blur) / 2,
-    which is the half-height itself for a blurred sharp step (the simulator's truth, a sharp
-    small vesicle) and the ramp's outer foot for a wide meniscus. Returns (shifts, widths, w_blur).
+    edge); ``w`` is each one's ramp width (:func:`edge_ramp`). A sharp step blurred by the
+    imaging has a ramp of width ``w_blur``: :func:`image_step_width` of the image's strongest
+    edges away from the outlines (further than OUTLINE_AWAY_FRAC radii from every centre) and
+    inside ``mask``, or, where there is none, :func:`blur_ramp_width` of the outlines; one
+    vesicle alone works. A stain meniscus (a graded layer of stain at the vesicle's edge, which
+    annotators count as vesicle) widens the ramp to ``w``. The outer edge is half-height +
+    max(0, w - w_blur) / 2 (EXCESS "linear"): the half-height itself for a blurred sharp step (the
+    simulator's truth, a sharp small vesicle), towards the ramp's outer foot for a meniscus.
+    ``border`` marks border-cut outlines. Returns (shifts, widths, w_blur) in px.
     """
     data32 = np.asarray(data, np.float32)
     n = len(outlines)
-    widths, falls, halves = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    widths, falls = np.full(n, np.nan), np.full(n, np.nan)
     H, W = data32.shape
     for k, (centre, radii) in enumerate(outlines):
         radii = np.asarray(radii, float)
@@ -475,11 +473,26 @@ def outer_foot_shifts(data: np.ndarray, outlines, border=None, mask=None) -> tup
             continue
         fine = cv2.GaussianBlur(np.ascontiguousarray(data32[y0:y1, x0:x1]), (0, 0), RAMP_SIGMA_PX)
         e = edge_ramp(fine, (centre[0] - y0, centre[1] - x0), radii)
-        widths[k], falls[k], halves[k] = e["width"], e["fall"], e["t_half"]
+        widths[k], falls[k] = e["width"], e["fall"]
     border = np.zeros(n, bool) if border is None else np.asarray(border, bool)
-    wb = np.nanmin([blur_ramp_width(widths, falls, border), image_step_width(data32, mask)])
-    excess = np.where(np.isfinite(widths) & np.isfinite(wb), np.maximum(0.0, widths - wb), 0.0)
-    return 0.5 * excess, widths, wb
+    # the blur from the specimen's other edges (grain, precipitate, debris): a vesicle's own edge
+    # would measure its meniscus, not the blur
+    away = np.ones(data32.shape, np.uint8)
+    for centre, radii in outlines:
+        r = float(np.max(radii)) * OUTLINE_AWAY_FRAC + RAMP_WINDOW_PX[0]
+        cv2.circle(away, (int(round(centre[1])), int(round(centre[0]))), int(np.ceil(r)), 0, -1)
+    away = away.astype(bool) if mask is None else away.astype(bool) & mask
+    wb = image_step_width(data32, away)
+    if not np.isfinite(wb):  # no other strong edge: the field's sharpest well-contrasted outlines
+        wb = blur_ramp_width(widths, falls, border)
+    ok = np.isfinite(widths) & np.isfinite(wb)
+    if EXCESS == "quadrature":
+        # variances add under convolution: the ramp's (w / GAUSS_10_90)^2 = blur's + meniscus's, and a
+        # linear meniscus of full width a has variance a^2 / 12; its foot lies a / 2 beyond its middle
+        a = np.where(ok, np.sqrt(np.maximum(0.0, widths ** 2 - wb ** 2)), 0.0) * np.sqrt(12.0) / GAUSS_10_90
+    else:  # "linear": the widths' difference (a wide meniscus's 10-90 width is 0.8 a: conservative)
+        a = np.where(ok, np.maximum(0.0, widths - wb), 0.0)
+    return 0.5 * a, widths, wb
 
 
 #: the image's own blur (:func:`image_step_width`): edge points are the local maxima of the gradient
