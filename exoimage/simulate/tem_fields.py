@@ -30,6 +30,11 @@ Scenarios (:data:`FIELD_SCENARIOS`; each has its own pixel sizes):
 ``confounders``
     ordinary EVs among stain precipitate, debris < 25 nm, a square crystal and a
     burned-in scale bar with its text.
+``meniscus``
+    36-130 nm cup-shaped EVs whose edge is a graded stain meniscus 5-10 nm wide (body
+    coverage falling linearly to the truth outline, the bright rim inside it): the truth is the
+    ramp's **outer foot**, where annotators of real micrographs put the outer edge; in every
+    other scenario the edge is a sharp step (its half-height after the optics' blur).
 
 Truth (one row per object): ``object_id, kind, is_vesicle, x_px, y_px,
 diameter_nm, touches_border, polarity, in_pool, pixel_size_nm``.
@@ -94,6 +99,8 @@ FIELD_SCENARIOS = {s.name: s for s in (
                   (0.7, 1.0, 1.7), 1400, 1000),
     FieldScenario("confounders", "EVs among precipitate, debris < 25 nm, a square crystal, scale bar and text",
                   (0.5, 1.0, 2.0), 1000, 600),
+    FieldScenario("meniscus", "cup-shaped EVs whose edge is a graded stain meniscus 5-10 nm wide, truth at its "
+                  "outer foot", (0.5, 1.0, 2.0), 900, 500),
 )}
 
 
@@ -241,13 +248,18 @@ class _Canvas:
     # -- vesicles
     def vesicle(self, d_nm, *, style="cup", irregularity=0.05, touching=0.0, border=False, body=0.06,
                 rim=0.18, halo=0.26, halo_w=(0.2, 0.5), cup=0.5, cup_depth=1.5, grain=0.0, cap=False,
-                lobe=False, lobe_level=0.015, folds=0, pool_fade=0.45, kmax=5, kind="vesicle"):
+                lobe=False, lobe_level=0.015, folds=0, pool_fade=0.45, kmax=5, meniscus_nm=0.0, kind="vesicle"):
         """Draw one vesicle and add its truth row; returns False when there was no room.
 
         ``style``: ``'cup'`` light body, bright rim inside the outline, optional darker
         collapsed centre, dark halo outside; ``'ghost'`` a faint light disc, no rim or halo;
         ``'dark'`` a body darker than the stain with a lighter granular rim, a dark ring just
         outside and a broad halo (about one radius).
+
+        ``meniscus_nm`` > 0: the edge is a graded stain meniscus, the body's coverage falling
+        linearly from full ``meniscus_nm`` inside the outline to none at it (the truth outline is
+        the meniscus's outer foot, where annotators put a vesicle's outer edge); 0: a sharp step
+        at the outline (its half-height, after the optics' blur).
         """
         rng, px = self.rng, self.px
         r0 = d_nm / 2 / px
@@ -272,7 +284,8 @@ class _Canvas:
         dy, dx = self.yy[y0:y1, x0:x1] - cy, self.xx[y0:y1, x0:x1] - cx
         rho, th = np.hypot(dy, dx), np.arctan2(dy, dx)
         d = rho - radius(th)  # radial signed distance to the outline (px), < 0 inside
-        cov = np.clip(0.5 - d, 0.0, 1.0)
+        men = meniscus_nm / px if meniscus_nm / px > 1.0 else 0.0
+        cov = np.clip(-d / men, 0.0, 1.0) if men else np.clip(0.5 - d, 0.0, 1.0)
         rim_w = max(0.6, 2.5 / px, 0.07 * r0)  # ScanEV cups: rims ~10 % of the radius
         poolw = self.pool[y0:y1, x0:x1]
         pool_here = float(self.pool[int(min(self.H - 1, max(0, cy))), int(min(self.W - 1, max(0, cx)))])
@@ -290,8 +303,8 @@ class _Canvas:
             h = h_amp * (0.55 * np.exp(-dpos / hw) + 0.45 * np.exp(-dpos / (2.0 * rim_w)))
         else:
             b = body * s * np.ones_like(d)
-            if style == "cup":
-                b = b + rim * np.exp(-0.5 * ((d + 1.5 * rim_w) / rim_w) ** 2)
+            if style == "cup":  # the rim (membrane) lies inside a meniscus
+                b = b + rim * np.exp(-0.5 * ((d + men + 1.5 * rim_w) / rim_w) ** 2)
             if grain:
                 b = b + grain * self.grain[y0:y1, x0:x1]
             if style == "cup" and rng.random() < cup:
@@ -600,9 +613,17 @@ def _confounders(cv):
     _confetti(cv, precip=8, debris=60)
 
 
+def _meniscus(cv):
+    rng = cv.rng
+    cv.background(uneven=0.12, texture=0.02)
+    for di in _sizes(rng, _n_for(cv, 0.14, 60, 0.3), 60, 0.3, 36, 130):
+        cv.vesicle(di, touching=0.2, cup=0.6, irregularity=0.05, meniscus_nm=rng.uniform(5.0, 10.0))
+    _confetti(cv, precip=1, debris=15)
+
+
 _DRAW = {"small_evs": _small_evs, "dense": _dense, "wide_range": _wide_range, "dark_grain": _dark_grain,
          "granular_caps": _granular_caps, "stain_pools": _stain_pools, "lobed": _lobed,
-         "confounders": _confounders}
+         "confounders": _confounders, "meniscus": _meniscus}
 
 
 def simulate_field(scenario: str, pixel_size_nm: float, *, seed: int = 0, shape: tuple | None = None,

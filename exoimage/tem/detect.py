@@ -19,7 +19,7 @@ from ..stats import robust_sd
 from .candidates import (detrended_hough_candidates, downsample, downsample_mask, log_candidates, mask_candidates,
                          suppress_same_scale, working_factor)
 from .confidence import FEATURES, confidence_from_features, outline_features
-from .measure import VESICLE_COLUMNS, shape_stats, star_mask, vesicle_row
+from .measure import VESICLE_COLUMNS, shape_stats, star_mask, to_outer_edge, vesicle_row
 from .outline import (N_ANGLES, body_minus_surround, closure, interior_dome, outline_levels, polar_area, polygon,
                       smoothing_level)
 from .params import NO_PIXEL_SIZE, TemParams
@@ -474,6 +474,8 @@ def detect_vesicles(image, pixel_size_nm: float | None = None, params: TemParams
     if exclude_mask is not None and np.any(exclude_mask):
         margin = ANNOTATION_MARGIN_WORK_PX * working_factor(px, params.min_diameter_nm)
         objs = [o for o in objs if not _near_mask(o["poly"], exclude_mask, margin)]
+    # the outlines at the outer edge of their edge ramp (issue 13's edge rule, measure.to_outer_edge)
+    objs = to_outer_edge(data, objs, exclude_mask)
     # order: top-to-bottom, left-to-right, for stable ids
     objs.sort(key=lambda o: (round(o["stats"]["centroid"][0]), o["stats"]["centroid"][1]))
     labels = np.zeros(data.shape, np.int32)

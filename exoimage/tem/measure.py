@@ -141,3 +141,29 @@ def summarize_diameters(table: pd.DataFrame) -> dict:
     return dict(n_vesicles=st["n"], n_border=int(border.sum()), diameter_mean_nm=st["mean_nm"],
                 diameter_median_nm=st["median_nm"], diameter_sd_nm=st["sd_nm"], d10_nm=st["d10_nm"],
                 d50_nm=st["d50_nm"], d90_nm=st["d90_nm"])
+
+
+def to_outer_edge(data: np.ndarray, objs: list, exclude_mask=None) -> list:
+    """The detected objects with their outlines moved to the outer edge (issue 13's edge rule).
+
+    Each outline is traced at its edge's steepest fall (half-height); it is moved out by
+    :func:`~exoimage.tem.outline.outer_foot_shifts` (half the edge ramp's width in excess of a sharp
+    step's in this image), and its polygon and shape statistics are recomputed. See docs/tem.md,
+    "Where the outline lies".
+    """
+    from .outline import outer_foot_shifts, polygon
+
+    if not objs:
+        return objs
+    shifts, widths, wb = outer_foot_shifts(data, [(o["centre"], o["radii"]) for o in objs],
+                                           [o["border"] for o in objs],
+                                           None if exclude_mask is None else ~np.asarray(exclude_mask, bool))
+    out = []
+    for o, s, w in zip(objs, shifts, widths):
+        radii = np.asarray(o["radii"], float) + float(s)
+        poly = polygon(o["centre"][0], o["centre"][1], radii)
+        st = shape_stats(poly)
+        out.append({**o, "radii": radii, "poly": poly, "stats": st, "area": st["area"],
+                    "circularity": st["circularity"], "edge_shift_px": float(s), "ramp_width_px": float(w),
+                    "blur_width_px": float(wb)})
+    return out
