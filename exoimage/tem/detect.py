@@ -445,16 +445,7 @@ def _ring_outline(data, px, params, obj, cache):
              _t_stat(far - sec[:, i_out]))
     if not all(t >= RING_MIN_T for t in tests):  # (NaN fails)
         return None
-    new_r = radii + offs[i_out]
-    poly = polygon(obj["centre"][0], obj["centre"][1], new_r)
-    H, W = data.shape
-    st = shape_stats(poly)
-    border = bool(obj["border"] or (poly[:, 0] < BORDER_MARGIN_PX).any() or (poly[:, 1] < BORDER_MARGIN_PX).any()
-                  or (poly[:, 0] > H - 1 - BORDER_MARGIN_PX).any() or (poly[:, 1] > W - 1 - BORDER_MARGIN_PX).any())
-    if not smooth_convex_shape(st, params, border):
-        return None
-    return {**obj, "poly": poly, "radii": new_r, "stats": st, "area": st["area"], "circularity": st["circularity"],
-            "border": border}
+    return _moved_outline(data, params, obj, radii + offs[i_out])
 
 
 def _halo_outline(data, px, params, obj, cache):
@@ -505,7 +496,12 @@ def _halo_outline(data, px, params, obj, cache):
     depth = sec[good][:, far].mean(axis=1) - sec[good][:, near].mean(axis=1)
     if not (_t_stat(sl) >= RING_MIN_T and _t_stat(depth) >= RING_MIN_T):  # (NaN fails)
         return None
-    new_r = radii + shift
+    return _moved_outline(data, params, obj, radii + shift)
+
+
+def _moved_outline(data, params, obj, new_r):
+    """``obj`` with its outline at radii ``new_r`` (border flag and shape test redone), or None
+    where the moved outline fails the smooth-convex shape test."""
     poly = polygon(obj["centre"][0], obj["centre"][1], new_r)
     H, W = data.shape
     st = shape_stats(poly)
