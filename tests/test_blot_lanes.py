@@ -489,3 +489,69 @@ def test_lanes_reach_their_bands_with_free_membrane_between():
         for ln, c in zip(lns, cs):
             assert ln.x_left_px <= c - 1.6 * sd and ln.x_right_px >= c + 1.6 * sd, (ln, c)
         assert lns[0].x_left_px <= cs[0] - 1.85 * sd and lns[-1].x_right_px >= cs[-1] + 1.85 * sd
+
+
+def test_kodak_no_lanes_on_pen_writing_beyond_the_last_lane():
+    """June 21 B3AR: pen writing and bare membrane right of both strips' last lanes (linear band
+    evidence 0.02-0.23 of the lanes') are no lanes; the empty sample wells between loaded lanes
+    (bottom strip, lanes 8-9 lack the main band) are lanes."""
+    rel = "B3AR/June21/June21.2013_B3AR_10wtop_16wbottom.tif"
+    if not (KODAK / rel).exists():
+        pytest.skip("../shared Kodak blots absent")
+    import tifffile
+
+    truth = json.loads((KODAK / "lanes_truth.json").read_text())["images"][rel]["pieces"]
+    sig = tifffile.imread(KODAK / rel).astype(float)
+    lanes = find_lanes(sig, find_pieces(sig))
+    assert _truth_lanes_found(lanes, truth) == (18, 18)
+    right = {p: max(m["aoi"][2] for m in ls if m.get("aoi")) for p, ls in truth.items()}
+    for g in _lanes_by_piece(lanes).values():
+        assert 9 <= len(g) <= 10  # a marker lane at most beside the 9 sample lanes
+        assert max(ln.x_right_px for ln in g) <= max(right.values()) + 5
+
+
+def _strip_with_empty_well_and_scrawl(seed: int = 0):
+    """A Kodak-like frame (dark floor, two membrane strips apart) with 9 lanes of two band rows
+    each; in the top strip lane 5 is loaded with nothing and the membrane runs on for 3 pitches
+    beyond lane 9 with faint smudges at the band rows and pen-like strokes (the Kodak strips'
+    writing). Returns (image uint16, lane centres)."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    h, w = 736, 1092
+    img = np.full((h, w), 300.0)
+    y0, y1, x0 = 90, 360, 200.0
+    cs = x0 + PITCH / 2 + PITCH * np.arange(9)
+    yy, xx = np.mgrid[0:h, 0:w]
+    # the strip tested (top) and an ordinary strip below it, apart
+    for top, bottom, empty in ((y0, y1, 4), (420, 680, None)):
+        img[top:bottom, int(x0) - 60:int(cs[-1] + 3.5 * PITCH)] += 500.0
+        # beyond the last lane of the top strip: smudges of 0.15 of a lane's signal at the
+        # band rows' heights, on the pitch (pen writing over the rows on the Kodak strips)
+        extra = cs[-1] + PITCH * np.arange(1, 3) if empty is not None else []
+        for i, c in enumerate(list(cs) + list(extra)):
+            if i == empty:
+                continue
+            ex = np.clip(1 - (np.abs(xx - c) / (0.35 * PITCH)) ** 6, 0, None)
+            k = 0.15 if i >= len(cs) else 0.6 + 0.4 * ((i * 7) % 5) / 4
+            for yb, a in ((top + 100, 3000.0), (top + 180, 1500.0)):
+                img += a * k * ex * np.exp(-0.5 * ((yy - yb + 4 * (i >= len(cs))) / 9.0) ** 2)
+    strokes = np.zeros_like(img)
+    for k in range(14):  # short slanted strokes at random heights right of the last lane
+        sx, sy = cs[-1] + 0.8 * PITCH + rng.uniform(0, 1.8 * PITCH), rng.uniform(y0 + 20, y1 - 20)
+        t = np.linspace(0, 1, 80)
+        xs = (sx + 30 * t).astype(int)
+        ys = (sy + 25 * (t - 0.5) * rng.choice([-1, 1])).astype(int)
+        strokes[ys, xs] = 300.0
+    img += ndi.gaussian_filter(strokes, 1.0) * 6
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(img, 0, 65535).astype(np.uint16), cs
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_empty_well_between_lanes_is_a_lane_and_smudges_beyond_the_end_are_not(seed):
+    img, cs = _strip_with_empty_well_and_scrawl(seed)
+    lanes = [ln for ln in find_lanes(img.astype(float)) if ln.y_bottom_px < 400]
+    got = sorted(ln.x_center_px for ln in lanes)
+    assert len(got) == 9, got
+    assert np.abs(np.array(got) - cs).max() < 0.2 * PITCH

@@ -685,6 +685,13 @@ LANE_MIN_SNR = 6.0
 LANE_SPAN_FRAC = 0.15
 #: with three band rows or more, the outermost lanes hold a band in at least this fraction of them
 LANE_ROWS_FRAC = 0.5
+#: the outermost lanes of a piece: their linear band evidence (band rows' profile, best core mean
+#: within half a pitch of the comb position) is at least this fraction of the lanes' 75th
+#: percentile of core means; an empty position between two such lanes stays a lane (an empty well).
+#: Kodak (all 21 images): at 0.2 pen writing and bare membrane right of June 21 B3AR's strips
+#: still give 4 lanes (0.3: none); 0.4 drops the faint, off-centre end band of July 23 B2AR's top
+#: strip; every analyst lane is found up to 0.4 (306/306), not at 0.5 (300/306)
+LANE_END_FRAC = 0.3
 #: a marker lane beside the sample lanes: its whole-height band evidence is at least this fraction
 #: of the sample lanes' median (a ladder has 8-15 bands against the samples' few rows)
 LANE_MARKER_FRAC = 0.5
@@ -930,6 +937,24 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
             while i0 < i1 and pres[i0] < need:
                 i0 += 1
             while i1 > i0 and pres[i1] < need:
+                i1 -= 1
+        # the span's outermost lanes carry bands: a run of positions at a piece's end whose linear
+        # band evidence is far below the lanes' (pen writing, bare membrane beyond the last well)
+        # is no lane; an empty position between two lanes with bands is a lane (an empty well)
+        # (an end lane's band may sit off its comb position, beyond the 0.2 pitch the position
+        # moved: its evidence is the best core mean within half a pitch)
+        lin = at(e)
+        lref = float(np.percentile(lin[i0:i1 + 1], 75))
+        sm = ndi.uniform_filter1d(e, 2 * core + 1) - float(np.percentile(e, 10))
+        half = int(round(0.5 * pitch))
+
+        def end_ev(c):
+            return float(sm[max(0, int(c) - half):int(c) + half + 1].max())
+
+        if lref > 0:
+            while i0 < i1 and end_ev(cs[i0]) < LANE_END_FRAC * lref:
+                i0 += 1
+            while i1 > i0 and end_ev(cs[i1]) < LANE_END_FRAC * lref:
                 i1 -= 1
         wref = float(np.median(evw[i0:i1 + 1]))
         if wref > 0:
