@@ -408,6 +408,21 @@ def _t_stat(v):
     return float(np.mean(v) / (sd / np.sqrt(v.size))) if v.size > 1 and sd > 0 else np.nan
 
 
+def _ring_image(data, s_full, cache):
+    """The image smoothed by the finest outline sigma ``s_full`` (float32), cached in ``cache``."""
+    key = ("ring", s_full)
+    if key not in cache:
+        cache[key] = cv2.GaussianBlur(data.astype(np.float32, copy=False), (0, 0), s_full)
+    return cache[key]
+
+
+def _sector_slopes(sec, rm):
+    """Radial slopes (per px) of sector profiles ``sec`` sampled every RING_STEP_PX, smoothed over
+    RING_SLOPE_SMOOTH_FRAC of the mean radius ``rm``."""
+    return ndi.gaussian_filter1d(np.gradient(sec, axis=1), max(1.0, RING_SLOPE_SMOOTH_FRAC * rm) / RING_STEP_PX,
+                                 axis=1) / RING_STEP_PX
+
+
 def _ring_outline(data, px, params, obj, cache):
     """The dark-body object ``obj`` outlined at the outer edge of a lighter rim between its body
     and a dark halo, or None where the ring is not there.
@@ -427,17 +442,14 @@ def _ring_outline(data, px, params, obj, cache):
     radii = np.asarray(obj["radii"], float)
     rm = float(np.mean(radii))
     s_full = _outline_smoothing(px, params)
-    key = ("ring", s_full)
-    if key not in cache:
-        cache[key] = cv2.GaussianBlur(data.astype(np.float32, copy=False), (0, 0), s_full)
+    ring_img = _ring_image(data, s_full, cache)
     offs = np.arange(RING_OFFSETS_FRAC[0] * rm, RING_OFFSETS_FRAC[1] * rm + RING_STEP_PX, RING_STEP_PX)
-    prof = _ring_profile(cache[key], obj["centre"], radii, offs)
+    prof = _ring_profile(ring_img, obj["centre"], radii, offs)
     sec = np.array([np.nanmean(prof[ix], axis=0) if np.isfinite(prof[ix]).any(axis=0).all() else
                     np.full(offs.size, np.nan) for ix in np.array_split(np.arange(radii.size), RING_SECTORS)])
     if not np.isfinite(sec).all():
         return None  # a sector's rays leave the image
-    slope = ndi.gaussian_filter1d(np.gradient(sec, axis=1), max(1.0, RING_SLOPE_SMOOTH_FRAC * rm) / RING_STEP_PX,
-                                  axis=1) / RING_STEP_PX
+    slope = _sector_slopes(sec, rm)
     mean_slope = slope.mean(axis=0)
 
     def extreme(lo, hi, fn):
@@ -468,12 +480,10 @@ def _halo_outline(data, px, params, obj, cache):
     radii = np.asarray(obj["radii"], float)
     rm = float(np.mean(radii))
     s_full = _outline_smoothing(px, params)
-    key = ("ring", s_full)
-    if key not in cache:
-        cache[key] = cv2.GaussianBlur(data.astype(np.float32, copy=False), (0, 0), s_full)
+    ring_img = _ring_image(data, s_full, cache)
     top = RING_OFFSETS_FRAC[1] * rm + RING_RIM_FRAC * rm
     offs = np.arange(RING_OFFSETS_FRAC[0] * rm, top + RING_STEP_PX, RING_STEP_PX)
-    prof = _ring_profile(cache[key], obj["centre"], radii, offs)
+    prof = _ring_profile(ring_img, obj["centre"], radii, offs)
     with np.errstate(all="ignore"):
         import warnings
         with warnings.catch_warnings():
@@ -482,8 +492,7 @@ def _halo_outline(data, px, params, obj, cache):
     ok = np.isfinite(sec).all(axis=1)
     if ok.sum() < RING_SECTORS // 2:
         return None  # (most of it outside the image)
-    slope = ndi.gaussian_filter1d(np.gradient(sec[ok], axis=1), max(1.0, RING_SLOPE_SMOOTH_FRAC * rm) / RING_STEP_PX,
-                                  axis=1) / RING_STEP_PX
+    slope = _sector_slopes(sec[ok], rm)
     ms = np.nanmean(slope, axis=0)
     w_in = np.flatnonzero(np.abs(offs) <= RING_INNER_FRAC * rm)
     i_in = w_in[np.argmax(ms[w_in])]
@@ -515,16 +524,13 @@ def _sector_profile(data, px, params, obj, cache, lo_frac, hi_frac):
     radii = np.asarray(obj["radii"], float)
     rm = float(np.mean(radii))
     s_full = _outline_smoothing(px, params)
-    key = ("ring", s_full)
-    if key not in cache:
-        cache[key] = cv2.GaussianBlur(data.astype(np.float32, copy=False), (0, 0), s_full)
+    ring_img = _ring_image(data, s_full, cache)
     offs = np.arange(lo_frac * rm, hi_frac * rm + RING_STEP_PX, RING_STEP_PX)
-    prof = _ring_profile(cache[key], obj["centre"], radii, offs)
+    prof = _ring_profile(ring_img, obj["centre"], radii, offs)
     if not np.isfinite(prof).all():
         return None
     sec = np.array([prof[ix].mean(axis=0) for ix in np.array_split(np.arange(radii.size), RING_SECTORS)])
-    slope = ndi.gaussian_filter1d(np.gradient(sec, axis=1), max(1.0, RING_SLOPE_SMOOTH_FRAC * rm) / RING_STEP_PX,
-                                  axis=1) / RING_STEP_PX
+    slope = _sector_slopes(sec, rm)
     return offs, sec, slope
 
 
