@@ -53,3 +53,34 @@ def test_ramp_of_a_blurred_step():
     assert e["width"] == pytest.approx(expect, rel=0.08)
     assert abs(e["t_half"]) < 0.5
     assert image_step_width(img) == pytest.approx(expect, rel=0.12)
+
+
+def _lobe_image(lobe_level, gap):
+    """A light disc (radius 40 px, level 1) on stain (0) with a darker round lobe (radius 16 px,
+    ``lobe_level``) centred on its edge (``gap`` 0) or a separate disc ``gap`` px beyond it."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:200, :200].astype(float)
+    img = np.zeros((200, 200), np.float32)
+    body = np.hypot(yy - 100, xx - 90) < 40
+    img[body] = 1.0
+    img[(np.hypot(yy - 100, xx - 130 - gap) < 16) & ~body] = lobe_level
+    img = cv2.GaussianBlur(img, (0, 0), 1.5) + rng.normal(0, 0.03, img.shape).astype(np.float32)
+    return cv2.GaussianBlur(img, (0, 0), 1.0)
+
+
+@pytest.mark.parametrize("gap", [0, 14])
+def test_outline_follows_a_darker_lobe_but_not_a_touching_disc(gap):
+    """The outermost edge that closes (outline.LOBE_RULE): a darker lobe on the body's edge is
+    inside the outline (outer edge 56 px out along it), a separate disc beyond a stain gap is not."""
+    import cv2
+
+    from exoimage.stats import robust_sd
+    from exoimage.tem.outline import polar_outlines
+
+    sm = _lobe_image(0.5, gap)
+    noise = robust_sd(cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3) / 8)
+    radii = polar_outlines(sm, [(100.0, 90.0, 38.0)], +1.0, noise, sigma=1.0)[0][0]
+    assert abs(radii[48] - 40) < 2  # the side away from the lobe: the body's edge
+    assert abs(radii[0] - (56 if gap == 0 else 40)) < 2.5

@@ -7,7 +7,9 @@ closed path, found by dynamic programming over two turns (so that it does not
 depend on the start angle), that follows the strongest light-to-dark edge
 going outwards (the body / stain boundary) with at most :data:`DP_MAX_STEP`
 radial samples between neighbouring angles, each step costing
-:data:`DP_JUMP_PENALTY`. The edge position is refined to sub-pixel precision
+:data:`DP_JUMP_PENALTY`. Where a weaker fall further out closes an arc of angles and the level
+between the two falls stays above the stain (a darker lobe of an irregular particle, not a stain
+gap before a touching vesicle), the path is traced again to that outer fall (:data:`LOBE_RULE`). The edge position is refined to sub-pixel precision
 by a parabola through the edge strength around the chosen sample. After selection the
 outlines are moved out to the outer foot of the edge ramp in excess of the imaging blur
 (:func:`outer_foot_shifts`, issue 13; docs/tem.md).
@@ -103,6 +105,107 @@ def _remap_cropped(img: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, rows: 
     return prof
 
 
+def _dp_path(cost: np.ndarray, max_step: int, jump_penalty: float) -> np.ndarray:
+    """The closed path (C, N_ANGLES) of radial samples of largest total ``cost`` (C, N_ANGLES, M),
+    at most ``max_step`` samples between neighbouring angles, ``jump_penalty`` per sample of
+    change: dynamic programming over two turns so that it does not depend on the start angle."""
+    C, A, M = cost.shape
+    acc = cost[:, 0, :].copy()
+    back = np.zeros((C, 2 * A, M), np.int8)
+    offsets = np.arange(-max_step, max_step + 1)
+    pen = (jump_penalty * np.abs(offsets)).astype(acc.dtype)[:, None, None]
+    # acc shifted by each offset o (sh[:, j] = acc[:, j - o], -inf where j - o is outside), stacked
+    # in the order of ``offsets``: argmax takes the first of equal values, as a strict ">" scan would
+    padded = np.full((C, M + 2 * max_step), -np.inf, acc.dtype)
+    for k in range(1, 2 * A):
+        a = k % A
+        padded[:, max_step:max_step + M] = acc
+        stack = np.stack([padded[:, max_step - o:max_step - o + M] for o in offsets]) - pen
+        arg = np.argmax(stack, axis=0)
+        acc = np.take_along_axis(stack, arg[None], axis=0)[0] + cost[:, a, :]
+        back[:, k, :] = offsets[arg].astype(np.int8)
+    idx = np.argmax(acc, axis=1)
+    path = np.zeros((C, 2 * A), np.int64)
+    path[:, -1] = idx
+    rows = np.arange(C)
+    for k in range(2 * A - 1, 0, -1):
+        path[:, k - 1] = path[:, k] - back[rows, k, path[:, k]]
+    path = path[:, A:]  # the second turn
+    return path
+
+
+#: "outermost edge that closes" (issue 13, irregular particles with a darker lobe): at an angle
+#: where a weaker fall lies further out than the path's edge, at least LOBE_MIN_GAP samples
+#: beyond it and at least LOBE_MIN_EDGE noise SDs strong, and the (signed) level everywhere
+#: between the two falls stays above the stain outside the outline by at least LOBE_LEVEL_FRAC of
+#: the body's contrast over it (still particle, not a stain gap between two touching vesicles),
+#: that fall is the edge; an outline with at least LOBE_MIN_ANGLES such angles is traced again
+#: with the outer falls given the inner edge's strength and steps of up to LOBE_MAX_STEP samples
+LOBE_RULE = True
+LOBE_MIN_GAP = 4
+LOBE_MIN_EDGE = 3.0
+LOBE_LEVEL_FRAC = 0.35
+LOBE_MIN_ANGLES = 6
+LOBE_MAX_STEP = 4
+#: the stain level: median over the angles of the profile LOBE_OUT_SAMPLES beyond the path's edge;
+#: the body level the median LOBE_OUT_SAMPLES inside it
+LOBE_OUT_SAMPLES = 4
+
+
+def _outer_closing(prof, g, cost, path, sign, max_step, jump_penalty):
+    """The path moved out to the outermost fall that closes (see LOBE_RULE) where there is one."""
+    C, A, M = cost.shape
+    s = sign * prof  # the particle is the higher side; NaN outside the image
+    rows, ang = np.arange(C)[:, None], np.arange(A)[None, :]
+    out_i = np.clip(path + LOBE_OUT_SAMPLES, 0, M - 1)
+    in_i = np.clip(path - LOBE_OUT_SAMPLES, 0, M - 1)
+    stain = np.nanmedian(s[rows, ang, out_i], axis=1)  # (C,)
+    body = np.nanmedian(s[rows, ang, in_i], axis=1)
+    contrast = body - stain
+    floor_ = stain + LOBE_LEVEL_FRAC * contrast  # (C,)
+    j = np.arange(M)[None, None, :]
+    # running minimum of the level outwards from the path's edge
+    below = np.where(j >= path[:, :, None], s, np.inf)
+    below = np.nan_to_num(below, nan=-np.inf)
+    runmin = np.minimum.accumulate(below, axis=2)
+    # local maxima of the edge strength
+    gl = np.pad(g, ((0, 0), (0, 0), (1, 1)), constant_values=-np.inf)
+    peak = (g >= gl[:, :, :-2]) & (g >= gl[:, :, 2:]) & (g >= LOBE_MIN_EDGE)
+    # the level up to the start of the fall (LOBE_OUT_SAMPLES before its peak) stays above the floor
+    k = np.clip(j - LOBE_OUT_SAMPLES, 0, M - 1)
+    rm_before = np.take_along_axis(runmin, np.broadcast_to(k, runmin.shape), axis=2)
+    ok = peak & (j >= path[:, :, None] + LOBE_MIN_GAP) & (rm_before >= floor_[:, None, None])
+    ok &= (contrast > 0)[:, None, None]
+    # the fall ends at the stain: the level LOBE_OUT_SAMPLES beyond it is no higher than the stain
+    # just outside the outline elsewhere plus LOBE_LEVEL_FRAC of the contrast (a fall within a lighter
+    # background beyond a dark halo does not)
+    after = np.take_along_axis(np.nan_to_num(s, nan=np.inf),
+                               np.broadcast_to(np.clip(j + LOBE_OUT_SAMPLES, 0, M - 1), s.shape), axis=2)
+    ok &= after <= floor_[:, None, None]
+    has = ok.any(axis=2)  # (C, A)
+    # a lobe is one arc of neighbouring angles: the longest circular run of such angles
+    run = np.zeros(C, int)
+    cur = np.zeros(C, int)
+    for a in range(2 * A):
+        cur = np.where(has[:, a % A], cur + 1, 0)
+        run = np.maximum(run, np.minimum(cur, A))
+    redo = np.flatnonzero(run >= LOBE_MIN_ANGLES)
+    if redo.size == 0:
+        return path
+    # the outermost closing fall per angle gets (at least) the inner edge's strength
+    outer = M - 1 - np.argmax(ok[:, :, ::-1], axis=2)
+    g_in = g[rows, ang, path]
+    c2 = cost[redo].copy()
+    for ci_k, ci in enumerate(redo):
+        for a in np.flatnonzero(has[ci]):
+            jj = outer[ci, a]
+            c2[ci_k, a, jj] = max(c2[ci_k, a, jj], g_in[ci, a])
+            c2[ci_k, a, :jj - 1] = np.minimum(c2[ci_k, a, :jj - 1], 0.0)
+    path = path.copy()
+    path[redo] = _dp_path(c2, max(max_step, LOBE_MAX_STEP), jump_penalty)
+    return path
+
+
 def polar_outlines(img: np.ndarray, cands, sign: float, grad_noise: float, max_step: int = DP_MAX_STEP,
                    jump_penalty: float = DP_JUMP_PENALTY, sigma: float = 0.0):
     """Outline every candidate on a polar grid by dynamic programming.
@@ -142,29 +245,11 @@ def polar_outlines(img: np.ndarray, cands, sign: float, grad_noise: float, max_s
     g = np.nan_to_num(g, nan=0.0)
     cost = np.clip(g, EDGE_COST_FLOOR, None)
 
-    # DP over two turns so that the result does not depend on the start angle
     M = N_RADII
-    acc = cost[:, 0, :].copy()
-    back = np.zeros((C, 2 * N_ANGLES, M), np.int8)
-    offsets = np.arange(-max_step, max_step + 1)
-    pen = (jump_penalty * np.abs(offsets)).astype(acc.dtype)[:, None, None]
-    # acc shifted by each offset o (sh[:, j] = acc[:, j - o], -inf where j - o is outside), stacked
-    # in the order of ``offsets``: argmax takes the first of equal values, as a strict ">" scan would
-    padded = np.full((C, M + 2 * max_step), -np.inf, acc.dtype)
-    for k in range(1, 2 * N_ANGLES):
-        a = k % N_ANGLES
-        padded[:, max_step:max_step + M] = acc
-        stack = np.stack([padded[:, max_step - o:max_step - o + M] for o in offsets]) - pen
-        arg = np.argmax(stack, axis=0)
-        acc = np.take_along_axis(stack, arg[None], axis=0)[0] + cost[:, a, :]
-        back[:, k, :] = offsets[arg].astype(np.int8)
-    idx = np.argmax(acc, axis=1)
-    path = np.zeros((C, 2 * N_ANGLES), np.int64)
-    path[:, -1] = idx
+    path = _dp_path(cost, max_step, jump_penalty)
+    if LOBE_RULE:
+        path = _outer_closing(prof, g, cost, path, sign, max_step, jump_penalty)
     rows = np.arange(C)
-    for k in range(2 * N_ANGLES - 1, 0, -1):
-        path[:, k - 1] = path[:, k] - back[rows, k, path[:, k]]
-    path = path[:, N_ANGLES:]  # the second turn
     ang = np.arange(N_ANGLES)
     # sub-pixel: parabola through the edge strength around the chosen sample
     gm = g[rows[:, None], ang[None, :], np.clip(path - 1, 0, M - 1)]
