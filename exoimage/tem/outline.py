@@ -152,8 +152,23 @@ LOBE_MAX_STEP = 4
 LOBE_OUT_SAMPLES = 4
 
 
+#: candidates tested together by the lobe rule: its (candidates, angles, samples) temporaries are
+#: float64, so bounding the chunk bounds its memory (the result does not depend on it)
+LOBE_CHUNK = 64
+
+
 def _outer_closing(prof, g, cost, path, sign, max_step, jump_penalty):
-    """The path moved out to the outermost fall that closes (see LOBE_RULE) where there is one."""
+    """The path moved out to the outermost fall that closes (see LOBE_RULE) where there is one,
+    LOBE_CHUNK candidates at a time (each candidate's outcome is its own)."""
+    out = path.copy()
+    for c0 in range(0, cost.shape[0], LOBE_CHUNK):
+        sl = slice(c0, c0 + LOBE_CHUNK)
+        out[sl] = _outer_closing_chunk(prof[sl], g[sl], cost[sl], path[sl], sign, max_step, jump_penalty)
+    return out
+
+
+def _outer_closing_chunk(prof, g, cost, path, sign, max_step, jump_penalty):
+    """:func:`_outer_closing` on one chunk of candidates."""
     C, A, M = cost.shape
     s = sign * prof  # the particle is the higher side; NaN outside the image
     rows, ang = np.arange(C)[:, None], np.arange(A)[None, :]
