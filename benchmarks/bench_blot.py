@@ -371,7 +371,11 @@ def run_speed():
 
 
 if __name__ == "__main__":
-    quick = "--quick" in sys.argv
+    import argparse
+    ap = argparse.ArgumentParser(description="Blot benchmark: exoimage beside a Gel Analyzer recipe on simulated "
+                                             "blots, few-row blots, the real sample blots, the ladder gel, speed.")
+    ap.add_argument("--quick", action="store_true", help="one seed per scenario instead of three")
+    quick = ap.parse_args().quick
     run_sim(1 if quick else 3)
     run_few_rows(1 if quick else 3)
     run_real()
