@@ -511,8 +511,11 @@ def off_lane_profile(signal: np.ndarray, lane: Lane, lanes, border_px: int = 3) 
     gap between ``lane`` and its neighbours in its piece, averaged over the (one or
     two) gaps, times the lane width. Unlike :func:`edge_background` it is not
     smoothed along the lane, so structures of the gel itself (the well row, a
-    membrane's cut edge, a dye front) keep their shape. ``None`` when no neighbour
-    gap is at least ``3 * border_px`` wide (lanes touch: nothing beside them is free).
+    membrane's cut edge, a dye front) keep their shape. An end lane also uses the membrane
+    beyond it on its outer side, and a lane with no gap at least ``3 * border_px`` wide
+    (lanes touching) the membrane beyond both end lanes of its piece: an end lane, a lone
+    lane and a lane between touching neighbours have the free gel an inner lane has.
+    ``None`` when none of these lies on the membrane (or inside the image).
     """
     h, w = signal.shape
     mine = sorted([o for o in lanes if o.piece == lane.piece], key=lambda o: o.x_left_px)
@@ -533,6 +536,26 @@ def off_lane_profile(signal: np.ndarray, lane: Lane, lanes, border_px: int = 3) 
         if not valid.all():
             continue
         sides.append(row_median(signal[rows[:, None], cc]))
+    # the membrane between a piece's end lanes and its edges is free gel as a gap is: an end
+    # lane's outer side is used as a gap, and a lane with no free gap beside it (lanes touching)
+    # takes the piece's outer membrane on both sides (the nearest free gel on its rows), so
+    # what counts as gel does not depend on whether a lane has a neighbour. Each strip is
+    # taken as the narrowest gap above is (border_px columns, border_px from the end lane) and
+    # only while it lies on the membrane: its median level at least OFF_MEMBRANE_FRACTION of
+    # the lane's own (past the cut edge the pixels beside are no gel)
+    inner = not sides
+    _, lc, _ = lane_index(lane, w, np.arange(lane.width_px))
+    own = float(np.median(signal[np.arange(lane.y_top_px, lane.y_bottom_px + 1)[:, None], lc]))
+    for end, is_out, c0 in ((mine[0], i == 0 or inner, -2 * border_px),
+                            (mine[-1], i + 1 == len(mine) or inner, mine[-1].width_px + border_px)):
+        if not is_out:
+            continue
+        rows, cc, valid = lane_index(end, w, np.arange(c0, c0 + border_px))
+        if not valid.all() or end.y_top_px != lane.y_top_px or end.y_bottom_px != lane.y_bottom_px:
+            continue
+        side = row_median(signal[rows[:, None], cc])
+        if np.median(side) >= OFF_MEMBRANE_FRACTION * own:
+            sides.append(side)
     if not sides:
         return None
     return np.mean(sides, axis=0) * lane.width_px
