@@ -57,7 +57,7 @@ BORDER_MARGIN_PX = 0.5
 #: ring test (:func:`_ring_outline`): rays from a dark outline, from RING_OFFSETS_FRAC[0] to
 #: RING_OFFSETS_FRAC[1] of its mean radius, sampled every RING_STEP_PX; the inner edge is sought
 #: within +- RING_INNER_FRAC, the rim's outer edge up to RING_RIM_FRAC beyond it, the halo's rise up
-#: to RING_HALO_FRAC beyond that; "far" is from RING_FAR_FRAC on
+#: to RING_HALO_FRAC beyond that; "far" (halo and inner-edge tests) is from RING_FAR_FRAC on
 RING_OFFSETS_FRAC = (-0.4, 2.0)
 RING_STEP_PX = 0.5
 RING_INNER_FRAC = 0.3
@@ -432,7 +432,8 @@ def _ring_outline(data, px, params, obj, cache):
     best): going outwards, the profile rises steeply at the dark outline (the body's edge, the
     rim's inner edge), its slope then drops to a minimum (the rim's outer edge: a light-to-dark
     fall, on a dark halo's rising ramp it may only flatten the profile) and rises again (the halo
-    fading out), and the rim's outer edge is still darker than far away (in a halo). Each step is
+    fading out), and the rim's outer edge is still darker than the lightest level beyond the halo's
+    rise (in a halo). Each step is
     tested in RING_SECTORS sectors: the slope drop, the slope rise after it and the halo depth must
     each be RING_MIN_T standard errors across sectors above zero (so the ring closes round the
     body, concentric). A dark disc without a rim (stain precipitate, a crystal) rises to the
@@ -461,7 +462,11 @@ def _ring_outline(data, px, params, obj, cache):
     if i_out is None or i_out == w_out[-1]:
         return None  # the slope falls all the way: no rim's outer edge
     i_h, _ = extreme(offs[i_out], offs[i_out] + RING_HALO_FRAC * rm, np.argmax)
-    far = sec[:, offs >= RING_FAR_FRAC * rm].mean(axis=1)
+    # "far away": the lightest level the profile reaches beyond the halo's rise, per sector (the mean
+    # from RING_FAR_FRAC on, used before, is dark in a sector where a neighbour's body or halo lies
+    # in the far band, and the halo-depth test failed on that one sector: issue 13, dark_grain at
+    # 1 nm/px, t 2.5 with the first two tests at 8.2 and 5.1)
+    far = sec[:, offs >= offs[i_h]].max(axis=1)
     tests = (_t_stat(slope[:, i_in] - slope[:, i_out]), _t_stat(slope[:, i_h] - slope[:, i_out]),
              _t_stat(far - sec[:, i_out]))
     if not all(t >= RING_MIN_T for t in tests):  # (NaN fails)
