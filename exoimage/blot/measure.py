@@ -440,8 +440,10 @@ def lane_skews(lanes: list[Lane], regs: dict, nets: dict, contexts: dict, noise:
     at half maximum (:func:`~exoimage.blot.bands.band_skew`) of every isolated band of the lane (no
     cluster, not a smear: at most the ball radius tall) whose region ends below
     :data:`SHAPE_END_SHARE` of its peak on both sides and whose peak stands
-    :data:`SHAPE_MIN_SNR` profile-noise SDs out; the lane's is their median, else the median
-    over its piece's, else 1 (a Gaussian). ``nets``: ``{lane: profile minus its background}``.
+    :data:`SHAPE_MIN_SNR` profile-noise SDs out; a lane's is the median over all such bands of
+    its membrane piece (one gel or membrane, one run: one shape; a lane's own one or two bands
+    are too few: 0.4-2.6 between the lanes of one Kodak membrane, 0.7-2.0 as piece medians),
+    else 1 (a Gaussian). ``nets``: ``{lane: profile minus its background}``.
     """
     own = {}
     for ln in lanes:
@@ -460,7 +462,7 @@ def lane_skews(lanes: list[Lane], regs: dict, nets: dict, contexts: dict, noise:
         own[ln.lane] = out
     res = {}
     for ln in lanes:
-        v = own[ln.lane] or [q for o in lanes if o.piece == ln.piece for q in own[o.lane]]
+        v = [q for o in lanes if o.piece == ln.piece for q in own[o.lane]]
         res[ln.lane] = float(np.median(v)) if v else 1.0
     return res
 
