@@ -27,7 +27,7 @@ from .profile import lane_profile  # noqa: F401
 
 __all__ = ["BACKGROUNDS", "lane_profile", "edge_background", "rolling_ball_background",
            "valley_background", "BandFit", "find_bands", "descend", "group_rows", "assign_rows",
-           "lane_offsets", "ladder_calibration", "mw_from_y"]
+           "lane_offsets", "ladder_calibration", "mw_from_y", "split_gauss", "band_skew", "split_shares"]
 
 
 @dataclass
@@ -870,3 +870,122 @@ def mw_from_y(y, y_ladder, kda_ladder) -> np.ndarray:
     if hi.any():
         out[hi] = lk[-1] + (y[hi] - yl[-1]) * (lk[-1] - lk[-2]) / (yl[-1] - yl[-2])
     return np.exp(out)
+
+
+# --------------------------------------------------------------------------
+# band shape: a split Gaussian (one SD above the centre, another below) for sharing a
+# cluster's volume among its bands
+
+
+def split_gauss(x: np.ndarray, amp: float, c: float, s_top: float, s_bottom: float) -> np.ndarray:
+    """A split Gaussian: ``amp * exp(-u^2/2)`` with ``u = (x - c) / s_top`` above the centre
+    (``x < c``, towards the wells) and ``(x - c) / s_bottom`` below it."""
+    x = np.asarray(x, float)
+    s = np.where(x < c, s_top, s_bottom)
+    return amp * np.exp(-0.5 * ((x - c) / s) ** 2)
+
+
+def band_skew(yv: np.ndarray) -> float:
+    """``s_top / s_bottom`` of the split Gaussian (:func:`split_gauss`) fitted by least squares
+    to one band's profile ``yv`` (rows top to bottom); NaN where the fit fails. The fit weighs
+    the band's flanks, where a neighbour's share is decided, not only its half maximum."""
+    yv = np.asarray(yv, float)
+    x = np.arange(len(yv), dtype=float)
+    p = int(np.argmax(yv))
+    pos = np.clip(yv, 0, None)
+    sd = float(np.sqrt((pos * (x - p) ** 2).sum() / max(pos.sum(), 1e-12))) or 1.0
+
+    def parts(q):
+        below = x >= q[1]
+        s = np.where(below, q[3], q[2])
+        u = (x - q[1]) / s
+        return below, s, u, np.exp(-0.5 * u * u)
+
+    def fun(q):
+        return q[0] * parts(q)[3] - yv
+
+    def jac_cols(q):
+        below, s, u, e = parts(q)
+        ae = q[0] * e
+        Jt = np.empty((4, len(x)))
+        Jt[0] = e
+        Jt[1] = ae * u / s
+        Jt[2] = np.where(below, 0.0, ae * u * u / s)
+        Jt[3] = np.where(below, ae * u * u / s, 0.0)
+        return Jt
+
+    q, ok = _solve_lm(fun, lambda q, f=None: np.ascontiguousarray(jac_cols(q).T),
+                      np.array([max(yv[p], 1e-9), float(p), sd, sd]), jac_cols)
+    if not (ok and q[0] > 0 and q[2] > 0 and q[3] > 0 and 0 <= q[1] <= len(yv) - 1):
+        return np.nan
+    return float(q[2] / q[3])
+
+
+#: a run of at least this many overlapping bands takes its SDs from a straight line against
+#: position (:func:`split_shares`): three, the fewest that a line does not pass through exactly
+SD_TREND_MIN_BANDS = 3
+
+
+def split_shares(x: np.ndarray, yv: np.ndarray, centres, sigmas, skew: float, valid=None) -> np.ndarray:
+    """Shares of a cluster's rows ``x`` (profile ``yv``) among its bands (they add up to 1).
+
+    Every band is a split Gaussian (:func:`split_gauss`) of top/bottom SD ratio ``skew`` (the
+    lane's band shape, :func:`band_skew`) whose mean SD is the band's Gaussian SD from
+    ``sigmas`` (in a run of :data:`SD_TREND_MIN_BANDS` or more, the straight line through them
+    against position); amplitudes and centres (within 1.5 half-widths of ``centres``) are
+    fitted to ``yv`` by least squares over the ``valid`` rows (default all; rows with clipped
+    pixels are no measurement of the shape). Each row's signal ``yv`` then goes to the bands in
+    proportion to their fitted models at that row: the shares keep the observed profile (a
+    band's real, non-model shape stays with the band that dominates its rows) and add up to 1.
+    With ``skew`` 1 the bands are Gaussians, detection's model."""
+    x = np.asarray(x, float)
+    yv = np.asarray(yv, float)
+    k = len(centres)
+    f = 2.0 / (1.0 + skew)
+    sd = np.asarray(sigmas, float)
+    if k >= SD_TREND_MIN_BANDS:
+        # bands broaden steadily down a gel: in a run of three or more the SDs follow a straight
+        # line against position (a shoulder's own SD, found in a neighbour's tail, is poorly known)
+        cc = np.asarray(centres, float)
+        sd = np.maximum(np.polyval(np.polyfit(cc, sd, 1), cc), 0.5)
+    s_top, s_bot = skew * f * sd, f * sd
+
+    def parts(q):
+        c = q[1::2, None]
+        below = x[None, :] >= c
+        s = np.where(below, s_bot[:, None], s_top[:, None])
+        u = (x[None, :] - c) / s
+        e = np.exp(-0.5 * u * u)
+        return e, u, s
+
+    wt = np.ones(len(x)) if valid is None else np.asarray(valid, float)
+
+    def fun(q):
+        e, _, _ = parts(q)
+        return wt * ((q[0::2, None] * e).sum(0) - yv)
+
+    def jac(q):
+        e, u, s = parts(q)
+        J = np.empty((len(x), 2 * k))
+        J[:, 0::2] = e.T
+        J[:, 1::2] = (q[0::2, None] * e * u / s).T
+        return J * wt[:, None]
+
+    p0, lo, hi = [], [], []
+    for c, sg in zip(centres, sd):
+        t = 1.5 * 1.1774 * sg
+        p0 += [max(float(np.interp(c, x, yv)), 1e-9), c]
+        lo += [0.0, max(x[0], c - t)]
+        hi += [np.inf, min(x[-1], c + t)]
+    lo, hi = np.array(lo), np.array(hi)
+    p0 = np.clip(p0, lo + 1e-9, hi - 1e-9)
+    q = least_squares(fun, p0, jac=jac, bounds=(lo, hi), **_LSQ).x
+    e, u, _ = parts(q)
+    # each row's signal goes to the bands in proportion to their models there (log domain: far
+    # from every centre the models underflow, their ratio does not)
+    lg = np.log(np.maximum(q[0::2], 1e-300))[:, None] - 0.5 * u * u
+    w = np.exp(lg - lg.max(0))
+    w /= w.sum(0)
+    sh = (w * yv[None, :]).sum(1)
+    tot = float(yv.sum())
+    return sh / tot if tot != 0 else np.full(k, 1.0 / k)

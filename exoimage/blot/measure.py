@@ -22,9 +22,11 @@ hand) they are measured:
     ``auto``'s rule (:mod:`.background`).
 ``deconvolved, cluster, fraction``
     Members of one deconvolved cluster (same ``lane`` and ``cluster``) share
-    the net volume of their joint rows by ``fraction``; a cluster whose
-    fractions do not add up to 1 (a member deleted or redrawn) is measured as
-    separate regions.
+    the net volume of their joint rows: by the lane's band shape refitted to the
+    net profile (:func:`split_groups`, :func:`lane_skews`) where every member has
+    ``y_px`` and ``sigma_px`` and none is a smear, else by ``fraction``; the
+    fractions measured are written back. A cluster whose fractions do not add up
+    to 1 (a member deleted or redrawn) is measured as separate regions.
 ``fit_top_px, fit_bottom_px``
     The rows detection found for the band, under which the background is
     placed; the volume is summed over ``y_top_px..y_bottom_px``, which may be
@@ -41,7 +43,7 @@ import pandas as pd
 
 from ..io import Image, ImageReadError
 from . import background as G
-from .bands import assign_rows, ladder_calibration, mw_from_y
+from .bands import assign_rows, band_skew, ladder_calibration, mw_from_y, split_shares
 from .ladders import load_ladder
 from .lanes import Lane, Piece
 from .pipeline import BAND_COLUMNS, LANE_COLUMNS, BlotParams, BlotResult, _as_image, signal_of
@@ -386,11 +388,15 @@ def measure_prepared(prep: Prepared, lanes: list[Lane], regions: pd.DataFrame, p
     band_rows, region_rows, lane_rows = [], [], []
     lane_regs = {ln.lane: _lane_regions(cols, ln) for ln in lanes}
     missing = piece_rows(lanes, lane_regs, contexts)
+    bgs = {ln.lane: _background(contexts[ln.lane], lane_regs[ln.lane], params.background, missing.get(ln.lane))
+           for ln in lanes}
+    skews = lane_skews(lanes, lane_regs, {k: contexts[k].profile - v[0] for k, v in bgs.items()}, contexts,
+                       prep.noise_sd)
     for ln in lanes:
         ctx = contexts[ln.lane]
         regs = lane_regs[ln.lane]
         b_rows, r_rows, methods = _measure_lane(name, ctx, ln, regs, params, prep.noise_sd, masks,
-                                                missing.get(ln.lane))
+                                                bgs[ln.lane], skews[ln.lane])
         band_rows += b_rows
         region_rows += r_rows
         tot = np.nan
@@ -418,22 +424,121 @@ def _points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.nonzero(mask)
 
 
+#: an isolated band teaches its lane's band shape (:func:`lane_skews`) when its region's both
+#: ends have fallen below this share of its peak (its flanks are its own) ...
+SHAPE_END_SHARE = 0.1
+#: ... and its peak stands this many profile-noise SDs out
+SHAPE_MIN_SNR = 10.0
+
+
+def lane_skews(lanes: list[Lane], regs: dict, nets: dict, contexts: dict, noise: float) -> dict:
+    """``{lane: s_top / s_bottom}``: the band shape of each lane for sharing a cluster's volume.
+
+    Real bands are not Gaussian: on the NEB ladder gel an isolated band's profile trails towards
+    the wells (s_top / s_bottom 1.3-1.8), so two symmetric Gaussians give the upper band of a pair
+    the lower one's trailing edge. The shape is learned where it can be seen: the ratio of the half widths
+    at half maximum (:func:`~exoimage.blot.bands.band_skew`) of every isolated band of the lane (no
+    cluster, not a smear: at most the ball radius tall) whose region ends below
+    :data:`SHAPE_END_SHARE` of its peak on both sides and whose peak stands
+    :data:`SHAPE_MIN_SNR` profile-noise SDs out; a lane's is the median over all such bands of
+    its membrane piece (one gel or membrane, one run: one shape; a lane's own one or two bands
+    are too few: 0.4-2.6 between the lanes of one Kodak membrane, 0.7-2.0 as piece medians),
+    else 1 (a Gaussian). ``nets``: ``{lane: profile minus its background}``.
+    """
+    own = {}
+    for ln in lanes:
+        net, out = nets[ln.lane], []
+        pn = noise * np.sqrt(ln.width_px)
+        for r in regs.get(ln.lane, []):
+            if r.cluster is not None or r.b - r.a + 1 > contexts[ln.lane].radius_px or r.b - r.a < 4:
+                continue
+            seg = net[r.a:r.b + 1]
+            pk = float(seg.max())
+            if pk < SHAPE_MIN_SNR * pn or max(seg[0], seg[-1]) > SHAPE_END_SHARE * pk:
+                continue
+            k = band_skew(seg)
+            if np.isfinite(k):
+                out.append(k)
+        own[ln.lane] = out
+    res = {}
+    for ln in lanes:
+        v = [q for o in lanes if o.piece == ln.piece for q in own[o.lane]]
+        res[ln.lane] = float(np.median(v)) if v else 1.0
+    return res
+
+
+def split_groups(regs: list, radius_px: float) -> list[list[int]]:
+    """Groups of a lane's regions (indices) whose joint rows :func:`_cluster_shares` shares out.
+
+    A group is a complete deconvolved cluster, together with any region that lies between
+    two such clusters touching both (no free row on either side: a band found in the gap
+    between two clusters, ``BandFit.hidden``; it lies on both clusters' tails and they on
+    its, so the three are one run of overlapping bands) and those clusters' runs. A group
+    with a member taller than ``radius_px`` (a smear: it has no band shape) or one without a
+    fitted centre and SD (drawn by hand) is not shared out (the regions' ``fraction`` is)."""
+    order = sorted(range(len(regs)), key=lambda i: regs[i].a)
+    key = {i: regs[i].cluster for i in order}
+    for j in range(1, len(order) - 1):
+        p, q, n = (regs[order[j + d]] for d in (-1, 0, 1))
+        if q.cluster is None and p.cluster is not None and n.cluster is not None and q.a == p.b + 1 \
+                and n.a == q.b + 1:
+            k_p, k_n = key[order[j - 1]], key[order[j + 1]]
+            for i in order:
+                if key[i] == k_n:
+                    key[i] = k_p
+            key[order[j]] = k_p
+    groups = {}
+    for i in order:
+        if key[i] is not None:
+            groups.setdefault(key[i], []).append(i)
+    return [g for g in groups.values()
+            if all(np.isfinite(regs[i].y) and np.isfinite(regs[i].sigma) and regs[i].b - regs[i].a + 1 <= radius_px
+                   for i in g)]
+
+
+def _cluster_shares(regs: list, net: np.ndarray, ln: Lane, radius_px: float, skew: float,
+                    clipped: np.ndarray | None = None) -> dict:
+    """``{region index: (share, (a, b))}``: each group's (:func:`split_groups`) net volume over
+    its rows ``a..b`` shared among its bands by the lane's band shape fitted to the net profile
+    (:func:`~exoimage.blot.bands.split_shares`, ``skew``: :func:`lane_skews`), not by the
+    Gaussian areas detection fitted above the rolling ball: the ball rises into a run of
+    overlapping bands, and what it cut is shared as the bands' shapes share it."""
+    out = {}
+    for g in split_groups(regs, radius_px):
+        a, b = min(regs[i].a for i in g), max(regs[i].b for i in g)
+        fr = split_shares(np.arange(a, b + 1), net[a:b + 1], [regs[i].y - ln.y_top_px for i in g],
+                          [regs[i].sigma for i in g], skew,
+                          None if clipped is None else clipped[a:b + 1] == 0)
+        out.update((i, (float(f), (a, b))) for i, f in zip(g, fr))
+    return out
+
+
 def _measure_lane(name: str, ctx: G.LaneContext, ln: Lane, regs: list[_Reg], params: BlotParams,
-                  noise: float, masks, rows: list | None = None) -> tuple[list, list, list]:
-    """Band rows, region rows and background methods of one lane's regions (``rows``: the
-    piece's band rows the lane lacks, :func:`piece_rows`)."""
-    bg, methods = _background(ctx, regs, params.background, rows)
+                  noise: float, masks, bg_methods, skew: float = 1.0) -> tuple[list, list, list]:
+    """Band rows, region rows and background methods of one lane's regions (``bg_methods``:
+    :func:`_background`'s baseline and methods; ``skew``: :func:`lane_skews`)."""
+    bg, methods = bg_methods
     net = ctx.profile - bg
     sat_p, hot_p = mask_profile(masks[0], ln), mask_profile(masks[1], ln)
+    share = _cluster_shares(regs, net, ln, ctx.radius_px, skew, sat_p)
     span = {}
     for r in regs:
         if r.cluster is not None:
             c = span.setdefault(r.cluster, [r.a, r.b])
             c[0], c[1] = min(c[0], r.a), max(c[1], r.b)
+    # a cluster's fractions as shared out (normalised within the cluster where a gap band
+    # joined it to another: they add up to 1, so measuring these regions again shares alike)
+    csum = {}
+    for i, r in enumerate(regs):
+        if r.cluster is not None and i in share:
+            csum[r.cluster] = csum.get(r.cluster, 0.0) + share[i][0]
     band_rows, region_rows = [], []
-    for r, m in zip(regs, methods):
+    for i, (r, m) in enumerate(zip(regs, methods)):
         seg = net[r.a:r.b + 1]
-        if r.cluster is not None:
+        if i in share:
+            fr, (a, b) = share[i]
+            vol = float(net[a:b + 1].sum()) * fr
+        elif r.cluster is not None:
             a, b = span[r.cluster]
             vol = float(net[a:b + 1].sum()) * r.fraction
         else:
@@ -462,7 +567,8 @@ def _measure_lane(name: str, ctx: G.LaneContext, ln: Lane, regs: list[_Reg], par
                                 y_px=y, sigma_px=sd, snr=snr, background_method=m,
                                 deconvolved=r.cluster is not None,
                                 cluster=r.cluster if r.cluster is not None else np.nan,
-                                fraction=r.fraction, fit_top_px=ln.y_top_px + r.fa,
+                                fraction=share[i][0] / csum[r.cluster] if i in share and r.cluster is not None
+                                and csum[r.cluster] > 0 else r.fraction, fit_top_px=ln.y_top_px + r.fa,
                                 fit_bottom_px=ln.y_top_px + r.fb))
     return band_rows, region_rows, methods
 
