@@ -452,14 +452,21 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
-def save_png(path, rgb: np.ndarray) -> None:
-    """Save an RGB uint8 array as PNG, atomically."""
+def png_bytes(bgr: np.ndarray, path="picture") -> bytes:
+    """A BGR (OpenCV order) uint8 array as PNG file bytes (``path`` names it in the error)."""
     import cv2
 
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    ok, buf = cv2.imencode(".png", bgr)
     if not ok:
         raise OSError(f"{path}: could not encode PNG")
-    atomic_write_bytes(path, buf.tobytes())
+    return buf.tobytes()
+
+
+def save_png(path, rgb: np.ndarray) -> bytes:
+    """Save an RGB uint8 array as PNG, atomically; returns the file's bytes."""
+    data = png_bytes(np.ascontiguousarray(rgb[..., ::-1]), path)
+    atomic_write_bytes(path, data)
+    return data
 
 
 def write_run_json(out_dir, command: str, params: dict, inputs: list[InputFile], extra=None) -> dict:

@@ -28,3 +28,46 @@ def test_local_workers_keep_glibc_default_malloc_trim():
                           silence_logs=logging.CRITICAL) as cl, Client(cl) as c:
             assert list(c.run(_worker_env).values()) == [None]
     assert dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_") == 65536  # Dask's own
+
+
+def _overlay_scene(seed, shape=(600, 800)):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    ves = pd.DataFrame({"vesicle_id": [1, 2, 3], "x_px": [100.0, 400.0, 780.0], "y_px": [120.0, 300.0, 590.0],
+                        "diameter_nm": [40.0, 55.0, 90.0], "touches_border": [False, False, True]})
+    row = {"width_px": shape[1], "height_px": shape[0], "pixel_size_nm": 1.25}
+    return rgb, ves, row
+
+
+def test_gallery_made_in_the_worker_is_what_the_report_would_make_from_the_overlay(tmp_path):
+    """The gallery pictures stored next to an overlay equal those decoded from the overlay file;
+    an overlay redrawn afterwards (another hash) is not shown with the stale pictures."""
+    from types import SimpleNamespace
+
+    import cv2
+    import numpy as np
+
+    from exoimage.experiment import report
+    from exoimage.outputs import save_png
+
+    rgb, ves, row = _overlay_scene(0)
+    rel = "overlays/f.png"
+    png = save_png(tmp_path / rel, rgb)
+    report.write_gallery_entry(tmp_path, rel, png, report.gallery_pictures(
+        np.ascontiguousarray(rgb[..., ::-1]), ves, row))
+    rec = SimpleNamespace(overlay=rel, vesicles=ves, image_row=row)
+    stored = report._read_gallery(tmp_path, rel)
+    from_file = report.gallery_pictures(cv2.imread(str(tmp_path / rel)), ves, row)
+    assert stored is not None and stored["field"] == from_file["field"] and stored["closeup"] == from_file["closeup"]
+    assert stored["field"][0] and stored["closeup"][0] and stored["field"][2] == 800 * 1.25 / 260
+    assert report._field_gallery(tmp_path, rec)["field"] == from_file["field"]
+    # redrawn overlay (an interactive session's edits): the stored pictures no longer match it
+    rgb2, _, _ = _overlay_scene(1)
+    save_png(tmp_path / rel, rgb2)
+    assert report._read_gallery(tmp_path, rel) is None
+    fresh = report._field_gallery(tmp_path, rec)
+    assert fresh["field"] == report.gallery_pictures(cv2.imread(str(tmp_path / rel)), ves, row)["field"]
+    assert fresh["field"] != from_file["field"]

@@ -289,11 +289,17 @@ def _process_tem(task, job, out) -> TemRecord:
                                **_max_pixels_kw(job))
     overlay = None
     if res.ok:
+        from .report import gallery_pictures, write_gallery_entry
+
         stem = safe_stem(task.rel)
-        save_png(out / "overlays" / f"{stem}.png", draw_overlay(res.display, res.labels, res.vesicles,
-                                                                 pixel_size_nm=res.pixel_size_nm))
-        write_calibrated_tiff(out / "labels" / f"{stem}.tif", res.labels, res.pixel_size_nm)
         overlay = f"overlays/{stem}.png"
+        rgb = draw_overlay(res.display, res.labels, res.vesicles, pixel_size_nm=res.pixel_size_nm)
+        png = save_png(out / overlay, rgb)
+        write_calibrated_tiff(out / "labels" / f"{stem}.tif", res.labels, res.pixel_size_nm)
+        # the report's gallery pictures, made here from the overlay just drawn (the BGR array the
+        # PNG holds) instead of decoding every overlay again in the main process
+        write_gallery_entry(out, overlay, png, gallery_pictures(np.ascontiguousarray(rgb[..., ::-1]),
+                                                                res.vesicles, res.image_row))
     return tem_record(task.rel, task.sample, res.image_row, res.vesicles if res.ok else None,
                       provenance=_job_provenance(job), warnings=res.warnings, overlay=overlay)
 
