@@ -92,3 +92,10 @@ def test_overlay_with_negative_or_huge_ids_matches_too():
     for lab in (np.where(labels > 0, -labels, 0), np.where(labels > 0, labels + 10 ** 9, 0).astype(np.int64)):
         tab = pd.DataFrame({"vesicle_id": sorted(set(np.unique(lab)) - {0}), "touches_border": False})
         assert np.array_equal(draw_overlay(display, lab, tab), _reference_overlay(display, lab, tab))
+
+
+def test_display_to_uint8_in_place_equals_the_plain_formula():
+    rng = np.random.default_rng(5)
+    for d in (rng.normal(100, 30, (300, 500)).astype(np.float32), rng.integers(0, 65535, (256, 256)).astype(np.float32)):
+        lo, hi = np.percentile(d[::1, ::1], list(draw.DISPLAY_PERCENTILES))
+        assert np.array_equal(draw._to_uint8(d), np.clip((d - lo) / (hi - lo) * 255, 0, 255).astype(np.uint8))

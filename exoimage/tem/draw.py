@@ -72,7 +72,12 @@ def _to_uint8(display: np.ndarray) -> np.ndarray:
                            list(DISPLAY_PERCENTILES))
     if hi <= lo:
         hi = lo + 1
-    return np.clip((display - lo) / (hi - lo) * 255, 0, 255).astype(np.uint8)
+    # float64 (lo, hi are float64), in place: the same operations, one temporary instead of four
+    x = np.subtract(display, lo, dtype=np.float64)
+    x /= hi - lo
+    x *= 255
+    np.clip(x, 0, 255, out=x)
+    return x.astype(np.uint8)
 
 
 def _label_boxes(lab: np.ndarray):
