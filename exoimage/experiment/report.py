@@ -362,34 +362,42 @@ def _micrograph(b64: str | None, alt: str, field_nm: float, nm_per_px: float) ->
             "scale_bar_nm": f"{bar:g}" if bar else None, "nm_per_px": f"{nm_per_px:.6g}" if bar else None}
 
 
-def _tem_field(path: Path, image_row, alt: str, max_side: int = 260) -> dict:
-    """The overlay of a field, shrunk for the gallery, with a scale bar drawn at the gallery's size
-    (over the overlay's own, which shrinks to an unreadable label: same place, same length)."""
+#: where a worker of ``exoimage run`` leaves the gallery pictures of each TEM field
+#: (``<out>/.gallery/<overlay stem>.json``: :func:`gallery_pictures` of the overlay it has just
+#: drawn, with the SHA-256 of the overlay file), so that the report does not decode every overlay
+#: (twice) in the main process. A missing entry, or one whose hash does not match the overlay as it
+#: is now (redrawn, e.g. by an interactive session), is made again from the overlay file.
+GALLERY_DIR = ".gallery"
+
+
+def _field_picture(img, image_row, max_side: int = 260) -> list:
+    """[PNG base64 or None, field width nm, nm per picture pixel] of the gallery picture of a field
+    (BGR overlay ``img``, None if unreadable)."""
     import cv2
 
     from ..tem.draw import draw_scale_bar
 
-    img = cv2.imread(str(path))
     field_nm = float(image_row.get("width_px") or np.nan) * float(image_row.get("pixel_size_nm") or np.nan)
     if img is None:
-        return _micrograph(None, alt, field_nm, np.nan)
+        return [None, field_nm, float("nan")]
     s = max_side / max(img.shape[:2])
     if s < 1:
         img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    else:
+        img = img.copy()
     nm_per_px = field_nm / img.shape[1]
     if np.isfinite(nm_per_px) and nm_per_px > 0:
         draw_scale_bar(img, nm_per_px)
     ok, buf = cv2.imencode(".png", img)
-    return _micrograph(base64.b64encode(buf.tobytes()).decode("ascii") if ok else None, alt, field_nm, nm_per_px)
+    return [base64.b64encode(buf.tobytes()).decode("ascii") if ok else None, field_nm, nm_per_px]
 
 
-def _closeup(path: Path, vesicles: pd.DataFrame, image_row, size: int = 260) -> dict | None:
-    """A close-up crop of the overlay around the vesicle nearest the sample's median size
-    (a figure dict, see :func:`_micrograph`)."""
+def _closeup_picture(img, vesicles, image_row, size: int = 260) -> list | None:
+    """[PNG base64 or None, crop width nm, nm per picture pixel] of the close-up around the vesicle
+    nearest the field's median size, or None."""
     import cv2
 
-    img = cv2.imread(str(path))
-    if img is None or not len(vesicles):
+    if img is None or vesicles is None or not len(vesicles):
         return None
     v = vesicles[~vesicles["touches_border"].astype(bool)]
     if not len(v):
@@ -409,8 +417,56 @@ def _closeup(path: Path, vesicles: pd.DataFrame, image_row, size: int = 260) -> 
 
     draw_scale_bar(crop, nm_per_px)  # the overlay's own bar is outside the crop
     ok, buf = cv2.imencode(".png", crop)
-    return _micrograph(base64.b64encode(buf.tobytes()).decode("ascii") if ok else None, "close-up",
-                       nm_per_px * size, nm_per_px)
+    return [base64.b64encode(buf.tobytes()).decode("ascii") if ok else None, nm_per_px * size, nm_per_px]
+
+
+def gallery_pictures(img, vesicles, image_row) -> dict:
+    """The report's pictures of one TEM field from its overlay ``img`` (BGR uint8, as
+    ``cv2.imread`` gives it; None if unreadable): ``{"field": [...], "closeup": [...] or None}``
+    (see :func:`_field_picture`, :func:`_closeup_picture`). A worker of ``exoimage run`` makes them
+    from the overlay it drew (:func:`write_gallery_entry`); the report reads them back."""
+    return {"field": _field_picture(img, image_row), "closeup": _closeup_picture(img, vesicles, image_row)}
+
+
+def _gallery_path(out: Path, overlay_rel: str) -> Path:
+    return Path(out) / GALLERY_DIR / (Path(overlay_rel).stem + ".json")
+
+
+def write_gallery_entry(out, overlay_rel: str, overlay_png: bytes, pictures: dict) -> None:
+    """Write the gallery pictures of the overlay ``out/overlay_rel`` (whose file bytes are
+    ``overlay_png``) for the report (atomically)."""
+    import hashlib
+    import json
+
+    from ..outputs import atomic_write_bytes
+
+    entry = {"overlay_sha256": hashlib.sha256(overlay_png).hexdigest(), **pictures}
+    atomic_write_bytes(_gallery_path(out, overlay_rel), json.dumps(entry).encode("ascii"))
+
+
+def _read_gallery(out: Path, overlay_rel: str) -> dict | None:
+    """The stored gallery pictures of an overlay, if they were made from the overlay file as it is now."""
+    import hashlib
+    import json
+
+    try:
+        entry = json.loads(_gallery_path(out, overlay_rel).read_bytes())
+        current = hashlib.sha256((Path(out) / overlay_rel).read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("overlay_sha256") != current or "field" not in entry:
+        return None
+    return entry
+
+
+def _field_gallery(out: Path, x) -> dict:
+    """The gallery pictures of TEM record ``x``: stored by its worker, else made from its overlay."""
+    g = _read_gallery(out, x.overlay)
+    if g is None:
+        import cv2
+
+        g = gallery_pictures(cv2.imread(str(Path(out) / x.overlay)), x.vesicles, x.image_row)
+    return g
 
 
 # ---------------------------------------------------------------------------
@@ -786,12 +842,14 @@ def tem_section(r: ReportInput) -> str:
         if row.get("status") != "ok" or not x.overlay:
             fields.append({"rel": x.rel, "error": row.get("error") or ""})
             continue
-        p = r.out / x.overlay
+        g = _field_gallery(r.out, x)  # made by the worker (else from the overlay file, decoded once)
         fields.append({"rel": x.rel, "error": None, "sample": x.sample, "n_vesicles": row.get("n_vesicles"),
                        "pixel_size": _num(row.get("pixel_size_nm"), "{:.3g}"),
                        "pixel_size_source": row.get("pixel_size_source"),
-                       "field": _tem_field(p, row, f"{x.rel}: detected vesicles outlined"),
-                       "closeup": _closeup(p, x.vesicles, row)})
+                       "field": _micrograph(*g["field"][:1], f"{x.rel}: detected vesicles outlined",
+                                            *g["field"][1:]),
+                       "closeup": None if g.get("closeup") is None else _micrograph(
+                           g["closeup"][0], "close-up", g["closeup"][1], g["closeup"][2])})
     return _render("tem.html.j2", stats=stats, fields=fields,
                    per_sample=_figure(per_sample_png, "per-sample size histograms"),
                    overlay=_figure(overlay_png, "all samples, size KDE"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 __all__ = ["draw_overlay", "draw_scale_bar", "scale_bar_length_nm"]
 
@@ -71,7 +72,26 @@ def _to_uint8(display: np.ndarray) -> np.ndarray:
                            list(DISPLAY_PERCENTILES))
     if hi <= lo:
         hi = lo + 1
-    return np.clip((display - lo) / (hi - lo) * 255, 0, 255).astype(np.uint8)
+    # float64 (lo, hi are float64), in place: the same operations, one temporary instead of four
+    x = np.subtract(display, lo, dtype=np.float64)
+    x /= hi - lo
+    x *= 255
+    np.clip(x, 0, 255, out=x)
+    return x.astype(np.uint8)
+
+
+def _label_boxes(lab: np.ndarray):
+    """(id, (row slice, column slice)) of every nonzero id of ``lab``, in increasing id order."""
+    if lab.dtype.kind in "iu" and lab.size and 0 <= lab.min() and lab.max() <= lab.size:
+        # (ids up to the pixel count: find_objects keeps a list as long as the largest id)
+        return [(i + 1, sl) for i, sl in enumerate(ndimage.find_objects(lab)) if sl is not None]
+    out = []  # negative, huge or non-integer ids: one scan of the picture per id
+    for vid in np.unique(lab):
+        if vid == 0:
+            continue
+        ys, xs = np.nonzero(lab == vid)
+        out.append((vid, (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))))
+    return out
 
 
 def draw_overlay(display: np.ndarray, labels: np.ndarray, table: pd.DataFrame,
@@ -93,15 +113,21 @@ def draw_overlay(display: np.ndarray, labels: np.ndarray, table: pd.DataFrame,
     border_ids = set(table.loc[table["touches_border"].astype(bool), "vesicle_id"].astype(int)) \
         if len(table) else set()
     font = max(MIN_FONT_SCALE, max(rgb.shape) / PX_PER_FONT_SCALE)
-    for vid in np.unique(lab):
-        if vid == 0:
-            continue
-        m = (lab == vid).astype(np.uint8)
-        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    h, w = lab.shape[:2]
+    # each vesicle in its bounding box (plus a 1 px frame of background, so that contours
+    # are traced exactly as on the whole picture) instead of a scan of the whole picture
+    for vid, (sy, sx) in _label_boxes(np.asarray(lab)):
+        y0, y1 = max(0, sy.start - 1), min(h, sy.stop + 1)
+        x0, x1 = max(0, sx.start - 1), min(w, sx.stop + 1)
+        m = (lab[y0:y1, x0:x1] == vid).astype(np.uint8)
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=(x0, y0))
         colour = BORDER_RGB if vid in border_ids else SIZED_RGB
         cv2.drawContours(rgb, contours, -1, colour, thick)
         ys, xs = np.nonzero(m)
-        cv2.putText(rgb, str(vid), (int(xs.mean()) + LABEL_OFFSET_PX[0], int(ys.mean()) + LABEL_OFFSET_PX[1]),
+        n = ys.size
+        # centroid as the mean of whole-picture coordinates (the same float sums as before)
+        cx, cy = (xs.sum() + n * x0) / n, (ys.sum() + n * y0) / n
+        cv2.putText(rgb, str(vid), (int(cx) + LABEL_OFFSET_PX[0], int(cy) + LABEL_OFFSET_PX[1]),
                     cv2.FONT_HERSHEY_SIMPLEX, font, ID_RGB, max(1, thick), cv2.LINE_AA)
     if pixel_size_nm:
         draw_scale_bar(rgb, pixel_size_nm * display.shape[1] / rgb.shape[1])
