@@ -249,14 +249,31 @@ def _rapid_recogniser():
     return _RAPID_REC
 
 
+#: PP-OCR readings of cut-outs already read, keyed by their pixels: the same line found again (the
+#: looser text share, another plane of a colour export) is not read twice. Bounded; oldest dropped.
+_READ_CACHE: dict = {}
+READ_CACHE_SIZE = 256
+
+
 def _rapid_read(images) -> list:
     """Read text lines (uint8 grey, dark text on white) with PP-OCR: [(text, score 0..1)]."""
+    import hashlib
+
     from rapidocr.ch_ppocr_rec import TextRecInput
 
-    rec = _rapid_recogniser()
-    imgs = [np.ascontiguousarray(np.repeat(im[..., None], 3, axis=2)) for im in images]
-    out = rec(TextRecInput(img=imgs))
-    return [(str(t), float(sc)) for t, sc in zip(out.txts, out.scores)]
+    keys = [(im.shape, hashlib.blake2b(np.ascontiguousarray(im).tobytes(), digest_size=16).digest())
+            for im in images]
+    todo = [i for i, k in enumerate(keys) if k not in _READ_CACHE]
+    if todo:
+        rec = _rapid_recogniser()
+        imgs = [np.ascontiguousarray(np.repeat(images[i][..., None], 3, axis=2)) for i in todo]
+        out = rec(TextRecInput(img=imgs))
+        for i, t, sc in zip(todo, out.txts, out.scores):
+            _READ_CACHE[keys[i]] = (str(t), float(sc))
+    res = [_READ_CACHE[k] for k in keys]
+    while len(_READ_CACHE) > READ_CACHE_SIZE:
+        _READ_CACHE.pop(next(iter(_READ_CACHE)))
+    return res
 
 
 # --------------------------------------------------------------------------
@@ -1145,7 +1162,10 @@ def _rapid_vote(n, line, bar, images, h):
     # (not when a wide cut-out, plain or denoised, itself gives the majority reading)
     wide = reads[2][2] if len(reads) >= 3 else None
     wide_agrees = any(r[2] and _same(r[2], best) for i, r in enumerate(reads) if i in (2, 4))
-    if wide and wide[1] == best[1] and not wide_agrees and _extends(_fmt(wide[0]), _fmt(best[0])):
+    # (its raw pixels also hold the micrograph, whose blobs can read as digits: '20.2 µm' over '0.2 µm';
+    # so not when the geometry checks accept the wide reading less than the majority's)
+    if wide and wide[1] == best[1] and not wide_agrees and _extends(_fmt(wide[0]), _fmt(best[0])) and \
+            _label_cues(line, bar, reads[2][0], wide)[0] >= _label_cues(line, bar, votes[best][0][0], best)[0]:
         best = next(k for k in votes if _same(k, wide))
     agree = votes[best]
     score = min(r[1] for r in agree)
@@ -1214,9 +1234,14 @@ _NM_LOOKALIKES = ("rm", "hm", "om")
 
 
 def _extends(longer: str, shorter: str) -> bool:
-    """``longer``'s digits end with all of ``shorter``'s and have more in front ('0.5' over '5')."""
+    """``longer``'s digits hold all of ``shorter``'s, in order, and more: the shorter reading lost
+    glyphs anywhere in the number ('0.5' over '5'; '200' over '20', where a stain crossing the last
+    '0' merged it into a blob the line search dropped)."""
     da, db = re.sub(r"\D", "", longer), re.sub(r"\D", "", shorter)
-    return len(da) > len(db) and da.endswith(db)
+    if len(da) <= len(db):
+        return False
+    it = iter(da)
+    return all(ch in it for ch in db)
 
 
 def cv2_inter(scale):
