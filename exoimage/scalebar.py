@@ -817,6 +817,7 @@ class _Line:
     origin: tuple = (0, 0)  # window offset (row, col)
     soft: float = 0.5  # colour distance at which a pixel stops being text
     ink: np.ndarray = None  # |pixel - text colour| over the search window (0: text colour)
+    trimmed: int = 0  # components cut off its ends as micrograph blobs (see _trim_line_ends)
 
 
 #: share of the text-background contrast within which a pixel is text: first half of it; when no line
@@ -899,10 +900,14 @@ def _label_lines_at(n: np.ndarray, bar: _Cand, strip, share: float) -> list:
         if not cand:
             continue
         seen = set()
+        # a label line above/below the bar does not cross the bar's rows: it grows through components
+        # on its own side only (grown through others and then cut, it chained across the micrograph)
+        pool = comps if where not in ("above", "below") else \
+            [c for c in comps if (c[2] <= bar.r0 if where == "above" else c[0] >= bar.r1)]
         for seed in sorted(cand, key=key)[:6]:
-            line = _grow_line(seed, comps)
-            if where in ("above", "below"):  # a label line does not cross the bar's rows
-                line = [c for c in line if (c[2] <= bar.r0 if where == "above" else c[0] >= bar.r1)]
+            grown = _grow_line(seed, pool)
+            line = _trim_line_ends(grown)
+            trimmed = len(grown) - len(line)
             if len(line) >= 3:  # drop blobs reaching far above/below the glyphs' common band
                 tops = np.median([c[0] for c in line])
                 bots = np.median([c[2] for c in line])
@@ -940,7 +945,8 @@ def _label_lines_at(n: np.ndarray, bar: _Cand, strip, share: float) -> list:
             if where in ("above", "below") and not _aligned(c0, c1, h, bar):
                 # other text of a databar or an annotation near the bar: tried after the aligned lines
                 dist += MISALIGNED_PENALTY
-            lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast, ink))
+            lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast, ink,
+                               trimmed))
     lines.sort(key=lambda ln: ln.distance)
     return lines
 
@@ -964,6 +970,36 @@ def _aligned(c0, c1, h, bar) -> bool:
     tol = max(0.06 * L, 0.5 * h, 3)
     return (abs((c0 + c1) / 2 - (bar.c0 + bar.c1) / 2) <= tol
             or abs(c0 - bar.c0) <= tol or abs(c1 - bar.c1) <= tol)
+
+
+#: a component at an end of a label line taller than this many times the line's median component
+#: height is a blob of the micrograph the line grew into, not a glyph (label glyphs, x-height letters
+#: and µ included, are within ~0.6-1.3 digit heights of each other)
+LINE_END_MAX_HEIGHT = 1.5
+
+
+def _trim_line_ends(line):
+    """Drop micrograph blobs a grown line chained on at its ends: components much taller than the
+    line's median, or further from their neighbour than :data:`WORD_GAP` median heights (the gap of
+    the growth is measured against the line's height, which a blob raises).
+
+    A glyph merged with a stain is as tall as a blob and can be cut too ('0' of '0.5 µm'): a trimmed
+    line is therefore never read from its blanked cut-out alone (see :func:`_rapid_vote`)."""
+    if len(line) < 3:
+        return line
+    line = sorted(line, key=lambda c: c[1])
+    med = float(np.median([c[2] - c[0] for c in line]))
+    changed = True
+    while changed and len(line) > 2:
+        changed = False
+        for end, nb in ((0, 1), (-1, -2)):
+            c, d = line[end], line[nb]
+            gap = max(c[1] - d[3], d[1] - c[3], 0)
+            if (c[2] - c[0]) > LINE_END_MAX_HEIGHT * med or gap > WORD_GAP * med:
+                line.pop(end)
+                changed = True
+                break
+    return line
 
 
 def _grow_line(seed, comps):
@@ -1136,7 +1172,7 @@ def _rapid_vote(n, line, bar, images, h):
     run(prepared[:1])
     p0 = reads[0][2]
     small = h < SMALL_TEXT_PX
-    if small or not (p0 and reads[0][1] >= SURE_SCORE and _label_cues(line, bar, reads[0][0], p0)[0] >= 1.0):
+    if small or line.trimmed or not (p0 and reads[0][1] >= SURE_SCORE and _label_cues(line, bar, reads[0][0], p0)[0] >= 1.0):
         run(prepared[1:])
     parsed = [(t, sc, p) for t, sc, p in reads if p]
     keys = [(p[0], p[1]) for _, _, p in parsed]
@@ -1485,14 +1521,18 @@ def _planes(data):
     called) costs nothing: on a 4096 x 4096 colour export each costs ~10-30 ms.
     """
     d = np.asarray(data)
-    yield lambda: _normalise(d)
+    if not (d.ndim == 3 and d.shape[-1] in (3, 4) and d.dtype == np.uint8):
+        yield lambda: _normalise(d)
     if d.ndim == 3 and d.shape[-1] in (3, 4):
         import cv2
 
         if d.dtype not in (np.uint8, np.uint16, np.float32):
             d = d.astype(np.float32)
-        # numpy's max over a length-3 axis is slow; cv2.split copies the channels out fastest
+        # numpy's max over a length-3 axis is slow; cv2.split copies the channels out fastest (once:
+        # the grey plane of an 8-bit export is their sum, as _normalise makes it)
         r, g, b = cv2.split(np.ascontiguousarray(d[..., :3]))
+        if d.dtype == np.uint8:
+            yield lambda: _Norm(cv2.add(cv2.add(r, g, dtype=cv2.CV_16U), b, dtype=cv2.CV_16U))
         chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
         full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(d.dtype, float(d.max()) or 1.0)
         if float(chroma.max()) >= COLOUR_MIN_CHROMA * full:
