@@ -1233,6 +1233,31 @@ def _rapid_vote(n, line, bar, images, h):
     return agree[0][0], float(conf)
 
 
+_POINT_NOTE = "a decimal point is drawn but none was read"
+
+
+def _restore_point(text, parsed, notes):
+    """The reading with its decimal point put back, or None.
+
+    PP-OCR drops the point of small labels ('25 µm' for '2.5 µm'); when the geometry sees a point
+    drawn between the glyphs and the number read is two digits, the point can only stand between
+    them. Not when the second digit is 0 ('1.0 µm' is not printed on a scale bar; a '10' with a
+    speck in its gap stays 10). The caller keeps the result below LOW_CONFIDENCE: it is a correction.
+    """
+    if _POINT_NOTE not in notes:
+        return None
+    m = re.match(r"\D*(\d+)(?:[.,]\d+)?", "".join(str(text).split()))
+    if not m or re.search(r"[.,]", m.group(0)):
+        return None
+    digits = m.group(1)
+    if len(digits) != 2 or digits[0] == "0" or digits[1] == "0":
+        return None
+    value = float(digits[0] + "." + digits[1])
+    if abs(value * 10 - parsed[0]) > 1e-9 * parsed[0]:
+        return None
+    return value, parsed[1]
+
+
 def _drops_point(without: str, with_point: str) -> bool:
     """``without`` is ``with_point`` with its decimal point left out (``'15'`` of ``'1.5'``; ``'5'``
     of ``'0.5'``, as ``'05'`` parses)."""
@@ -1676,6 +1701,11 @@ def _search(n, ocr, engine, strips=True, polarities=("dark", "bright"), budget=N
                 parsed = _plausible(parse_label(text), cand.length) if conf > 0 else None
                 if parsed:
                     cue, notes = _label_cues(line, cand, text, parsed)
+                    restored = _restore_point(text, parsed, notes)
+                    if restored is not None:
+                        parsed = restored  # (ocr_text keeps what PP-OCR read)
+                        notes = notes + ["decimal point restored where the geometry sees it drawn"]
+                        cue = min(cue, DISAGREEING_CUE_CONFIDENCE)
                     result.ocr_text = text
                     result.label_text = f"{_fmt(parsed[0])} {parsed[1]}"
                     result.label_box = tuple(int(v) for v in line.box)
@@ -1890,7 +1920,7 @@ def _label_cues(line, cand, text, parsed):
         inner_dot = _dot_in_gap(line, digit_glyphs[:len(re.sub(r"\D", "", num.group(1)))])
     if inner_dot and not has_sep:
         ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
-        notes.append("a decimal point is drawn but none was read")
+        notes.append(_POINT_NOTE)
     if _touches_bar(line, cand):
         ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
         notes.append("label touches the bar (its glyphs' edge rows are lost to the bar)")

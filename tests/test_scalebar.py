@@ -696,3 +696,13 @@ def test_trim_line_ends_drops_a_blob_chained_at_the_end_and_marks_the_line():
     far = (10, 300, 30, 316, 10)  # a glyph-sized mark 5 heights beyond the line
     assert scalebar._trim_line_ends(glyphs + [blob, far]) == glyphs
     assert scalebar._trim_line_ends(glyphs) == glyphs
+
+
+def test_restore_point_only_between_two_digits_the_geometry_separates():
+    note = [scalebar._POINT_NOTE]
+    assert scalebar._restore_point("25 um", (25.0, "µm"), note) == (2.5, "µm")
+    assert scalebar._restore_point("15nm", (15.0, "nm"), note) == (1.5, "nm")
+    assert scalebar._restore_point("25 um", (25.0, "µm"), []) is None  # no point drawn
+    assert scalebar._restore_point("10 nm", (10.0, "nm"), note) is None  # '1.0' is never printed
+    assert scalebar._restore_point("250 nm", (250.0, "nm"), note) is None  # where would it go?
+    assert scalebar._restore_point("0.5 um", (0.5, "µm"), note) is None  # a point was read
