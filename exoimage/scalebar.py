@@ -249,14 +249,31 @@ def _rapid_recogniser():
     return _RAPID_REC
 
 
+#: PP-OCR readings of cut-outs already read, keyed by their pixels: the same line found again (the
+#: looser text share, another plane of a colour export) is not read twice. Bounded; oldest dropped.
+_READ_CACHE: dict = {}
+READ_CACHE_SIZE = 256
+
+
 def _rapid_read(images) -> list:
     """Read text lines (uint8 grey, dark text on white) with PP-OCR: [(text, score 0..1)]."""
+    import hashlib
+
     from rapidocr.ch_ppocr_rec import TextRecInput
 
-    rec = _rapid_recogniser()
-    imgs = [np.ascontiguousarray(np.repeat(im[..., None], 3, axis=2)) for im in images]
-    out = rec(TextRecInput(img=imgs))
-    return [(str(t), float(sc)) for t, sc in zip(out.txts, out.scores)]
+    keys = [(im.shape, hashlib.blake2b(np.ascontiguousarray(im).tobytes(), digest_size=16).digest())
+            for im in images]
+    todo = [i for i, k in enumerate(keys) if k not in _READ_CACHE]
+    if todo:
+        rec = _rapid_recogniser()
+        imgs = [np.ascontiguousarray(np.repeat(images[i][..., None], 3, axis=2)) for i in todo]
+        out = rec(TextRecInput(img=imgs))
+        for i, t, sc in zip(todo, out.txts, out.scores):
+            _READ_CACHE[keys[i]] = (str(t), float(sc))
+    res = [_READ_CACHE[k] for k in keys]
+    while len(_READ_CACHE) > READ_CACHE_SIZE:
+        _READ_CACHE.pop(next(iter(_READ_CACHE)))
+    return res
 
 
 # --------------------------------------------------------------------------
@@ -800,6 +817,7 @@ class _Line:
     origin: tuple = (0, 0)  # window offset (row, col)
     soft: float = 0.5  # colour distance at which a pixel stops being text
     ink: np.ndarray = None  # |pixel - text colour| over the search window (0: text colour)
+    trimmed: int = 0  # components cut off its ends as micrograph blobs (see _trim_line_ends)
 
 
 #: share of the text-background contrast within which a pixel is text: first half of it; when no line
@@ -882,10 +900,14 @@ def _label_lines_at(n: np.ndarray, bar: _Cand, strip, share: float) -> list:
         if not cand:
             continue
         seen = set()
+        # a label line above/below the bar does not cross the bar's rows: it grows through components
+        # on its own side only (grown through others and then cut, it chained across the micrograph)
+        pool = comps if where not in ("above", "below") else \
+            [c for c in comps if (c[2] <= bar.r0 if where == "above" else c[0] >= bar.r1)]
         for seed in sorted(cand, key=key)[:6]:
-            line = _grow_line(seed, comps)
-            if where in ("above", "below"):  # a label line does not cross the bar's rows
-                line = [c for c in line if (c[2] <= bar.r0 if where == "above" else c[0] >= bar.r1)]
+            grown = _grow_line(seed, pool)
+            line = _trim_line_ends(grown)
+            trimmed = len(grown) - len(line)
             if len(line) >= 3:  # drop blobs reaching far above/below the glyphs' common band
                 tops = np.median([c[0] for c in line])
                 bots = np.median([c[2] for c in line])
@@ -923,7 +945,8 @@ def _label_lines_at(n: np.ndarray, bar: _Cand, strip, share: float) -> list:
             if where in ("above", "below") and not _aligned(c0, c1, h, bar):
                 # other text of a databar or an annotation near the bar: tried after the aligned lines
                 dist += MISALIGNED_PENALTY
-            lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast, ink))
+            lines.append(_Line((r0, c0, r1, c1), line, where, dist, lab, (wr0, wc0), 0.5 * contrast, ink,
+                               trimmed))
     lines.sort(key=lambda ln: ln.distance)
     return lines
 
@@ -947,6 +970,36 @@ def _aligned(c0, c1, h, bar) -> bool:
     tol = max(0.06 * L, 0.5 * h, 3)
     return (abs((c0 + c1) / 2 - (bar.c0 + bar.c1) / 2) <= tol
             or abs(c0 - bar.c0) <= tol or abs(c1 - bar.c1) <= tol)
+
+
+#: a component at an end of a label line taller than this many times the line's median component
+#: height is a blob of the micrograph the line grew into, not a glyph (label glyphs, x-height letters
+#: and µ included, are within ~0.6-1.3 digit heights of each other)
+LINE_END_MAX_HEIGHT = 1.5
+
+
+def _trim_line_ends(line):
+    """Drop micrograph blobs a grown line chained on at its ends: components much taller than the
+    line's median, or further from their neighbour than :data:`WORD_GAP` median heights (the gap of
+    the growth is measured against the line's height, which a blob raises).
+
+    A glyph merged with a stain is as tall as a blob and can be cut too ('0' of '0.5 µm'): a trimmed
+    line is therefore never read from its blanked cut-out alone (see :func:`_rapid_vote`)."""
+    if len(line) < 3:
+        return line
+    line = sorted(line, key=lambda c: c[1])
+    med = float(np.median([c[2] - c[0] for c in line]))
+    changed = True
+    while changed and len(line) > 2:
+        changed = False
+        for end, nb in ((0, 1), (-1, -2)):
+            c, d = line[end], line[nb]
+            gap = max(c[1] - d[3], d[1] - c[3], 0)
+            if (c[2] - c[0]) > LINE_END_MAX_HEIGHT * med or gap > WORD_GAP * med:
+                line.pop(end)
+                changed = True
+                break
+    return line
 
 
 def _grow_line(seed, comps):
@@ -1119,7 +1172,7 @@ def _rapid_vote(n, line, bar, images, h):
     run(prepared[:1])
     p0 = reads[0][2]
     small = h < SMALL_TEXT_PX
-    if small or not (p0 and reads[0][1] >= SURE_SCORE and _label_cues(line, bar, reads[0][0], p0)[0] >= 1.0):
+    if small or line.trimmed or not (p0 and reads[0][1] >= SURE_SCORE and _label_cues(line, bar, reads[0][0], p0)[0] >= 1.0):
         run(prepared[1:])
     parsed = [(t, sc, p) for t, sc, p in reads if p]
     keys = [(p[0], p[1]) for _, _, p in parsed]
@@ -1145,7 +1198,10 @@ def _rapid_vote(n, line, bar, images, h):
     # (not when a wide cut-out, plain or denoised, itself gives the majority reading)
     wide = reads[2][2] if len(reads) >= 3 else None
     wide_agrees = any(r[2] and _same(r[2], best) for i, r in enumerate(reads) if i in (2, 4))
-    if wide and wide[1] == best[1] and not wide_agrees and _extends(_fmt(wide[0]), _fmt(best[0])):
+    # (its raw pixels also hold the micrograph, whose blobs can read as digits: '20.2 µm' over '0.2 µm';
+    # so not when the geometry checks accept the wide reading less than the majority's)
+    if wide and wide[1] == best[1] and not wide_agrees and _extends(_fmt(wide[0]), _fmt(best[0])) and \
+            _label_cues(line, bar, reads[2][0], wide)[0] >= _label_cues(line, bar, votes[best][0][0], best)[0]:
         best = next(k for k in votes if _same(k, wide))
     agree = votes[best]
     score = min(r[1] for r in agree)
@@ -1175,6 +1231,31 @@ def _rapid_vote(n, line, bar, images, h):
         conf = min(conf, DISAGREEING_CUE_CONFIDENCE)
         return f"{_fmt(best[0])} {best[1]}", float(conf)  # the corrected reading (the caller re-parses)
     return agree[0][0], float(conf)
+
+
+_POINT_NOTE = "a decimal point is drawn but none was read"
+
+
+def _restore_point(text, parsed, notes):
+    """The reading with its decimal point put back, or None.
+
+    PP-OCR drops the point of small labels ('25 µm' for '2.5 µm'); when the geometry sees a point
+    drawn between the glyphs and the number read is two digits, the point can only stand between
+    them. Not when the second digit is 0 ('1.0 µm' is not printed on a scale bar; a '10' with a
+    speck in its gap stays 10). The caller keeps the result below LOW_CONFIDENCE: it is a correction.
+    """
+    if _POINT_NOTE not in notes:
+        return None
+    m = re.match(r"\D*(\d+)(?:[.,]\d+)?", "".join(str(text).split()))
+    if not m or re.search(r"[.,]", m.group(0)):
+        return None
+    digits = m.group(1)
+    if len(digits) != 2 or digits[0] == "0" or digits[1] == "0":
+        return None
+    value = float(digits[0] + "." + digits[1])
+    if abs(value * 10 - parsed[0]) > 1e-9 * parsed[0]:
+        return None
+    return value, parsed[1]
 
 
 def _drops_point(without: str, with_point: str) -> bool:
@@ -1214,9 +1295,14 @@ _NM_LOOKALIKES = ("rm", "hm", "om")
 
 
 def _extends(longer: str, shorter: str) -> bool:
-    """``longer``'s digits end with all of ``shorter``'s and have more in front ('0.5' over '5')."""
+    """``longer``'s digits hold all of ``shorter``'s, in order, and more: the shorter reading lost
+    glyphs anywhere in the number ('0.5' over '5'; '200' over '20', where a stain crossing the last
+    '0' merged it into a blob the line search dropped)."""
     da, db = re.sub(r"\D", "", longer), re.sub(r"\D", "", shorter)
-    return len(da) > len(db) and da.endswith(db)
+    if len(da) <= len(db):
+        return False
+    it = iter(da)
+    return all(ch in it for ch in db)
 
 
 def cv2_inter(scale):
@@ -1460,14 +1546,18 @@ def _planes(data):
     called) costs nothing: on a 4096 x 4096 colour export each costs ~10-30 ms.
     """
     d = np.asarray(data)
-    yield lambda: _normalise(d)
+    if not (d.ndim == 3 and d.shape[-1] in (3, 4) and d.dtype == np.uint8):
+        yield lambda: _normalise(d)
     if d.ndim == 3 and d.shape[-1] in (3, 4):
         import cv2
 
         if d.dtype not in (np.uint8, np.uint16, np.float32):
             d = d.astype(np.float32)
-        # numpy's max over a length-3 axis is slow; cv2.split copies the channels out fastest
+        # numpy's max over a length-3 axis is slow; cv2.split copies the channels out fastest (once:
+        # the grey plane of an 8-bit export is their sum, as _normalise makes it)
         r, g, b = cv2.split(np.ascontiguousarray(d[..., :3]))
+        if d.dtype == np.uint8:
+            yield lambda: _Norm(cv2.add(cv2.add(r, g, dtype=cv2.CV_16U), b, dtype=cv2.CV_16U))
         chroma = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
         full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(d.dtype, float(d.max()) or 1.0)
         if float(chroma.max()) >= COLOUR_MIN_CHROMA * full:
@@ -1611,6 +1701,11 @@ def _search(n, ocr, engine, strips=True, polarities=("dark", "bright"), budget=N
                 parsed = _plausible(parse_label(text), cand.length) if conf > 0 else None
                 if parsed:
                     cue, notes = _label_cues(line, cand, text, parsed)
+                    restored = _restore_point(text, parsed, notes)
+                    if restored is not None:
+                        parsed = restored  # (ocr_text keeps what PP-OCR read)
+                        notes = notes + ["decimal point restored where the geometry sees it drawn"]
+                        cue = min(cue, DISAGREEING_CUE_CONFIDENCE)
                     result.ocr_text = text
                     result.label_text = f"{_fmt(parsed[0])} {parsed[1]}"
                     result.label_box = tuple(int(v) for v in line.box)
@@ -1825,7 +1920,7 @@ def _label_cues(line, cand, text, parsed):
         inner_dot = _dot_in_gap(line, digit_glyphs[:len(re.sub(r"\D", "", num.group(1)))])
     if inner_dot and not has_sep:
         ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
-        notes.append("a decimal point is drawn but none was read")
+        notes.append(_POINT_NOTE)
     if _touches_bar(line, cand):
         ceiling = min(ceiling, DISAGREEING_CUE_CONFIDENCE)
         notes.append("label touches the bar (its glyphs' edge rows are lost to the bar)")

@@ -682,3 +682,27 @@ def test_drops_point():
     assert scalebar._drops_point("15", "1.5") and scalebar._drops_point("5", "0.5")
     assert not scalebar._drops_point("25", "1.5") and not scalebar._drops_point("1.5", "1.5")
     assert not scalebar._drops_point("150", "1.5")
+
+
+def test_extends_accepts_a_glyph_lost_anywhere_in_the_number():
+    # a stain merged with the last '0' of '200' dropped it from the line: '20' is '200' less a glyph
+    assert scalebar._extends("200", "20") and scalebar._extends("0.25", "25")
+    assert not scalebar._extends("250", "500") and not scalebar._extends("20", "20")
+
+
+def test_trim_line_ends_drops_a_blob_chained_at_the_end_and_marks_the_line():
+    glyphs = [(10, 100 + 20 * k, 30, 116 + 20 * k, k + 1) for k in range(4)]  # four 20 px glyphs
+    blob = (12, 160, 70, 210, 9)  # a micrograph blob 3x as tall, 4 px past the last glyph
+    far = (10, 300, 30, 316, 10)  # a glyph-sized mark 5 heights beyond the line
+    assert scalebar._trim_line_ends(glyphs + [blob, far]) == glyphs
+    assert scalebar._trim_line_ends(glyphs) == glyphs
+
+
+def test_restore_point_only_between_two_digits_the_geometry_separates():
+    note = [scalebar._POINT_NOTE]
+    assert scalebar._restore_point("25 um", (25.0, "µm"), note) == (2.5, "µm")
+    assert scalebar._restore_point("15nm", (15.0, "nm"), note) == (1.5, "nm")
+    assert scalebar._restore_point("25 um", (25.0, "µm"), []) is None  # no point drawn
+    assert scalebar._restore_point("10 nm", (10.0, "nm"), note) is None  # '1.0' is never printed
+    assert scalebar._restore_point("250 nm", (250.0, "nm"), note) is None  # where would it go?
+    assert scalebar._restore_point("0.5 um", (0.5, "µm"), note) is None  # a point was read
