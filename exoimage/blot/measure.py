@@ -51,7 +51,7 @@ from .profile import lane_profile, mask_profile
 from .signal import clipped_masks, detect_ceiling, image_warnings, pixel_noise_sd
 
 __all__ = ["REGION_COLUMNS", "LADDER_CHECK_COLUMNS", "ladder_mass_check", "measure", "prepare", "Prepared", "lane_contexts", "lane_traces", "pieces_of",
-           "lane_gaps", "piece_rows", "PIECE_ROW_SHARE"]
+           "lane_gaps", "piece_rows", "PIECE_ROW_SHARE", "PIECE_ROW_MIN_LANES"]
 
 #: columns of a regions table (see the module docstring); the first three are required
 REGION_COLUMNS = ["lane", "y_top_px", "y_bottom_px", "y_px", "sigma_px", "snr", "background_method",
@@ -275,6 +275,11 @@ MIN_FLANK_PX = 3
 #: a row of a membrane piece is a band row of every sample lane of the piece (for the
 #: baseline) when more than this share of them hold a band in it: a simple majority
 PIECE_ROW_SHARE = 0.5
+#: ... or when at least this many of them do (three lanes finding a band at one row is a row of
+#: the piece, not one lane's noise or a mark across two lanes: a weak band next to a strong one
+#: is found in a few lanes only, and where it is placed its share is kept off the strong band's
+#: volume in every lane alike, see :func:`_with_rows`)
+PIECE_ROW_MIN_LANES = 3
 
 
 def piece_rows(lanes: list[Lane], regs: dict, contexts: dict) -> dict:
@@ -288,8 +293,9 @@ def piece_rows(lanes: list[Lane], regs: dict, contexts: dict) -> dict:
     its neighbour was detected in that lane. The regions of a piece's sample lanes are grouped
     into rows (:func:`~exoimage.blot.bands.assign_rows` on their rows' mid-points, a quarter
     of their height as SD, corrected for the lanes' offsets: the regions' rows alone decide,
-    so regions drawn by hand give detection's rows); a row that holds a band in more than :data:`PIECE_ROW_SHARE` of the lanes is a
-    band row of every lane, placed in a lane without one at the median of the members'
+    so regions drawn by hand give detection's rows); a row that holds a band in more than
+    :data:`PIECE_ROW_SHARE` of the lanes, or in at least :data:`PIECE_ROW_MIN_LANES`, is a band
+    row of every lane, placed in a lane without one at the median of the members'
     offset-corrected tops and bottoms. A row is not placed where one of the lane's regions is
     centred inside it or covers its centre (the band is there, counted in another row).
     """
@@ -315,7 +321,7 @@ def piece_rows(lanes: list[Lane], regs: dict, contexts: dict) -> dict:
         for rw in sorted(set(row[np.isin(ids, sample)].tolist())):
             m = row == rw
             have = set(ids[m].tolist())
-            if len(have) <= PIECE_ROW_SHARE * len(sample):
+            if len(have) < PIECE_ROW_MIN_LANES and len(have) <= PIECE_ROW_SHARE * len(sample):
                 continue
             o = np.array([off[v] for v in ids[m]])
             lo, hi = float(np.median(ext[m, 0] - o)), float(np.median(ext[m, 1] - o))
@@ -524,7 +530,7 @@ def _cluster_shares(regs: list, net: np.ndarray, ln: Lane, radius_px: float, ske
     return out
 
 
-def _with_rows(regs: list[_Reg], rows: list | None) -> list[_Reg]:
+def _with_rows(regs: list[_Reg], rows: list | None, ln: Lane) -> list[_Reg]:
     """``regs`` followed by the piece's band rows the lane lacks (:func:`piece_rows`) as
     regions of their own, each joined (one ``cluster`` key, as :func:`_joined_rows` joins
     them for the baseline) with the regions it overlaps or nearly touches.
@@ -537,8 +543,10 @@ def _with_rows(regs: list[_Reg], rows: list | None) -> list[_Reg]:
         return regs
     jr = _joined_rows([G.Region(r.fa, r.fb, r.cluster, r.method) for r in regs], rows)
     out = [replace(r, cluster=j.cluster) for r, j in zip(regs, jr)]
+    # a row whose centre is off its rows in this lane (cut at the lane's end) is no member
     out += [_Reg(int(w[0]), int(w[1]), int(w[0]), int(w[1]), float(w[2]), float(w[3]), np.nan, None, j.cluster,
-                 np.nan) for w, j in zip(rows, jr[len(regs):])]
+                 np.nan) for w, j in zip(rows, jr[len(regs):])
+            if w[0] <= float(w[2]) - ln.y_top_px <= w[1]]
     return out
 
 
@@ -552,7 +560,7 @@ def _measure_lane(name: str, ctx: G.LaneContext, ln: Lane, regs: list[_Reg], par
     bg, methods = bg_methods
     net = ctx.profile - bg
     sat_p, hot_p = mask_profile(masks[0], ln), mask_profile(masks[1], ln)
-    share = _cluster_shares(_with_rows(regs, rows), net, ln, ctx.radius_px, skew, sat_p)
+    share = _cluster_shares(_with_rows(regs, rows, ln), net, ln, ctx.radius_px, skew, sat_p)
     span = {}
     for r in regs:
         if r.cluster is not None:
