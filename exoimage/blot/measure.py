@@ -51,7 +51,7 @@ from .profile import lane_profile, mask_profile
 from .signal import clipped_masks, detect_ceiling, image_warnings, pixel_noise_sd
 
 __all__ = ["REGION_COLUMNS", "LADDER_CHECK_COLUMNS", "ladder_mass_check", "measure", "prepare", "Prepared", "lane_contexts", "lane_traces", "pieces_of",
-           "lane_gaps", "piece_rows", "PIECE_ROW_SHARE"]
+           "lane_gaps", "piece_rows", "PIECE_ROW_SHARE", "PIECE_ROW_MIN_LANES"]
 
 #: columns of a regions table (see the module docstring); the first three are required
 REGION_COLUMNS = ["lane", "y_top_px", "y_bottom_px", "y_px", "sigma_px", "snr", "background_method",
@@ -248,7 +248,7 @@ def _joined_rows(regs: list[G.Region], rows: list) -> list[G.Region]:
     between them: no flank) and with those regions' whole clusters."""
     if not rows:
         return regs
-    items = list(regs) + [G.Region(int(a), int(b)) for a, b in rows]
+    items = list(regs) + [G.Region(int(r[0]), int(r[1])) for r in rows]
     parent = list(range(len(items)))
 
     def find(i):
@@ -275,10 +275,17 @@ MIN_FLANK_PX = 3
 #: a row of a membrane piece is a band row of every sample lane of the piece (for the
 #: baseline) when more than this share of them hold a band in it: a simple majority
 PIECE_ROW_SHARE = 0.5
+#: ... or when at least this many of them do (three lanes finding a band at one row is a row of
+#: the piece, not one lane's noise or a mark across two lanes: a weak band next to a strong one
+#: is found in a few lanes only, and where it is placed its share is kept off the strong band's
+#: volume in every lane alike, see :func:`_with_rows`)
+PIECE_ROW_MIN_LANES = 3
 
 
 def piece_rows(lanes: list[Lane], regs: dict, contexts: dict) -> dict:
-    """``{lane: [(top, bottom), ...]}``: the band rows of its piece a sample lane lacks.
+    """``{lane: [(top, bottom, y_px, sigma_px), ...]}``: the band rows of its piece a sample
+    lane lacks (profile indices; the centre in absolute px and the SD are the members'
+    offset-corrected medians, NaN where no member has a fitted centre and SD).
 
     A weak band next to a strong one is found in some lanes and not in others; where it is
     found the strong band is fitted with it and its baseline runs under both, where it is not
@@ -286,12 +293,13 @@ def piece_rows(lanes: list[Lane], regs: dict, contexts: dict) -> dict:
     its neighbour was detected in that lane. The regions of a piece's sample lanes are grouped
     into rows (:func:`~exoimage.blot.bands.assign_rows` on their rows' mid-points, a quarter
     of their height as SD, corrected for the lanes' offsets: the regions' rows alone decide,
-    so regions drawn by hand give detection's rows); a row that holds a band in more than :data:`PIECE_ROW_SHARE` of the lanes is a
-    band row of every lane, placed in a lane without one at the median of the members'
+    so regions drawn by hand give detection's rows); a row that holds a band in more than
+    :data:`PIECE_ROW_SHARE` of the lanes, or in at least :data:`PIECE_ROW_MIN_LANES`, is a band
+    row of every lane, placed in a lane without one at the median of the members'
     offset-corrected tops and bottoms. A row is not placed where one of the lane's regions is
     centred inside it or covers its centre (the band is there, counted in another row).
     """
-    ids, ys, sds, ext = [], [], [], []
+    ids, ys, sds, ext, fit = [], [], [], [], []
     for ln in lanes:
         if ln.is_ladder:
             continue
@@ -300,22 +308,26 @@ def piece_rows(lanes: list[Lane], regs: dict, contexts: dict) -> dict:
             ys.append(ln.y_top_px + 0.5 * (r.a + r.b))
             sds.append(0.25 * (r.b - r.a + 1))
             ext.append((ln.y_top_px + r.a, ln.y_top_px + r.b))
+            fit.append((r.y, r.sigma))
     out = {}
     if not ids:
         return out
     det = {ln.lane: contexts[ln.lane].profile - contexts[ln.lane].ball for ln in lanes}
     row, off = assign_rows(lanes, np.array(ids), np.array(ys), np.array(sds), det)
-    ids, ys, ext = np.array(ids), np.array(ys, float), np.array(ext, float)
+    ids, ys, ext, fit = np.array(ids), np.array(ys, float), np.array(ext, float), np.array(fit, float)
     by_lane = {ln.lane: ln for ln in lanes}
     for pc in sorted({ln.piece for ln in lanes}):
         sample = [ln.lane for ln in lanes if ln.piece == pc and not ln.is_ladder]
         for rw in sorted(set(row[np.isin(ids, sample)].tolist())):
             m = row == rw
             have = set(ids[m].tolist())
-            if len(have) <= PIECE_ROW_SHARE * len(sample):
+            if len(have) < PIECE_ROW_MIN_LANES and len(have) <= PIECE_ROW_SHARE * len(sample):
                 continue
             o = np.array([off[v] for v in ids[m]])
             lo, hi = float(np.median(ext[m, 0] - o)), float(np.median(ext[m, 1] - o))
+            ok = np.isfinite(fit[m]).all(1)
+            yc, sg = ((float(np.median(fit[m][ok, 0] - o[ok])), float(np.median(fit[m][ok, 1])))
+                      if ok.any() else (np.nan, np.nan))
             for lane_no in sample:
                 if lane_no in have:
                     continue
@@ -326,7 +338,7 @@ def piece_rows(lanes: list[Lane], regs: dict, contexts: dict) -> dict:
                 own = regs.get(lane_no, [])
                 if b < a or any(a <= 0.5 * (r.a + r.b) <= b or r.a <= c <= r.b for r in own):
                     continue
-                out.setdefault(lane_no, []).append((a, b))
+                out.setdefault(lane_no, []).append((a, b, yc + off[lane_no], sg))
     return out
 
 
@@ -396,7 +408,7 @@ def measure_prepared(prep: Prepared, lanes: list[Lane], regions: pd.DataFrame, p
         ctx = contexts[ln.lane]
         regs = lane_regs[ln.lane]
         b_rows, r_rows, methods = _measure_lane(name, ctx, ln, regs, params, prep.noise_sd, masks,
-                                                bgs[ln.lane], skews[ln.lane])
+                                                bgs[ln.lane], skews[ln.lane], missing.get(ln.lane))
         band_rows += b_rows
         region_rows += r_rows
         tot = np.nan
@@ -492,8 +504,13 @@ def split_groups(regs: list, radius_px: float) -> list[list[int]]:
         if key[i] is not None:
             groups.setdefault(key[i], []).append(i)
     return [g for g in groups.values()
-            if all(np.isfinite(regs[i].y) and np.isfinite(regs[i].sigma) and regs[i].b - regs[i].a + 1 <= radius_px
-                   for i in g)]
+            if all(np.isfinite(regs[i].y) and np.isfinite(regs[i].sigma)
+                   and min(regs[i].b - regs[i].a + 1, BAND_SPAN_SD * regs[i].sigma) <= radius_px for i in g)]
+
+
+#: a band's own extent is this many of its fitted SDs (+-3 SD: 99.7 % of a Gaussian); a region
+#: taller than the ball whose fitted band is not (a neighbour's rows joined it) is no smear
+BAND_SPAN_SD = 6.0
 
 
 def _cluster_shares(regs: list, net: np.ndarray, ln: Lane, radius_px: float, skew: float,
@@ -513,14 +530,37 @@ def _cluster_shares(regs: list, net: np.ndarray, ln: Lane, radius_px: float, ske
     return out
 
 
+def _with_rows(regs: list[_Reg], rows: list | None, ln: Lane) -> list[_Reg]:
+    """``regs`` followed by the piece's band rows the lane lacks (:func:`piece_rows`) as
+    regions of their own, each joined (one ``cluster`` key, as :func:`_joined_rows` joins
+    them for the baseline) with the regions it overlaps or nearly touches.
+
+    Where a weak band of a row is found in a lane it shares its joint rows with its strong
+    neighbour; where it is not found there, the neighbour's region would keep the weak band's
+    signal. Placed as a member of the neighbour's cluster (the row's centre and SD), it takes
+    its share in every lane alike (the share itself is not reported: no band was found)."""
+    if not rows:
+        return regs
+    jr = _joined_rows([G.Region(r.fa, r.fb, r.cluster, r.method) for r in regs], rows)
+    out = [replace(r, cluster=j.cluster) for r, j in zip(regs, jr)]
+    # a row whose centre is off its rows in this lane (cut at the lane's end) is no member
+    out += [_Reg(int(w[0]), int(w[1]), int(w[0]), int(w[1]), float(w[2]), float(w[3]), np.nan, None, j.cluster,
+                 np.nan) for w, j in zip(rows, jr[len(regs):])
+            if w[0] <= float(w[2]) - ln.y_top_px <= w[1]]
+    return out
+
+
 def _measure_lane(name: str, ctx: G.LaneContext, ln: Lane, regs: list[_Reg], params: BlotParams,
-                  noise: float, masks, bg_methods, skew: float = 1.0) -> tuple[list, list, list]:
+                  noise: float, masks, bg_methods, skew: float = 1.0, rows: list | None = None
+                  ) -> tuple[list, list, list]:
     """Band rows, region rows and background methods of one lane's regions (``bg_methods``:
-    :func:`_background`'s baseline and methods; ``skew``: :func:`lane_skews`)."""
+    :func:`_background`'s baseline and methods; ``skew``: :func:`lane_skews`; ``rows``: the
+    piece's band rows the lane lacks, :func:`piece_rows`, which share clusters' rows as members
+    (:func:`_with_rows`) without being measured)."""
     bg, methods = bg_methods
     net = ctx.profile - bg
     sat_p, hot_p = mask_profile(masks[0], ln), mask_profile(masks[1], ln)
-    share = _cluster_shares(regs, net, ln, ctx.radius_px, skew, sat_p)
+    share = _cluster_shares(_with_rows(regs, rows, ln), net, ln, ctx.radius_px, skew, sat_p)
     span = {}
     for r in regs:
         if r.cluster is not None:
