@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
-from ..stats import robust_sd as _robust_sd
+from .signal import median, robust_sd as _robust_sd
 from . import background as G
 from .bands import BandFit, assign_rows, band_cover, descend, find_bands, fit_cache
 from .lanes import Lane
@@ -207,8 +207,8 @@ def harmonise_row_regions(regions: pd.DataFrame, row: np.ndarray, lanes: list[La
         strong = g[snr[g] >= min_snr]
         if len(strong) < 2:
             continue
-        up = float(np.median(y[strong] - top0[strong]))
-        down = float(np.median(bot0[strong] - y[strong]))
+        up = float(median(y[strong] - top0[strong]))
+        down = float(median(bot0[strong] - y[strong]))
         for i in g:
             y_first, y_last = extent[lane[i]]
             same = np.flatnonzero((lane == lane[i]) & (np.arange(len(y)) != i))

@@ -1,0 +1,65 @@
+"""The blot module's fast selections give exactly NumPy's / SciPy's values (speed work, issue 12)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from exoimage.blot.lanes import _percentile_rows
+from exoimage.blot.signal import median, robust_sd
+from exoimage.stats import robust_sd as stats_robust_sd
+
+
+def _arrays(rng, n=400):
+    for _ in range(n):
+        nd = int(rng.integers(1, 3))
+        shape = tuple(int(v) for v in rng.integers(1, 9, size=nd))
+        dt = (np.float32, np.float64, np.int64, np.uint16)[int(rng.integers(0, 4))]
+        a = rng.normal(size=shape) * 10
+        if rng.random() < 0.5:
+            a = np.round(a)  # ties
+        a = a.astype(dt)
+        if a.dtype.kind == "f" and rng.random() < 0.2:
+            a.ravel()[rng.integers(0, a.size)] = np.nan
+        if a.dtype.kind == "f" and rng.random() < 0.1:
+            a.ravel()[rng.integers(0, a.size)] = np.inf
+        yield a
+
+
+def test_median_is_numpys_median():
+    rng = np.random.default_rng(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for a in _arrays(rng):
+            for ax in [None] + list(range(-a.ndim, a.ndim)):
+                m0, m1 = np.median(a, axis=ax), median(a, ax)
+                assert type(m0) is type(m1)
+                assert np.asarray(m0).dtype == np.asarray(m1).dtype
+                assert np.array_equal(m0, m1, equal_nan=True), (a, ax, m0, m1)
+    big = rng.normal(size=(301, 400)).astype(np.float32)
+    for ax in (None, 0, 1):
+        assert np.array_equal(np.median(big, axis=ax), median(big, ax))
+
+
+def test_robust_sd_is_stats_robust_sd():
+    rng = np.random.default_rng(3)
+    for a in _arrays(rng):
+        assert robust_sd(a) == stats_robust_sd(a) or (np.isnan(robust_sd(a)) and np.isnan(stats_robust_sd(a)))
+    assert robust_sd(np.array([])) == 0.0
+    x = rng.normal(size=100_001).astype(np.float32)
+    assert robust_sd(x) == stats_robust_sd(x)
+
+
+@pytest.mark.parametrize("k", [1, 3, 15, 25])
+def test_percentile_rows_is_scipys_filter(k):
+    rng = np.random.default_rng(k)
+    a = np.round(rng.normal(size=(37, 53)) * 5)  # ties
+    for pct in (5, 20, 50):
+        ref = ndi.percentile_filter(a, pct, size=(1, k), mode="nearest")
+        assert np.array_equal(_percentile_rows(a, pct, k), ref)
+        assert np.array_equal(_percentile_rows(a.T, pct, k).T, ndi.percentile_filter(a, pct, size=(k, 1),
+                                                                                      mode="nearest"))
+    a[3, 4] = np.nan  # the 2-D filter's own answer where values are not finite
+    np.testing.assert_array_equal(_percentile_rows(a, 20, k), ndi.percentile_filter(a, 20, size=(1, k),
+                                                                                      mode="nearest"))
