@@ -63,3 +63,16 @@ def test_percentile_rows_is_scipys_filter(k):
     a[3, 4] = np.nan  # the 2-D filter's own answer where values are not finite
     np.testing.assert_array_equal(_percentile_rows(a, 20, k), ndi.percentile_filter(a, 20, size=(1, k),
                                                                                       mode="nearest"))
+
+
+def test_shear_is_a_per_pixel_roll():
+    from exoimage.blot.lanes import _shear
+
+    rng = np.random.default_rng(5)
+    img = rng.normal(size=(60, 41)).astype(np.float32)
+    for slope in (0.03, -0.1, 0.7, -2.5):
+        for yref in (0.0, 29.4, 80.0):
+            shifts = np.rint(-slope * (np.arange(60) - yref)).astype(int)
+            idx = (np.arange(41)[None, :] - shifts[:, None]) % 41
+            assert np.array_equal(_shear(img, slope, yref), np.take_along_axis(img, idx, axis=1))
+    assert _shear(img, 0.0, 3.0) is img

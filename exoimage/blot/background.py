@@ -545,8 +545,7 @@ def off_lane_profile(signal: np.ndarray, lane: Lane, lanes, border_px: int = 3) 
     # only while it lies on the membrane: its median level at least OFF_MEMBRANE_FRACTION of
     # the lane's own (past the cut edge the pixels beside are no gel)
     inner = not sides
-    _, lc, _ = lane_index(lane, w, np.arange(lane.width_px))
-    own = float(median(signal[np.arange(lane.y_top_px, lane.y_bottom_px + 1)[:, None], lc]))
+    own = None  # the lane's own level, taken only when an outer strip is to be compared with it
     for end, is_out, c0 in ((mine[0], i == 0 or inner, -2 * border_px),
                             (mine[-1], i + 1 == len(mine) or inner, mine[-1].width_px + border_px)):
         if not is_out:
@@ -555,6 +554,9 @@ def off_lane_profile(signal: np.ndarray, lane: Lane, lanes, border_px: int = 3) 
         if not valid.all() or end.y_top_px != lane.y_top_px or end.y_bottom_px != lane.y_bottom_px:
             continue
         side = row_median(signal[rows[:, None], cc])
+        if own is None:
+            _, lc, _ = lane_index(lane, w, np.arange(lane.width_px))
+            own = float(median(signal[np.arange(lane.y_top_px, lane.y_bottom_px + 1)[:, None], lc]))
         if median(side) >= OFF_MEMBRANE_FRACTION * own:
             sides.append(side)
     if not sides:

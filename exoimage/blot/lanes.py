@@ -293,8 +293,13 @@ def _shear(img: np.ndarray, slope: float, yref: float) -> np.ndarray:
         return img
     h, w = img.shape
     shifts = np.rint(-slope * (np.arange(h) - yref)).astype(int)
-    idx = (np.arange(w)[None, :] - shifts[:, None]) % w
-    return np.take_along_axis(img, idx, axis=1)
+    # rows with one shift lie in runs (the shift changes monotonically): each run is rolled
+    # as a block, out[y, x] = img[y, (x - shift) % w] as a per-pixel index would give
+    out = np.empty_like(img)
+    edges = np.flatnonzero(np.diff(shifts)) + 1
+    for a, b in zip(np.concatenate([[0], edges]), np.concatenate([edges, [h]])):
+        out[a:b] = np.roll(img[a:b], int(shifts[a]), axis=1)
+    return out
 
 
 def _pitch(profile: np.ndarray, min_lag: int, max_lag: int) -> float | None:
@@ -548,6 +553,8 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=()
             return None
         return 0.5 * (l + r)
 
+    win_profiles, strips = {}, {}  # probes read the same row profiles (and strips) again
+
     def probe_row(q):
         """A faint lane: a band at the height of a band row in the strip of columns at
         ``q``, standing >= 6 robust SDs out of the same contrast measured at every
@@ -557,11 +564,15 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=()
         hw = max(1, int(round(lw / 2)))
         best = None
         for a, b in band_rows:
-            cr = _win_profile(ts, a, b)
+            if (a, b) not in win_profiles:
+                win_profiles[a, b] = _win_profile(ts, a, b)
+            cr = win_profiles[a, b]
             x = int(round(_matched_centre(cr, int(round(q)), 2 * hw, spacing)))
             if x - hw < 0 or x + hw > wid:
                 continue
-            strip = ts[:, x - hw:x + hw].mean(axis=1)
+            if (x, hw) not in strips:
+                strips[x, hw] = ts[:, x - hw:x + hw].mean(axis=1)
+            strip = strips[x, hw]
             # contrast of the band's core (a third of the row window, which is padded
             # for the smile) against the rows just above and below it
             n = max(3, (b - a) // 3)
