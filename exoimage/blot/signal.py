@@ -66,6 +66,18 @@ def _small(data: np.ndarray, max_side: int = 400) -> np.ndarray:
     """Block-mean reduction of a 2-D array to at most ``max_side`` px per side (float64)."""
     f = max(1, int(np.ceil(max(data.shape) / max_side)))
     h, w = data.shape[0] // f * f, data.shape[1] // f * f
+    if data.dtype.kind in "ui" and data.dtype.itemsize <= 4 and f > 1:
+        # integers: the block sums are exact in int64 (and so in any float64 order), so adding the
+        # block's rows, then its columns, one slice at a time gives the mean's values 6x faster
+        r = data[:h, :w].reshape(h // f, f, w)
+        acc = r[:, 0].astype(np.int64)
+        for i in range(1, f):
+            acc += r[:, i]
+        c = acc.reshape(h // f, w // f, f)
+        tot = c[:, :, 0].copy()
+        for i in range(1, f):
+            tot += c[:, :, i]
+        return tot / float(f * f)
     return data[:h, :w].astype(np.float64).reshape(h // f, f, w // f, f).mean(axis=(1, 3))
 
 
@@ -248,6 +260,33 @@ def histogram_gap_fraction(counts: np.ndarray) -> tuple[float, int]:
     return float(np.count_nonzero(c[dense] == 0) / n), n
 
 
+def _percentiles_from_counts(counts: np.ndarray, n: int, qs) -> tuple[int, ...] | None:
+    """``int(np.percentile(x, q))`` for each ``q`` of non-negative integers ``x`` (``n`` values)
+    from their histogram ``counts`` (``np.bincount(x)``): numpy's linear estimate between the
+    order statistics at ``floor(q/100 (n-1))`` and the next, taken by its own formula. None (ask
+    numpy) where rounding could make the answer differ from numpy's: an index within 1e-6 of a
+    whole number (the floor) or an estimate within 1e-6 of one (its integer part)."""
+    cum = np.cumsum(counts)
+    out = []
+    for q in qs:
+        idx = q / 100.0 * (n - 1)
+        k = int(np.floor(idx))
+        t = idx - k
+        if min(t, 1.0 - t) < 1e-6 or k + 1 >= n:
+            return None
+        # the k-th and (k+1)-th smallest values (0-based): the first values whose cumulative
+        # count exceeds k and k + 1
+        a, b = (int(v) for v in np.searchsorted(cum, [k, k + 1], side="right"))
+        if a == b:
+            out.append(a)
+            continue
+        v = a + (b - a) * t if t < 0.5 else b - (b - a) * (1.0 - t)
+        if abs(v - round(v)) < 1e-6:
+            return None
+        out.append(int(v))
+    return tuple(out)
+
+
 def image_warnings(data: np.ndarray, *, file_format: str = "array", was_rgb: bool = False,
                    polarity: str = "light-bands") -> list[str]:
     """Warnings about data that is not raw linear signal (quantities are still reported).
@@ -269,21 +308,35 @@ def image_warnings(data: np.ndarray, *, file_format: str = "array", was_rgb: boo
         out.append(coded("rgb_converted", "RGB image converted to grey: probably an export, not raw data"))
     if data.dtype.kind in "ui":
         flat = data.ravel()
-        lo, hi = np.percentile(flat, [0.5, 99.5])
-        lo, hi = int(lo), int(hi)
+        full = np.bincount(flat) if data.dtype.kind == "u" and data.dtype.itemsize <= 2 else None
+        lo_hi = _percentiles_from_counts(full, flat.size, (0.5, 99.5)) if full is not None else None
+        if lo_hi is None:
+            lo, hi = np.percentile(flat, [0.5, 99.5])
+            lo, hi = int(lo), int(hi)
+        else:
+            lo, hi = lo_hi
         rng = hi - lo + 1
         # the histogram's size is bounded (a uint32 image spanning 0..2e9 would otherwise ask for a
         # 16 GB bincount); only its dense part is judged, so a wide sparse tail does not matter
         if 32 <= rng <= max(GAP_MAX_BINS, flat.size // 4):
-            counts = np.bincount(flat[(flat >= lo) & (flat <= hi)].astype(np.int64) - lo, minlength=rng)
+            if full is not None:
+                counts = np.zeros(rng, np.int64)
+                part = full[lo:hi + 1]
+                counts[:len(part)] = part
+            else:
+                counts = np.bincount(flat[(flat >= lo) & (flat <= hi)].astype(np.int64) - lo, minlength=rng)
             empty, n_dense = histogram_gap_fraction(counts)
             if n_dense >= GAP_MIN_DENSE_VALUES and empty > GAP_EMPTY_FRAC:
                 out.append(coded("histogram_gaps",
                                  f"histogram has gaps ({100 * empty:.0f}% of the values in its dense part never "
                                  f"occur): contrast was probably stretched"))
         top = np.iinfo(data.dtype).max
-        f_top = np.count_nonzero(flat == top) / flat.size
-        f_bot = np.count_nonzero(flat == 0) / flat.size
+        if full is not None:
+            f_top = (int(full[top]) if top < len(full) else 0) / flat.size
+            f_bot = int(full[0]) / flat.size
+        else:
+            f_top = np.count_nonzero(flat == top) / flat.size
+            f_bot = np.count_nonzero(flat == 0) / flat.size
         if f_top > 0.005 and f_bot > 0.005:
             out.append(coded("display_clipped",
                              f"{100 * f_bot:.1f}% of pixels at 0 and {100 * f_top:.1f}% at {top}: "
