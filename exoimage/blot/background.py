@@ -443,8 +443,9 @@ def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_p
     h, w = signal.shape
     left = np.arange(-border_px, 0)
     right = np.arange(lane.width_px, lane.width_px + border_px)
-    rows, cols_l, valid_l = lane_index(lane, w, left)
-    _, cols_r, valid_r = lane_index(lane, w, right)
+    rows, cols_lr, valid_lr = lane_index(lane, w, np.concatenate([left, right]))  # both sides at once
+    cols_l, cols_r = cols_lr[:, :border_px], cols_lr[:, border_px:]
+    valid_l, valid_r = valid_lr[:, :border_px], valid_lr[:, border_px:]
     parts = []
     if valid_l.all():
         parts.append(cols_l)
@@ -488,10 +489,12 @@ def gap_background(signal: np.ndarray, lane: Lane, others, border_px: int = 3, s
     xs = np.array(left + right)
     if not left or not right or len(xs) < 3:
         return None
+    offs = np.concatenate([np.arange(int(round(m - border_px / 2.0)), int(round(m - border_px / 2.0)) + border_px)
+                           for m in xs]) - lane.x_left_px
+    rows, cols_all, valid_all = lane_index(lane, w, offs)  # every gap's columns at once
     vals = []
-    for m in xs:
-        offs = np.arange(int(round(m - border_px / 2.0)), int(round(m - border_px / 2.0)) + border_px) - lane.x_left_px
-        rows, cols, valid = lane_index(lane, w, offs)
+    for j in range(len(xs)):
+        cols, valid = cols_all[:, j * border_px:(j + 1) * border_px], valid_all[:, j * border_px:(j + 1) * border_px]
         if not valid.all():
             return None
         vals.append(row_median(signal[rows[:, None], cols]))
