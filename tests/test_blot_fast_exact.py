@@ -118,3 +118,19 @@ def test_small_integer_block_means_are_the_float_ones():
         h, w = 1203 // f * f, 901 // f * f
         ref = d[:h, :w].astype(np.float64).reshape(h // f, f, w // f, f).mean(axis=(1, 3))
         assert np.array_equal(_small(d), ref)
+
+
+def test_robust_sd_by_counting_whole_numbers():
+    from exoimage.blot.signal import _robust_sd_counts
+
+    rng = np.random.default_rng(10)
+    for t in range(500):
+        n = int(rng.integers(1, 2000))
+        d = [rng.integers(-5, 6, n).astype(float), np.round(rng.normal(0, 30, n)),
+             rng.integers(-65535, 65536, n).astype(float), np.round(rng.normal(1000, 3, n)),
+             np.full(n, float(rng.integers(-9, 9)))][t % 5]
+        assert _robust_sd_counts(d) == stats_robust_sd(d)
+    # not whole numbers, not finite, not float64: left to robust_sd
+    assert _robust_sd_counts(np.array([0.5, 1.0])) is None
+    assert _robust_sd_counts(np.array([np.inf, 1.0])) is None
+    assert _robust_sd_counts(np.array([1.0, 2.0], np.float32)) is None
