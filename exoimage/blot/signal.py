@@ -35,7 +35,7 @@ def median(a, axis: int | None = None):
     if n % 2:
         r = np.mean(hi, axis=axis)
     else:
-        lo = np.take(p, np.arange(k), axis=axis).max(axis=axis, keepdims=True)
+        lo = p[(slice(None),) * axis + (slice(0, k),)].max(axis=axis, keepdims=True)
         r = np.mean(np.concatenate([lo, hi], axis=axis), axis=axis)
     nan = np.isnan(a).any(axis=axis)
     if np.any(nan):
