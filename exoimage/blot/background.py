@@ -46,6 +46,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .lanes import Lane
+from .signal import median
 from .profile import lane_index
 
 __all__ = ["REGISTRY", "CHOICES", "METHODS", "register", "Region", "LaneContext", "lane_background",
@@ -273,9 +274,9 @@ def gel_envelope(ctx: LaneContext, regions: list[Region]) -> np.ndarray | None:
     d = ctx.profile - edge
     ends = []  # (row, offset)
     if top - lo >= MIN_FREE_END_PX:
-        ends.append((0.5 * (lo + top - 1), float(np.median(d[lo:top]))))
+        ends.append((0.5 * (lo + top - 1), float(median(d[lo:top]))))
     if hi - bottom - 1 >= MIN_FREE_END_PX:
-        ends.append((0.5 * (bottom + 1 + hi - 1), float(np.median(d[bottom + 1:hi]))))
+        ends.append((0.5 * (bottom + 1 + hi - 1), float(median(d[bottom + 1:hi]))))
     if not ends:
         return None
     y = np.arange(len(d))
@@ -289,7 +290,7 @@ def gel_envelope(ctx: LaneContext, regions: list[Region]) -> np.ndarray | None:
 
 def row_noise_sd(profile: np.ndarray) -> float:
     """Noise SD of one value of a lane profile, from its row-to-row differences (robust)."""
-    return 1.4826 * float(np.median(np.abs(np.diff(np.asarray(profile, float))))) / np.sqrt(2.0)
+    return 1.4826 * float(median(np.abs(np.diff(np.asarray(profile, float))))) / np.sqrt(2.0)
 
 
 def _is_smear(r: Region, ctx: LaneContext) -> bool:
@@ -417,14 +418,14 @@ def lane_label(method: str, methods: list[str]) -> str:
 
 
 def row_median(vals: np.ndarray) -> np.ndarray:
-    """``np.median(vals, axis=1).astype(np.float64)`` of a (rows x few columns) array, by selection:
+    """``median(vals, axis=1).astype(np.float64)`` of a (rows x few columns) array, by selection:
     the middle value (odd count, a sorting network of min/max for three) or the mean of the two
     middle ones (even), the same numbers as :func:`numpy.median` gives, several times faster for
     the few border columns the edge and gap backgrounds take. Rows holding NaN go to numpy."""
     vals = np.asarray(vals)
     k = vals.shape[1] if vals.ndim == 2 else 0
     if k == 0 or (vals.dtype.kind == "f" and np.isnan(vals).any()) or vals.dtype.kind not in "uif":
-        return np.median(vals, axis=1).astype(np.float64)
+        return median(vals, axis=1).astype(np.float64)
     if k == 3:
         a, b, c = vals[:, 0], vals[:, 1], vals[:, 2]
         return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c)).astype(np.float64)
@@ -442,8 +443,9 @@ def edge_background(signal: np.ndarray, lane: Lane, border_px: int = 3, smooth_p
     h, w = signal.shape
     left = np.arange(-border_px, 0)
     right = np.arange(lane.width_px, lane.width_px + border_px)
-    rows, cols_l, valid_l = lane_index(lane, w, left)
-    _, cols_r, valid_r = lane_index(lane, w, right)
+    rows, cols_lr, valid_lr = lane_index(lane, w, np.concatenate([left, right]))  # both sides at once
+    cols_l, cols_r = cols_lr[:, :border_px], cols_lr[:, border_px:]
+    valid_l, valid_r = valid_lr[:, :border_px], valid_lr[:, border_px:]
     parts = []
     if valid_l.all():
         parts.append(cols_l)
@@ -487,10 +489,12 @@ def gap_background(signal: np.ndarray, lane: Lane, others, border_px: int = 3, s
     xs = np.array(left + right)
     if not left or not right or len(xs) < 3:
         return None
+    offs = np.concatenate([np.arange(int(round(m - border_px / 2.0)), int(round(m - border_px / 2.0)) + border_px)
+                           for m in xs]) - lane.x_left_px
+    rows, cols_all, valid_all = lane_index(lane, w, offs)  # every gap's columns at once
     vals = []
-    for m in xs:
-        offs = np.arange(int(round(m - border_px / 2.0)), int(round(m - border_px / 2.0)) + border_px) - lane.x_left_px
-        rows, cols, valid = lane_index(lane, w, offs)
+    for j in range(len(xs)):
+        cols, valid = cols_all[:, j * border_px:(j + 1) * border_px], valid_all[:, j * border_px:(j + 1) * border_px]
         if not valid.all():
             return None
         vals.append(row_median(signal[rows[:, None], cols]))
@@ -544,8 +548,7 @@ def off_lane_profile(signal: np.ndarray, lane: Lane, lanes, border_px: int = 3) 
     # only while it lies on the membrane: its median level at least OFF_MEMBRANE_FRACTION of
     # the lane's own (past the cut edge the pixels beside are no gel)
     inner = not sides
-    _, lc, _ = lane_index(lane, w, np.arange(lane.width_px))
-    own = float(np.median(signal[np.arange(lane.y_top_px, lane.y_bottom_px + 1)[:, None], lc]))
+    own = None  # the lane's own level, taken only when an outer strip is to be compared with it
     for end, is_out, c0 in ((mine[0], i == 0 or inner, -2 * border_px),
                             (mine[-1], i + 1 == len(mine) or inner, mine[-1].width_px + border_px)):
         if not is_out:
@@ -554,7 +557,10 @@ def off_lane_profile(signal: np.ndarray, lane: Lane, lanes, border_px: int = 3) 
         if not valid.all() or end.y_top_px != lane.y_top_px or end.y_bottom_px != lane.y_bottom_px:
             continue
         side = row_median(signal[rows[:, None], cc])
-        if np.median(side) >= OFF_MEMBRANE_FRACTION * own:
+        if own is None:
+            _, lc, _ = lane_index(lane, w, np.arange(lane.width_px))
+            own = float(median(signal[np.arange(lane.y_top_px, lane.y_bottom_px + 1)[:, None], lc]))
+        if median(side) >= OFF_MEMBRANE_FRACTION * own:
             sides.append(side)
     if not sides:
         return None
@@ -593,8 +599,8 @@ def membrane_rows(profile: np.ndarray) -> tuple[int, int]:
     if n < 8:
         return 0, n
     ps = ndi.gaussian_filter1d(p, 2.0, mode="nearest")
-    level = float(np.median(ps))
-    noise = 1.4826 * float(np.median(np.abs(np.diff(p)))) / np.sqrt(2.0)
+    level = float(median(ps))
+    noise = 1.4826 * float(median(np.abs(np.diff(p)))) / np.sqrt(2.0)
     thr = OFF_MEMBRANE_FRACTION * level
     if not level > 0 or level - thr < OFF_MEMBRANE_MIN_STEP_NOISE * noise:
         return 0, n

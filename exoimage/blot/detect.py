@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from scipy.signal import find_peaks
 
-from ..stats import robust_sd as _robust_sd
+from .signal import median, robust_sd as _robust_sd
 from . import background as G
 from .bands import BandFit, assign_rows, band_cover, descend, find_bands, fit_cache
 from .lanes import Lane
@@ -207,8 +207,8 @@ def harmonise_row_regions(regions: pd.DataFrame, row: np.ndarray, lanes: list[La
         strong = g[snr[g] >= min_snr]
         if len(strong) < 2:
             continue
-        up = float(np.median(y[strong] - top0[strong]))
-        down = float(np.median(bot0[strong] - y[strong]))
+        up = float(median(y[strong] - top0[strong]))
+        down = float(median(bot0[strong] - y[strong]))
         for i in g:
             y_first, y_last = extent[lane[i]]
             same = np.flatnonzero((lane == lane[i]) & (np.arange(len(y)) != i))
@@ -269,35 +269,45 @@ def _shared_with_gel(prep, lanes, contexts, det, lane_fits, params) -> dict:
     :data:`FAINT_FRACTION` of the lane's strongest other band.
     """
     off = {}
-    for ln in lanes:
-        o = G.off_lane_profile(prep.signal, ln, lanes, params.edge_border_px)
-        off[ln.lane] = None if o is None else o - G.rolling_ball_background(o, contexts[ln.lane].radius_px)
+
+    def off_of(ln):
+        # the free gel beside a lane above its own ball, computed only for the lanes a faint
+        # candidate needs (most candidates are a lane's strong top band: nothing to compare)
+        if ln.lane not in off:
+            o = G.off_lane_profile(prep.signal, ln, lanes, params.edge_border_px)
+            off[ln.lane] = None if o is None else o - G.rolling_ball_background(o, contexts[ln.lane].radius_px)
+        return off[ln.lane]
+
     out = {ln.lane: set() for ln in lanes}
     for ln in lanes:
         fits = lane_fits[ln.lane]
-        if off[ln.lane] is None or not fits:
+        if not fits:
             continue
         radius = contexts[ln.lane].radius_px
         groups = {}
         for i, f in enumerate(fits):
             groups.setdefault(("c", f.cluster) if f.deconvolved else ("b", i), []).append(i)
         top_key = min(groups, key=lambda k: min(fits[i].top for i in groups[k]))
-        others = [o for o in lanes if o.piece == ln.piece and o.lane != ln.lane and off[o.lane] is not None]
         for key, idx in groups.items():
             broad = any(fits[i].bottom - fits[i].top + 1 > 0.5 * radius for i in idx)
             if not (key == top_key or broad):
                 continue
-            y0 = ln.y_top_px + min(fits[i].top for i in idx)
-            y1 = ln.y_top_px + max(fits[i].bottom for i in idx)
-            own = _shared_fraction(contexts[ln.lane], off[ln.lane], det[ln.lane], y0, y1)
-            fr = [_shared_fraction(contexts[o.lane], off[o.lane], det[o.lane], y0, y1) for o in others]
-            fr = [own] + [f for f in fr if np.isfinite(f)]
             # faint beside the lane's bands: a band too wide for its lane rectangle also shows
             # beside it, but it is a lane's main signal, not a glow under it
             peak = float(det[ln.lane][min(fits[i].top for i in idx):max(fits[i].bottom for i in idx) + 1].max())
             rest = [fits[i].peak for i in range(len(fits)) if i not in idx]
             faint = bool(rest) and peak < FAINT_FRACTION * max(rest)
-            if np.isfinite(own) and faint and min(fr) >= SHARED_FRACTION:
+            if not faint or off_of(ln) is None:
+                continue
+            y0 = ln.y_top_px + min(fits[i].top for i in idx)
+            y1 = ln.y_top_px + max(fits[i].bottom for i in idx)
+            own = _shared_fraction(contexts[ln.lane], off[ln.lane], det[ln.lane], y0, y1)
+            if not np.isfinite(own):
+                continue
+            others = [o for o in lanes if o.piece == ln.piece and o.lane != ln.lane and off_of(o) is not None]
+            fr = [_shared_fraction(contexts[o.lane], off[o.lane], det[o.lane], y0, y1) for o in others]
+            fr = [own] + [f for f in fr if np.isfinite(f)]
+            if min(fr) >= SHARED_FRACTION:
                 out[ln.lane].update(idx)
     return out
 

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.signal import find_peaks, peak_widths
 
-from ..stats import robust_sd
+from .signal import median, robust_sd
 
 __all__ = ["Piece", "Lane", "find_pieces", "find_lanes", "lanes_from_bounds", "lane_columns", "membrane_level"]
 
@@ -145,8 +145,19 @@ def _level_images(signal: np.ndarray):
     kx = int(min(PIECE_LEVEL_COLS, max(3, small.shape[1] // 6))) | 1
     # separable (along x, then along y): ten times less work than the 2-D window, and as blind to
     # the bands (the x pass takes the membrane between lanes, the y pass that above and below rows)
-    m = ndi.percentile_filter(small, PIECE_LEVEL_PCT, size=(1, kx), mode="nearest")
-    return f, m, ndi.percentile_filter(m, PIECE_LEVEL_PCT_Y, size=(ky, 1), mode="nearest")
+    m = _percentile_rows(small, PIECE_LEVEL_PCT, kx)
+    return f, m, np.ascontiguousarray(_percentile_rows(m.T, PIECE_LEVEL_PCT_Y, ky).T)
+
+
+def _percentile_rows(a: np.ndarray, pct: float, k: int) -> np.ndarray:
+    """``ndi.percentile_filter(a, pct, size=(1, k), mode="nearest")`` of a 2-D array, the same values
+    four times faster: the rows, each padded with its end values, are filtered as one 1-D array
+    (scipy's fast 1-D rank filter; the padding keeps every window inside its own row)."""
+    if not np.isfinite(a).all():  # NaN orders differently in the two paths: scipy's 2-D filter
+        return ndi.percentile_filter(a, pct, size=(1, k), mode="nearest")
+    h = k // 2
+    p = np.pad(a, ((0, 0), (h, h)), mode="edge")
+    return ndi.percentile_filter(p.ravel(), pct, size=k, mode="nearest").reshape(p.shape)[:, h:h + a.shape[1]]
 
 
 def membrane_level(signal: np.ndarray) -> tuple[int, np.ndarray]:
@@ -282,8 +293,13 @@ def _shear(img: np.ndarray, slope: float, yref: float) -> np.ndarray:
         return img
     h, w = img.shape
     shifts = np.rint(-slope * (np.arange(h) - yref)).astype(int)
-    idx = (np.arange(w)[None, :] - shifts[:, None]) % w
-    return np.take_along_axis(img, idx, axis=1)
+    # rows with one shift lie in runs (the shift changes monotonically): each run is rolled
+    # as a block, out[y, x] = img[y, (x - shift) % w] as a per-pixel index would give
+    out = np.empty_like(img)
+    edges = np.flatnonzero(np.diff(shifts)) + 1
+    for a, b in zip(np.concatenate([[0], edges]), np.concatenate([edges, [h]])):
+        out[a:b] = np.roll(img[a:b], int(shifts[a]), axis=1)
+    return out
 
 
 def _pitch(profile: np.ndarray, min_lag: int, max_lag: int) -> float | None:
@@ -306,8 +322,8 @@ def _pitch(profile: np.ndarray, min_lag: int, max_lag: int) -> float | None:
 def _band_rows(t: np.ndarray, max_rows: int = 10):
     """Rows where bands line up across the piece: list of (y0, y1) windows and row weights."""
     hgt = t.shape[0]
-    rowp = np.median(t, axis=1) + 0.5 * np.mean(t, axis=1)
-    rowp = np.clip(rowp - np.median(rowp), 0, None)
+    rowp = median(t, axis=1) + 0.5 * np.mean(t, axis=1)
+    rowp = np.clip(rowp - median(rowp), 0, None)
     rowp = ndi.gaussian_filter1d(rowp, 1.0)
     if rowp.max() <= 0:
         return [(0, hgt)], []
@@ -424,7 +440,7 @@ def _win_profile(t, a, b):
     pr = t[a:b].mean(axis=0)
     fl = np.concatenate([t[max(0, a - f):a], t[b:b + f]])
     # median: a band of another row (a marker band) in the flanks does not count
-    return pr - np.median(fl, axis=0) if len(fl) else pr
+    return pr - median(fl, axis=0) if len(fl) else pr
 
 
 def _row_profiles(t, wins):
@@ -451,7 +467,7 @@ def _column_profile(t, wins):
         return t.mean(axis=0)
     prs = np.array(prs)
     if len(prs) >= 3:
-        return 0.5 * np.median(prs, axis=0) + 0.5 * np.sort(prs, axis=0)[len(prs) // 3]
+        return 0.5 * median(prs, axis=0) + 0.5 * np.sort(prs, axis=0)[len(prs) // 3]
     return prs.mean(axis=0)
 
 
@@ -483,7 +499,7 @@ def _tilt(t, wins, max_tilt):
             wt.append(dy)
     if not est:
         return 0.0
-    return float(np.median(est))
+    return float(median(est))
 
 
 def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=(), faint=None):
@@ -507,11 +523,11 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=()
     bs = ndi.gaussian_filter1d(braw, sm)
     c = np.asarray(centres, float)
     mids = 0.5 * (c[1:] + c[:-1])
-    base = float(np.median(bs[np.clip(np.rint(mids).astype(int), 0, wid - 1)]))
+    base = float(median(bs[np.clip(np.rint(mids).astype(int), 0, wid - 1)]))
     at = bs[np.clip(np.rint(c).astype(int), 0, wid - 1)] - base
     # lanes found by a faint row may carry no band signal over the whole height above
     # the membrane's unevenness: the reference is the median lane among those that do
-    ref = float(np.median(at[at > 0])) if (at > 0).any() else 0.0
+    ref = float(median(at[at > 0])) if (at > 0).any() else 0.0
     d = np.diff(braw)
     nz = robust_sd(d) / np.sqrt(2)
     nz_s = nz / np.sqrt(2 * np.sqrt(np.pi) * sm)
@@ -537,6 +553,8 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=()
             return None
         return 0.5 * (l + r)
 
+    win_profiles, strips = {}, {}  # probes read the same row profiles (and strips) again
+
     def probe_row(q):
         """A faint lane: a band at the height of a band row in the strip of columns at
         ``q``, standing >= 6 robust SDs out of the same contrast measured at every
@@ -546,11 +564,15 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=()
         hw = max(1, int(round(lw / 2)))
         best = None
         for a, b in band_rows:
-            cr = _win_profile(ts, a, b)
+            if (a, b) not in win_profiles:
+                win_profiles[a, b] = _win_profile(ts, a, b)
+            cr = win_profiles[a, b]
             x = int(round(_matched_centre(cr, int(round(q)), 2 * hw, spacing)))
             if x - hw < 0 or x + hw > wid:
                 continue
-            strip = ts[:, x - hw:x + hw].mean(axis=1)
+            if (x, hw) not in strips:
+                strips[x, hw] = ts[:, x - hw:x + hw].mean(axis=1)
+            strip = strips[x, hw]
             # contrast of the band's core (a third of the row window, which is padded
             # for the smile) against the rows just above and below it
             n = max(3, (b - a) // 3)
@@ -563,7 +585,7 @@ def _grid_lanes(ts: np.ndarray, centres, spacing: float, lw: float, band_rows=()
             if not 3 <= yc < len(con) - 3:
                 continue
             sd = robust_sd(con)
-            z = (float(con[yc - 3:yc + 4].max()) - float(np.median(con))) / max(sd, 1e-12)
+            z = (float(con[yc - 3:yc + 4].max()) - float(median(con))) / max(sd, 1e-12)
             if z >= 6 and (best is None or z > best[0]):
                 best = (z, float(x))
         return None if best is None else best[1]
@@ -629,7 +651,7 @@ def _regularise(centres, faint, spacing: float) -> list[float]:
     order = np.sort(c)
     dif = np.diff(order)
     ok = dif[(dif >= 0.7 * spacing) & (dif <= 1.3 * spacing)]
-    pitch = float(np.median(ok)) if len(ok) else float(spacing)
+    pitch = float(median(ok)) if len(ok) else float(spacing)
     ref = float(np.sort(c[~fa])[0])
     w = np.where(fa, 0.2, 1.0)
     for _ in range(3):
@@ -807,7 +829,7 @@ def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
     es = ndi.gaussian_filter1d(e, LANE_PEAK_SIGMA)
     pk, _ = find_peaks(es, prominence=0.03 * float(es.max()))
     if len(pk) >= 3:
-        rough = float(np.median(np.diff(pk)))
+        rough = float(median(np.diff(pk)))
         sel = (ps >= 0.7 * rough) & (ps <= 1.45 * rough)
         if sel.any():
             cands.append(int(np.argmax(np.where(sel, amp, 0.0))))
@@ -822,7 +844,7 @@ def _comb_pitch(e: np.ndarray, pmin: float, pmax: float):
         if ok.sum() < 1:
             return -np.inf
         ii, mm = np.rint(pos[ok]).astype(int), np.rint(mid[ok]).astype(int)
-        return float(np.median(es[ii] - es[np.clip(mm, 0, wid - 1)]))
+        return float(median(es[ii] - es[np.clip(mm, 0, wid - 1)]))
 
     k = max(cands, key=contrast)
     best = (amp[k], float(ps[k]), zs[k])
@@ -956,7 +978,7 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
                 i0 += 1
             while i1 > i0 and end_ev(cs[i1]) < LANE_END_FRAC * lref:
                 i1 -= 1
-        wref = float(np.median(evw[i0:i1 + 1]))
+        wref = float(median(evw[i0:i1 + 1]))
         if wref > 0:
             if i0 > 0 and evw[i0 - 1] >= LANE_MARKER_FRAC * wref and _is_marker(ts, cs[i0 - 1], core, refb):
                 i0 -= 1
@@ -968,7 +990,7 @@ def _comb_lanes(ts: np.ndarray, wins, n_lanes: int | None, pmin: float):
     cs = cs[keep]
     fw = [_fwhm(e, c, pitch) for c in cs]
     fw = [f for f, v in zip(fw, ev[keep]) if f > 0 and v >= 0.3 * ev[keep].max()] or fw
-    lw = float(np.clip(LANE_WIDTH_FWHM * np.median(fw), LANE_WIDTH_MIN_PITCH * pitch, LANE_WIDTH_MAX_PITCH * pitch))
+    lw = float(np.clip(LANE_WIDTH_FWHM * median(fw), LANE_WIDTH_MIN_PITCH * pitch, LANE_WIDTH_MAX_PITCH * pitch))
     return [float(c) for c in cs], lw, markers
 
 
@@ -1024,7 +1046,7 @@ def _merge_half_pitch(e: np.ndarray, cs) -> tuple[list[float], dict]:
     if len(cs) < 5:
         return cs, {}
     dips = np.array([_pair_dip(e, a, b) for a, b in zip(cs, cs[1:])])
-    med = [float(np.median(dips[0::2])), float(np.median(dips[1::2]))]
+    med = [float(median(dips[0::2])), float(median(dips[1::2]))]
     s = int(np.argmin(med))
     if med[1 - s] <= 0 or med[s] >= LANE_SPLIT_DIP * med[1 - s]:
         return cs, {}
@@ -1037,9 +1059,9 @@ def _merge_half_pitch(e: np.ndarray, cs) -> tuple[list[float], dict]:
         else:
             out.append(cs[i])
             i += 1
-    pitch = float(np.median(np.diff(out))) if len(out) > 1 else 2.0 * float(np.median(np.diff(cs)))
+    pitch = float(median(np.diff(out))) if len(out) > 1 else 2.0 * float(median(np.diff(cs)))
     fw = [f for f in (_fwhm(e, c, pitch) for c in merged) if f > 0]
-    w = LANE_WIDTH_FWHM * float(np.median(fw)) if fw else LANE_WIDTH_MAX_PITCH * pitch
+    w = LANE_WIDTH_FWHM * float(median(fw)) if fw else LANE_WIDTH_MAX_PITCH * pitch
     w = float(np.clip(w, LANE_WIDTH_MIN_PITCH * pitch, LANE_WIDTH_MAX_PITCH * pitch))
     return out, {c: w for c in merged}
 
@@ -1054,9 +1076,9 @@ def _merge_split_lanes(e: np.ndarray, cs, lw: float):
         return cs, widths
     while len(cs) >= 4:
         sp = np.diff(cs)
-        med_sp = float(np.median(sp))
+        med_sp = float(median(sp))
         dips = np.array([_pair_dip(e, a, b) for a, b in zip(cs, cs[1:])])
-        med_dip = float(np.median(dips))
+        med_dip = float(median(dips))
         if med_sp <= 0 or med_dip <= 0:
             break
         cand = [i for i in range(len(sp)) if sp[i] < LANE_SPLIT_SPACING * med_sp
@@ -1104,12 +1126,12 @@ def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
         pk, props = find_peaks(col, distance=dist, prominence=0.08 * rng, height=base + 0.08 * rng)
         if len(pk) > 1:
             # drop peaks much weaker than their lane-mates (smudges between lanes)
-            keep = props["prominences"] >= 0.15 * np.median(props["prominences"])
+            keep = props["prominences"] >= 0.15 * median(props["prominences"])
             pk = pk[keep]
     if not len(pk):
         return [], 0.0
     if len(pk) > 1:
-        spacing = float(np.median(np.diff(pk)))
+        spacing = float(median(np.diff(pk)))
     else:
         spacing = float(pitch) if pitch else float(wid)
     # lane width: 1.2 x the median full width at half maximum of the linear
@@ -1142,7 +1164,7 @@ def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
     # a sloping baseline) over the whole lane width
     amps = np.array(amps)
     faint = amps < 0.3 * amps.max()
-    medw = float(np.median(np.array(widths)[~faint]))
+    medw = float(median(np.array(widths)[~faint]))
     lw = min(1.2 * medw, 0.9 * spacing)
     # lane centre: middle of the half-maximum crossings (more precise than the
     # peak of a flat-topped profile) when that width is plausible
@@ -1156,7 +1178,7 @@ def _free_grid_lanes(ts, band_rows, n_lanes, min_lane_width_px, wid):
         grid = spacing
         if pitch and len(pk) > 1:
             d = np.diff(np.sort(np.asarray(pk, float)))
-            unit = float(np.median(d / np.maximum(1, np.rint(d / pitch))))
+            unit = float(median(d / np.maximum(1, np.rint(d / pitch))))
             if abs(unit - pitch) <= 0.15 * pitch:
                 grid = unit
         allc, allf = _grid_lanes(ts, pk, grid, lw, band_rows, faint)
@@ -1183,7 +1205,7 @@ LANE_PITCH_SUB_TOL = 0.2
 
 
 def _piece_pitch(cs) -> float | None:
-    return float(np.median(np.diff(sorted(cs)))) if len(cs) >= 2 else None
+    return float(median(np.diff(sorted(cs)))) if len(cs) >= 2 else None
 
 
 #: a boundary between merged lanes: a dip of the row's evidence profile at least this prominent, as
@@ -1270,7 +1292,7 @@ def _merged_lanes(ts: np.ndarray, wins, ref: float):
     if e.max() <= 0:
         return [], {}
     es = ndi.gaussian_filter1d(e, LANE_PEAK_SIGMA)
-    hi = float(np.median(es[es > 0.2 * es.max()]))
+    hi = float(median(es[es > 0.2 * es.max()]))
     runs = _runs(es >= 0.5 * hi)
     if not runs:
         return [], {}
@@ -1310,7 +1332,7 @@ def _share_comb_pitch(found, pmin: float) -> None:
                 continue
         cs2, w2 = _merged_lanes(ts, wins, ref)
         if len(cs2) > len(cs):
-            f[5:9] = [cs2, float(np.median(list(w2.values()))), set(), w2]
+            f[5:9] = [cs2, float(median(list(w2.values()))), set(), w2]
 
 
 #: lanes reach their bands' extent as an analyst draws them (the comb's lanes are one width, centred:
@@ -1337,7 +1359,7 @@ def _widen_lanes(e: np.ndarray, cs, bounds, markers) -> None:
     keeps its bounds (its bands are not in the band rows)."""
     wid = len(e)
     n = len(cs)
-    pitch = float(np.median(np.diff(cs)))
+    pitch = float(median(np.diff(cs)))
     reach = int(LANE_END_REACH * pitch)
     # per gap between neighbours: the lowest point between their centres
     dips = []
@@ -1428,7 +1450,7 @@ def find_lanes(signal: np.ndarray, pieces: list[Piece] | None = None, *, n_lanes
         # the top-hat of pure noise is positive, in proportion to the local noise
         # (shot noise grows with the background): remove each column's typical
         # level so that brighter (noisier) membrane does not look like lanes
-        t -= np.median(t, axis=0)
+        t -= median(t, axis=0)
         band_rows, thick = _band_rows(t)
         band_rows, wts = _keep_lane_like_rows(t, band_rows, thick)
         yref_r = float(np.sum(wts * np.arange(hr)))
