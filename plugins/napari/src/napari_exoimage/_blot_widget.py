@@ -125,7 +125,6 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.report_btn = QPushButton("Report…")
         self.report_btn.setEnabled(False)
         self.report_btn.setToolTip(REPORT_TOOLTIP)
-        self.report_btn.clicked.connect(self._report_dialog)
         erow.addWidget(self.export_btn)
         erow.addWidget(self.report_btn)
         lay.addLayout(erow)
@@ -133,9 +132,10 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.export_btn.setEnabled(False)
         self.report_btn.setEnabled(False)
 
-        self.run_btn.clicked.connect(self.detect)
-        self.quantify_btn.clicked.connect(self.quantify)
-        self.export_btn.clicked.connect(self._export_dialog)
+        self.run_btn.clicked.connect(self._slot(self.detect, "detection"))
+        self.quantify_btn.clicked.connect(self._slot(self.quantify, "quantifying"))
+        self.export_btn.clicked.connect(self._slot(self._export_dialog, "export"))
+        self.report_btn.clicked.connect(self._slot(self._report_dialog, "the report"))
         self.profile_lane.currentTextChanged.connect(lambda _t: self._draw_plots())
         self.band_table.cellClicked.connect(self._row_clicked)
         self._refresh_layers()
@@ -261,8 +261,14 @@ class BlotWidget(BackgroundJobs, QWidget):
         if self._img is None or self.lanes_layer is None:
             self._error("nothing to quantify: detect lanes and bands first")
             return
-        if self.lanes_layer not in self.viewer.layers or self.bands_layer not in self.viewer.layers:
-            self._error(f"{self._name}: the lanes or bands layer was deleted; press Detect again")
+        gone = [ly.name for ly in (self.lanes_layer, self.bands_layer) if self._gone(ly)]
+        if gone:
+            self._error(f'{self._name}: the Shapes layer {" and ".join(map(repr, gone))} was deleted, nothing to '
+                        f'quantify: press "Detect lanes & bands" again (edits made in it are lost)')
+            return
+        if self._gone(self.image_layer):
+            self._error(f'{self._name}: the image layer "{self.image_layer.name}" was deleted: open the blot '
+                        f'again and press "Detect lanes & bands"')
             return
         try:
             params = self.params()

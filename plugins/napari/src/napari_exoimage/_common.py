@@ -353,6 +353,20 @@ class BackgroundJobs:
     def _on_layer_choice(self):
         """Called when another image layer is chosen (override to react)."""
 
+    def _slot(self, fn, what: str):
+        """A button's slot: ``fn()``, any failure one notification (no traceback reaches the user)."""
+        def slot(*_args):
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - a notification, not a traceback
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                self._error(f"{self._name or 'exoimage'}: {what} failed ({type(exc).__name__}: {first})")
+        return slot
+
+    def _gone(self, layer) -> bool:
+        """True when ``layer`` is None or no longer in the viewer (the user deleted it)."""
+        return layer is None or layer not in self.viewer.layers
+
     @property
     def busy(self) -> bool:
         return self._worker is not None

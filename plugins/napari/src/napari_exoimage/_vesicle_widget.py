@@ -107,11 +107,11 @@ class VesicleWidget(BackgroundJobs, QWidget):
         lay.addLayout(edit_row)
         self._set_have_result(False)
 
-        self.run_btn.clicked.connect(self.run)
-        self.remeasure_btn.clicked.connect(self.remeasure)
-        self.export_csv_btn.clicked.connect(self._export_csv_dialog)
-        self.export_tif_btn.clicked.connect(self._export_labels_dialog)
-        self.report_btn.clicked.connect(self._report_dialog)
+        self.run_btn.clicked.connect(self._slot(self.run, "detection"))
+        self.remeasure_btn.clicked.connect(self._slot(self.remeasure, "re-measuring"))
+        self.export_csv_btn.clicked.connect(self._slot(self._export_csv_dialog, "export"))
+        self.export_tif_btn.clicked.connect(self._slot(self._export_labels_dialog, "export"))
+        self.report_btn.clicked.connect(self._slot(self._report_dialog, "the report"))
         self.table_view.cellClicked.connect(self._row_clicked)
         self.px_spin.valueChanged.connect(self._px_edited)
         self._refresh_layers()
@@ -316,10 +316,30 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
     # ------------------------------------------------------------------ edits
 
+    def _layers_problem(self, action: str, *, labels: bool = True) -> str | None:
+        """Why ``action`` cannot run on the layers as they are now (one line saying what to do),
+        or None."""
+        if self.result is None or self.table is None:
+            return f"nothing to {action}: detect vesicles first"
+        if not labels:
+            return None
+        detect = '"Detect vesicles"'
+        if self._gone(self.labels_layer):
+            name = self.labels_layer.name if self.labels_layer is not None else "vesicles"
+            return (f'{self._name}: the Labels layer "{name}" was deleted, nothing to {action}: press {detect} '
+                    f"again (edits made in the deleted layer are lost)")
+        shape, want = np.shape(self.labels_layer.data), np.shape(self._prev_labels)
+        if shape != want:
+            return (f'{self._name}: the Labels layer "{self.labels_layer.name}" is now '
+                    f'{"x".join(map(str, shape))} px but the image is {"x".join(map(str, want))} px: '
+                    f"undo the change (Ctrl+Z) or press {detect} again")
+        return None
+
     def remeasure(self):
         """Recompute the table from the (edited) Labels layer with the library."""
-        if self.labels_layer is None or self.result is None:
-            self._error("nothing to re-measure: detect vesicles first")
+        problem = self._layers_problem("re-measure")
+        if problem:
+            self._error(problem)
             return
         lab = np.asarray(self.labels_layer.data)
         try:
@@ -344,22 +364,25 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
     def export_csv(self, path):
         """Write the table with the command line's vesicles.csv columns."""
-        if self.table is None:
-            raise ValueError("nothing to export: detect vesicles first")
+        problem = self._layers_problem("export", labels=False)
+        if problem:
+            raise ValueError(problem)
         write_table(self.table[VESICLE_COLUMNS], path)
 
     def export_labels(self, path):
         """Write the (edited) label image as a calibrated TIFF (unit nm)."""
-        if self.labels_layer is None:
-            raise ValueError("nothing to export: detect vesicles first")
+        problem = self._layers_problem("export")
+        if problem:
+            raise ValueError(problem)
         write_calibrated_tiff(path, np.asarray(self.labels_layer.data), self._px)
 
     def write_report(self, folder) -> Path:
         """The QC report for the vesicles as they are now (edits included), by the library."""
         from exoimage.experiment.run import write_session_report
 
-        if self.table is None or self.result is None or self.labels_layer is None:
-            raise ValueError("nothing to report: detect vesicles first")
+        problem = self._layers_problem("report")
+        if problem:
+            raise ValueError(problem)
         params = {"tem": asdict(self._params), "pixel_size_nm": self._px}
         rec = tem_record(self._name, self.image_layer.name, self.result.image_row, self.table[VESICLE_COLUMNS],
                          provenance=layer_provenance(self.image_layer, params, self._edits),
@@ -369,20 +392,33 @@ class VesicleWidget(BackgroundJobs, QWidget):
         return write_session_report(folder, [rec], name=f"napari: {self._name}", overlays={rec.rel: overlay})
 
     def _report_dialog(self):
+        if self._says_problem("report"):
+            return
         folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")
         if folder:
             self._guarded(self.write_report, folder, "report")
 
     def _export_csv_dialog(self):
+        if self._says_problem("export", labels=False):
+            return
         path, _ = QFileDialog.getSaveFileName(self, "Export vesicle table", "vesicles.csv", "CSV (*.csv)")
         if path:
             self._guarded(self.export_csv, path, "table")
 
     def _export_labels_dialog(self):
+        if self._says_problem("export"):
+            return
         stem = self._name.rsplit(".", 1)[0] or "labels"
         path, _ = QFileDialog.getSaveFileName(self, "Export labels", f"{stem}_labels.tif", "TIFF (*.tif)")
         if path:
             self._guarded(self.export_labels, path, "labels")
+
+    def _says_problem(self, action, **kw) -> bool:
+        """Show why ``action`` cannot run now (before asking for a file name); True if it cannot."""
+        problem = self._layers_problem(action, **kw)
+        if problem:
+            self._error(problem)
+        return bool(problem)
 
     def _guarded(self, fn, path, what):
         try:
