@@ -34,12 +34,44 @@ from ._common import (BackgroundJobs, MplCanvas, camera, fill_table, image_from_
                       layer_provenance, notify_info, notify_warning)
 from ._forms import ParamForm, gui_words
 
-BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "background", "snr", "saturated", "saturated_px",
+BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "qc", "background", "snr", "saturated", "saturated_px",
                       "low_snr", "below_noise", "hot_px", "deconvolved", "mw_kda", "y_px", "background_method"]
 LANE_COLOR, LADDER_COLOR = "lime", "magenta"
 BAND_COLOR, SATURATED_COLOR, LOW_SNR_COLOR = "yellow", "red", "orange"
 REPORT_TOOLTIP = ("Write the QC report (report.html, the same report as `exoimage run`) for the lanes and "
                   "bands as last quantified, into a folder")
+
+
+def band_qc(bands: pd.DataFrame) -> list[str]:
+    """Per band, what the library's flags say about its volume ("" when nothing): ``saturated``,
+    ``negative volume`` (background above the band), ``below noise`` (within 2 noise SDs of zero,
+    the library's ``below_noise``), ``low SNR``, ``hot pixels``."""
+    out = []
+    for b in bands.itertuples():
+        why = []
+        if bool(b.saturated):
+            why.append("saturated")
+        vol = float(b.volume)
+        if np.isfinite(vol) and vol < 0:
+            why.append("negative volume")
+        if bool(getattr(b, "below_noise", False)):
+            why.append("below noise")
+        if bool(b.low_snr):
+            why.append("low SNR")
+        if int(getattr(b, "hot_px", 0) or 0) > 0:
+            why.append("hot pixels")
+        out.append(", ".join(why))
+    return out
+
+
+def _flag_note(bands: pd.DataFrame) -> str:
+    """``', 2 below noise (1 negative): see the qc column'`` or ``''``."""
+    if not len(bands) or "below_noise" not in bands:
+        return ""
+    nsub, nneg = int(bands["below_noise"].astype(bool).sum()), int((bands["volume"] < 0).sum())
+    if not (nsub or nneg):
+        return ""
+    return f", {max(nsub, nneg)} below noise ({nneg} negative): not measurements, see the qc column"
 
 
 def _detect(img, params, name):
@@ -205,7 +237,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         sat = int(res.bands["saturated"].sum())
         self.status.setText(
             f"{len(res.lanes)} lanes, {len(res.bands)} bands in {res.bands.loc[res.bands['row'] > 0, 'row'].nunique()}"
-            f" rows ({res.polarity}), {sat} saturated. Move, resize, add or delete lanes and bands in the "
+            f" rows ({res.polarity}), {sat} saturated{_flag_note(res.bands)}. Move, resize, add or delete lanes and bands in the "
             f"Shapes layers, choose the rows, then press Quantify.")
 
     # ------------------------------------------------------------------ shapes
@@ -300,7 +332,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.export_btn.setEnabled(True)
         self.report_btn.setEnabled(True)
         sat = int(res.bands["saturated"].sum())
-        msg = f"Quantified {len(res.bands)} bands in {len(res.lanes)} lanes; {sat} saturated"
+        msg = f"Quantified {len(res.bands)} bands in {len(res.lanes)} lanes; {sat} saturated{_flag_note(res.bands)}"
         if norm is not None:
             msg += f"; normalised row(s) {norm['target_rows'].iloc[0]} to lane {int(norm['reference_lane'].iloc[0])}"
             if norm["target_saturated"].any():
@@ -336,6 +368,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         below = b["below_noise"] if "below_noise" in b else b["low_snr"] & False
         colors = ["#7a1f1f" if s else ("#6b4a10" if (lo or bn) else None)
                   for s, lo, bn in zip(b["saturated"], b["low_snr"], below)]
+        b = b.assign(qc=band_qc(b))
         fill_table(self.band_table, b, BAND_TABLE_COLUMNS, row_colors=colors,
                    formats={"volume": "{:.4g}", "background": "{:.4g}", "snr": "{:.1f}", "mw_kda": "{:.1f}",
                             "y_px": "{:.1f}"})

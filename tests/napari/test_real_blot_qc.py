@@ -1,0 +1,64 @@
+"""Issue 17 on the real RhoA blot (../shared/data/real; skipped when absent): what the library flags
+about a band reaches the dock table and the session report; the default reference lane; warnings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+napari = pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+pytest.importorskip("napari_exoimage")
+
+from qtpy.QtCore import Qt  # noqa: E402
+
+from napari_exoimage._blot_widget import BAND_TABLE_COLUMNS, BlotWidget  # noqa: E402
+
+RHOA = "wb_rhoa_chemi_16bit.tif"
+
+
+@pytest.fixture
+def rhoa(real_dir, make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open(str(real_dir / RHOA), plugin="napari-exoimage")
+    w = BlotWidget(viewer)
+    w.detect()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    assert w.detected is not None, w.status.text()
+    return viewer, w
+
+
+def _table(w):
+    t = w.band_table
+    cols = [t.horizontalHeaderItem(j).text() for j in range(t.columnCount())]
+    rows = [[t.item(i, j).text() for j in range(t.columnCount())] for i in range(t.rowCount())]
+    return pd.DataFrame(rows, columns=cols), t
+
+
+def test_negative_and_sub_noise_bands_are_flagged(rhoa, tmp_path):
+    _viewer, w = rhoa
+    w.quantify()
+    b = w.result.bands
+    bad = b[b["below_noise"].astype(bool)]
+    assert len(bad) >= 1 and (b["volume"] < 0).any()   # RhoA: lane 3's band in row 8 is negative
+    assert "1 below noise (1 negative)" in w.status.text()
+    shown, t = _table(w)
+    # the table says why the value is not a measurement, in its own column, and colours the row
+    assert "qc" in shown.columns
+    for bid in bad["band_id"]:
+        i = int(np.flatnonzero(shown["band_id"] == str(bid))[0])
+        assert "below noise" in shown.loc[i, "qc"]
+        assert t.item(i, list(shown.columns).index("volume")).background().color().name() != "#000000"
+    neg = b.loc[b["volume"] < 0, "band_id"]
+    for bid in neg:
+        assert "negative" in shown.loc[shown["band_id"] == str(bid), "qc"].iloc[0]
+    ok = b.loc[~b["below_noise"].astype(bool) & ~b["saturated"].astype(bool) & ~b["low_snr"].astype(bool),
+               "band_id"]
+    assert (shown.set_index("band_id").loc[[str(x) for x in ok], "qc"] == "").all()
+    # the session report does not say PASS for the signal above noise
+    w.write_report(tmp_path)
+    qc = pd.read_csv(tmp_path / "qc.csv")
+    row = qc[qc["check"] == "signal above noise"]
+    assert len(row) == 1 and row["status"].iloc[0] != "PASS", row.to_dict("records")
+    assert "negative volume" in row["reason"].iloc[0]
