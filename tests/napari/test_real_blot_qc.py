@@ -62,3 +62,39 @@ def test_negative_and_sub_noise_bands_are_flagged(rhoa, tmp_path):
     row = qc[qc["check"] == "signal above noise"]
     assert len(row) == 1 and row["status"].iloc[0] != "PASS", row.to_dict("records")
     assert "negative volume" in row["reason"].iloc[0]
+
+
+def test_default_reference_lane_is_on_the_pieces_of_the_rows(rhoa, monkeypatch):
+    _viewer, w = rhoa
+    warned = []
+    monkeypatch.setattr("napari_exoimage._blot_widget.notify_warning", warned.append)
+    det = w.detected.bands
+    lanes = w.detected.lanes
+    piece2 = set(lanes.loc[lanes["piece"] == 2, "lane"])
+    # the rows found in every lane of the second membrane piece (RhoA: 14 and 15)
+    rows2 = [int(r) for r, g in det[det["lane"].isin(piece2)].groupby("row") if set(g["lane"]) == piece2]
+    assert len(rows2) >= 2
+    w.target_rows.setText(str(rows2[-1]))
+    w.control_rows.setText(str(rows2[0]))
+    w.quantify()
+    n = w.normalized
+    assert int(n["reference_lane"].iloc[0]) == min(piece2)
+    on2 = n[n["lane"].isin(piece2)]
+    assert np.isfinite(on2["relative"]).all() and on2.loc[on2["lane"] == min(piece2), "relative"].iloc[0] == 1.0
+    assert not warned
+    # rows on two pieces: no lane has both bands; the status says why, not thirteen silent NaN
+    piece1 = set(lanes.loc[lanes["piece"] == 1, "lane"])
+    row1 = int(det[det["lane"].isin(piece1) & (det["row"] > 0)]["row"].mode().iloc[0])
+    w.target_rows.setText(str(row1))
+    w.control_rows.setText(str(rows2[0]))
+    w.quantify()
+    assert w.normalized["relative"].isna().all()
+    assert warned and "no sample lane has a band in row(s)" in warned[-1] and "one piece" in warned[-1]
+    assert "no sample lane has a band" in w.status.text()
+    # a reference lane chosen by hand without the target band: said too
+    w.target_rows.setText(str(rows2[-1]))
+    w.control_rows.setText("")
+    w.reference_lane.setValue(min(piece1))
+    w.quantify()
+    assert f"reference lane {min(piece1)} has no band in row(s) {rows2[-1]}" in warned[-1]
+    assert f"(e.g. {min(piece2)})" in warned[-1]

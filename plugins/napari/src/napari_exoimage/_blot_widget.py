@@ -74,6 +74,42 @@ def _flag_note(bands: pd.DataFrame) -> str:
     return f", {max(nsub, nneg)} below noise ({nneg} negative): not measurements, see the qc column"
 
 
+def default_reference_lane(lanes: pd.DataFrame, bands: pd.DataFrame, target_rows, control_rows=(),
+                           chosen: int | None = None) -> tuple[int | None, str]:
+    """The reference lane of the normalisation and, when it gives no relative values, why.
+
+    With none chosen: the first sample lane with a band in every target row (and every control
+    row), so on the membrane piece the rows are on; a lane whose bands are all above noise is
+    preferred. (The library's default, the first sample lane, is on the other piece when the
+    rows are on the second one: every relative value would be NaN.)
+
+    Returns
+    -------
+    lane : int or None
+        None when no lane has the bands (the library's default is left).
+    note : str
+        "" or one line saying why the relative values are missing and what to do.
+    """
+    rows = [int(r) for r in list(target_rows) + list(control_rows or [])]
+    sample = [int(v) for v in lanes.loc[~lanes["is_ladder"].astype(bool), "lane"]]
+    b = bands[bands["row"].isin(rows) & np.isfinite(bands["volume"].to_numpy(float))]
+    have = {ln: set(g["row"].astype(int)) for ln, g in b.groupby("lane")}
+    clean = {ln: not g["below_noise"].astype(bool).any() if "below_noise" in g else True
+             for ln, g in b.groupby("lane")}
+    full = [ln for ln in sample if have.get(ln, set()) >= set(rows)]
+    what = f"row(s) {','.join(map(str, target_rows))}" + (
+        f" and control row(s) {','.join(map(str, control_rows))}" if control_rows else "")
+    if chosen is not None:
+        if chosen in full:
+            return chosen, ""
+        return chosen, (f"reference lane {chosen} has no band in {what}: every relative value is NaN; "
+                        f"choose a lane with those bands" + (f" (e.g. {full[0]})" if full else ""))
+    if not full:
+        return None, (f"no sample lane has a band in {what} (are they on different membrane pieces?): "
+                      f"relative values are NaN; choose rows on one piece")
+    return next((ln for ln in full if clean[ln]), full[0]), ""
+
+
 def _detect(img, params, name):
     """Worker body (thread): the library's detection, with the command line's checks."""
     validate_image(img)
@@ -100,6 +136,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self._init_jobs()
         self._rows_basis = None     # the bands table whose row numbers the user sees
         self._shown_lanes = []      # the lanes the Shapes layers were drawn from
+        self.reference_note = ""    # why the normalised values have no reference, or ""
 
         lay = QVBoxLayout(self)
         form = QFormLayout()
@@ -194,6 +231,15 @@ class BlotWidget(BackgroundJobs, QWidget):
         spec = replace(spec, target_rows=target or None, control_rows=control or None)
         if not (spec.target_rows or spec.target_kda):
             return None
+        self.reference_note = ""
+        if spec.target_rows:
+            ref, note = default_reference_lane(res.lanes, res.bands, spec.target_rows, spec.control_rows or [],
+                                               spec.reference_lane)
+            self.reference_note = note
+            if note:
+                notify_warning(f"{self._name}: {note}")
+            if spec.reference_lane is None and ref is not None:
+                spec = replace(spec, reference_lane=ref)
         measured = SimpleNamespace(lanes=res.lanes, bands=res.bands, image_row={"image": self._name})
         return normalize_blot(measured, spec, params)[0]
 
@@ -337,6 +383,8 @@ class BlotWidget(BackgroundJobs, QWidget):
             msg += f"; normalised row(s) {norm['target_rows'].iloc[0]} to lane {int(norm['reference_lane'].iloc[0])}"
             if norm["target_saturated"].any():
                 msg += " (saturated target bands: values are underestimates)"
+            if self.reference_note:
+                msg += f"; {self.reference_note}"
         self.status.setText(msg + ".")
         notify_info(f"{self._name}: {msg}")
 
@@ -402,15 +450,20 @@ class BlotWidget(BackgroundJobs, QWidget):
         if n is not None and len(n):
             cols = ["#ff5050" if s else "#5fb3ff" for s in n["target_saturated"]]
             ax2.bar(n["lane"].astype(str), n["relative"].fillna(0.0), color=cols)
-            for i, v in enumerate(n["relative"]):
+            for i, (v, ratio) in enumerate(zip(n["relative"], n["ratio"])):
                 if not np.isfinite(v):
-                    ax2.text(i, 0.05, "no band", rotation=90, ha="center", va="bottom", fontsize=7,
+                    # no target (or control) band in this lane, or none in the reference lane
+                    ax2.text(i, 0.05, "no band" if not np.isfinite(ratio) else "no reference", rotation=90, ha="center", va="bottom", fontsize=7,
                              color="#ffb060")
             ax2.axhline(1.0, color="#d0d0d0", lw=0.8, ls="--")
             ctrl = n["control"].iloc[0]
             ax2.set_title(f"row(s) {n['target_rows'].iloc[0]} / {ctrl}, relative to lane "
                           f"{int(n['reference_lane'].iloc[0])} (red: saturated)", fontsize=9)
-            ax2.set_xlabel("lane", fontsize=8)
+            if self.reference_note:
+                ax2.set_xlabel(self.reference_note[:90] + ("…" if len(self.reference_note) > 90 else ""),
+                               fontsize=7, color="#ffb060")
+            else:
+                ax2.set_xlabel("lane", fontsize=8)
             ax2.set_ylabel("relative", fontsize=8)
         else:
             ax2.set_title("normalised values: enter target rows and press Quantify", fontsize=9)
