@@ -98,3 +98,64 @@ def test_default_reference_lane_is_on_the_pieces_of_the_rows(rhoa, monkeypatch):
     w.quantify()
     assert f"reference lane {min(piece1)} has no band in row(s) {rows2[-1]}" in warned[-1]
     assert f"(e.g. {min(piece2)})" in warned[-1]
+
+
+KDA = "250,150,100,75,50,37,25,20,15,10"
+
+
+def test_ladder_weights_and_library_warnings_reach_the_dock(real_dir, make_napari_viewer, qtbot, monkeypatch):
+    warned = []
+    monkeypatch.setattr("napari_exoimage._blot_widget.notify_warning", warned.append)
+    viewer = make_napari_viewer()
+    viewer.open(str(real_dir / RHOA), plugin="napari-exoimage")
+    w = BlotWidget(viewer)
+    # lane 1 of RhoA holds the marker (8 bands): its kDa give the first piece's bands a weight
+    w.ladder_lane.setValue(1)
+    w.ladder_kda.setText(KDA)
+    w.detect()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    assert w.detected is not None, w.status.text()
+    w.quantify()
+    b, lanes = w.result.bands, w.result.lanes
+    piece1 = set(lanes.loc[lanes["piece"] == 1, "lane"]) - {1}
+    piece2 = set(lanes.loc[lanes["piece"] == 2, "lane"])
+    assert b.loc[b["lane"].isin(piece1), "mw_kda"].notna().all()
+    shown, _t = _table(w)
+    assert (shown.loc[shown["lane"].isin([str(x) for x in piece1]), "mw_kda"] != "").all()
+    # the second piece has no ladder: said, not silent NaN
+    assert b.loc[b["lane"].isin(piece2), "mw_kda"].isna().all()
+    note = f"lanes {min(piece2)}-{max(piece2)} (piece 2) have no ladder on their piece"
+    assert any(note in m for m in warned) and note in w.warnings_label.text()
+
+    # a ladder lane with fewer bands than weights: the library's warning reaches the dock
+    warned.clear()
+    w.ladder_lane.setValue(2)
+    w.detect()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    assert w.detected.bands["mw_kda"].isna().all()
+    assert any("no molecular weights: ladder lane 2" in m for m in warned), warned
+    assert "no molecular weights: ladder lane 2" in w.warnings_label.text()
+
+
+def test_lossy_8bit_warnings_reach_the_dock(real_dir, make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    # the RhoA blot as an 8-bit JPEG export: the library warns about both; the dock shows it
+    from PIL import Image as PILImage
+
+    from exoimage.io import read_image
+
+    raw = read_image(str(real_dir / RHOA)).data.astype(float)
+    lo, hi = np.percentile(raw, [0.1, 99.9])
+    grey = np.clip((raw - lo) / (hi - lo) * 255, 0, 255).astype(np.uint8)[::2, ::2]
+    path = tmp_path / "rhoa_export.jpg"
+    PILImage.fromarray(grey).save(path, quality=90)
+    warned = []
+    monkeypatch.setattr("napari_exoimage._blot_widget.notify_warning", warned.append)
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-exoimage")
+    w = BlotWidget(viewer)
+    w.detect()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
+    assert w.detected is not None, w.status.text()
+    text = w.warnings_label.text()
+    assert "8-bit" in text and "JPEG" in text, text
+    assert any("8-bit" in m for m in warned) and any("JPEG" in m for m in warned)

@@ -110,6 +110,28 @@ def default_reference_lane(lanes: pd.DataFrame, bands: pd.DataFrame, target_rows
     return next((ln for ln in full if clean[ln]), full[0]), ""
 
 
+def ladder_notes(res, params) -> list[str]:
+    """What the library leaves unsaid about molecular weights: the sample lanes on a membrane
+    piece with no ladder lane get no ``mw_kda`` (the ladder calibrates its own piece only)."""
+    if not (getattr(params, "ladder_kda", None) or getattr(params, "ladder", None)) or not len(res.bands):
+        return []
+    lanes = res.lanes
+    if "piece" not in lanes or not lanes["is_ladder"].astype(bool).any():
+        return []
+    with_ladder = set(lanes.loc[lanes["is_ladder"].astype(bool), "piece"])
+    out = []
+    for piece, g in lanes[~lanes["is_ladder"].astype(bool)].groupby("piece"):
+        if piece in with_ladder:
+            continue
+        b = res.bands[res.bands["lane"].isin(g["lane"])]
+        if len(b) and b["mw_kda"].isna().all():
+            ln = sorted(int(v) for v in g["lane"])
+            span = f"{ln[0]}-{ln[-1]}" if len(ln) > 1 else str(ln[0])
+            out.append(f"lanes {span} (piece {int(piece)}) have no ladder on their piece: no molecular "
+                       f"weights (mw_kda) there; a ladder lane on that piece would give them")
+    return out
+
+
 def _detect(img, params, name):
     """Worker body (thread): the library's detection, with the command line's checks."""
     validate_image(img)
@@ -137,6 +159,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self._rows_basis = None     # the bands table whose row numbers the user sees
         self._shown_lanes = []      # the lanes the Shapes layers were drawn from
         self.reference_note = ""    # why the normalised values have no reference, or ""
+        self._warned = set()        # the warnings already notified for this image
 
         lay = QVBoxLayout(self)
         form = QFormLayout()
@@ -169,6 +192,11 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.status = QLabel("Choose a blot image and press Detect.")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
+        # the library's warnings about the image and the analysis (8-bit, JPEG, ladder, ...)
+        self.warnings_label = QLabel("")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet("color: #ffb060")
+        lay.addWidget(self.warnings_label)
 
         rbox = QGroupBox("Results")
         rl = QVBoxLayout(rbox)
@@ -272,7 +300,21 @@ class BlotWidget(BackgroundJobs, QWidget):
                         desc=f"exoimage: finding lanes and bands in {layer.name}",
                         status=f"Finding lanes and bands in {layer.name}…")
 
+    def _show_warnings(self, res, params):
+        """The library's warnings of ``res`` and the plugin's notes on it: in the dock (all of them)
+        and as notifications (those not shown for this image before)."""
+        notes = [str(x) for x in res.warnings] + ladder_notes(res, params)
+        notes = list(dict.fromkeys(notes))
+        self.warnings_label.setText("\n".join(f"⚠ {m}" for m in notes))
+        self.warnings_label.setToolTip("warnings of the exoimage library about this image and its analysis")
+        for m in notes:
+            if m not in self._warned:
+                self._warned.add(m)
+                notify_warning(f"{self._name}: {m}")
+
     def _on_detected(self, res):
+        self._warned = set()
+        self._show_warnings(res, res.params or self.params())
         self.detected, self.result, self.normalized, self.traces = res, None, None, {}
         self._rows_basis = res
         self.export_btn.setEnabled(False)
@@ -371,6 +413,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         if unassigned:
             notify_warning(f"{self._name}: {len(unassigned)} band box(es) lie in no lane and were ignored")
         self.result, self.normalized = res, norm
+        self._show_warnings(res, params)
         self._rows_basis = res
         self.traces = lane_traces(self._img, res.lane_geometry, res.regions, params)
         self._draw_shapes(res.lane_geometry, res.bands, res.regions)
