@@ -127,9 +127,17 @@ def test_ladder_weights_and_library_warnings_reach_the_dock(real_dir, make_napar
     note = f"lanes {min(piece2)}-{max(piece2)} (piece 2) have no ladder on their piece"
     assert any(note in m for m in warned) and note in w.warnings_label.text()
 
+
+
+def test_library_ladder_warning_reaches_the_dock(real_dir, make_napari_viewer, qtbot, monkeypatch):
     # a ladder lane with fewer bands than weights: the library's warning reaches the dock
-    warned.clear()
+    warned = []
+    monkeypatch.setattr("napari_exoimage._blot_widget.notify_warning", warned.append)
+    viewer = make_napari_viewer()
+    viewer.open(str(real_dir / RHOA), plugin="napari-exoimage")
+    w = BlotWidget(viewer)
     w.ladder_lane.setValue(2)
+    w.ladder_kda.setText(KDA)
     w.detect()
     qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert w.detected.bands["mw_kda"].isna().all()
