@@ -30,7 +30,7 @@ from exoimage.blot.plan import NormalizationSpec, normalize_blot
 from exoimage.io import ImageReadError, validate_image
 from exoimage.outputs import write_table
 
-from ._common import (BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer, layer_name_for_tables,
+from ._common import (BackgroundJobs, MplCanvas, camera, fill_table, sort_ascending, image_from_layer, layer_name_for_tables,
                       layer_provenance, notify_info, notify_warning)
 from ._forms import ParamForm, gui_words
 
@@ -211,6 +211,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.band_table.setHorizontalHeaderLabels(BAND_TABLE_COLUMNS)
         self.band_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.band_table.setSortingEnabled(True)
+        sort_ascending(self.band_table)
         self.band_table.setMinimumHeight(150)
         rl.addWidget(self.band_table)
         lay.addWidget(rbox, 1)
@@ -413,6 +414,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         if unassigned:
             notify_warning(f"{self._name}: {len(unassigned)} band box(es) lie in no lane and were ignored")
         self.result, self.normalized = res, norm
+        self._succeeded()
         self._show_warnings(res, params)
         self._rows_basis = res
         self.traces = lane_traces(self._img, res.lane_geometry, res.regions, params)
@@ -570,6 +572,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         except (OSError, ValueError) as exc:
             self._error(f"{folder}: cannot write the report ({exc})")
             return
+        self._succeeded()
         self.status.setText(f"Wrote {path}")
         notify_info(f"wrote {path}")
 
@@ -582,5 +585,6 @@ class BlotWidget(BackgroundJobs, QWidget):
         except (OSError, ValueError) as exc:
             self._error(f"{folder}: cannot write tables ({exc})")
             return
+        self._succeeded()
         self.status.setText("Wrote " + ", ".join(p.name for p in paths) + f" to {folder}")
         notify_info(f"wrote {len(paths)} tables to {folder}")

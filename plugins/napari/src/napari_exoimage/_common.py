@@ -153,6 +153,30 @@ def notify_error(message: str) -> None:
     show_error(str(message))
 
 
+def dismiss_notifications(messages) -> int:
+    """Close the napari toasts still shown for ``messages`` (an error is old news once the
+    action succeeds); returns how many were closed. Qt's public API only: napari's toast widgets
+    are found by class name and their ``message`` label."""
+    from qtpy.QtWidgets import QApplication
+
+    wanted = {str(m) for m in messages}
+    if not wanted or QApplication.instance() is None:
+        return 0
+    n = 0
+    for w in QApplication.allWidgets():
+        if type(w).__name__ != "NapariQtNotification" or not w.isVisible():
+            continue
+        label = getattr(w, "message", None)
+        try:
+            text = label.text() if label is not None else None
+        except (AttributeError, RuntimeError):
+            continue
+        if text in wanted:
+            w.close()
+            n += 1
+    return n
+
+
 def notify_warning(message: str) -> None:
     from napari.utils.notifications import show_warning
 
@@ -204,6 +228,14 @@ def fill_table(table, df: pd.DataFrame, columns: list[str], *, row_colors: list 
             table.setItem(i, j, item)
     table.setSortingEnabled(True)
     table.resizeColumnsToContents()
+
+
+def sort_ascending(table, column: int = 0) -> None:
+    """Start a sortable table ascending by its first column (the ids): Qt's default sort
+    indicator is descending. A column the user clicks later stays their choice."""
+    from qtpy.QtCore import Qt
+
+    table.horizontalHeader().setSortIndicator(column, Qt.SortOrder.AscendingOrder)
 
 
 class MplCanvas:
@@ -299,6 +331,7 @@ class BackgroundJobs:
         self._run_id = 0
         self.jobs_running = 0       # workers still computing, including cancelled ones
         self._name = ""
+        self._errors_shown = []     # error toasts of this widget, closed after the next success
 
     def _add_run_controls(self, layout, label: str):
         """Run and Cancel buttons and a thin busy bar, added to ``layout``."""
@@ -373,7 +406,13 @@ class BackgroundJobs:
 
     def _error(self, message: str):
         self.status.setText(f"<span style='color:#ff6060'>{message}</span>")
+        self._errors_shown.append(str(message))
         notify_error(message)
+
+    def _succeeded(self):
+        """An action worked: the error toasts this widget raised before are closed."""
+        dismiss_notifications(self._errors_shown)
+        self._errors_shown = []
 
     def _set_busy(self, busy: bool):
         self.run_btn.setEnabled(not busy)
@@ -425,4 +464,5 @@ class BackgroundJobs:
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 self._error(f"{self._name}: analysis failed ({type(exc).__name__}: {first})")
             return
+        self._succeeded()
         on_result(res)

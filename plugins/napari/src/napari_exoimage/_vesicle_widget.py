@@ -23,7 +23,7 @@ from exoimage.params import ParamError, check_value
 from exoimage.tem import PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
-from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer, sort_ascending,
                       layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar)
 from ._forms import ParamForm, gui_words
 from ._scalebar_panel import ScaleBarPanel
@@ -86,6 +86,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self.table_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table_view.setSortingEnabled(True)
+        sort_ascending(self.table_view)
         self.table_view.setMinimumHeight(160)
         bl.addWidget(self.table_view)
         self.hist = MplCanvas(1, height=2.2)
@@ -357,6 +358,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self._edits.append(f"labels edited and re-measured: {before} -> {len(table)} vesicles")
         self._show(table, None)
         n_sized = int((~table["touches_border"].astype(bool)).sum())
+        self._succeeded()
         self.status.setText(f"Re-measured: {len(table)} vesicles ({n_sized} sized), was {before}.")
         notify_info(f"{self._name}: re-measured {len(table)} vesicles")
 
@@ -426,5 +428,6 @@ class VesicleWidget(BackgroundJobs, QWidget):
         except (OSError, ValueError) as exc:
             self._error(f"{path}: cannot write {what} ({exc})")
             return
+        self._succeeded()
         self.status.setText(f"Wrote {path}")
         notify_info(f"wrote {path}")
