@@ -49,6 +49,9 @@ def test_deleted_vesicle_labels_layer(make_napari_viewer, qtbot, errors):
         assert 'Labels layer "tem vesicles" was deleted' in errors[0]
         assert 'press "Detect vesicles" again' in errors[0]
     assert len(w.table) == n and "tem vesicles" not in viewer.layers   # nothing half-done
+    errors.clear()
+    w.table_view.cellClicked.emit(0, 0)   # going to a vesicle still works (the table is kept)
+    assert errors == []
     # detecting again brings the layer back and re-measuring works again
     w.run()
     qtbot.waitUntil(lambda: not w.busy, timeout=30000)

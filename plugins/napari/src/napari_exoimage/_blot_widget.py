@@ -234,8 +234,9 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.quantify_btn.clicked.connect(self._slot(self.quantify, "quantifying"))
         self.export_btn.clicked.connect(self._slot(self._export_dialog, "export"))
         self.report_btn.clicked.connect(self._slot(self._report_dialog, "the report"))
-        self.profile_lane.currentTextChanged.connect(lambda _t: self._draw_plots())
-        self.band_table.cellClicked.connect(self._row_clicked)
+        self.profile_lane.currentTextChanged.connect(self._slot(self._draw_plots, "drawing the profile"))
+        self.band_table.cellClicked.connect(lambda row, _col: self._slot(lambda: self._row_clicked(row),
+                                                                         "going to the band")())
         self._refresh_layers()
 
     # ------------------------------------------------------------------ helpers

@@ -113,7 +113,8 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self.export_csv_btn.clicked.connect(self._slot(self._export_csv_dialog, "export"))
         self.export_tif_btn.clicked.connect(self._slot(self._export_labels_dialog, "export"))
         self.report_btn.clicked.connect(self._slot(self._report_dialog, "the report"))
-        self.table_view.cellClicked.connect(self._row_clicked)
+        self.table_view.cellClicked.connect(lambda row, _col: self._slot(lambda: self._row_clicked(row),
+                                                                         "going to the vesicle")())
         self.px_spin.valueChanged.connect(self._px_edited)
         self._refresh_layers()
 
