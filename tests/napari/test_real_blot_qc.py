@@ -126,6 +126,7 @@ def test_ladder_weights_and_library_warnings_reach_the_dock(real_dir, make_napar
     assert b.loc[b["lane"].isin(piece2), "mw_kda"].isna().all()
     note = f"lanes {min(piece2)}-{max(piece2)} (piece 2) have no ladder on their piece"
     assert any(note in m for m in warned) and note in w.warnings_label.text()
+    assert "pixel size" not in w.warnings_label.text()   # a blot needs none
 
 
 

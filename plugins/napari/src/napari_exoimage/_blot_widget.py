@@ -30,8 +30,8 @@ from exoimage.blot.plan import NormalizationSpec, normalize_blot
 from exoimage.io import ImageReadError, validate_image
 from exoimage.outputs import write_table
 
-from ._common import (BackgroundJobs, MplCanvas, camera, fill_table, sort_ascending, image_from_layer, layer_name_for_tables,
-                      layer_provenance, notify_info, notify_warning)
+from ._common import (CALIBRATION_ONLY_WARNINGS, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+                      layer_name_for_tables, layer_provenance, notify_info, notify_warning, sort_ascending)
 from ._forms import ParamForm, gui_words
 
 BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "qc", "background", "snr", "saturated", "saturated_px",
@@ -305,7 +305,8 @@ class BlotWidget(BackgroundJobs, QWidget):
     def _show_warnings(self, res, params):
         """The library's warnings of ``res`` and the plugin's notes on it: in the dock (all of them)
         and as notifications (those not shown for this image before)."""
-        notes = [str(x) for x in res.warnings] + ladder_notes(res, params)
+        notes = [str(x) for x in res.warnings if getattr(x, "code", None) not in CALIBRATION_ONLY_WARNINGS]
+        notes += ladder_notes(res, params)
         notes = list(dict.fromkeys(notes))
         self.warnings_label.setText("\n".join(f"⚠ {m}" for m in notes))
         self.warnings_label.setToolTip("warnings of the exoimage library about this image and its analysis")
@@ -327,7 +328,8 @@ class BlotWidget(BackgroundJobs, QWidget):
         sat = int(res.bands["saturated"].sum())
         self.status.setText(
             f"{len(res.lanes)} lanes, {len(res.bands)} bands in {res.bands.loc[res.bands['row'] > 0, 'row'].nunique()}"
-            f" rows ({res.polarity}), {sat} saturated{_flag_note(res.bands)}. Move, resize, add or delete lanes and bands in the "
+            f" rows ({res.polarity}), {sat} saturated{_flag_note(res.bands)}. Move, resize, add or delete lanes "
+            f"and bands in the "
             f"Shapes layers, choose the rows, then press Quantify.")
 
     # ------------------------------------------------------------------ shapes
@@ -499,7 +501,8 @@ class BlotWidget(BackgroundJobs, QWidget):
             for i, (v, ratio) in enumerate(zip(n["relative"], n["ratio"])):
                 if not np.isfinite(v):
                     # no target (or control) band in this lane, or none in the reference lane
-                    ax2.text(i, 0.05, "no band" if not np.isfinite(ratio) else "no reference", rotation=90, ha="center", va="bottom", fontsize=7,
+                    ax2.text(i, 0.05, "no band" if not np.isfinite(ratio) else "no reference", rotation=90,
+                             ha="center", va="bottom", fontsize=7,
                              color="#ffb060")
             ax2.axhline(1.0, color="#d0d0d0", lw=0.8, ls="--")
             ctrl = n["control"].iloc[0]

@@ -14,6 +14,10 @@ from exoimage.calibration import register_calibration_source
 from exoimage.io import Image, ImageReadError, sha256_file, unit_to_nm
 
 META_KEY = "exoimage"
+#: warning codes of the library that matter only for sizes in nm (TEM): the reader does not notify
+#: them and the blot dock does not list them (a blot needs no pixel size); the vesicle widget marks a
+#: missing pixel size itself
+CALIBRATION_ONLY_WARNINGS = frozenset({"scale_bar_missing"})
 
 # the pixel-size sources the plugin adds to the library's (QC trusts them like a file's own calibration)
 register_calibration_source("layer scale", trusted=True, description="from the napari layer's scale in nm")

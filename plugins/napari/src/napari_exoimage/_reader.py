@@ -11,11 +11,7 @@ from pathlib import Path
 
 from exoimage.io import ImageReadError, read_image, sha256_file, supported_suffixes
 
-from ._common import image_layer_kwargs, notify_error, notify_warning
-
-#: warning codes of read_image not notified on opening: an uncalibrated image is only a problem for
-#: sizes in nm, and the vesicle widget says so itself ("not in file: enter it"); they stay in the layer
-NOT_NOTIFIED = {"scale_bar_missing"}
+from ._common import CALIBRATION_ONLY_WARNINGS, image_layer_kwargs, notify_error, notify_warning
 
 
 def get_reader(path):
@@ -47,7 +43,7 @@ def read_exoimage(path):
         notify_error(str(exc))
         return [(None,)]
     for w in img.warnings:
-        if getattr(w, "code", None) not in NOT_NOTIFIED:
+        if getattr(w, "code", None) not in CALIBRATION_ONLY_WARNINGS:
             notify_warning(f"{img.path}: {w}")
     try:  # provenance of what is measured in this layer (the session report shows it)
         digest = sha256_file(path)

@@ -23,8 +23,9 @@ from exoimage.params import ParamError, check_value
 from exoimage.tem import PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
-from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer, sort_ascending,
-                      layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar)
+from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+                      layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar,
+                      sort_ascending)
 from ._forms import ParamForm, gui_words
 from ._scalebar_panel import ScaleBarPanel
 
