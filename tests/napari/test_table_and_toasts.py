@@ -54,3 +54,25 @@ def test_blot_table_starts_ascending(make_napari_viewer, qtbot):
     assert len(ids) > 10 and ids == sorted(ids)
     w.quantify()
     assert _column(w.band_table) == sorted(ids)
+
+
+def test_vesicle_dock_lists_the_librarys_image_warnings(make_napari_viewer, qtbot, tmp_path):
+    # a micrograph exported as an 8-bit JPEG: the library's lossy-data warnings are in the dock
+    import numpy as np
+    from PIL import Image as PILImage
+
+    img, _ = make_tem(shape=(256, 256), pixel_size_nm=2.0, seed=6, scenario_name="clean")
+    d = img.data.astype(float)
+    grey = np.clip((d - d.min()) / (np.ptp(d) or 1) * 255, 0, 255).astype(np.uint8)
+    path = tmp_path / "field.jpg"
+    PILImage.fromarray(grey).save(path, quality=92)
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-exoimage")
+    w = VesicleWidget(viewer)
+    w.px_spin.setValue(2.0)
+    w.run()
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
+    assert w.result is not None and w.result.ok, w.status.text()
+    text = w.warnings_label.text()
+    assert "JPEG" in text, (text, [str(x) for x in w.result.warnings])
+    assert "scale bar" not in text   # the pixel size was typed in: no calibration warning repeated

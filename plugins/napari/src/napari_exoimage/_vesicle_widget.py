@@ -23,7 +23,7 @@ from exoimage.params import ParamError, check_value
 from exoimage.tem import PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
-from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+from ._common import (CALIBRATION_ONLY_WARNINGS, META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
                       layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar,
                       sort_ascending)
 from ._forms import ParamForm, gui_words
@@ -79,6 +79,11 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self.status = QLabel("Choose an image and press Detect.")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
+        # the library's warnings about the image (8-bit, JPEG, RGB export, ...)
+        self.warnings_label = QLabel("")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet("color: #ffb060")
+        lay.addWidget(self.warnings_label)
 
         box = QGroupBox("Vesicles (click a row to go to it)")
         bl = QVBoxLayout(box)
@@ -225,6 +230,10 @@ class VesicleWidget(BackgroundJobs, QWidget):
             self._error(f"{self._name}: {res.image_row['error']}")
             return
         self.result = res
+        # the missing-calibration warning is the pixel-size box's red mark, not repeated here
+        notes = list(dict.fromkeys(str(x) for x in res.warnings
+                                   if getattr(x, "code", None) not in CALIBRATION_ONLY_WARNINGS))
+        self.warnings_label.setText("\n".join(f"⚠ {m}" for m in notes))
         self._prev_labels = res.labels.copy()
         self._show(res.vesicles.copy(), res.labels, new_layers=True)
         r = res.image_row
