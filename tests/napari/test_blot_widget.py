@@ -94,12 +94,11 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path, m
     assert in4.sum() >= 3 and (b1["volume"].to_numpy()[in4] < 0.99 * b0["volume"].to_numpy()[in4]).all()
     # other lanes: the same regions in the same lanes measure exactly the same, except under the
     # gap background (it follows where the gaps between the lanes are, and lane 4 moved) and in a
-    # deconvolved cluster holding such a band
+    # deconvolved cluster (the band shape it fits is the median over the clean bands of the whole
+    # membrane piece, lane 4's included)
     r0 = first.regions
-    gap_cl = {(lane, c) for lane, c, m in zip(r0["lane"], r0["cluster"], r0["background_method"])
-              if m == "gap" and np.isfinite(c)}
-    in_gap_cl = np.array([(lane, c) in gap_cl for lane, c in zip(r0["lane"], r0["cluster"])], bool)
-    local = ((b0["lane"] != 4) & (b0["background_method"] != "gap")).to_numpy() & ~in_gap_cl
+    in_cluster = np.isfinite(r0["cluster"].to_numpy(float))
+    local = ((b0["lane"] != 4) & (b0["background_method"] != "gap")).to_numpy() & ~in_cluster
     assert local.sum() > 20
     np.testing.assert_allclose(b1["volume"].to_numpy()[local], b0["volume"].to_numpy()[local], rtol=1e-12)
     b4 = [np.asarray(d) for d, ln in zip(w.bands_layer.data, w.bands_layer.features["lane"]) if ln == 4]

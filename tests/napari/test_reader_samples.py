@@ -44,7 +44,7 @@ def test_reader_error_is_the_cli_message(tmp_path, monkeypatch):
     bad.write_bytes(b"II*\x00garbage")
     msgs = []
     monkeypatch.setattr("napari_exoimage._reader.notify_error", msgs.append)
-    assert get_reader(str(bad))(str(bad)) is None
+    assert get_reader(str(bad))(str(bad)) == [(None,)]   # napari: nothing opened, no message of its own
     with pytest.raises(ImageReadError) as err:
         read_image(bad)
     assert msgs == [str(err.value)] and msgs[0].startswith(f"{bad}: ")

@@ -30,16 +30,106 @@ from exoimage.blot.plan import NormalizationSpec, normalize_blot
 from exoimage.io import ImageReadError, validate_image
 from exoimage.outputs import write_table
 
-from ._common import (BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer, layer_name_for_tables,
-                      layer_provenance, notify_info, notify_warning)
+from ._common import (CALIBRATION_ONLY_WARNINGS, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+                      layer_name_for_tables, layer_provenance, notify_info, notify_warning, sort_ascending)
 from ._forms import ParamForm, gui_words
 
-BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "background", "snr", "saturated", "saturated_px",
+BAND_TABLE_COLUMNS = ["band_id", "lane", "row", "volume", "qc", "background", "snr", "saturated", "saturated_px",
                       "low_snr", "below_noise", "hot_px", "deconvolved", "mw_kda", "y_px", "background_method"]
 LANE_COLOR, LADDER_COLOR = "lime", "magenta"
 BAND_COLOR, SATURATED_COLOR, LOW_SNR_COLOR = "yellow", "red", "orange"
 REPORT_TOOLTIP = ("Write the QC report (report.html, the same report as `exoimage run`) for the lanes and "
                   "bands as last quantified, into a folder")
+
+
+def band_qc(bands: pd.DataFrame) -> list[str]:
+    """Per band, what the library's flags say about its volume ("" when nothing): ``saturated``,
+    ``negative volume`` (background above the band), ``below noise`` (within 2 noise SDs of zero,
+    the library's ``below_noise``), ``low SNR``, ``hot pixels``."""
+    out = []
+    for b in bands.itertuples():
+        why = []
+        if bool(b.saturated):
+            why.append("saturated")
+        vol = float(b.volume)
+        if np.isfinite(vol) and vol < 0:
+            why.append("negative volume")
+        if bool(getattr(b, "below_noise", False)):
+            why.append("below noise")
+        if bool(b.low_snr):
+            why.append("low SNR")
+        if int(getattr(b, "hot_px", 0) or 0) > 0:
+            why.append("hot pixels")
+        out.append(", ".join(why))
+    return out
+
+
+def _flag_note(bands: pd.DataFrame) -> str:
+    """``', 2 below noise (1 negative): see the qc column'`` or ``''``."""
+    if not len(bands) or "below_noise" not in bands:
+        return ""
+    nsub, nneg = int(bands["below_noise"].astype(bool).sum()), int((bands["volume"] < 0).sum())
+    if not (nsub or nneg):
+        return ""
+    return f", {max(nsub, nneg)} below noise ({nneg} negative): not measurements, see the qc column"
+
+
+def default_reference_lane(lanes: pd.DataFrame, bands: pd.DataFrame, target_rows, control_rows=(),
+                           chosen: int | None = None) -> tuple[int | None, str]:
+    """The reference lane of the normalisation and, when it gives no relative values, why.
+
+    With none chosen: the first sample lane with a band in every target row (and every control
+    row), so on the membrane piece the rows are on; a lane whose bands are all above noise is
+    preferred. (The library's default, the first sample lane, is on the other piece when the
+    rows are on the second one: every relative value would be NaN.)
+
+    Returns
+    -------
+    lane : int or None
+        None when no lane has the bands (the library's default is left).
+    note : str
+        "" or one line saying why the relative values are missing and what to do.
+    """
+    rows = [int(r) for r in list(target_rows) + list(control_rows or [])]
+    sample = [int(v) for v in lanes.loc[~lanes["is_ladder"].astype(bool), "lane"]]
+    b = bands[bands["row"].isin(rows) & np.isfinite(bands["volume"].to_numpy(float))]
+    have = {ln: set(g["row"].astype(int)) for ln, g in b.groupby("lane")}
+    clean = {ln: not g["below_noise"].astype(bool).any() if "below_noise" in g else True
+             for ln, g in b.groupby("lane")}
+    full = [ln for ln in sample if have.get(ln, set()) >= set(rows)]
+    what = f"row(s) {','.join(map(str, target_rows))}" + (
+        f" and control row(s) {','.join(map(str, control_rows))}" if control_rows else "")
+    if chosen is not None:
+        if chosen in full:
+            return chosen, ""
+        return chosen, (f"reference lane {chosen} has no band in {what}: every relative value is NaN; "
+                        f"choose a lane with those bands" + (f" (e.g. {full[0]})" if full else ""))
+    if not full:
+        return None, (f"no sample lane has a band in {what} (are they on different membrane pieces?): "
+                      f"relative values are NaN; choose rows on one piece")
+    return next((ln for ln in full if clean[ln]), full[0]), ""
+
+
+def ladder_notes(res, params) -> list[str]:
+    """What the library leaves unsaid about molecular weights: the sample lanes on a membrane
+    piece with no ladder lane get no ``mw_kda`` (the ladder calibrates its own piece only)."""
+    if not (getattr(params, "ladder_kda", None) or getattr(params, "ladder", None)) or not len(res.bands):
+        return []
+    lanes = res.lanes
+    if "piece" not in lanes or not lanes["is_ladder"].astype(bool).any():
+        return []
+    with_ladder = set(lanes.loc[lanes["is_ladder"].astype(bool), "piece"])
+    out = []
+    for piece, g in lanes[~lanes["is_ladder"].astype(bool)].groupby("piece"):
+        if piece in with_ladder:
+            continue
+        b = res.bands[res.bands["lane"].isin(g["lane"])]
+        if len(b) and b["mw_kda"].isna().all():
+            ln = sorted(int(v) for v in g["lane"])
+            span = f"{ln[0]}-{ln[-1]}" if len(ln) > 1 else str(ln[0])
+            out.append(f"lanes {span} (piece {int(piece)}) have no ladder on their piece: no molecular "
+                       f"weights (mw_kda) there; a ladder lane on that piece would give them")
+    return out
 
 
 def _detect(img, params, name):
@@ -68,6 +158,8 @@ class BlotWidget(BackgroundJobs, QWidget):
         self._init_jobs()
         self._rows_basis = None     # the bands table whose row numbers the user sees
         self._shown_lanes = []      # the lanes the Shapes layers were drawn from
+        self.reference_note = ""    # why the normalised values have no reference, or ""
+        self._warned = set()        # the warnings already notified for this image
 
         lay = QVBoxLayout(self)
         form = QFormLayout()
@@ -100,6 +192,11 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.status = QLabel("Choose a blot image and press Detect.")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
+        # the library's warnings about the image and the analysis (8-bit, JPEG, ladder, ...)
+        self.warnings_label = QLabel("")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet("color: #ffb060")
+        lay.addWidget(self.warnings_label)
 
         rbox = QGroupBox("Results")
         rl = QVBoxLayout(rbox)
@@ -114,6 +211,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.band_table.setHorizontalHeaderLabels(BAND_TABLE_COLUMNS)
         self.band_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.band_table.setSortingEnabled(True)
+        sort_ascending(self.band_table)
         self.band_table.setMinimumHeight(150)
         rl.addWidget(self.band_table)
         lay.addWidget(rbox, 1)
@@ -125,7 +223,6 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.report_btn = QPushButton("Report…")
         self.report_btn.setEnabled(False)
         self.report_btn.setToolTip(REPORT_TOOLTIP)
-        self.report_btn.clicked.connect(self._report_dialog)
         erow.addWidget(self.export_btn)
         erow.addWidget(self.report_btn)
         lay.addLayout(erow)
@@ -133,11 +230,13 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.export_btn.setEnabled(False)
         self.report_btn.setEnabled(False)
 
-        self.run_btn.clicked.connect(self.detect)
-        self.quantify_btn.clicked.connect(self.quantify)
-        self.export_btn.clicked.connect(self._export_dialog)
-        self.profile_lane.currentTextChanged.connect(lambda _t: self._draw_plots())
-        self.band_table.cellClicked.connect(self._row_clicked)
+        self.run_btn.clicked.connect(self._slot(self.detect, "detection"))
+        self.quantify_btn.clicked.connect(self._slot(self.quantify, "quantifying"))
+        self.export_btn.clicked.connect(self._slot(self._export_dialog, "export"))
+        self.report_btn.clicked.connect(self._slot(self._report_dialog, "the report"))
+        self.profile_lane.currentTextChanged.connect(self._slot(self._draw_plots, "drawing the profile"))
+        self.band_table.cellClicked.connect(lambda row, _col: self._slot(lambda: self._row_clicked(row),
+                                                                         "going to the band")())
         self._refresh_layers()
 
     # ------------------------------------------------------------------ helpers
@@ -162,6 +261,15 @@ class BlotWidget(BackgroundJobs, QWidget):
         spec = replace(spec, target_rows=target or None, control_rows=control or None)
         if not (spec.target_rows or spec.target_kda):
             return None
+        self.reference_note = ""
+        if spec.target_rows:
+            ref, note = default_reference_lane(res.lanes, res.bands, spec.target_rows, spec.control_rows or [],
+                                               spec.reference_lane)
+            self.reference_note = note
+            if note:
+                notify_warning(f"{self._name}: {note}")
+            if spec.reference_lane is None and ref is not None:
+                spec = replace(spec, reference_lane=ref)
         measured = SimpleNamespace(lanes=res.lanes, bands=res.bands, image_row={"image": self._name})
         return normalize_blot(measured, spec, params)[0]
 
@@ -194,7 +302,22 @@ class BlotWidget(BackgroundJobs, QWidget):
                         desc=f"exoimage: finding lanes and bands in {layer.name}",
                         status=f"Finding lanes and bands in {layer.name}…")
 
+    def _show_warnings(self, res, params):
+        """The library's warnings of ``res`` and the plugin's notes on it: in the dock (all of them)
+        and as notifications (those not shown for this image before)."""
+        notes = [str(x) for x in res.warnings if getattr(x, "code", None) not in CALIBRATION_ONLY_WARNINGS]
+        notes += ladder_notes(res, params)
+        notes = list(dict.fromkeys(notes))
+        self.warnings_label.setText("\n".join(f"⚠ {m}" for m in notes))
+        self.warnings_label.setToolTip("warnings of the exoimage library about this image and its analysis")
+        for m in notes:
+            if m not in self._warned:
+                self._warned.add(m)
+                notify_warning(f"{self._name}: {m}")
+
     def _on_detected(self, res):
+        self._warned = set()
+        self._show_warnings(res, res.params or self.params())
         self.detected, self.result, self.normalized, self.traces = res, None, None, {}
         self._rows_basis = res
         self.export_btn.setEnabled(False)
@@ -205,7 +328,8 @@ class BlotWidget(BackgroundJobs, QWidget):
         sat = int(res.bands["saturated"].sum())
         self.status.setText(
             f"{len(res.lanes)} lanes, {len(res.bands)} bands in {res.bands.loc[res.bands['row'] > 0, 'row'].nunique()}"
-            f" rows ({res.polarity}), {sat} saturated. Move, resize, add or delete lanes and bands in the "
+            f" rows ({res.polarity}), {sat} saturated{_flag_note(res.bands)}. Move, resize, add or delete lanes "
+            f"and bands in the "
             f"Shapes layers, choose the rows, then press Quantify.")
 
     # ------------------------------------------------------------------ shapes
@@ -261,8 +385,14 @@ class BlotWidget(BackgroundJobs, QWidget):
         if self._img is None or self.lanes_layer is None:
             self._error("nothing to quantify: detect lanes and bands first")
             return
-        if self.lanes_layer not in self.viewer.layers or self.bands_layer not in self.viewer.layers:
-            self._error(f"{self._name}: the lanes or bands layer was deleted; press Detect again")
+        gone = [ly.name for ly in (self.lanes_layer, self.bands_layer) if self._gone(ly)]
+        if gone:
+            self._error(f'{self._name}: the Shapes layer {" and ".join(map(repr, gone))} was deleted, nothing to '
+                        f'quantify: press "Detect lanes & bands" again (edits made in it are lost)')
+            return
+        if self._gone(self.image_layer):
+            self._error(f'{self._name}: the image layer "{self.image_layer.name}" was deleted: open the blot '
+                        f'again and press "Detect lanes & bands"')
             return
         try:
             params = self.params()
@@ -287,6 +417,8 @@ class BlotWidget(BackgroundJobs, QWidget):
         if unassigned:
             notify_warning(f"{self._name}: {len(unassigned)} band box(es) lie in no lane and were ignored")
         self.result, self.normalized = res, norm
+        self._succeeded()
+        self._show_warnings(res, params)
         self._rows_basis = res
         self.traces = lane_traces(self._img, res.lane_geometry, res.regions, params)
         self._draw_shapes(res.lane_geometry, res.bands, res.regions)
@@ -294,11 +426,13 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.export_btn.setEnabled(True)
         self.report_btn.setEnabled(True)
         sat = int(res.bands["saturated"].sum())
-        msg = f"Quantified {len(res.bands)} bands in {len(res.lanes)} lanes; {sat} saturated"
+        msg = f"Quantified {len(res.bands)} bands in {len(res.lanes)} lanes; {sat} saturated{_flag_note(res.bands)}"
         if norm is not None:
             msg += f"; normalised row(s) {norm['target_rows'].iloc[0]} to lane {int(norm['reference_lane'].iloc[0])}"
             if norm["target_saturated"].any():
                 msg += " (saturated target bands: values are underestimates)"
+            if self.reference_note:
+                msg += f"; {self.reference_note}"
         self.status.setText(msg + ".")
         notify_info(f"{self._name}: {msg}")
 
@@ -330,6 +464,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         below = b["below_noise"] if "below_noise" in b else b["low_snr"] & False
         colors = ["#7a1f1f" if s else ("#6b4a10" if (lo or bn) else None)
                   for s, lo, bn in zip(b["saturated"], b["low_snr"], below)]
+        b = b.assign(qc=band_qc(b))
         fill_table(self.band_table, b, BAND_TABLE_COLUMNS, row_colors=colors,
                    formats={"volume": "{:.4g}", "background": "{:.4g}", "snr": "{:.1f}", "mw_kda": "{:.1f}",
                             "y_px": "{:.1f}"})
@@ -363,15 +498,21 @@ class BlotWidget(BackgroundJobs, QWidget):
         if n is not None and len(n):
             cols = ["#ff5050" if s else "#5fb3ff" for s in n["target_saturated"]]
             ax2.bar(n["lane"].astype(str), n["relative"].fillna(0.0), color=cols)
-            for i, v in enumerate(n["relative"]):
+            for i, (v, ratio) in enumerate(zip(n["relative"], n["ratio"])):
                 if not np.isfinite(v):
-                    ax2.text(i, 0.05, "no band", rotation=90, ha="center", va="bottom", fontsize=7,
+                    # no target (or control) band in this lane, or none in the reference lane
+                    ax2.text(i, 0.05, "no band" if not np.isfinite(ratio) else "no reference", rotation=90,
+                             ha="center", va="bottom", fontsize=7,
                              color="#ffb060")
             ax2.axhline(1.0, color="#d0d0d0", lw=0.8, ls="--")
             ctrl = n["control"].iloc[0]
             ax2.set_title(f"row(s) {n['target_rows'].iloc[0]} / {ctrl}, relative to lane "
                           f"{int(n['reference_lane'].iloc[0])} (red: saturated)", fontsize=9)
-            ax2.set_xlabel("lane", fontsize=8)
+            if self.reference_note:
+                ax2.set_xlabel(self.reference_note[:90] + ("…" if len(self.reference_note) > 90 else ""),
+                               fontsize=7, color="#ffb060")
+            else:
+                ax2.set_xlabel("lane", fontsize=8)
             ax2.set_ylabel("relative", fontsize=8)
         else:
             ax2.set_title("normalised values: enter target rows and press Quantify", fontsize=9)
@@ -435,6 +576,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         except (OSError, ValueError) as exc:
             self._error(f"{folder}: cannot write the report ({exc})")
             return
+        self._succeeded()
         self.status.setText(f"Wrote {path}")
         notify_info(f"wrote {path}")
 
@@ -447,5 +589,6 @@ class BlotWidget(BackgroundJobs, QWidget):
         except (OSError, ValueError) as exc:
             self._error(f"{folder}: cannot write tables ({exc})")
             return
+        self._succeeded()
         self.status.setText("Wrote " + ", ".join(p.name for p in paths) + f" to {folder}")
         notify_info(f"wrote {len(paths)} tables to {folder}")

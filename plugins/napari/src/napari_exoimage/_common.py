@@ -14,6 +14,10 @@ from exoimage.calibration import register_calibration_source
 from exoimage.io import Image, ImageReadError, sha256_file, unit_to_nm
 
 META_KEY = "exoimage"
+#: warning codes of the library that matter only for sizes in nm (TEM): the reader does not notify
+#: them and the blot dock does not list them (a blot needs no pixel size); the vesicle widget marks a
+#: missing pixel size itself
+CALIBRATION_ONLY_WARNINGS = frozenset({"scale_bar_missing"})
 
 # the pixel-size sources the plugin adds to the library's (QC trusts them like a file's own calibration)
 register_calibration_source("layer scale", trusted=True, description="from the napari layer's scale in nm")
@@ -153,6 +157,30 @@ def notify_error(message: str) -> None:
     show_error(str(message))
 
 
+def dismiss_notifications(messages) -> int:
+    """Close the napari toasts still shown for ``messages`` (an error is old news once the
+    action succeeds); returns how many were closed. Qt's public API only: napari's toast widgets
+    are found by class name and their ``message`` label."""
+    from qtpy.QtWidgets import QApplication
+
+    wanted = {str(m) for m in messages}
+    if not wanted or QApplication.instance() is None:
+        return 0
+    n = 0
+    for w in QApplication.allWidgets():
+        if type(w).__name__ != "NapariQtNotification" or not w.isVisible():
+            continue
+        label = getattr(w, "message", None)
+        try:
+            text = label.text() if label is not None else None
+        except (AttributeError, RuntimeError):
+            continue
+        if text in wanted:
+            w.close()
+            n += 1
+    return n
+
+
 def notify_warning(message: str) -> None:
     from napari.utils.notifications import show_warning
 
@@ -204,6 +232,14 @@ def fill_table(table, df: pd.DataFrame, columns: list[str], *, row_colors: list 
             table.setItem(i, j, item)
     table.setSortingEnabled(True)
     table.resizeColumnsToContents()
+
+
+def sort_ascending(table, column: int = 0) -> None:
+    """Start a sortable table ascending by its first column (the ids): Qt's default sort
+    indicator is descending. A column the user clicks later stays their choice."""
+    from qtpy.QtCore import Qt
+
+    table.horizontalHeader().setSortIndicator(column, Qt.SortOrder.AscendingOrder)
 
 
 class MplCanvas:
@@ -299,6 +335,7 @@ class BackgroundJobs:
         self._run_id = 0
         self.jobs_running = 0       # workers still computing, including cancelled ones
         self._name = ""
+        self._errors_shown = []     # error toasts of this widget, closed after the next success
 
     def _add_run_controls(self, layout, label: str):
         """Run and Cancel buttons and a thin busy bar, added to ``layout``."""
@@ -353,13 +390,33 @@ class BackgroundJobs:
     def _on_layer_choice(self):
         """Called when another image layer is chosen (override to react)."""
 
+    def _slot(self, fn, what: str):
+        """A button's slot: ``fn()``, any failure one notification (no traceback reaches the user)."""
+        def slot(*_args):
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - a notification, not a traceback
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                self._error(f"{self._name or 'exoimage'}: {what} failed ({type(exc).__name__}: {first})")
+        return slot
+
+    def _gone(self, layer) -> bool:
+        """True when ``layer`` is None or no longer in the viewer (the user deleted it)."""
+        return layer is None or layer not in self.viewer.layers
+
     @property
     def busy(self) -> bool:
         return self._worker is not None
 
     def _error(self, message: str):
         self.status.setText(f"<span style='color:#ff6060'>{message}</span>")
+        self._errors_shown.append(str(message))
         notify_error(message)
+
+    def _succeeded(self):
+        """An action worked: the error toasts this widget raised before are closed."""
+        dismiss_notifications(self._errors_shown)
+        self._errors_shown = []
 
     def _set_busy(self, busy: bool):
         self.run_btn.setEnabled(not busy)
@@ -411,4 +468,5 @@ class BackgroundJobs:
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 self._error(f"{self._name}: analysis failed ({type(exc).__name__}: {first})")
             return
+        self._succeeded()
         on_result(res)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from exoimage.io import ImageReadError, read_image, sha256_file, supported_suffixes
 
-from ._common import image_layer_kwargs, notify_error, notify_warning
+from ._common import CALIBRATION_ONLY_WARNINGS, image_layer_kwargs, notify_error, notify_warning
 
 
 def get_reader(path):
@@ -29,7 +29,11 @@ def read_exoimage(path):
     """Layer data for one image: raw pixel values, scale in nm/px, units nm.
 
     Unreadable files give a napari error notification with the same one-line
-    message as the command line (``path: problem``) and no layer.
+    message as the command line (``path: problem``) and no layer: napari's
+    "nothing to open" value ``[(None,)]``, which it accepts without a message of its own.
+
+    A missing pixel size is not notified (a blot needs none; the vesicle widget
+    asks for it where it is needed); the library's other warnings are.
     """
     if isinstance(path, list):
         path = path[0]
@@ -37,11 +41,10 @@ def read_exoimage(path):
         img = read_image(path, scale_bar="auto")
     except ImageReadError as exc:
         notify_error(str(exc))
-        return None
+        return [(None,)]
     for w in img.warnings:
-        notify_warning(f"{img.path}: {w}")
-    if img.pixel_size_nm is None:
-        notify_warning(f"{img.path}: no pixel size in the file; enter it in the exoimage widget")
+        if getattr(w, "code", None) not in CALIBRATION_ONLY_WARNINGS:
+            notify_warning(f"{img.path}: {w}")
     try:  # provenance of what is measured in this layer (the session report shows it)
         digest = sha256_file(path)
     except OSError:

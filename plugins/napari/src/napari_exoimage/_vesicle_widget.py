@@ -23,8 +23,9 @@ from exoimage.params import ParamError, check_value
 from exoimage.tem import PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
-from ._common import (META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
-                      layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar)
+from ._common import (CALIBRATION_ONLY_WARNINGS, META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+                      layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar,
+                      sort_ascending)
 from ._forms import ParamForm, gui_words
 from ._scalebar_panel import ScaleBarPanel
 
@@ -78,6 +79,11 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self.status = QLabel("Choose an image and press Detect.")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
+        # the library's warnings about the image (8-bit, JPEG, RGB export, ...)
+        self.warnings_label = QLabel("")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet("color: #ffb060")
+        lay.addWidget(self.warnings_label)
 
         box = QGroupBox("Vesicles (click a row to go to it)")
         bl = QVBoxLayout(box)
@@ -86,6 +92,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self.table_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table_view.setSortingEnabled(True)
+        sort_ascending(self.table_view)
         self.table_view.setMinimumHeight(160)
         bl.addWidget(self.table_view)
         self.hist = MplCanvas(1, height=2.2)
@@ -107,12 +114,13 @@ class VesicleWidget(BackgroundJobs, QWidget):
         lay.addLayout(edit_row)
         self._set_have_result(False)
 
-        self.run_btn.clicked.connect(self.run)
-        self.remeasure_btn.clicked.connect(self.remeasure)
-        self.export_csv_btn.clicked.connect(self._export_csv_dialog)
-        self.export_tif_btn.clicked.connect(self._export_labels_dialog)
-        self.report_btn.clicked.connect(self._report_dialog)
-        self.table_view.cellClicked.connect(self._row_clicked)
+        self.run_btn.clicked.connect(self._slot(self.run, "detection"))
+        self.remeasure_btn.clicked.connect(self._slot(self.remeasure, "re-measuring"))
+        self.export_csv_btn.clicked.connect(self._slot(self._export_csv_dialog, "export"))
+        self.export_tif_btn.clicked.connect(self._slot(self._export_labels_dialog, "export"))
+        self.report_btn.clicked.connect(self._slot(self._report_dialog, "the report"))
+        self.table_view.cellClicked.connect(lambda row, _col: self._slot(lambda: self._row_clicked(row),
+                                                                         "going to the vesicle")())
         self.px_spin.valueChanged.connect(self._px_edited)
         self._refresh_layers()
 
@@ -222,6 +230,10 @@ class VesicleWidget(BackgroundJobs, QWidget):
             self._error(f"{self._name}: {res.image_row['error']}")
             return
         self.result = res
+        # the missing-calibration warning is the pixel-size box's red mark, not repeated here
+        notes = list(dict.fromkeys(str(x) for x in res.warnings
+                                   if getattr(x, "code", None) not in CALIBRATION_ONLY_WARNINGS))
+        self.warnings_label.setText("\n".join(f"⚠ {m}" for m in notes))
         self._prev_labels = res.labels.copy()
         self._show(res.vesicles.copy(), res.labels, new_layers=True)
         r = res.image_row
@@ -316,10 +328,30 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
     # ------------------------------------------------------------------ edits
 
+    def _layers_problem(self, action: str, *, labels: bool = True) -> str | None:
+        """Why ``action`` cannot run on the layers as they are now (one line saying what to do),
+        or None."""
+        if self.result is None or self.table is None:
+            return f"nothing to {action}: detect vesicles first"
+        if not labels:
+            return None
+        detect = '"Detect vesicles"'
+        if self._gone(self.labels_layer):
+            name = self.labels_layer.name if self.labels_layer is not None else "vesicles"
+            return (f'{self._name}: the Labels layer "{name}" was deleted, nothing to {action}: press {detect} '
+                    f"again (edits made in the deleted layer are lost)")
+        shape, want = np.shape(self.labels_layer.data), np.shape(self._prev_labels)
+        if shape != want:
+            return (f'{self._name}: the Labels layer "{self.labels_layer.name}" is now '
+                    f'{"x".join(map(str, shape))} px but the image is {"x".join(map(str, want))} px: '
+                    f"undo the change (Ctrl+Z) or press {detect} again")
+        return None
+
     def remeasure(self):
         """Recompute the table from the (edited) Labels layer with the library."""
-        if self.labels_layer is None or self.result is None:
-            self._error("nothing to re-measure: detect vesicles first")
+        problem = self._layers_problem("re-measure")
+        if problem:
+            self._error(problem)
             return
         lab = np.asarray(self.labels_layer.data)
         try:
@@ -337,6 +369,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self._edits.append(f"labels edited and re-measured: {before} -> {len(table)} vesicles")
         self._show(table, None)
         n_sized = int((~table["touches_border"].astype(bool)).sum())
+        self._succeeded()
         self.status.setText(f"Re-measured: {len(table)} vesicles ({n_sized} sized), was {before}.")
         notify_info(f"{self._name}: re-measured {len(table)} vesicles")
 
@@ -344,22 +377,25 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
     def export_csv(self, path):
         """Write the table with the command line's vesicles.csv columns."""
-        if self.table is None:
-            raise ValueError("nothing to export: detect vesicles first")
+        problem = self._layers_problem("export", labels=False)
+        if problem:
+            raise ValueError(problem)
         write_table(self.table[VESICLE_COLUMNS], path)
 
     def export_labels(self, path):
         """Write the (edited) label image as a calibrated TIFF (unit nm)."""
-        if self.labels_layer is None:
-            raise ValueError("nothing to export: detect vesicles first")
+        problem = self._layers_problem("export")
+        if problem:
+            raise ValueError(problem)
         write_calibrated_tiff(path, np.asarray(self.labels_layer.data), self._px)
 
     def write_report(self, folder) -> Path:
         """The QC report for the vesicles as they are now (edits included), by the library."""
         from exoimage.experiment.run import write_session_report
 
-        if self.table is None or self.result is None or self.labels_layer is None:
-            raise ValueError("nothing to report: detect vesicles first")
+        problem = self._layers_problem("report")
+        if problem:
+            raise ValueError(problem)
         params = {"tem": asdict(self._params), "pixel_size_nm": self._px}
         rec = tem_record(self._name, self.image_layer.name, self.result.image_row, self.table[VESICLE_COLUMNS],
                          provenance=layer_provenance(self.image_layer, params, self._edits),
@@ -369,20 +405,33 @@ class VesicleWidget(BackgroundJobs, QWidget):
         return write_session_report(folder, [rec], name=f"napari: {self._name}", overlays={rec.rel: overlay})
 
     def _report_dialog(self):
+        if self._says_problem("report"):
+            return
         folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")
         if folder:
             self._guarded(self.write_report, folder, "report")
 
     def _export_csv_dialog(self):
+        if self._says_problem("export", labels=False):
+            return
         path, _ = QFileDialog.getSaveFileName(self, "Export vesicle table", "vesicles.csv", "CSV (*.csv)")
         if path:
             self._guarded(self.export_csv, path, "table")
 
     def _export_labels_dialog(self):
+        if self._says_problem("export"):
+            return
         stem = self._name.rsplit(".", 1)[0] or "labels"
         path, _ = QFileDialog.getSaveFileName(self, "Export labels", f"{stem}_labels.tif", "TIFF (*.tif)")
         if path:
             self._guarded(self.export_labels, path, "labels")
+
+    def _says_problem(self, action, **kw) -> bool:
+        """Show why ``action`` cannot run now (before asking for a file name); True if it cannot."""
+        problem = self._layers_problem(action, **kw)
+        if problem:
+            self._error(problem)
+        return bool(problem)
 
     def _guarded(self, fn, path, what):
         try:
@@ -390,5 +439,6 @@ class VesicleWidget(BackgroundJobs, QWidget):
         except (OSError, ValueError) as exc:
             self._error(f"{path}: cannot write {what} ({exc})")
             return
+        self._succeeded()
         self.status.setText(f"Wrote {path}")
         notify_info(f"wrote {path}")
