@@ -1,6 +1,7 @@
 """The TEM outline's outer-edge rule (issue 13): a blurred sharp step is sized at its half-height,
 a graded stain meniscus at its outer foot (docs/tem.md, "Where the outline lies")."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -84,3 +85,50 @@ def test_outline_follows_a_darker_lobe_but_not_a_touching_disc(gap):
     radii = polar_outlines(sm, [(100.0, 90.0, 38.0)], +1.0, noise, sigma=1.0)[0][0]
     assert abs(radii[48] - 40) < 2  # the side away from the lobe: the body's edge
     assert abs(radii[0] - (56 if gap == 0 else 40)) < 2.5
+
+
+def _step_with_tail(inside, tail_amp, tail_px, sigma=1.5, r0=50.0, n=200):
+    """A disc of level ``inside`` (radius ``r0``) on a stain at 0.5 just outside it that goes on
+    rising by ``tail_amp`` over ``tail_px`` (a halo's slow tail), blurred by ``sigma`` px."""
+    yy, xx = np.mgrid[:n, :n].astype(np.float32)
+    d = np.hypot(yy - n / 2, xx - n / 2) - r0
+    out = 0.5 + tail_amp * (1 - np.exp(-np.clip(d, 0, None) / tail_px))
+    img = np.where(d < 0, inside, out).astype(np.float32)
+    return cv2.GaussianBlur(cv2.GaussianBlur(img, (0, 0), sigma), (0, 0), 1.0)
+
+
+@pytest.mark.parametrize("inside", [0.0, 1.0])  # a dark body (monotone into the tail) / a light one
+def test_ramp_is_the_step_not_the_halo_tail(inside):
+    """The ramp of a sharp step followed by a halo's slow rise is the step's own blurred width (the
+    halo tail is not the edge: measured to the window's far level it read the halo's width)."""
+    import exoimage.tem.outline as O
+
+    fine = _step_with_tail(inside, 0.4, 30.0)  # the simulator's dark halos: ~1-1.5 radii
+    e = edge_ramp(fine, (100.0, 100.0), np.full(96, 50.0))
+    expect = GAUSS_10_90 * np.hypot(1.5, 1.0)
+    assert abs(e["width"] - expect) < 0.6, (e, expect)
+    if inside == 0.0:  # without the slope bound the dark body's ramp runs on into the tail
+        old = O.RAMP_SLOPE_FRAC
+        try:
+            O.RAMP_SLOPE_FRAC = 0.0
+            assert edge_ramp(fine, (100.0, 100.0), np.full(96, 50.0))["width"] > expect + 2.0
+        finally:
+            O.RAMP_SLOPE_FRAC = old
+
+
+def test_blur_from_sharp_features_not_one_wide_edge():
+    """image_step_width reads the sharp debris's blur though a long wide edge (a missed meniscus
+    vesicle) gives most of the strong edge points."""
+    rng = np.random.default_rng(5)
+    n = 400
+    yy, xx = np.mgrid[:n, :n].astype(np.float32)
+    img = np.zeros((n, n), np.float32)
+    d = np.hypot(yy - 200, xx - 120) - 80  # the wide edge: a 12 px linear ramp round a big disc
+    img += np.clip(-d / 12.0, 0, 1)
+    for _ in range(6):  # small sharp debris (fewer edge points than the wide edge)
+        cy, cx = rng.uniform(30, 370), rng.uniform(250, 370)
+        img[np.hypot(yy - cy, xx - cx) < rng.uniform(3, 5)] = 1.0
+    img = cv2.GaussianBlur(img, (0, 0), 1.5) + rng.normal(0, 0.01, img.shape).astype(np.float32)
+    wb = image_step_width(img)
+    expect = GAUSS_10_90 * np.hypot(1.5, 1.0)
+    assert abs(wb - expect) < 0.15 * expect, (wb, expect)

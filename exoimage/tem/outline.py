@@ -472,16 +472,60 @@ EXCESS = "linear"
 RAMP_CONTRAST_TOP = 0.5
 
 
+#: the step's extent (:func:`step_bounds`): its fall ends, on either side of the outline's steepest
+#: fall, where the profile's slope drops below RAMP_SLOPE_FRAC of that steepest slope (it turns, at a
+#: rim's peak or a halo's extremum, or flattens into a halo's slow tail); slopes are taken over
+#: RAMP_SLOPE_PX, the steepest within RAMP_PEAK_PX of the outline
+RAMP_SLOPE_FRAC = 0.2
+RAMP_SLOPE_PX = 1.0
+RAMP_PEAK_PX = 2.0
+
+
+def step_bounds(prof: np.ndarray, i0: int) -> tuple:
+    """The step of a radial edge profile ``prof`` (sampled every RAMP_STEP_PX, the outline at
+    index ``i0``): oriented by the slope at the outline (the inside is the higher side there), it
+    runs from ``hi`` (the top of the step, inside) to ``lo`` (its foot, outside) across the
+    contiguous stretch around the outline's steepest fall where the fall's slope stays at least
+    RAMP_SLOPE_FRAC of its peak. A rim's peak inside, a halo's extremum or its slow tail outside
+    are not the step (a dark body's ramp measured to the halo's far level reads the halo's width).
+    Returns (sign, k_hi, k_lo): ``sign * prof`` falls from index ``k_hi`` to ``k_lo``; sign 0
+    where there is no fall."""
+    prof = np.asarray(prof, float)
+    n = prof.size
+    k = max(1, int(round(RAMP_SLOPE_PX / RAMP_STEP_PX)))
+    g = np.full(n, 0.0)
+    g[k:n - k] = (prof[:n - 2 * k] - prof[2 * k:]) / (2 * k)  # falling outwards > 0
+    m = max(1, int(round(RAMP_PEAK_PX / RAMP_STEP_PX)))
+    a, b = max(k, i0 - m), min(n - k, i0 + m + 1)
+    if b <= a:
+        return 0.0, 0, 0
+    sign = 1.0 if g[a:b].sum() >= 0 else -1.0
+    g = sign * g
+    kp = a + int(np.argmax(g[a:b]))
+    gp = g[kp]
+    if not gp > 0:
+        return 0.0, 0, 0
+    lim = RAMP_SLOPE_FRAC * gp
+    k_in = kp
+    while k_in > k and g[k_in - 1] >= lim:
+        k_in -= 1
+    k_out = kp
+    while k_out < n - k - 1 and g[k_out + 1] >= lim:
+        k_out += 1
+    # the step's top and foot: the profile's level k samples beyond the last steep slope
+    return sign, max(0, k_in - k), min(n - 1, k_out + k)
+
+
 def edge_ramp(fine: np.ndarray, centre, radii, valid=None) -> dict:
     """The edge ramp of a polar outline on ``fine`` (the image smoothed by RAMP_SIGMA_PX).
 
     The profile is sampled along every (valid, in-image) angle at ``radii + t`` and its median
     over the angles taken (the outline's own shape is followed, so this removes noise and a cap
-    sticking out at a few angles, not the edge). Oriented so that the inside is the higher side,
-    it falls from ``hi`` (its highest level
-    inside the outline, t <= 0) to ``lo`` (its lowest outside, t >= 0); ``t_hi`` / ``t_lo`` are
-    where it last exceeds RAMP_HI / first goes below RAMP_LO of that fall around the outline's
-    steepest fall, ``t_half`` where it crosses half of it. Returns dict(width, t_half, t_lo,
+    sticking out at a few angles, not the edge). Oriented so that the inside is the higher side
+    at the outline, it falls from ``hi`` (the top of the step) to ``lo`` (its foot), the step
+    being the steep stretch around the outline's steepest fall (:func:`step_bounds`: not a rim's
+    peak inside nor a halo's extremum or tail outside); ``t_hi`` / ``t_lo`` are where it last
+    exceeds RAMP_HI / first goes below RAMP_LO of that fall, ``t_half`` where it crosses half of it. Returns dict(width, t_half, t_lo,
     fall) in px (fall in image units); NaN where no profile could be sampled.
     """
     radii = np.asarray(radii, float)
@@ -504,16 +548,13 @@ def edge_ramp(fine: np.ndarray, centre, radii, valid=None) -> dict:
     v = v[ok].astype(float)
     i0 = int(np.argmin(np.abs(t)))
     prof = np.median(v, axis=0)
-    # orientation: the inside is the higher side (light vesicles, rims; dark bodies are lower)
-    if np.mean(prof[:i0]) < np.mean(prof[i0 + 1:]):
-        prof, v = -prof, -v
-    ins, out = prof[:i0 + 1], prof[i0:]
-    hi, lo = float(ins.max()), float(out.min())
-    fall = hi - lo
-    if not fall > 0:
+    sign, k_hi, k_lo = step_bounds(prof, i0)
+    prof = sign * prof
+    hi, lo = float(prof[k_hi]), float(prof[k_lo])
+    if not (sign and hi > lo):
         return nan
-    k_hi, k_lo = int(np.argmax(ins)), i0 + int(np.argmin(out))
-    seg = (prof[k_hi:k_lo + 1] - lo) / fall  # from the inside peak to the outside trough
+    fall = hi - lo
+    seg = (prof[k_hi:k_lo + 1] - lo) / fall  # from the step's inside top to its outside foot
 
     def cross(level):
         """first t (interpolated) from the peak outwards where ``seg`` goes below ``level``"""
@@ -601,6 +642,15 @@ def outer_foot_shifts(data: np.ndarray, outlines, border=None, mask=None) -> tup
 STEP_GRAD_SDS = 4.0
 STEP_POINTS = 3000
 STEP_HALF_PX = 10.0
+#: the blur is the STEP_FEATURE_PERCENTILE-th percentile of the edge features' median widths (one
+#: per connected run of strong gradient: a grain, a piece of debris, a missed vesicle's edge, so a
+#: long wide edge does not outvote many small sharp ones; medians narrower than the measuring
+#: smoothing's own GAUSS_10_90 x RAMP_SIGMA_PX are noise or grain peaks and left out) where there
+#: are at least STEP_MIN_FEATURES such features; the STEP_PERCENTILE-th of the points' widths
+#: otherwise. Quick bench (linear excess) against the points' 25th percentile: meniscus 1 nm/px
+#: med|err| 11.7 -> 9.0 %, dark_grain 0.5 / 1 1.1 / 1.7 -> 0.5 / 0.9 %, wide_range 1.2 0.7 -> 0.3 %
+STEP_MIN_FEATURES = 5
+STEP_FEATURE_PERCENTILE = 10
 
 
 def _fall_width(seg_t, prof):
@@ -626,9 +676,9 @@ def _fall_width(seg_t, prof):
 
 
 def image_step_width(data: np.ndarray, mask=None) -> float:
-    """The 10-90 % width (px) of the sharpest edges in ``data``: the BLUR_PERCENTILE-th percentile
-    of the widths of the profiles across its strongest edge points (smoothed by RAMP_SIGMA_PX, as
-    the ramps of :func:`edge_ramp`); ``mask`` (bool) marks the pixels to look at. NaN without
+    """The 10-90 % width (px) of the sharpest edges in ``data``: a low percentile of the median
+    widths of its edge features (STEP_FEATURE_PERCENTILE; the widths are those of the profiles
+    across its strongest edge points, smoothed by RAMP_SIGMA_PX as the ramps of :func:`edge_ramp`); ``mask`` (bool) marks the pixels to look at. NaN without
     strong edges. Every edge of the specimen (stain grain, precipitate, a vesicle's membrane) is at
     least as wide as the imaging blur makes a sharp step, so a low percentile measures that blur."""
     from ..stats import robust_sd as _rsd
@@ -661,5 +711,15 @@ def image_step_width(data: np.ndarray, mask=None) -> float:
     my = (ys[:, None] - uy[:, None] * t[None, :]).astype(np.float32)
     v = cv2.remap(fine, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(float)
     w = np.array([_fall_width(t, p) for p in v])
-    w = w[np.isfinite(w)]
-    return float(np.percentile(w, STEP_PERCENTILE)) if w.size >= 5 else np.nan
+    ok = np.isfinite(w)
+    if ok.sum() < 5:
+        return np.nan
+    lab = cv2.connectedComponents((mag > STEP_GRAD_SDS * noise).astype(np.uint8), connectivity=8)[1]
+    ids = lab[ys, xs][ok]
+    w = w[ok]
+    u, inv = np.unique(ids, return_inverse=True)
+    med = np.array([np.median(w[inv == j]) for j in range(u.size)])
+    med = med[med >= GAUSS_10_90 * RAMP_SIGMA_PX]
+    if med.size < STEP_MIN_FEATURES:
+        return float(np.percentile(w, STEP_PERCENTILE))
+    return float(np.percentile(med, STEP_FEATURE_PERCENTILE))
