@@ -8,7 +8,7 @@ import pandas as pd
 
 __all__ = ["parse_kda_range", "rows_by_kda", "row_volumes", "match_lanes_by_position", "normalize",
            "read_lane_sheet", "replicate_stats", "linear_range", "NORMALIZED_COLUMNS", "ControlPairingError",
-           "register_pieces", "pair_control_lanes"]
+           "register_pieces", "pair_control_lanes", "default_reference_lane"]
 
 NORMALIZED_COLUMNS = ["image", "lane", "sample", "group", "loaded", "target_rows", "target_volume",
                       "target_saturated", "control", "control_volume", "ratio", "reference_lane",
@@ -63,6 +63,51 @@ def match_lanes_by_position(lanes_a: pd.DataFrame, lanes_b: pd.DataFrame, max_fr
         if len(d) and d.min() <= max_frac * r.width_px:
             out[int(r.lane)] = int(lanes_b.loc[d.idxmin(), "lane"])
     return out
+
+
+def default_reference_lane(lanes: pd.DataFrame, bands: pd.DataFrame, target_rows, control_rows=(),
+                           chosen: int | None = None) -> tuple[int | None, str]:
+    """The reference lane of the normalisation and, when it gives no relative values, why.
+
+    With none chosen: the first sample lane with a band in every target row (and every control
+    row), so on the membrane piece the rows are on; a lane whose bands are all above noise is
+    preferred. (The first sample lane is on the other piece when the rows are on the second
+    one: every relative value would be NaN.)
+
+    Parameters
+    ----------
+    lanes, bands : DataFrame
+        Lane and band tables of one blot.
+    target_rows, control_rows : sequence of int
+        Band rows summed as target and as loading control.
+    chosen : int, optional
+        A reference lane the user gave; it is kept, with a note when it has no band.
+
+    Returns
+    -------
+    lane : int or None
+        None when no lane has the bands (the caller keeps the first sample lane).
+    note : str
+        "" or one line saying why the relative values are missing and what to do.
+    """
+    rows = [int(r) for r in list(target_rows) + list(control_rows or [])]
+    sample = [int(v) for v in lanes.loc[~lanes["is_ladder"].astype(bool), "lane"]]
+    b = bands[bands["row"].isin(rows) & np.isfinite(bands["volume"].to_numpy(float))]
+    have = {ln: set(g["row"].astype(int)) for ln, g in b.groupby("lane")}
+    clean = {ln: not g["below_noise"].astype(bool).any() if "below_noise" in g else True
+             for ln, g in b.groupby("lane")}
+    full = [ln for ln in sample if have.get(ln, set()) >= set(rows)]
+    what = f"row(s) {','.join(map(str, target_rows))}" + (
+        f" and control row(s) {','.join(map(str, control_rows))}" if control_rows else "")
+    if chosen is not None:
+        if chosen in full:
+            return chosen, ""
+        return chosen, (f"reference lane {chosen} has no band in {what}: every relative value is NaN; "
+                        f"choose a lane with those bands" + (f" (e.g. {full[0]})" if full else ""))
+    if not full:
+        return None, (f"no sample lane has a band in {what} (are they on different membrane pieces?): "
+                      f"relative values are NaN; choose rows on one piece")
+    return next((ln for ln in full if clean[ln]), full[0]), ""
 
 
 def normalize(image: str, lanes: pd.DataFrame, bands: pd.DataFrame, *, target_rows,

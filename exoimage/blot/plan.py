@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..params import check_instance, from_mapping
-from .normalize import (ControlPairingError, normalize, pair_control_lanes, parse_kda_range, register_pieces,
-                        row_volumes, rows_by_kda)
+from .normalize import (ControlPairingError, default_reference_lane, normalize, pair_control_lanes,
+                        parse_kda_range, register_pieces, row_volumes, rows_by_kda)
 from .pipeline import MAX_LANES, BlotParams, analyze_blot_file
 
 #: most band rows a spec may name: a blot has a handful of rows; 100 is far above any real one
@@ -33,7 +33,9 @@ class NormalizationSpec:
         Separate image of the same membrane giving the control per lane
         (matched by lane position).
     reference_lane : int, optional
-        Lane that ``relative`` refers to (default: the first sample lane).
+        Lane that ``relative`` refers to (default: the first sample lane with a
+        band in every target and control row, see
+        :func:`~exoimage.blot.normalize.default_reference_lane`).
 
     With no target given, every band row is normalised on its own (one table
     per row); with no control, ``ratio`` is the target volume.
@@ -70,7 +72,7 @@ class NormalizationSpec:
                 "signal (lane-edge background) is the control"})
     reference_lane: int | None = field(default=None, metadata={
         "type": "int", "min": 1, "max": MAX_LANES, "optional": True, "cli": "--reference-lane", "metavar": "K",
-        "label": "Reference lane", "auto": "the first sample lane",
+        "label": "Reference lane", "auto": "first sample lane with the rows",
         "help": "lane that relative values refer to"})
 
     @classmethod
@@ -196,7 +198,14 @@ def normalize_blot(res, spec: NormalizationSpec, params: BlotParams | None = Non
     sample = lanes.loc[~lanes["is_ladder"].astype(bool), "lane"]
     if sample.empty:
         raise ValueError("no sample lanes")
-    ref = spec.reference_lane if spec.reference_lane is not None else int(sample.min())
+
+    def ref_for(rows) -> int:
+        # the user's lane, else the first sample lane with a band in every row used (on their piece)
+        if spec.reference_lane is not None:
+            return spec.reference_lane
+        lane, _ = default_reference_lane(lanes, b, rows, ctrl_rows or [])
+        return int(sample.min()) if lane is None else int(lane)
+
     all_rows = [int(r) for r in sorted(b.loc[b["row"] > 0, "row"].unique()) if not (ctrl_rows and int(r) in ctrl_rows)]
     if target:
         targets = [target]
@@ -205,5 +214,5 @@ def normalize_blot(res, spec: NormalizationSpec, params: BlotParams | None = Non
     else:
         targets = [[r] for r in all_rows]
     return [normalize(res.image_row["image"], lanes, b, target_rows=t, control_rows=ctrl_rows,
-                      control_by_lane=ctrl_series, control_name=ctrl_name, reference_lane=ref, sheet=sheet)
+                      control_by_lane=ctrl_series, control_name=ctrl_name, reference_lane=ref_for(t), sheet=sheet)
             for t in targets]

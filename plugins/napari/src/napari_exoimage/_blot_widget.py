@@ -24,7 +24,7 @@ from exoimage.blot import BAND_COLUMNS, LANE_COLUMNS, BlotParams, quantify_blot
 from exoimage.blot.manual import (band_outline, lane_outline, lane_traces, lanes_from_outlines, match_rows,
                                   regions_from_bands, regions_from_outlines)
 from exoimage.blot.measure import REGION_COLUMNS, measure
-from exoimage.blot.normalize import NORMALIZED_COLUMNS
+from exoimage.blot.normalize import NORMALIZED_COLUMNS, default_reference_lane
 from exoimage.blot.pipeline import NO_LANES
 from exoimage.blot.plan import NormalizationSpec, normalize_blot
 from exoimage.io import ImageReadError, validate_image
@@ -72,42 +72,6 @@ def _flag_note(bands: pd.DataFrame) -> str:
     if not (nsub or nneg):
         return ""
     return f", {max(nsub, nneg)} below noise ({nneg} negative): not measurements, see the qc column"
-
-
-def default_reference_lane(lanes: pd.DataFrame, bands: pd.DataFrame, target_rows, control_rows=(),
-                           chosen: int | None = None) -> tuple[int | None, str]:
-    """The reference lane of the normalisation and, when it gives no relative values, why.
-
-    With none chosen: the first sample lane with a band in every target row (and every control
-    row), so on the membrane piece the rows are on; a lane whose bands are all above noise is
-    preferred. (The library's default, the first sample lane, is on the other piece when the
-    rows are on the second one: every relative value would be NaN.)
-
-    Returns
-    -------
-    lane : int or None
-        None when no lane has the bands (the library's default is left).
-    note : str
-        "" or one line saying why the relative values are missing and what to do.
-    """
-    rows = [int(r) for r in list(target_rows) + list(control_rows or [])]
-    sample = [int(v) for v in lanes.loc[~lanes["is_ladder"].astype(bool), "lane"]]
-    b = bands[bands["row"].isin(rows) & np.isfinite(bands["volume"].to_numpy(float))]
-    have = {ln: set(g["row"].astype(int)) for ln, g in b.groupby("lane")}
-    clean = {ln: not g["below_noise"].astype(bool).any() if "below_noise" in g else True
-             for ln, g in b.groupby("lane")}
-    full = [ln for ln in sample if have.get(ln, set()) >= set(rows)]
-    what = f"row(s) {','.join(map(str, target_rows))}" + (
-        f" and control row(s) {','.join(map(str, control_rows))}" if control_rows else "")
-    if chosen is not None:
-        if chosen in full:
-            return chosen, ""
-        return chosen, (f"reference lane {chosen} has no band in {what}: every relative value is NaN; "
-                        f"choose a lane with those bands" + (f" (e.g. {full[0]})" if full else ""))
-    if not full:
-        return None, (f"no sample lane has a band in {what} (are they on different membrane pieces?): "
-                      f"relative values are NaN; choose rows on one piece")
-    return next((ln for ln in full if clean[ln]), full[0]), ""
 
 
 def ladder_notes(res, params) -> list[str]:
