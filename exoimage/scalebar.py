@@ -1530,7 +1530,7 @@ def _remeasure_in_channels(result: ScaleBar, planes, skip: int = 0) -> int:
     """Length of a bar read in the chroma plane, measured again in the colour channel where it is sharpest.
 
     JPEG keeps the chroma at half resolution, each channel mixes it with the full-resolution luminance:
-    the same bar (same rows, ends within 3 px) found in a channel with a better geometry score gives the
+    the same bar (same rows, ends within :data:`THIN_END_SEARCH_PX`, covering >= 90 % of it) found in a channel with a better geometry score gives the
     length. Returns 2 when a channel's length was used, else 1 (the plane the length comes from).
     """
     r0, c0, r1, c1 = result.bar_box
@@ -1549,7 +1549,11 @@ def _remeasure_in_channels(result: ScaleBar, planes, skip: int = 0) -> int:
         win.lo, win.hi, win.inv = n.lo, n.hi, n.inv
         for cand in _bar_candidates(win):
             cr0, cr1, cc0, cc1 = cand.r0 + wr0, cand.r1 + wr0, cand.c0 + wc0, cand.c1 + wc0
-            if abs(cr0 - r0) <= 3 and abs(cc0 - c0) <= 3 and abs(cc1 - c1) <= 3:
+            # the same bar: same rows, ends within a JPEG chroma block (+ margin) of the chroma's, which
+            # its half resolution and the near-brightest tolerance (noisy colour) can move or cut short
+            tol = max(3, THIN_END_SEARCH_PX)
+            if abs(cr0 - r0) <= 3 and abs(cc0 - c0) <= tol and abs(cc1 - c1) <= tol and \
+                    min(cc1, c1) - max(cc0, c0) >= 0.9 * (c1 - c0):
                 if cand.score >= MASK_MIN_SCORE and (best is None or cand.score > best[0].score):
                     best = (cand, (cr0, cc0, cr1, cc1))
     if best is None:
@@ -1649,21 +1653,29 @@ def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
     carries the full-resolution luminance. In the channel where the bar's rows differ most from the
     rows just above and below, the ends are where that difference (the larger of the two sides: an
     end tick makes one side bar-coloured) falls to half its median along the bar, looked for within
-    :data:`THIN_END_SEARCH_PX` of the chroma's ends (linear interpolation between columns).
-    Returns True when the length was measured there.
+    :data:`THIN_END_SEARCH_PX` of the chroma's ends (linear interpolation between columns). When the
+    line still runs at the end of that window (the chroma's top-hat lost it where a label touches it,
+    0 px gap: bar and glyphs are one tall shape there), the window grows on that side, up to the
+    image's edge, for as long as the channel shows the line. Returns True when the length was
+    measured there.
     """
     r0, c0, r1, c1 = result.bar_box
+    t = r1 - r0
+
+    def profile(n, a, b):
+        bar = n[r0:r1, a:b].mean(axis=0)
+        above = n[r0 - 3:r0 - 1, a:b].mean(axis=0)
+        below = n[r1 + 1:r1 + 3, a:b].mean(axis=0)
+        return bar, above, below
+
     best = None
     for make in planes:  # the remaining planes: the channels
         n = make()
         H, W = n.shape
-        t = r1 - r0
         if r0 < 3 or r1 + 3 > H:
             return False
         a, b = max(0, c0 - THIN_END_SEARCH_PX), min(W, c1 + THIN_END_SEARCH_PX)
-        bar = n[r0:r1, a:b].mean(axis=0)
-        above = n[r0 - 3:r0 - 1, a:b].mean(axis=0)
-        below = n[r1 + 1:r1 + 3, a:b].mean(axis=0)
+        bar, above, below = profile(n, a, b)
         inner = slice(c0 - a + THIN_END_SEARCH_PX, c1 - a - THIN_END_SEARCH_PX)
         if inner.stop - inner.start < 8:
             return False
@@ -1671,22 +1683,36 @@ def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
         prof = np.maximum(sign * (bar - above), sign * (bar - below))
         level = float(np.median(prof[inner]))
         if best is None or level > best[0]:
-            best = (level, prof, a, inner)
+            best = (level, prof, a, b, inner, n, sign)
     if best is None or best[0] < THIN_MIN_CONTRAST:
         return False
-    level, prof, a, inner = best
+    level, prof, a, b, inner, n, sign = best
     half = 0.5 * level
-    hi = prof >= half
-    # the run of columns above half the level through the bar's middle
-    mid = (inner.start + inner.stop) // 2
-    lo_i = mid
-    while lo_i > 0 and hi[lo_i - 1]:
-        lo_i -= 1
-    hi_i = mid
-    while hi_i < len(prof) - 1 and hi[hi_i + 1]:
-        hi_i += 1
-    if lo_i == 0 or hi_i == len(prof) - 1 or not hi[mid]:
-        return False  # the run leaves the searched window: no end found
+    W = n.shape[1]
+    mid = (inner.start + inner.stop) // 2 + a  # image column of the bar's middle (kept while growing)
+    grown = False
+    while True:
+        hi = prof >= half
+        # the run of columns above half the level through the bar's middle
+        m = mid - a
+        if not hi[m]:
+            return False
+        lo_i = m
+        while lo_i > 0 and hi[lo_i - 1]:
+            lo_i -= 1
+        hi_i = m
+        while hi_i < len(prof) - 1 and hi[hi_i + 1]:
+            hi_i += 1
+        grow_l, grow_r = lo_i == 0 and a > 0, hi_i == len(prof) - 1 and b < W
+        if not (grow_l or grow_r):
+            break
+        step = max(c1 - c0, 4 * THIN_END_SEARCH_PX)
+        a, b = (max(0, a - step) if grow_l else a), (min(W, b + step) if grow_r else b)
+        bar, above, below = profile(n, a, b)
+        prof = np.maximum(sign * (bar - above), sign * (bar - below))
+        grown = True
+    if lo_i == 0 or hi_i == len(prof) - 1:
+        return False  # the run reaches the image's edge: no end found
 
     def cross(i_in, i_out):  # column where the profile crosses half, between an inside and an outside column
         p_in, p_out = prof[i_in], prof[i_out]
@@ -1695,8 +1721,12 @@ def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
     left = cross(lo_i, lo_i - 1) + 0.5  # pixel edges: the half-level crossing at a column's centre
     right = cross(hi_i, hi_i + 1) + 0.5
     length = float(right - left)
-    if abs(length - result.length_px) > 2 * THIN_END_SEARCH_PX:
+    if length < result.length_px - 2 * THIN_END_SEARCH_PX or (
+            not grown and length > result.length_px + 2 * THIN_END_SEARCH_PX):
         return False
+    if grown:
+        result.checks.append("thin coloured bar: its line runs on past the chroma's end in one channel "
+                             "(a label touching it)")
     result.length_px = length
     result.bar_box = (r0, int(a + lo_i), r1, int(a + hi_i + 1))
     result.nm_per_px = result.value * _UNIT_NM[result.unit] / length
