@@ -1474,9 +1474,14 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
     # one OCR budget for the whole image, shared by the planes of a colour export and the vertical
     # retry (per plane, six planes could OCR 24 lines: > 1 s for a label that stays unread)
     budget = [MAX_OCR_LINES]
+    strip = None
     for k, make in enumerate(planes):
         n = make()
-        result = _search(n, ocr, engine, polarities=_plane_polarities(k), budget=budget)
+        if k == 0:
+            strip = [_find_strip(n)]
+        # a databar strip is black or white: the grey plane's strip is every plane's (in the chroma,
+        # 'dark' is every grey pixel: looked for there, it cost two walks over 40 % of the image)
+        result = _search(n, ocr, engine, strips=strip, polarities=_plane_polarities(k), budget=budget)
         if result is None:
             continue
         if ocr:
@@ -1553,7 +1558,8 @@ def _remeasure_in_channels(result: ScaleBar, planes, skip: int = 0) -> int:
             # its half resolution and the near-brightest tolerance (noisy colour) can move or cut short
             tol = max(3, THIN_END_SEARCH_PX)
             if abs(cr0 - r0) <= 3 and abs(cc0 - c0) <= tol and abs(cc1 - c1) <= tol and \
-                    min(cc1, c1) - max(cc0, c0) >= 0.9 * (c1 - c0):
+                    min(cc1, c1) - max(cc0, c0) >= 0.9 * (c1 - c0) and \
+                    not _runs_into_label(result.label_box, cr0, cr1, cc0, cc1, c0, c1):
                 if cand.score >= MASK_MIN_SCORE and (best is None or cand.score > best[0].score):
                     best = (cand, (cr0, cc0, cr1, cc1))
     if best is None:
@@ -1562,6 +1568,19 @@ def _remeasure_in_channels(result: ScaleBar, planes, skip: int = 0) -> int:
     result.bar_box = tuple(int(v) for v in best[1])
     result.nm_per_px = result.value * _UNIT_NM[result.unit] / best[0].length
     return 2
+
+
+def _runs_into_label(label_box, r0, r1, c0, c1, old_c0, old_c1) -> bool:
+    """A channel's bar (rows r0..r1, columns c0..c1) grown beyond the chroma's (old_c0..old_c1) up to
+    within 1 px of a label beside it on its rows: the bar merged with the label's first glyph."""
+    if label_box is None:
+        return False
+    lr0, lc0, lr1, lc1 = label_box
+    if lr1 <= r0 or lr0 >= r1:
+        return False
+    right = c1 > old_c1 and lc0 >= old_c1 - 1 and c1 >= lc0 - 1
+    left = c0 < old_c0 and lc1 <= old_c0 + 1 and c0 <= lc1 + 1
+    return right or left
 
 
 #: below this geometry score of the best horizontal candidate, vertical bars are looked for too
@@ -1642,8 +1661,12 @@ def _thin_lines_raised(chroma: np.ndarray) -> np.ndarray:
 
     c = chroma if chroma.dtype in (np.uint8, np.uint16, np.float32) else chroma.astype(np.float32)
     top = cv2.morphologyEx(c, cv2.MORPH_TOPHAT, np.ones((THIN_LINE_PX, 1), np.uint8))
+    cmax = c.max()
+    if c.dtype == np.uint8:  # c + 2 top in one pass, saturated at 255
+        out = cv2.addWeighted(c, 1.0, top, 2.0, 0.0)
+        return out if cmax == 255 else np.minimum(out, cmax, out=out)
     out = cv2.add(c, cv2.add(top, top))  # integer types saturate: no overflow
-    return np.minimum(out, c.max(), out=out)
+    return np.minimum(out, cmax, out=out)
 
 
 def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
@@ -1759,8 +1782,11 @@ MAX_OCR_LINES = 4
 
 def _search(n, ocr, engine, strips=True, polarities=("dark", "bright"), budget=None):
     """The best bar of one plane and its reading; ``budget`` is a one-element list holding the label
-    lines the image may still OCR (decremented here; a fresh :data:`MAX_OCR_LINES` when None)."""
-    strip = _find_strip(n) if strips else None
+    lines the image may still OCR (decremented here; a fresh :data:`MAX_OCR_LINES` when None).
+
+    ``strips``: True to look for a databar strip in this plane, False for none, or a list holding the
+    strip box (or None) already found in another plane of the same image (the grey plane's)."""
+    strip = strips[0] if isinstance(strips, list) else (_find_strip(n) if strips else None)
     cands = _bar_candidates(n, polarities=polarities)
     if not cands:
         return None
