@@ -447,16 +447,22 @@ def _components(mask: np.ndarray, min_run: int = 1):
 
     H, W = mask.shape
     f = max(1, min_run // 4)
+    # only the rows holding pixels (an opened mask has few): pooled and labelled in their row range
+    rows = np.flatnonzero(cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel())  # (REDUCE_MAX is 100x slower)
+    if not len(rows):
+        return
+    ra, rb = int(rows[0]), int(rows[-1]) + 1
     if f > 1:
-        pooled = cv2.dilate(mask, np.ones((1, f), np.uint8), anchor=(0, 0),
+        pooled = cv2.dilate(mask[ra:rb], np.ones((1, f), np.uint8), anchor=(0, 0),
                             borderType=cv2.BORDER_CONSTANT, borderValue=0)
         coarse = np.ascontiguousarray(pooled[:, ::f])
     else:
-        coarse = mask
+        coarse = np.ascontiguousarray(mask[ra:rb])
     nlab, _, stats, _ = cv2.connectedComponentsWithStats(coarse, connectivity=8)
     seen = set()
     for i in range(1, nlab):
         x, y, w, h, _a = (int(v) for v in stats[i])
+        y += ra
         xa, xb = max(0, x * f - f), min(W, (x + w) * f + f)
         sub = np.ascontiguousarray(mask[y:y + h, xa:xb])
         n2, lab, st2, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
@@ -764,30 +770,79 @@ def _subpixel_length(n, r0, r1, c0, c1, bar_val) -> float:
 # Databar strips
 
 
+class _EdgeProfile:
+    """Share of each row in the near-darkest/brightest mask of ``n``, counted from the bottom or top edge.
+
+    Rows are computed in blocks as they are asked for: a strip search looks at the first row of each
+    edge and walks inward only as far as strip-coloured rows go, so most images cost a few rows, not
+    two masks of the whole image (``n.mask`` is used when it is already made).
+    """
+
+    BLOCK = 64
+
+    def __init__(self, n, polarity, edge):
+        self.n, self.polarity, self.edge = n, polarity, edge
+        self.H, self.W = n.shape
+        self.vals = np.zeros(0)
+
+    def _row_shares(self, a, b):  # rows a..b-1 counted from the edge
+        import cv2
+
+        n = self.n
+        rows = slice(self.H - b, self.H - a) if self.edge == "bottom" else slice(a, b)
+        if self.polarity in n._masks:
+            m = n._masks[self.polarity][rows]
+        else:
+            rng = n.hi - n.lo
+            d = n.d[rows]
+            if rng <= 0:
+                m = np.zeros(d.shape, np.uint8)
+            elif self.polarity == "dark":
+                m = (d <= n.lo + _TOL * rng).view(np.uint8)
+            else:
+                m = (d >= n.hi - _TOL * rng).view(np.uint8)
+        v = cv2.reduce(np.ascontiguousarray(m), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / float(self.W)
+        return v[::-1] if self.edge == "bottom" else v
+
+    def __len__(self):
+        return self.H
+
+    def __getitem__(self, key):
+        stop = (key + 1) if isinstance(key, (int, np.integer)) else (self.H if key.stop is None else key.stop)
+        stop = min(self.H, stop)
+        while len(self.vals) < stop:
+            a = len(self.vals)
+            b = min(self.H, max(stop, a + self.BLOCK))
+            self.vals = np.concatenate([self.vals, self._row_shares(a, b)])
+        return self.vals[key]
+
+
 def _find_strip(n: np.ndarray):
     """Return ``(row0, 0, row1, W)`` of a black or white databar strip along the bottom/top, or None."""
     import cv2
 
     H, W = n.shape
     best = None
+    limit = int(0.4 * H)
     for colour in (0.0, 1.0):
-        m = n.mask("dark" if colour == 0.0 else "bright")
-        near = cv2.reduce(m, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() / float(W)
+        polarity = "dark" if colour == 0.0 else "bright"
         for edge in ("bottom", "top"):
-            prof = near[::-1] if edge == "bottom" else near
+            prof = _EdgeProfile(n, polarity, edge)
             if prof[0] < 0.5:
                 continue
-            # walk inward while rows are mostly strip-coloured, allowing text rows
-            limit = int(0.4 * H)
-            last_clean = -1
-            for i in range(limit):
-                if prof[i] >= 0.97:
-                    last_clean = i
-                if prof[i] < 0.35:
+            # walk inward while rows are mostly strip-coloured, allowing text rows (block by block)
+            stop, i = None, 0
+            while i < limit:
+                blk = prof[i:min(limit, i + _EdgeProfile.BLOCK)]
+                below = np.flatnonzero(blk < 0.35)
+                if len(below):
+                    stop = i + int(below[0])
                     break
-            else:
+                i += len(blk)
+            if stop is None:
                 continue
-            hgt = last_clean + 1
+            clean = np.flatnonzero(prof[:stop] >= 0.97)
+            hgt = int(clean[-1]) + 1 if len(clean) else 0
             if hgt < 8 or hgt >= limit:
                 continue
             # sharp edge: the rows just beyond are image, not strip
@@ -1419,9 +1474,14 @@ def find_scale_bar(data: np.ndarray, ocr: bool = True, engine: str | None = None
     # one OCR budget for the whole image, shared by the planes of a colour export and the vertical
     # retry (per plane, six planes could OCR 24 lines: > 1 s for a label that stays unread)
     budget = [MAX_OCR_LINES]
+    strip = None
     for k, make in enumerate(planes):
         n = make()
-        result = _search(n, ocr, engine, polarities=_plane_polarities(k), budget=budget)
+        if k == 0:
+            strip = [_find_strip(n)]
+        # a databar strip is black or white: the grey plane's strip is every plane's (in the chroma,
+        # 'dark' is every grey pixel: looked for there, it cost two walks over 40 % of the image)
+        result = _search(n, ocr, engine, strips=strip, polarities=_plane_polarities(k), budget=budget)
         if result is None:
             continue
         if ocr:
@@ -1475,7 +1535,7 @@ def _remeasure_in_channels(result: ScaleBar, planes, skip: int = 0) -> int:
     """Length of a bar read in the chroma plane, measured again in the colour channel where it is sharpest.
 
     JPEG keeps the chroma at half resolution, each channel mixes it with the full-resolution luminance:
-    the same bar (same rows, ends within 3 px) found in a channel with a better geometry score gives the
+    the same bar (same rows, ends within :data:`THIN_END_SEARCH_PX`, covering >= 90 % of it) found in a channel with a better geometry score gives the
     length. Returns 2 when a channel's length was used, else 1 (the plane the length comes from).
     """
     r0, c0, r1, c1 = result.bar_box
@@ -1494,7 +1554,12 @@ def _remeasure_in_channels(result: ScaleBar, planes, skip: int = 0) -> int:
         win.lo, win.hi, win.inv = n.lo, n.hi, n.inv
         for cand in _bar_candidates(win):
             cr0, cr1, cc0, cc1 = cand.r0 + wr0, cand.r1 + wr0, cand.c0 + wc0, cand.c1 + wc0
-            if abs(cr0 - r0) <= 3 and abs(cc0 - c0) <= 3 and abs(cc1 - c1) <= 3:
+            # the same bar: same rows, ends within a JPEG chroma block (+ margin) of the chroma's, which
+            # its half resolution and the near-brightest tolerance (noisy colour) can move or cut short
+            tol = max(3, THIN_END_SEARCH_PX)
+            if abs(cr0 - r0) <= 3 and abs(cc0 - c0) <= tol and abs(cc1 - c1) <= tol and \
+                    min(cc1, c1) - max(cc0, c0) >= 0.9 * (c1 - c0) and \
+                    not _runs_into_label(result.label_box, cr0, cr1, cc0, cc1, c0, c1):
                 if cand.score >= MASK_MIN_SCORE and (best is None or cand.score > best[0].score):
                     best = (cand, (cr0, cc0, cr1, cc1))
     if best is None:
@@ -1503,6 +1568,19 @@ def _remeasure_in_channels(result: ScaleBar, planes, skip: int = 0) -> int:
     result.bar_box = tuple(int(v) for v in best[1])
     result.nm_per_px = result.value * _UNIT_NM[result.unit] / best[0].length
     return 2
+
+
+def _runs_into_label(label_box, r0, r1, c0, c1, old_c0, old_c1) -> bool:
+    """A channel's bar (rows r0..r1, columns c0..c1) grown beyond the chroma's (old_c0..old_c1) up to
+    within 1 px of a label beside it on its rows: the bar merged with the label's first glyph."""
+    if label_box is None:
+        return False
+    lr0, lc0, lr1, lc1 = label_box
+    if lr1 <= r0 or lr0 >= r1:
+        return False
+    right = c1 > old_c1 and lc0 >= old_c1 - 1 and c1 >= lc0 - 1
+    left = c0 < old_c0 and lc1 <= old_c0 + 1 and c0 <= lc1 + 1
+    return right or left
 
 
 #: below this geometry score of the best horizontal candidate, vertical bars are looked for too
@@ -1583,8 +1661,12 @@ def _thin_lines_raised(chroma: np.ndarray) -> np.ndarray:
 
     c = chroma if chroma.dtype in (np.uint8, np.uint16, np.float32) else chroma.astype(np.float32)
     top = cv2.morphologyEx(c, cv2.MORPH_TOPHAT, np.ones((THIN_LINE_PX, 1), np.uint8))
+    cmax = c.max()
+    if c.dtype == np.uint8:  # c + 2 top in one pass, saturated at 255
+        out = cv2.addWeighted(c, 1.0, top, 2.0, 0.0)
+        return out if cmax == 255 else np.minimum(out, cmax, out=out)
     out = cv2.add(c, cv2.add(top, top))  # integer types saturate: no overflow
-    return np.minimum(out, c.max(), out=out)
+    return np.minimum(out, cmax, out=out)
 
 
 def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
@@ -1594,21 +1676,29 @@ def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
     carries the full-resolution luminance. In the channel where the bar's rows differ most from the
     rows just above and below, the ends are where that difference (the larger of the two sides: an
     end tick makes one side bar-coloured) falls to half its median along the bar, looked for within
-    :data:`THIN_END_SEARCH_PX` of the chroma's ends (linear interpolation between columns).
-    Returns True when the length was measured there.
+    :data:`THIN_END_SEARCH_PX` of the chroma's ends (linear interpolation between columns). When the
+    line still runs at the end of that window (the chroma's top-hat lost it where a label touches it,
+    0 px gap: bar and glyphs are one tall shape there), the window grows on that side, up to the
+    image's edge, for as long as the channel shows the line. Returns True when the length was
+    measured there.
     """
     r0, c0, r1, c1 = result.bar_box
+    t = r1 - r0
+
+    def profile(n, a, b):
+        bar = n[r0:r1, a:b].mean(axis=0)
+        above = n[r0 - 3:r0 - 1, a:b].mean(axis=0)
+        below = n[r1 + 1:r1 + 3, a:b].mean(axis=0)
+        return bar, above, below
+
     best = None
     for make in planes:  # the remaining planes: the channels
         n = make()
         H, W = n.shape
-        t = r1 - r0
         if r0 < 3 or r1 + 3 > H:
             return False
         a, b = max(0, c0 - THIN_END_SEARCH_PX), min(W, c1 + THIN_END_SEARCH_PX)
-        bar = n[r0:r1, a:b].mean(axis=0)
-        above = n[r0 - 3:r0 - 1, a:b].mean(axis=0)
-        below = n[r1 + 1:r1 + 3, a:b].mean(axis=0)
+        bar, above, below = profile(n, a, b)
         inner = slice(c0 - a + THIN_END_SEARCH_PX, c1 - a - THIN_END_SEARCH_PX)
         if inner.stop - inner.start < 8:
             return False
@@ -1616,22 +1706,36 @@ def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
         prof = np.maximum(sign * (bar - above), sign * (bar - below))
         level = float(np.median(prof[inner]))
         if best is None or level > best[0]:
-            best = (level, prof, a, inner)
+            best = (level, prof, a, b, inner, n, sign)
     if best is None or best[0] < THIN_MIN_CONTRAST:
         return False
-    level, prof, a, inner = best
+    level, prof, a, b, inner, n, sign = best
     half = 0.5 * level
-    hi = prof >= half
-    # the run of columns above half the level through the bar's middle
-    mid = (inner.start + inner.stop) // 2
-    lo_i = mid
-    while lo_i > 0 and hi[lo_i - 1]:
-        lo_i -= 1
-    hi_i = mid
-    while hi_i < len(prof) - 1 and hi[hi_i + 1]:
-        hi_i += 1
-    if lo_i == 0 or hi_i == len(prof) - 1 or not hi[mid]:
-        return False  # the run leaves the searched window: no end found
+    W = n.shape[1]
+    mid = (inner.start + inner.stop) // 2 + a  # image column of the bar's middle (kept while growing)
+    grown = False
+    while True:
+        hi = prof >= half
+        # the run of columns above half the level through the bar's middle
+        m = mid - a
+        if not hi[m]:
+            return False
+        lo_i = m
+        while lo_i > 0 and hi[lo_i - 1]:
+            lo_i -= 1
+        hi_i = m
+        while hi_i < len(prof) - 1 and hi[hi_i + 1]:
+            hi_i += 1
+        grow_l, grow_r = lo_i == 0 and a > 0, hi_i == len(prof) - 1 and b < W
+        if not (grow_l or grow_r):
+            break
+        step = max(c1 - c0, 4 * THIN_END_SEARCH_PX)
+        a, b = (max(0, a - step) if grow_l else a), (min(W, b + step) if grow_r else b)
+        bar, above, below = profile(n, a, b)
+        prof = np.maximum(sign * (bar - above), sign * (bar - below))
+        grown = True
+    if lo_i == 0 or hi_i == len(prof) - 1:
+        return False  # the run reaches the image's edge: no end found
 
     def cross(i_in, i_out):  # column where the profile crosses half, between an inside and an outside column
         p_in, p_out = prof[i_in], prof[i_out]
@@ -1640,8 +1744,12 @@ def _thin_ends_in_channels(result: ScaleBar, planes) -> bool:
     left = cross(lo_i, lo_i - 1) + 0.5  # pixel edges: the half-level crossing at a column's centre
     right = cross(hi_i, hi_i + 1) + 0.5
     length = float(right - left)
-    if abs(length - result.length_px) > 2 * THIN_END_SEARCH_PX:
+    if length < result.length_px - 2 * THIN_END_SEARCH_PX or (
+            not grown and length > result.length_px + 2 * THIN_END_SEARCH_PX):
         return False
+    if grown:
+        result.checks.append("thin coloured bar: its line runs on past the chroma's end in one channel "
+                             "(a label touching it)")
     result.length_px = length
     result.bar_box = (r0, int(a + lo_i), r1, int(a + hi_i + 1))
     result.nm_per_px = result.value * _UNIT_NM[result.unit] / length
@@ -1674,8 +1782,11 @@ MAX_OCR_LINES = 4
 
 def _search(n, ocr, engine, strips=True, polarities=("dark", "bright"), budget=None):
     """The best bar of one plane and its reading; ``budget`` is a one-element list holding the label
-    lines the image may still OCR (decremented here; a fresh :data:`MAX_OCR_LINES` when None)."""
-    strip = _find_strip(n) if strips else None
+    lines the image may still OCR (decremented here; a fresh :data:`MAX_OCR_LINES` when None).
+
+    ``strips``: True to look for a databar strip in this plane, False for none, or a list holding the
+    strip box (or None) already found in another plane of the same image (the grey plane's)."""
+    strip = strips[0] if isinstance(strips, list) else (_find_strip(n) if strips else None)
     cands = _bar_candidates(n, polarities=polarities)
     if not cands:
         return None

@@ -512,6 +512,34 @@ def test_one_pixel_coloured_bar_through_jpeg():
     assert res.confidence < 0.5 and any("thin coloured bar" in c for c in res.checks)
 
 
+@needs_ocr
+@needs_fonts
+def test_thin_coloured_bar_touching_its_label_keeps_its_length():
+    """A 1-px red bar with up ticks whose label hangs from it (0 px gap), JPEG q70: where the glyphs
+    touch the bar the chroma's thin-line top-hat loses it, so the chroma sees only the part left of the
+    label; the best colour channel shows the line running on to its far tick, and the length is that
+    whole line's (within 1 %), at low confidence (a thin coloured bar)."""
+    import io
+
+    from PIL import Image as PImage, ImageDraw, ImageFont
+
+    # a field of 60-140 grey: the red line (channel sum 255) is no extreme of the grey plane
+    grey = (60 + _field((600, 1000), seed=6).astype(np.uint16) * 80 // 255).astype(np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    rgb[400, 200:560] = (255, 0, 0)  # 360 px
+    rgb[390:401, 200] = rgb[390:401, 559] = (255, 0, 0)
+    pil = PImage.fromarray(rgb)
+    font = ImageFont.truetype(_font("DejaVuSans-Bold.ttf"), 40)
+    x0, y0, x1, y1 = ImageDraw.Draw(pil).textbbox((0, 0), "50 nm", font=font)
+    ImageDraw.Draw(pil).text((380 - (x1 - x0) // 2 - x0, 401 - y0), "50 nm", fill=(255, 0, 0), font=font)
+    buf = io.BytesIO()
+    pil.save(buf, format="JPEG", quality=70)
+    res = find_scale_bar(np.asarray(PImage.open(buf)))
+    assert res is not None and (res.value, res.unit) == (50.0, "nm")
+    assert res.nm_per_px == pytest.approx(50 / 360, rel=0.01)
+    assert res.confidence < 0.5
+
+
 # --------------------------------------------------------------------------
 # the real ScanEV jpeg from a default install: read path, CLI, Tesseract option
 
