@@ -56,3 +56,30 @@ def test_fine_spans_add_to_the_octave_spans():
     # dark bodies: the 4 x spans only
     dark = C.detrended_hough_candidates(work_n, r_min, r_max, -1.0, None)
     assert len(dark) == len(C.hough_candidates(det, r_min, r_max, -1.0, None))
+
+
+def _pool_cup(truth, y, x):
+    t = truth[truth.is_vesicle & (np.hypot(truth.y_px - y, truth.x_px - x) < 6)].iloc[0]
+    assert t.in_pool
+    return t
+
+
+def test_small_faint_cup_in_stain_pool_has_a_circle_on_the_enlarged_copy(monkeypatch):
+    # stain_pools seed 1 at 1.4 nm/px: a 38 nm cup inside a stain pool (radius 6.8 working px) had no
+    # candidate from any source; its circles on the unenlarged copy miss perfectness 0.7
+    work_n, f, r_min, r_max, truth = _work("stain_pools", 1.4, 1)
+    t = _pool_cup(truth, 83, 72)
+    R = t.diameter_nm / 1.4 / 2
+    best = _nearest(C.detrended_hough_candidates(work_n, r_min, r_max, +1.0, None), f, t.y_px, t.x_px, R)
+    assert best is not None and best[0] < 0.25 and abs(best[1] - 1) < 0.1
+    monkeypatch.setattr(C, "HOUGH_MAX_ZOOM", 1.0)
+    assert _nearest(C.detrended_hough_candidates(work_n, r_min, r_max, +1.0, None), f, t.y_px, t.x_px, R) is None
+
+
+def test_enlarged_copy_only_adds_circles(monkeypatch):
+    work_n, f, r_min, r_max, _ = _work("stain_pools", 0.7, 3)
+    both = C.detrended_hough_candidates(work_n, r_min, r_max, +1.0, None)
+    monkeypatch.setattr(C, "HOUGH_MAX_ZOOM", 1.0)
+    plain = C.detrended_hough_candidates(work_n, r_min, r_max, +1.0, None)
+    assert len(both) > len(plain)
+    assert {c[:3] for c in plain} <= {c[:3] for c in both}

@@ -122,6 +122,14 @@ HOUGH_FINE_SPAN = 2
 #: HOUGH_MIN_RADIUS_PX there are left to the LoG and the mask
 HOUGH_MAX_RADIUS_PX = 8.0
 HOUGH_MAX_SIDE_PX = 768.0
+#: ... and a span whose smallest radius is under HOUGH_MAX_RADIUS_PX runs once more, on a copy enlarged
+#: (bilinear) by up to this factor while the copy stays within HOUGH_MAX_SIDE_PX: a circle of 5-7 px has too few
+#: edge pixels and accumulator cells for its perfectness to reach HOUGH_PERFECTNESS when its rim is
+#: faint (issue 13, stain_pools at 1.4 nm/px: a cup of radius 6.8 working px inside a stain pool got
+#: no candidate at all; at 1.5 x it gets a circle at 0.1 radii off, 0.94 x its radius). Both copies'
+#: circles are kept: the enlarged copy alone lost a 32 nm pool cup at 0.7 nm/px that the unenlarged one
+#: proposed (a 1.2 x circle 0.24 radii off)
+HOUGH_MAX_ZOOM = 2.0
 HOUGH_MIN_RADIUS_PX = 4.0
 #: the next span starts just above the last one
 HOUGH_NEXT_SPAN = 1.0001
@@ -336,26 +344,40 @@ def hough_candidates(work_n: np.ndarray, r_min: float, r_max: float, sign: float
         ra = rb * HOUGH_NEXT_SPAN if rb < r_max else r_max * 2
     cands = []
     for ra, rb in spans:
-        h = max(1.0, ra / HOUGH_MAX_RADIUS_PX, max(work_n.shape) / HOUGH_MAX_SIDE_PX)
-        if ra / h < HOUGH_MIN_RADIUS_PX or min(work_n.shape) / h < 1.0:
-            # (the second test: a strip thinner than one pixel at this scale, e.g.
-            # 10 x 20000 px, would shrink to nothing; no circle of >= 4 px fits in it)
-            continue
-        img = cv2.resize(work_n, None, fx=1 / h, fy=1 / h, interpolation=cv2.INTER_AREA) if h > 1 else work_n
-        sm = cv2.GaussianBlur(img, (0, 0), HOUGH_SMOOTH_PX if h == 1 else HOUGH_SMOOTH_SHRUNK_PX)
-        u8 = np.clip(sign * sm * HOUGH_GREY_PER_SD * np.sqrt(h) + HOUGH_MID_GREY, 0, 255).astype(np.uint8)
-        circles = cv2.HoughCircles(u8, cv2.HOUGH_GRADIENT_ALT, dp=HOUGH_DP,
-                                   minDist=max(HOUGH_MIN_DIST_PX, ra / h),
-                                   param1=HOUGH_CANNY_HIGH, param2=perfectness,
-                                   minRadius=max(HOUGH_MIN_RADIUS_ARG, int(ra / h)),
-                                   maxRadius=max(HOUGH_MAX_RADIUS_ARG, int(np.ceil(rb / h))))
-        if circles is not None:
-            for x, y, r in circles[0] * h:
-                iy, ix = int(round(y)), int(round(x))
-                if exclude is not None and 0 <= iy < exclude.shape[0] and 0 <= ix < exclude.shape[1] \
-                        and exclude[iy, ix]:
-                    continue
-                cands.append((float(y), float(x), float(r), 0.0))
+        h1 = max(1.0, ra / HOUGH_MAX_RADIUS_PX, max(work_n.shape) / HOUGH_MAX_SIDE_PX)
+        hz = max(1.0 / HOUGH_MAX_ZOOM, ra / HOUGH_MAX_RADIUS_PX, max(work_n.shape) / HOUGH_MAX_SIDE_PX)
+        for h in (h1, hz) if hz < h1 else (h1,):
+            cands += _hough_at(work_n, ra, rb, h, sign, exclude, perfectness)
+    return cands
+
+
+def _hough_at(work_n, ra, rb, h, sign, exclude, perfectness):
+    """:func:`hough_candidates`' circles of radii [ra, rb] on ``work_n`` resized by 1 / ``h``."""
+    cands = []
+    if ra / h < HOUGH_MIN_RADIUS_PX or min(work_n.shape) / h < 1.0:
+        # (the second test: a strip thinner than one pixel at this scale, e.g.
+        # 10 x 20000 px, would shrink to nothing; no circle of >= 4 px fits in it)
+        return cands
+    if h > 1:
+        img = cv2.resize(work_n, None, fx=1 / h, fy=1 / h, interpolation=cv2.INTER_AREA)
+    elif h < 1:
+        img = cv2.resize(work_n, None, fx=1 / h, fy=1 / h, interpolation=cv2.INTER_LINEAR)
+    else:
+        img = work_n
+    sm = cv2.GaussianBlur(img, (0, 0), HOUGH_SMOOTH_PX if h == 1 else HOUGH_SMOOTH_SHRUNK_PX)
+    u8 = np.clip(sign * sm * HOUGH_GREY_PER_SD * np.sqrt(max(h, 1.0)) + HOUGH_MID_GREY, 0, 255).astype(np.uint8)
+    circles = cv2.HoughCircles(u8, cv2.HOUGH_GRADIENT_ALT, dp=HOUGH_DP,
+                               minDist=max(HOUGH_MIN_DIST_PX, ra / h),
+                               param1=HOUGH_CANNY_HIGH, param2=perfectness,
+                               minRadius=max(HOUGH_MIN_RADIUS_ARG, int(ra / h)),
+                               maxRadius=max(HOUGH_MAX_RADIUS_ARG, int(np.ceil(rb / h))))
+    if circles is not None:
+        for x, y, r in circles[0] * h:
+            iy, ix = int(round(y)), int(round(x))
+            if exclude is not None and 0 <= iy < exclude.shape[0] and 0 <= ix < exclude.shape[1] \
+                    and exclude[iy, ix]:
+                continue
+            cands.append((float(y), float(x), float(r), 0.0))
     return cands
 
 
