@@ -54,7 +54,7 @@ def test_light_outline_keeps_its_folds():
     def obj(cy, cx, r, q):
         poly = polygon(cy, cx, np.full(96, float(r)))
         return dict(poly=poly, centre=(cy, cx), radii=np.full(96, float(r)), area=np.pi * r * r,
-                    quality=q, circularity=0.95)
+                    quality=q, circularity=0.95, stats={"solidity": 0.98})
 
     outer = obj(100, 100, 50, 4.0)
     folds = [obj(90, 80, 15, 4.5), obj(110, 125, 15, 5.0)]
