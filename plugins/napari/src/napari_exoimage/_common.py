@@ -312,10 +312,73 @@ class Failed:
         self.exc = exc
 
 
-def _guarded(fn, *args):
-    """Run ``fn`` in the worker thread; a failure comes back as :class:`Failed`."""
+class Cancelled(BaseException):
+    """Raised in a worker thread to stop it (a BaseException, so the library's ``except
+    Exception`` handlers do not swallow it)."""
+
+
+class CancelToken:
+    """What a job checks between its stages: ``token.check()`` raises :class:`Cancelled`
+    once Cancel was pressed. :meth:`cancel` also interrupts a long library call that has no
+    stages of its own: :class:`Cancelled` is raised asynchronously in the worker thread, at
+    its next Python bytecode (CPython's ``PyThreadState_SetAsyncExc``), so the computation
+    stops instead of running on in the background."""
+
+    def __init__(self):
+        import threading
+
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self.thread_id = None       # the worker thread while the job runs, else None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self):
+        if self._event.is_set():
+            raise Cancelled()
+
+    def cancel(self):
+        import ctypes
+
+        self._event.set()
+        with self._lock:
+            tid = self.thread_id
+            if tid is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(Cancelled))
+
+    def _enter(self):
+        import threading
+
+        with self._lock:
+            self.thread_id = threading.get_ident()
+
+    def _leave(self):
+        import ctypes
+
+        with self._lock:
+            tid, self.thread_id = self.thread_id, None
+            if tid is not None and self._event.is_set():
+                # an interrupt not yet delivered must not hit the thread's next job
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+
+
+def _guarded(fn, args, token):
+    """Run ``fn(*args)`` in the worker thread (``token=`` too when ``fn`` takes one); a failure
+    comes back as :class:`Failed`, a cancelled job as :class:`Cancelled`."""
+    import inspect
+
     try:
-        return fn(*args)
+        token._enter()
+        try:
+            token.check()
+            kw = {"token": token} if "token" in inspect.signature(fn).parameters else {}
+            return fn(*args, **kw)
+        finally:
+            token._leave()
+    except Cancelled as exc:
+        return exc
     except Exception as exc:  # noqa: BLE001
         return Failed(exc)
 
@@ -326,12 +389,13 @@ class BackgroundJobs:
     The widget provides ``run_btn``, ``cancel_btn``, ``progress`` (QProgressBar), ``status``
     (QLabel) and ``_name`` (the image's name in messages). Results reach the main thread
     through napari's ``returned`` signal; failures become one notification worded like
-    the command line's error rows, never a traceback. Cancel drops the running job's
-    result (the library call itself cannot be interrupted; it ends in the background).
+    the command line's error rows, never a traceback. Cancel stops the running job (see
+    :class:`CancelToken`) and drops its result.
     """
 
     def _init_jobs(self):
         self._worker = None
+        self._token = None
         self._run_id = 0
         self.jobs_running = 0       # workers still computing, including cancelled ones
         self._name = ""
@@ -424,49 +488,55 @@ class BackgroundJobs:
         self.progress.setRange(0, 0 if busy else 1)
         self.progress.setValue(0)
 
-    def _start_job(self, fn, args: tuple, on_result, *, desc: str, status: str):
+    def _start_job(self, fn, args: tuple, on_result, *, desc: str, status: str, what: str = "analysis"):
         from napari.qt.threading import create_worker
 
         self._run_id += 1
         run_id = self._run_id
-        worker = create_worker(_guarded, fn, *args, _progress={"desc": desc})
-        worker.returned.connect(lambda res: self._job_returned(res, run_id, on_result))
+        token = CancelToken()
+        worker = create_worker(_guarded, fn, args, token, _progress={"desc": desc})
+        worker.returned.connect(lambda res: self._job_returned(res, run_id, on_result, what))
         worker.finished.connect(lambda: self._job_finished(run_id))
         self.jobs_running += 1
-        self._worker = worker
+        self._worker, self._token = worker, token
         self._set_busy(True)
         self.status.setText(status)
         worker.start()
 
     def cancel(self):
-        """Stop waiting for the running job; its result is dropped."""
+        """Stop the running job (between its stages, or at once inside a library call); its
+        result is dropped."""
         if self._worker is None:
             return
+        if self._token is not None:
+            self._token.cancel()
         try:
             self._worker.quit()
         except RuntimeError:  # already finished and deleted
             pass
         self._run_id += 1  # the running job's callbacks now see a stale id
-        self._worker = None
+        self._worker, self._token = None, None
         self._set_busy(False)
-        self.status.setText("Cancelled: the running analysis ends in the background and its result is dropped.")
+        self.status.setText("Cancelled.")
 
     def _job_finished(self, run_id):
         self.jobs_running -= 1
         if run_id == self._run_id:
-            self._worker = None
+            self._worker, self._token = None, None
             self._set_busy(False)
 
-    def _job_returned(self, res, run_id, on_result):
-        if run_id != self._run_id:
+    def _job_returned(self, res, run_id, on_result, what="analysis"):
+        if run_id != self._run_id or isinstance(res, Cancelled):
             return
         if isinstance(res, Failed):
             exc = res.exc
             if isinstance(exc, ImageReadError):
                 self._error(str(exc))
+            elif isinstance(exc, ValueError):  # the library's or the plugin's readable message
+                self._error(f"{self._name}: {exc}")
             else:
                 first = str(exc).splitlines()[0] if str(exc) else ""
-                self._error(f"{self._name}: analysis failed ({type(exc).__name__}: {first})")
+                self._error(f"{self._name}: {what} failed ({type(exc).__name__}: {first})")
             return
         self._succeeded()
         on_result(res)

@@ -35,6 +35,21 @@ REPORT_TOOLTIP = ("Write the QC report (report.html, the same report as `exoimag
                   "they are now, edits included, into a folder")
 
 
+def _remeasure(lab, px, prev_labels, prev_table, name):
+    """Worker body (thread) of Re-measure: the library's measurement of the edited labels."""
+    return remeasure_labels(lab, px, previous_labels=prev_labels, previous_table=prev_table, name=name)
+
+
+def _write_report(folder, name, layer_name, result, table, provenance, labels) -> Path:
+    """Worker body (thread) of Report: the library's session report of the vesicles as edited."""
+    from exoimage.experiment.run import write_session_report
+
+    rec = tem_record(name, layer_name, result.image_row, table, provenance=provenance,
+                     warnings=result.warnings, remeasured=True)
+    overlay = draw_overlay(result.display, labels, rec.vesicles, pixel_size_nm=result.pixel_size_nm)
+    return write_session_report(folder, [rec], name=f"napari: {name}", overlays={rec.rel: overlay})
+
+
 class VesicleWidget(BackgroundJobs, QWidget):
     """Dock widget: vesicle detection and hand correction for one TEM image layer."""
 
@@ -348,28 +363,26 @@ class VesicleWidget(BackgroundJobs, QWidget):
         return None
 
     def remeasure(self):
-        """Recompute the table from the (edited) Labels layer with the library."""
+        """Recompute the table from the (edited) Labels layer with the library, in a background
+        thread (busy bar, Cancel); the table and layers are updated when it returns."""
+        if self.busy:
+            return
         problem = self._layers_problem("re-measure")
         if problem:
             self._error(problem)
             return
-        lab = np.asarray(self.labels_layer.data)
-        try:
-            table = remeasure_labels(lab, self._px, previous_labels=self._prev_labels,
-                                     previous_table=self.table, name=self._name)
-        except (ValueError, ImageReadError) as exc:
-            self._error(f"{self._name}: {exc}")
-            return
-        except Exception as exc:  # noqa: BLE001 - a notification, not a traceback
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            self._error(f"{self._name}: re-measuring failed ({type(exc).__name__}: {first})")
-            return
+        lab = np.array(self.labels_layer.data, copy=True)  # the edits as they are now
+        args = (lab, self._px, self._prev_labels, self.table.copy(), self._name)
+        self._start_job(_remeasure, args, lambda table: self._on_remeasured(lab, table),
+                        desc=f"exoimage: re-measuring {self._name}", status=f"Re-measuring {self._name}…",
+                        what="re-measuring")
+
+    def _on_remeasured(self, lab, table):
         before = len(self.table)
-        self._prev_labels = lab.copy()
+        self._prev_labels = lab
         self._edits.append(f"labels edited and re-measured: {before} -> {len(table)} vesicles")
         self._show(table, None)
         n_sized = int((~table["touches_border"].astype(bool)).sum())
-        self._succeeded()
         self.status.setText(f"Re-measured: {len(table)} vesicles ({n_sized} sized), was {before}.")
         notify_info(f"{self._name}: re-measured {len(table)} vesicles")
 
@@ -391,25 +404,36 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
     def write_report(self, folder) -> Path:
         """The QC report for the vesicles as they are now (edits included), by the library."""
-        from exoimage.experiment.run import write_session_report
+        return _write_report(folder, *self._report_args())
 
+    def _report_args(self):
+        """What the report is made of, taken from the widget and layers now (main thread)."""
         problem = self._layers_problem("report")
         if problem:
             raise ValueError(problem)
         params = {"tem": asdict(self._params), "pixel_size_nm": self._px}
-        rec = tem_record(self._name, self.image_layer.name, self.result.image_row, self.table[VESICLE_COLUMNS],
-                         provenance=layer_provenance(self.image_layer, params, self._edits),
-                         warnings=self.result.warnings, remeasured=True)
-        overlay = draw_overlay(self.result.display, np.asarray(self.labels_layer.data), rec.vesicles,
-                               pixel_size_nm=self.result.pixel_size_nm)
-        return write_session_report(folder, [rec], name=f"napari: {self._name}", overlays={rec.rel: overlay})
+        return (self._name, self.image_layer.name, self.result, self.table[VESICLE_COLUMNS].copy(),
+                layer_provenance(self.image_layer, params, self._edits),
+                np.array(self.labels_layer.data, copy=True))
 
     def _report_dialog(self):
-        if self._says_problem("report"):
+        if self.busy or self._says_problem("report"):
             return
         folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")
-        if folder:
-            self._guarded(self.write_report, folder, "report")
+        if not folder:
+            return
+        try:
+            args = self._report_args()
+        except ValueError as exc:
+            self._error(str(exc))
+            return
+        self._start_job(_write_report, (folder, *args), self._wrote,
+                        desc=f"exoimage: writing the report of {self._name}", status="Writing the report…",
+                        what=f"writing the report into {folder}")
+
+    def _wrote(self, path):
+        self.status.setText(f"Wrote {path}")
+        notify_info(f"wrote {path}")
 
     def _export_csv_dialog(self):
         if self._says_problem("export", labels=False):
