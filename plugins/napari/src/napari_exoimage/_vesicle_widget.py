@@ -65,6 +65,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self._init_jobs()
         self._px = None
         self._params = None           # TemParams of the last detection
+        self._labels_of = None
         self._edits = []              # the edit log of the current result (provenance of the report)
 
         lay = QVBoxLayout(self)
@@ -268,13 +269,25 @@ class VesicleWidget(BackgroundJobs, QWidget):
         geo = self._layer_geometry()
         units = {"units": geo["units"]} if geo["units"] else {}
         base = self.image_layer.name
-        if new_layers or self.labels_layer is None or self.labels_layer not in self.viewer.layers:
+        if new_layers and not self._gone(self.labels_layer) and self._labels_of is self.image_layer:
+            # a new detection: the layers are updated in place (no layer removed and added, so the
+            # user's style stays and napari does not re-check every layer's units)
+            self.labels_layer.scale, self.labels_layer.translate = geo["scale"], geo["translate"]
+            if geo["units"]:
+                self.labels_layer.units = geo["units"]
+            self.labels_layer.data = labels.astype(np.int32)
+            if not self._gone(self.points_layer):
+                self.points_layer.scale, self.points_layer.translate = geo["scale"], geo["translate"]
+                if geo["units"]:
+                    self.points_layer.units = geo["units"]
+        elif new_layers or self._gone(self.labels_layer):
             for ly in (self.labels_layer, self.points_layer):
                 if ly is not None and ly in self.viewer.layers:
                     self.viewer.layers.remove(ly)
             self.labels_layer = self.viewer.add_labels(
                 labels.astype(np.int32), name=f"{base} vesicles", scale=geo["scale"],
                 translate=geo["translate"], opacity=0.45, **units)
+            self._labels_of = self.image_layer     # the image layer the Labels layer shows results of
             self.points_layer = None
         pts = self.table[["y_px", "x_px"]].to_numpy(float) if len(self.table) else np.zeros((0, 2))
         colors = np.where(self.table["touches_border"].astype(bool), "orange", "lime") if len(self.table) \
