@@ -31,7 +31,7 @@ from exoimage.blot.plan import NormalizationSpec, normalize_blot
 from exoimage.io import ImageReadError, validate_image
 from exoimage.outputs import write_table
 
-from ._common import (CALIBRATION_ONLY_WARNINGS, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+from ._common import (CALIBRATION_ONLY_WARNINGS, BackgroundJobs, PlotImage, camera, fill_table, image_from_layer,
                       layer_name_for_tables, layer_provenance, notify_info, notify_warning, sort_ascending)
 from ._forms import ParamForm, gui_words
 
@@ -97,7 +97,7 @@ def ladder_notes(res, params) -> list[str]:
     return out
 
 
-def _detect(img, params, name, token):
+def _detect(img, params, name, plot, plot_state, token):
     """Worker body (thread): the library's detection, with the command line's checks, and the
     lanes' profiles for the plot; ``(result, traces)``."""
     validate_image(img)
@@ -106,10 +106,13 @@ def _detect(img, params, name, token):
         raise ImageReadError(img.path, NO_LANES)
     token.check()
     regions = res.regions if res.regions is not None else regions_from_bands(res.bands)
-    return res, lane_traces(img, res.lane_geometry, regions, params)
+    traces = lane_traces(img, res.lane_geometry, regions, params)
+    token.check()
+    return res, traces, _render_plots(plot, traces, plot_state[0], res.bands, None, "", plot_state[1])
 
 
-def _quantify(img, name, params, spec, lane_outlines, band_outlines, known, shown_lanes, prev_bands, token):
+def _quantify(img, name, params, spec, lane_outlines, band_outlines, known, shown_lanes, prev_bands, plot,
+              plot_state, token):
     """Worker body (thread) of Quantify: the user's outlines to lanes and regions, the library's
     measurement, the rows followed through the edits, the normalisation and the lane profiles,
     with a cancel check between the stages. Returns a SimpleNamespace (``res``, ``norm``,
@@ -139,8 +142,10 @@ def _quantify(img, name, params, spec, lane_outlines, band_outlines, known, show
         norm = normalize_blot(measured, spec, params)[0]
     token.check()
     traces = lane_traces(img, res.lane_geometry, res.regions, params)
+    token.check()
+    pixels = _render_plots(plot, traces, plot_state[0], res.bands, norm, note or "", plot_state[1])
     return SimpleNamespace(res=res, norm=norm, unassigned=unassigned, rows=(target, control), note=note or "",
-                           traces=traces)
+                           traces=traces, plot=pixels)
 
 
 def _fill_shapes(layer, shapes, shape_type, feats, edge, face):
@@ -161,6 +166,53 @@ def _fill_shapes(layer, shapes, shape_type, feats, edge, face):
         layer.face_color = face if isinstance(face, str) else np.asarray([to_rgba(c) for c in face], float)
         if not same:
             layer.edge_width = [width] * len(shapes)
+
+
+def _plot_lane(traces, lane):
+    """The lane a profile plot shows: ``lane`` (text) if it has a profile, else the first one."""
+    if lane and lane.isdigit() and int(lane) in traces:
+        return int(lane)
+    return min(traces) if traces else None
+
+
+def _render_plots(plot, traces, lane, bands, normalized, note, background_name):
+    """Pixels of the two plots (lane profile; normalised values), drawn on a figure of their own
+    (a worker may call this)."""
+    lane = _plot_lane(traces, lane)
+
+    def draw(axes):
+        ax1, ax2 = axes
+        if lane is not None:
+            tr = traces[lane]
+            ax1.plot(tr["y_px"], tr["profile"], color="#d0d0d0", lw=1, label="lane profile")
+            ax1.plot(tr["y_px"], tr["background"], color="#5fb3ff", lw=1, label="background")
+            for b in bands[bands["lane"] == lane].itertuples():
+                ax1.axvspan(b.y_top_px, b.y_bottom_px, color="red" if b.saturated else "yellow", alpha=0.25)
+            ax1.set_title(f"lane {lane}: profile and {background_name} background", fontsize=9)
+            ax1.set_xlabel("row (px)", fontsize=8)
+            ax1.legend(fontsize=7, facecolor="#262930", labelcolor="#d0d0d0", loc="upper right")
+        n = normalized
+        if n is not None and len(n):
+            cols = ["#ff5050" if s else "#5fb3ff" for s in n["target_saturated"]]
+            ax2.bar(n["lane"].astype(str), n["relative"].fillna(0.0), color=cols)
+            for i, (v, ratio) in enumerate(zip(n["relative"], n["ratio"])):
+                if not np.isfinite(v):
+                    # no target (or control) band in this lane, or none in the reference lane
+                    ax2.text(i, 0.05, "no band" if not np.isfinite(ratio) else "no reference", rotation=90,
+                             ha="center", va="bottom", fontsize=7, color="#ffb060")
+            ax2.axhline(1.0, color="#d0d0d0", lw=0.8, ls="--")
+            ctrl = n["control"].iloc[0]
+            ax2.set_title(f"row(s) {n['target_rows'].iloc[0]} / {ctrl}, relative to lane "
+                          f"{int(n['reference_lane'].iloc[0])} (red: saturated)", fontsize=9)
+            if note:
+                ax2.set_xlabel(note[:90] + ("…" if len(note) > 90 else ""), fontsize=7, color="#ffb060")
+            else:
+                ax2.set_xlabel("lane", fontsize=8)
+            ax2.set_ylabel("relative", fontsize=8)
+        else:
+            ax2.set_title("normalised values: enter target rows and press Quantify", fontsize=9)
+
+    return plot.render(draw)
 
 
 def _write_report(folder, name, result, img, params, normalized, provenance) -> Path:
@@ -238,7 +290,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.profile_lane = QComboBox()
         prow.addWidget(self.profile_lane, 1)
         rl.addLayout(prow)
-        self.plots = MplCanvas(2, height=1.9)
+        self.plots = PlotImage(2, height=1.9)
         rl.addWidget(self.plots.widget)
         self.band_table = QTableWidget(0, len(BAND_TABLE_COLUMNS))
         self.band_table.setHorizontalHeaderLabels(BAND_TABLE_COLUMNS)
@@ -311,7 +363,7 @@ class BlotWidget(BackgroundJobs, QWidget):
             self._error(str(exc))
             return
         self.image_layer, self._img, self._name = layer, img, layer_name_for_tables(layer)
-        self._start_job(_detect, (img, params, self._name), self._on_detected,
+        self._start_job(_detect, (img, params, self._name, self.plots, self._plot_state()), self._on_detected,
                         desc=f"exoimage: finding lanes and bands in {layer.name}",
                         status=f"Finding lanes and bands in {layer.name}…")
 
@@ -329,7 +381,7 @@ class BlotWidget(BackgroundJobs, QWidget):
                 notify_warning(f"{self._name}: {m}")
 
     def _on_detected(self, out):
-        res, traces = out
+        res, traces, pixels = out
         self._warned = set()
         self._show_warnings(res, res.params or self.params())
         self.detected, self.result, self.normalized, self.traces = res, None, None, traces
@@ -337,7 +389,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.export_btn.setEnabled(False)
         self.report_btn.setEnabled(False)
         self._draw_shapes(res.lane_geometry, res.bands, res.regions)
-        self._show_result(res)
+        self._show_result(res, pixels)
         self.quantify_btn.setEnabled(True)
         sat = int(res.bands["saturated"].sum())
         self.status.setText(
@@ -426,7 +478,8 @@ class BlotWidget(BackgroundJobs, QWidget):
         known = feats if {"lane", "y_top_px", "y_bottom_px"} <= set(feats.columns) else None
         prev = self._rows_basis.bands if self._rows_basis is not None else None
         args = (self._img, self._name, params, spec, self._shapes_data(self.lanes_layer),
-                self._shapes_data(self.bands_layer), known, list(self._shown_lanes), prev)
+                self._shapes_data(self.bands_layer), known, list(self._shown_lanes), prev, self.plots,
+                self._plot_state())
         self._start_job(_quantify, args, lambda out: self._on_quantified(out, params, spec),
                         desc=f"exoimage: quantifying {self._name}", status=f"Quantifying {self._name}…")
 
@@ -446,7 +499,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self._show_warnings(res, params)
         self._rows_basis = res
         self._draw_shapes(res.lane_geometry, res.bands, res.regions)
-        self._show_result(res)
+        self._show_result(res, out.plot)
         self.export_btn.setEnabled(True)
         self.report_btn.setEnabled(True)
         sat = int(res.bands["saturated"].sum())
@@ -473,7 +526,8 @@ class BlotWidget(BackgroundJobs, QWidget):
 
     # ------------------------------------------------------------------ display
 
-    def _show_result(self, res):
+    def _show_result(self, res, pixels=None):
+        """Table, lane choice and plots of ``res``; ``pixels``: the plots as a worker drew them."""
         b = res.bands
         # saturated: dark red; negative or sub-noise volume (below_noise) or low SNR: dark orange
         below = b["below_noise"] if "below_noise" in b else b["low_snr"] & False
@@ -490,45 +544,23 @@ class BlotWidget(BackgroundJobs, QWidget):
         if cur in [str(k) for k in self.traces]:
             self.profile_lane.setCurrentText(cur)
         self.profile_lane.blockSignals(False)
-        self._draw_plots()
+        if pixels is not None:
+            self.plots.show(pixels)
+        else:
+            self._draw_plots()
+
+    def _plot_state(self):
+        """What the plots show, as plain values a worker can draw from: (lane, background name)."""
+        return self.profile_lane.currentText(), self.background.currentText()
 
     def _draw_plots(self):
+        """Redraw the plots for the lane chosen now (the combo box; on the GUI thread: one plot)."""
         res = self.result or self.detected
-        self.plots.clear()
-        ax1, ax2 = self.plots.axes
-        lane = self.profile_lane.currentText()
-        if lane and int(lane) in self.traces:
-            tr = self.traces[int(lane)]
-            ax1.plot(tr["y_px"], tr["profile"], color="#d0d0d0", lw=1, label="lane profile")
-            ax1.plot(tr["y_px"], tr["background"], color="#5fb3ff", lw=1, label="background")
-            for b in res.bands[res.bands["lane"] == int(lane)].itertuples():
-                ax1.axvspan(b.y_top_px, b.y_bottom_px, color="red" if b.saturated else "yellow", alpha=0.25)
-            ax1.set_title(f"lane {lane}: profile and {self.background.currentText()} background", fontsize=9)
-            ax1.set_xlabel("row (px)", fontsize=8)
-            ax1.legend(fontsize=7, facecolor="#262930", labelcolor="#d0d0d0", loc="upper right")
-        n = self.normalized
-        if n is not None and len(n):
-            cols = ["#ff5050" if s else "#5fb3ff" for s in n["target_saturated"]]
-            ax2.bar(n["lane"].astype(str), n["relative"].fillna(0.0), color=cols)
-            for i, (v, ratio) in enumerate(zip(n["relative"], n["ratio"])):
-                if not np.isfinite(v):
-                    # no target (or control) band in this lane, or none in the reference lane
-                    ax2.text(i, 0.05, "no band" if not np.isfinite(ratio) else "no reference", rotation=90,
-                             ha="center", va="bottom", fontsize=7,
-                             color="#ffb060")
-            ax2.axhline(1.0, color="#d0d0d0", lw=0.8, ls="--")
-            ctrl = n["control"].iloc[0]
-            ax2.set_title(f"row(s) {n['target_rows'].iloc[0]} / {ctrl}, relative to lane "
-                          f"{int(n['reference_lane'].iloc[0])} (red: saturated)", fontsize=9)
-            if self.reference_note:
-                ax2.set_xlabel(self.reference_note[:90] + ("…" if len(self.reference_note) > 90 else ""),
-                               fontsize=7, color="#ffb060")
-            else:
-                ax2.set_xlabel("lane", fontsize=8)
-            ax2.set_ylabel("relative", fontsize=8)
-        else:
-            ax2.set_title("normalised values: enter target rows and press Quantify", fontsize=9)
-        self.plots.draw()
+        if res is None:
+            return
+        lane, bg = self._plot_state()
+        self.plots.show(_render_plots(self.plots, self.traces, lane, res.bands, self.normalized,
+                                      self.reference_note, bg))
 
     def _row_clicked(self, row, col=0):
         res = self.result or self.detected

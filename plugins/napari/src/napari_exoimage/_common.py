@@ -276,6 +276,52 @@ class MplCanvas:
         self.widget.draw_idle()
 
 
+def render_figure(draw, nrows: int = 1, height: float = 2.4, width: float = 4.0, dpi: float = 100.0):
+    """Draw a figure off the GUI thread: ``draw(axes)`` on a new Agg figure styled like
+    :class:`MplCanvas`; returns its RGBA pixels (uint8, H x W x 4). A worker can call this
+    (the figure is its own; nothing of Qt is touched)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height * nrows), dpi=dpi, tight_layout=True)
+    fig.patch.set_facecolor("#262930")
+    axes = [fig.add_subplot(nrows, 1, i + 1) for i in range(nrows)]
+    for ax in axes:
+        MplCanvas.style(ax)
+    draw(axes)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.array(canvas.buffer_rgba(), copy=True)
+
+
+class PlotImage:
+    """A QLabel (``.widget``) showing the pixels of :func:`render_figure` (a plot drawn in a worker
+    costs the GUI thread only the copy onto the screen)."""
+
+    def __init__(self, nrows: int = 1, height: float = 2.4, width: float = 4.0, dpi: float = 100.0):
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QLabel
+
+        self.size = dict(nrows=nrows, height=height, width=width, dpi=dpi)
+        self.widget = QLabel()
+        self.widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.widget.setMinimumHeight(int(round(height * nrows * dpi)))   # the whole figure, never cropped
+        self.widget.setStyleSheet("background-color: #262930")
+        self.rgba = None
+
+    def render(self, draw):
+        """Pixels of ``draw(axes)`` at this plot's size (any thread)."""
+        return render_figure(draw, **self.size)
+
+    def show(self, rgba):
+        from qtpy.QtGui import QImage, QPixmap
+
+        self.rgba = np.ascontiguousarray(rgba)
+        h, w = self.rgba.shape[:2]
+        img = QImage(self.rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+        self.widget.setPixmap(QPixmap.fromImage(img))
+
+
 def rows_text_to_list(text: str) -> list[int]:
     """``'2, 3'`` -> [2, 3]; raises ValueError with a readable message."""
     out = []
