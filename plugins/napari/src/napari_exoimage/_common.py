@@ -416,8 +416,8 @@ def _guarded(fn, args, token):
     import inspect
 
     try:
-        token._enter()
         try:
+            token._enter()
             token.check()
             kw = {"token": token} if "token" in inspect.signature(fn).parameters else {}
             return fn(*args, **kw)
