@@ -23,7 +23,7 @@ from exoimage.params import ParamError, check_value
 from exoimage.tem import PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
-from ._common import (CALIBRATION_ONLY_WARNINGS, META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+from ._common import (CALIBRATION_ONLY_WARNINGS, META_KEY, BackgroundJobs, PlotImage, camera, fill_table, image_from_layer,
                       layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar,
                       sort_ascending)
 from ._forms import ParamForm, gui_words
@@ -35,9 +35,36 @@ REPORT_TOOLTIP = ("Write the QC report (report.html, the same report as `exoimag
                   "they are now, edits included, into a folder")
 
 
-def _remeasure(lab, px, prev_labels, prev_table, name):
-    """Worker body (thread) of Re-measure: the library's measurement of the edited labels."""
-    return remeasure_labels(lab, px, previous_labels=prev_labels, previous_table=prev_table, name=name)
+def _render_hist(plot, table):
+    """Pixels of the histogram of the sized diameters (any thread: a figure of its own)."""
+    def draw(axes):
+        ax = axes[0]
+        s = summarize_diameters(table) if len(table) else {"n_vesicles": 0}
+        d = table.loc[~table["touches_border"].astype(bool), "diameter_nm"].dropna() \
+            if len(table) else pd.Series(dtype=float)
+        if len(d):
+            ax.hist(d, bins=min(30, max(5, len(d) // 2)), color="#5fb3ff", edgecolor="#1b1d22")
+            ax.axvline(s["diameter_median_nm"], color="yellow", lw=1)
+            ax.set_title(f"n = {s['n_vesicles']}, median {s['diameter_median_nm']:.1f} nm", fontsize=9)
+        else:
+            ax.set_title("no sized vesicles", fontsize=9)
+        ax.set_xlabel("diameter (nm)", fontsize=8)
+        ax.set_ylabel("count", fontsize=8)
+
+    return plot.render(draw)
+
+
+def _detect(img, params, name, hist):
+    """Worker body (thread) of detection: the library's analysis and its histogram's pixels."""
+    res = analyze_tem_image(img, params, name)
+    return res, (_render_hist(hist, res.vesicles) if res.ok else None)
+
+
+def _remeasure(lab, px, prev_labels, prev_table, name, hist):
+    """Worker body (thread) of Re-measure: the library's measurement of the edited labels and the
+    histogram's pixels."""
+    table = remeasure_labels(lab, px, previous_labels=prev_labels, previous_table=prev_table, name=name)
+    return table, _render_hist(hist, table)
 
 
 def _write_report(folder, name, layer_name, result, table, provenance, labels) -> Path:
@@ -111,7 +138,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         sort_ascending(self.table_view)
         self.table_view.setMinimumHeight(160)
         bl.addWidget(self.table_view)
-        self.hist = MplCanvas(1, height=2.2)
+        self.hist = PlotImage(1, height=2.2)
         bl.addWidget(self.hist.widget)
         lay.addWidget(box, 1)
 
@@ -224,7 +251,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self._params, self._edits = params, []
         if px:
             self._calibrate_layer(layer, px, src)
-        self._start_job(analyze_tem_image, (img, params, self._name), self._on_result,
+        self._start_job(_detect, (img, params, self._name, self.hist), self._on_result,
                         desc=f"exoimage: detecting vesicles in {layer.name}",
                         status=f"Detecting vesicles in {layer.name}…")
 
@@ -240,7 +267,8 @@ class VesicleWidget(BackgroundJobs, QWidget):
         layer.metadata[META_KEY] = meta
         self.viewer.reset_view()
 
-    def _on_result(self, res):
+    def _on_result(self, out):
+        res, pixels = out
         if not res.ok:
             # the same one-line message as `exoimage tem` prints
             self._error(f"{self._name}: {res.image_row['error']}")
@@ -251,7 +279,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
                                    if getattr(x, "code", None) not in CALIBRATION_ONLY_WARNINGS))
         self.warnings_label.setText("\n".join(f"⚠ {m}" for m in notes))
         self._prev_labels = res.labels.copy()
-        self._show(res.vesicles.copy(), res.labels, new_layers=True)
+        self._show(res.vesicles.copy(), res.labels, new_layers=True, hist=pixels)
         r = res.image_row
         self.status.setText(
             f"{r['n_vesicles']} vesicles sized, {r['n_border']} cut by the border "
@@ -264,7 +292,8 @@ class VesicleWidget(BackgroundJobs, QWidget):
         return dict(scale=tuple(lay.scale), translate=tuple(lay.translate),
                     units=tuple(str(u) for u in lay.units) if hasattr(lay, "units") else None)
 
-    def _show(self, table: pd.DataFrame, labels: np.ndarray | None, new_layers: bool = False):
+    def _show(self, table: pd.DataFrame, labels: np.ndarray | None, new_layers: bool = False, hist=None):
+        """Table, layers and histogram (``hist``: its pixels as a worker drew them)."""
         self.table = table.reset_index(drop=True)
         geo = self._layer_geometry()
         units = {"units": geo["units"]} if geo["units"] else {}
@@ -308,7 +337,10 @@ class VesicleWidget(BackgroundJobs, QWidget):
         show_scale_bar(self.viewer)
         self.viewer.layers.selection.active = self.labels_layer
         self._fill_table()
-        self._draw_hist()
+        if hist is not None:
+            self.hist.show(hist)
+        else:
+            self._draw_hist()
         self._set_have_result(True)
 
     def _fill_table(self):
@@ -320,20 +352,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
                             "x_nm": "{:.0f}", "y_nm": "{:.0f}"})
 
     def _draw_hist(self):
-        self.hist.clear()
-        ax = self.hist.axes[0]
-        s = summarize_diameters(self.table) if len(self.table) else {"n_vesicles": 0}
-        d = self.table.loc[~self.table["touches_border"].astype(bool), "diameter_nm"].dropna() \
-            if len(self.table) else pd.Series(dtype=float)
-        if len(d):
-            ax.hist(d, bins=min(30, max(5, len(d) // 2)), color="#5fb3ff", edgecolor="#1b1d22")
-            ax.axvline(s["diameter_median_nm"], color="yellow", lw=1)
-            ax.set_title(f"n = {s['n_vesicles']}, median {s['diameter_median_nm']:.1f} nm", fontsize=9)
-        else:
-            ax.set_title("no sized vesicles", fontsize=9)
-        ax.set_xlabel("diameter (nm)", fontsize=8)
-        ax.set_ylabel("count", fontsize=8)
-        self.hist.draw()
+        self.hist.show(_render_hist(self.hist, self.table))
 
     def _row_clicked(self, row, col=0):
         item = self.table_view.item(row, TABLE_COLUMNS.index("vesicle_id"))
@@ -385,16 +404,16 @@ class VesicleWidget(BackgroundJobs, QWidget):
             self._error(problem)
             return
         lab = np.array(self.labels_layer.data, copy=True)  # the edits as they are now
-        args = (lab, self._px, self._prev_labels, self.table.copy(), self._name)
-        self._start_job(_remeasure, args, lambda table: self._on_remeasured(lab, table),
+        args = (lab, self._px, self._prev_labels, self.table.copy(), self._name, self.hist)
+        self._start_job(_remeasure, args, lambda out: self._on_remeasured(lab, *out),
                         desc=f"exoimage: re-measuring {self._name}", status=f"Re-measuring {self._name}…",
                         what="re-measuring")
 
-    def _on_remeasured(self, lab, table):
+    def _on_remeasured(self, lab, table, pixels):
         before = len(self.table)
         self._prev_labels = lab
         self._edits.append(f"labels edited and re-measured: {before} -> {len(table)} vesicles")
-        self._show(table, None)
+        self._show(table, None, hist=pixels)
         n_sized = int((~table["touches_border"].astype(bool)).sum())
         self.status.setText(f"Re-measured: {len(table)} vesicles ({n_sized} sized), was {before}.")
         notify_info(f"{self._name}: re-measured {len(table)} vesicles")
