@@ -59,6 +59,7 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path, m
     w.control_rows.setText(str(r_c))
     w.reference_lane.setValue(2)
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     first = w.result
     assert first is not None, w.status.text()
     # nothing edited yet: exactly the detection's tables (the command line's numbers)
@@ -83,6 +84,7 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path, m
     data_l[k][:, 1] += 8
     lanes_l.data = data_l
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     after = w.result
     l0, l1 = first.lanes.set_index("lane"), after.lanes.set_index("lane")
     assert l1.loc[4, "x_left_px"] == l0.loc[4, "x_left_px"] + 8
@@ -110,6 +112,7 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path, m
     bands_l.selected_data = {0}
     bands_l.remove_selected()
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert len(w.result.bands) == n_before - 1
     n_before = len(w.result.bands)
 
@@ -119,6 +122,7 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path, m
     xl, xr = l2["x_left_px"] - 0.5, l2["x_right_px"] + 0.5
     w.bands_layer.add_rectangles([np.array([[4.5, xl], [4.5, xr], [15.5, xr], [15.5, xl]])])
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert int(w.target_rows.text()) == t_before + 1
     np.testing.assert_allclose(w.normalized.set_index("lane")["relative"], rel_before, rtol=1e-6)
 
@@ -131,6 +135,7 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path, m
     lanes_l.remove_selected()
     n_before = len(w.result.bands)
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert len(w.result.lanes) == 7 and len(w.result.bands) == n_before - n_lane8
     assert warned and f"{n_lane8} band box(es) lie in no lane" in warned[-1]
     assert 8 not in set(w.normalized["lane"])
@@ -157,6 +162,7 @@ def test_detect_move_lane_quantify_export(make_napari_viewer, qtbot, tmp_path, m
     w.bands_layer.selected_data = set(range(len(w.bands_layer.data)))
     w.bands_layer.remove_selected()
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert len(w.result.bands) == 0 and w.band_table.rowCount() == 0
 
 
@@ -172,4 +178,5 @@ def test_blot_errors_are_notifications(make_napari_viewer, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: not w.busy, timeout=20000)
     assert messages[-1] == "flat: image is constant (every pixel = 7)"
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert messages[-1].startswith("nothing to quantify")

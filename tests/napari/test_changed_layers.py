@@ -57,6 +57,7 @@ def test_deleted_vesicle_labels_layer(make_napari_viewer, qtbot, errors):
     qtbot.waitUntil(lambda: not w.busy, timeout=30000)
     errors.clear()
     w.remeasure_btn.click()
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
     assert errors == [] and len(w.table) == n and "tem vesicles" in viewer.layers
 
 
@@ -77,6 +78,7 @@ def test_deleted_blot_layers(make_napari_viewer, qtbot, errors):
     qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert w.detected is not None, w.status.text()
     w.quantify_btn.click()
+    qtbot.waitUntil(lambda: not w.busy, timeout=30000)
     assert errors == [] and w.result is not None
     bands_name = w.bands_layer.name
     viewer.layers.remove(w.bands_layer)

@@ -36,9 +36,10 @@ def _table(w):
     return pd.DataFrame(rows, columns=cols), t
 
 
-def test_negative_and_sub_noise_bands_are_flagged(rhoa, tmp_path):
+def test_negative_and_sub_noise_bands_are_flagged(rhoa, tmp_path, qtbot):
     _viewer, w = rhoa
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     b = w.result.bands
     bad = b[b["below_noise"].astype(bool)]
     assert len(bad) >= 1 and (b["volume"] < 0).any()   # RhoA: lane 3's band in row 8 is negative
@@ -64,7 +65,7 @@ def test_negative_and_sub_noise_bands_are_flagged(rhoa, tmp_path):
     assert "negative volume" in row["reason"].iloc[0]
 
 
-def test_default_reference_lane_is_on_the_pieces_of_the_rows(rhoa, monkeypatch):
+def test_default_reference_lane_is_on_the_pieces_of_the_rows(rhoa, monkeypatch, qtbot):
     _viewer, w = rhoa
     warned = []
     monkeypatch.setattr("napari_exoimage._blot_widget.notify_warning", warned.append)
@@ -77,6 +78,7 @@ def test_default_reference_lane_is_on_the_pieces_of_the_rows(rhoa, monkeypatch):
     w.target_rows.setText(str(rows2[-1]))
     w.control_rows.setText(str(rows2[0]))
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     n = w.normalized
     assert int(n["reference_lane"].iloc[0]) == min(piece2)
     on2 = n[n["lane"].isin(piece2)]
@@ -88,6 +90,7 @@ def test_default_reference_lane_is_on_the_pieces_of_the_rows(rhoa, monkeypatch):
     w.target_rows.setText(str(row1))
     w.control_rows.setText(str(rows2[0]))
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert w.normalized["relative"].isna().all()
     assert warned and "no sample lane has a band in row(s)" in warned[-1] and "one piece" in warned[-1]
     assert "no sample lane has a band" in w.status.text()
@@ -96,6 +99,7 @@ def test_default_reference_lane_is_on_the_pieces_of_the_rows(rhoa, monkeypatch):
     w.control_rows.setText("")
     w.reference_lane.setValue(min(piece1))
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert f"reference lane {min(piece1)} has no band in row(s) {rows2[-1]}" in warned[-1]
     assert f"(e.g. {min(piece2)})" in warned[-1]
 
@@ -116,6 +120,7 @@ def test_ladder_weights_and_library_warnings_reach_the_dock(real_dir, make_napar
     qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert w.detected is not None, w.status.text()
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     b, lanes = w.result.bands, w.result.lanes
     piece1 = set(lanes.loc[lanes["piece"] == 1, "lane"]) - {1}
     piece2 = set(lanes.loc[lanes["piece"] == 2, "lane"])

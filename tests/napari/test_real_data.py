@@ -39,6 +39,7 @@ def test_real_blot_two_pieces(real_dir, make_napari_viewer, qtbot):
     det = w.detected
     assert det is not None and det.lanes["piece"].nunique() == 2
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert (w.result.bands["row"].to_numpy() == det.bands["row"].to_numpy()).all()
     assert list(w.result.lanes["piece"]) == list(det.lanes["piece"])
 
@@ -59,6 +60,7 @@ def test_real_blot_detect_then_quantify_gives_the_command_lines_numbers(rel, rea
     qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert w.detected is not None, w.status.text()
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert w.result is not None, w.status.text()
     cli = analyze_blot_file(path)
     cols_b = [c for c in BAND_COLUMNS if c != "image"]

@@ -53,6 +53,7 @@ def test_blot_table_starts_ascending(make_napari_viewer, qtbot):
     ids = _column(w.band_table)
     assert len(ids) > 10 and ids == sorted(ids)
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert _column(w.band_table) == sorted(ids)
 
 

@@ -73,6 +73,7 @@ def test_detect_edit_remeasure_export(viewer_with_tem, qtbot, tmp_path):
     labels.data = lab
     n0 = len(w.table)
     w.remeasure()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     t2 = w.table.set_index("vesicle_id")
     assert len(t2) == n0 - 2 + 1 and a not in t2.index and c not in t2.index and new_id in t2.index
     assert t2.loc[b, "area_nm2"] == pytest.approx(((orig == b) | (orig == c)).sum() * PX * PX)
@@ -103,6 +104,7 @@ def test_detect_edit_remeasure_export(viewer_with_tem, qtbot, tmp_path):
     # everything erased: an empty table, not an error
     labels.data = np.zeros_like(lab)
     w.remeasure()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert len(w.table) == 0 and len(w.points_layer.data) == 0 and w.table_view.rowCount() == 0
 
 
@@ -153,6 +155,7 @@ def test_session_report_records_the_file_it_measured(make_napari_viewer, qtbot, 
     _run(qtbot, w)
     assert w.result is not None and w.result.ok, w.status.text()
     w.remeasure()  # nothing edited: still an entry in the edit log
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     w.write_report(tmp_path / "report")
     images = pd.read_csv(tmp_path / "report" / "images.csv")
     assert images["sha256"].tolist() == [sha256_file(path)]

@@ -64,6 +64,7 @@ def vesicles(out: Path):
         lab[lab == int(cut.iloc[0])] = 0
     w.labels_layer.data = lab
     w.remeasure()
+    _wait(app, lambda: not w.busy)
     w.table_view.sortItems(0)
     w.table_view.selectRow(8)
     _quiet(viewer)
@@ -107,6 +108,7 @@ def blot(out: Path):
     d[k][:, 1] += 2
     w.lanes_layer.data = d
     w.quantify()
+    _wait(app, lambda: not w.busy)
     # lane 3's smear (beside a saturated band) is cut into pieces by the detector: replace its
     # boxes there by a copy of lane 4's smear box, as a user would, and quantify again
     r_t = int(w.target_rows.text())
@@ -124,6 +126,7 @@ def blot(out: Path):
             w.bands_layer.remove_selected()
         w.bands_layer.add_rectangles([box])
         w.quantify()
+        _wait(app, lambda: not w.busy)
     w.profile_lane.setCurrentText("5")
     from qtpy.QtCore import Qt
 

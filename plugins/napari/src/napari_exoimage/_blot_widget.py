@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from matplotlib.colors import to_rgba
 import pandas as pd
 from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                             QLabel, QPushButton, QTableWidget, QVBoxLayout, QWidget)
@@ -30,7 +31,7 @@ from exoimage.blot.plan import NormalizationSpec, normalize_blot
 from exoimage.io import ImageReadError, validate_image
 from exoimage.outputs import write_table
 
-from ._common import (CALIBRATION_ONLY_WARNINGS, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+from ._common import (CALIBRATION_ONLY_WARNINGS, BackgroundJobs, PlotImage, camera, fill_table, image_from_layer,
                       layer_name_for_tables, layer_provenance, notify_info, notify_warning, sort_ascending)
 from ._forms import ParamForm, gui_words
 
@@ -96,13 +97,133 @@ def ladder_notes(res, params) -> list[str]:
     return out
 
 
-def _detect(img, params, name):
-    """Worker body (thread): the library's detection, with the command line's checks."""
+def _detect(img, params, name, plot, plot_state, token):
+    """Worker body (thread): the library's detection, with the command line's checks, and the
+    lanes' profiles for the plot; ``(result, traces)``."""
     validate_image(img)
     res = quantify_blot(img, params, name=name)
     if len(res.lanes) == 0:
         raise ImageReadError(img.path, NO_LANES)
-    return res
+    token.check()
+    regions = res.regions if res.regions is not None else regions_from_bands(res.bands)
+    traces = lane_traces(img, res.lane_geometry, regions, params)
+    token.check()
+    return res, traces, _render_plots(plot, traces, plot_state[0], res.bands, None, "", plot_state[1])
+
+
+def _quantify(img, name, params, spec, lane_outlines, band_outlines, known, shown_lanes, prev_bands, plot,
+              plot_state, token):
+    """Worker body (thread) of Quantify: the user's outlines to lanes and regions, the library's
+    measurement, the rows followed through the edits, the normalisation and the lane profiles,
+    with a cancel check between the stages. Returns a SimpleNamespace (``res``, ``norm``,
+    ``unassigned``, ``rows`` = (target, control) as renumbered, ``note``, ``traces``)."""
+    lanes = lanes_from_outlines(lane_outlines, img.data.shape, ladder_lane=params.ladder_lane, known=shown_lanes)
+    token.check()
+    regions, unassigned = regions_from_outlines(band_outlines, lanes, known=known, known_lanes=shown_lanes)
+    token.check()
+    res = measure(img, lanes, regions, params, name=name)
+    token.check()
+    target, control = list(spec.target_rows or []), list(spec.control_rows or [])
+    if prev_bands is not None:
+        mapping = match_rows(prev_bands, res.bands)
+        lost = [r for r in target + control if r not in mapping]
+        if lost:
+            raise ValueError(f"row(s) {', '.join(map(str, lost))} no longer hold any band")
+        target, control = [mapping[r] for r in target], [mapping[r] for r in control]
+    spec = replace(spec, target_rows=target or None, control_rows=control or None)
+    norm, note = None, ""
+    if spec.target_rows or spec.target_kda:
+        if spec.target_rows:
+            ref, note = default_reference_lane(res.lanes, res.bands, spec.target_rows, spec.control_rows or [],
+                                               spec.reference_lane)
+            if spec.reference_lane is None and ref is not None:
+                spec = replace(spec, reference_lane=ref)
+        measured = SimpleNamespace(lanes=res.lanes, bands=res.bands, image_row={"image": name})
+        norm = normalize_blot(measured, spec, params)[0]
+    token.check()
+    traces = lane_traces(img, res.lane_geometry, res.regions, params)
+    token.check()
+    pixels = _render_plots(plot, traces, plot_state[0], res.bands, norm, note or "", plot_state[1])
+    return SimpleNamespace(res=res, norm=norm, unassigned=unassigned, rows=(target, control), note=note or "",
+                           traces=traces, plot=pixels)
+
+
+def _fill_shapes(layer, shapes, shape_type, feats, edge, face):
+    """Replace the shapes and features of ``layer`` in place; the edge width the user chose for
+    the layer (its current one) is kept. Shapes that are where they were (Quantify on boxes the
+    user left alone) are not re-set: napari rebuilds every mesh when the data is set."""
+    width = float(layer.current_edge_width)
+    layer.selected_data = set()
+    old = layer.data
+    same = len(old) == len(shapes) and all(
+        np.shape(o)[-1] == 2 and np.shape(o) == np.shape(n) and np.allclose(np.asarray(o, float), n, atol=1e-9)
+        for o, n in zip(old, shapes)) and list(layer.shape_type) == [shape_type] * len(shapes)
+    if not same:
+        layer.data = (list(shapes), [shape_type] * len(shapes)) if len(shapes) else []
+    layer.features = feats.reset_index(drop=True)
+    if len(shapes):
+        layer.edge_color = edge if isinstance(edge, str) else np.asarray([to_rgba(c) for c in edge], float)
+        layer.face_color = face if isinstance(face, str) else np.asarray([to_rgba(c) for c in face], float)
+        if not same:
+            layer.edge_width = [width] * len(shapes)
+
+
+def _plot_lane(traces, lane):
+    """The lane a profile plot shows: ``lane`` (text) if it has a profile, else the first one."""
+    if lane and lane.isdigit() and int(lane) in traces:
+        return int(lane)
+    return min(traces) if traces else None
+
+
+def _render_plots(plot, traces, lane, bands, normalized, note, background_name):
+    """Pixels of the two plots (lane profile; normalised values), drawn on a figure of their own
+    (a worker may call this)."""
+    lane = _plot_lane(traces, lane)
+
+    def draw(axes):
+        ax1, ax2 = axes
+        if lane is not None:
+            tr = traces[lane]
+            ax1.plot(tr["y_px"], tr["profile"], color="#d0d0d0", lw=1, label="lane profile")
+            ax1.plot(tr["y_px"], tr["background"], color="#5fb3ff", lw=1, label="background")
+            for b in bands[bands["lane"] == lane].itertuples():
+                ax1.axvspan(b.y_top_px, b.y_bottom_px, color="red" if b.saturated else "yellow", alpha=0.25)
+            ax1.set_title(f"lane {lane}: profile and {background_name} background", fontsize=9)
+            ax1.set_xlabel("row (px)", fontsize=8)
+            ax1.legend(fontsize=7, facecolor="#262930", labelcolor="#d0d0d0", loc="upper right")
+        n = normalized
+        if n is not None and len(n):
+            cols = ["#ff5050" if s else "#5fb3ff" for s in n["target_saturated"]]
+            ax2.bar(n["lane"].astype(str), n["relative"].fillna(0.0), color=cols)
+            for i, (v, ratio) in enumerate(zip(n["relative"], n["ratio"])):
+                if not np.isfinite(v):
+                    # no target (or control) band in this lane, or none in the reference lane
+                    ax2.text(i, 0.05, "no band" if not np.isfinite(ratio) else "no reference", rotation=90,
+                             ha="center", va="bottom", fontsize=7, color="#ffb060")
+            ax2.axhline(1.0, color="#d0d0d0", lw=0.8, ls="--")
+            ctrl = n["control"].iloc[0]
+            ax2.set_title(f"row(s) {n['target_rows'].iloc[0]} / {ctrl}, relative to lane "
+                          f"{int(n['reference_lane'].iloc[0])} (red: saturated)", fontsize=9)
+            if note:
+                ax2.set_xlabel(note[:90] + ("…" if len(note) > 90 else ""), fontsize=7, color="#ffb060")
+            else:
+                ax2.set_xlabel("lane", fontsize=8)
+            ax2.set_ylabel("relative", fontsize=8)
+        else:
+            ax2.set_title("normalised values: enter target rows and press Quantify", fontsize=9)
+
+    return plot.render(draw)
+
+
+def _write_report(folder, name, result, img, params, normalized, provenance) -> Path:
+    """Worker body (thread) of Report: the library's session report of the blot as quantified."""
+    from exoimage.blot import draw_blot_overlay
+    from exoimage.experiment.records import blot_record_from_result
+    from exoimage.experiment.run import write_session_report
+
+    rec = blot_record_from_result(name, result, img, params=params, normalized=normalized, provenance=provenance)
+    return write_session_report(folder, [rec], name=f"napari: {name}",
+                                overlays={rec.rel: draw_blot_overlay(img, result)})
 
 
 class BlotWidget(BackgroundJobs, QWidget):
@@ -169,7 +290,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.profile_lane = QComboBox()
         prow.addWidget(self.profile_lane, 1)
         rl.addLayout(prow)
-        self.plots = MplCanvas(2, height=1.9)
+        self.plots = PlotImage(2, height=1.9)
         rl.addWidget(self.plots.widget)
         self.band_table = QTableWidget(0, len(BAND_TABLE_COLUMNS))
         self.band_table.setHorizontalHeaderLabels(BAND_TABLE_COLUMNS)
@@ -217,26 +338,6 @@ class BlotWidget(BackgroundJobs, QWidget):
         """Show an error; parameters it names are called by the forms' labels."""
         super()._error(gui_words(message, self.blot_form, self.norm_form))
 
-    def _normalize(self, res, params):
-        """The normalised table of a measured blot as the form asks (None with no target), by the
-        library's :func:`~exoimage.blot.plan.normalize_blot` (as ``exoimage blot``)."""
-        spec = self.norm_spec()
-        target, control = self._follow_rows(res, list(spec.target_rows or []), list(spec.control_rows or []))
-        spec = replace(spec, target_rows=target or None, control_rows=control or None)
-        if not (spec.target_rows or spec.target_kda):
-            return None
-        self.reference_note = ""
-        if spec.target_rows:
-            ref, note = default_reference_lane(res.lanes, res.bands, spec.target_rows, spec.control_rows or [],
-                                               spec.reference_lane)
-            self.reference_note = note
-            if note:
-                notify_warning(f"{self._name}: {note}")
-            if spec.reference_lane is None and ref is not None:
-                spec = replace(spec, reference_lane=ref)
-        measured = SimpleNamespace(lanes=res.lanes, bands=res.bands, image_row={"image": self._name})
-        return normalize_blot(measured, spec, params)[0]
-
     def _geometry(self):
         ly = self.image_layer
         kw = dict(scale=tuple(ly.scale), translate=tuple(ly.translate))
@@ -262,7 +363,7 @@ class BlotWidget(BackgroundJobs, QWidget):
             self._error(str(exc))
             return
         self.image_layer, self._img, self._name = layer, img, layer_name_for_tables(layer)
-        self._start_job(_detect, (img, params, self._name), self._on_detected,
+        self._start_job(_detect, (img, params, self._name, self.plots, self._plot_state()), self._on_detected,
                         desc=f"exoimage: finding lanes and bands in {layer.name}",
                         status=f"Finding lanes and bands in {layer.name}…")
 
@@ -279,15 +380,16 @@ class BlotWidget(BackgroundJobs, QWidget):
                 self._warned.add(m)
                 notify_warning(f"{self._name}: {m}")
 
-    def _on_detected(self, res):
+    def _on_detected(self, out):
+        res, traces, pixels = out
         self._warned = set()
         self._show_warnings(res, res.params or self.params())
-        self.detected, self.result, self.normalized, self.traces = res, None, None, {}
+        self.detected, self.result, self.normalized, self.traces = res, None, None, traces
         self._rows_basis = res
         self.export_btn.setEnabled(False)
         self.report_btn.setEnabled(False)
         self._draw_shapes(res.lane_geometry, res.bands, res.regions)
-        self._show_result(res)
+        self._show_result(res, pixels)
         self.quantify_btn.setEnabled(True)
         sat = int(res.bands["saturated"].sum())
         self.status.setText(
@@ -299,26 +401,20 @@ class BlotWidget(BackgroundJobs, QWidget):
     # ------------------------------------------------------------------ shapes
 
     def _draw_shapes(self, lanes, bands: pd.DataFrame, regions: pd.DataFrame | None = None):
-        """(Re)create the lanes and bands Shapes layers from library geometry; the bands'
-        features carry the bands table and what was recorded about each region."""
+        """Show library geometry in the lanes and bands Shapes layers: the existing layers are
+        updated in place (same layer objects, their style, the active layer kept), created only
+        when missing; the bands' features carry the bands table and what was recorded about each
+        region."""
         self._shown_lanes = list(lanes)
-        geo = self._geometry()
         base = self.image_layer.name
-        for ly in (self.lanes_layer, self.bands_layer):
-            if ly is not None and ly in self.viewer.layers:
-                self.viewer.layers.remove(ly)
         lane_polys = [lane_outline(ln) for ln in lanes]
         lane_feats = pd.DataFrame({"lane": [ln.lane for ln in lanes], "is_ladder": [ln.is_ladder for ln in lanes]})
-        self.lanes_layer = self.viewer.add_shapes(
-            lane_polys, shape_type="polygon", name=f"{base} lanes", edge_color=[
-                LADDER_COLOR if ln.is_ladder else LANE_COLOR for ln in lanes],
-            face_color="transparent", edge_width=2, features=lane_feats,
-            text={"string": "{lane}", "color": "lime", "size": 10, "anchor": "upper_left",
-                  "translation": [-12, 0]}, **geo)
+        lane_edge = [LADDER_COLOR if ln.is_ladder else LANE_COLOR for ln in lanes]
         by_lane = {ln.lane: ln for ln in lanes}
         boxes = [band_outline(by_lane[int(b.lane)], b.y_top_px, b.y_bottom_px) for b in bands.itertuples()]
         colors = [SATURATED_COLOR if b.saturated else (LOW_SNR_COLOR if b.low_snr else BAND_COLOR)
                   for b in bands.itertuples()]
+        faces = [(1, 0, 0, 0.35) if c == SATURATED_COLOR else (0, 0, 0, 0) for c in colors]
         feats = bands.drop(columns=[c for c in ("piece",) if c in bands]).reset_index(drop=True)
         if regions is not None and len(regions) == len(feats):
             extra = [c for c in REGION_COLUMNS if c not in feats]
@@ -329,14 +425,26 @@ class BlotWidget(BackgroundJobs, QWidget):
         if len(rowed):
             feats.loc[rowed.groupby("row")["lane"].idxmax().to_numpy(), "tag"] = \
                 "r" + rowed.loc[rowed.groupby("row")["lane"].idxmax(), "row"].astype(str).to_numpy()
-        self.bands_layer = self.viewer.add_shapes(
-            boxes if boxes else None, shape_type="rectangle", name=f"{base} bands",
-            edge_color=colors if boxes else BAND_COLOR, face_color=[
-                (1, 0, 0, 0.35) if c == SATURATED_COLOR else (0, 0, 0, 0) for c in colors] if boxes else
-            "transparent", edge_width=1.5, features=feats if boxes else None,
-            text={"string": "{tag}", "color": "cyan", "size": 10, "anchor": "upper_right",
-                  "translation": [6, 16]} if boxes else None, **geo)
-        self.viewer.layers.selection.active = self.lanes_layer
+        new = []
+        if self._gone(self.lanes_layer):
+            self.lanes_layer = self._new_shapes(f"{base} lanes", lane_feats, 2.0, {
+                "string": "{lane}", "color": "lime", "size": 10, "anchor": "upper_left", "translation": [-12, 0]})
+            new.append(self.lanes_layer)
+        if self._gone(self.bands_layer):
+            self.bands_layer = self._new_shapes(f"{base} bands", feats, 1.5, {
+                "string": "{tag}", "color": "cyan", "size": 10, "anchor": "upper_right", "translation": [6, 16]})
+            new.append(self.bands_layer)
+        _fill_shapes(self.lanes_layer, lane_polys, "polygon", lane_feats, lane_edge, "transparent")
+        _fill_shapes(self.bands_layer, boxes, "rectangle", feats, colors, faces)
+        if new:
+            self.viewer.layers.selection.active = new[0]
+
+    def _new_shapes(self, name, feats, width, text):
+        """An empty Shapes layer at the image's geometry, with the columns of ``feats``."""
+        ly = self.viewer.add_shapes(None, shape_type="polygon", name=name, face_color="transparent",
+                                    edge_width=width, features=feats.iloc[:0], text=text, **self._geometry())
+        ly.current_edge_width = width
+        return ly
 
     def _shapes_data(self, layer):
         """Shapes vertices in the image's pixel coordinates."""
@@ -345,7 +453,10 @@ class BlotWidget(BackgroundJobs, QWidget):
     # ------------------------------------------------------------------ quantify
 
     def quantify(self):
-        """Measure the lanes and bands as drawn now, normalise if rows are given, update everything."""
+        """Measure the lanes and bands as drawn now and normalise if rows are given, in a background
+        thread (busy bar, Cancel); the layers, table and plots are updated when it returns."""
+        if self.busy:
+            return
         if self._img is None or self.lanes_layer is None:
             self._error("nothing to quantify: detect lanes and bands first")
             return
@@ -359,34 +470,36 @@ class BlotWidget(BackgroundJobs, QWidget):
                         f'again and press "Detect lanes & bands"')
             return
         try:
-            params = self.params()
-            lanes = lanes_from_outlines(self._shapes_data(self.lanes_layer), self._img.data.shape,
-                                        ladder_lane=params.ladder_lane, known=self._shown_lanes)
-            feats = self.bands_layer.features
-            known = feats if {"lane", "y_top_px", "y_bottom_px"} <= set(feats.columns) else None
-            regions, unassigned = regions_from_outlines(self._shapes_data(self.bands_layer), lanes, known=known,
-                                                        known_lanes=self._shown_lanes)
-            res = measure(self._img, lanes, regions, params, name=self._name)
-            norm = self._normalize(res, params)
-        except ImageReadError as exc:
-            self._error(str(exc))
-            return
+            params, spec = self.params(), self.norm_spec()
         except ValueError as exc:
             self._error(f"{self._name}: {exc}")
             return
-        except Exception as exc:  # noqa: BLE001 - a notification like the CLI's error row, not a traceback
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            self._error(f"{self._name}: analysis failed ({type(exc).__name__}: {first})")
+        feats = self.bands_layer.features.copy()
+        known = feats if {"lane", "y_top_px", "y_bottom_px"} <= set(feats.columns) else None
+        prev = self._rows_basis.bands if self._rows_basis is not None else None
+        args = (self._img, self._name, params, spec, self._shapes_data(self.lanes_layer),
+                self._shapes_data(self.bands_layer), known, list(self._shown_lanes), prev, self.plots,
+                self._plot_state())
+        self._start_job(_quantify, args, lambda out: self._on_quantified(out, params, spec),
+                        desc=f"exoimage: quantifying {self._name}", status=f"Quantifying {self._name}…")
+
+    def _on_quantified(self, out, params, spec):
+        res, norm = out.res, out.norm
+        if self._gone(self.image_layer):
+            self._error(f'{self._name}: the image layer "{self.image_layer.name}" was deleted while quantifying: '
+                        f'open the blot again and press "Detect lanes & bands"')
             return
-        if unassigned:
-            notify_warning(f"{self._name}: {len(unassigned)} band box(es) lie in no lane and were ignored")
-        self.result, self.normalized = res, norm
-        self._succeeded()
+        self._say_renumbered(list(spec.target_rows or []), list(spec.control_rows or []), *out.rows)
+        self.reference_note = out.note
+        if out.note:
+            notify_warning(f"{self._name}: {out.note}")
+        if out.unassigned:
+            notify_warning(f"{self._name}: {len(out.unassigned)} band box(es) lie in no lane and were ignored")
+        self.result, self.normalized, self.traces = res, norm, out.traces
         self._show_warnings(res, params)
         self._rows_basis = res
-        self.traces = lane_traces(self._img, res.lane_geometry, res.regions, params)
         self._draw_shapes(res.lane_geometry, res.bands, res.regions)
-        self._show_result(res)
+        self._show_result(res, out.plot)
         self.export_btn.setEnabled(True)
         self.report_btn.setEnabled(True)
         sat = int(res.bands["saturated"].sum())
@@ -400,17 +513,9 @@ class BlotWidget(BackgroundJobs, QWidget):
         self.status.setText(msg + ".")
         notify_info(f"{self._name}: {msg}")
 
-    def _follow_rows(self, res, target, control):
+    def _say_renumbered(self, target, control, new_t, new_c):
         """The chosen rows renumbered like the new result (adding or deleting a band can
-        shift row numbers; the user means the same proteins)."""
-        prev = self._rows_basis
-        if prev is None:
-            return target, control
-        mapping = match_rows(prev.bands, res.bands)
-        lost = [r for r in target + control if r not in mapping]
-        if lost:
-            raise ValueError(f"row(s) {', '.join(map(str, lost))} no longer hold any band")
-        new_t, new_c = [mapping[r] for r in target], [mapping[r] for r in control]
+        shift row numbers; the user means the same proteins): the form follows, and says so."""
         if (new_t, new_c) != (target, control):
             self.target_rows.setText(",".join(map(str, new_t)))
             self.control_rows.setText(",".join(map(str, new_c)))
@@ -418,11 +523,11 @@ class BlotWidget(BackgroundJobs, QWidget):
                         f" is now {','.join(map(str, new_t))}"
                         + (f", control {','.join(map(str, control))} is now {','.join(map(str, new_c))}"
                            if control else ""))
-        return new_t, new_c
 
     # ------------------------------------------------------------------ display
 
-    def _show_result(self, res):
+    def _show_result(self, res, pixels=None):
+        """Table, lane choice and plots of ``res``; ``pixels``: the plots as a worker drew them."""
         b = res.bands
         # saturated: dark red; negative or sub-noise volume (below_noise) or low SNR: dark orange
         below = b["below_noise"] if "below_noise" in b else b["low_snr"] & False
@@ -432,9 +537,6 @@ class BlotWidget(BackgroundJobs, QWidget):
         fill_table(self.band_table, b, BAND_TABLE_COLUMNS, row_colors=colors,
                    formats={"volume": "{:.4g}", "background": "{:.4g}", "snr": "{:.1f}", "mw_kda": "{:.1f}",
                             "y_px": "{:.1f}"})
-        if not self.traces or res is self.detected:
-            regions = res.regions if res.regions is not None else regions_from_bands(b)
-            self.traces = lane_traces(self._img, res.lane_geometry, regions, self.params())
         cur = self.profile_lane.currentText()
         self.profile_lane.blockSignals(True)
         self.profile_lane.clear()
@@ -442,45 +544,23 @@ class BlotWidget(BackgroundJobs, QWidget):
         if cur in [str(k) for k in self.traces]:
             self.profile_lane.setCurrentText(cur)
         self.profile_lane.blockSignals(False)
-        self._draw_plots()
+        if pixels is not None:
+            self.plots.show(pixels)
+        else:
+            self._draw_plots()
+
+    def _plot_state(self):
+        """What the plots show, as plain values a worker can draw from: (lane, background name)."""
+        return self.profile_lane.currentText(), self.background.currentText()
 
     def _draw_plots(self):
+        """Redraw the plots for the lane chosen now (the combo box; on the GUI thread: one plot)."""
         res = self.result or self.detected
-        self.plots.clear()
-        ax1, ax2 = self.plots.axes
-        lane = self.profile_lane.currentText()
-        if lane and int(lane) in self.traces:
-            tr = self.traces[int(lane)]
-            ax1.plot(tr["y_px"], tr["profile"], color="#d0d0d0", lw=1, label="lane profile")
-            ax1.plot(tr["y_px"], tr["background"], color="#5fb3ff", lw=1, label="background")
-            for b in res.bands[res.bands["lane"] == int(lane)].itertuples():
-                ax1.axvspan(b.y_top_px, b.y_bottom_px, color="red" if b.saturated else "yellow", alpha=0.25)
-            ax1.set_title(f"lane {lane}: profile and {self.background.currentText()} background", fontsize=9)
-            ax1.set_xlabel("row (px)", fontsize=8)
-            ax1.legend(fontsize=7, facecolor="#262930", labelcolor="#d0d0d0", loc="upper right")
-        n = self.normalized
-        if n is not None and len(n):
-            cols = ["#ff5050" if s else "#5fb3ff" for s in n["target_saturated"]]
-            ax2.bar(n["lane"].astype(str), n["relative"].fillna(0.0), color=cols)
-            for i, (v, ratio) in enumerate(zip(n["relative"], n["ratio"])):
-                if not np.isfinite(v):
-                    # no target (or control) band in this lane, or none in the reference lane
-                    ax2.text(i, 0.05, "no band" if not np.isfinite(ratio) else "no reference", rotation=90,
-                             ha="center", va="bottom", fontsize=7,
-                             color="#ffb060")
-            ax2.axhline(1.0, color="#d0d0d0", lw=0.8, ls="--")
-            ctrl = n["control"].iloc[0]
-            ax2.set_title(f"row(s) {n['target_rows'].iloc[0]} / {ctrl}, relative to lane "
-                          f"{int(n['reference_lane'].iloc[0])} (red: saturated)", fontsize=9)
-            if self.reference_note:
-                ax2.set_xlabel(self.reference_note[:90] + ("…" if len(self.reference_note) > 90 else ""),
-                               fontsize=7, color="#ffb060")
-            else:
-                ax2.set_xlabel("lane", fontsize=8)
-            ax2.set_ylabel("relative", fontsize=8)
-        else:
-            ax2.set_title("normalised values: enter target rows and press Quantify", fontsize=9)
-        self.plots.draw()
+        if res is None:
+            return
+        lane, bg = self._plot_state()
+        self.plots.show(_render_plots(self.plots, self.traces, lane, res.bands, self.normalized,
+                                      self.reference_note, bg))
 
     def _row_clicked(self, row, col=0):
         res = self.result or self.detected
@@ -515,32 +595,34 @@ class BlotWidget(BackgroundJobs, QWidget):
 
     def write_report(self, folder) -> Path:
         """The QC report for the blot as last quantified, by the library."""
-        from exoimage.experiment.run import write_session_report
+        return _write_report(folder, *self._report_args())
+
+    def _report_args(self):
+        """What the report is made of, as last quantified (main thread)."""
+        from dataclasses import asdict
 
         if self.result is None:
             raise ValueError("nothing to report: press Quantify first")
-        from dataclasses import asdict
-
-        from exoimage.blot import draw_blot_overlay
-        from exoimage.experiment.records import blot_record_from_result
-
         params = getattr(self.result, "params", None) or self.params()
-        rec = blot_record_from_result(self._name, self.result, self._img, params=params,
-                                      normalized=self.normalized,
-                                      provenance=layer_provenance(self.image_layer, {"blot": asdict(params)}))
-        return write_session_report(folder, [rec], name=f"napari: {self._name}",
-                                    overlays={rec.rel: draw_blot_overlay(self._img, self.result)})
+        return (self._name, self.result, self._img, params, self.normalized,
+                layer_provenance(self.image_layer, {"blot": asdict(params)}))
 
     def _report_dialog(self):
+        if self.busy:
+            return
         folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")
         if not folder:
             return
         try:
-            path = self.write_report(folder)
-        except (OSError, ValueError) as exc:
-            self._error(f"{folder}: cannot write the report ({exc})")
+            args = self._report_args()
+        except ValueError as exc:
+            self._error(str(exc))
             return
-        self._succeeded()
+        self._start_job(_write_report, (folder, *args), self._wrote,
+                        desc=f"exoimage: writing the report of {self._name}", status="Writing the report…",
+                        what=f"writing the report into {folder}")
+
+    def _wrote(self, path):
         self.status.setText(f"Wrote {path}")
         notify_info(f"wrote {path}")
 

@@ -276,6 +276,52 @@ class MplCanvas:
         self.widget.draw_idle()
 
 
+def render_figure(draw, nrows: int = 1, height: float = 2.4, width: float = 4.0, dpi: float = 100.0):
+    """Draw a figure off the GUI thread: ``draw(axes)`` on a new Agg figure styled like
+    :class:`MplCanvas`; returns its RGBA pixels (uint8, H x W x 4). A worker can call this
+    (the figure is its own; nothing of Qt is touched)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height * nrows), dpi=dpi, tight_layout=True)
+    fig.patch.set_facecolor("#262930")
+    axes = [fig.add_subplot(nrows, 1, i + 1) for i in range(nrows)]
+    for ax in axes:
+        MplCanvas.style(ax)
+    draw(axes)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.array(canvas.buffer_rgba(), copy=True)
+
+
+class PlotImage:
+    """A QLabel (``.widget``) showing the pixels of :func:`render_figure` (a plot drawn in a worker
+    costs the GUI thread only the copy onto the screen)."""
+
+    def __init__(self, nrows: int = 1, height: float = 2.4, width: float = 4.0, dpi: float = 100.0):
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QLabel
+
+        self.size = dict(nrows=nrows, height=height, width=width, dpi=dpi)
+        self.widget = QLabel()
+        self.widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.widget.setMinimumHeight(int(round(height * nrows * dpi)))   # the whole figure, never cropped
+        self.widget.setStyleSheet("background-color: #262930")
+        self.rgba = None
+
+    def render(self, draw):
+        """Pixels of ``draw(axes)`` at this plot's size (any thread)."""
+        return render_figure(draw, **self.size)
+
+    def show(self, rgba):
+        from qtpy.QtGui import QImage, QPixmap
+
+        self.rgba = np.ascontiguousarray(rgba)
+        h, w = self.rgba.shape[:2]
+        img = QImage(self.rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+        self.widget.setPixmap(QPixmap.fromImage(img))
+
+
 def rows_text_to_list(text: str) -> list[int]:
     """``'2, 3'`` -> [2, 3]; raises ValueError with a readable message."""
     out = []
@@ -312,10 +358,73 @@ class Failed:
         self.exc = exc
 
 
-def _guarded(fn, *args):
-    """Run ``fn`` in the worker thread; a failure comes back as :class:`Failed`."""
+class Cancelled(BaseException):
+    """Raised in a worker thread to stop it (a BaseException, so the library's ``except
+    Exception`` handlers do not swallow it)."""
+
+
+class CancelToken:
+    """What a job checks between its stages: ``token.check()`` raises :class:`Cancelled`
+    once Cancel was pressed. :meth:`cancel` also interrupts a long library call that has no
+    stages of its own: :class:`Cancelled` is raised asynchronously in the worker thread, at
+    its next Python bytecode (CPython's ``PyThreadState_SetAsyncExc``), so the computation
+    stops instead of running on in the background."""
+
+    def __init__(self):
+        import threading
+
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self.thread_id = None       # the worker thread while the job runs, else None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self):
+        if self._event.is_set():
+            raise Cancelled()
+
+    def cancel(self):
+        import ctypes
+
+        self._event.set()
+        with self._lock:
+            tid = self.thread_id
+            if tid is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(Cancelled))
+
+    def _enter(self):
+        import threading
+
+        with self._lock:
+            self.thread_id = threading.get_ident()
+
+    def _leave(self):
+        import ctypes
+
+        with self._lock:
+            tid, self.thread_id = self.thread_id, None
+            if tid is not None and self._event.is_set():
+                # an interrupt not yet delivered must not hit the thread's next job
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+
+
+def _guarded(fn, args, token):
+    """Run ``fn(*args)`` in the worker thread (``token=`` too when ``fn`` takes one); a failure
+    comes back as :class:`Failed`, a cancelled job as :class:`Cancelled`."""
+    import inspect
+
     try:
-        return fn(*args)
+        try:
+            token._enter()
+            token.check()
+            kw = {"token": token} if "token" in inspect.signature(fn).parameters else {}
+            return fn(*args, **kw)
+        finally:
+            token._leave()
+    except Cancelled as exc:
+        return exc
     except Exception as exc:  # noqa: BLE001
         return Failed(exc)
 
@@ -326,12 +435,13 @@ class BackgroundJobs:
     The widget provides ``run_btn``, ``cancel_btn``, ``progress`` (QProgressBar), ``status``
     (QLabel) and ``_name`` (the image's name in messages). Results reach the main thread
     through napari's ``returned`` signal; failures become one notification worded like
-    the command line's error rows, never a traceback. Cancel drops the running job's
-    result (the library call itself cannot be interrupted; it ends in the background).
+    the command line's error rows, never a traceback. Cancel stops the running job (see
+    :class:`CancelToken`) and drops its result.
     """
 
     def _init_jobs(self):
         self._worker = None
+        self._token = None
         self._run_id = 0
         self.jobs_running = 0       # workers still computing, including cancelled ones
         self._name = ""
@@ -424,49 +534,55 @@ class BackgroundJobs:
         self.progress.setRange(0, 0 if busy else 1)
         self.progress.setValue(0)
 
-    def _start_job(self, fn, args: tuple, on_result, *, desc: str, status: str):
+    def _start_job(self, fn, args: tuple, on_result, *, desc: str, status: str, what: str = "analysis"):
         from napari.qt.threading import create_worker
 
         self._run_id += 1
         run_id = self._run_id
-        worker = create_worker(_guarded, fn, *args, _progress={"desc": desc})
-        worker.returned.connect(lambda res: self._job_returned(res, run_id, on_result))
+        token = CancelToken()
+        worker = create_worker(_guarded, fn, args, token, _progress={"desc": desc})
+        worker.returned.connect(lambda res: self._job_returned(res, run_id, on_result, what))
         worker.finished.connect(lambda: self._job_finished(run_id))
         self.jobs_running += 1
-        self._worker = worker
+        self._worker, self._token = worker, token
         self._set_busy(True)
         self.status.setText(status)
         worker.start()
 
     def cancel(self):
-        """Stop waiting for the running job; its result is dropped."""
+        """Stop the running job (between its stages, or at once inside a library call); its
+        result is dropped."""
         if self._worker is None:
             return
+        if self._token is not None:
+            self._token.cancel()
         try:
             self._worker.quit()
         except RuntimeError:  # already finished and deleted
             pass
         self._run_id += 1  # the running job's callbacks now see a stale id
-        self._worker = None
+        self._worker, self._token = None, None
         self._set_busy(False)
-        self.status.setText("Cancelled: the running analysis ends in the background and its result is dropped.")
+        self.status.setText("Cancelled.")
 
     def _job_finished(self, run_id):
         self.jobs_running -= 1
         if run_id == self._run_id:
-            self._worker = None
+            self._worker, self._token = None, None
             self._set_busy(False)
 
-    def _job_returned(self, res, run_id, on_result):
-        if run_id != self._run_id:
+    def _job_returned(self, res, run_id, on_result, what="analysis"):
+        if run_id != self._run_id or isinstance(res, Cancelled):
             return
         if isinstance(res, Failed):
             exc = res.exc
             if isinstance(exc, ImageReadError):
                 self._error(str(exc))
+            elif isinstance(exc, ValueError):  # the library's or the plugin's readable message
+                self._error(f"{self._name}: {exc}")
             else:
                 first = str(exc).splitlines()[0] if str(exc) else ""
-                self._error(f"{self._name}: analysis failed ({type(exc).__name__}: {first})")
+                self._error(f"{self._name}: {what} failed ({type(exc).__name__}: {first})")
             return
         self._succeeded()
         on_result(res)

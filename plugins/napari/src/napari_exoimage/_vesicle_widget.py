@@ -23,7 +23,7 @@ from exoimage.params import ParamError, check_value
 from exoimage.tem import PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
 from exoimage.tem_edits import remeasure_labels
 
-from ._common import (CALIBRATION_ONLY_WARNINGS, META_KEY, BackgroundJobs, MplCanvas, camera, fill_table, image_from_layer,
+from ._common import (CALIBRATION_ONLY_WARNINGS, META_KEY, BackgroundJobs, PlotImage, camera, fill_table, image_from_layer,
                       layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar,
                       sort_ascending)
 from ._forms import ParamForm, gui_words
@@ -33,6 +33,48 @@ TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "c
                  "touches_border", "confidence", "x_nm", "y_nm"]
 REPORT_TOOLTIP = ("Write the QC report (report.html, the same report as `exoimage run`) for the vesicles as "
                   "they are now, edits included, into a folder")
+
+
+def _render_hist(plot, table):
+    """Pixels of the histogram of the sized diameters (any thread: a figure of its own)."""
+    def draw(axes):
+        ax = axes[0]
+        s = summarize_diameters(table) if len(table) else {"n_vesicles": 0}
+        d = table.loc[~table["touches_border"].astype(bool), "diameter_nm"].dropna() \
+            if len(table) else pd.Series(dtype=float)
+        if len(d):
+            ax.hist(d, bins=min(30, max(5, len(d) // 2)), color="#5fb3ff", edgecolor="#1b1d22")
+            ax.axvline(s["diameter_median_nm"], color="yellow", lw=1)
+            ax.set_title(f"n = {s['n_vesicles']}, median {s['diameter_median_nm']:.1f} nm", fontsize=9)
+        else:
+            ax.set_title("no sized vesicles", fontsize=9)
+        ax.set_xlabel("diameter (nm)", fontsize=8)
+        ax.set_ylabel("count", fontsize=8)
+
+    return plot.render(draw)
+
+
+def _detect(img, params, name, hist):
+    """Worker body (thread) of detection: the library's analysis and its histogram's pixels."""
+    res = analyze_tem_image(img, params, name)
+    return res, (_render_hist(hist, res.vesicles) if res.ok else None)
+
+
+def _remeasure(lab, px, prev_labels, prev_table, name, hist):
+    """Worker body (thread) of Re-measure: the library's measurement of the edited labels and the
+    histogram's pixels."""
+    table = remeasure_labels(lab, px, previous_labels=prev_labels, previous_table=prev_table, name=name)
+    return table, _render_hist(hist, table)
+
+
+def _write_report(folder, name, layer_name, result, table, provenance, labels) -> Path:
+    """Worker body (thread) of Report: the library's session report of the vesicles as edited."""
+    from exoimage.experiment.run import write_session_report
+
+    rec = tem_record(name, layer_name, result.image_row, table, provenance=provenance,
+                     warnings=result.warnings, remeasured=True)
+    overlay = draw_overlay(result.display, labels, rec.vesicles, pixel_size_nm=result.pixel_size_nm)
+    return write_session_report(folder, [rec], name=f"napari: {name}", overlays={rec.rel: overlay})
 
 
 class VesicleWidget(BackgroundJobs, QWidget):
@@ -50,6 +92,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self._init_jobs()
         self._px = None
         self._params = None           # TemParams of the last detection
+        self._labels_of = None
         self._edits = []              # the edit log of the current result (provenance of the report)
 
         lay = QVBoxLayout(self)
@@ -95,7 +138,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         sort_ascending(self.table_view)
         self.table_view.setMinimumHeight(160)
         bl.addWidget(self.table_view)
-        self.hist = MplCanvas(1, height=2.2)
+        self.hist = PlotImage(1, height=2.2)
         bl.addWidget(self.hist.widget)
         lay.addWidget(box, 1)
 
@@ -208,7 +251,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
         self._params, self._edits = params, []
         if px:
             self._calibrate_layer(layer, px, src)
-        self._start_job(analyze_tem_image, (img, params, self._name), self._on_result,
+        self._start_job(_detect, (img, params, self._name, self.hist), self._on_result,
                         desc=f"exoimage: detecting vesicles in {layer.name}",
                         status=f"Detecting vesicles in {layer.name}…")
 
@@ -224,7 +267,8 @@ class VesicleWidget(BackgroundJobs, QWidget):
         layer.metadata[META_KEY] = meta
         self.viewer.reset_view()
 
-    def _on_result(self, res):
+    def _on_result(self, out):
+        res, pixels = out
         if not res.ok:
             # the same one-line message as `exoimage tem` prints
             self._error(f"{self._name}: {res.image_row['error']}")
@@ -235,7 +279,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
                                    if getattr(x, "code", None) not in CALIBRATION_ONLY_WARNINGS))
         self.warnings_label.setText("\n".join(f"⚠ {m}" for m in notes))
         self._prev_labels = res.labels.copy()
-        self._show(res.vesicles.copy(), res.labels, new_layers=True)
+        self._show(res.vesicles.copy(), res.labels, new_layers=True, hist=pixels)
         r = res.image_row
         self.status.setText(
             f"{r['n_vesicles']} vesicles sized, {r['n_border']} cut by the border "
@@ -248,18 +292,31 @@ class VesicleWidget(BackgroundJobs, QWidget):
         return dict(scale=tuple(lay.scale), translate=tuple(lay.translate),
                     units=tuple(str(u) for u in lay.units) if hasattr(lay, "units") else None)
 
-    def _show(self, table: pd.DataFrame, labels: np.ndarray | None, new_layers: bool = False):
+    def _show(self, table: pd.DataFrame, labels: np.ndarray | None, new_layers: bool = False, hist=None):
+        """Table, layers and histogram (``hist``: its pixels as a worker drew them)."""
         self.table = table.reset_index(drop=True)
         geo = self._layer_geometry()
         units = {"units": geo["units"]} if geo["units"] else {}
         base = self.image_layer.name
-        if new_layers or self.labels_layer is None or self.labels_layer not in self.viewer.layers:
+        if new_layers and not self._gone(self.labels_layer) and self._labels_of is self.image_layer:
+            # a new detection: the layers are updated in place (no layer removed and added, so the
+            # user's style stays and napari does not re-check every layer's units)
+            self.labels_layer.scale, self.labels_layer.translate = geo["scale"], geo["translate"]
+            if geo["units"]:
+                self.labels_layer.units = geo["units"]
+            self.labels_layer.data = labels.astype(np.int32)
+            if not self._gone(self.points_layer):
+                self.points_layer.scale, self.points_layer.translate = geo["scale"], geo["translate"]
+                if geo["units"]:
+                    self.points_layer.units = geo["units"]
+        elif new_layers or self._gone(self.labels_layer):
             for ly in (self.labels_layer, self.points_layer):
                 if ly is not None and ly in self.viewer.layers:
                     self.viewer.layers.remove(ly)
             self.labels_layer = self.viewer.add_labels(
                 labels.astype(np.int32), name=f"{base} vesicles", scale=geo["scale"],
                 translate=geo["translate"], opacity=0.45, **units)
+            self._labels_of = self.image_layer     # the image layer the Labels layer shows results of
             self.points_layer = None
         pts = self.table[["y_px", "x_px"]].to_numpy(float) if len(self.table) else np.zeros((0, 2))
         colors = np.where(self.table["touches_border"].astype(bool), "orange", "lime") if len(self.table) \
@@ -280,7 +337,10 @@ class VesicleWidget(BackgroundJobs, QWidget):
         show_scale_bar(self.viewer)
         self.viewer.layers.selection.active = self.labels_layer
         self._fill_table()
-        self._draw_hist()
+        if hist is not None:
+            self.hist.show(hist)
+        else:
+            self._draw_hist()
         self._set_have_result(True)
 
     def _fill_table(self):
@@ -292,20 +352,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
                             "x_nm": "{:.0f}", "y_nm": "{:.0f}"})
 
     def _draw_hist(self):
-        self.hist.clear()
-        ax = self.hist.axes[0]
-        s = summarize_diameters(self.table) if len(self.table) else {"n_vesicles": 0}
-        d = self.table.loc[~self.table["touches_border"].astype(bool), "diameter_nm"].dropna() \
-            if len(self.table) else pd.Series(dtype=float)
-        if len(d):
-            ax.hist(d, bins=min(30, max(5, len(d) // 2)), color="#5fb3ff", edgecolor="#1b1d22")
-            ax.axvline(s["diameter_median_nm"], color="yellow", lw=1)
-            ax.set_title(f"n = {s['n_vesicles']}, median {s['diameter_median_nm']:.1f} nm", fontsize=9)
-        else:
-            ax.set_title("no sized vesicles", fontsize=9)
-        ax.set_xlabel("diameter (nm)", fontsize=8)
-        ax.set_ylabel("count", fontsize=8)
-        self.hist.draw()
+        self.hist.show(_render_hist(self.hist, self.table))
 
     def _row_clicked(self, row, col=0):
         item = self.table_view.item(row, TABLE_COLUMNS.index("vesicle_id"))
@@ -348,28 +395,26 @@ class VesicleWidget(BackgroundJobs, QWidget):
         return None
 
     def remeasure(self):
-        """Recompute the table from the (edited) Labels layer with the library."""
+        """Recompute the table from the (edited) Labels layer with the library, in a background
+        thread (busy bar, Cancel); the table and layers are updated when it returns."""
+        if self.busy:
+            return
         problem = self._layers_problem("re-measure")
         if problem:
             self._error(problem)
             return
-        lab = np.asarray(self.labels_layer.data)
-        try:
-            table = remeasure_labels(lab, self._px, previous_labels=self._prev_labels,
-                                     previous_table=self.table, name=self._name)
-        except (ValueError, ImageReadError) as exc:
-            self._error(f"{self._name}: {exc}")
-            return
-        except Exception as exc:  # noqa: BLE001 - a notification, not a traceback
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            self._error(f"{self._name}: re-measuring failed ({type(exc).__name__}: {first})")
-            return
+        lab = np.array(self.labels_layer.data, copy=True)  # the edits as they are now
+        args = (lab, self._px, self._prev_labels, self.table.copy(), self._name, self.hist)
+        self._start_job(_remeasure, args, lambda out: self._on_remeasured(lab, *out),
+                        desc=f"exoimage: re-measuring {self._name}", status=f"Re-measuring {self._name}…",
+                        what="re-measuring")
+
+    def _on_remeasured(self, lab, table, pixels):
         before = len(self.table)
-        self._prev_labels = lab.copy()
+        self._prev_labels = lab
         self._edits.append(f"labels edited and re-measured: {before} -> {len(table)} vesicles")
-        self._show(table, None)
+        self._show(table, None, hist=pixels)
         n_sized = int((~table["touches_border"].astype(bool)).sum())
-        self._succeeded()
         self.status.setText(f"Re-measured: {len(table)} vesicles ({n_sized} sized), was {before}.")
         notify_info(f"{self._name}: re-measured {len(table)} vesicles")
 
@@ -391,25 +436,36 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
     def write_report(self, folder) -> Path:
         """The QC report for the vesicles as they are now (edits included), by the library."""
-        from exoimage.experiment.run import write_session_report
+        return _write_report(folder, *self._report_args())
 
+    def _report_args(self):
+        """What the report is made of, taken from the widget and layers now (main thread)."""
         problem = self._layers_problem("report")
         if problem:
             raise ValueError(problem)
         params = {"tem": asdict(self._params), "pixel_size_nm": self._px}
-        rec = tem_record(self._name, self.image_layer.name, self.result.image_row, self.table[VESICLE_COLUMNS],
-                         provenance=layer_provenance(self.image_layer, params, self._edits),
-                         warnings=self.result.warnings, remeasured=True)
-        overlay = draw_overlay(self.result.display, np.asarray(self.labels_layer.data), rec.vesicles,
-                               pixel_size_nm=self.result.pixel_size_nm)
-        return write_session_report(folder, [rec], name=f"napari: {self._name}", overlays={rec.rel: overlay})
+        return (self._name, self.image_layer.name, self.result, self.table[VESICLE_COLUMNS].copy(),
+                layer_provenance(self.image_layer, params, self._edits),
+                np.array(self.labels_layer.data, copy=True))
 
     def _report_dialog(self):
-        if self._says_problem("report"):
+        if self.busy or self._says_problem("report"):
             return
         folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")
-        if folder:
-            self._guarded(self.write_report, folder, "report")
+        if not folder:
+            return
+        try:
+            args = self._report_args()
+        except ValueError as exc:
+            self._error(str(exc))
+            return
+        self._start_job(_write_report, (folder, *args), self._wrote,
+                        desc=f"exoimage: writing the report of {self._name}", status="Writing the report…",
+                        what=f"writing the report into {folder}")
+
+    def _wrote(self, path):
+        self.status.setText(f"Wrote {path}")
+        notify_info(f"wrote {path}")
 
     def _export_csv_dialog(self):
         if self._says_problem("export", labels=False):
