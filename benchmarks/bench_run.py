@@ -280,7 +280,7 @@ def main():
               f"{same_tables(a.work / 'w1', a.work / 'killed')}; rows: "
               f"{len(pd.read_csv(a.work / 'killed' / 'images.csv'))} images (expected {a.tem})")
     if "sample" in a.only:
-        for extra in ([], *([["--workers", str(w)]] for w in a.sample_workers)):
+        for extra in [[], *(["--workers", str(w)] for w in a.sample_workers)]:
             runs = [sample_end_to_end(a.work / "sample", extra) for _ in range(a.repeat)]
             opt = " ".join(extra) or "default executor"
             print(f"sample experiment end to end (exoimage run sample_images, {opt}: {runs[0][2]}): "
