@@ -11,13 +11,16 @@ Prints (``--only`` picks the parts):
   against the rest of its task (reading the file with the scale-bar step, overlay, PNG, label
   TIFF, gallery pictures, record, cache entry; target <= 0.15 s), and the scale-bar step alone;
 * ``workers``: wall time with 1 and 2 local workers and the speed-up (target >= 1.85x), the CPU
-  time the worker processes used per image, the peak memory (max RSS) of a worker, and whether
-  the tables are identical;
+  time the worker processes and this process used per image, the speed-up the CPU times allow on
+  two free cores (2 x CPU(1) / CPU(2): steadier than wall time when the cores are shared), the
+  peak memory (max RSS) of a worker, and whether the tables are identical;
 * ``cluster``: a separately started dask.distributed cluster (2 workers);
 * ``resume``: what a resumed run reused and recomputed after ``kill -9``;
-* ``sample``: ``exoimage run sample_images`` end to end in a fresh process (target <= 8 s).
+* ``sample``: ``exoimage run sample_images`` end to end in a fresh process (target <= 8 s): wall
+  and CPU (the process and its workers), and the executor the run chose.
 
-The machine's cores may be shared: CPU times are steadier than wall times; repeat.
+The machine's cores may be shared: CPU times are steadier than wall times. ``--repeat N`` runs the
+``workers`` and ``sample`` parts N times and prints the median and the best of each figure.
 """
 
 from __future__ import annotations
@@ -123,15 +126,25 @@ def children_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def sample_end_to_end(out):
-    """``exoimage run sample_images`` in a fresh process: (wall s, CPU s of it and its workers)."""
+def sample_end_to_end(out, extra=()):
+    """``exoimage run sample_images`` in a fresh process: (wall s, CPU s of it and its workers, executor)."""
+    import json
+
     if out.exists():
         shutil.rmtree(out)
     c0 = children_cpu_s()
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "exoimage", "run", str(ROOT / "sample_images"), "--out", str(out),
-                    "--no-progress"], check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    return time.perf_counter() - t0, children_cpu_s() - c0
+                    "--no-progress", *extra], check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall, cpu = time.perf_counter() - t0, children_cpu_s() - c0
+    return wall, cpu, json.loads((out / "run.json").read_text())["execution"]["executor"]
+
+
+def med_best(xs) -> str:
+    """'median (best b)' of repeated measurements, or the one value."""
+    xs = list(xs)
+    return f"{np.median(xs):.2f}" + (f" (best {min(xs):.2f})" if len(xs) > 1 else "")
 
 
 def peak_worker_rss_mb() -> float:
@@ -147,6 +160,13 @@ def timed(exp_dir, out, **kw):
     t0 = time.perf_counter()
     s = run_experiment(load_experiment(exp_dir), out, progress=False, **kw)
     return time.perf_counter() - t0, s
+
+
+def timed_cpu(exp_dir, out, **kw):
+    """(wall s, workers' CPU s, this process's CPU s, summary) of one run."""
+    c, m = children_cpu_s(), time.process_time()
+    t, s = timed(exp_dir, out, **kw)
+    return t, children_cpu_s() - c, time.process_time() - m, s
 
 
 def same_tables(a: Path, b: Path) -> bool:
@@ -215,6 +235,9 @@ def main():
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "run")
     parts = ("overhead", "workers", "cluster", "resume", "sample")
     ap.add_argument("--only", nargs="+", choices=parts, default=list(parts), help="the parts to run (default: all)")
+    ap.add_argument("--repeat", type=int, default=1, help="run the workers and sample parts this many times")
+    ap.add_argument("--sample-workers", type=int, nargs="*", default=[],
+                    help="also time the sample experiment with these --workers values (e.g. 0 2)")
     a = ap.parse_args()
     exp_dir = a.work / f"exp_{a.tem}_{a.blots}"
     t0 = time.perf_counter()
@@ -224,17 +247,26 @@ def main():
     if "overhead" in a.only:
         overhead(exp_dir, a.work / "overhead")
     if {"workers", "cluster", "resume"} & set(a.only):
-        c = children_cpu_s()
-        t1, s1 = timed(exp_dir, a.work / "w1", workers=1)
-        c1 = children_cpu_s() - c
+        import exoimage.experiment.report, matplotlib.pyplot, scipy.stats  # noqa: F401,E401 - this process's
+        # imports paid before the first timed run, so its CPU per image compares across runs
+        runs1 = [timed_cpu(exp_dir, a.work / "w1", workers=1) for _ in range(a.repeat if "workers" in a.only else 1)]
+        s1 = runs1[0][3]
         n = max(1, s1["n_images"])
-        print(f"1 worker : {t1:7.1f} s  ({s1['n_ok']}/{s1['n_images']} ok; workers' CPU {c1 / n:.2f} s per image)")
+        print(f"1 worker : wall {med_best(r[0] for r in runs1)} s; CPU per image: workers "
+              f"{med_best(r[1] / n for r in runs1)} s, this process {med_best(r[2] / n for r in runs1)} s "
+              f"({s1['n_ok']}/{s1['n_images']} ok)")
     if "workers" in a.only:
-        c = children_cpu_s()
-        t2, s2 = timed(exp_dir, a.work / "w2", workers=2)
-        c2 = children_cpu_s() - c
-        print(f"2 workers: {t2:7.1f} s  ({s2['n_ok']}/{s2['n_images']} ok; workers' CPU {c2 / n:.2f} s per image) "
-              f"-> speed-up {t1 / t2:.2f}x (target >= 1.85x; wall time: noisy on shared cores)")
+        runs2 = [timed_cpu(exp_dir, a.work / "w2", workers=2) for _ in range(a.repeat)]
+        s2 = runs2[0][3]
+        print(f"2 workers: wall {med_best(r[0] for r in runs2)} s; CPU per image: workers "
+              f"{med_best(r[1] / n for r in runs2)} s, this process {med_best(r[2] / n for r in runs2)} s "
+              f"({s2['n_ok']}/{s2['n_images']} ok)")
+        w1, w2 = np.median([r[0] for r in runs1]), np.median([r[0] for r in runs2])
+        c1, c2 = np.median([r[1] for r in runs1]), np.median([r[1] for r in runs2])
+        print(f"speed-up 2 vs 1 worker: wall {w1 / w2:.2f}x (medians; best "
+              f"{min(r[0] for r in runs1) / min(r[0] for r in runs2):.2f}x; noisy on shared cores), from the "
+              f"workers' CPU time 2 x {c1:.1f} / {c2:.1f} s = {2 * c1 / c2:.2f}x (the speed-up on two free cores "
+              f"when the images split evenly; target >= 1.85x)")
         print(f"peak RSS of a worker process: {peak_worker_rss_mb():.0f} MB")
         print(f"tables identical, 1 vs 2 workers: {same_tables(a.work / 'w1', a.work / 'w2')}")
     if "cluster" in a.only:
@@ -248,9 +280,11 @@ def main():
               f"{same_tables(a.work / 'w1', a.work / 'killed')}; rows: "
               f"{len(pd.read_csv(a.work / 'killed' / 'images.csv'))} images (expected {a.tem})")
     if "sample" in a.only:
-        w, c = sample_end_to_end(a.work / "sample")
-        print(f"sample experiment end to end (exoimage run sample_images): {w:.1f} s wall, {c:.1f} s CPU "
-              f"(target <= 8 s)")
+        for extra in [[], *(["--workers", str(w)] for w in a.sample_workers)]:
+            runs = [sample_end_to_end(a.work / "sample", extra) for _ in range(a.repeat)]
+            opt = " ".join(extra) or "default executor"
+            print(f"sample experiment end to end (exoimage run sample_images, {opt}: {runs[0][2]}): "
+                  f"wall {med_best(r[0] for r in runs)} s, CPU {med_best(r[1] for r in runs)} s (target <= 8 s)")
 
 
 if __name__ == "__main__":

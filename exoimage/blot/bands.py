@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 import scipy
 from scipy.optimize import least_squares
-from scipy.signal import find_peaks
+from .signal import find_peaks  # scipy.signal on first use
 
 from ..stats import robust_sd
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
-from scipy.signal import find_peaks
 
-from .signal import median, robust_sd as _robust_sd
+from .signal import find_peaks, median, robust_sd as _robust_sd  # scipy.signal on first use
 from . import background as G
 from .bands import BandFit, assign_rows, band_cover, descend, find_bands, fit_cache
 from .lanes import Lane

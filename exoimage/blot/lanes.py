@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.signal import find_peaks, peak_widths
 
-from .signal import median, robust_sd
+from .signal import find_peaks, median, peak_widths, robust_sd  # scipy.signal on first use
 
 __all__ = ["Piece", "Lane", "find_pieces", "find_lanes", "lanes_from_bounds", "lane_columns", "membrane_level"]
 

@@ -29,8 +29,9 @@ def add_parser(sub):
     p.add_argument("experiment", type=Path, metavar="EXPERIMENT", help="experiment folder")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="local worker processes (default: all cores; more than the cores are capped at the "
-                        "core count; 0 = run in this process, one image at a time)")
+                   help="local worker processes (default: all cores, or this process for a small run: at most "
+                        "12 images, 8.4 Mpx together; more than the cores are capped at the core count; "
+                        "0 = run in this process, one image at a time)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="address of an existing dask.distributed scheduler, e.g. tcp://host:8786 "
                         "(workers must see the same file system)")

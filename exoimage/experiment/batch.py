@@ -90,6 +90,18 @@ FALLBACK_BYTES_PER_FILE_BYTE = 40.0
 #: that a long run moves, rarely enough that a run of thousands of images logs a few hundred lines.
 LOG_INTERVAL_S = 30.0
 
+#: A run left to its default executor (``workers=None``, no ``scheduler``) with at most
+#: :data:`SMALL_RUN_IMAGES` images to compute, together at most :data:`SMALL_RUN_PIXELS` pixels (their
+#: headers), runs in this process instead of a local Dask cluster: starting the cluster costs ~2-5 s of
+#: wall time and ~1.5 s CPU per worker for its imports, and closing it ~1-2 s, more than splitting such a
+#: run over the cores saves. Measured on the sample experiment (9 images, 2.3 Mpx; 2 shared cores):
+#: in-process 11.4 s CPU / 22.8 s wall against 2 local workers 18.4 s CPU / 29.6 s wall. Results are
+#: identical either way (tasks run with one BLAS thread in both). An explicit ``workers`` >= 1 always
+#: gets worker processes (e.g. to keep an image that exhausts memory from stopping the run).
+SMALL_RUN_IMAGES = 12
+#: See :data:`SMALL_RUN_IMAGES` (2^23 px: two 2048^2 fields).
+SMALL_RUN_PIXELS = 1 << 23
+
 #: Timeout (s) for connecting to a ``--scheduler``: long enough for a slow network, short enough
 #: that a wrong address is reported at once.
 SCHEDULER_CONNECT_TIMEOUT_S = 5.0
@@ -475,7 +487,8 @@ def run_tasks(exp: Experiment, out: Path, *, workers: int | None = None, schedul
 
     ``workers=0`` runs in this process (no Dask), one image at a time; otherwise a
     local ``dask.distributed`` cluster of ``min(workers, cores)`` processes
-    (default: all cores), or the existing cluster at ``scheduler``.
+    (default: all cores), or the existing cluster at ``scheduler``. By default
+    (``workers=None``) a small run (:func:`small_run`) runs in this process.
     ``retry_failed`` recomputes images whose failure a previous run remembered.
 
     Raises
@@ -542,8 +555,9 @@ def run_tasks(exp: Experiment, out: Path, *, workers: int | None = None, schedul
     if jobs:
         budget = available_memory_bytes()
         budget = int(budget * MEMORY_USE_FRACTION) if budget else None
-        if workers == 0 and scheduler is None:
-            stats["executor"] = "in-process"
+        small = workers is None and scheduler is None and small_run(jobs, exp)
+        if (workers == 0 or small) and scheduler is None:
+            stats["executor"] = "in-process" + (" (small run)" if small else "")
             stats["memory_budget_bytes"] = budget
             for j in jobs:
                 if _refuse_over_memory(j, exp, budget, budget, stats, finish):
@@ -554,6 +568,29 @@ def run_tasks(exp: Experiment, out: Path, *, workers: int | None = None, schedul
     progress.close()
     stats["seconds"] = round(time.perf_counter() - t0, 2)
     return [results[t.rel] for t in tasks], stats
+
+
+def small_run(jobs, exp) -> bool:
+    """Whether ``jobs`` are few and small enough to run in this process by default (:data:`SMALL_RUN_IMAGES`,
+    :data:`SMALL_RUN_PIXELS`; headers only, no pixel decoded). A header that cannot be read counts as small:
+    its task fails at once with the reader's error row."""
+    if len(jobs) > SMALL_RUN_IMAGES or probe_image is None:
+        return False
+    total = 0
+    for j in jobs:
+        t = j["task"]
+        paths = [Path(t.path)]
+        if t.kind == "blot" and t.blot is not None:
+            paths += [Path(t.blot.options[k]) for k in ("control_image", "total_protein_image")
+                      if t.blot.options.get(k)]
+        for p in paths:
+            try:
+                total += int(probe_image(p, max_pixels=getattr(exp, "max_pixels", None)).n_pixels)
+            except Exception:  # noqa: BLE001 - unreadable header: the task reports it
+                continue
+            if total > SMALL_RUN_PIXELS:
+                return False
+    return True
 
 
 def _refuse_over_memory(job, exp, limit, budget, stats, finish) -> bool:
