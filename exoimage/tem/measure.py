@@ -151,10 +151,13 @@ def to_outer_edge(data: np.ndarray, objs: list, exclude_mask=None) -> list:
     step's in this image), and its polygon and shape statistics are recomputed. See docs/tem.md,
     "Where the outline lies".
     """
-    from .outline import outer_foot_shifts, polygon
+    from .outline import CAP_RULE, cap_trim, outer_foot_shifts, polygon
 
     if not objs:
         return objs
+    if CAP_RULE:  # granular caps cut back to the outline's robust fit (outline.CAP_RULE)
+        d32 = np.asarray(data, np.float32)
+        objs = [{**o, "radii": cap_trim(d32, o["centre"], o["radii"])} for o in objs]
     shifts, widths, wb = outer_foot_shifts(data, [(o["centre"], o["radii"]) for o in objs],
                                            [o["border"] for o in objs],
                                            None if exclude_mask is None else ~np.asarray(exclude_mask, bool))

@@ -221,6 +221,154 @@ def _outer_closing_chunk(prof, g, cost, path, sign, max_step, jump_penalty):
     return path
 
 
+#: granular caps (issue 13, :func:`cap_trim`, applied to the selected outlines before the outer-edge
+#: shift by :func:`exoimage.tem.measure.to_outer_edge`): a cap of granules sticking out of a
+#: vesicle's round outline is traced at the granules' outer fall, not at the body / stain step
+#: beneath it. The outline's radii are fitted by a mean and CAP_HARMONICS Fourier terms
+#: (:func:`robust_fourier_fit`: residuals outside the fit down-weighted beyond CAP_TUKEY_OUT robust
+#: SDs, inside beyond CAP_TUKEY_IN, so a cap over up to ~40 % of the angles does not pull it out).
+#: An arc of at least CAP_MIN_ANGLES neighbouring angles where the outline lies more than
+#: CAP_MIN_EXCESS (fraction of the radius) outside the fit is a cap when what lies between the fit
+#: and the outline (CAP_BAND_GAP x the radius clear of both) is brighter than the body: its
+#: CAP_BAND_PERCENTILE-th percentile stands more than CAP_BRIGHT x the body's contrast (the median
+#: level CAP_LEVEL_FRAC x the radius inside the outline over the stain as far outside it, over the
+#: other angles) above the stain, and more than CAP_ABOVE_TOP x that contrast above the same
+#: percentile of the body's interior (from CAP_INNER_FRAC of the radius out to the outline, other
+#: angles: a cup's own bright rim is not brighter than itself) - granules on the vesicle, not a part
+#: of it (a darker lobe of an irregular particle is no brighter than its body and stays outside).
+#: There the outline is cut back to the fit + CAP_MARGIN x the radius. Applied to the selected
+#: outlines only (in the outline programme itself, before selection, it cost F1: granular_caps
+#: 1 nm/px 1.000 -> 0.980, lobed 0.7 1.000 -> 0.976). Quick bench median |error| granular_caps
+#: 2.57 / 2.96 / 2.39 -> 2.00 / 1.72 / 1.95 % (0.5 / 1 / 2 nm/px), F1 unchanged; lobed, meniscus,
+#: dense, small_evs, wide_range, confounders unchanged. Without the interior test 6 of the 9 ScanEV
+#: outlines were cut (cups A / B 133 / 116 -> 130 / 112 nm, the collapsed EV -7 %), with it none;
+#: CAP_BRIGHT 1.7 alone: caps 2.32 / 1.72 / 1.92; 3 harmonics follow the cap (2.2 / 1.75 / 2.1 off-line)
+CAP_RULE = True
+CAP_HARMONICS = 2
+CAP_TUKEY_OUT, CAP_TUKEY_IN = 2.5, 4.0
+CAP_FIT_ITER = 8
+CAP_MIN_EXCESS = 0.06
+CAP_MIN_ANGLES = 4
+CAP_BAND_PERCENTILE = 90
+CAP_BRIGHT = 1.5
+CAP_LEVEL_FRAC = 0.07
+CAP_BAND_GAP = 0.035
+CAP_SMOOTH_FRAC = 0.04
+CAP_INNER_FRAC = 0.3
+CAP_ABOVE_TOP = 0.5
+CAP_MARGIN = 0.02
+#: the fit's robust SD is at least this fraction of the radius
+CAP_MIN_SCALE = 0.01
+
+
+def robust_fourier_fit(r: np.ndarray, harmonics: int = CAP_HARMONICS, c_out: float = CAP_TUKEY_OUT,
+                       c_in: float = CAP_TUKEY_IN, n_iter: int = CAP_FIT_ITER,
+                       min_scale: float = 1.0) -> np.ndarray:
+    """Robust fit (C, A) of closed polar paths ``r`` (C, A), sampled at A equally spaced angles, by a
+    mean and ``harmonics`` Fourier terms: iteratively reweighted least squares with Tukey's biweight,
+    residuals above the fit cut at ``c_out`` robust SDs (1.4826 MAD, at least ``min_scale``), below
+    it at ``c_in``, started from the median."""
+    r = np.asarray(r, float)
+    C, A = r.shape
+    th = 2 * np.pi * np.arange(A) / A
+    cols = [np.ones(A)]
+    for k in range(1, harmonics + 1):
+        cols += [np.cos(k * th), np.sin(k * th)]
+    X = np.stack(cols, axis=1)  # (A, P)
+    fit = np.repeat(np.median(r, axis=1, keepdims=True), A, axis=1)
+    for _ in range(n_iter):
+        res = r - fit
+        scale = np.maximum(1.4826 * np.median(np.abs(res - np.median(res, axis=1, keepdims=True)), axis=1),
+                           min_scale)[:, None]
+        u = res / (np.where(res > 0, c_out, c_in) * scale)
+        w = np.where(np.abs(u) < 1, (1 - u ** 2) ** 2, 0.0) + 1e-6
+        XtW = X.T[None, :, :] * w[:, None, :]  # (C, P, A)
+        beta = np.linalg.solve(XtW @ X[None], XtW @ r[:, :, None])[:, :, 0]
+        fit = beta @ X.T
+    return fit
+
+
+def _arcs(flag: np.ndarray) -> list:
+    """Circular runs of True in a 1-D bool array (not all True), as index arrays."""
+    A = flag.size
+    start = int(np.argmin(flag))  # an angle outside every run
+    arcs, cur = [], []
+    for a in (np.arange(A) + start) % A:
+        if flag[a]:
+            cur.append(a)
+        elif cur:
+            arcs.append(np.array(cur))
+            cur = []
+    if cur:
+        arcs.append(np.array(cur))
+    return arcs
+
+
+def cap_trim(data32: np.ndarray, centre, radii) -> np.ndarray:
+    """The radii (px) of a final polar outline with its granular caps cut back to its robust fit
+    (see CAP_RULE); ``radii`` themselves where there is none.
+
+    The levels are sampled on ``data32`` smoothed by CAP_SMOOTH_FRAC x the median radius (at least
+    RAMP_SIGMA_PX); the body's side is the side of the outline whose level is higher there (the
+    polarity of the outline itself)."""
+    radii = np.asarray(radii, float)
+    A = radii.size
+    R = float(np.median(radii))
+    if not R > 0:
+        return radii
+    fit = robust_fourier_fit(radii[None], min_scale=CAP_MIN_SCALE * R)[0]
+    excess = (radii - fit) / np.maximum(fit, 1e-9)
+    flag = excess > CAP_MIN_EXCESS
+    if flag.sum() < CAP_MIN_ANGLES or flag.all():
+        return radii
+    sig = max(RAMP_SIGMA_PX, CAP_SMOOTH_FRAC * R)
+    H, W = data32.shape
+    ext = float(radii.max()) * (1 + CAP_LEVEL_FRAC) + 4 * sig + 2
+    cy, cx = centre
+    y0, y1 = max(0, int(cy - ext)), min(H, int(np.ceil(cy + ext)) + 1)
+    x0, x1 = max(0, int(cx - ext)), min(W, int(np.ceil(cx + ext)) + 1)
+    if y1 - y0 < 4 or x1 - x0 < 4:
+        return radii
+    sub = cv2.GaussianBlur(np.ascontiguousarray(data32[y0:y1, x0:x1], np.float32), (0, 0), sig)
+    theta = np.linspace(0, 2 * np.pi, A, endpoint=False)
+
+    def at(rr, th):
+        mx = (cx - x0 + rr * np.cos(th)).astype(np.float32)
+        my = (cy - y0 + rr * np.sin(th)).astype(np.float32)
+        return cv2.remap(sub, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+
+    un = ~flag
+    inside = np.nanmedian(at(radii[un] - CAP_LEVEL_FRAC * R, theta[un]))
+    outside = np.nanmedian(at(radii[un] + CAP_LEVEL_FRAC * R, theta[un]))
+    if not np.isfinite(inside - outside) or inside == outside:
+        return radii
+    sign = 1.0 if inside > outside else -1.0
+    body, stain = sign * inside, sign * outside
+    contrast = body - stain
+    out = radii.copy()
+    step = max(0.5, 0.5 * sig)
+    # the body's brightest: CAP_BAND_PERCENTILE of the interior (CAP_INNER_FRAC of the radius out to
+    # CAP_BAND_GAP inside the outline) at the other angles
+    rin = np.arange(CAP_INNER_FRAC * R, R, step)
+    vin = sign * at(np.minimum(rin[None, :], radii[un, None] - CAP_BAND_GAP * R), np.repeat(theta[un, None], rin.size, 1))
+    vin = vin[np.isfinite(vin)]
+    top = np.percentile(vin, CAP_BAND_PERCENTILE) if vin.size else np.inf
+    for arc in _arcs(flag):
+        if arc.size < CAP_MIN_ANGLES:
+            continue
+        vals = []
+        for a in arc:
+            rr = np.arange(fit[a] + CAP_BAND_GAP * R, radii[a] - CAP_BAND_GAP * R, step)
+            if rr.size:
+                vals.append(sign * at(rr[None, :], np.full((1, rr.size), theta[a]))[0])
+        v = np.concatenate(vals) if vals else np.zeros(0)
+        v = v[np.isfinite(v)]
+        if v.size and np.percentile(v, CAP_BAND_PERCENTILE) - stain > CAP_BRIGHT * contrast and \
+                np.percentile(v, CAP_BAND_PERCENTILE) > top + CAP_ABOVE_TOP * contrast:
+            out[arc] = np.minimum(radii[arc], fit[arc] + CAP_MARGIN * R)
+    return out
+
+
 def polar_outlines(img: np.ndarray, cands, sign: float, grad_noise: float, max_step: int = DP_MAX_STEP,
                    jump_penalty: float = DP_JUMP_PENALTY, sigma: float = 0.0):
     """Outline every candidate on a polar grid by dynamic programming.
