@@ -48,9 +48,15 @@ def test_tilted_outline_gives_slope_and_order():
 def test_measure_bands_reproduces_quantify_blot(bg):
     sim = scenario("clean", seed=3)
     res = quantify_blot(sim.data, background=bg)
+    # the regions quantify_blot returns (what the plugin re-measures on unchanged boxes): exact
+    full = measure_bands(sim.data, res.lane_geometry, res.regions, BlotParams(background=bg))
+    np.testing.assert_array_equal(full.bands["volume"].to_numpy(), res.bands["volume"].to_numpy())
+    # from a bands table alone (no cluster fractions or fit windows): the bands not split from a
+    # neighbour come back; a weak row placed in their cluster is re-fitted from the table's
+    # centres, so they may differ in the 6th digit
     m = measure_bands(sim.data, res.lane_geometry, regions_from_bands(res.bands), BlotParams(background=bg))
     nd = ~res.bands["deconvolved"].to_numpy()
-    np.testing.assert_allclose(m.bands["volume"].to_numpy()[nd], res.bands["volume"].to_numpy()[nd], rtol=1e-9)
+    np.testing.assert_allclose(m.bands["volume"].to_numpy()[nd], res.bands["volume"].to_numpy()[nd], rtol=1e-5)
     assert list(m.bands.columns) == list(res.bands.columns)
     assert list(m.lanes.columns) == list(res.lanes.columns)
     # the detected centres and widths are kept: rows are numbered exactly as by quantify_blot

@@ -337,17 +337,20 @@ def test_plugin_quantify_uses_the_normalisation_form(qt_ok, make_napari_viewer, 
     kda = float(truth.loc[truth["name"] == "alix", "kda"].iloc[0])  # 96 kDa
     w.norm_form.editors["target_kda"].setText(f"{kda:g}")
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     by_kda = w.normalized
     assert by_kda is not None, w.status.text()
     rows = rows_by_kda(w.result.bands, f"{kda:g}")
     w.norm_form.editors["target_kda"].setText("")
     w.target_rows.setText(",".join(map(str, rows)))
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert by_kda["target_rows"].iloc[0] == ",".join(map(str, rows))
     pd.testing.assert_frame_equal(by_kda, w.normalized)
     # both ways at once: the rule between the two fields, in the form's words
     w.norm_form.editors["target_kda"].setText(f"{kda:g}")
     w.quantify()
+    qtbot.waitUntil(lambda: not w.busy, timeout=60000)
     assert "Target rows: give Target rows or Target weight (kDa), not both" in w.status.text()
 
 
