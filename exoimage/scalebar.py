@@ -1386,8 +1386,8 @@ def _flattened(im, h):
                 r = e + 1
             else:
                 r += 1
-        _, a, b = max(runs)
-        if 0.3 * h <= b - a < h:
+        _, a, b = max(runs) if runs else (0, 0, 0)
+        if runs and 0.3 * h <= b - a < h:
             gh = b - a
             m = max(2, int(round(0.4 * gh)))
             flat8 = flat8[max(0, a - m):b + m]
