@@ -1237,6 +1237,11 @@ def _rapid_vote(n, line, bar, images, h):
         # the median filter smooths the blocks without erasing strokes 1-2 px wide
         run([_denoised(im, h) for im in images[1:3]])
         parsed = [(t, sc, p) for t, sc, p in reads if p]
+        if not parsed:
+            # still nothing: the raw cut-outs hold the micrograph behind the label (a dark blob or a
+            # gradient as dark as the text, seen as text by the recogniser): flattened to its background
+            run([_flattened(im, h) for im in images[1:3]])
+            parsed = [(t, sc, p) for t, sc, p in reads if p]
     if not parsed:
         texts = [t for t, _, _ in reads if t]
         return (texts[0] if texts else ""), 0.0
@@ -1347,6 +1352,47 @@ def _denoised(im, h):
 
 #: unit endings PP-OCR gives for 'nm' in small text (the 'n' loses its shoulder or gains an ascender)
 _NM_LOOKALIKES = ("rm", "hm", "om")
+
+
+def _flattened(im, h):
+    """A cut-out divided by its local background (a closing wider than a glyph), then prepared.
+
+    Text is dark (0) on a light background; the closing (a disc ~0.4 text heights wide) removes the
+    strokes, so what it leaves is the micrograph's shading, and the division levels it to white.
+    """
+    import cv2
+
+    k = 2 * max(2, int(round(0.2 * h))) + 1
+    bg = cv2.morphologyEx(im, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    bg = cv2.GaussianBlur(bg, (0, 0), 1.0)
+    flat = np.clip(im.astype(np.float32) / np.maximum(bg.astype(np.float32), 1.0), 0, 1)
+    flat8 = (flat * 255).astype(np.uint8)
+    # the glyph rows from the row profile of the dark pixels (a line box can hold a blob of the
+    # micrograph and be twice the text height): long horizontal runs (what is left of the bar) left out
+    ink = (flat8 < 128).astype(np.uint8)
+    L = max(3, 2 * int(h))
+    ink[cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, L), np.uint8)) > 0] = 0
+    prof = ink.sum(axis=1)
+    gh = h
+    if prof.max() > 0:
+        on = prof >= max(2, 0.15 * prof.max())
+        runs, r = [], 0
+        while r < len(on):
+            if on[r]:
+                e = r
+                while e + 1 < len(on) and on[e + 1]:
+                    e += 1
+                runs.append((int(prof[r:e + 1].sum()), r, e + 1))
+                r = e + 1
+            else:
+                r += 1
+        _, a, b = max(runs) if runs else (0, 0, 0)
+        if runs and 0.3 * h <= b - a < h:
+            gh = b - a
+            m = max(2, int(round(0.4 * gh)))
+            flat8 = flat8[max(0, a - m):b + m]
+    scale = 0.7 * _REC_HEIGHT / max(gh, 1)
+    return _pad(_resize(flat8, scale, cv2_inter(scale)), max(4, int(0.15 * _REC_HEIGHT)))
 
 
 def _extends(longer: str, shorter: str) -> bool:
