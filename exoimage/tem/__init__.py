@@ -11,7 +11,11 @@ Method
    scales stay cheap) marks blobs lighter than their surroundings (or darker,
    with ``polarity='dark'``). The LoG ignores smooth, uneven stain. With
    ``polarity='auto'`` the light polarity runs in full, the dark one quickly
-   and in full only when it beats the light outlines.
+   and in full only when it beats the light outlines. Circles of the
+   band-passed image (Hough, in radius spans of 4x and 2x) add candidates a
+   nearby larger circle or blob would hide; spans whose radii are under 8
+   working pixels also run on a copy enlarged up to 2x (a faint small cup has
+   too few edge pixels at working size).
 3. **Outlines.** Around each candidate the full-resolution image is sampled on
    a polar grid; the outline is the closed path, found by dynamic programming,
    that follows the strongest light-to-dark edge going outwards (the body /
@@ -23,7 +27,10 @@ Method
    circles found on the band-passed image, get a second look on the
    band-passed image (a vesicle inside a dark stain pool or broad halo), kept
    when their body is not darker than their surround there. The edge rule is
-   documented in ``docs/tem.md``.
+   documented in ``docs/tem.md``: the outline is moved out to the outer foot
+   of the body / stain step by the step's width in excess of the image's blur,
+   and a granular cap (an arc lying outside a robust low-harmonic fit of the
+   outline, brighter than both the stain and the body) is cut back to the fit.
 4. **Decisions.** Outlines with an edge weaker than ``min_contrast`` times the
    noise of the image's gradient, outside the size range, too irregular, or
    sitting on annotation pixels are dropped; duplicates of the same vesicle are
