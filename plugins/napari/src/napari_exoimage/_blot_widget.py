@@ -607,24 +607,7 @@ class BlotWidget(BackgroundJobs, QWidget):
         return (self._name, self.result, self._img, params, self.normalized,
                 layer_provenance(self.image_layer, {"blot": asdict(params)}))
 
-    def _report_dialog(self):
-        if self.busy:
-            return
-        folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")
-        if not folder:
-            return
-        try:
-            args = self._report_args()
-        except ValueError as exc:
-            self._error(str(exc))
-            return
-        self._start_job(_write_report, (folder, *args), self._wrote,
-                        desc=f"exoimage: writing the report of {self._name}", status="Writing the report…",
-                        what=f"writing the report into {folder}")
-
-    def _wrote(self, path):
-        self.status.setText(f"Wrote {path}")
-        notify_info(f"wrote {path}")
+    _report_writer = staticmethod(_write_report)
 
     def _export_dialog(self):
         folder = QFileDialog.getExistingDirectory(self, "Export blot tables into folder")

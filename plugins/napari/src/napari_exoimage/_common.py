@@ -466,6 +466,35 @@ class BackgroundJobs:
         layout.addWidget(self.progress)
         self.cancel_btn.clicked.connect(self.cancel)
 
+    # session report ----------------------------------------------------
+
+    def _report_ready(self) -> bool:
+        """False (after saying why) when there is nothing to report."""
+        return True
+
+    def _report_dialog(self):
+        """Ask for a folder and write the session report into it in a worker: the widget's
+        ``_report_writer(folder, *self._report_args())``."""
+        from qtpy.QtWidgets import QFileDialog
+
+        if self.busy or not self._report_ready():
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")
+        if not folder:
+            return
+        try:
+            args = self._report_args()
+        except ValueError as exc:
+            self._error(str(exc))
+            return
+        self._start_job(self._report_writer, (folder, *args), self._wrote,
+                        desc=f"exoimage: writing the report of {self._name}", status="Writing the report…",
+                        what=f"writing the report into {folder}")
+
+    def _wrote(self, path):
+        self.status.setText(f"Wrote {path}")
+        notify_info(f"wrote {path}")
+
     # image-layer chooser -------------------------------------------------
 
     def _add_layer_combo(self, form, tooltip: str):

@@ -448,24 +448,10 @@ class VesicleWidget(BackgroundJobs, QWidget):
                 layer_provenance(self.image_layer, params, self._edits),
                 np.array(self.labels_layer.data, copy=True))
 
-    def _report_dialog(self):
-        if self.busy or self._says_problem("report"):
-            return
-        folder = QFileDialog.getExistingDirectory(self, "Write the QC report into folder")
-        if not folder:
-            return
-        try:
-            args = self._report_args()
-        except ValueError as exc:
-            self._error(str(exc))
-            return
-        self._start_job(_write_report, (folder, *args), self._wrote,
-                        desc=f"exoimage: writing the report of {self._name}", status="Writing the report…",
-                        what=f"writing the report into {folder}")
+    _report_writer = staticmethod(_write_report)
 
-    def _wrote(self, path):
-        self.status.setText(f"Wrote {path}")
-        notify_info(f"wrote {path}")
+    def _report_ready(self) -> bool:
+        return not self._says_problem("report")
 
     def _export_csv_dialog(self):
         if self._says_problem("export", labels=False):
