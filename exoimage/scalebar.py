@@ -1306,6 +1306,15 @@ def _restore_point(text, parsed, notes):
     """
     if _POINT_NOTE not in notes:
         return None
+    return _with_point(text, parsed)
+
+
+def _with_point(text, parsed):
+    """The reading of a two-digit number without a point (``'25 µm'``) with the point put between its
+    digits (``(2.5, 'µm')``), or None (a point or comma already read, not two digits, or a 0 in
+    either: '1.0 µm' and '0.5' read as '05' are not this case). Which cue says a point was dropped
+    is the caller's: a point drawn in the glyph gap (:func:`_restore_point`) or the databar's field
+    width agreeing only with the point put back (:func:`_databar_check`)."""
     m = re.match(r"\D*(\d+)(?:[.,]\d+)?", "".join(str(text).split()))
     if not m or re.search(r"[.,]", m.group(0)):
         return None
@@ -1969,6 +1978,17 @@ def _databar_check(n, strip, cand, result, engine) -> None:
         tol = HFW_TOLERANCE + 0.5 * 10 ** -decimals / max(float(num), 1e-9)
         nm_px = hfw_nm / W
         rel = abs(result.nm_per_px - nm_px) / nm_px
+        pointed = _with_point(result.ocr_text, (result.value, result.unit)) if rel > tol else None
+        if pointed is not None and abs(pointed[0] * _UNIT_NM[pointed[1]] / cand.length - nm_px) / nm_px <= tol:
+            # a dropped decimal point (PP-OCR on small labels): the field width agrees with the point
+            # put back between the two digits, and with nothing else; a correction, never sure
+            result.value, result.unit = pointed
+            result.label_text = f"{_fmt(pointed[0])} {pointed[1]}"
+            result.nm_per_px = pointed[0] * _UNIT_NM[pointed[1]] / cand.length
+            result.confidence = min(result.confidence, DISAGREEING_CUE_CONFIDENCE)
+            result.checks.append(f"decimal point restored: the databar's HFW {m.group(1)} {m.group(2)} over {W} px "
+                                 f"({nm_px:.4g} nm/px) agrees only with it")
+            return
         if rel > tol:
             result.confidence = min(result.confidence, DISAGREEING_CUE_CONFIDENCE)
             result.checks.append(f"disagrees by {100 * rel:.0f} % with the databar's HFW {m.group(1)} {m.group(2)} "

@@ -117,6 +117,35 @@ def test_databar_hfw_disagreement_caps_the_confidence(factor, capped):
     assert bool(res.checks) is capped
 
 
+@pytest.mark.skipif(not sb.ocr_available("rapidocr"), reason="rapidocr not installed")
+@needs_fonts
+@pytest.mark.parametrize("read,value,length,restored", [
+    ("25 um", 25.0, 200, True),    # 2.5 µm over 200 px = 12.5 nm/px = HFW 12.5 µm / 1000 px
+    ("20 um", 20.0, 160, False),   # '2.0 µm' is never printed: stays a disagreeing reading
+    ("25 um", 25.0, 250, False),   # the point put back does not agree either (10 nm/px)
+])
+def test_databar_hfw_restores_a_dropped_decimal_point(read, value, length, restored):
+    """A reading ten times the databar's HFW whose two digits, with the point between them, agree with
+    it gets the point back (confidence stays below 0.5, a correction); anything else is only capped."""
+    H, W = 600, 1000
+    img = _field((H, W))
+    img[520:, :] = 0
+    _paste(img, _text_mask("HFW 12.5 µm", SANS, 16), 540, 30, 255.0)
+    _paste(img, _text_mask("HV 120.0 kV", SANS, 16), 570, 30, 255.0)
+    img[570:576, 700:700 + length] = 255
+    n = sb._normalise(np.clip(img, 0, 255).astype(np.uint8))
+    strip = sb._find_strip(n)
+    cand = sb._bar_candidates(n)[0]
+    assert cand.length == pytest.approx(length, abs=0.6)
+    res = sb.ScaleBar(length_px=cand.length, bar_box=(cand.r0, cand.c0, cand.r1, cand.c1), value=value,
+                      unit="µm", ocr_text=read, nm_per_px=value * 1e3 / cand.length, confidence=0.9)
+    sb._databar_check(n, strip, cand, res, "rapidocr")
+    assert res.confidence < sb.LOW_CONFIDENCE, res.checks
+    assert (res.value == value / 10) is restored, res.checks
+    if restored:
+        assert res.nm_per_px == pytest.approx(12.5, rel=0.01)
+
+
 MONO = next((f for f in FONTS if f.endswith("DejaVuSansMono.ttf")), None)
 
 
