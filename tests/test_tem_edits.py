@@ -8,7 +8,7 @@ import pytest
 from exoimage.io import Image
 from exoimage.simulate.tem import SCENARIOS, TemScene, simulate_tem
 from exoimage.tem import VESICLE_COLUMNS, TemParams, analyze_tem_image, measure_labels
-from exoimage.tem_edits import changed_labels, remeasure_labels
+from exoimage.tem_edits import changed_labels, edit_log, mark_detected, remeasure_labels
 
 PX = 2.0
 
@@ -28,8 +28,9 @@ def _sized(res):
 def test_unedited_labels_keep_detector_rows(detected):
     t = remeasure_labels(detected.labels.copy(), PX, previous_labels=detected.labels,
                          previous_table=detected.vesicles, name="sim")
-    assert list(t.columns) == VESICLE_COLUMNS
-    assert t.equals(detected.vesicles.reset_index(drop=True))
+    assert list(t.columns) == [*VESICLE_COLUMNS, "origin"] and (t["origin"] == "detected").all()
+    assert t[VESICLE_COLUMNS].equals(detected.vesicles.reset_index(drop=True))
+    assert edit_log(detected.labels, detected.labels.copy()) == []
     assert changed_labels(detected.labels, detected.labels.copy()) == set()
 
 
@@ -57,6 +58,25 @@ def test_delete_merge_split(detected):
     e = _sized(detected)[4]
     orig = detected.vesicles.set_index("vesicle_id").loc[e]
     assert row.loc[e, "diameter_nm"] == orig["diameter_nm"] and row.loc[e, "confidence"] == orig["confidence"]
+    # provenance: origin per vesicle and the edit log
+    assert row.loc[b, "origin"] == row.loc[d, "origin"] == "edited" and row.loc[new_id, "origin"] == "added"
+    assert (row.drop(index=[b, d, new_id])["origin"] == "detected").all()
+    assert edit_log(detected.labels, lab) == [f"deleted vesicles {min(a, c)}, {max(a, c)}", f"added vesicle {new_id}",
+                                              f"redrawn vesicles {min(b, d)}, {max(b, d)}"]
+    # a second round: the added vesicle stays "added" when redrawn, a deleted id painted again is "added"
+    lab2 = lab.copy()
+    lab2[lab2 == new_id] = 0
+    lab2[detected.labels == d] = new_id   # the added one grows over d's old pixels; d is gone
+    lab2[detected.labels == a] = a        # a painted back
+    t2 = remeasure_labels(lab2, PX, previous_labels=lab, previous_table=t).set_index("vesicle_id")
+    assert t2.loc[new_id, "origin"] == "added" and t2.loc[a, "origin"] == "added" and d not in t2.index
+    assert t2.loc[b, "origin"] == "edited"    # kept from the first round
+
+
+def test_origin_without_previous_table_is_added(detected):
+    t = remeasure_labels(detected.labels, PX)
+    assert (t["origin"] == "added").all()
+    assert (mark_detected(detected.vesicles)["origin"] == "detected").all()
 
 
 def test_without_previous_is_measure_labels(detected):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 pytest.importorskip("napari_exoimage")
 
+import exoimage  # noqa: E402
 from exoimage.io import read_image  # noqa: E402
 from exoimage.simulate.tem import match_to_truth  # noqa: E402
 from exoimage.tem import VESICLE_COLUMNS  # noqa: E402
@@ -48,7 +51,7 @@ def test_detect_edit_remeasure_export(viewer_with_tem, qtbot, tmp_path):
     assert isinstance(labels, napari.layers.Labels) and isinstance(points, napari.layers.Points)
     assert tuple(labels.scale) == (PX, PX) and str(labels.units[-1]) in ("nm", "nanometer")
     t = points.features
-    assert list(t.columns) == VESICLE_COLUMNS and len(t) == len(points.data) == w.table_view.rowCount()
+    assert list(t.columns) == [*VESICLE_COLUMNS, "origin"] and (t["origin"] == "detected").all() and len(t) == len(points.data) == w.table_view.rowCount()
     m = match_to_truth(t, truth)
     assert m["fn"] == 0 and m["fp"] == 0 and np.abs(m["errors"]).max() < 0.1
 
@@ -81,13 +84,23 @@ def test_detect_edit_remeasure_export(viewer_with_tem, qtbot, tmp_path):
     e = sized[4]
     assert t2.loc[e, "diameter_nm"] == t.set_index("vesicle_id").loc[e, "diameter_nm"]  # untouched: unchanged
     assert len(w.points_layer.features) == len(t2) == w.table_view.rowCount()
+    # provenance: the origin of every row and the edit log of this round
+    assert t2.loc[b, "origin"] == "edited" and t2.loc[d, "origin"] == "edited"
+    assert t2.loc[new_id, "origin"] == "added" and t2.loc[e, "origin"] == "detected"
+    assert (t2.drop(index=[b, d, new_id])["origin"] == "detected").all()
+    assert w._edits == [f"deleted vesicles {', '.join(map(str, sorted([a, c])))}", f"added vesicle {new_id}",
+                        f"redrawn vesicles {', '.join(map(str, sorted([b, d])))}"]
 
     # export and read back
     csv, tif = tmp_path / "vesicles.csv", tmp_path / "labels.tif"
     w.export_csv(csv)
     w.export_labels(tif)
     back = pd.read_csv(csv)
-    assert list(back.columns) == VESICLE_COLUMNS and len(back) == len(t2)
+    assert list(back.columns) == [*VESICLE_COLUMNS, "origin"] and len(back) == len(t2)
+    assert back.set_index("vesicle_id")["origin"].to_dict() == t2["origin"].to_dict()
+    prov = json.loads((tmp_path / "vesicles.provenance.json").read_text())
+    assert prov["edits"] == w._edits and prov["params"]["pixel_size_nm"] == PX
+    assert prov["version"] == exoimage.__version__ and "min_diameter_nm" in str(prov["params"]["tem"])
     assert set(back["vesicle_id"]) == set(t2.index) and (back["image"] == "tem").all()
     li = read_image(tif)
     assert li.pixel_size_nm == pytest.approx(PX) and np.array_equal(li.data, lab)
@@ -95,7 +108,9 @@ def test_detect_edit_remeasure_export(viewer_with_tem, qtbot, tmp_path):
     # the QC report for the vesicles as they are now (edits included), from the library
     assert w.report_btn.isEnabled()
     rep = w.write_report(tmp_path / "report")
-    assert rep.exists() and "TEM: vesicle size" in rep.read_text()
+    html = rep.read_text()
+    assert rep.exists() and "TEM: vesicle size" in html
+    assert f"added vesicle {new_id}" in html   # the edit log is in the report's provenance
     ri = pd.read_csv(tmp_path / "report" / "images.csv").iloc[0]
     assert ri["n_vesicles"] == int((~t2["touches_border"].astype(bool)).sum())
     rs = pd.read_csv(tmp_path / "report" / "samples.csv").iloc[0]

@@ -21,7 +21,7 @@ from exoimage.outputs import write_table
 from exoimage.experiment.records import tem_record
 from exoimage.params import ParamError, check_value
 from exoimage.tem import PIXEL_SIZE_META, VESICLE_COLUMNS, TemParams, analyze_tem_image, draw_overlay, summarize_diameters
-from exoimage.tem_edits import remeasure_labels
+from exoimage.tem_edits import edit_log, mark_detected, remeasure_labels
 
 from ._common import (CALIBRATION_ONLY_WARNINGS, META_KEY, BackgroundJobs, PlotImage, camera, fill_table, image_from_layer,
                       layer_name_for_tables, layer_pixel_size, layer_provenance, notify_info, show_scale_bar,
@@ -30,7 +30,9 @@ from ._forms import ParamForm, gui_words
 from ._scalebar_panel import ScaleBarPanel
 
 TABLE_COLUMNS = ["vesicle_id", "diameter_nm", "feret_max_nm", "feret_min_nm", "circularity", "aspect_ratio",
-                 "touches_border", "confidence", "x_nm", "y_nm"]
+                 "touches_border", "confidence", "origin", "x_nm", "y_nm"]
+#: what the exported table and the report's vesicles hold: the CLI's columns and the edit origin
+EXPORT_COLUMNS = [*VESICLE_COLUMNS, "origin"]
 REPORT_TOOLTIP = ("Write the QC report (report.html, the same report as `exoimage run`) for the vesicles as "
                   "they are now, edits included, into a folder")
 
@@ -279,7 +281,7 @@ class VesicleWidget(BackgroundJobs, QWidget):
                                    if getattr(x, "code", None) not in CALIBRATION_ONLY_WARNINGS))
         self.warnings_label.setText("\n".join(f"⚠ {m}" for m in notes))
         self._prev_labels = res.labels.copy()
-        self._show(res.vesicles.copy(), res.labels, new_layers=True, hist=pixels)
+        self._show(mark_detected(res.vesicles), res.labels, new_layers=True, hist=pixels)
         r = res.image_row
         self.status.setText(
             f"{r['n_vesicles']} vesicles sized, {r['n_border']} cut by the border "
@@ -411,8 +413,9 @@ class VesicleWidget(BackgroundJobs, QWidget):
 
     def _on_remeasured(self, lab, table, pixels):
         before = len(self.table)
+        log = edit_log(self._prev_labels, lab)   # which vesicles were deleted, added, redrawn
         self._prev_labels = lab
-        self._edits.append(f"labels edited and re-measured: {before} -> {len(table)} vesicles")
+        self._edits.extend(log or ["re-measured with no label changed"])
         self._show(table, None, hist=pixels)
         n_sized = int((~table["touches_border"].astype(bool)).sum())
         self.status.setText(f"Re-measured: {len(table)} vesicles ({n_sized} sized), was {before}.")
@@ -421,11 +424,22 @@ class VesicleWidget(BackgroundJobs, QWidget):
     # ------------------------------------------------------------------ export
 
     def export_csv(self, path):
-        """Write the table with the command line's vesicles.csv columns."""
+        """Write the table with the command line's vesicles.csv columns and ``origin``
+        (detected/edited/added), and next to it ``<name>.provenance.json``: the input file, its
+        SHA-256, the parameters, the exoimage version and the edit log."""
+        import json
+
         problem = self._layers_problem("export", labels=False)
         if problem:
             raise ValueError(problem)
-        write_table(self.table[VESICLE_COLUMNS], path)
+        write_table(self.table[EXPORT_COLUMNS], path)
+        prov = asdict(self._provenance())
+        prov["edits"] = list(prov["edits"])
+        Path(path).with_suffix(".provenance.json").write_text(json.dumps(prov, indent=1, default=str))
+
+    def _provenance(self):
+        params = {"tem": asdict(self._params), "pixel_size_nm": self._px}
+        return layer_provenance(self.image_layer, params, self._edits)
 
     def export_labels(self, path):
         """Write the (edited) label image as a calibrated TIFF (unit nm)."""
@@ -443,9 +457,8 @@ class VesicleWidget(BackgroundJobs, QWidget):
         problem = self._layers_problem("report")
         if problem:
             raise ValueError(problem)
-        params = {"tem": asdict(self._params), "pixel_size_nm": self._px}
-        return (self._name, self.image_layer.name, self.result, self.table[VESICLE_COLUMNS].copy(),
-                layer_provenance(self.image_layer, params, self._edits),
+        return (self._name, self.image_layer.name, self.result, self.table[EXPORT_COLUMNS].copy(),
+                self._provenance(),
                 np.array(self.labels_layer.data, copy=True))
 
     _report_writer = staticmethod(_write_report)
